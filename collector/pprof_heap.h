@@ -1,0 +1,23 @@
+/* Writes heap and allocs profiles in pprof format (profile.proto, gzipped),
+ * as Go's runtime/pprof writes them. */
+#ifndef PPX_PPROF_HEAP_H
+#define PPX_PPROF_HEAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "process.h"
+
+enum pprof_heap_kind {
+    PPROF_HEAP,   /* default sample type inuse_space */
+    PPROF_ALLOCS, /* default sample type alloc_space */
+};
+
+/* Writes the merged profile of procs[0..n) to path (atomically: a
+ * temporary file renamed into place). With pid_labels, each sample carries
+ * a numeric label "pid". now_ns is the profile's time. Returns 0, or -1
+ * with a message in err. */
+int pprof_heap_write(struct proc *const *procs, size_t n, enum pprof_heap_kind kind,
+                     bool pid_labels, uint64_t now_ns, const char *path, char *err,
+                     size_t errlen);
+
+#endif
