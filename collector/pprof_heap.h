@@ -20,4 +20,10 @@ int pprof_heap_write(struct proc *const *procs, size_t n, enum pprof_heap_kind k
                      bool pid_labels, uint64_t now_ns, const char *path, char *err,
                      size_t errlen);
 
+/* Whether name (a raw symbol name) is an allocator entry point: malloc and
+ * its family, operator new/delete in every variant, glibc's __libc_*,
+ * jemalloc's and tcmalloc's own names. Such frames are dropped from the
+ * leaf end of heap stacks, as Go drops its runtime frames. */
+bool pprof_is_allocator_entry(const char *name);
+
 #endif

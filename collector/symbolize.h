@@ -20,4 +20,14 @@ struct sym_frame {
 int sym_lookup(const struct proc_mapping *m, uint64_t pc, struct sym_frame *out);
 void sym_cache_free(void);
 
+/* Like sym_lookup, but with the functions inlined at pc: frames[0] is the
+ * innermost inlined function (file:line of pc itself), each further frame
+ * the function it was inlined into (file:line of the inlined call), and the
+ * last one the function whose symbol contains pc. Returns the number of
+ * frames stored (at most max, the outermost always kept), 0 when no
+ * function name was found. Not thread-safe, like the whole cache. */
+int sym_lookup_inline(const struct proc_mapping *m, uint64_t pc, struct sym_frame *frames,
+                      int max);
+#define SYM_MAX_INLINE 16
+
 #endif

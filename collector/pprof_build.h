@@ -1,0 +1,57 @@
+/* Builds a pprof Profile message (profile.proto) piece by piece: a string
+ * table (index 0 = ""), mappings, functions deduplicated by name and file,
+ * locations deduplicated by (mapping, address) and symbolized on creation,
+ * and samples. Allocation failures are remembered and reported once, by
+ * pprof_builder_encode(), so callers need not check every step. */
+#ifndef PPX_PPROF_BUILD_H
+#define PPX_PPROF_BUILD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "process.h"
+
+struct pprof_builder;
+
+/* A numeric sample label; num_unit may be NULL (no unit). */
+struct pprof_label {
+    const char *key;
+    int64_t num;
+    const char *num_unit;
+};
+
+struct pprof_builder *pprof_builder_new(void);
+void pprof_builder_free(struct pprof_builder *b);
+
+/* Index of s in the string table, added on first use. NULL is "". */
+int64_t pprof_string(struct pprof_builder *b, const char *s);
+
+void pprof_add_sample_type(struct pprof_builder *b, const char *type, const char *unit);
+void pprof_set_period(struct pprof_builder *b, const char *type, const char *unit,
+                      int64_t period);
+void pprof_set_default_sample_type(struct pprof_builder *b, const char *type);
+void pprof_set_time(struct pprof_builder *b, int64_t time_nanos, int64_t duration_nanos);
+
+/* Id of the pprof Mapping for m; mappings with the same file, build id and
+ * range (forked processes) share one. The first mapping added is
+ * mapping[0], which pprof takes for the main executable. 0 on failure. */
+uint64_t pprof_mapping(struct pprof_builder *b, const struct proc_mapping *m);
+
+/* Id of the Location at address (a pc already inside the call instruction)
+ * in the pprof mapping mapping_id (m its process mapping), or with
+ * mapping_id 0 and m NULL an address outside every mapping (no lines).
+ * A new location is symbolized, inlined functions included, and the
+ * mapping's has_* flags updated. 0 on failure. */
+uint64_t pprof_location(struct pprof_builder *b, const struct proc_mapping *m,
+                        uint64_t mapping_id, uint64_t address);
+
+/* Adds a sample: locations leaf first, values in sample_type order. */
+void pprof_add_sample(struct pprof_builder *b, const uint64_t *location_ids, size_t n_locations,
+                      const int64_t *values, size_t n_values, const struct pprof_label *labels,
+                      size_t n_labels);
+
+/* Serializes the profile (not compressed). Returns 0 with *out malloc'ed,
+ * or -1 when something failed to allocate along the way. */
+int pprof_builder_encode(struct pprof_builder *b, uint8_t **out, size_t *len);
+
+#endif
