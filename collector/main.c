@@ -1,0 +1,59 @@
+/* ppx: dispatches to the subcommand named by the first argument. */
+#include <stdio.h>
+#include <string.h>
+#include "commands.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "unknown"
+#endif
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"record", cmd_record, "run a command and write its heap and allocation profiles"},
+};
+
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: ppx COMMAND [options] [args...]\n"
+                 "       ppx --help | --version\n"
+                 "\n"
+                 "ppx profiles the memory allocations of native Linux programs and writes\n"
+                 "pprof files (read them with `go tool pprof`).\n"
+                 "\n"
+                 "Commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n"
+                 "`ppx COMMAND --help` describes a command's options, for example:\n"
+                 "  ppx record -o prof/ -- ./server --port 8080\n"
+                 "  go tool pprof -top prof/heap.pb.gz\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(name, "-V") == 0 || strcmp(name, "--version") == 0) {
+        printf("ppx %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(name, commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "ppx: unknown command '%s'\nTry 'ppx --help'.\n", name);
+    return 2;
+}

@@ -1,0 +1,198 @@
+#include "proc_table.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+struct proc_key {
+    uint32_t pid;
+    uint32_t zero; /* padding made explicit: the key is hashed as bytes */
+    uint64_t start_ns;
+};
+
+struct proc_entry {
+    struct proc proc; /* first: a struct proc * is a struct proc_entry * */
+    struct proc_key key;
+    void *owner;
+    bool broken;
+    bool refusal_reported;
+    UT_hash_handle hh;
+};
+
+/* The next incarnation number for each pid seen. */
+struct pid_entry {
+    uint32_t pid;
+    unsigned next_incarnation;
+    UT_hash_handle hh;
+};
+
+struct proc_table {
+    struct proc_entry *procs; /* uthash keeps insertion order for HASH_ITER */
+    struct pid_entry *pids;
+};
+
+static struct proc_entry *entry_of(const struct proc *p)
+{
+    return (struct proc_entry *)((char *)p - offsetof(struct proc_entry, proc));
+}
+
+struct proc_table *proc_table_new(void)
+{
+    return calloc(1, sizeof(struct proc_table));
+}
+
+void proc_clear(struct proc *p)
+{
+    struct proc_stack *s, *tmp;
+    HASH_ITER(hh, p->stacks, s, tmp) {
+        HASH_DEL(p->stacks, s);
+        free(s->pcs);
+        free(s);
+    }
+    for (size_t i = 0; i < p->n_mappings; i++)
+        free(p->mappings[i].path);
+    free(p->mappings);
+    p->mappings = NULL;
+    p->n_mappings = p->cap_mappings = 0;
+    free(p->exe);
+    p->exe = NULL;
+    free(p->cmdline);
+    p->cmdline = NULL;
+    p->cmdline_len = 0;
+}
+
+void proc_table_free(struct proc_table *t)
+{
+    if (!t)
+        return;
+    struct proc_entry *e, *etmp;
+    HASH_ITER(hh, t->procs, e, etmp) {
+        HASH_DEL(t->procs, e);
+        proc_clear(&e->proc);
+        free(e);
+    }
+    struct pid_entry *pe, *ptmp;
+    HASH_ITER(hh, t->pids, pe, ptmp) {
+        HASH_DEL(t->pids, pe);
+        free(pe);
+    }
+    free(t);
+}
+
+static struct proc_key make_key(uint32_t pid, uint64_t start_ns)
+{
+    struct proc_key k;
+    memset(&k, 0, sizeof k);
+    k.pid = pid;
+    k.start_ns = start_ns;
+    return k;
+}
+
+struct proc *proc_table_find(const struct proc_table *t, uint32_t pid, uint64_t start_ns)
+{
+    struct proc_key k = make_key(pid, start_ns);
+    struct proc_entry *e;
+    HASH_FIND(hh, t->procs, &k, sizeof k, e);
+    return e ? &e->proc : NULL;
+}
+
+static int next_incarnation(struct proc_table *t, uint32_t pid, unsigned *out)
+{
+    struct pid_entry *pe;
+    HASH_FIND(hh, t->pids, &pid, sizeof pid, pe);
+    if (!pe) {
+        pe = calloc(1, sizeof *pe);
+        if (!pe)
+            return -1;
+        pe->pid = pid;
+        HASH_ADD(hh, t->pids, pid, sizeof pe->pid, pe);
+    }
+    *out = pe->next_incarnation++;
+    return 0;
+}
+
+struct proc *proc_table_hello(struct proc_table *t, uint32_t pid, uint64_t start_ns,
+                              bool *existed)
+{
+    struct proc *p = proc_table_find(t, pid, start_ns);
+    if (p) {
+        *existed = true;
+        proc_clear(p);
+        p->ppid = 0;
+        p->sample_rate = 0;
+        p->max_depth = 0;
+        p->said_goodbye = false;
+        return p;
+    }
+    *existed = false;
+    struct proc_entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    if (next_incarnation(t, pid, &e->proc.incarnation) < 0) {
+        free(e);
+        return NULL;
+    }
+    e->key = make_key(pid, start_ns);
+    e->proc.pid = pid;
+    e->proc.start_ns = start_ns;
+    HASH_ADD(hh, t->procs, key, sizeof e->key, e);
+    return &e->proc;
+}
+
+void *proc_table_owner(const struct proc *p)
+{
+    return entry_of(p)->owner;
+}
+
+void proc_table_set_owner(struct proc *p, void *owner)
+{
+    entry_of(p)->owner = owner;
+}
+
+void proc_table_mark_broken(struct proc *p)
+{
+    entry_of(p)->broken = true;
+}
+
+bool proc_table_is_broken(const struct proc *p)
+{
+    return entry_of(p)->broken;
+}
+
+bool proc_table_first_refusal(struct proc *p)
+{
+    struct proc_entry *e = entry_of(p);
+    bool first = !e->refusal_reported;
+    e->refusal_reported = true;
+    return first;
+}
+
+size_t proc_table_count(const struct proc_table *t)
+{
+    return HASH_COUNT(t->procs);
+}
+
+struct proc **proc_table_list(const struct proc_table *t, size_t *n)
+{
+    *n = 0;
+    size_t count = HASH_COUNT(t->procs);
+    if (count == 0)
+        return NULL;
+    struct proc **list = malloc(count * sizeof *list);
+    if (!list)
+        return NULL;
+    const struct proc_entry *e;
+    for (e = t->procs; e; e = e->hh.next)
+        list[(*n)++] = (struct proc *)&e->proc;
+    return list;
+}
+
+bool proc_has_samples(const struct proc *p)
+{
+    const struct proc_stack *s;
+    for (s = p->stacks; s; s = s->hh.next)
+        if (s->alloc_objects || s->alloc_bytes)
+            return true;
+    return false;
+}

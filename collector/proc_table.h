@@ -1,0 +1,54 @@
+/* The collector's processes, keyed by (pid, start_ns): one entry per
+ * target incarnation. A HELLO creates an entry or, when the same
+ * incarnation reconnects, resets it (the target resends its full state).
+ * A new start_ns for a pid already seen is a new incarnation (the process
+ * exec'd): its `incarnation` number is one more than the last one's. */
+#ifndef PPX_PROC_TABLE_H
+#define PPX_PROC_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "process.h"
+
+struct proc_table;
+
+struct proc_table *proc_table_new(void);
+/* Frees every process and the table. */
+void proc_table_free(struct proc_table *t);
+
+struct proc *proc_table_find(const struct proc_table *t, uint32_t pid, uint64_t start_ns);
+
+/* Returns the process for (pid, start_ns), created if new, emptied if it
+ * existed (its stacks, mappings, strings and counters dropped; pid, start_ns
+ * and incarnation kept). *existed tells which. NULL when out of memory. */
+struct proc *proc_table_hello(struct proc_table *t, uint32_t pid, uint64_t start_ns,
+                              bool *existed);
+
+/* Who currently feeds a process: the decoder of its live connection, or
+ * NULL. A reconnect takes ownership; the older connection then learns it
+ * was superseded. */
+void *proc_table_owner(const struct proc *p);
+void proc_table_set_owner(struct proc *p, void *owner);
+
+/* A process whose stream broke the protocol keeps what it sent before the
+ * bad record; later HELLOs for it are refused so a resend cannot wipe it. */
+void proc_table_mark_broken(struct proc *p);
+bool proc_table_is_broken(const struct proc *p);
+/* True the first time it is called for p: a refused process retries every
+ * flush interval, and saying so once is enough. */
+bool proc_table_first_refusal(struct proc *p);
+
+size_t proc_table_count(const struct proc_table *t);
+/* The processes in the order they first said HELLO, in a malloc'ed array
+ * the caller frees (the processes stay owned by the table). *n gets the
+ * count. NULL with *n == 0 for an empty table or when out of memory. */
+struct proc **proc_table_list(const struct proc_table *t, size_t *n);
+
+/* True when any stack of p has a sampled allocation. */
+bool proc_has_samples(const struct proc *p);
+
+/* Drops everything a HELLO sent after: stacks, mappings, exe, cmdline. */
+void proc_clear(struct proc *p);
+
+#endif

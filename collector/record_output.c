@@ -1,0 +1,163 @@
+#include "record_output.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "pprof_heap.h"
+
+static int mkdir_p(const char *dir, char *err, size_t errlen)
+{
+    char *path = strdup(dir);
+    if (!path) {
+        snprintf(err, errlen, "ppx: out of memory");
+        return -1;
+    }
+    /* Create each prefix; existing ones are fine if they are directories. */
+    for (char *p = path + 1;; p++) {
+        bool last = *p == 0;
+        if (*p != '/' && !last)
+            continue;
+        char saved = *p;
+        *p = 0;
+        if (mkdir(path, 0777) < 0 && errno != EEXIST) {
+            snprintf(err, errlen, "ppx: cannot create directory %s: %s", path, strerror(errno));
+            free(path);
+            return -1;
+        }
+        *p = saved;
+        if (last)
+            break;
+    }
+    struct stat st;
+    if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "ppx: %s is not a directory", dir);
+        free(path);
+        return -1;
+    }
+    free(path);
+    return 0;
+}
+
+char *output_path(const char *dir, const char *name)
+{
+    size_t dlen = strlen(dir);
+    while (dlen > 1 && dir[dlen - 1] == '/')
+        dlen--;
+    size_t len = dlen + 1 + strlen(name) + 1;
+    char *out = malloc(len);
+    if (out)
+        snprintf(out, len, "%.*s/%s", (int)dlen, dir, name);
+    return out;
+}
+
+int output_dir_prepare(const char *dir, char *err, size_t errlen)
+{
+    if (*dir == 0) {
+        snprintf(err, errlen, "ppx: empty output directory name");
+        return -1;
+    }
+    if (mkdir_p(dir, err, errlen) < 0)
+        return -1;
+    char *probe = output_path(dir, ".ppx-probe-XXXXXX");
+    if (!probe) {
+        snprintf(err, errlen, "ppx: out of memory");
+        return -1;
+    }
+    int fd = mkstemp(probe);
+    if (fd < 0) {
+        snprintf(err, errlen, "ppx: cannot write in output directory %s: %s", dir,
+                 strerror(errno));
+        free(probe);
+        return -1;
+    }
+    close(fd);
+    unlink(probe);
+    free(probe);
+    return 0;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void say_error(const char *err)
+{
+    fprintf(stderr, "%s%s\n", strncmp(err, "ppx:", 4) == 0 ? "" : "ppx: ", err);
+}
+
+/* heap<suffix>.pb.gz and allocs<suffix>.pb.gz in dir. */
+static int write_pair(const char *dir, const char *suffix, struct proc *const *procs,
+                      size_t n, bool pid_labels, uint64_t now)
+{
+    static const struct {
+        const char *stem;
+        enum pprof_heap_kind kind;
+    } files[] = {{"heap", PPROF_HEAP}, {"allocs", PPROF_ALLOCS}};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char name[64], err[512] = "";
+        snprintf(name, sizeof name, "%s%s.pb.gz", files[i].stem, suffix);
+        char *path = output_path(dir, name);
+        if (!path) {
+            say_error("out of memory");
+            return -1;
+        }
+        if (pprof_heap_write(procs, n, files[i].kind, pid_labels, now, path, err,
+                             sizeof err) < 0) {
+            say_error(*err ? err : "cannot write a profile");
+            rc = -1;
+        }
+        free(path);
+    }
+    return rc;
+}
+
+static int write_per_process(const char *dir, struct proc *p, uint64_t now)
+{
+    char name[48];
+    if (p->incarnation)
+        snprintf(name, sizeof name, "%u.%u", p->pid, p->incarnation);
+    else
+        snprintf(name, sizeof name, "%u", p->pid);
+    char *sub = output_path(dir, name);
+    char err[512];
+    if (!sub) {
+        say_error("out of memory");
+        return -1;
+    }
+    int rc = output_dir_prepare(sub, err, sizeof err);
+    if (rc < 0)
+        say_error(err);
+    else
+        rc = write_pair(sub, "", &p, 1, false, now);
+    free(sub);
+    return rc;
+}
+
+int output_write(const char *dir, struct proc_table *t, unsigned snapshot, bool final)
+{
+    size_t n = 0;
+    struct proc **procs = proc_table_list(t, &n);
+    if (!procs && proc_table_count(t) > 0) {
+        say_error("out of memory");
+        return -1;
+    }
+    char suffix[24] = "";
+    if (snapshot)
+        snprintf(suffix, sizeof suffix, ".%u", snapshot);
+    uint64_t now = now_ns();
+    int rc = write_pair(dir, suffix, procs, n, n > 1, now);
+    for (size_t i = 0; final && n > 1 && i < n; i++)
+        if (proc_has_samples(procs[i]) && write_per_process(dir, procs[i], now) < 0)
+            rc = -1;
+    free(procs);
+    return rc;
+}

@@ -1,0 +1,40 @@
+/* The collector's listening Unix socket and its connections: accepts
+ * targets, reads their streams without blocking and feeds each to its own
+ * wire decoder (wire_decode.h). A connection whose stream goes bad is
+ * closed with a message on stderr; the others go on. */
+#ifndef PPX_SERVER_H
+#define PPX_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "proc_table.h"
+
+struct server;
+
+/* Listens on path. A path on which another collector answers is refused
+ * ("socket PATH is in use by another collector"); a stale socket left by a
+ * dead one is replaced. The socket gets mode 0600. NULL with a message in
+ * err on failure. */
+struct server *server_open(const char *path, struct proc_table *t, char *err, size_t errlen);
+
+/* Waits up to timeout_ms (-1: no limit) for connections, stream data, or
+ * extra_fd (-1: none) becoming readable; handles what arrived. Returns 1
+ * when extra_fd is readable, 0 otherwise, -1 on a poll error (EINTR is 0). */
+int server_poll(struct server *s, int timeout_ms, int extra_fd);
+
+/* Accepts what is pending and reads what is already buffered on every
+ * connection, without waiting. */
+void server_read_available(struct server *s);
+
+/* Reads until every connection has ended or timeout_ms has passed,
+ * accepting pending connections too. For the end of a run: processes that
+ * have exited have all their data queued already. Returns the number of
+ * connections still open at the deadline. */
+size_t server_drain(struct server *s, int timeout_ms);
+
+size_t server_connections(const struct server *s);
+
+/* Closes every connection, the listening socket, and unlinks its path. */
+void server_close(struct server *s);
+
+#endif

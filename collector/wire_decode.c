@@ -1,0 +1,604 @@
+#include "wire_decode.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+#include <ppx/wire.h>
+
+#define HEADER_SIZE sizeof(struct wire_header)
+#define HELLO_MAX (sizeof(struct wire_hello) + 2 * WIRE_MAX_PATH)
+#define MAPPING_MAX (sizeof(struct wire_mapping) + WIRE_MAX_BUILD_ID + WIRE_MAX_PATH)
+#define STACK_MAX (sizeof(struct wire_stack) + WIRE_MAX_DEPTH * sizeof(uint64_t))
+/* A partial record buffer larger than this is released once the record is
+ * done, so an idle connection does not sit on megabytes. */
+#define KEEP_BUFFER (64u << 10)
+
+enum state {
+    EXPECT_HELLO,
+    RECORDS,
+    GOODBYE_SEEN,
+    FAILED,
+};
+
+/* Mapping id -> index in proc->mappings, to deduplicate in O(1). */
+struct mapping_id {
+    uint32_t id;
+    size_t index;
+    UT_hash_handle hh;
+};
+
+/* Frees reported beyond what was allocated, per stack. The target reads its
+ * alloc and free counters without stopping its threads, so one delta can
+ * carry a free whose allocation only arrives with the next delta. Such
+ * frees are clamped (the stored free figures never exceed the alloc ones,
+ * so in-use is never negative) and the excess is carried here and applied
+ * as soon as the allocations catch up, so no figure is lost. */
+struct free_excess {
+    uint32_t stack_id;
+    uint64_t objects, bytes;
+    UT_hash_handle hh;
+};
+
+struct wire_decoder {
+    struct proc_table *table;
+    struct proc *proc;
+    uint32_t peer_pid;
+    enum state state;
+
+    uint8_t header[HEADER_SIZE];
+    size_t header_have;
+    bool in_payload;
+    uint32_t type, length;
+    uint8_t *buf;
+    size_t have, cap;
+
+    struct mapping_id *mapping_ids;
+    struct free_excess *excess;
+    size_t n_stacks;
+    uint64_t n_frames;
+
+    char err[320];
+};
+
+static const char *type_name(uint32_t type)
+{
+    switch (type) {
+    case WIRE_HELLO: return "HELLO";
+    case WIRE_MAPPING: return "MAPPING";
+    case WIRE_STACK: return "STACK";
+    case WIRE_HEAP_DELTA: return "HEAP_DELTA";
+    case WIRE_GOODBYE: return "GOODBYE";
+    default: return "unknown";
+    }
+}
+
+static void who(const struct wire_decoder *d, char *out, size_t outlen)
+{
+    if (d->proc)
+        snprintf(out, outlen, "pid %u", d->proc->pid);
+    else if (d->peer_pid)
+        snprintf(out, outlen, "pid %u", d->peer_pid);
+    else
+        snprintf(out, outlen, "connection");
+}
+
+static void stop_feeding(struct wire_decoder *d)
+{
+    if (d->proc && proc_table_owner(d->proc) == d) {
+        d->proc->connected = false;
+        proc_table_set_owner(d->proc, NULL);
+    }
+}
+
+static void vfail(struct wire_decoder *d, bool mark_broken, const char *fmt, va_list ap)
+{
+    char w[32], msg[256];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    who(d, w, sizeof w);
+    snprintf(d->err, sizeof d->err, "ppx: %s: %s", w, msg);
+    if (mark_broken && d->proc && proc_table_owner(d->proc) == d)
+        proc_table_mark_broken(d->proc);
+    stop_feeding(d);
+    d->state = FAILED;
+}
+
+/* Fails the stream with "ppx: <who>: <message>" and refuses later
+ * reconnections of the process (they would resend the same bad data).
+ * Returns -1. */
+static int fail(struct wire_decoder *d, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(d, true, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* "bad <TYPE> record: <reason>" */
+static int bad(struct wire_decoder *d, const char *fmt, ...)
+{
+    char reason[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    return fail(d, "bad %s record: %s", type_name(d->type), reason);
+}
+
+struct wire_decoder *wire_decoder_new(struct proc_table *t, uint32_t peer_pid)
+{
+    struct wire_decoder *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->table = t;
+    d->peer_pid = peer_pid;
+    d->state = EXPECT_HELLO;
+    return d;
+}
+
+static void free_side_tables(struct wire_decoder *d)
+{
+    struct mapping_id *m, *mtmp;
+    HASH_ITER(hh, d->mapping_ids, m, mtmp) {
+        HASH_DEL(d->mapping_ids, m);
+        free(m);
+    }
+    struct free_excess *x, *xtmp;
+    HASH_ITER(hh, d->excess, x, xtmp) {
+        HASH_DEL(d->excess, x);
+        free(x);
+    }
+}
+
+void wire_decoder_free(struct wire_decoder *d)
+{
+    if (!d)
+        return;
+    stop_feeding(d);
+    free_side_tables(d);
+    free(d->buf);
+    free(d);
+}
+
+const char *wire_decoder_error(const struct wire_decoder *d)
+{
+    return d->err;
+}
+
+struct proc *wire_decoder_proc(const struct wire_decoder *d)
+{
+    return d->proc;
+}
+
+bool wire_decoder_said_goodbye(const struct wire_decoder *d)
+{
+    return d->state == GOODBYE_SEEN;
+}
+
+static bool has_nul(const uint8_t *p, size_t n)
+{
+    return memchr(p, 0, n) != NULL;
+}
+
+static char *dup_string(const uint8_t *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, p, n);
+    s[n] = 0;
+    return s;
+}
+
+static int apply_hello(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    struct wire_hello h;
+    if (len < sizeof h)
+        return bad(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof h);
+    memcpy(&h, p, sizeof h);
+    if (h.magic != WIRE_MAGIC)
+        return bad(d, "bad magic 0x%08x (not a ppx stream)", h.magic);
+    if (h.version != WIRE_VERSION)
+        return bad(d, "protocol version %u, this ppx speaks version %u", h.version,
+                   WIRE_VERSION);
+    if (h.pid == 0)
+        return bad(d, "pid 0");
+    if (h.sample_rate == 0)
+        return bad(d, "sample rate 0");
+    if (h.max_depth < 1 || h.max_depth > WIRE_MAX_DEPTH)
+        return bad(d, "max depth %u outside 1..%u", h.max_depth, WIRE_MAX_DEPTH);
+    if (h.exe_len > WIRE_MAX_PATH)
+        return bad(d, "executable path of %u bytes exceeds %u", h.exe_len, WIRE_MAX_PATH);
+    if (h.cmdline_len > WIRE_MAX_PATH)
+        return bad(d, "command line of %u bytes exceeds %u", h.cmdline_len, WIRE_MAX_PATH);
+    if (h.reserved != 0)
+        return bad(d, "reserved field is %u, not 0", h.reserved);
+    if ((uint64_t)sizeof h + h.exe_len + h.cmdline_len != len)
+        return bad(d, "length %zu, but the fixed part, exe_len %u and cmdline_len %u make %zu",
+                   len, h.exe_len, h.cmdline_len, sizeof h + h.exe_len + h.cmdline_len);
+    const uint8_t *exe = p + sizeof h, *cmdline = exe + h.exe_len;
+    if (has_nul(exe, h.exe_len))
+        return bad(d, "executable path contains a NUL byte");
+
+    d->peer_pid = h.pid; /* name it by its own pid from here on */
+    struct proc *old = proc_table_find(d->table, h.pid, h.start_ns);
+    if (old && proc_table_is_broken(old)) {
+        d->state = FAILED;
+        if (proc_table_first_refusal(old))
+            snprintf(d->err, sizeof d->err,
+                     "ppx: pid %u: refusing its reconnections after a protocol error; "
+                     "keeping the data received before the error", h.pid);
+        return -1;
+    }
+    char *exe_s = dup_string(exe, h.exe_len);
+    char *cmdline_s = dup_string(cmdline, h.cmdline_len);
+    bool existed;
+    struct proc *proc = (exe_s && cmdline_s)
+                            ? proc_table_hello(d->table, h.pid, h.start_ns, &existed)
+                            : NULL;
+    if (!proc) {
+        free(exe_s);
+        free(cmdline_s);
+        return fail(d, "out of memory for a new process");
+    }
+    /* A reconnect resends everything from zero; the older connection, if
+     * still open, is superseded and will be closed on its next record. */
+    proc->ppid = h.ppid;
+    proc->sample_rate = h.sample_rate;
+    proc->max_depth = h.max_depth;
+    proc->exe = exe_s;
+    proc->cmdline = cmdline_s;
+    proc->cmdline_len = h.cmdline_len;
+    proc->connected = true;
+    proc->said_goodbye = false;
+    proc_table_set_owner(proc, d);
+    d->proc = proc;
+    d->state = RECORDS;
+    return 0;
+}
+
+static bool same_mapping(const struct proc_mapping *m, const struct wire_mapping *w,
+                         const uint8_t *build_id, const uint8_t *path)
+{
+    return m->is_main == ((w->flags & WIRE_MAPPING_MAIN) != 0) && m->start == w->start &&
+           m->limit == w->limit && m->offset == w->offset && m->load_bias == w->load_bias &&
+           m->build_id_len == w->build_id_len &&
+           memcmp(m->build_id, build_id, w->build_id_len) == 0 &&
+           strlen(m->path) == w->path_len && memcmp(m->path, path, w->path_len) == 0;
+}
+
+static int apply_mapping(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    struct wire_mapping w;
+    if (len < sizeof w)
+        return bad(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof w);
+    memcpy(&w, p, sizeof w);
+    if (w.build_id_len > WIRE_MAX_BUILD_ID)
+        return bad(d, "build id of %u bytes exceeds %u", w.build_id_len, WIRE_MAX_BUILD_ID);
+    if (w.path_len < 1 || w.path_len > WIRE_MAX_PATH)
+        return bad(d, "path length %u outside 1..%u", w.path_len, WIRE_MAX_PATH);
+    if ((uint64_t)sizeof w + w.build_id_len + w.path_len != len)
+        return bad(d, "length %zu, but the fixed part, build_id_len %u and path_len %u make %zu",
+                   len, w.build_id_len, w.path_len, sizeof w + w.build_id_len + w.path_len);
+    if (w.flags & ~WIRE_MAPPING_MAIN)
+        return bad(d, "unknown flags 0x%x", w.flags);
+    if (w.start >= w.limit)
+        return bad(d, "mapping %u has an empty range 0x%llx..0x%llx", w.id,
+                   (unsigned long long)w.start, (unsigned long long)w.limit);
+    const uint8_t *build_id = p + sizeof w, *path = build_id + w.build_id_len;
+    if (has_nul(path, w.path_len))
+        return bad(d, "path contains a NUL byte");
+
+    struct proc *proc = d->proc;
+    struct mapping_id *known;
+    HASH_FIND(hh, d->mapping_ids, &w.id, sizeof w.id, known);
+    if (known) {
+        if (same_mapping(&proc->mappings[known->index], &w, build_id, path))
+            return 0;
+        return bad(d, "mapping id %u redefined with different contents", w.id);
+    }
+    if (proc->n_mappings >= WIRE_DECODE_MAX_MAPPINGS)
+        return fail(d, "more than %u mappings; closing the connection",
+                    WIRE_DECODE_MAX_MAPPINGS);
+    if (proc->n_mappings == proc->cap_mappings) {
+        size_t cap = proc->cap_mappings ? 2 * proc->cap_mappings : 16;
+        struct proc_mapping *grown = realloc(proc->mappings, cap * sizeof *grown);
+        if (!grown)
+            return fail(d, "out of memory for mappings");
+        proc->mappings = grown;
+        proc->cap_mappings = cap;
+    }
+    known = calloc(1, sizeof *known);
+    char *path_s = dup_string(path, w.path_len);
+    if (!known || !path_s) {
+        free(known);
+        free(path_s);
+        return fail(d, "out of memory for mappings");
+    }
+    struct proc_mapping *m = &proc->mappings[proc->n_mappings];
+    memset(m, 0, sizeof *m);
+    m->id = w.id;
+    m->is_main = (w.flags & WIRE_MAPPING_MAIN) != 0;
+    m->start = w.start;
+    m->limit = w.limit;
+    m->offset = w.offset;
+    m->load_bias = w.load_bias;
+    m->path = path_s;
+    memcpy(m->build_id, build_id, w.build_id_len);
+    m->build_id_len = w.build_id_len;
+    known->id = w.id;
+    known->index = proc->n_mappings++;
+    HASH_ADD(hh, d->mapping_ids, id, sizeof known->id, known);
+    return 0;
+}
+
+static int apply_stack(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    struct wire_stack w;
+    if (len < sizeof w)
+        return bad(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof w);
+    memcpy(&w, p, sizeof w);
+    if (w.depth < 1 || w.depth > WIRE_MAX_DEPTH)
+        return bad(d, "depth %u", w.depth);
+    if (w.depth > d->proc->max_depth)
+        return bad(d, "depth %u exceeds the max depth %u announced in HELLO", w.depth,
+                   d->proc->max_depth);
+    if (sizeof w + (uint64_t)w.depth * sizeof(uint64_t) != len)
+        return bad(d, "length %zu does not match depth %u (%zu bytes)", len, w.depth,
+                   sizeof w + w.depth * sizeof(uint64_t));
+    const uint8_t *pcs = p + sizeof w;
+
+    struct proc_stack *s;
+    HASH_FIND(hh, d->proc->stacks, &w.id, sizeof w.id, s);
+    if (s) {
+        if (s->depth == w.depth && memcmp(s->pcs, pcs, w.depth * sizeof(uint64_t)) == 0)
+            return 0;
+        return bad(d, "stack id %u redefined with different frames", w.id);
+    }
+    if (d->n_stacks >= WIRE_DECODE_MAX_STACKS ||
+        d->n_frames + w.depth > WIRE_DECODE_MAX_FRAMES)
+        return fail(d, "more than %u stacks or %u frames; closing the connection",
+                    WIRE_DECODE_MAX_STACKS, WIRE_DECODE_MAX_FRAMES);
+    s = calloc(1, sizeof *s);
+    uint64_t *copy = malloc(w.depth * sizeof(uint64_t));
+    if (!s || !copy) {
+        free(s);
+        free(copy);
+        return fail(d, "out of memory for stacks");
+    }
+    memcpy(copy, pcs, w.depth * sizeof(uint64_t));
+    s->id = w.id;
+    s->depth = w.depth;
+    s->pcs = copy;
+    HASH_ADD(hh, d->proc->stacks, id, sizeof s->id, s);
+    d->n_stacks++;
+    d->n_frames += w.depth;
+    return 0;
+}
+
+/* Counters saturate: real figures cannot reach 2^64, and refusing the
+ * record halfway would leave half of it applied. */
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a + b < a ? UINT64_MAX : a + b;
+}
+
+static void add_clamped(uint64_t *alloc, uint64_t *freed, uint64_t *excess, uint64_t d_alloc,
+                        uint64_t d_free)
+{
+    *alloc = add_sat(*alloc, d_alloc);
+    uint64_t want = add_sat(add_sat(*freed, *excess), d_free);
+    *freed = want < *alloc ? want : *alloc;
+    *excess = want - *freed;
+}
+
+static int apply_entry(struct wire_decoder *d, struct proc_stack *s,
+                       const struct wire_heap_entry *e)
+{
+    struct free_excess *x;
+    HASH_FIND(hh, d->excess, &s->id, sizeof s->id, x);
+    struct free_excess none = {0};
+    struct free_excess *use = x ? x : &none;
+    add_clamped(&s->alloc_objects, &s->free_objects, &use->objects, e->alloc_objects,
+                e->free_objects);
+    add_clamped(&s->alloc_bytes, &s->free_bytes, &use->bytes, e->alloc_bytes, e->free_bytes);
+    if (x || (none.objects == 0 && none.bytes == 0))
+        return 0;
+    x = malloc(sizeof *x);
+    if (!x)
+        return -1;
+    *x = none;
+    x->stack_id = s->id;
+    HASH_ADD(hh, d->excess, stack_id, sizeof x->stack_id, x);
+    return 0;
+}
+
+static int apply_heap_delta(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    struct wire_heap_delta h;
+    if (len < sizeof h)
+        return bad(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof h);
+    memcpy(&h, p, sizeof h);
+    if (h.reserved != 0)
+        return bad(d, "reserved field is %u, not 0", h.reserved);
+    const size_t esize = sizeof(struct wire_heap_entry);
+    if (sizeof h + (uint64_t)h.count * esize != len)
+        return bad(d, "length %zu does not match count %u (%llu bytes)", len, h.count,
+                   (unsigned long long)(sizeof h + (uint64_t)h.count * esize));
+    const uint8_t *entries = p + sizeof h;
+
+    /* Check every entry before applying any, so a bad record changes nothing. */
+    for (uint32_t i = 0; i < h.count; i++) {
+        struct wire_heap_entry e;
+        memcpy(&e, entries + i * esize, esize);
+        if (e.reserved != 0)
+            return bad(d, "entry %u: reserved field is %u, not 0", i, e.reserved);
+        struct proc_stack *s;
+        HASH_FIND(hh, d->proc->stacks, &e.stack_id, sizeof e.stack_id, s);
+        if (!s)
+            return bad(d, "entry %u: unknown stack id %u", i, e.stack_id);
+    }
+    for (uint32_t i = 0; i < h.count; i++) {
+        struct wire_heap_entry e;
+        memcpy(&e, entries + i * esize, esize);
+        struct proc_stack *s;
+        HASH_FIND(hh, d->proc->stacks, &e.stack_id, sizeof e.stack_id, s);
+        if (apply_entry(d, s, &e) < 0)
+            return fail(d, "out of memory for counters");
+    }
+    return 0;
+}
+
+static int apply_record(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    if (d->state == RECORDS && proc_table_owner(d->proc) != d)
+        return fail(d, "connection superseded by a reconnection of the same process");
+    switch (d->type) {
+    case WIRE_HELLO: return apply_hello(d, p, len);
+    case WIRE_MAPPING: return apply_mapping(d, p, len);
+    case WIRE_STACK: return apply_stack(d, p, len);
+    case WIRE_HEAP_DELTA: return apply_heap_delta(d, p, len);
+    case WIRE_GOODBYE:
+        d->proc->said_goodbye = true;
+        d->state = GOODBYE_SEEN;
+        stop_feeding(d);
+        return 0;
+    }
+    return bad(d, "unknown record type"); /* excluded by check_header() */
+}
+
+/* Checks a complete header against the state and the per-type bounds, so
+ * that no byte of a payload that could never be valid is buffered. */
+static int check_header(struct wire_decoder *d)
+{
+    struct wire_header h;
+    memcpy(&h, d->header, sizeof h);
+    d->type = h.type;
+    d->length = h.length;
+    if (h.type < WIRE_HELLO || h.type > WIRE_GOODBYE)
+        return fail(d, "unknown record type %u (length %u)", h.type, h.length);
+    if (h.length > WIRE_MAX_RECORD)
+        return fail(d, "%s record of %u bytes exceeds the %u-byte limit", type_name(h.type),
+                    h.length, WIRE_MAX_RECORD);
+    if (d->state == EXPECT_HELLO && h.type != WIRE_HELLO)
+        return fail(d, "%s record before HELLO", type_name(h.type));
+    if (d->state == RECORDS && h.type == WIRE_HELLO)
+        return fail(d, "second HELLO on one connection");
+    size_t max = h.type == WIRE_HELLO     ? HELLO_MAX
+                 : h.type == WIRE_MAPPING ? MAPPING_MAX
+                 : h.type == WIRE_STACK   ? STACK_MAX
+                 : h.type == WIRE_GOODBYE ? 0
+                                          : WIRE_MAX_RECORD;
+    if (h.length > max)
+        return bad(d, "length %u exceeds %zu", h.length, max);
+    return 0;
+}
+
+static int reserve(struct wire_decoder *d, size_t need)
+{
+    if (need <= d->cap)
+        return 0;
+    size_t cap = d->cap ? d->cap : 4096;
+    while (cap < need)
+        cap *= 2;
+    if (cap > d->length)
+        cap = d->length;
+    uint8_t *grown = realloc(d->buf, cap);
+    if (!grown)
+        return -1;
+    d->buf = grown;
+    d->cap = cap;
+    return 0;
+}
+
+static int finish_record(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    d->in_payload = false;
+    d->header_have = 0;
+    d->have = 0;
+    int rc = apply_record(d, p, len);
+    if (d->cap > KEEP_BUFFER) {
+        free(d->buf);
+        d->buf = NULL;
+        d->cap = 0;
+    }
+    return rc;
+}
+
+int wire_decoder_feed(struct wire_decoder *d, const void *bytes, size_t len)
+{
+    const uint8_t *in = bytes;
+    while (len > 0) {
+        if (d->state == FAILED)
+            return -1;
+        if (d->state == GOODBYE_SEEN)
+            return fail(d, "data after GOODBYE");
+        if (!d->in_payload) {
+            size_t take = HEADER_SIZE - d->header_have;
+            if (take > len)
+                take = len;
+            memcpy(d->header + d->header_have, in, take);
+            d->header_have += take;
+            in += take;
+            len -= take;
+            if (d->header_have < HEADER_SIZE)
+                break;
+            if (check_header(d) < 0)
+                return -1;
+            d->in_payload = true;
+            d->have = 0;
+            if (d->length == 0 && finish_record(d, NULL, 0) < 0)
+                return -1;
+            continue;
+        }
+        if (d->have == 0 && len >= d->length) { /* whole payload at hand: no copy */
+            size_t n = d->length;
+            if (finish_record(d, in, n) < 0)
+                return -1;
+            in += n;
+            len -= n;
+            continue;
+        }
+        size_t take = d->length - d->have;
+        if (take > len)
+            take = len;
+        if (reserve(d, d->have + take) < 0)
+            return fail(d, "out of memory buffering a %u-byte record", d->length);
+        memcpy(d->buf + d->have, in, take);
+        d->have += take;
+        in += take;
+        len -= take;
+        if (d->have == d->length && finish_record(d, d->buf, d->length) < 0)
+            return -1;
+    }
+    return d->state == FAILED ? -1 : 0;
+}
+
+/* A stream cut inside a record is a process that died or gave up while
+ * writing: what came before is sound, and a reconnection is welcome. */
+static int fail_truncated(struct wire_decoder *d, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(d, false, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int wire_decoder_end(struct wire_decoder *d)
+{
+    if (d->state == FAILED)
+        return -1;
+    if (d->in_payload)
+        return fail_truncated(d, "stream ended inside a %s record (%zu of %u payload bytes); "
+                                 "the data before it is kept",
+                              type_name(d->type), d->have, d->length);
+    if (d->header_have > 0)
+        return fail_truncated(d, "stream ended inside a record header (%zu of %zu bytes); "
+                                 "the data before it is kept",
+                              d->header_have, HEADER_SIZE);
+    stop_feeding(d);
+    return 0;
+}

@@ -1,0 +1,54 @@
+/* Decoder for the record stream of one connection (include/ppx/wire.h).
+ *
+ * Pure: it never touches a socket. Feed it the bytes as they arrive, in
+ * chunks of any size; each complete record is validated and then applied
+ * to the connection's struct proc in the proc_table. The first bad byte
+ * stops the decoder for good: the caller closes the connection. Whatever
+ * the process sent before the bad record stays in the table.
+ *
+ * Memory per connection is bounded: at most one partial record
+ * (<= WIRE_MAX_RECORD, and grown only as its bytes actually arrive), and
+ * per process at most WIRE_DECODE_MAX_* mappings, stacks and frames. */
+#ifndef PPX_WIRE_DECODE_H
+#define PPX_WIRE_DECODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "proc_table.h"
+
+#define WIRE_DECODE_MAX_MAPPINGS 65536u
+#define WIRE_DECODE_MAX_STACKS (1u << 22)
+#define WIRE_DECODE_MAX_FRAMES (1u << 26) /* program counters held per process: 512 MiB */
+
+struct wire_decoder;
+
+/* peer_pid (from SO_PEERCRED, 0 when unknown) names the connection in
+ * messages until its HELLO says which process it is. NULL when out of
+ * memory. */
+struct wire_decoder *wire_decoder_new(struct proc_table *t, uint32_t peer_pid);
+
+/* Consumes len bytes. 0 while the stream is valid; -1 once it is not (and
+ * for every later call): see wire_decoder_error(). */
+int wire_decoder_feed(struct wire_decoder *d, const void *bytes, size_t len);
+
+/* The peer closed the stream. 0 for a clean end (at a record boundary), -1
+ * when it ended inside a record or the stream had failed before. */
+int wire_decoder_end(struct wire_decoder *d);
+
+/* The error as one line for stderr, without a newline, such as
+ * "ppx: pid 1234: bad STACK record: depth 0"; "" when there is none or when
+ * it need not be shown again (a refused reconnect reports once). */
+const char *wire_decoder_error(const struct wire_decoder *d);
+
+/* The process this connection feeds: NULL before a valid HELLO. */
+struct proc *wire_decoder_proc(const struct wire_decoder *d);
+
+/* True once GOODBYE was received. */
+bool wire_decoder_said_goodbye(const struct wire_decoder *d);
+
+/* Frees the decoder; the process stays in the table, marked disconnected
+ * if this connection was the one feeding it. */
+void wire_decoder_free(struct wire_decoder *d);
+
+#endif

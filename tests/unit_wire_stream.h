@@ -1,0 +1,127 @@
+/* Builds wire streams (include/ppx/wire.h) in memory, for the decoder's
+ * unit test and the fuzzer's seed corpus. Header-only: static functions. */
+#ifndef PPX_TESTS_UNIT_WIRE_STREAM_H
+#define PPX_TESTS_UNIT_WIRE_STREAM_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ppx/wire.h>
+
+struct stream {
+    uint8_t *data;
+    size_t len, cap;
+};
+
+static void stream_put(struct stream *s, const void *p, size_t n)
+{
+    if (s->len + n > s->cap) {
+        size_t cap = s->cap ? s->cap : 256;
+        while (cap < s->len + n)
+            cap *= 2;
+        s->data = realloc(s->data, cap);
+        if (!s->data)
+            abort();
+        s->cap = cap;
+    }
+    if (n)
+        memcpy(s->data + s->len, p, n);
+    s->len += n;
+}
+
+static void stream_header(struct stream *s, uint32_t type, uint32_t length)
+{
+    struct wire_header h = {.type = type, .length = length};
+    stream_put(s, &h, sizeof h);
+}
+
+static void stream_hello(struct stream *s, uint32_t pid, uint64_t start_ns, uint64_t rate,
+                         uint32_t max_depth, const char *exe)
+{
+    static const char cmdline[] = "prog\0--flag"; /* two arguments */
+    struct wire_hello h = {
+        .magic = WIRE_MAGIC,
+        .version = WIRE_VERSION,
+        .pid = pid,
+        .ppid = 1,
+        .start_ns = start_ns,
+        .sample_rate = rate,
+        .max_depth = max_depth,
+        .exe_len = (uint32_t)strlen(exe),
+        .cmdline_len = sizeof cmdline - 1,
+    };
+    stream_header(s, WIRE_HELLO, (uint32_t)(sizeof h + h.exe_len + h.cmdline_len));
+    stream_put(s, &h, sizeof h);
+    stream_put(s, exe, h.exe_len);
+    stream_put(s, cmdline, h.cmdline_len);
+}
+
+static void stream_mapping(struct stream *s, uint32_t id, uint32_t flags, uint64_t start,
+                           uint64_t limit, const char *path)
+{
+    static const uint8_t build_id[20] = {0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6,
+                                         7,    8,    9,    10,   11, 12, 13, 14, 15, 16};
+    struct wire_mapping m = {
+        .id = id,
+        .flags = flags,
+        .start = start,
+        .limit = limit,
+        .offset = 0x1000,
+        .load_bias = start - 0x1000,
+        .build_id_len = sizeof build_id,
+        .path_len = (uint32_t)strlen(path),
+    };
+    stream_header(s, WIRE_MAPPING, (uint32_t)(sizeof m + m.build_id_len + m.path_len));
+    stream_put(s, &m, sizeof m);
+    stream_put(s, build_id, sizeof build_id);
+    stream_put(s, path, m.path_len);
+}
+
+static void stream_stack(struct stream *s, uint32_t id, uint32_t depth, uint64_t first_pc)
+{
+    struct wire_stack st = {.id = id, .depth = depth};
+    stream_header(s, WIRE_STACK, (uint32_t)(sizeof st + depth * sizeof(uint64_t)));
+    stream_put(s, &st, sizeof st);
+    for (uint32_t i = 0; i < depth; i++) {
+        uint64_t pc = first_pc + 16 * i;
+        stream_put(s, &pc, sizeof pc);
+    }
+}
+
+/* One HEAP_DELTA entry for stack_id. */
+static void stream_delta1(struct stream *s, uint32_t stack_id, uint64_t ao, uint64_t ab,
+                          uint64_t fo, uint64_t fb)
+{
+    struct wire_heap_delta d = {.count = 1};
+    struct wire_heap_entry e = {.stack_id = stack_id,
+                                .alloc_objects = ao,
+                                .alloc_bytes = ab,
+                                .free_objects = fo,
+                                .free_bytes = fb};
+    stream_header(s, WIRE_HEAP_DELTA, sizeof d + sizeof e);
+    stream_put(s, &d, sizeof d);
+    stream_put(s, &e, sizeof e);
+}
+
+static void stream_goodbye(struct stream *s)
+{
+    stream_header(s, WIRE_GOODBYE, 0);
+}
+
+/* A complete, valid stream of pid with two stacks:
+ *   stack 1: 10 allocations, 1000 bytes, 4 freed (400 bytes)
+ *   stack 2: 3 allocations, 3 MiB, none freed */
+static void stream_valid(struct stream *s, uint32_t pid, uint64_t start_ns)
+{
+    stream_hello(s, pid, start_ns, 524288, 64, "/usr/bin/prog");
+    stream_mapping(s, 1, WIRE_MAPPING_MAIN, 0x400000, 0x500000, "/usr/bin/prog");
+    stream_mapping(s, 2, 0, 0x7f0000000000, 0x7f0000100000, "/lib/libc.so.6");
+    stream_stack(s, 1, 3, 0x401000);
+    stream_stack(s, 2, 64, 0x402000);
+    stream_delta1(s, 1, 6, 600, 4, 400);
+    stream_delta1(s, 2, 3, 3u << 20, 0, 0);
+    stream_delta1(s, 1, 4, 400, 0, 0);
+    stream_goodbye(s);
+}
+
+#endif
