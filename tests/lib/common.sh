@@ -1,0 +1,132 @@
+# Sourced by the end-to-end tests (bash). Exit codes follow automake:
+# 0 pass, 1 fail, 77 skip, 99 hard error.
+#
+# tests/e2e.inc exports top_builddir and top_srcdir (absolute); run by hand,
+# the tests fall back to the build tree being the current directory.
+
+set -u
+
+: "${top_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${top_builddir:=$(pwd)}"
+export top_srcdir top_builddir
+
+TEST_NAME=$(basename "$0" .sh)
+PPX="$top_builddir/ppx"
+LIBPPX="$top_builddir/.libs/libppx.so"
+PROGS="$top_builddir/tests/progs"
+PPROF_RAW="$top_srcdir/tests/lib/pprof_raw.py"
+FAILURES=0
+
+# Never leave core files of the signal tests behind.
+ulimit -c 0 2>/dev/null || true
+
+note() { printf '%s: %s\n' "$TEST_NAME" "$*" >&2; }
+
+# fail MESSAGE: records a failure and goes on, so one run shows every wrong figure.
+fail() {
+    note "FAIL: $*"
+    FAILURES=$((FAILURES + 1))
+}
+
+# die MESSAGE: a failure after which the test cannot go on.
+die() {
+    note "FAIL: $*"
+    exit 1
+}
+
+skip() {
+    note "SKIP: $*"
+    exit 77
+}
+
+# finish: the verdict of a test that used fail().
+finish() {
+    if [ "$FAILURES" -gt 0 ]; then
+        note "$FAILURES check(s) failed"
+        exit 1
+    fi
+    note "all checks passed"
+    exit 0
+}
+
+expect_eq() { # NAME EXPECTED ACTUAL
+    if [ "$2" != "$3" ]; then
+        fail "$1: expected $2, got $3"
+        return 1
+    fi
+    return 0
+}
+
+expect_within_pct() { # NAME EXPECTED ACTUAL PCT
+    if ! awk -v e="$2" -v a="$3" -v p="$4" \
+        'BEGIN { d = a - e; if (d < 0) d = -d; exit !(a != "" && e > 0 && d * 100 <= e * p) }'; then
+        fail "$1: expected $2 within $4%, got $3"
+        return 1
+    fi
+    return 0
+}
+
+# require_built: the parts under test exist, else the run is a hard error.
+require_built() {
+    [ -x "$PPX" ] || { note "ERROR: $PPX not built"; exit 99; }
+    [ -f "$LIBPPX" ] || { note "ERROR: $LIBPPX not built"; exit 99; }
+}
+
+require_pprof() {
+    command -v go >/dev/null 2>&1 || skip "go not found (apt-get install golang-go)"
+    command -v python3 >/dev/null 2>&1 || skip "python3 not found"
+}
+
+# A private temporary directory, removed at exit together with any process
+# registered with cleanup_kill.
+CLEANUP_PIDS=()
+cleanup_kill() { CLEANUP_PIDS+=("$1"); }
+_cleanup() {
+    local pid
+    for pid in "${CLEANUP_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    done
+    [ -n "${TMP:-}" ] && rm -rf "$TMP"
+}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/ppx-$TEST_NAME.XXXXXX") || exit 99
+trap _cleanup EXIT
+trap 'exit 1' INT TERM HUP PIPE
+
+pprof_raw() { python3 "$PPROF_RAW" "$@"; }
+
+# table_get TABLE FUNC TYPE: a value from pprof_raw.py --flat-table/--cum-table output.
+table_get() {
+    printf '%s\n' "$1" | awk -F'\t' -v f="$2" -v t="$3" '
+        NR == 1 { for (i = 2; i <= NF; i++) if ($i == t) col = i; next }
+        $1 == f && col { v = $col }
+        END { print (v == "" ? 0 : v) }'
+}
+
+# expect_figures TABLE WHERE FUNC ALLOC_OBJECTS ALLOC_SPACE INUSE_OBJECTS INUSE_SPACE
+expect_figures() {
+    local table=$1 where=$2 fn=$3 t i=0
+    shift 3
+    for t in alloc_objects alloc_space inuse_objects inuse_space; do
+        i=$((i + 1))
+        expect_eq "$where $fn $t" "${!i}" "$(table_get "$table" "$fn" "$t")"
+    done
+}
+
+# free_port: a TCP port on 127.0.0.1 nobody listens on now.
+free_port() {
+    python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_for TRIES COMMAND...: retries COMMAND every 0.1 s; a bound on a wait,
+# never a measurement.
+wait_for() {
+    local tries=$1
+    shift
+    while [ "$tries" -gt 0 ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+        tries=$((tries - 1))
+    done
+    return 1
+}
