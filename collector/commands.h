@@ -5,5 +5,6 @@
 #define PPX_COMMANDS_H
 
 int cmd_record(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 #endif

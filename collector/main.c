@@ -14,7 +14,8 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"record", cmd_record, "run a command and write its heap and allocation profiles"},
+    {"record", cmd_record, "run a command and write its heap, allocation and I/O profiles"},
+    {"audit", cmd_audit, "summarize the I/O calls of a recorded syscalls.pb.gz, with hints"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -24,8 +25,8 @@ static void usage(FILE *out)
     fprintf(out, "Usage: ppx COMMAND [options] [args...]\n"
                  "       ppx --help | --version\n"
                  "\n"
-                 "ppx profiles the memory allocations of native Linux programs and writes\n"
-                 "pprof files (read them with `go tool pprof`).\n"
+                 "ppx profiles the memory allocations and I/O calls of native Linux programs\n"
+                 "and writes pprof files (read them with `go tool pprof`).\n"
                  "\n"
                  "Commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
@@ -33,7 +34,8 @@ static void usage(FILE *out)
     fprintf(out, "\n"
                  "`ppx COMMAND --help` describes a command's options, for example:\n"
                  "  ppx record -o prof/ -- ./server --port 8080\n"
-                 "  go tool pprof -top prof/heap.pb.gz\n");
+                 "  go tool pprof -top prof/heap.pb.gz\n"
+                 "  ppx audit prof/\n");
 }
 
 int main(int argc, char **argv)

@@ -347,6 +347,32 @@ uint64_t pprof_location(struct pprof_builder *b, const struct proc_mapping *m,
     return e->id;
 }
 
+uint64_t pprof_function_location(struct pprof_builder *b, const char *function,
+                                 uint64_t address)
+{
+    Location *loc = malloc(sizeof *loc);
+    Line *line = malloc(sizeof *line);
+    Line **lines = malloc(sizeof *lines);
+    if (!loc || !line || !lines || !ptr_array_push(&b->locations, loc)) {
+        free(loc);
+        free(line);
+        free(lines);
+        b->failed = true;
+        return 0;
+    }
+    Location init = PERFTOOLS__PROFILES__LOCATION__INIT;
+    *loc = init;
+    loc->id = b->locations.n; /* pushed already */
+    loc->address = address;
+    Line line_init = PERFTOOLS__PROFILES__LINE__INIT;
+    *line = line_init;
+    line->function_id = function_id(b, function, NULL);
+    lines[0] = line;
+    loc->line = lines;
+    loc->n_line = 1;
+    return loc->id;
+}
+
 void pprof_add_sample(struct pprof_builder *b, const uint64_t *location_ids, size_t n_locations,
                       const int64_t *values, size_t n_values, const struct pprof_label *labels,
                       size_t n_labels)
@@ -378,6 +404,11 @@ void pprof_add_sample(struct pprof_builder *b, const uint64_t *location_ids, siz
         Label init_label = PERFTOOLS__PROFILES__LABEL__INIT;
         label_store[i] = init_label;
         label_store[i].key = pprof_string(b, labels[i].key);
+        if (labels[i].str) {
+            label_store[i].str = pprof_string(b, labels[i].str);
+            label_ptrs[i] = &label_store[i];
+            continue;
+        }
         label_store[i].num = labels[i].num;
         if (labels[i].num_unit)
             label_store[i].num_unit = pprof_string(b, labels[i].num_unit);

@@ -13,11 +13,13 @@
 
 struct pprof_builder;
 
-/* A numeric sample label; num_unit may be NULL (no unit). */
+/* A sample label: a string one when str is not NULL, else a numeric one
+ * (num_unit may be NULL: no unit). */
 struct pprof_label {
     const char *key;
     int64_t num;
     const char *num_unit;
+    const char *str;
 };
 
 struct pprof_builder *pprof_builder_new(void);
@@ -44,6 +46,13 @@ uint64_t pprof_mapping(struct pprof_builder *b, const struct proc_mapping *m);
  * mapping's has_* flags updated. 0 on failure. */
 uint64_t pprof_location(struct pprof_builder *b, const struct proc_mapping *m,
                         uint64_t mapping_id, uint64_t address);
+
+/* A new Location without mapping at address whose one line names
+ * function (no file): a synthetic frame, such as the I/O call at the leaf
+ * of a syscalls sample. Not deduplicated: callers keep the id. 0 on
+ * failure. */
+uint64_t pprof_function_location(struct pprof_builder *b, const char *function,
+                                 uint64_t address);
 
 /* Adds a sample: locations leaf first, values in sample_type order. */
 void pprof_add_sample(struct pprof_builder *b, const uint64_t *location_ids, size_t n_locations,

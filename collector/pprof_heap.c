@@ -11,36 +11,9 @@
 #include <string.h>
 
 #include "pprof_build.h"
+#include "pprof_stack.h"
 #include "pprof_write.h"
 #include "symbolize.h"
-
-/* One process mapping with its pprof mapping id, sorted by start. */
-struct mapping_ref {
-    const struct proc_mapping *m;
-    uint64_t pprof_id;
-};
-
-static int mapping_ref_cmp(const void *a, const void *b)
-{
-    const struct mapping_ref *x = a, *y = b;
-    return x->m->start < y->m->start ? -1 : x->m->start > y->m->start;
-}
-
-static const struct mapping_ref *find_mapping(const struct mapping_ref *refs, size_t n,
-                                              uint64_t addr)
-{
-    size_t lo = 0, hi = n; /* first ref with start > addr */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (refs[mid].m->start <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == 0 || addr >= refs[lo - 1].m->limit)
-        return NULL;
-    return &refs[lo - 1];
-}
 
 static bool has_prefix(const char *s, const char *prefix)
 {
@@ -116,32 +89,8 @@ struct heap_writer {
     size_t cap_locations;
 };
 
-/* Registers procs' mappings, each process's main executable first so the
- * first process's becomes mapping[0]. Returns the sorted refs, or NULL. */
-static struct mapping_ref *register_mappings(struct pprof_builder *b, const struct proc *p,
-                                             size_t *n_refs)
-{
-    struct mapping_ref *refs = calloc(p->n_mappings ? p->n_mappings : 1, sizeof *refs);
-    if (!refs)
-        return NULL;
-    size_t n = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < p->n_mappings; i++) {
-            const struct proc_mapping *m = &p->mappings[i];
-            if (m->is_main != (pass == 0) || m->limit <= m->start)
-                continue;
-            refs[n].m = m;
-            refs[n].pprof_id = pprof_mapping(b, m);
-            n++;
-        }
-    }
-    qsort(refs, n, sizeof *refs, mapping_ref_cmp);
-    *n_refs = n;
-    return refs;
-}
-
 static int write_stack(struct heap_writer *w, const struct proc *p, const struct proc_stack *s,
-                       const struct mapping_ref *refs, size_t n_refs)
+                       const struct pprof_proc_mappings *pm)
 {
     int64_t values[4];
     scale_heap_sample(s->alloc_objects, s->alloc_bytes, p->sample_rate, &values[0], &values[1]);
@@ -162,47 +111,40 @@ static int write_stack(struct heap_writer *w, const struct proc *p, const struct
         w->cap_locations = s->depth;
     }
 
-    /* Call sites: a return address minus one lies inside the call. */
+    /* Allocator entry points at the leaf end go, as Go drops its runtime
+     * frames; a stack of nothing else keeps its last frame. */
     uint32_t first = 0;
     for (; first + 1 < s->depth; first++) {
         uint64_t addr = s->pcs[first] - 1;
-        const struct mapping_ref *r = find_mapping(refs, n_refs, addr);
+        const struct pprof_mapping_ref *r = pprof_find_mapping(pm, addr);
         struct sym_frame f;
         if (!r || sym_lookup(r->m, addr, &f) != 0 || !pprof_is_allocator_entry(f.function))
             break;
     }
-    size_t n = 0;
-    for (uint32_t i = first; i < s->depth; i++) {
-        uint64_t addr = s->pcs[i] ? s->pcs[i] - 1 : 0;
-        const struct mapping_ref *r = find_mapping(refs, n_refs, addr);
-        uint64_t id = r ? pprof_location(w->b, r->m, r->pprof_id, addr)
-                        : pprof_location(w->b, NULL, 0, addr);
-        if (id == 0)
-            return -1;
-        w->locations[n++] = id;
-    }
+    size_t n = s->depth - first;
+    if (pprof_stack_locations(pm, s->pcs + first, n, w->locations) < 0)
+        return -1;
 
     struct pprof_label labels[2];
     size_t n_labels = 0;
     uint64_t block_size = s->alloc_objects ? s->alloc_bytes / s->alloc_objects : 0;
     if (block_size != 0) /* as Go: no label for zero-sized blocks */
-        labels[n_labels++] = (struct pprof_label){"bytes", clamp_int64(block_size), NULL};
+        labels[n_labels++] = (struct pprof_label){.key = "bytes", .num = clamp_int64(block_size)};
     if (w->pid_labels)
-        labels[n_labels++] = (struct pprof_label){"pid", (int64_t)p->pid, NULL};
+        labels[n_labels++] = (struct pprof_label){.key = "pid", .num = (int64_t)p->pid};
     pprof_add_sample(w->b, w->locations, n, values, 4, labels, n_labels);
     return 0;
 }
 
 static int write_proc(struct heap_writer *w, const struct proc *p)
 {
-    size_t n_refs = 0;
-    struct mapping_ref *refs = register_mappings(w->b, p, &n_refs);
-    if (!refs)
+    struct pprof_proc_mappings pm;
+    if (pprof_proc_mappings_init(&pm, w->b, p) < 0)
         return -1;
     int rc = 0;
     for (const struct proc_stack *s = p->stacks; s && rc == 0; s = s->hh.next)
-        rc = write_stack(w, p, s, refs, n_refs);
-    free(refs);
+        rc = write_stack(w, p, s, &pm);
+    pprof_proc_mappings_free(&pm);
     return rc;
 }
 

@@ -17,6 +17,7 @@ struct proc_entry {
     void *owner;
     bool broken;
     bool refusal_reported;
+    uint64_t io_stack_samples_dropped, io_errno_calls_dropped;
     UT_hash_handle hh;
 };
 
@@ -44,6 +45,13 @@ struct proc_table *proc_table_new(void)
 
 void proc_clear(struct proc *p)
 {
+    struct proc_io_site *site, *site_tmp;
+    HASH_ITER(hh, p->io_sites, site, site_tmp) {
+        HASH_DEL(p->io_sites, site);
+        free(site->errnos);
+        free(site->stacks);
+        free(site);
+    }
     struct proc_stack *s, *tmp;
     HASH_ITER(hh, p->stacks, s, tmp) {
         HASH_DEL(p->stacks, s);
@@ -119,6 +127,8 @@ struct proc *proc_table_hello(struct proc_table *t, uint32_t pid, uint64_t start
     if (p) {
         *existed = true;
         proc_clear(p);
+        entry_of(p)->io_stack_samples_dropped = 0;
+        entry_of(p)->io_errno_calls_dropped = 0;
         p->ppid = 0;
         p->sample_rate = 0;
         p->max_depth = 0;
@@ -195,4 +205,32 @@ bool proc_has_samples(const struct proc *p)
         if (s->alloc_objects || s->alloc_bytes)
             return true;
     return false;
+}
+
+bool proc_has_io(const struct proc *p)
+{
+    const struct proc_io_site *s;
+    for (s = p->io_sites; s; s = s->hh.next)
+        if (s->calls || s->errors || s->eagain)
+            return true;
+    return false;
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a + b < a ? UINT64_MAX : a + b;
+}
+
+void proc_table_count_io_drops(struct proc *p, uint64_t stack_samples, uint64_t errno_calls)
+{
+    struct proc_entry *e = entry_of(p);
+    e->io_stack_samples_dropped = add_sat(e->io_stack_samples_dropped, stack_samples);
+    e->io_errno_calls_dropped = add_sat(e->io_errno_calls_dropped, errno_calls);
+}
+
+void proc_table_io_drops(const struct proc *p, uint64_t *stack_samples, uint64_t *errno_calls)
+{
+    const struct proc_entry *e = entry_of(p);
+    *stack_samples = e->io_stack_samples_dropped;
+    *errno_calls = e->io_errno_calls_dropped;
 }

@@ -48,7 +48,17 @@ struct proc **proc_table_list(const struct proc_table *t, size_t *n);
 /* True when any stack of p has a sampled allocation. */
 bool proc_has_samples(const struct proc *p);
 
-/* Drops everything a HELLO sent after: stacks, mappings, exe, cmdline. */
+/* True when p made any I/O call a site counted. */
+bool proc_has_io(const struct proc *p);
+
+/* I/O detail the decoder dropped beyond its limits (wire_decode.h), since
+ * p's last HELLO: sampled calls whose stack was not kept, and failed calls
+ * whose errno was not named. The sites' own figures include both. */
+void proc_table_count_io_drops(struct proc *p, uint64_t stack_samples, uint64_t errno_calls);
+void proc_table_io_drops(const struct proc *p, uint64_t *stack_samples, uint64_t *errno_calls);
+
+/* Drops everything a HELLO sent after: stacks, mappings, I/O sites, exe,
+ * cmdline. */
 void proc_clear(struct proc *p);
 
 #endif

@@ -27,6 +27,28 @@ struct proc_stack {
     UT_hash_handle hh; /* keyed by id */
 };
 
+/* One I/O call site (wire.h IO_SITE) with its exact cumulative figures and
+ * the sampled stacks seen from it. */
+struct proc_io_errno {
+    uint32_t err;
+    uint64_t calls;
+};
+struct proc_io_stack {
+    uint32_t stack_id; /* a proc_stack */
+    uint64_t samples;
+};
+struct proc_io_site {
+    uint32_t id;
+    uint8_t call, fd_type, family, socktype; /* wire.h enums */
+    uint64_t caller_pc;
+    uint64_t calls, time_ns, bytes, messages, errors, eagain;
+    struct proc_io_errno *errnos;
+    size_t n_errnos;
+    struct proc_io_stack *stacks;
+    size_t n_stacks;
+    UT_hash_handle hh; /* keyed by id */
+};
+
 struct proc {
     uint32_t pid, ppid;
     uint64_t start_ns;      /* identifies the incarnation with pid */
@@ -38,6 +60,7 @@ struct proc {
     struct proc_mapping *mappings;
     size_t n_mappings, cap_mappings;
     struct proc_stack *stacks; /* uthash by id */
+    struct proc_io_site *io_sites; /* uthash by id */
     bool connected;         /* a connection currently feeds it */
     bool said_goodbye;
     unsigned incarnation;   /* 0 for the first process seen with this pid, 1.. after exec */

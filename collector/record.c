@@ -51,8 +51,9 @@ static void help(FILE *out)
     fputs(
         "Usage: ppx record [options] [--] COMMAND [ARGS...]\n"
         "\n"
-        "Runs COMMAND with libppx.so preloaded, collects its memory allocations and,\n"
-        "when it exits, writes its heap and allocation profiles in pprof format.\n"
+        "Runs COMMAND with libppx.so preloaded, collects its memory allocations and\n"
+        "I/O calls and, when it exits, writes its heap, allocation and I/O call\n"
+        "profiles in pprof format.\n"
         "COMMAND's stdin, stdout, stderr, signals and exit status pass through.\n"
         "Processes it forks and programs it execs are profiled too.\n"
         "\n"
@@ -75,10 +76,15 @@ static void help(FILE *out)
         "                     (default sample type inuse_space)\n"
         "  allocs.pb.gz       all allocations of the run (default sample type\n"
         "                     alloc_space)\n"
-        "  heap.N.pb.gz, allocs.N.pb.gz\n"
+        "  syscalls.pb.gz     the I/O calls of the run (read, write, recvmsg, sendmsg,\n"
+        "                     epoll_wait, ...) per call site: calls, time, bytes,\n"
+        "                     messages, errors, eagain (default sample type calls);\n"
+        "                     each stack's leaf names the call. Summarize it with\n"
+        "                     ppx audit DIR\n"
+        "  heap.N.pb.gz, allocs.N.pb.gz, syscalls.N.pb.gz\n"
         "                     snapshot N (1, 2, ...), written whenever ppx receives\n"
         "                     SIGUSR1: kill -USR1 <pid of ppx>\n"
-        "  PID/heap.pb.gz, PID/allocs.pb.gz\n"
+        "  PID/heap.pb.gz, PID/allocs.pb.gz, PID/syscalls.pb.gz\n"
         "                     with several processes (fork, exec): each one's own\n"
         "                     profiles; PID.I/ for the I-th program exec'd by PID.\n"
         "                     The files in DIR then merge all processes and label\n"
@@ -285,10 +291,13 @@ static void snapshot(struct run *r)
         char *heap = output_path(r->dir, name);
         snprintf(name, sizeof name, "allocs.%u.pb.gz", n);
         char *allocs = output_path(r->dir, name);
-        fprintf(stderr, "ppx: wrote snapshot %s, %s\n", heap ? heap : "?",
-                allocs ? allocs : "?");
+        snprintf(name, sizeof name, "syscalls.%u.pb.gz", n);
+        char *syscalls = output_path(r->dir, name);
+        fprintf(stderr, "ppx: wrote snapshot %s, %s, %s\n", heap ? heap : "?",
+                allocs ? allocs : "?", syscalls ? syscalls : "?");
         free(heap);
         free(allocs);
+        free(syscalls);
     }
 }
 
@@ -318,10 +327,12 @@ static void summary(const struct run *r)
     size_t n = proc_table_count(r->table);
     char *heap = output_path(r->dir, "heap.pb.gz");
     char *allocs = output_path(r->dir, "allocs.pb.gz");
-    fprintf(stderr, "ppx: wrote %s, %s (%zu process%s)\n", heap ? heap : "?",
-            allocs ? allocs : "?", n, n == 1 ? "" : "es");
+    char *syscalls = output_path(r->dir, "syscalls.pb.gz");
+    fprintf(stderr, "ppx: wrote %s, %s, %s (%zu process%s)\n", heap ? heap : "?",
+            allocs ? allocs : "?", syscalls ? syscalls : "?", n, n == 1 ? "" : "es");
     free(heap);
     free(allocs);
+    free(syscalls);
 }
 
 static char *default_output(const char *cmd, pid_t pid)

@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "pprof_heap.h"
+#include "pprof_syscalls.h"
+#include "wire_decode.h"
 
 static int mkdir_p(const char *dir, char *err, size_t errlen)
 {
@@ -93,14 +95,19 @@ static void say_error(const char *err)
     fprintf(stderr, "%s%s\n", strncmp(err, "ppx:", 4) == 0 ? "" : "ppx: ", err);
 }
 
-/* heap<suffix>.pb.gz and allocs<suffix>.pb.gz in dir. */
-static int write_pair(const char *dir, const char *suffix, struct proc *const *procs,
-                      size_t n, bool pid_labels, uint64_t now)
+/* heap<suffix>.pb.gz, allocs<suffix>.pb.gz and syscalls<suffix>.pb.gz in
+ * dir. syscalls is written even without any I/O call (then it holds no
+ * sample), so a reused output directory never keeps a stale one. */
+static int write_set(const char *dir, const char *suffix, struct proc *const *procs, size_t n,
+                     bool pid_labels, uint64_t now)
 {
     static const struct {
         const char *stem;
         enum pprof_heap_kind kind;
-    } files[] = {{"heap", PPROF_HEAP}, {"allocs", PPROF_ALLOCS}};
+        bool syscalls;
+    } files[] = {{"heap", PPROF_HEAP, false},
+                 {"allocs", PPROF_ALLOCS, false},
+                 {"syscalls", PPROF_HEAP, true}};
     int rc = 0;
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char name[64], err[512] = "";
@@ -110,14 +117,36 @@ static int write_pair(const char *dir, const char *suffix, struct proc *const *p
             say_error("out of memory");
             return -1;
         }
-        if (pprof_heap_write(procs, n, files[i].kind, pid_labels, now, path, err,
-                             sizeof err) < 0) {
+        int wrc = files[i].syscalls
+                      ? pprof_syscalls_write(procs, n, pid_labels, now, path, err, sizeof err)
+                      : pprof_heap_write(procs, n, files[i].kind, pid_labels, now, path, err,
+                                         sizeof err);
+        if (wrc < 0) {
             say_error(*err ? err : "cannot write a profile");
             rc = -1;
         }
         free(path);
     }
     return rc;
+}
+
+/* Says, once at the end, which I/O detail the decoder's limits dropped. */
+static void report_io_drops(const struct proc *p)
+{
+    uint64_t stack_samples, errno_calls;
+    proc_table_io_drops(p, &stack_samples, &errno_calls);
+    if (stack_samples)
+        fprintf(stderr,
+                "ppx: pid %u: %llu sampled I/O calls lost their stacks (more than %u stacks "
+                "at one call site, or %u in the process); the sites' figures are exact and "
+                "spread over the stacks kept\n",
+                p->pid, (unsigned long long)stack_samples, WIRE_DECODE_MAX_IO_SITE_STACKS,
+                WIRE_DECODE_MAX_IO_STACK_ENTRIES);
+    if (errno_calls)
+        fprintf(stderr,
+                "ppx: pid %u: %llu failed I/O calls are counted without their errno (more "
+                "than %u distinct errnos at one call site)\n",
+                p->pid, (unsigned long long)errno_calls, WIRE_DECODE_MAX_IO_ERRNOS);
 }
 
 static int write_per_process(const char *dir, struct proc *p, uint64_t now)
@@ -137,7 +166,7 @@ static int write_per_process(const char *dir, struct proc *p, uint64_t now)
     if (rc < 0)
         say_error(err);
     else
-        rc = write_pair(sub, "", &p, 1, false, now);
+        rc = write_set(sub, "", &p, 1, false, now);
     free(sub);
     return rc;
 }
@@ -154,10 +183,13 @@ int output_write(const char *dir, struct proc_table *t, unsigned snapshot, bool 
     if (snapshot)
         snprintf(suffix, sizeof suffix, ".%u", snapshot);
     uint64_t now = now_ns();
-    int rc = write_pair(dir, suffix, procs, n, n > 1, now);
+    int rc = write_set(dir, suffix, procs, n, n > 1, now);
     for (size_t i = 0; final && n > 1 && i < n; i++)
-        if (proc_has_samples(procs[i]) && write_per_process(dir, procs[i], now) < 0)
+        if ((proc_has_samples(procs[i]) || proc_has_io(procs[i])) &&
+            write_per_process(dir, procs[i], now) < 0)
             rc = -1;
+    for (size_t i = 0; final && i < n; i++)
+        report_io_drops(procs[i]);
     free(procs);
     return rc;
 }

@@ -41,6 +41,17 @@ struct free_excess {
     UT_hash_handle hh;
 };
 
+/* (site id, stack id) -> index in the site's stacks array: a site may
+ * collect thousands of stacks, and every IO_STACKS entry looks one up. */
+struct io_stack_key {
+    uint32_t site_id, stack_id;
+};
+struct io_stack_index {
+    struct io_stack_key key;
+    size_t index;
+    UT_hash_handle hh;
+};
+
 struct wire_decoder {
     struct proc_table *table;
     struct proc *proc;
@@ -58,6 +69,7 @@ struct wire_decoder {
     struct free_excess *excess;
     size_t n_stacks;
     uint64_t n_frames;
+    struct io_stack_index *io_stack_index; /* its count: the (site, stack) pairs held */
 
     char err[320];
 };
@@ -70,6 +82,10 @@ static const char *type_name(uint32_t type)
     case WIRE_STACK: return "STACK";
     case WIRE_HEAP_DELTA: return "HEAP_DELTA";
     case WIRE_GOODBYE: return "GOODBYE";
+    case WIRE_IO_SITE: return "IO_SITE";
+    case WIRE_IO_DELTA: return "IO_DELTA";
+    case WIRE_IO_ERRNO: return "IO_ERRNO";
+    case WIRE_IO_STACKS: return "IO_STACKS";
     default: return "unknown";
     }
 }
@@ -149,6 +165,11 @@ static void free_side_tables(struct wire_decoder *d)
     HASH_ITER(hh, d->excess, x, xtmp) {
         HASH_DEL(d->excess, x);
         free(x);
+    }
+    struct io_stack_index *ix, *ixtmp;
+    HASH_ITER(hh, d->io_stack_index, ix, ixtmp) {
+        HASH_DEL(d->io_stack_index, ix);
+        free(ix);
     }
 }
 
@@ -415,7 +436,10 @@ static int apply_entry(struct wire_decoder *d, struct proc_stack *s,
     return 0;
 }
 
-static int apply_heap_delta(struct wire_decoder *d, const uint8_t *p, size_t len)
+/* The count header shared by HEAP_DELTA and the IO_* records: a uint32_t
+ * count, 4 bytes of zero, then count entries of esize bytes. */
+static int counted_entries(struct wire_decoder *d, const uint8_t *p, size_t len, size_t esize,
+                           uint32_t *count)
 {
     struct wire_heap_delta h;
     if (len < sizeof h)
@@ -423,16 +447,26 @@ static int apply_heap_delta(struct wire_decoder *d, const uint8_t *p, size_t len
     memcpy(&h, p, sizeof h);
     if (h.reserved != 0)
         return bad(d, "reserved field is %u, not 0", h.reserved);
-    const size_t esize = sizeof(struct wire_heap_entry);
     if (sizeof h + (uint64_t)h.count * esize != len)
         return bad(d, "length %zu does not match count %u (%llu bytes)", len, h.count,
                    (unsigned long long)(sizeof h + (uint64_t)h.count * esize));
-    const uint8_t *entries = p + sizeof h;
+    *count = h.count;
+    return 0;
+}
+
+#define ENTRY(p, i, esize) ((p) + sizeof(struct wire_heap_delta) + (size_t)(i) * (esize))
+
+static int apply_heap_delta(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    const size_t esize = sizeof(struct wire_heap_entry);
+    uint32_t count;
+    if (counted_entries(d, p, len, esize, &count) < 0)
+        return -1;
 
     /* Check every entry before applying any, so a bad record changes nothing. */
-    for (uint32_t i = 0; i < h.count; i++) {
+    for (uint32_t i = 0; i < count; i++) {
         struct wire_heap_entry e;
-        memcpy(&e, entries + i * esize, esize);
+        memcpy(&e, ENTRY(p, i, esize), esize);
         if (e.reserved != 0)
             return bad(d, "entry %u: reserved field is %u, not 0", i, e.reserved);
         struct proc_stack *s;
@@ -440,13 +474,227 @@ static int apply_heap_delta(struct wire_decoder *d, const uint8_t *p, size_t len
         if (!s)
             return bad(d, "entry %u: unknown stack id %u", i, e.stack_id);
     }
-    for (uint32_t i = 0; i < h.count; i++) {
+    for (uint32_t i = 0; i < count; i++) {
         struct wire_heap_entry e;
-        memcpy(&e, entries + i * esize, esize);
+        memcpy(&e, ENTRY(p, i, esize), esize);
         struct proc_stack *s;
         HASH_FIND(hh, d->proc->stacks, &e.stack_id, sizeof e.stack_id, s);
         if (apply_entry(d, s, &e) < 0)
             return fail(d, "out of memory for counters");
+    }
+    return 0;
+}
+
+/* ---- I/O call audits ---------------------------------------------------- */
+
+static struct proc_io_site *find_site(const struct proc *proc, uint32_t id)
+{
+    struct proc_io_site *site;
+    HASH_FIND(hh, proc->io_sites, &id, sizeof id, site);
+    return site;
+}
+
+static bool same_site(const struct proc_io_site *s, const struct wire_io_site *w)
+{
+    return s->call == w->call && s->fd_type == w->fd_type && s->family == w->family &&
+           s->socktype == w->socktype && s->caller_pc == w->caller_pc;
+}
+
+static int apply_io_site(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    struct wire_io_site w;
+    if (len != sizeof w)
+        return bad(d, "length %zu, not %zu", len, sizeof w);
+    memcpy(&w, p, sizeof w);
+    if (w.call < 1 || w.call >= WIRE_IO_CALL_MAX)
+        return bad(d, "site %u: call %u outside 1..%u", w.id, w.call, WIRE_IO_CALL_MAX - 1);
+    if (w.fd_type > WIRE_FD_OTHER)
+        return bad(d, "site %u: descriptor type %u outside 0..%u", w.id, w.fd_type,
+                   WIRE_FD_OTHER);
+    if (w.family > WIRE_FAMILY_OTHER)
+        return bad(d, "site %u: socket family %u outside 0..%u", w.id, w.family,
+                   WIRE_FAMILY_OTHER);
+    if (w.socktype > WIRE_SOCK_OTHER)
+        return bad(d, "site %u: socket type %u outside 0..%u", w.id, w.socktype,
+                   WIRE_SOCK_OTHER);
+    if (w.fd_type != WIRE_FD_SOCKET && (w.family != 0 || w.socktype != 0))
+        return bad(d, "site %u: socket family %u and type %u on a descriptor of type %u, "
+                      "not a socket",
+                   w.id, w.family, w.socktype, w.fd_type);
+
+    struct proc_io_site *site = find_site(d->proc, w.id);
+    if (site) {
+        if (same_site(site, &w))
+            return 0;
+        return bad(d, "site id %u redefined with different contents", w.id);
+    }
+    if (HASH_COUNT(d->proc->io_sites) >= WIRE_DECODE_MAX_IO_SITES)
+        return fail(d, "more than %u I/O sites; closing the connection",
+                    WIRE_DECODE_MAX_IO_SITES);
+    site = calloc(1, sizeof *site);
+    if (!site)
+        return fail(d, "out of memory for I/O sites");
+    site->id = w.id;
+    site->call = w.call;
+    site->fd_type = w.fd_type;
+    site->family = w.family;
+    site->socktype = w.socktype;
+    site->caller_pc = w.caller_pc;
+    HASH_ADD(hh, d->proc->io_sites, id, sizeof site->id, site);
+    return 0;
+}
+
+static int apply_io_delta(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    const size_t esize = sizeof(struct wire_io_entry);
+    uint32_t count;
+    if (counted_entries(d, p, len, esize, &count) < 0)
+        return -1;
+    for (uint32_t i = 0; i < count; i++) {
+        struct wire_io_entry e;
+        memcpy(&e, ENTRY(p, i, esize), esize);
+        if (e.reserved != 0)
+            return bad(d, "entry %u: reserved field is %u, not 0", i, e.reserved);
+        if (!find_site(d->proc, e.site_id))
+            return bad(d, "entry %u: unknown site id %u", i, e.site_id);
+    }
+    /* No check that errors + eagain <= calls: the target reads its counters
+     * without stopping its threads, so an increment may show up one delta
+     * before another; the cumulative figures agree in the end. */
+    for (uint32_t i = 0; i < count; i++) {
+        struct wire_io_entry e;
+        memcpy(&e, ENTRY(p, i, esize), esize);
+        struct proc_io_site *s = find_site(d->proc, e.site_id);
+        s->calls = add_sat(s->calls, e.calls);
+        s->time_ns = add_sat(s->time_ns, e.time_ns);
+        s->bytes = add_sat(s->bytes, e.bytes);
+        s->messages = add_sat(s->messages, e.messages);
+        s->errors = add_sat(s->errors, e.errors);
+        s->eagain = add_sat(s->eagain, e.eagain);
+    }
+    return 0;
+}
+
+/* The arrays of a site grow by doubling from 4; their capacity follows
+ * from their length, so process.h needs no capacity fields. */
+static bool needs_growth(size_t n)
+{
+    return n == 0 || (n >= 4 && (n & (n - 1)) == 0);
+}
+
+static void *grow(void *array, size_t n, size_t size)
+{
+    return realloc(array, (n == 0 ? 4 : 2 * n) * size);
+}
+
+/* Adds calls to err's count at site s. Beyond WIRE_DECODE_MAX_IO_ERRNOS
+ * distinct errnos the calls stay counted in the site's errors, unnamed. */
+static int add_io_errno(struct wire_decoder *d, struct proc_io_site *s, uint32_t err,
+                        uint64_t calls)
+{
+    for (size_t i = 0; i < s->n_errnos; i++)
+        if (s->errnos[i].err == err) {
+            s->errnos[i].calls = add_sat(s->errnos[i].calls, calls);
+            return 0;
+        }
+    if (s->n_errnos >= WIRE_DECODE_MAX_IO_ERRNOS) {
+        proc_table_count_io_drops(d->proc, 0, calls);
+        return 0;
+    }
+    if (needs_growth(s->n_errnos)) {
+        struct proc_io_errno *grown = grow(s->errnos, s->n_errnos, sizeof *grown);
+        if (!grown)
+            return -1;
+        s->errnos = grown;
+    }
+    s->errnos[s->n_errnos++] = (struct proc_io_errno){.err = err, .calls = calls};
+    return 0;
+}
+
+static int apply_io_errno(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    const size_t esize = sizeof(struct wire_io_errno_entry);
+    uint32_t count;
+    if (counted_entries(d, p, len, esize, &count) < 0)
+        return -1;
+    for (uint32_t i = 0; i < count; i++) {
+        struct wire_io_errno_entry e;
+        memcpy(&e, ENTRY(p, i, esize), esize);
+        if (!find_site(d->proc, e.site_id))
+            return bad(d, "entry %u: unknown site id %u", i, e.site_id);
+        if (e.err < 1 || e.err > 4095)
+            return bad(d, "entry %u: errno %u outside 1..4095", i, e.err);
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        struct wire_io_errno_entry e;
+        memcpy(&e, ENTRY(p, i, esize), esize);
+        if (add_io_errno(d, find_site(d->proc, e.site_id), e.err, e.calls) < 0)
+            return fail(d, "out of memory for I/O errno counts");
+    }
+    return 0;
+}
+
+/* Adds samples to stack_id's count at site s. Beyond the limits the
+ * samples are dropped: the site's exact figures are then divided among
+ * the stacks it has. */
+static int add_io_stack(struct wire_decoder *d, struct proc_io_site *s, uint32_t stack_id,
+                        uint64_t samples)
+{
+    struct io_stack_key key = {.site_id = s->id, .stack_id = stack_id};
+    struct io_stack_index *ix;
+    HASH_FIND(hh, d->io_stack_index, &key, sizeof key, ix);
+    if (ix) {
+        s->stacks[ix->index].samples = add_sat(s->stacks[ix->index].samples, samples);
+        return 0;
+    }
+    if (s->n_stacks >= WIRE_DECODE_MAX_IO_SITE_STACKS ||
+        HASH_COUNT(d->io_stack_index) >= WIRE_DECODE_MAX_IO_STACK_ENTRIES) {
+        proc_table_count_io_drops(d->proc, samples, 0);
+        return 0;
+    }
+    if (needs_growth(s->n_stacks)) {
+        struct proc_io_stack *grown = grow(s->stacks, s->n_stacks, sizeof *grown);
+        if (!grown)
+            return -1;
+        s->stacks = grown;
+    }
+    ix = malloc(sizeof *ix);
+    if (!ix)
+        return -1;
+    ix->key = key;
+    ix->index = s->n_stacks;
+    HASH_ADD(hh, d->io_stack_index, key, sizeof ix->key, ix);
+    s->stacks[s->n_stacks++] = (struct proc_io_stack){.stack_id = stack_id, .samples = samples};
+    return 0;
+}
+
+static int apply_io_stacks(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    const size_t esize = sizeof(struct wire_io_stack_entry);
+    uint32_t count;
+    if (counted_entries(d, p, len, esize, &count) < 0)
+        return -1;
+    for (uint32_t i = 0; i < count; i++) {
+        struct wire_io_stack_entry e;
+        memcpy(&e, ENTRY(p, i, esize), esize);
+        const struct proc_io_site *site = find_site(d->proc, e.site_id);
+        if (!site)
+            return bad(d, "entry %u: unknown site id %u", i, e.site_id);
+        struct proc_stack *st;
+        HASH_FIND(hh, d->proc->stacks, &e.stack_id, sizeof e.stack_id, st);
+        if (!st)
+            return bad(d, "entry %u: unknown stack id %u", i, e.stack_id);
+        if (st->pcs[0] != site->caller_pc)
+            return bad(d, "entry %u: stack %u starts at 0x%llx, not at site %u's caller "
+                          "0x%llx",
+                       i, e.stack_id, (unsigned long long)st->pcs[0], e.site_id,
+                       (unsigned long long)site->caller_pc);
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        struct wire_io_stack_entry e;
+        memcpy(&e, ENTRY(p, i, esize), esize);
+        if (add_io_stack(d, find_site(d->proc, e.site_id), e.stack_id, e.samples) < 0)
+            return fail(d, "out of memory for I/O stacks");
     }
     return 0;
 }
@@ -460,6 +708,10 @@ static int apply_record(struct wire_decoder *d, const uint8_t *p, size_t len)
     case WIRE_MAPPING: return apply_mapping(d, p, len);
     case WIRE_STACK: return apply_stack(d, p, len);
     case WIRE_HEAP_DELTA: return apply_heap_delta(d, p, len);
+    case WIRE_IO_SITE: return apply_io_site(d, p, len);
+    case WIRE_IO_DELTA: return apply_io_delta(d, p, len);
+    case WIRE_IO_ERRNO: return apply_io_errno(d, p, len);
+    case WIRE_IO_STACKS: return apply_io_stacks(d, p, len);
     case WIRE_GOODBYE:
         d->proc->said_goodbye = true;
         d->state = GOODBYE_SEEN;
@@ -477,7 +729,7 @@ static int check_header(struct wire_decoder *d)
     memcpy(&h, d->header, sizeof h);
     d->type = h.type;
     d->length = h.length;
-    if (h.type < WIRE_HELLO || h.type > WIRE_GOODBYE)
+    if (h.type < WIRE_HELLO || h.type > WIRE_IO_STACKS)
         return fail(d, "unknown record type %u (length %u)", h.type, h.length);
     if (h.length > WIRE_MAX_RECORD)
         return fail(d, "%s record of %u bytes exceeds the %u-byte limit", type_name(h.type),
@@ -490,6 +742,7 @@ static int check_header(struct wire_decoder *d)
                  : h.type == WIRE_MAPPING ? MAPPING_MAX
                  : h.type == WIRE_STACK   ? STACK_MAX
                  : h.type == WIRE_GOODBYE ? 0
+                 : h.type == WIRE_IO_SITE ? sizeof(struct wire_io_site)
                                           : WIRE_MAX_RECORD;
     if (h.length > max)
         return bad(d, "length %u exceeds %zu", h.length, max);

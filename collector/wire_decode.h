@@ -8,7 +8,12 @@
  *
  * Memory per connection is bounded: at most one partial record
  * (<= WIRE_MAX_RECORD, and grown only as its bytes actually arrive), and
- * per process at most WIRE_DECODE_MAX_* mappings, stacks and frames. */
+ * per process at most WIRE_DECODE_MAX_* mappings, stacks, frames and I/O
+ * sites (one more closes the connection). The I/O detail beyond its
+ * limits, distinct errnos or sampled stacks of one site, is dropped and
+ * counted (proc_table_io_drops()); the site's exact figures stay whole:
+ * calls of an errno beyond the limit remain in the site's errors, and the
+ * site's figures are divided among the stacks it kept. */
 #ifndef PPX_WIRE_DECODE_H
 #define PPX_WIRE_DECODE_H
 
@@ -20,6 +25,10 @@
 #define WIRE_DECODE_MAX_MAPPINGS 65536u
 #define WIRE_DECODE_MAX_STACKS (1u << 22)
 #define WIRE_DECODE_MAX_FRAMES (1u << 26) /* program counters held per process: 512 MiB */
+#define WIRE_DECODE_MAX_IO_SITES 65536u
+#define WIRE_DECODE_MAX_IO_ERRNOS 64u         /* distinct errnos named per site */
+#define WIRE_DECODE_MAX_IO_SITE_STACKS 4096u  /* distinct sampled stacks per site */
+#define WIRE_DECODE_MAX_IO_STACK_ENTRIES (1u << 20) /* (site, stack) pairs per process */
 
 struct wire_decoder;
 

@@ -19,6 +19,42 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Every I/O site as the decoder promises: enums in range, socket detail
+ * only on sockets, errnos named 1..4095, stacks that exist and start at
+ * the site's caller, all within the limits. */
+static void check_io_invariants(const struct proc *p)
+{
+    if (HASH_COUNT(p->io_sites) > WIRE_DECODE_MAX_IO_SITES)
+        abort();
+    const struct proc_io_site *site;
+    for (site = p->io_sites; site; site = site->hh.next) {
+        if (site->call < 1 || site->call >= WIRE_IO_CALL_MAX || site->fd_type > WIRE_FD_OTHER ||
+            site->family > WIRE_FAMILY_OTHER || site->socktype > WIRE_SOCK_OTHER)
+            abort();
+        if (site->fd_type != WIRE_FD_SOCKET && (site->family || site->socktype))
+            abort();
+        if (site->n_errnos > WIRE_DECODE_MAX_IO_ERRNOS ||
+            site->n_stacks > WIRE_DECODE_MAX_IO_SITE_STACKS)
+            abort();
+        for (size_t i = 0; i < site->n_errnos; i++) {
+            if (site->errnos[i].err < 1 || site->errnos[i].err > 4095)
+                abort();
+            for (size_t j = 0; j < i; j++)
+                if (site->errnos[j].err == site->errnos[i].err)
+                    abort();
+        }
+        for (size_t i = 0; i < site->n_stacks; i++) {
+            const struct proc_stack *st;
+            HASH_FIND(hh, p->stacks, &site->stacks[i].stack_id, sizeof(uint32_t), st);
+            if (!st || st->pcs[0] != site->caller_pc)
+                abort();
+            for (size_t j = 0; j < i; j++)
+                if (site->stacks[j].stack_id == site->stacks[i].stack_id)
+                    abort();
+        }
+    }
+}
+
 static void check_invariants(struct proc_table *t)
 {
     size_t n;
@@ -39,6 +75,7 @@ static void check_invariants(struct proc_table *t)
             if (s->free_objects > s->alloc_objects || s->free_bytes > s->alloc_bytes)
                 abort();
         }
+        check_io_invariants(p);
     }
     free(list);
 }
@@ -112,6 +149,22 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     stream_mapping(&s, 3, 0, 0x1000, 0x2000, "/lib/x.so");
     stream_goodbye(&s);
     write_seed(dir, "mappings", 7, &s);
+    s.len = 0;
+    stream_valid_io(&s, 4321, 3);
+    write_seed(dir, "io", 0, &s);
+    write_seed(dir, "io-chunked", 11, &s);
+    s.len = 0;
+    stream_hello(&s, 98, 5, 1, 2, "/bin/cat");
+    stream_stack(&s, 2, 2, 0x7000);
+    stream_io_site(&s, 4, WIRE_IO_SPLICE, WIRE_FD_PIPE, 0, 0, 0x7000);
+    stream_io_site(&s, 5, WIRE_IO_ACCEPT4, WIRE_FD_SOCKET, WIRE_FAMILY_INET6, WIRE_SOCK_STREAM,
+                   0x7100);
+    stream_io_delta1(&s, 4, 3, 30, 300, 3, 1, 1);
+    stream_io_errno1(&s, 4, 32, 1);
+    stream_io_errno1(&s, 5, 11, 9);
+    stream_io_stacks1(&s, 4, 2, 1);
+    stream_io_stacks1(&s, 4, 2, 1);
+    write_seed(dir, "io-small", 3, &s);
     free(s.data);
     return 0;
 }

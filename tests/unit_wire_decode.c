@@ -180,8 +180,11 @@ static void test_errors(void)
 
     /* framing */
     b.len = 0;
-    stream_header(&b, 9, 0);
-    expect_error("unknown type", &good, &b, false, "ppx: pid 1234: unknown record type 9");
+    stream_header(&b, 10, 0);
+    expect_error("unknown type", &good, &b, false, "ppx: pid 1234: unknown record type 10");
+    b.len = 0;
+    stream_header(&b, 0, 0);
+    expect_error("type 0", &good, &b, false, "ppx: pid 1234: unknown record type 0");
     b.len = 0;
     stream_header(&b, WIRE_HEAP_DELTA, WIRE_MAX_RECORD + 1);
     expect_error("oversize record", &good, &b, false,
@@ -430,6 +433,337 @@ static void test_empty(void)
     proc_table_free(t);
 }
 
+
+/* ---- I/O call audits ----------------------------------------------------- */
+
+static struct proc_io_site *site_of(const struct proc *p, uint32_t id)
+{
+    struct proc_io_site *s;
+    HASH_FIND(hh, p->io_sites, &id, sizeof id, s);
+    return s;
+}
+
+static uint64_t errno_calls(const struct proc_io_site *s, uint32_t err)
+{
+    for (size_t i = 0; i < s->n_errnos; i++)
+        if (s->errnos[i].err == err)
+            return s->errnos[i].calls;
+    return 0;
+}
+
+static uint64_t stack_samples(const struct proc_io_site *s, uint32_t stack_id)
+{
+    for (size_t i = 0; i < s->n_stacks; i++)
+        if (s->stacks[i].stack_id == stack_id)
+            return s->stacks[i].samples;
+    return 0;
+}
+
+static void check_io_figures(const struct proc *p, const char *how)
+{
+    check(p != NULL, "%s: no process", how);
+    if (!p)
+        return;
+    check(HASH_COUNT(p->io_sites) == 3, "%s: %u sites, want 3", how, HASH_COUNT(p->io_sites));
+    const struct proc_io_site *s1 = site_of(p, 1), *s2 = site_of(p, 2), *s3 = site_of(p, 3);
+    check(s1 && s1->call == WIRE_IO_RECVMSG && s1->fd_type == WIRE_FD_SOCKET &&
+              s1->family == WIRE_FAMILY_INET && s1->socktype == WIRE_SOCK_DGRAM &&
+              s1->caller_pc == 0x401000,
+          "%s: site 1 definition", how);
+    check(s1 && s1->calls == 150 && s1->time_ns == 3000 && s1->bytes == 9000 &&
+              s1->messages == 140 && s1->errors == 4 && s1->eagain == 6,
+          "%s: site 1 figures", how);
+    check(s1 && s1->n_errnos == 3 && errno_calls(s1, 111) == 3 && errno_calls(s1, 4) == 1 &&
+              errno_calls(s1, 11) == 6,
+          "%s: site 1 errnos", how);
+    check(s1 && s1->n_stacks == 2 && stack_samples(s1, 1) == 5 && stack_samples(s1, 3) == 2,
+          "%s: site 1 stacks", how);
+    check(s2 && s2->call == WIRE_IO_READ && s2->fd_type == WIRE_FD_FILE && s2->calls == 7 &&
+              s2->bytes == 700 && s2->n_errnos == 0 && s2->n_stacks == 0,
+          "%s: site 2", how);
+    check(s3 && s3->call == WIRE_IO_EPOLL_WAIT && s3->calls == 0, "%s: site 3", how);
+    check(proc_has_io(p), "%s: proc_has_io", how);
+    uint64_t dropped_samples = 1, dropped_errnos = 1;
+    proc_table_io_drops(p, &dropped_samples, &dropped_errnos);
+    check(dropped_samples == 0 && dropped_errnos == 0, "%s: drops", how);
+}
+
+static void test_io_valid(void)
+{
+    struct stream s = {0};
+    stream_valid_io(&s, 555, 9);
+    static const size_t chunks[] = {0, 1, 5, 8, 17, 24, 1000};
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        char how[64];
+        snprintf(how, sizeof how, "I/O stream in chunks of %zu", chunks[i]);
+        struct proc_table *t = proc_table_new();
+        struct wire_decoder *d = wire_decoder_new(t, 0);
+        int rc = feed_chunked(d, &s, chunks[i], true);
+        check(rc == 0, "%s: rc %d (%s)", how, rc, wire_decoder_error(d));
+        check_io_figures(proc_table_find(t, 555, 9), how);
+        wire_decoder_free(d);
+        proc_table_free(t);
+    }
+    free(s.data);
+}
+
+/* A prefix with two stacks and two sites for the error cases. */
+static void io_prefix(struct stream *s)
+{
+    stream_hello(s, 1234, 5, 1, 8, "/bin/x");
+    stream_stack(s, 1, 2, 0x1000);
+    stream_stack(s, 2, 2, 0x2000);
+    stream_io_site(s, 1, WIRE_IO_READ, WIRE_FD_PIPE, 0, 0, 0x1000);
+    stream_io_site(s, 2, WIRE_IO_SENDMSG, WIRE_FD_SOCKET, WIRE_FAMILY_UNIX, WIRE_SOCK_STREAM,
+                   0x3000);
+}
+
+static void test_io_errors(void)
+{
+    struct stream good = {0}, b = {0};
+    io_prefix(&good);
+
+    /* IO_SITE */
+    struct wire_io_site w = {.id = 5, .call = WIRE_IO_READ, .caller_pc = 0x10};
+    stream_header(&b, WIRE_IO_SITE, sizeof w - 1);
+    stream_put(&b, &w, sizeof w - 1);
+    expect_error("site short", &good, &b, false, "bad IO_SITE record: length 15, not 16");
+    b.len = 0;
+    stream_header(&b, WIRE_IO_SITE, sizeof w + 8);
+    expect_error("site long", &good, &b, false, "bad IO_SITE record: length 24 exceeds 16");
+    b.len = 0;
+    stream_io_site(&b, 5, 0, WIRE_FD_FILE, 0, 0, 0x10);
+    expect_error("call 0", &good, &b, false, "ppx: pid 1234: bad IO_SITE record: site 5: call 0 "
+                                             "outside 1..27");
+    b.len = 0;
+    stream_io_site(&b, 5, WIRE_IO_CALL_MAX, WIRE_FD_FILE, 0, 0, 0x10);
+    expect_error("call max", &good, &b, false, "site 5: call 28 outside 1..27");
+    b.len = 0;
+    stream_io_site(&b, 5, WIRE_IO_READ, WIRE_FD_OTHER + 1, 0, 0, 0x10);
+    expect_error("fd type", &good, &b, false, "site 5: descriptor type 7 outside 0..6");
+    b.len = 0;
+    stream_io_site(&b, 5, WIRE_IO_RECV, WIRE_FD_SOCKET, WIRE_FAMILY_OTHER + 1, 0, 0x10);
+    expect_error("family", &good, &b, false, "site 5: socket family 5 outside 0..4");
+    b.len = 0;
+    stream_io_site(&b, 5, WIRE_IO_RECV, WIRE_FD_SOCKET, 0, WIRE_SOCK_OTHER + 1, 0x10);
+    expect_error("socktype", &good, &b, false, "site 5: socket type 6 outside 0..5");
+    b.len = 0;
+    stream_io_site(&b, 5, WIRE_IO_READ, WIRE_FD_FILE, WIRE_FAMILY_INET, 0, 0x10);
+    expect_error("family on a file", &good, &b, false,
+                 "site 5: socket family 2 and type 0 on a descriptor of type 1, not a socket");
+    b.len = 0;
+    stream_io_site(&b, 1, WIRE_IO_READ, WIRE_FD_PIPE, 0, 0, 0x1001);
+    expect_error("site redefined", &good, &b, false,
+                 "bad IO_SITE record: site id 1 redefined with different contents");
+    b.len = 0;
+    stream_io_site(&b, 1, WIRE_IO_READ, WIRE_FD_SOCKET, 0, 0, 0x1000);
+    expect_error("site class redefined", &good, &b, false, "site id 1 redefined");
+    b.len = 0;
+    stream_io_site(&b, 1, WIRE_IO_READ, WIRE_FD_PIPE, 0, 0, 0x1000);
+    expect_error("site before hello", NULL, &b, false, "ppx: pid 999: IO_SITE record before HELLO");
+
+    /* IO_DELTA */
+    b.len = 0;
+    stream_io_delta1(&b, 9, 1, 1, 1, 1, 0, 0);
+    expect_error("delta unknown site", &good, &b, false,
+                 "ppx: pid 1234: bad IO_DELTA record: entry 0: unknown site id 9");
+    b.len = 0;
+    struct wire_heap_delta h = {.count = 1, .reserved = 0};
+    struct wire_io_entry e = {.site_id = 1, .reserved = 3, .calls = 1};
+    stream_header(&b, WIRE_IO_DELTA, sizeof h + sizeof e);
+    stream_put(&b, &h, sizeof h);
+    stream_put(&b, &e, sizeof e);
+    expect_error("delta entry reserved", &good, &b, false,
+                 "bad IO_DELTA record: entry 0: reserved field is 3, not 0");
+    b.len = 0;
+    h.reserved = 1;
+    e.reserved = 0;
+    stream_header(&b, WIRE_IO_DELTA, sizeof h + sizeof e);
+    stream_put(&b, &h, sizeof h);
+    stream_put(&b, &e, sizeof e);
+    expect_error("delta reserved", &good, &b, false, "bad IO_DELTA record: reserved field is 1");
+    b.len = 0;
+    h.reserved = 0;
+    h.count = 2;
+    stream_header(&b, WIRE_IO_DELTA, sizeof h + sizeof e);
+    stream_put(&b, &h, sizeof h);
+    stream_put(&b, &e, sizeof e);
+    expect_error("delta count", &good, &b, false,
+                 "bad IO_DELTA record: length 64 does not match count 2 (120 bytes)");
+    b.len = 0;
+    stream_header(&b, WIRE_IO_DELTA, 4);
+    stream_put(&b, &h, 4);
+    expect_error("delta short", &good, &b, false,
+                 "bad IO_DELTA record: length 4 is shorter than the fixed part (8)");
+    b.len = 0;
+    stream_io_delta1(&b, 1, 1, 1, 1, 1, 0, 0);
+    b.len -= 10;
+    expect_error("delta truncated", &good, &b, true,
+                 "stream ended inside a IO_DELTA record (54 of 64 payload bytes)");
+
+    /* IO_ERRNO */
+    b.len = 0;
+    stream_io_errno1(&b, 7, 4, 1);
+    expect_error("errno unknown site", &good, &b, false,
+                 "bad IO_ERRNO record: entry 0: unknown site id 7");
+    b.len = 0;
+    stream_io_errno1(&b, 1, 0, 1);
+    expect_error("errno 0", &good, &b, false, "bad IO_ERRNO record: entry 0: errno 0 outside "
+                                              "1..4095");
+    b.len = 0;
+    stream_io_errno1(&b, 1, 4096, 1);
+    expect_error("errno 4096", &good, &b, false, "entry 0: errno 4096 outside 1..4095");
+    b.len = 0;
+    h.count = 3;
+    stream_header(&b, WIRE_IO_ERRNO, sizeof h + 2 * sizeof(struct wire_io_errno_entry));
+    stream_put(&b, &h, sizeof h);
+    stream_put(&b, &e, 2 * sizeof(struct wire_io_errno_entry));
+    expect_error("errno count", &good, &b, false,
+                 "bad IO_ERRNO record: length 40 does not match count 3 (56 bytes)");
+
+    /* IO_STACKS */
+    b.len = 0;
+    stream_io_stacks1(&b, 8, 1, 1);
+    expect_error("stacks unknown site", &good, &b, false,
+                 "bad IO_STACKS record: entry 0: unknown site id 8");
+    b.len = 0;
+    stream_io_stacks1(&b, 1, 42, 1);
+    expect_error("stacks unknown stack", &good, &b, false,
+                 "bad IO_STACKS record: entry 0: unknown stack id 42");
+    b.len = 0;
+    stream_io_stacks1(&b, 1, 2, 1);
+    expect_error("stacks other leaf", &good, &b, false,
+                 "bad IO_STACKS record: entry 0: stack 2 starts at 0x2000, not at site 1's "
+                 "caller 0x1000");
+    b.len = 0;
+    h.count = 1;
+    stream_header(&b, WIRE_IO_STACKS, sizeof h + sizeof(struct wire_io_stack_entry) + 1);
+    stream_put(&b, &h, sizeof h);
+    stream_put(&b, &e, sizeof(struct wire_io_stack_entry) + 1);
+    expect_error("stacks length", &good, &b, false,
+                 "bad IO_STACKS record: length 25 does not match count 1 (24 bytes)");
+
+    free(good.data);
+    free(b.data);
+}
+
+/* A bad entry changes nothing: the entries before it in the same record
+ * are not applied either; what earlier records brought stays. */
+static void test_io_atomic_records(void)
+{
+    struct stream s = {0};
+    io_prefix(&s);
+    stream_io_delta1(&s, 1, 5, 50, 500, 5, 0, 0);
+    struct wire_heap_delta h = {.count = 2};
+    struct wire_io_entry e[2] = {{.site_id = 1, .calls = 1}, {.site_id = 77, .calls = 1}};
+    stream_header(&s, WIRE_IO_DELTA, sizeof h + sizeof e);
+    stream_put(&s, &h, sizeof h);
+    stream_put(&s, e, sizeof e);
+    struct proc_table *t = proc_table_new();
+    struct wire_decoder *d = wire_decoder_new(t, 0);
+    check(wire_decoder_feed(d, s.data, s.len) == -1, "atomic: bad delta accepted");
+    struct proc_io_site *site = site_of(proc_table_find(t, 1234, 5), 1);
+    check(site && site->calls == 5 && site->bytes == 500, "atomic: calls %llu, want 5",
+          site ? (unsigned long long)site->calls : 0ull);
+    wire_decoder_free(d);
+    proc_table_free(t);
+    free(s.data);
+}
+
+/* A reconnect (HELLO again) resets the I/O sites, like everything else. */
+static void test_io_reconnect(void)
+{
+    struct proc_table *t = proc_table_new();
+    struct stream s = {0};
+    stream_valid_io(&s, 66, 1);
+    s.len -= sizeof(struct wire_header); /* no GOODBYE: the connection breaks */
+    struct wire_decoder *d1 = wire_decoder_new(t, 0);
+    check(wire_decoder_feed(d1, s.data, s.len) == 0, "io reconnect: first stream: %s",
+          wire_decoder_error(d1));
+    wire_decoder_free(d1);
+
+    s.len = 0;
+    stream_hello(&s, 66, 1, 1, 8, "/usr/bin/server");
+    stream_stack(&s, 1, 3, 0x401000);
+    stream_io_site(&s, 1, WIRE_IO_RECVMSG, WIRE_FD_SOCKET, WIRE_FAMILY_INET, WIRE_SOCK_DGRAM,
+                   0x401000);
+    stream_io_delta1(&s, 1, 9, 0, 0, 0, 0, 0);
+    stream_io_stacks1(&s, 1, 1, 1);
+    struct wire_decoder *d2 = wire_decoder_new(t, 0);
+    check(wire_decoder_feed(d2, s.data, s.len) == 0, "io reconnect: second stream: %s",
+          wire_decoder_error(d2));
+    struct proc *p = proc_table_find(t, 66, 1);
+    struct proc_io_site *site = p ? site_of(p, 1) : NULL;
+    check(p && HASH_COUNT(p->io_sites) == 1, "io reconnect: sites not reset");
+    check(site && site->calls == 9 && site->n_errnos == 0 && site->n_stacks == 1 &&
+              site->stacks[0].samples == 1,
+          "io reconnect: site 1 not reset to the resent state");
+    wire_decoder_free(d2);
+    proc_table_free(t);
+    free(s.data);
+}
+
+/* Beyond the per-site limits, errnos and stacks are dropped and counted;
+ * the site's own figures stay whole. */
+static void test_io_limits(void)
+{
+    struct stream s = {0};
+    stream_hello(&s, 77, 1, 1, 2, "/bin/x");
+    stream_io_site(&s, 1, WIRE_IO_WRITE, WIRE_FD_PIPE, 0, 0, 0x5000);
+    stream_io_delta1(&s, 1, 10000, 0, 0, 0, 10000, 0);
+    const uint32_t n_errnos = WIRE_DECODE_MAX_IO_ERRNOS + 3;
+    for (uint32_t err = 1; err <= n_errnos; err++)
+        stream_io_errno1(&s, 1, err, 2);
+    stream_io_errno1(&s, 1, 1, 5); /* a known errno still counts */
+    const uint32_t n_stacks = WIRE_DECODE_MAX_IO_SITE_STACKS + 2;
+    for (uint32_t id = 1; id <= n_stacks; id++) {
+        struct wire_stack st = {.id = id, .depth = 2};
+        uint64_t pcs[2] = {0x5000, 0x100000 + id};
+        stream_header(&s, WIRE_STACK, sizeof st + sizeof pcs);
+        stream_put(&s, &st, sizeof st);
+        stream_put(&s, pcs, sizeof pcs);
+        stream_io_stacks1(&s, 1, id, 3);
+    }
+    stream_io_stacks1(&s, 1, 1, 4);
+    struct proc_table *t = proc_table_new();
+    struct wire_decoder *d = wire_decoder_new(t, 0);
+    check(wire_decoder_feed(d, s.data, s.len) == 0, "limits: refused: %s", wire_decoder_error(d));
+    struct proc *p = proc_table_find(t, 77, 1);
+    struct proc_io_site *site = p ? site_of(p, 1) : NULL;
+    check(site && site->n_errnos == WIRE_DECODE_MAX_IO_ERRNOS && errno_calls(site, 1) == 7,
+          "limits: %zu errnos kept", site ? site->n_errnos : 0);
+    check(site && site->n_stacks == WIRE_DECODE_MAX_IO_SITE_STACKS && stack_samples(site, 1) == 7,
+          "limits: %zu stacks kept", site ? site->n_stacks : 0);
+    check(site && site->calls == 10000 && site->errors == 10000, "limits: site figures");
+    uint64_t dropped_samples = 0, dropped_errnos = 0;
+    if (p)
+        proc_table_io_drops(p, &dropped_samples, &dropped_errnos);
+    check(dropped_samples == 6 && dropped_errnos == 6, "limits: drops %llu samples, %llu errno "
+          "calls, want 6 and 6", (unsigned long long)dropped_samples,
+          (unsigned long long)dropped_errnos);
+
+    /* One site more than WIRE_DECODE_MAX_IO_SITES closes the connection. */
+    s.len = 0;
+    for (uint32_t id = 2; id <= WIRE_DECODE_MAX_IO_SITES + 1; id++)
+        stream_io_site(&s, id, WIRE_IO_READ, WIRE_FD_FILE, 0, 0, id);
+    check(wire_decoder_feed(d, s.data, s.len) == -1 &&
+              strstr(wire_decoder_error(d), "more than 65536 I/O sites"),
+          "limits: site limit: \"%s\"", wire_decoder_error(d));
+    check(p && HASH_COUNT(p->io_sites) == WIRE_DECODE_MAX_IO_SITES, "limits: %u sites kept",
+          p ? HASH_COUNT(p->io_sites) : 0);
+    wire_decoder_free(d);
+
+    /* A new HELLO clears the drop counts too. */
+    s.len = 0;
+    stream_hello(&s, 77, 1, 1, 2, "/bin/x");
+    d = wire_decoder_new(t, 0);
+    /* (the connection broke the site limit: the process is refused) */
+    check(wire_decoder_feed(d, s.data, s.len) == -1, "limits: refused process reconnected");
+    wire_decoder_free(d);
+    proc_table_free(t);
+    free(s.data);
+}
+
 int main(void)
 {
     test_valid_stream();
@@ -439,6 +773,11 @@ int main(void)
     test_free_clamp();
     test_duplicates();
     test_empty();
+    test_io_valid();
+    test_io_errors();
+    test_io_atomic_records();
+    test_io_reconnect();
+    test_io_limits();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

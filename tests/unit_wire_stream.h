@@ -103,6 +103,57 @@ static void stream_delta1(struct stream *s, uint32_t stack_id, uint64_t ao, uint
     stream_put(s, &e, sizeof e);
 }
 
+static void stream_io_site(struct stream *s, uint32_t id, uint8_t call, uint8_t fd_type,
+                           uint8_t family, uint8_t socktype, uint64_t caller_pc)
+{
+    struct wire_io_site w = {.id = id,
+                             .call = call,
+                             .fd_type = fd_type,
+                             .family = family,
+                             .socktype = socktype,
+                             .caller_pc = caller_pc};
+    stream_header(s, WIRE_IO_SITE, sizeof w);
+    stream_put(s, &w, sizeof w);
+}
+
+/* One IO_DELTA entry for site_id. */
+static void stream_io_delta1(struct stream *s, uint32_t site_id, uint64_t calls, uint64_t time_ns,
+                             uint64_t bytes, uint64_t messages, uint64_t errors, uint64_t eagain)
+{
+    struct wire_heap_delta h = {.count = 1};
+    struct wire_io_entry e = {.site_id = site_id,
+                              .calls = calls,
+                              .time_ns = time_ns,
+                              .bytes = bytes,
+                              .messages = messages,
+                              .errors = errors,
+                              .eagain = eagain};
+    stream_header(s, WIRE_IO_DELTA, sizeof h + sizeof e);
+    stream_put(s, &h, sizeof h);
+    stream_put(s, &e, sizeof e);
+}
+
+/* One IO_ERRNO entry. */
+static void stream_io_errno1(struct stream *s, uint32_t site_id, uint32_t err, uint64_t calls)
+{
+    struct wire_heap_delta h = {.count = 1};
+    struct wire_io_errno_entry e = {.site_id = site_id, .err = err, .calls = calls};
+    stream_header(s, WIRE_IO_ERRNO, sizeof h + sizeof e);
+    stream_put(s, &h, sizeof h);
+    stream_put(s, &e, sizeof e);
+}
+
+/* One IO_STACKS entry. */
+static void stream_io_stacks1(struct stream *s, uint32_t site_id, uint32_t stack_id,
+                              uint64_t samples)
+{
+    struct wire_heap_delta h = {.count = 1};
+    struct wire_io_stack_entry e = {.site_id = site_id, .stack_id = stack_id, .samples = samples};
+    stream_header(s, WIRE_IO_STACKS, sizeof h + sizeof e);
+    stream_put(s, &h, sizeof h);
+    stream_put(s, &e, sizeof e);
+}
+
 static void stream_goodbye(struct stream *s)
 {
     stream_header(s, WIRE_GOODBYE, 0);
@@ -121,6 +172,39 @@ static void stream_valid(struct stream *s, uint32_t pid, uint64_t start_ns)
     stream_delta1(s, 1, 6, 600, 4, 400);
     stream_delta1(s, 2, 3, 3u << 20, 0, 0);
     stream_delta1(s, 1, 4, 400, 0, 0);
+    stream_goodbye(s);
+}
+
+/* A complete, valid stream of pid with I/O sites:
+ *   site 1: recvmsg on an inet datagram socket, called at 0x401000:
+ *           150 calls, 3000 ns, 9000 bytes, 140 messages, 4 errors
+ *           (3 ECONNREFUSED=111, 1 EINTR=4), 6 EAGAIN (errno 11);
+ *           sampled stacks 1 (5 samples) and 3 (2), both leaf 0x401000
+ *   site 2: read on a file at 0x402000: 7 calls, no stack sampled
+ *   site 3: epoll_wait, no descriptor class, defined but never called */
+static void stream_valid_io(struct stream *s, uint32_t pid, uint64_t start_ns)
+{
+    stream_hello(s, pid, start_ns, 524288, 64, "/usr/bin/server");
+    stream_mapping(s, 1, WIRE_MAPPING_MAIN, 0x400000, 0x500000, "/usr/bin/server");
+    stream_stack(s, 1, 3, 0x401000);
+    stream_stack(s, 3, 2, 0x401000);
+    stream_io_site(s, 1, WIRE_IO_RECVMSG, WIRE_FD_SOCKET, WIRE_FAMILY_INET, WIRE_SOCK_DGRAM,
+                   0x401000);
+    stream_io_site(s, 2, WIRE_IO_READ, WIRE_FD_FILE, 0, 0, 0x402000);
+    stream_io_site(s, 3, WIRE_IO_EPOLL_WAIT, WIRE_FD_NONE, 0, 0, 0x403000);
+    stream_io_delta1(s, 1, 100, 2000, 6000, 90, 3, 4);
+    stream_io_delta1(s, 2, 7, 70, 700, 7, 0, 0);
+    stream_io_errno1(s, 1, 111, 2);
+    stream_io_errno1(s, 1, 11, 4);
+    stream_io_stacks1(s, 1, 1, 3);
+    stream_io_site(s, 1, WIRE_IO_RECVMSG, WIRE_FD_SOCKET, WIRE_FAMILY_INET, WIRE_SOCK_DGRAM,
+                   0x401000); /* a resend: same contents */
+    stream_io_delta1(s, 1, 50, 1000, 3000, 50, 1, 2);
+    stream_io_errno1(s, 1, 111, 1);
+    stream_io_errno1(s, 1, 4, 1);
+    stream_io_errno1(s, 1, 11, 2);
+    stream_io_stacks1(s, 1, 1, 2);
+    stream_io_stacks1(s, 1, 3, 2);
     stream_goodbye(s);
 }
 

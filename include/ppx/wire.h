@@ -10,7 +10,7 @@
  *
  * Order on one connection:
  *   HELLO                  exactly once, first
- *   { MAPPING | STACK | HEAP_DELTA }*
+ *   { MAPPING | STACK | HEAP_DELTA | IO_SITE | IO_DELTA | IO_ERRNO | IO_STACKS }*
  *   GOODBYE                optional, last: the target is exiting normally
  *
  * A connection is one incarnation of one process. A process that loses its
@@ -42,6 +42,10 @@ enum wire_type {
     WIRE_STACK = 3,
     WIRE_HEAP_DELTA = 4,
     WIRE_GOODBYE = 5,
+    WIRE_IO_SITE = 6,
+    WIRE_IO_DELTA = 7,
+    WIRE_IO_ERRNO = 8,
+    WIRE_IO_STACKS = 9,
 };
 
 struct wire_header {
@@ -108,5 +112,83 @@ struct wire_heap_delta {
 };
 
 /* GOODBYE payload: empty. After it the target sends nothing more. */
+
+/* ---- I/O call audits ----------------------------------------------------
+ * Every hooked I/O call is counted exactly per *site*: the triple (caller
+ * pc, call, descriptor class). Full stacks are unwound only for a sample
+ * of calls (every call with PPX_SYSCALL_STACKS=all); IO_STACKS says how
+ * many sampled calls of a site had which stack, and the collector divides
+ * the site's exact figures among its stacks in that proportion. */
+
+enum wire_io_call {
+    WIRE_IO_READ = 1, WIRE_IO_WRITE, WIRE_IO_READV, WIRE_IO_WRITEV,
+    WIRE_IO_PREAD, WIRE_IO_PWRITE, WIRE_IO_PREADV, WIRE_IO_PWRITEV,
+    WIRE_IO_RECV, WIRE_IO_SEND, WIRE_IO_RECVFROM, WIRE_IO_SENDTO,
+    WIRE_IO_RECVMSG, WIRE_IO_SENDMSG, WIRE_IO_RECVMMSG, WIRE_IO_SENDMMSG,
+    WIRE_IO_ACCEPT, WIRE_IO_ACCEPT4, WIRE_IO_CONNECT,
+    WIRE_IO_EPOLL_WAIT, WIRE_IO_EPOLL_PWAIT, WIRE_IO_POLL, WIRE_IO_PPOLL,
+    WIRE_IO_SELECT, WIRE_IO_PSELECT, WIRE_IO_SENDFILE, WIRE_IO_SPLICE,
+    WIRE_IO_CALL_MAX /* one past the last */
+};
+
+/* What the descriptor a call used was, when the call has one. */
+enum wire_fd_type {
+    WIRE_FD_NONE = 0, /* no single descriptor (poll, select) or unknown */
+    WIRE_FD_FILE = 1, /* regular file */
+    WIRE_FD_PIPE = 2, /* pipe or FIFO */
+    WIRE_FD_SOCKET = 3,
+    WIRE_FD_CHAR = 4,  /* character device, e.g. a terminal */
+    WIRE_FD_ANON = 5,  /* epoll, eventfd, timerfd, signalfd and the like */
+    WIRE_FD_OTHER = 6, /* directory, block device */
+};
+enum wire_sock_family { WIRE_FAMILY_NONE = 0, WIRE_FAMILY_UNIX = 1, WIRE_FAMILY_INET = 2,
+                        WIRE_FAMILY_INET6 = 3, WIRE_FAMILY_OTHER = 4 };
+enum wire_sock_type { WIRE_SOCK_NONE = 0, WIRE_SOCK_STREAM = 1, WIRE_SOCK_DGRAM = 2,
+                      WIRE_SOCK_SEQPACKET = 3, WIRE_SOCK_RAW = 4, WIRE_SOCK_OTHER = 5 };
+
+/* IO_SITE payload: defines a site id, before the first IO_* record that
+ * names it. caller_pc is the return address into the function that made
+ * the call (symbolize at caller_pc - 1). */
+struct wire_io_site {
+    uint32_t id;
+    uint8_t call;     /* enum wire_io_call */
+    uint8_t fd_type;  /* enum wire_fd_type */
+    uint8_t family;   /* enum wire_sock_family, sockets only */
+    uint8_t socktype; /* enum wire_sock_type, sockets only */
+    uint64_t caller_pc;
+};
+
+/* IO_DELTA payload: a uint32_t count, 4 bytes of zero, then count entries
+ * of increments since the previous delta for the site. errors counts
+ * failed calls except EAGAIN/EWOULDBLOCK, which eagain counts. bytes is
+ * what successful data calls moved; messages is what recvmmsg/sendmmsg
+ * moved (1 per successful call of the other data calls). */
+struct wire_io_entry {
+    uint32_t site_id;
+    uint32_t reserved; /* 0 */
+    uint64_t calls;
+    uint64_t time_ns; /* wall time spent inside the call */
+    uint64_t bytes;
+    uint64_t messages;
+    uint64_t errors;
+    uint64_t eagain;
+};
+
+/* IO_ERRNO payload: a uint32_t count, 4 bytes of zero, then entries:
+ * failed calls of a site by errno (EAGAIN included), increments. */
+struct wire_io_errno_entry {
+    uint32_t site_id;
+    uint32_t err; /* errno value, 1..4095 */
+    uint64_t calls;
+};
+
+/* IO_STACKS payload: a uint32_t count, 4 bytes of zero, then entries:
+ * sampled calls of a site whose full stack was stack_id (a STACK record;
+ * its leaf is the site's caller_pc), increments. */
+struct wire_io_stack_entry {
+    uint32_t site_id;
+    uint32_t stack_id;
+    uint64_t samples;
+};
 
 #endif

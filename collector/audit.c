@@ -1,0 +1,884 @@
+/* ppx audit: reads a syscalls.pb.gz (pprof_syscalls.h) and prints, for
+ * humans, what strace -c prints but per call and descriptor with the call
+ * sites behind it, then plain-language hints where the figures call for a
+ * change (batching, merging writes, readiness handling). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uthash.h>
+#include <zlib.h>
+
+#include "commands.h"
+#include "profile.pb-c.h"
+
+typedef Perftools__Profiles__Profile Profile;
+typedef Perftools__Profiles__Sample Sample;
+typedef Perftools__Profiles__Location Location;
+typedef Perftools__Profiles__Function Function;
+
+#define MAX_COMPRESSED (256u << 20)
+#define MAX_PROFILE (1u << 30)
+#define DEFAULT_TOP 20
+#define TOP_CALLERS 3
+
+/* Hint thresholds. A hint needs this many calls at one site, and, when the
+ * profile has a duration, this many per second: a few hundred calls in an
+ * hour are not worth changing code for. */
+#define HINT_MIN_CALLS 1000
+#define HINT_MIN_RATE 100.0
+#define HINT_SMALL_DATAGRAM 1024.0 /* bytes per call: batching pays off */
+#define HINT_SMALL_WRITE 512.0     /* bytes per write on a stream socket */
+#define HINT_EAGAIN_SHARE 0.20
+#define HINT_EAGAIN_MIN_CALLS 100
+
+enum { T_CALLS, T_TIME, T_BYTES, T_MESSAGES, T_ERRORS, T_EAGAIN, N_TYPES };
+static const char *const type_names[N_TYPES][2] = {
+    {"calls", "count"}, {"time", "nanoseconds"}, {"bytes", "bytes"},
+    {"messages", "count"}, {"errors", "count"}, {"eagain", "count"},
+};
+
+struct figures {
+    uint64_t v[N_TYPES];
+};
+
+/* A caller function and its calls, within a row. */
+struct caller {
+    char *name;
+    uint64_t calls;
+    UT_hash_handle hh;
+};
+
+/* A table row: one call on one kind of descriptor. */
+struct row {
+    char *key; /* "call\tdescriptor" */
+    char *call, *desc;
+    struct figures f;
+    struct caller *callers;
+    UT_hash_handle hh;
+};
+
+/* A call site: the call, the descriptor kind and the first real frame. */
+struct site {
+    char *key; /* "call\tdescriptor\tlocation id" */
+    char *call, *desc;
+    char *where; /* "function (file:line)" */
+    struct figures f;
+    UT_hash_handle hh;
+};
+
+struct audit {
+    const char *path;
+    const Profile *prof;
+    const Location **locations; /* sorted by id */
+    const Function **functions; /* sorted by id */
+    struct row *rows;
+    struct site *sites;
+    int type_index[N_TYPES]; /* -1: absent (messages may be) */
+    struct figures total;
+    bool has_pid_labels, pid_matched;
+};
+
+static int audit_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int audit_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("ppx audit: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+static void help(FILE *out)
+{
+    fprintf(out,
+        "Usage: ppx audit [options] DIR|FILE\n"
+        "\n"
+        "Summarizes the I/O calls of a profile written by `ppx record` (DIR/syscalls.pb.gz,\n"
+        "or a syscalls.N.pb.gz snapshot, or a per-process PID/syscalls.pb.gz): like\n"
+        "`strace -c`, but per call and kind of descriptor, with the functions that make\n"
+        "the calls, and hints where the figures suggest a change.\n"
+        "\n"
+        "Options:\n"
+        "  --top N     show the N rows with the most calls (default %d)\n"
+        "  --pid N     only the calls of process N (a profile of several processes)\n"
+        "  -h, --help  show this help\n"
+        "\n"
+        "Columns, one row per call and descriptor (socket family/type, file, pipe,\n"
+        "chardev, anon, other; - for calls without one, such as poll), most calls first:\n"
+        "  calls       calls made (every call is counted, not sampled)\n"
+        "  calls/s     calls per second over the profile's duration\n"
+        "  share       of all calls in the profile\n"
+        "  avg_us      wall time inside the call, microseconds per call\n"
+        "  avg_B       bytes moved per call (data calls only)\n"
+        "  errors      failed calls other than EAGAIN/EWOULDBLOCK\n"
+        "  eagain%%     calls that returned EAGAIN/EWOULDBLOCK: wasted calls\n"
+        "  top callers the functions making the call (the frame under the call), with\n"
+        "              their share of the row's calls\n"
+        "\n"
+        "Hints name the call site (function, file:line). A site qualifies with at least\n"
+        "%d calls (and %.0f per second when the profile has a duration) for:\n"
+        "  - datagram receives (recv, recvfrom, recvmsg, read) averaging under %.0f bytes:\n"
+        "    recvmmsg; datagram sends likewise: sendmmsg\n"
+        "  - writes to stream sockets averaging under %.0f bytes: merge them (writev) or\n"
+        "    buffer\n"
+        "and, with at least %d calls, for more than %.0f%% of its calls returning EAGAIN:\n"
+        "  check the readiness handling.\n"
+        "\n"
+        "Exit status: 0 table printed, 1 the file cannot be read or is no I/O profile,\n"
+        "2 usage error.\n",
+        DEFAULT_TOP, HINT_MIN_CALLS, HINT_MIN_RATE, HINT_SMALL_DATAGRAM, HINT_SMALL_WRITE,
+        HINT_EAGAIN_MIN_CALLS, HINT_EAGAIN_SHARE * 100);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fputs("ppx audit: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs("\nTry 'ppx audit --help'.\n", stderr);
+    return 2;
+}
+
+static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (*s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != 0 || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* ---- reading the file --------------------------------------------------- */
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        audit_error("cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        if (cap >= MAX_COMPRESSED) {
+            audit_error("%s is larger than %u MiB: not a profile ppx wrote", path,
+                        MAX_COMPRESSED >> 20);
+            free(buf);
+            fclose(f);
+            return NULL;
+        }
+        uint8_t *grown = realloc(buf, cap *= 2);
+        if (!grown)
+            free(buf);
+        buf = grown;
+    }
+    bool failed = ferror(f);
+    fclose(f);
+    if (!buf) {
+        audit_error("out of memory reading %s", path);
+        return NULL;
+    }
+    if (failed) {
+        audit_error("cannot read %s", path);
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static uint8_t *gunzip(const char *path, const uint8_t *in, size_t in_len, size_t *out_len)
+{
+    if (in_len < 2 || in[0] != 0x1f || in[1] != 0x8b) {
+        audit_error("%s is not gzip-compressed: not a pprof profile", path);
+        return NULL;
+    }
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (inflateInit2(&zs, 15 + 16) != Z_OK) {
+        audit_error("cannot decompress %s: zlib initialisation failed", path);
+        return NULL;
+    }
+    size_t cap = in_len * 4 + 4096, n = 0;
+    uint8_t *out = malloc(cap);
+    zs.next_in = (Bytef *)in;
+    zs.avail_in = (uInt)in_len;
+    int rc = Z_OK;
+    while (out && rc == Z_OK) {
+        if (n == cap) {
+            uint8_t *grown = cap < MAX_PROFILE ? realloc(out, cap * 2) : NULL;
+            if (!grown) {
+                audit_error("%s decompresses to more than %zu bytes", path, cap);
+                free(out);
+                inflateEnd(&zs);
+                return NULL;
+            }
+            out = grown;
+            cap *= 2;
+        }
+        zs.next_out = out + n;
+        zs.avail_out = (uInt)(cap - n);
+        rc = inflate(&zs, Z_NO_FLUSH);
+        n = cap - zs.avail_out;
+        if (rc == Z_BUF_ERROR && zs.avail_out != 0)
+            break; /* input exhausted before the end of the stream */
+        if (rc == Z_BUF_ERROR)
+            rc = Z_OK;
+    }
+    inflateEnd(&zs);
+    if (!out) {
+        audit_error("out of memory decompressing %s", path);
+        return NULL;
+    }
+    if (rc != Z_STREAM_END) {
+        audit_error("%s: corrupt or truncated gzip data%s%s", path, zs.msg ? ": " : "",
+                    zs.msg ? zs.msg : "");
+        free(out);
+        return NULL;
+    }
+    *out_len = n;
+    return out;
+}
+
+static Profile *load_profile(const char *path)
+{
+    size_t len, plen;
+    uint8_t *gz = read_file(path, &len);
+    if (!gz)
+        return NULL;
+    uint8_t *raw = gunzip(path, gz, len, &plen);
+    free(gz);
+    if (!raw)
+        return NULL;
+    Profile *p = perftools__profiles__profile__unpack(NULL, plen, raw);
+    free(raw);
+    if (!p)
+        audit_error("%s is gzip-compressed but not a pprof profile (profile.proto)", path);
+    return p;
+}
+
+/* ---- profile access ----------------------------------------------------- */
+
+static const char *str(const struct audit *a, int64_t i)
+{
+    return i >= 0 && (size_t)i < a->prof->n_string_table ? a->prof->string_table[i] : "";
+}
+
+static int cmp_location(const void *x, const void *y)
+{
+    uint64_t a = (*(const Location *const *)x)->id, b = (*(const Location *const *)y)->id;
+    return a < b ? -1 : a > b;
+}
+
+static int cmp_function(const void *x, const void *y)
+{
+    uint64_t a = (*(const Function *const *)x)->id, b = (*(const Function *const *)y)->id;
+    return a < b ? -1 : a > b;
+}
+
+static const Location *find_location(const struct audit *a, uint64_t id)
+{
+    size_t lo = 0, hi = a->prof->n_location;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a->locations[mid]->id == id)
+            return a->locations[mid];
+        if (a->locations[mid]->id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static const Function *find_function(const struct audit *a, uint64_t id)
+{
+    size_t lo = 0, hi = a->prof->n_function;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a->functions[mid]->id == id)
+            return a->functions[mid];
+        if (a->functions[mid]->id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* The innermost function at location id: the one that made the call. */
+static const Function *location_function(const struct audit *a, uint64_t id, int64_t *line)
+{
+    const Location *loc = find_location(a, id);
+    if (!loc || loc->n_line == 0)
+        return NULL;
+    if (line)
+        *line = loc->line[0]->line;
+    return find_function(a, loc->line[0]->function_id);
+}
+
+static int index_profile(struct audit *a)
+{
+    const Profile *p = a->prof;
+    a->locations = malloc((p->n_location ? p->n_location : 1) * sizeof *a->locations);
+    a->functions = malloc((p->n_function ? p->n_function : 1) * sizeof *a->functions);
+    if (!a->locations || !a->functions)
+        return audit_error("out of memory");
+    memcpy(a->locations, p->location, p->n_location * sizeof *a->locations);
+    memcpy(a->functions, p->function, p->n_function * sizeof *a->functions);
+    qsort(a->locations, p->n_location, sizeof *a->locations, cmp_location);
+    qsort(a->functions, p->n_function, sizeof *a->functions, cmp_function);
+
+    for (int t = 0; t < N_TYPES; t++)
+        a->type_index[t] = -1;
+    for (size_t i = 0; i < p->n_sample_type; i++)
+        for (int t = 0; t < N_TYPES; t++)
+            if (strcmp(str(a, p->sample_type[i]->type), type_names[t][0]) == 0 &&
+                strcmp(str(a, p->sample_type[i]->unit), type_names[t][1]) == 0)
+                a->type_index[t] = (int)i;
+    for (int t = 0; t < N_TYPES; t++) {
+        if (a->type_index[t] >= 0 || t == T_MESSAGES)
+            continue;
+        char have[512] = "";
+        size_t at = 0;
+        for (size_t i = 0; i < p->n_sample_type && at < sizeof have; i++)
+            at += (size_t)snprintf(have + at, sizeof have - at, "%s%s/%s", i ? ", " : "",
+                                   str(a, p->sample_type[i]->type),
+                                   str(a, p->sample_type[i]->unit));
+        return audit_error("%s is a pprof profile, but not of I/O calls: it has no %s/%s "
+                           "sample type (it has: %s); ppx audit reads the syscalls.pb.gz "
+                           "that ppx record writes",
+                           a->path, type_names[t][0], type_names[t][1],
+                           *have ? have : "none");
+    }
+    for (size_t i = 0; i < p->n_sample; i++)
+        if (p->sample[i]->n_value != p->n_sample_type)
+            return audit_error("%s: malformed profile: sample %zu has %zu values for %zu "
+                               "sample types",
+                               a->path, i, p->sample[i]->n_value, p->n_sample_type);
+    return 0;
+}
+
+/* ---- aggregation -------------------------------------------------------- */
+
+static const char *label_str(const struct audit *a, const Sample *s, const char *key)
+{
+    for (size_t i = 0; i < s->n_label; i++)
+        if (strcmp(str(a, s->label[i]->key), key) == 0 && s->label[i]->str)
+            return str(a, s->label[i]->str);
+    return NULL;
+}
+
+static bool label_num(const struct audit *a, const Sample *s, const char *key, int64_t *out)
+{
+    for (size_t i = 0; i < s->n_label; i++)
+        if (strcmp(str(a, s->label[i]->key), key) == 0 && !s->label[i]->str) {
+            *out = s->label[i]->num;
+            return true;
+        }
+    return false;
+}
+
+/* "inet/dgram" for sockets, the descriptor type otherwise, "-" for none. */
+static void describe_fd(const struct audit *a, const Sample *s, char *out, size_t outlen)
+{
+    const char *fd = label_str(a, s, "fd");
+    if (fd && strcmp(fd, "socket") == 0) {
+        const char *family = label_str(a, s, "family");
+        const char *type = label_str(a, s, "socktype");
+        snprintf(out, outlen, "%s/%s", family ? family : "?", type ? type : "?");
+    } else {
+        snprintf(out, outlen, "%s", fd ? fd : "-");
+    }
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* "function (file:line)", "function", or "0xADDR" for the caller frame. */
+static char *describe_site(const struct audit *a, uint64_t location_id)
+{
+    char buf[1024];
+    int64_t line = 0;
+    const Function *f = location_id ? location_function(a, location_id, &line) : NULL;
+    const char *name = f ? str(a, f->name) : "";
+    const char *file = f ? str(a, f->filename) : "";
+    if (*name && *file && line > 0)
+        snprintf(buf, sizeof buf, "%s (%s:%" PRId64 ")", name, base_name(file), line);
+    else if (*name)
+        snprintf(buf, sizeof buf, "%s", name);
+    else {
+        const Location *loc = location_id ? find_location(a, location_id) : NULL;
+        snprintf(buf, sizeof buf, "0x%" PRIx64, loc ? loc->address : 0);
+    }
+    return strdup(buf);
+}
+
+static char *caller_name(const struct audit *a, uint64_t location_id)
+{
+    const Function *f = location_id ? location_function(a, location_id, NULL) : NULL;
+    if (f && *str(a, f->name))
+        return strdup(str(a, f->name));
+    const Location *loc = location_id ? find_location(a, location_id) : NULL;
+    char buf[32];
+    snprintf(buf, sizeof buf, "0x%" PRIx64, loc ? loc->address : 0);
+    return strdup(buf);
+}
+
+static void add_figures(struct figures *to, const struct figures *f)
+{
+    for (int t = 0; t < N_TYPES; t++)
+        to->v[t] = to->v[t] + f->v[t] < to->v[t] ? UINT64_MAX : to->v[t] + f->v[t];
+}
+
+/* "call<TAB>descriptor", and for a site "<TAB>location id" after it. */
+static char *make_key(const char *call, const char *desc, const uint64_t *location_id)
+{
+    size_t len = strlen(call) + strlen(desc) + 32;
+    char *key = malloc(len);
+    if (key && location_id)
+        snprintf(key, len, "%s\t%s\t%" PRIu64, call, desc, *location_id);
+    else if (key)
+        snprintf(key, len, "%s\t%s", call, desc);
+    return key;
+}
+
+static int add_caller(struct row *r, char *name, uint64_t calls)
+{
+    struct caller *c;
+    HASH_FIND_STR(r->callers, name, c);
+    if (c) {
+        free(name);
+    } else {
+        c = calloc(1, sizeof *c);
+        if (!c) {
+            free(name);
+            return -1;
+        }
+        c->name = name;
+        HASH_ADD_KEYPTR(hh, r->callers, c->name, strlen(c->name), c);
+    }
+    c->calls += calls;
+    return 0;
+}
+
+static int add_to_row(struct audit *a, const char *call, const char *desc, uint64_t caller_loc,
+                      const struct figures *f)
+{
+    char *key = make_key(call, desc, NULL);
+    if (!key)
+        return -1;
+    struct row *r;
+    HASH_FIND_STR(a->rows, key, r);
+    if (r) {
+        free(key);
+    } else {
+        r = calloc(1, sizeof *r);
+        char *call_copy = strdup(call), *desc_copy = strdup(desc);
+        if (!r || !call_copy || !desc_copy) {
+            free(r);
+            free(call_copy);
+            free(desc_copy);
+            free(key);
+            return -1;
+        }
+        r->key = key;
+        r->call = call_copy;
+        r->desc = desc_copy;
+        HASH_ADD_KEYPTR(hh, a->rows, r->key, strlen(r->key), r);
+    }
+    add_figures(&r->f, f);
+    char *name = caller_name(a, caller_loc);
+    return name ? add_caller(r, name, f->v[T_CALLS]) : -1;
+}
+
+static int add_to_site(struct audit *a, const char *call, const char *desc, uint64_t caller_loc,
+                       const struct figures *f)
+{
+    char *key = make_key(call, desc, &caller_loc);
+    if (!key)
+        return -1;
+    struct site *s;
+    HASH_FIND_STR(a->sites, key, s);
+    if (s) {
+        free(key);
+    } else {
+        s = calloc(1, sizeof *s);
+        char *call_copy = strdup(call), *desc_copy = strdup(desc);
+        char *where = describe_site(a, caller_loc);
+        if (!s || !call_copy || !desc_copy || !where) {
+            free(s);
+            free(call_copy);
+            free(desc_copy);
+            free(where);
+            free(key);
+            return -1;
+        }
+        s->key = key;
+        s->call = call_copy;
+        s->desc = desc_copy;
+        s->where = where;
+        HASH_ADD_KEYPTR(hh, a->sites, s->key, strlen(s->key), s);
+    }
+    add_figures(&s->f, f);
+    return 0;
+}
+
+static int aggregate(struct audit *a, bool want_pid, int64_t pid)
+{
+    const Profile *p = a->prof;
+    for (size_t i = 0; i < p->n_sample; i++) {
+        const Sample *s = p->sample[i];
+        int64_t spid;
+        if (label_num(a, s, "pid", &spid)) {
+            a->has_pid_labels = true;
+            if (want_pid && spid != pid)
+                continue;
+        } else if (want_pid) {
+            continue;
+        }
+        a->pid_matched = true;
+        if (s->n_location_id == 0)
+            continue;
+        const Function *leaf = location_function(a, s->location_id[0], NULL);
+        const char *call = leaf ? str(a, leaf->name) : "";
+        if (!*call)
+            call = "?";
+        char desc[64];
+        describe_fd(a, s, desc, sizeof desc);
+        struct figures f = {{0}};
+        for (int t = 0; t < N_TYPES; t++)
+            if (a->type_index[t] >= 0 && s->value[a->type_index[t]] > 0)
+                f.v[t] = (uint64_t)s->value[a->type_index[t]];
+        uint64_t caller_loc = s->n_location_id > 1 ? s->location_id[1] : 0;
+        if (add_to_row(a, call, desc, caller_loc, &f) < 0 ||
+            add_to_site(a, call, desc, caller_loc, &f) < 0)
+            return audit_error("out of memory");
+        add_figures(&a->total, &f);
+    }
+    return 0;
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+static bool in_list(const char *name, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcmp(name, *list) == 0)
+            return true;
+    return false;
+}
+
+static const char *const data_calls[] = {
+    "read", "write", "readv", "writev", "pread", "pwrite", "preadv", "pwritev", "recv",
+    "send", "recvfrom", "sendto", "recvmsg", "sendmsg", "recvmmsg", "sendmmsg", "sendfile",
+    "splice", NULL};
+static const char *const datagram_receives[] = {"recv", "recvfrom", "recvmsg", "read",
+                                                "readv", NULL};
+static const char *const datagram_sends[] = {"send", "sendto", "sendmsg", "write", "writev",
+                                             NULL};
+static const char *const stream_writes[] = {"write", "send", "sendto", "sendmsg", "writev",
+                                            NULL};
+static const char *const write_calls[] = {"write", "writev", "pwrite", "pwritev", "send",
+                                          "sendto", "sendmsg", "sendmmsg", "sendfile",
+                                          "splice", "connect", NULL};
+
+static int by_calls_row(const void *x, const void *y)
+{
+    const struct row *a = *(const struct row *const *)x, *b = *(const struct row *const *)y;
+    if (a->f.v[T_CALLS] != b->f.v[T_CALLS])
+        return a->f.v[T_CALLS] > b->f.v[T_CALLS] ? -1 : 1;
+    return strcmp(a->key, b->key);
+}
+
+static int by_calls_caller(const void *x, const void *y)
+{
+    const struct caller *a = *(const struct caller *const *)x;
+    const struct caller *b = *(const struct caller *const *)y;
+    if (a->calls != b->calls)
+        return a->calls > b->calls ? -1 : 1;
+    return strcmp(a->name, b->name);
+}
+
+static int by_calls_site(const void *x, const void *y)
+{
+    const struct site *a = *(const struct site *const *)x, *b = *(const struct site *const *)y;
+    if (a->f.v[T_CALLS] != b->f.v[T_CALLS])
+        return a->f.v[T_CALLS] > b->f.v[T_CALLS] ? -1 : 1;
+    return strcmp(a->where, b->where);
+}
+
+static double per_call(uint64_t v, uint64_t calls)
+{
+    return calls ? (double)v / (double)calls : 0;
+}
+
+static void print_callers(const struct row *r)
+{
+    size_t n = HASH_COUNT(r->callers);
+    const struct caller **list = malloc((n ? n : 1) * sizeof *list);
+    if (!list)
+        return;
+    size_t i = 0;
+    for (const struct caller *c = r->callers; c; c = c->hh.next)
+        list[i++] = c;
+    qsort(list, n, sizeof *list, by_calls_caller);
+    for (i = 0; i < n && i < TOP_CALLERS; i++)
+        printf("%s%s %.0f%%", i ? ", " : "", list[i]->name,
+               100 * per_call(list[i]->calls, r->f.v[T_CALLS]));
+    if (n > TOP_CALLERS)
+        printf(", +%zu more", n - TOP_CALLERS);
+    free(list);
+}
+
+static void print_table(const struct audit *a, size_t top, double seconds)
+{
+    size_t n = HASH_COUNT(a->rows);
+    struct row **rows = malloc((n ? n : 1) * sizeof *rows);
+    if (!rows)
+        return;
+    size_t i = 0;
+    for (struct row *r = a->rows; r; r = r->hh.next)
+        rows[i++] = r;
+    qsort(rows, n, sizeof *rows, by_calls_row);
+    printf("%-12s %-13s %12s %10s %6s %9s %9s %9s %7s  %s\n", "call", "descriptor", "calls",
+           "calls/s", "share", "avg_us", "avg_B", "errors", "eagain%", "top callers");
+    for (i = 0; i < n && i < top; i++) {
+        const struct row *r = rows[i];
+        uint64_t calls = r->f.v[T_CALLS];
+        char rate[32], bytes[32];
+        if (seconds > 0)
+            snprintf(rate, sizeof rate, "%.1f", (double)calls / seconds);
+        else
+            snprintf(rate, sizeof rate, "-");
+        if (in_list(r->call, data_calls) && calls)
+            snprintf(bytes, sizeof bytes, "%.1f", per_call(r->f.v[T_BYTES], calls));
+        else
+            snprintf(bytes, sizeof bytes, "-");
+        printf("%-12s %-13s %12" PRIu64 " %10s %5.1f%% %9.2f %9s %9" PRIu64 " %6.1f%%  ",
+               r->call, r->desc, calls, rate, 100 * per_call(calls, a->total.v[T_CALLS]),
+               per_call(r->f.v[T_TIME], calls) / 1000, bytes, r->f.v[T_ERRORS],
+               100 * per_call(r->f.v[T_EAGAIN], calls));
+        print_callers(r);
+        putchar('\n');
+    }
+    if (n > top)
+        printf("(%zu more rows: --top %zu shows them)\n", n - top, n);
+    free(rows);
+}
+
+static bool frequent(const struct site *s, double seconds)
+{
+    uint64_t calls = s->f.v[T_CALLS];
+    return calls >= HINT_MIN_CALLS &&
+           (seconds <= 0 || (double)calls / seconds >= HINT_MIN_RATE);
+}
+
+static bool is_socket(const struct site *s, const char *type)
+{
+    const char *slash = strchr(s->desc, '/');
+    return slash && strcmp(slash + 1, type) == 0;
+}
+
+/* Prints the hints for s; returns how many. */
+static int site_hints(const struct site *s, double seconds)
+{
+    int n = 0;
+    uint64_t calls = s->f.v[T_CALLS];
+    double avg_bytes = per_call(s->f.v[T_BYTES], calls);
+    double eagain = per_call(s->f.v[T_EAGAIN], calls);
+    if (frequent(s, seconds) && is_socket(s, "dgram") && avg_bytes < HINT_SMALL_DATAGRAM) {
+        const char *batch = in_list(s->call, datagram_receives) ? "recvmmsg"
+                            : in_list(s->call, datagram_sends)  ? "sendmmsg"
+                                                                : NULL;
+        if (batch) {
+            printf("- %s at %s: %" PRIu64 " calls on %s sockets, %.0f bytes per call on "
+                   "average: consider %s to batch datagrams (many per call)\n",
+                   s->call, s->where, calls, s->desc, avg_bytes, batch);
+            n++;
+        }
+    }
+    if (frequent(s, seconds) && is_socket(s, "stream") && in_list(s->call, stream_writes) &&
+        avg_bytes < HINT_SMALL_WRITE) {
+        printf("- %s at %s: %" PRIu64 " writes to %s sockets, %.0f bytes each on average: "
+               "consider merging writes (writev) or buffering\n",
+               s->call, s->where, calls, s->desc, avg_bytes);
+        n++;
+    }
+    if (calls >= HINT_EAGAIN_MIN_CALLS && eagain > HINT_EAGAIN_SHARE) {
+        bool writes = in_list(s->call, write_calls);
+        printf("- %.0f%% of %s calls at %s returned EAGAIN: check readiness handling (%s)\n",
+               100 * eagain, s->call, s->where,
+               writes ? "after EAGAIN, wait for writability (EPOLLOUT) before writing again"
+                      : "edge-triggered epoll loops should read until EAGAIN once, not poll "
+                        "repeatedly");
+        n++;
+    }
+    return n;
+}
+
+static void print_hints(const struct audit *a, double seconds)
+{
+    size_t n = HASH_COUNT(a->sites);
+    struct site **sites = malloc((n ? n : 1) * sizeof *sites);
+    if (!sites)
+        return;
+    size_t i = 0;
+    for (struct site *s = a->sites; s; s = s->hh.next)
+        sites[i++] = s;
+    qsort(sites, n, sizeof *sites, by_calls_site);
+    printf("\nHints:\n");
+    int hints = 0;
+    for (i = 0; i < n; i++)
+        hints += site_hints(sites[i], seconds);
+    if (hints == 0)
+        printf("none: no call site's figures suggest a change\n");
+    free(sites);
+}
+
+static void free_audit(struct audit *a)
+{
+    struct row *r, *rtmp;
+    HASH_ITER(hh, a->rows, r, rtmp) {
+        struct caller *c, *ctmp;
+        HASH_ITER(hh, r->callers, c, ctmp) {
+            HASH_DEL(r->callers, c);
+            free(c->name);
+            free(c);
+        }
+        HASH_DEL(a->rows, r);
+        free(r->key);
+        free(r->call);
+        free(r->desc);
+        free(r);
+    }
+    struct site *s, *stmp;
+    HASH_ITER(hh, a->sites, s, stmp) {
+        HASH_DEL(a->sites, s);
+        free(s->key);
+        free(s->call);
+        free(s->desc);
+        free(s->where);
+        free(s);
+    }
+    free(a->locations);
+    free(a->functions);
+}
+
+/* DIR means DIR/syscalls.pb.gz. Returns a malloc'ed path or NULL. */
+static char *profile_path(const char *arg)
+{
+    struct stat st;
+    if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
+        size_t len = strlen(arg) + sizeof "/syscalls.pb.gz";
+        char *path = malloc(len);
+        if (path)
+            snprintf(path, len, "%s%ssyscalls.pb.gz", arg,
+                     arg[strlen(arg) - 1] == '/' ? "" : "/");
+        return path;
+    }
+    return strdup(arg);
+}
+
+static int run_audit(const char *path, size_t top, bool want_pid, int64_t pid)
+{
+    Profile *prof = load_profile(path);
+    if (!prof)
+        return 1;
+    struct audit a = {.path = path, .prof = prof};
+    int rc = index_profile(&a);
+    if (rc == 0)
+        rc = aggregate(&a, want_pid, pid);
+    if (rc == 0 && want_pid && !a.pid_matched) {
+        if (a.has_pid_labels)
+            rc = audit_error("%s has no calls of pid %" PRId64, path, pid);
+        else
+            rc = audit_error("%s has no pid labels (it holds one process, or none): "
+                             "leave out --pid",
+                             path);
+    }
+    if (rc == 0) {
+        double seconds = (double)prof->duration_nanos / 1e9;
+        printf("%s: %" PRIu64 " I/O calls", path, a.total.v[T_CALLS]);
+        if (want_pid)
+            printf(" of pid %" PRId64, pid);
+        if (seconds > 0)
+            printf(" in %.3f s", seconds);
+        printf(", %" PRIu64 " failed (%" PRIu64 " EAGAIN)\n", a.total.v[T_ERRORS] +
+               a.total.v[T_EAGAIN], a.total.v[T_EAGAIN]);
+        if (a.total.v[T_CALLS] == 0 && HASH_COUNT(a.rows) == 0) {
+            printf("no I/O calls recorded\n");
+        } else {
+            putchar('\n');
+            print_table(&a, top, seconds);
+            print_hints(&a, seconds);
+        }
+    }
+    free_audit(&a);
+    perftools__profiles__profile__free_unpacked(prof, NULL);
+    return rc;
+}
+
+int cmd_audit(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        {"top", required_argument, NULL, 't'},
+        {"pid", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    uint64_t top = DEFAULT_TOP, pid = 0;
+    bool want_pid = false;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+:h", long_options, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            if (!parse_u64(optarg, 1, 1000000, &top))
+                return usage_error("--top takes a number of rows from 1 to 1000000, not '%s'",
+                                   optarg);
+            break;
+        case 'p':
+            if (!parse_u64(optarg, 1, UINT32_MAX, &pid))
+                return usage_error("--pid takes a process id, not '%s'", optarg);
+            want_pid = true;
+            break;
+        case 'h':
+            help(stdout);
+            return 0;
+        case ':':
+            return usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return usage_error("no profile given%s", "");
+    if (optind + 1 < argc)
+        return usage_error("one profile at a time, not also '%s'", argv[optind + 1]);
+    char *path = profile_path(argv[optind]);
+    if (!path)
+        return audit_error("out of memory");
+    int rc = run_audit(path, (size_t)top, want_pid, (int64_t)pid);
+    free(path);
+    return rc;
+}

@@ -1,0 +1,811 @@
+/* pprof_syscalls_write on synthetic processes whose I/O sites and stacks are
+ * real return addresses inside this test binary; the profile is read back
+ * with `go tool pprof -raw` (tests/lib/pprof_raw.py) and summarized with
+ * `ppx audit`, whose table figures and hints are checked too.
+ *
+ * The sites, with figures chosen so that every division has a remainder:
+ *   A recvfrom  inet/dgram   ppx_io_udp_loop      10001 calls, 3 stacks (3:1:0 samples
+ *               + one with 0), small datagrams          -> recvmmsg hint
+ *   B read      inet/stream  ppx_io_conn_read      1000 calls, 400 EAGAIN, 10 errors
+ *               (6 ECONNRESET, 4 unnamed), no stack     -> EAGAIN hint
+ *   C write     inet6/stream ppx_io_send_reply     5000 calls of 40 bytes -> writev hint
+ *   D sendto    unix/dgram   ppx_io_unix_sender    2000 calls of 64 bytes -> sendmmsg hint
+ *   E epoll_wait anon        ppx_io_event_loop      100 calls, 3 equal stacks
+ *   F read      file         ppx_io_load_config      50 calls       -> no hint */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <elf.h>
+#include <errno.h>
+#include <link.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <ppx/wire.h>
+
+#include "pprof_syscalls.h"
+#include "profile.pb-c.h"
+#include "symbolize.h"
+
+typedef Perftools__Profiles__Profile Profile;
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                   \
+    do {                                                                                   \
+        if (!(cond)) {                                                                     \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                \
+            fprintf(stderr, __VA_ARGS__);                                                  \
+            fputc('\n', stderr);                                                           \
+            failures++;                                                                    \
+        }                                                                                  \
+    } while (0)
+
+/* ---- call sites with known return addresses ---------------------------- */
+
+#ifdef __clang__
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE __attribute__((noinline, noclone))
+#endif
+
+static uint64_t pc_udp_loop, pc_worker_a, pc_worker_b, pc_worker_c, pc_root;
+static uint64_t pc_conn_read, pc_send_reply, pc_unix_sender, pc_event_loop, pc_load_config;
+
+NOINLINE static uint64_t return_address(void)
+{
+    return (uint64_t)(uintptr_t)__builtin_return_address(0);
+}
+
+/* Each stores a return address into itself, as the I/O call's would be;
+ * the barrier after the call keeps it from becoming a tail call. */
+#define SITE(fn, var)                                                                      \
+    NOINLINE void fn(void)                                                                 \
+    {                                                                                      \
+        var = return_address();                                                            \
+        __asm__ volatile("" ::: "memory");                                                 \
+    }
+SITE(ppx_io_udp_loop, pc_udp_loop)
+SITE(ppx_io_conn_read, pc_conn_read)
+SITE(ppx_io_send_reply, pc_send_reply)
+SITE(ppx_io_unix_sender, pc_unix_sender)
+SITE(ppx_io_event_loop, pc_event_loop)
+SITE(ppx_io_load_config, pc_load_config)
+
+#define CALLER(fn, var)                                                                    \
+    NOINLINE void fn(void)                                                                 \
+    {                                                                                      \
+        ppx_io_udp_loop();                                                                 \
+        var = return_address();                                                            \
+        __asm__ volatile("" ::: "memory");                                                 \
+    }
+CALLER(ppx_io_worker_a, pc_worker_a)
+CALLER(ppx_io_worker_b, pc_worker_b)
+CALLER(ppx_io_worker_c, pc_worker_c)
+
+NOINLINE void ppx_io_root(void)
+{
+    ppx_io_worker_a();
+    ppx_io_worker_b();
+    ppx_io_worker_c();
+    ppx_io_conn_read();
+    ppx_io_send_reply();
+    ppx_io_unix_sender();
+    ppx_io_event_loop();
+    ppx_io_load_config();
+    pc_root = return_address();
+    __asm__ volatile("" ::: "memory");
+}
+
+/* ---- synthetic process from this process's own mappings ---------------- */
+
+static void read_build_id(const struct dl_phdr_info *info, struct proc_mapping *m)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr);
+        const char *end = p + ph->p_memsz;
+        while (p + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
+            const char *name = p + sizeof *nh;
+            const char *desc = name + ((nh->n_namesz + 3) & ~3u);
+            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
+                memcmp(name, "GNU", 4) == 0 && nh->n_descsz <= sizeof m->build_id) {
+                memcpy(m->build_id, desc, nh->n_descsz);
+                m->build_id_len = nh->n_descsz;
+                return;
+            }
+            p = desc + ((nh->n_descsz + 3) & ~3u);
+        }
+    }
+}
+
+/* The executable segments of the main program only: enough to symbolize. */
+static int add_main_mappings(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct proc *p = data;
+    if (p->n_mappings > 0 || info->dlpi_name[0] != '\0')
+        return 0;
+    char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0)
+        return 0;
+    path[n] = '\0';
+    const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        p->mappings = realloc(p->mappings, (p->n_mappings + 1) * sizeof *p->mappings);
+        p->cap_mappings = p->n_mappings + 1;
+        struct proc_mapping *m = &p->mappings[p->n_mappings++];
+        memset(m, 0, sizeof *m);
+        m->id = (uint32_t)p->n_mappings;
+        m->is_main = true;
+        uint64_t start = info->dlpi_addr + ph->p_vaddr;
+        m->start = start & ~(page - 1);
+        m->limit = start + ph->p_memsz;
+        m->offset = ph->p_offset - (start - m->start);
+        m->load_bias = info->dlpi_addr;
+        m->path = strdup(path);
+        read_build_id(info, m);
+    }
+    return 1;
+}
+
+static struct proc *proc_new(uint32_t pid, uint64_t start_ns)
+{
+    struct proc *p = calloc(1, sizeof *p);
+    p->pid = pid;
+    p->start_ns = start_ns;
+    p->sample_rate = 1;
+    dl_iterate_phdr(add_main_mappings, p);
+    return p;
+}
+
+static void add_stack(struct proc *p, uint32_t id, const uint64_t *pcs, uint32_t depth)
+{
+    struct proc_stack *s = calloc(1, sizeof *s);
+    s->id = id;
+    s->depth = depth;
+    s->pcs = malloc(depth * sizeof *s->pcs);
+    memcpy(s->pcs, pcs, depth * sizeof *pcs);
+    HASH_ADD(hh, p->stacks, id, sizeof s->id, s);
+}
+
+struct site_spec {
+    uint32_t id;
+    uint8_t call, fd_type, family, socktype;
+    uint64_t caller_pc;
+    uint64_t calls, time_ns, bytes, messages, errors, eagain;
+};
+
+static struct proc_io_site *add_site(struct proc *p, const struct site_spec *spec)
+{
+    struct proc_io_site *s = calloc(1, sizeof *s);
+    s->id = spec->id;
+    s->call = spec->call;
+    s->fd_type = spec->fd_type;
+    s->family = spec->family;
+    s->socktype = spec->socktype;
+    s->caller_pc = spec->caller_pc;
+    s->calls = spec->calls;
+    s->time_ns = spec->time_ns;
+    s->bytes = spec->bytes;
+    s->messages = spec->messages;
+    s->errors = spec->errors;
+    s->eagain = spec->eagain;
+    HASH_ADD(hh, p->io_sites, id, sizeof s->id, s);
+    return s;
+}
+
+static void site_stack(struct proc_io_site *s, uint32_t stack_id, uint64_t samples)
+{
+    s->stacks = realloc(s->stacks, (s->n_stacks + 1) * sizeof *s->stacks);
+    s->stacks[s->n_stacks++] = (struct proc_io_stack){.stack_id = stack_id, .samples = samples};
+}
+
+static void site_errno(struct proc_io_site *s, uint32_t err, uint64_t calls)
+{
+    s->errnos = realloc(s->errnos, (s->n_errnos + 1) * sizeof *s->errnos);
+    s->errnos[s->n_errnos++] = (struct proc_io_errno){.err = err, .calls = calls};
+}
+
+static void proc_free(struct proc *p)
+{
+    struct proc_io_site *site, *site_tmp;
+    HASH_ITER(hh, p->io_sites, site, site_tmp) {
+        HASH_DEL(p->io_sites, site);
+        free(site->errnos);
+        free(site->stacks);
+        free(site);
+    }
+    struct proc_stack *s, *tmp;
+    HASH_ITER(hh, p->stacks, s, tmp) {
+        HASH_DEL(p->stacks, s);
+        free(s->pcs);
+        free(s);
+    }
+    for (size_t i = 0; i < p->n_mappings; i++)
+        free(p->mappings[i].path);
+    free(p->mappings);
+    free(p);
+}
+
+/* The process described at the top of this file; scale multiplies every
+ * figure (a second process of the merged test). */
+static struct proc *audit_proc(uint32_t pid, uint64_t start_ns, uint64_t scale)
+{
+    struct proc *p = proc_new(pid, start_ns);
+    const uint64_t s1[] = {pc_udp_loop, pc_worker_a, pc_root};
+    const uint64_t s2[] = {pc_udp_loop, pc_worker_b, pc_root};
+    const uint64_t s3[] = {pc_udp_loop, pc_worker_c, pc_root};
+    const uint64_t s4[] = {pc_send_reply, pc_root};
+    const uint64_t s5[] = {pc_event_loop, pc_worker_a};
+    const uint64_t s6[] = {pc_event_loop, pc_worker_b};
+    const uint64_t s7[] = {pc_event_loop, pc_worker_c};
+    add_stack(p, 1, s1, 3);
+    add_stack(p, 2, s2, 3);
+    add_stack(p, 3, s3, 3);
+    add_stack(p, 4, s4, 2);
+    add_stack(p, 5, s5, 2);
+    add_stack(p, 6, s6, 2);
+    add_stack(p, 7, s7, 2);
+
+    const uint64_t k = scale;
+    struct site_spec a = {1, WIRE_IO_RECVFROM, WIRE_FD_SOCKET, WIRE_FAMILY_INET, WIRE_SOCK_DGRAM,
+                          pc_udp_loop, 10001 * k, 20000001 * k, 1000100 * k, 10001 * k, 0, 0};
+    struct proc_io_site *sa = add_site(p, &a);
+    site_stack(sa, 1, 3);
+    site_stack(sa, 2, 1);
+    site_stack(sa, 3, 0); /* sampled never: gets nothing */
+
+    struct site_spec b = {2, WIRE_IO_READ, WIRE_FD_SOCKET, WIRE_FAMILY_INET, WIRE_SOCK_STREAM,
+                          pc_conn_read, 1000 * k, 3000000 * k, 590000 * k, 590 * k, 10 * k,
+                          400 * k};
+    struct proc_io_site *sb = add_site(p, &b);
+    site_errno(sb, ECONNRESET, 6 * k);
+    site_errno(sb, EAGAIN, 400 * k);
+
+    struct site_spec c = {3, WIRE_IO_WRITE, WIRE_FD_SOCKET, WIRE_FAMILY_INET6, WIRE_SOCK_STREAM,
+                          pc_send_reply, 5000 * k, 5000000 * k, 200000 * k, 5000 * k, 0, 0};
+    site_stack(add_site(p, &c), 4, 17);
+
+    struct site_spec d = {4, WIRE_IO_SENDTO, WIRE_FD_SOCKET, WIRE_FAMILY_UNIX, WIRE_SOCK_DGRAM,
+                          pc_unix_sender, 2000 * k, 1000000 * k, 128000 * k, 2000 * k, 0, 0};
+    add_site(p, &d);
+
+    struct site_spec e = {5, WIRE_IO_EPOLL_WAIT, WIRE_FD_ANON, 0, 0, pc_event_loop, 100 * k,
+                          900000000 * k, 0, 0, 0, 0};
+    struct proc_io_site *se = add_site(p, &e);
+    site_stack(se, 5, 2);
+    site_stack(se, 6, 2);
+    site_stack(se, 7, 2);
+
+    struct site_spec f = {6, WIRE_IO_READ, WIRE_FD_FILE, 0, 0, pc_load_config, 50 * k, 50000 * k,
+                          204800 * k, 50 * k, 0, 0};
+    add_site(p, &f);
+
+    struct site_spec unused = {7, WIRE_IO_CONNECT, WIRE_FD_SOCKET, WIRE_FAMILY_INET,
+                               WIRE_SOCK_STREAM, pc_root, 0, 0, 0, 0, 0, 0};
+    add_site(p, &unused); /* defined, never called: no sample */
+    return p;
+}
+
+/* ---- reading it back ---------------------------------------------------- */
+
+static char tmpdir[] = "/tmp/ppx-unit-syscalls-XXXXXX";
+
+static char *tmp_path(const char *name)
+{
+    static char paths[8][4200];
+    static int next;
+    char *p = paths[next++ % 8];
+    snprintf(p, sizeof paths[0], "%s/%s", tmpdir, name);
+    return p;
+}
+
+static Profile *read_profile(const char *path)
+{
+    gzFile gz = gzopen(path, "rb");
+    if (!gz)
+        return NULL;
+    size_t cap = 1 << 16, len = 0;
+    uint8_t *buf = malloc(cap);
+    int n;
+    while ((n = gzread(gz, buf + len, (unsigned)(cap - len))) > 0) {
+        len += (size_t)n;
+        if (len == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    gzclose(gz);
+    Profile *p = n < 0 ? NULL : perftools__profiles__profile__unpack(NULL, len, buf);
+    free(buf);
+    return p;
+}
+
+/* Runs cmd (stdout and stderr together); returns its output, malloc'ed,
+ * and its exit status in *status. */
+static char *run(const char *cmd, int *status)
+{
+    FILE *f = popen(cmd, "r");
+    if (!f) {
+        *status = -1;
+        return strdup("");
+    }
+    size_t cap = 1 << 16, len = 0, n;
+    char *out = malloc(cap);
+    while ((n = fread(out + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (len + 1 == cap)
+            out = realloc(out, cap *= 2);
+    }
+    out[len] = '\0';
+    int st = pclose(f);
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    return out;
+}
+
+static const char *pprof_raw_py(void)
+{
+    static char path[4200];
+    const char *top = getenv("top_srcdir");
+    snprintf(path, sizeof path, "%s/tests/lib/pprof_raw.py", top && *top ? top : TOP_SRCDIR);
+    return path;
+}
+
+static const char *ppx_bin(void)
+{
+    static char path[4200];
+    const char *top = getenv("top_builddir");
+    snprintf(path, sizeof path, "%s/ppx", top && *top ? top : TOP_BUILDDIR);
+    return path;
+}
+
+/* pprof_raw.py FILE ARGS */
+static char *pprof_query(const char *file, const char *args, int *status)
+{
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "python3 '%s' '%s' %s 2>&1", pprof_raw_py(), file, args);
+    return run(cmd, status);
+}
+
+/* The value in column `type` of row `name` of a --flat-table/--cum-table. */
+static long long table_get(const char *table, const char *name, const char *type)
+{
+    const char *nl = strchr(table, '\n');
+    if (!nl)
+        return -1;
+    int col = -1, i = 0;
+    for (const char *p = table; p < nl; i++) {
+        size_t len = strcspn(p, "\t\n");
+        if (strlen(type) == len && strncmp(p, type, len) == 0)
+            col = i;
+        p += len + (p[len] == '\t');
+        if (p[-1] != '\t' && p[0] != '\t')
+            break;
+    }
+    if (col < 1)
+        return -1;
+    for (const char *line = nl + 1; *line; line = strchr(line, '\n') + 1) {
+        size_t len = strcspn(line, "\t");
+        if (strlen(name) == len && strncmp(line, name, len) == 0) {
+            const char *p = line;
+            for (int c = 0; c < col; c++)
+                p = strchr(p, '\t') + 1;
+            return atoll(p);
+        }
+        if (!strchr(line, '\n'))
+            break;
+    }
+    return 0;
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+/* What only the protobuf shows: the synthetic leaves' layout. */
+static void check_layout(const char *path)
+{
+    Profile *prof = read_profile(path);
+    CHECK(prof, "cannot decode %s", path);
+    if (!prof)
+        return;
+    CHECK(prof->period == 1, "period %lld", (long long)prof->period);
+    CHECK(prof->duration_nanos == 10000000000ll, "duration %lld",
+          (long long)prof->duration_nanos);
+    size_t leaves = 0;
+    for (size_t i = 0; i < prof->n_location; i++) {
+        const Perftools__Profiles__Location *l = prof->location[i];
+        if (l->mapping_id != 0)
+            continue;
+        leaves++;
+        CHECK(l->address == 0 && l->n_line == 1, "synthetic location %llu: address %llx, %zu "
+              "lines", (unsigned long long)l->id, (unsigned long long)l->address, l->n_line);
+    }
+    CHECK(leaves == 5, "%zu synthetic locations, expected 5 (recvfrom read write sendto "
+          "epoll_wait)", leaves);
+    /* Every sample: a synthetic leaf, then frames in a mapping. */
+    for (size_t i = 0; i < prof->n_sample; i++) {
+        const Perftools__Profiles__Sample *s = prof->sample[i];
+        CHECK(s->n_location_id >= 2 && s->n_value == 6, "sample %zu: %zu locations", i,
+              s->n_location_id);
+    }
+    perftools__profiles__profile__free_unpacked(prof, NULL);
+}
+
+static void check_through_pprof(const char *path)
+{
+    int st;
+    char *header = pprof_query(path, "--header", &st);
+    CHECK(st == 0, "pprof_raw --header: %s", header);
+    CHECK(strstr(header, "sample_types\tcalls time bytes messages errors eagain\n"),
+          "sample types:\n%s", header);
+    CHECK(strstr(header, "default_type\tcalls\n"), "default type:\n%s", header);
+    CHECK(strstr(header, "period_type\tcalls count\n") && strstr(header, "period\t1\n"),
+          "period:\n%s", header);
+    free(header);
+    char *dflt = pprof_query(path, "--default-type", &st);
+    CHECK(st == 0 && strcmp(dflt, "calls\n") == 0, "go tool pprof -top Type: %s", dflt);
+    free(dflt);
+
+    /* Exact per-call totals: the synthetic leaf groups by call. */
+    char *flat = pprof_query(path, "--flat-table", &st);
+    CHECK(st == 0, "pprof_raw --flat-table: %s", flat);
+    static const struct {
+        const char *call;
+        long long calls, time, bytes, messages, errors, eagain;
+    } want[] = {
+        {"recvfrom", 10001, 20000001, 1000100, 10001, 0, 0},
+        {"read", 1050, 3050000, 794800, 640, 10, 400},
+        {"write", 5000, 5000000, 200000, 5000, 0, 0},
+        {"sendto", 2000, 1000000, 128000, 2000, 0, 0},
+        {"epoll_wait", 100, 900000000, 0, 0, 0, 0},
+        {"connect", 0, 0, 0, 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *c = want[i].call;
+        long long got[6] = {table_get(flat, c, "calls"),    table_get(flat, c, "time"),
+                            table_get(flat, c, "bytes"),    table_get(flat, c, "messages"),
+                            table_get(flat, c, "errors"),   table_get(flat, c, "eagain")};
+        CHECK(got[0] == want[i].calls && got[1] == want[i].time && got[2] == want[i].bytes &&
+                  got[3] == want[i].messages && got[4] == want[i].errors &&
+                  got[5] == want[i].eagain,
+              "%s: %lld %lld %lld %lld %lld %lld, expected %lld %lld %lld %lld %lld %lld", c,
+              got[0], got[1], got[2], got[3], got[4], got[5], want[i].calls, want[i].time,
+              want[i].bytes, want[i].messages, want[i].errors, want[i].eagain);
+    }
+    free(flat);
+
+    /* The proportional split: 3:1:0 samples, largest remainders round up. */
+    char *cum = pprof_query(path, "--cum-table", &st);
+    CHECK(st == 0, "pprof_raw --cum-table: %s", cum);
+    CHECK(table_get(cum, "ppx_io_worker_a", "calls") == 7501 + 34,
+          "worker_a calls %lld, expected 7501 (recvfrom) + 34 (epoll_wait)",
+          table_get(cum, "ppx_io_worker_a", "calls"));
+    CHECK(table_get(cum, "ppx_io_worker_b", "calls") == 2500 + 33,
+          "worker_b calls %lld, expected 2500 + 33", table_get(cum, "ppx_io_worker_b", "calls"));
+    CHECK(table_get(cum, "ppx_io_worker_c", "calls") == 33,
+          "worker_c calls %lld, expected 0 + 33", table_get(cum, "ppx_io_worker_c", "calls"));
+    CHECK(table_get(cum, "ppx_io_worker_a", "time") == 15000001 + 300000000 &&
+              table_get(cum, "ppx_io_worker_b", "time") == 5000000 + 300000000,
+          "worker time %lld %lld", table_get(cum, "ppx_io_worker_a", "time"),
+          table_get(cum, "ppx_io_worker_b", "time"));
+    CHECK(table_get(cum, "ppx_io_worker_a", "bytes") == 750075 &&
+              table_get(cum, "ppx_io_worker_b", "bytes") == 250025,
+          "worker bytes %lld %lld", table_get(cum, "ppx_io_worker_a", "bytes"),
+          table_get(cum, "ppx_io_worker_b", "bytes"));
+    /* A site without a stack: its caller alone; with one, the whole stack. */
+    CHECK(table_get(cum, "ppx_io_conn_read", "calls") == 1000, "conn_read %lld",
+          table_get(cum, "ppx_io_conn_read", "calls"));
+    CHECK(table_get(cum, "ppx_io_udp_loop", "calls") == 10001, "udp_loop %lld",
+          table_get(cum, "ppx_io_udp_loop", "calls"));
+    CHECK(table_get(cum, "ppx_io_root", "calls") == 10001 + 5000,
+          "root %lld, expected recvfrom's and write's", table_get(cum, "ppx_io_root", "calls"));
+    free(cum);
+
+    /* Labels. */
+    char *labels = pprof_query(path, "--labels --leaf sendto", &st);
+    CHECK(st == 0 && strstr(labels, "fd\tsocket") && strstr(labels, "family\tunix") &&
+              strstr(labels, "socktype\tdgram") && !strstr(labels, "pid\t"),
+          "sendto labels:\n%s", labels);
+    free(labels);
+    labels = pprof_query(path, "--labels --leaf epoll_wait", &st);
+    CHECK(st == 0 && strstr(labels, "fd\tanon") && !strstr(labels, "family") &&
+              !strstr(labels, "socktype"),
+          "epoll_wait labels:\n%s", labels);
+    free(labels);
+    char *errs = pprof_query(path, "--type errors --label errno=ECONNRESET --flat read", &st);
+    CHECK(st == 0 && atoll(errs) == 6, "ECONNRESET errors %s", errs);
+    free(errs);
+    errs = pprof_query(path, "--type eagain --label errno=EAGAIN --flat read", &st);
+    CHECK(st == 0 && atoll(errs) == 400, "EAGAIN %s", errs);
+    free(errs);
+    errs = pprof_query(path, "--type calls --label errno=EAGAIN --flat read", &st);
+    CHECK(st == 0 && atoll(errs) == 0, "errno samples carry calls: %s", errs);
+    free(errs);
+}
+
+/* Expects line containing every one of the NULL-terminated needles. */
+static bool has_line_with(const char *text, ...)
+{
+    for (const char *line = text; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char *copy = strndup(line, len);
+        bool all = true;
+        va_list ap;
+        va_start(ap, text);
+        for (const char *needle; (needle = va_arg(ap, const char *));)
+            all = all && strstr(copy, needle);
+        va_end(ap);
+        free(copy);
+        if (all)
+            return true;
+        line = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
+static void check_audit(const char *dir)
+{
+    if (access(ppx_bin(), X_OK) != 0) {
+        CHECK(!getenv("top_builddir"), "%s not built", ppx_bin());
+        fprintf(stderr, "%s not built: ppx audit checks skipped\n", ppx_bin());
+        return;
+    }
+    char cmd[9000];
+    int st;
+    snprintf(cmd, sizeof cmd, "'%s' audit '%s' 2>&1", ppx_bin(), dir);
+    char *out = run(cmd, &st);
+    CHECK(st == 0, "ppx audit exit %d:\n%s", st, out);
+    /* total 18151 calls over 10 s */
+    CHECK(strstr(out, "18151 I/O calls in 10.000 s, 410 failed (400 EAGAIN)"), "summary:\n%s",
+          out);
+    CHECK(has_line_with(out, "recvfrom ", "inet/dgram", " 10001 ", " 1000.1 ", " 55.1% ",
+                        " 2.00 ", " 100.0 ", " 0.0% ", "ppx_io_udp_loop 100%", NULL),
+          "recvfrom row:\n%s", out);
+    CHECK(has_line_with(out, "read ", "inet/stream", " 1000 ", " 100.0 ", " 3.00 ", " 590.0 ",
+                        " 10 ", " 40.0% ", "ppx_io_conn_read 100%", NULL),
+          "read row:\n%s", out);
+    CHECK(has_line_with(out, "read ", " file ", " 50 ", " 5.0 ", " 4096.0 ",
+                        "ppx_io_load_config 100%", NULL),
+          "file read row:\n%s", out);
+    CHECK(has_line_with(out, "epoll_wait ", " anon ", " 100 ", " 9000.00 ", " - ",
+                        "ppx_io_event_loop 100%", NULL),
+          "epoll_wait row:\n%s", out);
+    /* sorted by calls: recvfrom, write, sendto, read, epoll_wait, read file */
+    const char *order[] = {"\nrecvfrom ", "\nwrite ", "\nsendto ", "\nread  ", "\nepoll_wait ",
+                           "\nread  "};
+    const char *at = out;
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        const char *next = strstr(at, order[i]);
+        CHECK(next, "row %zu (%s) out of order:\n%s", i, order[i] + 1, out);
+        at = next ? next + 1 : at;
+    }
+    CHECK(!strstr(out, "connect"), "a site without calls got a row:\n%s", out);
+
+    CHECK(has_line_with(out, "recvfrom at ppx_io_udp_loop (unit_pprof_syscalls.c:", "recvmmsg",
+                        NULL),
+          "recvmmsg hint:\n%s", out);
+    CHECK(has_line_with(out, "sendto at ppx_io_unix_sender", "sendmmsg", NULL),
+          "sendmmsg hint:\n%s", out);
+    CHECK(has_line_with(out, "write at ppx_io_send_reply", "40 bytes each",
+                        "merging writes (writev)", NULL),
+          "writev hint:\n%s", out);
+    CHECK(has_line_with(out, "40% of read calls at ppx_io_conn_read", "returned EAGAIN",
+                        "check readiness handling", NULL),
+          "EAGAIN hint:\n%s", out);
+    CHECK(!has_line_with(out, "ppx_io_load_config", "consider", NULL) &&
+              !has_line_with(out, "ppx_io_event_loop (", NULL),
+          "hint for a quiet site:\n%s", out);
+    if (getenv("PPX_TEST_VERBOSE"))
+        fputs(out, stderr);
+    free(out);
+
+    snprintf(cmd, sizeof cmd, "'%s' audit --top 2 '%s/syscalls.pb.gz' 2>&1", ppx_bin(), dir);
+    out = run(cmd, &st);
+    CHECK(st == 0 && strstr(out, "\nwrite ") && !strstr(out, "\nsendto ") &&
+              strstr(out, "(4 more rows: --top 6 shows them)"),
+          "--top 2:\n%s", out);
+    free(out);
+}
+
+static void check_merged(void)
+{
+    struct proc *p1 = audit_proc(111, 2000000000ull, 1);
+    struct proc *p2 = audit_proc(222, 1000000000ull, 2);
+    struct proc *procs[] = {p1, p2};
+    char err[512] = "";
+    const char *path = tmp_path("merged.pb.gz");
+    int rc = pprof_syscalls_write(procs, 2, true, 11000000000ull, path, err, sizeof err);
+    CHECK(rc == 0, "merged write: %s", err);
+    int st;
+    char *flat = pprof_query(path, "--label pid=222 --type calls --flat recvfrom", &st);
+    CHECK(st == 0 && atoll(flat) == 20002, "pid 222 recvfrom calls %s", flat);
+    free(flat);
+    char *unlabeled = pprof_query(path, "--unlabeled pid", &st);
+    CHECK(st == 0 && atoll(unlabeled) == 0, "samples without pid: %s", unlabeled);
+    free(unlabeled);
+
+    if (access(ppx_bin(), X_OK) == 0) {
+        char cmd[9000];
+        snprintf(cmd, sizeof cmd, "'%s' audit --pid 222 '%s' 2>&1", ppx_bin(), path);
+        char *out = run(cmd, &st);
+        CHECK(st == 0 && strstr(out, "36302 I/O calls of pid 222") &&
+                  has_line_with(out, "recvfrom ", " 20002 ", NULL),
+              "audit --pid 222:\n%s", out);
+        free(out);
+        snprintf(cmd, sizeof cmd, "'%s' audit --pid 333 '%s' 2>&1", ppx_bin(), path);
+        out = run(cmd, &st);
+        CHECK(st == 1 && strstr(out, "no calls of pid 333"), "audit --pid 333 (%d):\n%s", st,
+              out);
+        free(out);
+        snprintf(cmd, sizeof cmd, "'%s' audit '%s' 2>&1", ppx_bin(), path);
+        out = run(cmd, &st);
+        CHECK(st == 0 && strstr(out, "54453 I/O calls in 10.000 s"), "audit merged:\n%s", out);
+        free(out);
+    }
+    proc_free(p1);
+    proc_free(p2);
+}
+
+/* ppx audit on what is no I/O profile: exit 1 with a message; usage: 2. */
+static void check_audit_errors(const char *good)
+{
+    if (access(ppx_bin(), X_OK) != 0)
+        return;
+    FILE *f = fopen(tmp_path("text.txt"), "w");
+    fputs("hello\n", f);
+    fclose(f);
+    gzFile gz = gzopen(tmp_path("junk.pb.gz"), "wb");
+    gzputs(gz, "\xff\xff\xff\xff not a protobuf message at all");
+    gzclose(gz);
+    gz = gzopen(tmp_path("truncated.pb.gz"), "wb");
+    for (int i = 0; i < 2000; i++)
+        gzprintf(gz, "%d", i);
+    gzclose(gz);
+    if (truncate(tmp_path("truncated.pb.gz"), 100) != 0)
+        perror("truncate");
+    /* A real pprof profile of another kind: sample types of a heap profile. */
+    gz = gzopen(tmp_path("heap.pb.gz"), "wb");
+    static const uint8_t heap_types[] = {
+        0x0a, 0x04, 0x08, 0x01, 0x10, 0x02,           /* sample_type {1, 2} */
+        0x32, 0x00,                                   /* "" */
+        0x32, 0x0b, 'i', 'n', 'u', 's', 'e', '_', 's', 'p', 'a', 'c', 'e', /* "inuse_space" */
+        0x32, 0x05, 'b', 'y', 't', 'e', 's',          /* "bytes" */
+    };
+    gzwrite(gz, heap_types, sizeof heap_types);
+    gzclose(gz);
+    mkdir(tmp_path("emptydir"), 0755);
+
+    static const struct {
+        const char *args;
+        int status;
+        const char *message;
+    } cases[] = {
+        {"'%s/none.pb.gz'", 1, "cannot open"},
+        {"'%s/emptydir'", 1, "emptydir/syscalls.pb.gz: No such file"},
+        {"'%s/text.txt'", 1, "is not gzip-compressed"},
+        {"'%s/junk.pb.gz'", 1, "not a pprof profile"},
+        {"'%s/truncated.pb.gz'", 1, "corrupt or truncated gzip"},
+        {"'%s/heap.pb.gz'", 1, "not of I/O calls: it has no calls/count sample type (it has: "
+                               "inuse_space/bytes)"},
+        {"--top 0 '%s'", 2, "--top takes"},
+        {"--top", 2, "needs a value"},
+        {"--pid x '%s'", 2, "--pid takes"},
+        {"--bogus '%s'", 2, "unknown option '--bogus'"},
+        {"", 2, "no profile given"},
+        {"'%s' '%s'", 2, "one profile at a time"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[4400], cmd[9000];
+        snprintf(args, sizeof args, cases[i].args, tmpdir, tmpdir);
+        snprintf(cmd, sizeof cmd, "'%s' audit %s 2>&1 >/dev/null", ppx_bin(), args);
+        int st;
+        char *out = run(cmd, &st);
+        CHECK(st == cases[i].status && strstr(out, cases[i].message) &&
+                  strncmp(out, "ppx audit: ", 11) == 0,
+              "ppx audit %s: status %d, expected %d; message \"%s\", expected \"%s\"", args,
+              st, cases[i].status, out, cases[i].message);
+        free(out);
+    }
+    char cmd[9000];
+    int st;
+    snprintf(cmd, sizeof cmd, "'%s' audit --help", ppx_bin());
+    char *out = run(cmd, &st);
+    CHECK(st == 0 && strstr(out, "--top N") && strstr(out, "--pid N") && strstr(out, "eagain%"),
+          "ppx audit --help (%d):\n%s", st, out);
+    free(out);
+    (void)good;
+}
+
+static void check_empty(void)
+{
+    struct proc *p = proc_new(5, 1);
+    struct proc *procs[] = {p};
+    char err[512] = "";
+    mkdir(tmp_path("empty"), 0755);
+    int rc = pprof_syscalls_write(procs, 1, false, 2, tmp_path("empty/syscalls.pb.gz"), err,
+                                  sizeof err);
+    CHECK(rc == 0, "empty write: %s", err);
+    int st;
+    char *header = pprof_query(tmp_path("empty/syscalls.pb.gz"), "--header", &st);
+    CHECK(st == 0 && strstr(header, "samples\t0\n") &&
+              strstr(header, "sample_types\tcalls time bytes messages errors eagain\n"),
+          "empty profile:\n%s", header);
+    free(header);
+    if (access(ppx_bin(), X_OK) == 0) {
+        char cmd[9000];
+        snprintf(cmd, sizeof cmd, "'%s' audit '%s' 2>&1", ppx_bin(), tmp_path("empty"));
+        char *out = run(cmd, &st);
+        CHECK(st == 0 && strstr(out, "no I/O calls recorded"), "audit of empty:\n%s", out);
+        free(out);
+    }
+    proc_free(p);
+}
+
+static void check_errno_names(void)
+{
+    char buf[32];
+    CHECK(strcmp(pprof_errno_name(ECONNRESET, buf, sizeof buf), "ECONNRESET") == 0, "%s", buf);
+    CHECK(strcmp(pprof_errno_name(EAGAIN, buf, sizeof buf), "EAGAIN") == 0, "%s", buf);
+    CHECK(strcmp(pprof_errno_name(4000, buf, sizeof buf), "E4000") == 0, "%s", buf);
+    CHECK(strcmp(pprof_io_call_name(WIRE_IO_RECVMMSG), "recvmmsg") == 0, "recvmmsg");
+    CHECK(pprof_io_call_name(0) == NULL && pprof_io_call_name(WIRE_IO_CALL_MAX) == NULL,
+          "out-of-range call names");
+    for (unsigned c = 1; c < WIRE_IO_CALL_MAX; c++)
+        CHECK(pprof_io_call_name(c) != NULL, "call %u has no name", c);
+}
+
+int main(void)
+{
+    ppx_io_root();
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 99;
+    }
+    check_errno_names();
+
+    struct proc *p = audit_proc(4242, 1000000000ull, 1);
+    struct proc *procs[] = {p};
+    char err[512] = "";
+    mkdir(tmp_path("out"), 0755);
+    const char *path = tmp_path("out/syscalls.pb.gz");
+    int rc = pprof_syscalls_write(procs, 1, false, 11000000000ull, path, err, sizeof err);
+    CHECK(rc == 0, "write: %s", err);
+    check_layout(path);
+    if (system("go version >/dev/null 2>&1 && python3 --version >/dev/null 2>&1") == 0) {
+        check_through_pprof(path);
+        check_merged();
+        check_empty();
+    } else {
+        fprintf(stderr, "go or python3 missing: go tool pprof checks skipped\n");
+    }
+    check_audit(tmp_path("out"));
+    check_audit_errors(path);
+    proc_free(p);
+    sym_cache_free();
+
+    if (getenv("PPX_TEST_KEEP")) {
+        fprintf(stderr, "profiles kept in %s\n", tmpdir);
+    } else {
+        char cmd[4200];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cannot remove %s\n", tmpdir);
+    }
+    if (failures) {
+        fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("all pprof syscalls checks passed\n");
+    return 0;
+}
