@@ -1,0 +1,62 @@
+/* Memory for allocations made before the real allocator is known.
+ *
+ * dlsym(RTLD_NEXT, "malloc") itself calls calloc (for its error buffer), and
+ * other threads may allocate while the first one is still resolving. Those
+ * calls are served here: a bump allocator over a static array, never reused,
+ * so its memory is zero (calloc-safe). free() ignores these blocks, realloc()
+ * copies them out, malloc_usable_size() reads the size kept in front. Their
+ * pages are marked in the live filter, so that only the slow paths of free()
+ * and realloc() need to recognise them. */
+#include "ppx_preload.h"
+
+#include <errno.h>
+
+#define BOOTSTRAP_HEADER 16u /* keeps the size, and 16-byte alignment */
+
+_Alignas(4096) unsigned char ppx_bootstrap_arena[PPX_BOOTSTRAP_BYTES];
+static atomic_size_t bootstrap_used;
+
+void *ppx_bootstrap_alloc(size_t size, size_t align)
+{
+    if (align < BOOTSTRAP_HEADER)
+        align = BOOTSTRAP_HEADER;
+    if ((align & (align - 1)) != 0 || align > PPX_BOOTSTRAP_BYTES || size > PPX_BOOTSTRAP_BYTES) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t used = atomic_load_explicit(&bootstrap_used, memory_order_relaxed);
+    for (;;) {
+        size_t start = (used + BOOTSTRAP_HEADER + align - 1) & ~(align - 1);
+        size_t end = start + ((size + 15u) & ~(size_t)15u);
+        if (end > PPX_BOOTSTRAP_BYTES || end < start) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        if (atomic_compare_exchange_weak_explicit(&bootstrap_used, &used, end,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            unsigned char *p = ppx_bootstrap_arena + start;
+            *(size_t *)(void *)(p - sizeof(size_t)) = size;
+            /* Marks the page for good: free() and realloc() then take their
+             * slow path for it, which knows bootstrap blocks. */
+            atomic_fetch_add_explicit(&ppx_live_filter[ppx_live_filter_index((uintptr_t)p)], 1,
+                                      memory_order_relaxed);
+            return p;
+        }
+    }
+}
+
+size_t ppx_bootstrap_size(const void *p)
+{
+    return *(const size_t *)(const void *)((const unsigned char *)p - sizeof(size_t));
+}
+
+/* After fork the child's live filter starts from zero: mark the arena's
+ * used pages again, or free() would hand bootstrap blocks to the real free. */
+void ppx_bootstrap_mark_filter(void)
+{
+    size_t used = atomic_load_explicit(&bootstrap_used, memory_order_relaxed);
+    for (size_t off = 0; off < used; off += 4096) {
+        size_t i = ppx_live_filter_index((uintptr_t)(ppx_bootstrap_arena + off));
+        atomic_store_explicit(&ppx_live_filter[i], 1, memory_order_relaxed);
+    }
+}

@@ -1,0 +1,305 @@
+/* Lifecycle of libppx.so: lazy initialisation (the hooks run long before
+ * our constructor: libc and other libraries' constructors allocate first),
+ * configuration from the environment, the constructor that starts the
+ * flusher, the destructor that sends the last figures, and fork.
+ *
+ * Environment (an invalid value is reported once on stderr and the default
+ * used):
+ *   PPX_SAMPLE_RATE  mean bytes between samples, 1 = every allocation (524288)
+ *   PPX_MAX_DEPTH    frames per stack, 1..256 (64)
+ *   PPX_FLUSH_MS     milliseconds between sends, 1..3600000 (100)
+ *   PPX_SOCKET       collector socket ($XDG_RUNTIME_DIR/ppx/ppx.sock, else
+ *                    /tmp/ppx-<uid>/ppx.sock) */
+#include "ppx_preload.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_SAMPLE_RATE (1ull << 40)
+#define MAX_FLUSH_MS 3600000u
+#define LOGGED_VALUE_MAX 200
+
+struct ppx_config ppx_config = {
+    .sample_rate = PPX_DEFAULT_SAMPLE_RATE,
+    .max_depth = PPX_DEFAULT_MAX_DEPTH,
+    .flush_ms = PPX_DEFAULT_FLUSH_MS,
+};
+atomic_int ppx_state;
+atomic_bool ppx_enabled;
+uint64_t ppx_start_ns;
+pid_t ppx_pid;
+
+static bool fork_skipped; /* the forking thread was inside the profiler */
+
+/* ---- messages ---- */
+
+static void append(char *line, size_t cap, size_t *len, const char *part)
+{
+    size_t n = strlen(part);
+    if (n > cap - *len)
+        n = cap - *len;
+    memcpy(line + *len, part, n);
+    *len += n;
+}
+
+/* "ppx: " and the parts up to a NULL, as one write(2): no stdio, no malloc. */
+static void log_list(const char *first, ...)
+{
+    char line[512];
+    size_t len = 0;
+    append(line, sizeof line - 1, &len, "ppx: ");
+    va_list ap;
+    va_start(ap, first);
+    for (const char *part = first; part != NULL; part = va_arg(ap, const char *))
+        append(line, sizeof line - 1, &len, part);
+    va_end(ap);
+    line[len++] = '\n';
+    int saved_errno = errno;
+    ssize_t ignored = write(STDERR_FILENO, line, len);
+    (void)ignored;
+    errno = saved_errno;
+}
+
+void ppx_log(const char *a, const char *b, const char *c, const char *d)
+{
+    log_list(a, b, c, d, (const char *)NULL);
+}
+
+void ppx_log_once(atomic_flag *once, const char *a, const char *b, const char *c, const char *d)
+{
+    if (!atomic_flag_test_and_set(once))
+        ppx_log(a, b, c, d);
+}
+
+/* ---- configuration ---- */
+
+static void format_u64(uint64_t v, char *buf, size_t cap)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    size_t i = 0;
+    while (n > 0 && i + 1 < cap)
+        buf[i++] = tmp[--n];
+    buf[i] = '\0';
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return true;
+}
+
+static void report_invalid(const char *name, const char *value, const char *fallback)
+{
+    char shown[LOGGED_VALUE_MAX + 4];
+    size_t n = strlen(value);
+    if (n > LOGGED_VALUE_MAX) {
+        memcpy(shown, value, LOGGED_VALUE_MAX);
+        memcpy(shown + LOGGED_VALUE_MAX, "...", 4);
+    } else {
+        memcpy(shown, value, n + 1);
+    }
+    log_list("invalid ", name, "=", shown, "; using default ", fallback, (const char *)NULL);
+}
+
+static uint64_t env_u64(const char *name, uint64_t min, uint64_t max, uint64_t fallback)
+{
+    const char *value = getenv(name);
+    uint64_t v;
+    if (value == NULL)
+        return fallback;
+    if (parse_u64(value, &v) && v >= min && v <= max)
+        return v;
+    char shown[24];
+    format_u64(fallback, shown, sizeof shown);
+    report_invalid(name, value, shown);
+    return fallback;
+}
+
+static void default_socket(char *buf, size_t cap)
+{
+    static const char suffix[] = "/ppx/ppx.sock";
+    const char *runtime = getenv("XDG_RUNTIME_DIR");
+    if (runtime != NULL && runtime[0] == '/' && strlen(runtime) + sizeof suffix <= cap) {
+        strcpy(buf, runtime);
+        strcat(buf, suffix);
+        return;
+    }
+    char uid[24];
+    format_u64((uint64_t)getuid(), uid, sizeof uid);
+    strcpy(buf, "/tmp/ppx-");
+    strcat(buf, uid);
+    strcat(buf, "/ppx.sock");
+}
+
+static void load_config(void)
+{
+    ppx_config.sample_rate =
+        env_u64("PPX_SAMPLE_RATE", 1, MAX_SAMPLE_RATE, PPX_DEFAULT_SAMPLE_RATE);
+    ppx_config.max_depth =
+        (uint32_t)env_u64("PPX_MAX_DEPTH", 1, WIRE_MAX_DEPTH, PPX_DEFAULT_MAX_DEPTH);
+    ppx_config.flush_ms = (uint32_t)env_u64("PPX_FLUSH_MS", 1, MAX_FLUSH_MS, PPX_DEFAULT_FLUSH_MS);
+
+    char fallback[PPX_SOCKET_PATH_MAX];
+    default_socket(fallback, sizeof fallback);
+    const char *path = getenv("PPX_SOCKET");
+    if (path != NULL && path[0] != '\0' && strlen(path) < sizeof ppx_config.socket_path) {
+        strcpy(ppx_config.socket_path, path);
+        return;
+    }
+    if (path != NULL)
+        report_invalid("PPX_SOCKET", path, fallback);
+    strcpy(ppx_config.socket_path, fallback);
+}
+
+static uint64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- initialisation ---- */
+
+void ppx_init(void)
+{
+    int expected = PPX_UNINIT;
+    if (!atomic_compare_exchange_strong(&ppx_state, &expected, PPX_INITIALIZING))
+        return;
+    struct ppx_thread *t = &ppx_thread;
+    int saved_errno = errno;
+    t->guard++;
+    /* Allocations from here until READY (dlsym's among them) are served by
+     * the bootstrap arena. */
+    ppx_hooks_resolve();
+    load_config();
+    ppx_start_ns = realtime_ns();
+    ppx_pid = getpid();
+    ppx_stacks_init();
+    bool tables = ppx_live_init();
+    ppx_stream_init();
+    ppx_unwind_init();
+    atomic_store(&ppx_enabled, tables);
+    t->guard--;
+    errno = saved_errno;
+    atomic_store_explicit(&ppx_state, PPX_READY, memory_order_release);
+}
+
+/* ---- fork ---- */
+
+static void atfork_prepare(void)
+{
+    struct ppx_thread *t = &ppx_thread;
+    if (t->guard != 0 || t->holds_lock != 0) {
+        /* fork() from a signal handler that interrupted the profiler: our
+         * locks may be held by this very thread. */
+        fork_skipped = true;
+        return;
+    }
+    t->guard++;
+    t->holds_lock++; /* a free() in fork's own code must not take a table lock */
+    /* Order: the flusher's locks, then the hooks' (each hook holds one at a
+     * time, arena last). */
+    ppx_stream_lock();
+    ppx_unwind_lock();
+    ppx_stacks_lock_all();
+    ppx_live_lock_all();
+    ppx_arena_lock();
+}
+
+static void atfork_parent(void)
+{
+    struct ppx_thread *t = &ppx_thread;
+    if (fork_skipped) {
+        fork_skipped = false;
+        return;
+    }
+    ppx_arena_unlock();
+    ppx_live_unlock_all();
+    ppx_stacks_unlock_all();
+    ppx_unwind_unlock();
+    ppx_stream_unlock();
+    t->holds_lock--;
+    t->guard--;
+}
+
+static void atfork_child(void)
+{
+    struct ppx_thread *t = &ppx_thread;
+    int saved_errno = errno;
+    if (fork_skipped) {
+        /* This thread is in the middle of updating a table (the handler
+         * that forked will return into it): leave the tables alone, record
+         * nothing more, and never talk to the collector. */
+        fork_skipped = false;
+        atomic_store(&ppx_enabled, false);
+        ppx_stream_disable_child();
+        errno = saved_errno;
+        return;
+    }
+    t->holds_lock--;
+    t->guard--;
+    ppx_start_ns = realtime_ns();
+    ppx_pid = getpid();
+    ppx_arena_reset_child();
+    ppx_live_reset_child();
+    ppx_stacks_reset_child();
+    ppx_unwind_reset_child();
+    ppx_stream_reset_child();
+    ppx_sampler_reset_thread();
+    errno = saved_errno;
+}
+
+/* ---- constructor and destructor ---- */
+
+/* glibc calls ELF constructors with (argc, argv, envp). */
+__attribute__((constructor)) static void ppx_constructor(int argc, char **argv, char **envp)
+{
+    (void)envp;
+    ppx_init();
+    /* Another thread may still be initialising (a library constructor
+     * started it); give it a moment, never wait forever. */
+    for (int i = 0; i < 2000 && atomic_load(&ppx_state) != PPX_READY; i++) {
+        struct timespec pause = {0, 500000};
+        nanosleep(&pause, NULL);
+    }
+    if (atomic_load(&ppx_state) != PPX_READY) {
+        atomic_store(&ppx_stream_restart_pending, true); /* the first sample starts it */
+        return;
+    }
+    struct ppx_thread *t = &ppx_thread;
+    t->guard++;
+    ppx_stream_set_cmdline(argc, argv);
+    /* Let the next allocator set itself up (jemalloc registers its own fork
+     * handlers then) before we register ours: ours then run first in the
+     * parent and last in the child, after the allocator is usable again. */
+    ppx_real.free(ppx_real.malloc(1));
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    t->guard--;
+    ppx_stream_connect_now();
+    ppx_stream_start();
+}
+
+__attribute__((destructor)) static void ppx_destructor(void)
+{
+    ppx_stream_shutdown();
+}

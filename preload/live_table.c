@@ -1,0 +1,209 @@
+/* Sampled blocks that are still live: address -> (stack, size), so that
+ * free() can credit the right stack with the right size.
+ *
+ * Sharded open-addressing tables (linear probing, backward-shift deletion,
+ * no tombstones), each behind its own mutex, grown with fresh pages. In
+ * front of them a counting filter: one counter per hash bucket of live
+ * sampled addresses, so freeing an unsampled block (nearly all of them)
+ * costs one relaxed load and never touches a lock. */
+#include "ppx_preload.h"
+
+#include <string.h>
+#include <sys/mman.h>
+
+#define LIVE_SHARD_BITS 6
+#define LIVE_SHARDS (1u << LIVE_SHARD_BITS)
+#define LIVE_INITIAL_SLOTS 128u /* 3 KiB: one page */
+
+_Alignas(4096) _Atomic uint32_t ppx_live_filter[1u << PPX_FILTER_BITS];
+
+struct live_shard {
+    pthread_mutex_t mu;
+    struct ppx_live_entry *slots; /* ptr == 0: empty */
+    size_t mask;                  /* capacity - 1 */
+    size_t count;
+} __attribute__((aligned(PPX_CACHELINE)));
+
+static struct live_shard shards[LIVE_SHARDS];
+
+/* MurmurHash3's finaliser: every address bit reaches every hash bit, so
+ * both the shard (high bits) and the slot (low bits) are well spread even
+ * though addresses share their low and high bits. */
+static inline uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* Shards by 4 MiB region, not by block: allocators hand each thread its own
+ * regions (glibc's per-thread arenas, jemalloc's and tcmalloc's caches), so a
+ * thread's blocks share a shard whose lock and slots stay in that thread's
+ * cache, instead of every operation pulling a line from another core. */
+#define LIVE_REGION_SHIFT 22
+static inline struct live_shard *shard_of(uintptr_t ptr)
+{
+    return &shards[mix64(ptr >> LIVE_REGION_SHIFT) >> (64 - LIVE_SHARD_BITS)];
+}
+
+static void shard_lock(struct live_shard *s)
+{
+    ppx_thread.holds_lock++;
+    pthread_mutex_lock(&s->mu);
+}
+
+static void shard_unlock(struct live_shard *s)
+{
+    pthread_mutex_unlock(&s->mu);
+    ppx_thread.holds_lock--;
+}
+
+bool ppx_live_init(void)
+{
+    for (unsigned i = 0; i < LIVE_SHARDS; i++)
+        pthread_mutex_init(&shards[i].mu, NULL);
+    return true;
+}
+
+static size_t slots_bytes(size_t capacity)
+{
+    return capacity * sizeof(struct ppx_live_entry);
+}
+
+static bool grow(struct live_shard *s)
+{
+    size_t old_cap = s->slots == NULL ? 0 : s->mask + 1;
+    size_t cap = old_cap == 0 ? LIVE_INITIAL_SLOTS : old_cap * 2;
+    struct ppx_live_entry *slots = ppx_pages_alloc(slots_bytes(cap));
+    if (slots == NULL)
+        return false;
+    for (size_t i = 0; i < old_cap; i++) {
+        const struct ppx_live_entry *e = &s->slots[i];
+        if (e->ptr == 0)
+            continue;
+        size_t j = mix64(e->ptr) & (cap - 1);
+        while (slots[j].ptr != 0)
+            j = (j + 1) & (cap - 1);
+        slots[j] = *e;
+    }
+    ppx_pages_free(s->slots, slots_bytes(old_cap));
+    s->slots = slots;
+    s->mask = cap - 1;
+    return true;
+}
+
+bool ppx_live_insert(const struct ppx_live_entry *e, struct ppx_live_entry *stale)
+{
+    uint64_t h = mix64(e->ptr);
+    struct live_shard *s = shard_of(e->ptr);
+    stale->ptr = 0;
+    shard_lock(s);
+    if (s->slots == NULL || (s->count + 1) * 4 > (s->mask + 1) * 3) {
+        if (!grow(s)) {
+            shard_unlock(s);
+            return false;
+        }
+    }
+    size_t i = h & s->mask;
+    for (;;) {
+        struct ppx_live_entry *slot = &s->slots[i];
+        if (slot->ptr == 0) {
+            *slot = *e;
+            s->count++;
+            atomic_fetch_add_explicit(&ppx_live_filter[ppx_live_filter_index(e->ptr)], 1,
+                                      memory_order_relaxed);
+            break;
+        }
+        if (slot->ptr == e->ptr) {
+            /* Its free went unseen (a path we do not hook); the block is gone. */
+            *stale = *slot;
+            *slot = *e;
+            break;
+        }
+        i = (i + 1) & s->mask;
+    }
+    shard_unlock(s);
+    return true;
+}
+
+/* Whether k lies cyclically in (lo, hi]. */
+static inline bool cyclic_between(size_t lo, size_t k, size_t hi)
+{
+    return lo <= hi ? (lo < k && k <= hi) : (k > lo || k <= hi);
+}
+
+bool ppx_live_remove(uintptr_t ptr, struct ppx_live_entry *out)
+{
+    uint64_t h = mix64(ptr);
+    struct live_shard *s = shard_of(ptr);
+    shard_lock(s);
+    if (s->slots == NULL) {
+        shard_unlock(s);
+        return false;
+    }
+    size_t mask = s->mask;
+    size_t i = h & mask;
+    for (;;) {
+        if (s->slots[i].ptr == 0) {
+            shard_unlock(s);
+            return false;
+        }
+        if (s->slots[i].ptr == ptr)
+            break;
+        i = (i + 1) & mask;
+    }
+    *out = s->slots[i];
+    /* Backward-shift deletion: pull later entries of the run into the hole
+     * unless they already sit between their home slot and the hole. */
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (s->slots[j].ptr == 0)
+            break;
+        size_t home = mix64(s->slots[j].ptr) & mask;
+        if (!cyclic_between(i, home, j)) {
+            s->slots[i] = s->slots[j];
+            i = j;
+        }
+    }
+    s->slots[i].ptr = 0;
+    s->count--;
+    atomic_fetch_sub_explicit(&ppx_live_filter[ppx_live_filter_index(ptr)], 1,
+                              memory_order_relaxed);
+    shard_unlock(s);
+    return true;
+}
+
+void ppx_live_lock_all(void)
+{
+    for (unsigned i = 0; i < LIVE_SHARDS; i++)
+        pthread_mutex_lock(&shards[i].mu);
+}
+
+void ppx_live_unlock_all(void)
+{
+    for (unsigned i = 0; i < LIVE_SHARDS; i++)
+        pthread_mutex_unlock(&shards[i].mu);
+}
+
+/* The child does not own the parent's blocks' history: it starts with an
+ * empty table (blocks inherited from the parent are untracked). */
+void ppx_live_reset_child(void)
+{
+    for (unsigned i = 0; i < LIVE_SHARDS; i++) {
+        struct live_shard *s = &shards[i];
+        pthread_mutex_init(&s->mu, NULL);
+        if (s->slots != NULL)
+            ppx_pages_free(s->slots, slots_bytes(s->mask + 1));
+        s->slots = NULL;
+        s->mask = 0;
+        s->count = 0;
+    }
+    /* Anonymous pages: dropping them reads back zero, without touching 4 MiB. */
+    if (madvise(ppx_live_filter, sizeof ppx_live_filter, MADV_DONTNEED) != 0)
+        memset(ppx_live_filter, 0, sizeof ppx_live_filter);
+    ppx_bootstrap_mark_filter();
+}

@@ -1,0 +1,293 @@
+/* libppx.so internals: what the preload's files share.
+ *
+ * Everything here runs inside the target process. Ground rules (see
+ * STYLE.md): no profiler memory from the target's malloc, no lock held while
+ * unwinding or while calling the real allocator, nothing the profiler does
+ * is itself profiled (the per-thread guard), never abort the target. */
+#ifndef PPX_PRELOAD_H
+#define PPX_PRELOAD_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <ppx/wire.h>
+
+/* Everything declared below is internal to libppx.so: hidden, so that it is
+ * reached PC-relative instead of through the GOT. */
+#pragma GCC visibility push(hidden)
+
+#define PPX_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PPX_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define PPX_EXPORT __attribute__((visibility("default")))
+/* initial-exec: touching the variable never calls __tls_get_addr, which may
+ * allocate, so the hooks can use it from the very first malloc. */
+#define PPX_TLS __thread __attribute__((tls_model("initial-exec")))
+#define PPX_CACHELINE 64
+
+/* ---- init.c: configuration, lifecycle ---- */
+
+#define PPX_DEFAULT_SAMPLE_RATE 524288u
+#define PPX_DEFAULT_MAX_DEPTH 64u
+#define PPX_DEFAULT_FLUSH_MS 100u
+#define PPX_SOCKET_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path) */
+
+struct ppx_config {
+    uint64_t sample_rate; /* mean bytes between samples; 1 = every allocation */
+    uint32_t max_depth;   /* 1..WIRE_MAX_DEPTH */
+    uint32_t flush_ms;
+    char socket_path[PPX_SOCKET_PATH_MAX];
+};
+extern struct ppx_config ppx_config;
+
+enum ppx_state { PPX_UNINIT, PPX_INITIALIZING, PPX_READY };
+extern atomic_int ppx_state;
+/* false when the tables could not be set up: the hooks only pass through */
+extern atomic_bool ppx_enabled;
+/* CLOCK_REALTIME at start of this process incarnation (a forked child gets its own) */
+extern uint64_t ppx_start_ns;
+/* getpid() of this incarnation. Differs from getpid() in a vfork child or a
+ * raw clone(), which share our memory (or a copy of it) without being us. */
+extern pid_t ppx_pid;
+
+/* Runs the one-time initialisation if nobody has started it. Returns with
+ * ppx_state READY, or INITIALIZING when another thread (or this one, from
+ * inside dlsym) is still at it; the caller then uses the bootstrap arena. */
+void ppx_init(void);
+
+/* One line on stderr, "ppx: " + the parts; write(2) only (no stdio, no malloc). */
+void ppx_log(const char *a, const char *b, const char *c, const char *d);
+/* Like ppx_log, but only the first time for a given flag. */
+void ppx_log_once(atomic_flag *once, const char *a, const char *b, const char *c,
+                  const char *d);
+/* A sample could not be recorded (no memory for the tables): counted, said once. */
+void ppx_note_lost(const char *why);
+
+/* ---- per-thread state (sampler.c) ---- */
+
+#define PPX_STACK_CACHE 64    /* per-thread interned stack cache, power of two */
+#define PPX_UNWIND_SLACK 16   /* frames of our own above the caller of malloc */
+
+struct ppx_stack;
+
+struct ppx_stack_cache_slot {
+    uint64_t hash;
+    struct ppx_stack *stack;
+};
+
+struct ppx_thread {
+    /* Bytes this thread may still allocate before the next sample. The fast
+     * path is one compare and one subtraction on this. 0 in a fresh thread,
+     * so its first allocation takes the slow path, which seeds it. */
+    uint64_t next_sample;
+    uint64_t rng;
+    uint32_t guard;      /* > 0 while the profiler works on this thread */
+    uint32_t holds_lock; /* > 0 inside a table's critical section */
+    uint32_t seeded;
+    uint32_t unwind_slot; /* 1 + index of this thread's in-libunwind counter */
+    struct ppx_stack_cache_slot cache[PPX_STACK_CACHE];
+    uintptr_t pcs[WIRE_MAX_DEPTH + PPX_UNWIND_SLACK];
+};
+extern PPX_TLS struct ppx_thread ppx_thread;
+
+/* Slow path of every allocating hook: the thread's countdown ran out (or it
+ * was never seeded). Decides whether p (size bytes, NULL if the allocation
+ * failed) is sampled and records it. ret: return address into the caller
+ * of the hook. */
+void ppx_sample_alloc(void *p, size_t size, const void *ret);
+/* free(p) found p's page marked in the live filter: forget p and count
+ * the free if it was sampled. false: p is NULL or from the bootstrap arena,
+ * not for the real free. */
+bool ppx_sample_free(void *p);
+
+/* Removes p from the live table if it is there. For realloc, which must
+ * forget the old block before the real realloc may hand its address to
+ * another thread, and restore it if the real realloc fails. */
+struct ppx_live_entry {
+    uintptr_t ptr;
+    uint64_t size;
+    struct ppx_stack *stack;
+};
+bool ppx_sample_forget(void *p, struct ppx_live_entry *out);
+void ppx_sample_restore(const struct ppx_live_entry *e);
+void ppx_sample_count_free(const struct ppx_live_entry *e);
+
+/* Fork: the child's next allocation on the forking thread reseeds. */
+void ppx_sampler_reset_thread(void);
+
+/* ---- hooks_malloc.c: the next allocator ---- */
+
+struct ppx_real {
+    void *(*malloc)(size_t);
+    void (*free)(void *);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void *(*memalign)(size_t, size_t);
+    int (*posix_memalign)(void **, size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*valloc)(size_t);
+    void *(*pvalloc)(size_t);
+    size_t (*malloc_usable_size)(void *);
+};
+extern struct ppx_real ppx_real;
+/* dlsym(RTLD_NEXT) for every function; called once by ppx_init. */
+void ppx_hooks_resolve(void);
+
+/* ---- bootstrap.c: memory before the real allocator is known ---- */
+
+void *ppx_bootstrap_alloc(size_t size, size_t align);
+size_t ppx_bootstrap_size(const void *p);
+void ppx_bootstrap_mark_filter(void);
+extern unsigned char ppx_bootstrap_arena[];
+#define PPX_BOOTSTRAP_BYTES (256u * 1024u)
+static inline bool ppx_bootstrap_owns(const void *p)
+{
+    return (uintptr_t)p - (uintptr_t)ppx_bootstrap_arena < PPX_BOOTSTRAP_BYTES;
+}
+
+/* ---- arena.c: the profiler's own memory ---- */
+
+/* Zeroed, never freed, from mmap. NULL when out of memory. */
+void *ppx_arena_alloc(size_t size, size_t align);
+/* Zeroed pages straight from mmap, for tables that grow. */
+void *ppx_pages_alloc(size_t bytes);
+void ppx_pages_free(void *p, size_t bytes);
+void ppx_arena_lock(void);
+void ppx_arena_unlock(void);
+void ppx_arena_reset_child(void);
+
+/* ---- unwind.c ---- */
+
+/* Called once from ppx_init, with the guard held. */
+void ppx_unwind_init(void);
+/* Fills pcs with up to max_depth return addresses, leaf first, starting at
+ * ret (the return address into the caller of the hook). Always >= 1. */
+unsigned ppx_unwind(uintptr_t *pcs, unsigned max_depth, const void *ret);
+/* Flusher: make sure the program has not closed libunwind's pipe. */
+void ppx_unwind_check_fds(void);
+/* fork: libunwind's own locks cannot be taken from outside; a child forked
+ * while some thread was inside libunwind stops unwinding (it could block on
+ * a lock that thread held). */
+void ppx_unwind_lock(void);
+void ppx_unwind_unlock(void);
+void ppx_unwind_reset_child(void);
+/* A high fd number for the profiler's own descriptors, so they stay out of
+ * the program's way (programs expect open() to return the lowest free fd). */
+int ppx_high_fd_base(void);
+
+/* ---- stacks.c ---- */
+
+struct ppx_stack {
+    /* hot: updated by the hooks */
+    _Atomic uint64_t alloc_objects, alloc_bytes, free_objects, free_bytes;
+    atomic_uint dirty;             /* on the dirty list, or will be */
+    uint32_t id;
+    struct ppx_stack *dirty_next;
+    /* flusher only: figures already sent on connection sent_generation */
+    uint64_t sent_generation;
+    uint64_t sent_alloc_objects, sent_alloc_bytes, sent_free_objects, sent_free_bytes;
+    /* immutable once published */
+    uint64_t hash;
+    uint32_t depth;
+    uint32_t pad;
+    uintptr_t pcs[];
+};
+
+void ppx_stacks_init(void);
+/* The stack's record, created if new. NULL when out of memory. */
+struct ppx_stack *ppx_stack_intern(struct ppx_thread *t, const uintptr_t *pcs, unsigned depth);
+void ppx_stack_count_alloc(struct ppx_stack *s, uint64_t bytes);
+void ppx_stack_count_free(struct ppx_stack *s, uint64_t bytes);
+/* Whether anything was counted since start (or fork). */
+bool ppx_stacks_any_counted(void);
+/* Stacks ever interned; ids are 0..count-1. */
+uint32_t ppx_stacks_count(void);
+/* The record of id, NULL if it is not published yet. */
+struct ppx_stack *ppx_stack_get(uint32_t id);
+/* Takes the whole dirty list (each record once, linked by dirty_next). */
+struct ppx_stack *ppx_stacks_take_dirty(void);
+/* Puts back a record taken from the dirty list, still dirty. */
+void ppx_stacks_requeue(struct ppx_stack *s);
+void ppx_stacks_lock_all(void);
+void ppx_stacks_unlock_all(void);
+void ppx_stacks_reset_child(void);
+
+/* ---- live_table.c ---- */
+
+/* A counting filter over the live table: one counter per 4 KiB page of
+ * address space (modulo 4 GiB), counting the sampled live blocks that start
+ * there. Indexed by page, not by hash: frees that are near each other in
+ * memory read the same cache line, so the filter stays in cache (a hashed
+ * index cost a cache miss per free). Static, zero pages until touched:
+ * valid before initialisation, and free() pays one relaxed load. */
+#define PPX_FILTER_BITS 20
+#define PPX_FILTER_PAGE_SHIFT 12
+extern _Atomic uint32_t ppx_live_filter[1u << PPX_FILTER_BITS];
+static inline size_t ppx_live_filter_index(uintptr_t p)
+{
+    return (size_t)(p >> PPX_FILTER_PAGE_SHIFT) & ((1u << PPX_FILTER_BITS) - 1);
+}
+/* Cheap test for free(): false means p was certainly not sampled. */
+static inline bool ppx_live_maybe(const void *p)
+{
+    return atomic_load_explicit(&ppx_live_filter[ppx_live_filter_index((uintptr_t)p)],
+                                memory_order_relaxed) != 0;
+}
+bool ppx_live_init(void);
+/* Records a sampled block. If an entry for ptr is still there (its free went
+ * unseen), it is returned in *stale (stale->ptr != 0) to be counted freed.
+ * false when out of memory. */
+bool ppx_live_insert(const struct ppx_live_entry *e, struct ppx_live_entry *stale);
+bool ppx_live_remove(uintptr_t ptr, struct ppx_live_entry *out);
+void ppx_live_lock_all(void);
+void ppx_live_unlock_all(void);
+void ppx_live_reset_child(void);
+
+/* ---- mappings.c (flusher thread only) ---- */
+
+struct ppx_encoder;
+/* Rescans loaded objects when something was loaded or unloaded (or when
+ * force), then encodes every mapping not yet sent on connection gen.
+ * false when the connection failed. */
+bool ppx_mappings_send(struct ppx_encoder *enc, uint64_t gen, bool force_scan);
+/* The main executable's path into buf (NUL-terminated); its length. */
+size_t ppx_exe_path(char *buf, size_t cap);
+
+/* ---- stream.c ---- */
+
+/* Appends one record (header + up to three payload parts); false when the
+ * connection failed. */
+bool ppx_emit(struct ppx_encoder *enc, uint32_t type, const void *a, size_t alen,
+              const void *b, size_t blen, const void *c, size_t clen);
+void ppx_stream_init(void);
+/* The constructor's argc/argv (glibc passes them to ELF constructors): the
+ * HELLO's command line without reading /proc (and taking a descriptor). */
+void ppx_stream_set_cmdline(int argc, char **argv);
+/* Starts the flusher thread (constructor, or after fork in the child). */
+void ppx_stream_start(void);
+/* One synchronous flush (connects if a collector listens). */
+void ppx_stream_connect_now(void);
+/* Forked child: flusher to start; checked on the allocation slow path. */
+extern atomic_bool ppx_stream_restart_pending;
+void ppx_stream_restart_if_pending(void);
+/* Destructor: final flush, GOODBYE, stop the flusher. */
+void ppx_stream_shutdown(void);
+void ppx_stream_lock(void);
+void ppx_stream_unlock(void);
+void ppx_stream_reset_child(void);
+void ppx_stream_disable_child(void);
+/* exec: send what this image recorded, with GOODBYE; and if exec failed,
+ * carry on (the next flush reconnects). */
+void ppx_stream_before_exec(void);
+void ppx_stream_after_exec_failed(void);
+
+#pragma GCC visibility pop
+
+#endif

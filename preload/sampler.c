@@ -1,0 +1,162 @@
+/* Which allocations are recorded, and recording them.
+ *
+ * As Go's runtime does: each thread counts down the bytes it allocates; when
+ * the countdown runs out, that allocation is sampled and a new distance is
+ * drawn from an exponential distribution with mean PPX_SAMPLE_RATE bytes.
+ * Over the bytes a thread allocates, samples thus form a Poisson process,
+ * and an allocation of n bytes is sampled with probability 1 - exp(-n/rate),
+ * which the collector undoes per stack. With rate 1 the distance is always
+ * 0: every allocation, even of 0 bytes, is sampled (exact mode). */
+#include "ppx_preload.h"
+
+#include <errno.h>
+#include <math.h>
+#include <time.h>
+
+PPX_TLS struct ppx_thread ppx_thread;
+
+static atomic_uint_fast64_t lost_samples;
+static atomic_uint_fast64_t seed_counter;
+
+static uint64_t splitmix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* xorshift64*: a per-thread generator, no shared state, no locks. */
+static uint64_t next_random(struct ppx_thread *t)
+{
+    uint64_t x = t->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    t->rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+static void seed(struct ppx_thread *t)
+{
+    struct timespec ts = {0, 0};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)(uintptr_t)t ^
+                 (atomic_fetch_add_explicit(&seed_counter, 1, memory_order_relaxed) << 48);
+    x = splitmix64(x);
+    t->rng = x != 0 ? x : 0x9E3779B97F4A7C15ull;
+    t->seeded = 1;
+}
+
+/* Bytes until the next sample: ceil of an exponential variate with mean
+ * rate, so that an allocation of n bytes is sampled with P = 1 - exp(-n/rate). */
+static uint64_t draw_distance(struct ppx_thread *t)
+{
+    uint64_t rate = ppx_config.sample_rate;
+    if (rate <= 1)
+        return 0;
+    double u = (double)(next_random(t) >> 11) * 0x1.0p-53; /* [0, 1) */
+    double d = ceil(-log1p(-u) * (double)rate);
+    if (!(d < 9.0e18))
+        return UINT64_C(9000000000000000000);
+    return (uint64_t)d;
+}
+
+void ppx_note_lost(const char *why)
+{
+    static atomic_flag said = ATOMIC_FLAG_INIT;
+    atomic_fetch_add_explicit(&lost_samples, 1, memory_order_relaxed);
+    ppx_log_once(&said, why, "; some allocations go unrecorded", NULL, NULL);
+}
+
+static void record(struct ppx_thread *t, void *p, size_t size, const void *ret)
+{
+    int saved_errno = errno;
+    t->guard++;
+    /* Unwind first, with no lock held: unwinding may take the loader's lock. */
+    unsigned depth = ppx_unwind(t->pcs, ppx_config.max_depth, ret);
+    struct ppx_stack *s = ppx_stack_intern(t, t->pcs, depth);
+    if (s != NULL) {
+        struct ppx_live_entry e = {(uintptr_t)p, size, s}, stale;
+        if (ppx_live_insert(&e, &stale)) {
+            if (stale.ptr != 0)
+                ppx_stack_count_free(stale.stack, stale.size);
+            ppx_stack_count_alloc(s, size);
+        } else {
+            ppx_note_lost("out of memory for the live-block table");
+        }
+    } else {
+        ppx_note_lost("out of memory for the stack table");
+    }
+    t->guard--;
+    errno = saved_errno;
+}
+
+void ppx_sample_alloc(void *p, size_t size, const void *ret)
+{
+    struct ppx_thread *t = &ppx_thread;
+    if (t->guard != 0 || p == NULL || ppx_bootstrap_owns(p))
+        return; /* the profiler's own allocation, a failed one, or one made
+                 * while another thread was still initialising */
+    ppx_stream_restart_if_pending();
+    if (PPX_UNLIKELY(!t->seeded)) {
+        seed(t);
+        uint64_t distance = draw_distance(t);
+        if (size < distance) {
+            t->next_sample = distance - size;
+            return;
+        }
+    }
+    t->next_sample = draw_distance(t);
+    if (PPX_UNLIKELY(!atomic_load_explicit(&ppx_enabled, memory_order_acquire)))
+        return;
+    record(t, p, size, ret);
+}
+
+bool ppx_sample_free(void *p)
+{
+    if (p == NULL || ppx_bootstrap_owns(p))
+        return false;
+    struct ppx_live_entry e;
+    if (ppx_sample_forget(p, &e))
+        ppx_stack_count_free(e.stack, e.size);
+    return true;
+}
+
+bool ppx_sample_forget(void *p, struct ppx_live_entry *out)
+{
+    /* A signal handler that frees while this thread is inside one of the
+     * tables cannot take the lock again; the entry stays, and is replaced
+     * when the address is sampled anew. */
+    if (ppx_thread.holds_lock != 0)
+        return false;
+    int saved_errno = errno;
+    bool found = ppx_live_remove((uintptr_t)p, out);
+    errno = saved_errno;
+    return found;
+}
+
+void ppx_sample_restore(const struct ppx_live_entry *e)
+{
+    int saved_errno = errno;
+    struct ppx_live_entry stale;
+    if (!ppx_live_insert(e, &stale)) {
+        /* Cannot track it any more: better counted freed than leaked forever. */
+        ppx_stack_count_free(e->stack, e->size);
+        ppx_note_lost("out of memory for the live-block table");
+    } else if (stale.ptr != 0) {
+        ppx_stack_count_free(stale.stack, stale.size);
+    }
+    errno = saved_errno;
+}
+
+void ppx_sample_count_free(const struct ppx_live_entry *e)
+{
+    ppx_stack_count_free(e->stack, e->size);
+}
+
+void ppx_sampler_reset_thread(void)
+{
+    ppx_thread.seeded = 0;
+    ppx_thread.next_sample = 0;
+}

@@ -1,0 +1,591 @@
+/* The connection to the collector and the background flusher (wire.h).
+ *
+ * Every PPX_FLUSH_MS the flusher thread connects if it is not connected (a
+ * new connection starts with HELLO and the full state), then sends new
+ * mappings, and for every stack whose counters moved: its STACK record the
+ * first time on this connection, then its delta in a HEAP_DELTA record.
+ * Stacks with nothing counted are never sent. The destructor does a last,
+ * bounded flush and says GOODBYE.
+ *
+ * The socket must not disturb the program: close-on-exec, moved to a high
+ * fd number, MSG_NOSIGNAL, a send timeout, and verified (device, inode)
+ * before each write, because daemons close or dup2 over descriptors they do
+ * not know. A descriptor that is not ours any more is forgotten, not closed.
+ * With no collector listening there is no socket at all: only a stat() per
+ * interval, and no message. */
+#include "ppx_preload.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define OUT_CAPACITY (1u << 20)
+#define DELTA_CAPACITY 8192u /* entries per HEAP_DELTA record */
+#define SEND_TIMEOUT_S 2
+#define FINAL_FLUSH_BUDGET_NS (5ull * 1000000000ull)
+#define JOIN_BUDGET_NS (2ull * 1000000000ull)
+#define FLUSHER_STACK (512u * 1024u)
+
+struct ppx_encoder {
+    unsigned char *out;
+    size_t out_len;
+    struct wire_heap_entry *entries;
+    size_t n_entries;
+    uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0: none */
+    bool failed;
+};
+
+static pthread_mutex_t stream_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stream_cv;
+static pthread_t flusher;
+static bool flusher_running; /* under stream_mu */
+static bool stopping;        /* under stream_mu: set by the destructor */
+static bool silenced;        /* this process sends nothing (ppx_stream_disable_child) */
+static bool exec_pending;    /* under stream_mu: GOODBYE sent, exec under way */
+atomic_bool ppx_stream_restart_pending;
+static uint64_t restart_after_ns; /* CLOCK_MONOTONIC */
+
+static struct ppx_encoder encoder;
+static int sock = -1;
+static dev_t sock_dev;
+static ino_t sock_ino;
+static pid_t sock_pid; /* the process that connected */
+static uint64_t generation; /* of the current connection; 0: none yet */
+
+static char cmdline[WIRE_MAX_PATH];
+static size_t cmdline_len;
+static bool have_cmdline;
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void init_cond(void)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&stream_cv, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+void ppx_stream_init(void)
+{
+    init_cond();
+}
+
+void ppx_stream_set_cmdline(int argc, char **argv)
+{
+    size_t len = 0;
+    for (int i = 0; argv != NULL && i < argc && argv[i] != NULL && len < sizeof cmdline; i++) {
+        size_t n = strlen(argv[i]) + 1;
+        if (n > sizeof cmdline - len)
+            n = sizeof cmdline - len; /* truncated, as WIRE_MAX_PATH demands */
+        memcpy(cmdline + len, argv[i], n);
+        len += n;
+    }
+    cmdline_len = len;
+    have_cmdline = argv != NULL;
+}
+
+static size_t read_proc_cmdline(void)
+{
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    size_t len = 0;
+    while (len < sizeof cmdline) {
+        ssize_t n = read(fd, cmdline + len, sizeof cmdline - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    return len;
+}
+
+/* ---- the socket ---- */
+
+/* The descriptor still is the socket we connected (the program may have
+ * closed it, or dup2'ed something over it). */
+static bool socket_fd_is_ours(void)
+{
+    struct stat st;
+    return sock >= 0 && fstat(sock, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == sock_dev &&
+           st.st_ino == sock_ino;
+}
+
+/* ...and this is the process that connected it: one made by a raw clone()
+ * (no fork handlers) shares the connection with its parent, and must not
+ * write there, nor close it (with CLONE_FILES that would close the
+ * parent's). */
+static bool socket_still_ours(void)
+{
+    return getpid() == sock_pid && socket_fd_is_ours();
+}
+
+static void disconnect(void)
+{
+    if (socket_still_ours())
+        close(sock);
+    sock = -1;
+}
+
+static bool send_all(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    if (!socket_still_ours()) {
+        sock = -1; /* closed or replaced by the program: not ours to close */
+        return false;
+    }
+    while (len > 0) {
+        if (encoder.deadline_ns != 0 && monotonic_ns() > encoder.deadline_ns)
+            return false;
+        ssize_t n = send(sock, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false; /* EPIPE, timeout (EAGAIN), anything: give up this connection */
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+static bool out_flush(struct ppx_encoder *enc)
+{
+    if (enc->failed)
+        return false;
+    if (enc->out_len > 0 && !send_all(enc->out, enc->out_len))
+        enc->failed = true;
+    enc->out_len = 0;
+    return !enc->failed;
+}
+
+bool ppx_emit(struct ppx_encoder *enc, uint32_t type, const void *a, size_t alen, const void *b,
+              size_t blen, const void *c, size_t clen)
+{
+    size_t payload = alen + blen + clen;
+    size_t total = sizeof(struct wire_header) + payload;
+    if (enc->failed || payload > WIRE_MAX_RECORD || total > OUT_CAPACITY)
+        return false;
+    if (enc->out_len + total > OUT_CAPACITY && !out_flush(enc))
+        return false;
+    struct wire_header h = {type, (uint32_t)payload};
+    unsigned char *dst = enc->out + enc->out_len;
+    memcpy(dst, &h, sizeof h);
+    dst += sizeof h;
+    if (alen > 0)
+        memcpy(dst, a, alen);
+    if (blen > 0)
+        memcpy(dst + alen, b, blen);
+    if (clen > 0)
+        memcpy(dst + alen + blen, c, clen);
+    enc->out_len += total;
+    return true;
+}
+
+static bool buffers_ready(void)
+{
+    if (encoder.out == NULL)
+        encoder.out = ppx_pages_alloc(OUT_CAPACITY);
+    if (encoder.entries == NULL)
+        encoder.entries = ppx_pages_alloc(DELTA_CAPACITY * sizeof *encoder.entries);
+    return encoder.out != NULL && encoder.entries != NULL;
+}
+
+static bool send_hello(void)
+{
+    static char exe[WIRE_MAX_PATH + 1];
+    size_t exe_len = ppx_exe_path(exe, sizeof exe);
+    if (!have_cmdline) {
+        cmdline_len = read_proc_cmdline();
+        have_cmdline = true;
+    }
+    struct wire_hello h = {
+        .magic = WIRE_MAGIC,
+        .version = WIRE_VERSION,
+        .pid = (uint32_t)getpid(),
+        .ppid = (uint32_t)getppid(),
+        .start_ns = ppx_start_ns,
+        .sample_rate = ppx_config.sample_rate,
+        .max_depth = ppx_config.max_depth,
+        .exe_len = (uint32_t)exe_len,
+        .cmdline_len = (uint32_t)cmdline_len,
+        .reserved = 0,
+    };
+    return ppx_emit(&encoder, WIRE_HELLO, &h, sizeof h, exe, exe_len, cmdline, cmdline_len);
+}
+
+/* Connects if a collector is listening; quietly false if not. */
+static bool try_connect(void)
+{
+    const char *path = ppx_config.socket_path;
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
+        return false; /* nobody listening: do not even take a descriptor */
+    if (!buffers_ready())
+        return false;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    memcpy(addr.sun_path, path, strlen(path)); /* checked shorter than sun_path */
+    /* non-blocking: a collector with a full backlog means "later", not a hang */
+    if (connect(fd, (const struct sockaddr *)&addr, sizeof addr) != 0) {
+        close(fd);
+        return false;
+    }
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, ppx_high_fd_base());
+    if (high >= 0) {
+        close(fd);
+        fd = high;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    struct timeval timeout = {SEND_TIMEOUT_S, 0};
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout) != 0 ||
+        fstat(fd, &st) != 0) {
+        close(fd);
+        return false;
+    }
+    sock = fd;
+    sock_pid = getpid();
+    sock_dev = st.st_dev;
+    sock_ino = st.st_ino;
+    generation++;
+    encoder.out_len = 0;
+    encoder.n_entries = 0;
+    encoder.failed = false;
+    return send_hello();
+}
+
+/* ---- one flush ---- */
+
+static bool flush_entries(struct ppx_encoder *enc)
+{
+    if (enc->n_entries == 0)
+        return !enc->failed;
+    struct wire_heap_delta d = {(uint32_t)enc->n_entries, 0};
+    bool ok = ppx_emit(enc, WIRE_HEAP_DELTA, &d, sizeof d, enc->entries,
+                       enc->n_entries * sizeof *enc->entries, NULL, 0);
+    enc->n_entries = 0;
+    return ok;
+}
+
+/* Appends s's change since the last delta on this connection; its STACK
+ * record first if this connection has not seen it (the HEAP_DELTA carrying
+ * the entry is emitted after it). */
+static bool encode_stack(struct ppx_encoder *enc, struct ppx_stack *s)
+{
+    /* frees before allocations: a free is never counted before its alloc */
+    uint64_t fo = atomic_load_explicit(&s->free_objects, memory_order_seq_cst);
+    uint64_t fb = atomic_load_explicit(&s->free_bytes, memory_order_seq_cst);
+    uint64_t ao = atomic_load_explicit(&s->alloc_objects, memory_order_seq_cst);
+    uint64_t ab = atomic_load_explicit(&s->alloc_bytes, memory_order_seq_cst);
+    if (s->sent_generation != generation) {
+        if (ao == 0 && ab == 0 && fo == 0 && fb == 0)
+            return true;
+        struct wire_stack ws = {s->id, s->depth};
+        if (!ppx_emit(enc, WIRE_STACK, &ws, sizeof ws, s->pcs, s->depth * sizeof s->pcs[0], NULL,
+                      0))
+            return false;
+        s->sent_generation = generation;
+        s->sent_alloc_objects = s->sent_alloc_bytes = 0;
+        s->sent_free_objects = s->sent_free_bytes = 0;
+    }
+    if (ao == s->sent_alloc_objects && ab == s->sent_alloc_bytes && fo == s->sent_free_objects &&
+        fb == s->sent_free_bytes)
+        return true;
+    enc->entries[enc->n_entries++] = (struct wire_heap_entry){
+        .stack_id = s->id,
+        .reserved = 0,
+        .alloc_objects = ao - s->sent_alloc_objects,
+        .alloc_bytes = ab - s->sent_alloc_bytes,
+        .free_objects = fo - s->sent_free_objects,
+        .free_bytes = fb - s->sent_free_bytes,
+    };
+    s->sent_alloc_objects = ao;
+    s->sent_alloc_bytes = ab;
+    s->sent_free_objects = fo;
+    s->sent_free_bytes = fb;
+    if (enc->n_entries == DELTA_CAPACITY)
+        return flush_entries(enc);
+    return true;
+}
+
+static bool send_dirty(struct ppx_encoder *enc, uint32_t n_stacks)
+{
+    struct ppx_stack *list = ppx_stacks_take_dirty();
+    while (list != NULL) {
+        struct ppx_stack *s = list;
+        list = s->dirty_next;
+        if (s->id >= n_stacks || enc->failed) {
+            ppx_stacks_requeue(s); /* still flagged dirty: next time */
+            continue;
+        }
+        /* clear, then read (pairs with mark_dirty's add-then-check) */
+        atomic_store_explicit(&s->dirty, 0, memory_order_seq_cst);
+        if (!encode_stack(enc, s))
+            enc->failed = true;
+    }
+    return !enc->failed;
+}
+
+static void flush_locked(void)
+{
+    if (silenced || exec_pending)
+        return;
+    ppx_unwind_check_fds();
+    bool fresh = false;
+    if (sock >= 0 && !socket_still_ours())
+        sock = -1;
+    if (sock < 0) {
+        if (!try_connect()) {
+            disconnect();
+            return;
+        }
+        fresh = true;
+    }
+    struct ppx_encoder *enc = &encoder;
+    /* Stacks interned after this point may use code loaded after the scan
+     * below; they wait for the next flush, so a MAPPING always precedes the
+     * STACKs that need it. */
+    uint32_t n_stacks = ppx_stacks_count();
+    bool ok = ppx_mappings_send(enc, generation, fresh);
+    if (ok && fresh) {
+        for (uint32_t id = 0; id < n_stacks && ok; id++) {
+            struct ppx_stack *s = ppx_stack_get(id);
+            if (s != NULL)
+                ok = encode_stack(enc, s);
+        }
+    }
+    if (ok)
+        ok = send_dirty(enc, n_stacks); /* on failure the rest of the list is requeued */
+    ok = ok && flush_entries(enc) && out_flush(enc);
+    if (!ok) {
+        disconnect();
+        enc->out_len = 0;
+        enc->n_entries = 0;
+        enc->failed = false;
+    }
+}
+
+/* ---- the flusher thread ---- */
+
+static void *flusher_main(void *arg)
+{
+    (void)arg;
+    ppx_thread.guard++; /* for good: nothing this thread does is profiled */
+    prctl(PR_SET_NAME, "ppx-flusher", 0, 0, 0);
+    pthread_mutex_lock(&stream_mu);
+    while (!stopping) {
+        uint64_t wake = monotonic_ns() + (uint64_t)ppx_config.flush_ms * 1000000ull;
+        struct timespec deadline = {(time_t)(wake / 1000000000ull), (long)(wake % 1000000000ull)};
+        int rc = 0;
+        while (!stopping && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&stream_cv, &stream_mu, &deadline);
+        if (stopping)
+            break;
+        flush_locked();
+    }
+    pthread_mutex_unlock(&stream_mu);
+    return NULL;
+}
+
+/* From the constructor: say HELLO (and the mappings) before main() runs,
+ * so the collector knows this process even if it dies at once. Without a
+ * collector this is one stat(). */
+void ppx_stream_connect_now(void)
+{
+    int saved_errno = errno;
+    ppx_thread.guard++;
+    pthread_mutex_lock(&stream_mu);
+    flush_locked();
+    pthread_mutex_unlock(&stream_mu);
+    ppx_thread.guard--;
+    errno = saved_errno;
+}
+
+void ppx_stream_start(void)
+{
+    static atomic_flag said = ATOMIC_FLAG_INIT;
+    struct ppx_thread *t = &ppx_thread;
+    int saved_errno = errno;
+    t->guard++;
+    pthread_mutex_lock(&stream_mu);
+    if (!flusher_running && !stopping) {
+        /* Every signal blocked: the program's signals never land on our thread. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, FLUSHER_STACK);
+        int rc = pthread_create(&flusher, &attr, flusher_main, NULL);
+        pthread_attr_destroy(&attr);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (rc == 0)
+            flusher_running = true;
+        else
+            ppx_log_once(&said, "cannot start the flusher thread: ", strerror(rc),
+                         "; data is sent at exit only", NULL);
+    }
+    pthread_mutex_unlock(&stream_mu);
+    t->guard--;
+    errno = saved_errno;
+}
+
+/* A forked child gets its flusher one interval after the fork, from its
+ * next allocation: a child that execs (or exits) at once never pays for a
+ * thread, and one that lives on is flushed like its parent. */
+void ppx_stream_restart_if_pending(void)
+{
+    if (PPX_UNLIKELY(atomic_load_explicit(&ppx_stream_restart_pending, memory_order_relaxed)) &&
+        monotonic_ns() >= restart_after_ns &&
+        atomic_exchange_explicit(&ppx_stream_restart_pending, false, memory_order_acq_rel))
+        ppx_stream_start();
+}
+
+/* Sends everything, then GOODBYE, and closes the connection; with
+ * stream_mu held. */
+static void flush_and_say_goodbye(void)
+{
+    encoder.deadline_ns = monotonic_ns() + FINAL_FLUSH_BUDGET_NS;
+    /* Twice: stacks interned during the first round (other threads run on)
+     * wait for a round whose mapping scan follows them. */
+    flush_locked();
+    if (sock >= 0)
+        flush_locked();
+    if (sock >= 0) {
+        if (ppx_emit(&encoder, WIRE_GOODBYE, NULL, 0, NULL, 0, NULL, 0))
+            out_flush(&encoder);
+        disconnect();
+    }
+    encoder.deadline_ns = 0;
+}
+
+/* Whether this thread of this process may run the exit or exec flush: not
+ * from inside the profiler (a signal handler), not before initialisation,
+ * not in a vfork child (it shares the parent's memory and connection). */
+static bool may_flush_here(void)
+{
+    return atomic_load_explicit(&ppx_state, memory_order_acquire) == PPX_READY &&
+           ppx_thread.guard == 0 && getpid() == ppx_pid;
+}
+
+void ppx_stream_before_exec(void)
+{
+    if (!may_flush_here())
+        return;
+    int saved_errno = errno;
+    ppx_thread.guard++;
+    pthread_mutex_lock(&stream_mu);
+    /* Not connected and nothing counted (a child about to exec, typically):
+     * no connection just to say nothing. */
+    if (sock >= 0 || ppx_stacks_any_counted())
+        flush_and_say_goodbye();
+    exec_pending = true; /* the flusher must not reconnect before exec */
+    pthread_mutex_unlock(&stream_mu);
+    ppx_thread.guard--;
+    errno = saved_errno;
+}
+
+void ppx_stream_after_exec_failed(void)
+{
+    if (!may_flush_here())
+        return;
+    ppx_thread.guard++;
+    pthread_mutex_lock(&stream_mu);
+    exec_pending = false; /* the next flush reconnects and sends it all */
+    pthread_mutex_unlock(&stream_mu);
+    ppx_thread.guard--;
+}
+
+void ppx_stream_shutdown(void)
+{
+    struct ppx_thread *t = &ppx_thread;
+    if (!may_flush_here())
+        return; /* exit() from inside the profiler, or from a vfork child */
+    int saved_errno = errno;
+    t->guard++;
+    pthread_mutex_lock(&stream_mu);
+    stopping = true;
+    pthread_cond_broadcast(&stream_cv);
+    exec_pending = false; /* a failed exec that went unnoticed */
+    flush_and_say_goodbye();
+    bool join = flusher_running;
+    flusher_running = false;
+    pthread_mutex_unlock(&stream_mu);
+    if (join) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        uint64_t until =
+            (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec + JOIN_BUDGET_NS;
+        struct timespec deadline = {(time_t)(until / 1000000000ull), (long)(until % 1000000000ull)};
+        pthread_timedjoin_np(flusher, NULL, &deadline);
+    }
+    t->guard--;
+    errno = saved_errno;
+}
+
+void ppx_stream_lock(void)
+{
+    pthread_mutex_lock(&stream_mu);
+}
+
+void ppx_stream_unlock(void)
+{
+    pthread_mutex_unlock(&stream_mu);
+}
+
+/* The child of fork: its own process, its own connection (the inherited one
+ * is the parent's; our copy is closed, the parent's stays open), no
+ * flusher yet (see ppx_stream_restart_if_pending). */
+void ppx_stream_reset_child(void)
+{
+    pthread_mutex_init(&stream_mu, NULL);
+    init_cond();
+    /* fork copied the descriptor: closing the copy leaves the parent's
+     * connection alone, and lets the collector see the parent's end when
+     * the parent exits before us (daemons). */
+    if (socket_fd_is_ours())
+        close(sock);
+    sock = -1;
+    encoder.out_len = 0;
+    encoder.n_entries = 0;
+    encoder.failed = false;
+    encoder.deadline_ns = 0;
+    flusher_running = false;
+    exec_pending = false;
+    restart_after_ns = monotonic_ns() + (uint64_t)ppx_config.flush_ms * 1000000ull;
+    if (!stopping)
+        atomic_store_explicit(&ppx_stream_restart_pending, true, memory_order_relaxed);
+}
+
+/* A child forked from inside the profiler (a signal handler): our copy of
+ * the parent's connection goes, and this process sends nothing. */
+void ppx_stream_disable_child(void)
+{
+    if (socket_fd_is_ours())
+        close(sock);
+    sock = -1;
+    silenced = true;
+    stopping = true;
+    flusher_running = false;
+    atomic_store_explicit(&ppx_stream_restart_pending, false, memory_order_relaxed);
+}
