@@ -21,6 +21,7 @@ Command line (for the shell tests), one `go tool pprof` run per call:
     pprof_raw.py FILE --header                         sample types, period, mappings
     pprof_raw.py FILE --default-type                   `Type:` of `go tool pprof -top`
     pprof_raw.py --selftest                            write a profile, read it back
+    pprof_raw.py FILE --base BASEFILE ...               FILE minus BASEFILE, as -base does
 Filters: --label KEY=VALUE keeps only samples carrying that label value,
 --leaf FUNC only samples whose leaf function is FUNC (for --leaves, --labels).
 """
@@ -251,10 +252,12 @@ def parse(text):
     return p
 
 
-def load(path):
-    if not os.path.isfile(path):
-        raise PprofError("%s: no such file" % path)
-    return parse(run_pprof(["-raw", path]))
+def load(path, base=None):
+    """The profile at path; with base, path minus base (`go tool pprof -base`)."""
+    for f in [path] + ([base] if base else []):
+        if not os.path.isfile(f):
+            raise PprofError("%s: no such file" % f)
+    return parse(run_pprof(["-raw"] + (["-base", base] if base else []) + [path]))
 
 
 def default_type(path):
@@ -403,6 +406,7 @@ def main(argv):
     ap.add_argument("--header", action="store_true")
     ap.add_argument("--default-type", action="store_true")
     ap.add_argument("--selftest", action="store_true")
+    ap.add_argument("--base", metavar="BASEFILE", help="subtract BASEFILE (go tool pprof -base)")
     a = ap.parse_args(argv)
     try:
         if a.selftest:
@@ -412,7 +416,7 @@ def main(argv):
         if a.default_type:
             print(default_type(a.file))
             return 0
-        p = load(a.file)
+        p = load(a.file, a.base)
         stype = a.type or p.sample_types[-1]
         if a.flat is not None:
             print(p.flat(stype, a.label).get(a.flat, 0))

@@ -4,7 +4,8 @@
  *   small  the exact-mode set below (the default when no word is given)
  *   big    large totals for sampling mode (about 3.7 GB allocated in all,
  *          at most about 100 MB live, 32 MB of it touched)
- *   pause  print "ready PID" on stdout, then wait for end of input on stdin
+ *   pause  print "ready PID" on stdout, then wait for end of input on stdin;
+ *          each input line "alloc" runs between_snapshots and prints "done"
  *   exit N exit with status N
  *
  * Each counted function is the direct caller of the allocator, so in a heap
@@ -275,12 +276,25 @@ static void run_big(void)
     big_keep_2048_x16384();
 }
 
+/* 100 x 1000 bytes, leaked: what a -base diff of two snapshots shows. */
+COUNTED static void between_snapshots(void)
+{
+    for (int i = 0; i < 100; i++)
+        ESCAPE(malloc(1000));
+}
+
 static void pause_until_eof(void)
 {
+    char line[64];
     printf("ready %d\n", (int)getpid());
     fflush(stdout);
-    while (getchar() != EOF)
-        ;
+    while (fgets(line, sizeof line, stdin) != NULL) {
+        if (strcmp(line, "alloc\n") == 0) {
+            between_snapshots();
+            printf("done\n");
+            fflush(stdout);
+        }
+    }
 }
 
 int main(int argc, char **argv)
