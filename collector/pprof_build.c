@@ -5,6 +5,7 @@
 #include <string.h>
 #include <uthash.h>
 
+#include "pprof_write.h"
 #include "profile.pb-c.h"
 #include "symbolize.h"
 
@@ -500,4 +501,29 @@ void pprof_builder_free(struct pprof_builder *b)
         free(fe);
     }
     free(b);
+}
+
+void pprof_set_time_since_start(struct pprof_builder *b, struct proc *const *procs, size_t n,
+                                uint64_t now_ns)
+{
+    uint64_t earliest = now_ns;
+    for (size_t i = 0; i < n; i++)
+        if (procs[i]->start_ns && procs[i]->start_ns < earliest)
+            earliest = procs[i]->start_ns;
+    pprof_set_time(b, pprof_clamp_int64(now_ns), pprof_clamp_int64(now_ns - earliest));
+}
+
+int pprof_builder_write(struct pprof_builder *b, const char *path, char *err, size_t errlen)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = pprof_builder_encode(b, &data, &len);
+    pprof_builder_free(b);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot build %s: out of memory", path);
+        return -1;
+    }
+    rc = pprof_write_gzip_atomic(path, data, len, err, errlen);
+    free(data);
+    return rc;
 }

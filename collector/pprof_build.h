@@ -33,6 +33,15 @@ void pprof_set_period(struct pprof_builder *b, const char *type, const char *uni
                       int64_t period);
 void pprof_set_default_sample_type(struct pprof_builder *b, const char *type);
 void pprof_set_time(struct pprof_builder *b, int64_t time_nanos, int64_t duration_nanos);
+/* time_nanos = now_ns, duration_nanos = since the earliest start of procs. */
+void pprof_set_time_since_start(struct pprof_builder *b, struct proc *const *procs, size_t n,
+                                uint64_t now_ns);
+
+/* v as a pprof int64 value, saturating. */
+static inline int64_t pprof_clamp_int64(uint64_t v)
+{
+    return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
+}
 
 /* Id of the pprof Mapping for m; mappings with the same file, build id and
  * range (forked processes) share one. The first mapping added is
@@ -62,5 +71,9 @@ void pprof_add_sample(struct pprof_builder *b, const uint64_t *location_ids, siz
 /* Serializes the profile (not compressed). Returns 0 with *out malloc'ed,
  * or -1 when something failed to allocate along the way. */
 int pprof_builder_encode(struct pprof_builder *b, uint8_t **out, size_t *len);
+
+/* Encodes b, frees it (whatever happens) and writes the gzipped profile to
+ * path atomically. Returns 0, or -1 with a message in err. */
+int pprof_builder_write(struct pprof_builder *b, const char *path, char *err, size_t errlen);
 
 #endif

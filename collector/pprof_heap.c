@@ -12,7 +12,6 @@
 
 #include "pprof_build.h"
 #include "pprof_stack.h"
-#include "pprof_write.h"
 #include "symbolize.h"
 
 static bool has_prefix(const char *s, const char *prefix)
@@ -57,11 +56,6 @@ static int64_t to_int64(double v)
     return (int64_t)v; /* truncates, as Go's int64() does */
 }
 
-static int64_t clamp_int64(uint64_t v)
-{
-    return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
-}
-
 /* Go's scaleHeapSample: an allocation of size S is sampled with probability
  * 1 - exp(-S/rate), so each sampled figure stands for 1/that many. */
 static void scale_heap_sample(uint64_t count, uint64_t size, uint64_t rate, int64_t *out_count,
@@ -72,8 +66,8 @@ static void scale_heap_sample(uint64_t count, uint64_t size, uint64_t rate, int6
         return;
     }
     if (rate <= 1) {
-        *out_count = clamp_int64(count);
-        *out_size = clamp_int64(size);
+        *out_count = pprof_clamp_int64(count);
+        *out_size = pprof_clamp_int64(size);
         return;
     }
     double avg = (double)size / (double)count;
@@ -129,7 +123,7 @@ static int write_stack(struct heap_writer *w, const struct proc *p, const struct
     size_t n_labels = 0;
     uint64_t block_size = s->alloc_objects ? s->alloc_bytes / s->alloc_objects : 0;
     if (block_size != 0) /* as Go: no label for zero-sized blocks */
-        labels[n_labels++] = (struct pprof_label){.key = "bytes", .num = clamp_int64(block_size)};
+        labels[n_labels++] = (struct pprof_label){.key = "bytes", .num = pprof_clamp_int64(block_size)};
     if (w->pid_labels)
         labels[n_labels++] = (struct pprof_label){.key = "pid", .num = (int64_t)p->pid};
     pprof_add_sample(w->b, w->locations, n, values, 4, labels, n_labels);
@@ -163,28 +157,18 @@ int pprof_heap_write(struct proc *const *procs, size_t n, enum pprof_heap_kind k
     pprof_add_sample_type(w.b, "inuse_space", "bytes");
     /* With processes sampled at different rates each is scaled with its
      * own; the profile can state only one. */
-    pprof_set_period(w.b, "space", "bytes", n > 0 ? clamp_int64(procs[0]->sample_rate) : 0);
+    pprof_set_period(w.b, "space", "bytes", n > 0 ? pprof_clamp_int64(procs[0]->sample_rate) : 0);
     pprof_set_default_sample_type(w.b, kind == PPROF_ALLOCS ? "alloc_space" : "inuse_space");
-    uint64_t earliest = now_ns;
-    for (size_t i = 0; i < n; i++)
-        if (procs[i]->start_ns && procs[i]->start_ns < earliest)
-            earliest = procs[i]->start_ns;
-    pprof_set_time(w.b, clamp_int64(now_ns), clamp_int64(now_ns - earliest));
+    pprof_set_time_since_start(w.b, procs, n, now_ns);
 
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = write_proc(&w, procs[i]);
-    uint8_t *data = NULL;
-    size_t len = 0;
-    if (rc == 0)
-        rc = pprof_builder_encode(w.b, &data, &len);
-    pprof_builder_free(w.b);
     free(w.locations);
     if (rc != 0) {
+        pprof_builder_free(w.b);
         snprintf(err, errlen, "cannot build %s: out of memory", path);
         return -1;
     }
-    rc = pprof_write_gzip_atomic(path, data, len, err, errlen);
-    free(data);
-    return rc;
+    return pprof_builder_write(w.b, path, err, errlen);
 }

@@ -17,7 +17,6 @@
 
 #include "pprof_build.h"
 #include "pprof_stack.h"
-#include "pprof_write.h"
 
 typedef unsigned __int128 u128;
 
@@ -89,11 +88,6 @@ static const char *socktype_label(uint8_t socktype)
     case WIRE_SOCK_OTHER: return "other";
     default: return NULL;
     }
-}
-
-static int64_t clamp_int64(uint64_t v)
-{
-    return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
 /* One stack of a site and its part of the site's figures. */
@@ -276,7 +270,7 @@ static int add_errno_samples(struct sys_writer *w, const struct pprof_proc_mappi
         if (n == 0)
             return -1;
         int64_t values[PPROF_SYSCALLS_N_TYPES] = {0};
-        values[column] = clamp_int64(w->shares[i].part);
+        values[column] = pprof_clamp_int64(w->shares[i].part);
         pprof_add_sample(w->b, w->locations, n, values, PPROF_SYSCALLS_N_TYPES, labels,
                          n_labels);
     }
@@ -308,7 +302,7 @@ static int write_site(struct sys_writer *w, const struct proc *p,
     for (int c = 0; c < PPROF_SYSCALLS_N_TYPES; c++) {
         divide(w, k, total, totals[c]);
         for (size_t i = 0; i < k; i++)
-            values[i][c] = clamp_int64(w->shares[i].part);
+            values[i][c] = pprof_clamp_int64(w->shares[i].part);
     }
     struct pprof_label labels[5];
     size_t n_labels = site_labels(w, p, site, labels);
@@ -365,28 +359,18 @@ int pprof_syscalls_write(struct proc *const *procs, size_t n, bool pid_labels, u
         pprof_add_sample_type(w.b, types[i][0], types[i][1]);
     pprof_set_period(w.b, "calls", "count", 1); /* every call is counted */
     pprof_set_default_sample_type(w.b, "calls");
-    uint64_t earliest = now_ns;
-    for (size_t i = 0; i < n; i++)
-        if (procs[i]->start_ns && procs[i]->start_ns < earliest)
-            earliest = procs[i]->start_ns;
-    pprof_set_time(w.b, clamp_int64(now_ns), clamp_int64(now_ns - earliest));
+    pprof_set_time_since_start(w.b, procs, n, now_ns);
 
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = write_proc(&w, procs[i]);
-    uint8_t *data = NULL;
-    size_t len = 0;
-    if (rc == 0)
-        rc = pprof_builder_encode(w.b, &data, &len);
-    pprof_builder_free(w.b);
     free(w.locations);
     free(w.shares);
     free(w.order);
     if (rc != 0) {
+        pprof_builder_free(w.b);
         snprintf(err, errlen, "cannot build %s: out of memory", path);
         return -1;
     }
-    rc = pprof_write_gzip_atomic(path, data, len, err, errlen);
-    free(data);
-    return rc;
+    return pprof_builder_write(w.b, path, err, errlen);
 }
