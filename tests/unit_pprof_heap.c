@@ -6,71 +6,41 @@
 #endif
 #include <dirent.h>
 #include <dlfcn.h>
-#include <elf.h>
 #include <errno.h>
-#include <link.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "pprof_heap.h"
-#include "profile.pb-c.h"
 #include "symbolize.h"
-
-typedef Perftools__Profiles__Profile Profile;
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fputc('\n', stderr);                                                           \
-            failures++;                                                                    \
-        }                                                                                  \
-    } while (0)
+#include "unit_support.h"
 
 /* ---- call sites with known return addresses ---------------------------- */
 
-/* Kept whole under their own names, so the symbol table names the pcs. */
-#ifdef __clang__
-#define NOINLINE __attribute__((noinline))
-#else
-#define NOINLINE __attribute__((noinline, noclone))
-#endif
-
 static uint64_t leaf_pc, mid_pc, root_pc;
 static int leaf_line;
-
-NOINLINE static uint64_t return_address(void)
-{
-    return (uint64_t)(uintptr_t)__builtin_return_address(0);
-}
 
 /* Each stores a return address into itself; the store after the call keeps
  * the call from becoming a tail call. */
 NOINLINE void ppx_test_alloc_site(void)
 {
-    leaf_pc = return_address(); leaf_line = __LINE__;
+    leaf_pc = unit_return_address(); leaf_line = __LINE__;
     __asm__ volatile("" ::: "memory");
 }
 
 NOINLINE void ppx_test_caller(void)
 {
     ppx_test_alloc_site();
-    mid_pc = return_address();
+    mid_pc = unit_return_address();
     __asm__ volatile("" ::: "memory");
 }
 
 NOINLINE void ppx_test_root(void)
 {
     ppx_test_caller();
-    root_pc = return_address();
+    root_pc = unit_return_address();
     __asm__ volatile("" ::: "memory");
 }
 
@@ -81,7 +51,7 @@ static int inlined_line, inlined_call_line;
 
 static inline __attribute__((always_inline)) void ppx_test_inlined(void)
 {
-    inlined_pc = return_address(); inlined_line = __LINE__;
+    inlined_pc = unit_return_address(); inlined_line = __LINE__;
 }
 
 NOINLINE void ppx_test_inline_outer(void)
@@ -92,77 +62,10 @@ NOINLINE void ppx_test_inline_outer(void)
 
 /* ---- synthetic process from this process's own mappings ---------------- */
 
-static void read_build_id(const struct dl_phdr_info *info, struct proc_mapping *m)
-{
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_NOTE)
-            continue;
-        const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr);
-        const char *end = p + ph->p_memsz;
-        while (p + sizeof(ElfW(Nhdr)) <= end) {
-            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
-            const char *name = p + sizeof *nh;
-            const char *desc = name + ((nh->n_namesz + 3) & ~3u);
-            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
-                memcmp(name, "GNU", 4) == 0 && nh->n_descsz <= sizeof m->build_id) {
-                memcpy(m->build_id, desc, nh->n_descsz);
-                m->build_id_len = nh->n_descsz;
-                return;
-            }
-            p = desc + ((nh->n_descsz + 3) & ~3u);
-        }
-    }
-}
-
-static int add_object_mappings(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    struct proc *p = data;
-    bool is_main = p->n_mappings == 0 && info->dlpi_name[0] == '\0';
-    char path[4096];
-    if (is_main) {
-        ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
-        if (n <= 0)
-            return 0;
-        path[n] = '\0';
-    } else if (info->dlpi_name[0] == '/') {
-        snprintf(path, sizeof path, "%s", info->dlpi_name);
-    } else {
-        return 0; /* the vdso */
-    }
-    const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
-            continue;
-        if (p->n_mappings == p->cap_mappings) {
-            p->cap_mappings = p->cap_mappings ? 2 * p->cap_mappings : 16;
-            p->mappings = realloc(p->mappings, p->cap_mappings * sizeof *p->mappings);
-        }
-        struct proc_mapping *m = &p->mappings[p->n_mappings++];
-        memset(m, 0, sizeof *m);
-        m->id = (uint32_t)p->n_mappings;
-        m->is_main = is_main;
-        uint64_t start = info->dlpi_addr + ph->p_vaddr;
-        m->start = start & ~(page - 1);
-        m->limit = start + ph->p_memsz;
-        m->offset = ph->p_offset - (start - m->start);
-        m->load_bias = info->dlpi_addr;
-        m->path = strdup(path);
-        read_build_id(info, m);
-    }
-    return 0;
-}
-
+/* Every object's executable mappings: the leaf of one test lies in libstdc++. */
 static struct proc *proc_new(uint32_t pid, uint64_t sample_rate, uint64_t start_ns)
 {
-    struct proc *p = calloc(1, sizeof *p);
-    p->pid = pid;
-    p->sample_rate = sample_rate;
-    p->start_ns = start_ns;
-    dl_iterate_phdr(add_object_mappings, p);
-    return p;
+    return unit_proc_new(pid, sample_rate, start_ns, false);
 }
 
 static struct proc_mapping *proc_add_mapping(struct proc *p, const char *path, uint64_t start,
@@ -194,52 +97,14 @@ static void proc_add_stack(struct proc *p, uint32_t id, const uint64_t *pcs, uin
                            uint64_t alloc_objects, uint64_t alloc_bytes, uint64_t free_objects,
                            uint64_t free_bytes)
 {
-    struct proc_stack *s = calloc(1, sizeof *s);
-    s->id = id;
-    s->depth = depth;
-    s->pcs = malloc(depth * sizeof *s->pcs);
-    memcpy(s->pcs, pcs, depth * sizeof *pcs);
+    struct proc_stack *s = unit_proc_add_stack(p, id, pcs, depth);
     s->alloc_objects = alloc_objects;
     s->alloc_bytes = alloc_bytes;
     s->free_objects = free_objects;
     s->free_bytes = free_bytes;
-    HASH_ADD(hh, p->stacks, id, sizeof s->id, s);
-}
-
-static void proc_free(struct proc *p)
-{
-    struct proc_stack *s, *tmp;
-    HASH_ITER(hh, p->stacks, s, tmp) {
-        HASH_DEL(p->stacks, s);
-        free(s->pcs);
-        free(s);
-    }
-    for (size_t i = 0; i < p->n_mappings; i++)
-        free(p->mappings[i].path);
-    free(p->mappings);
-    free(p);
 }
 
 /* ---- reading profiles back --------------------------------------------- */
-
-static Profile *read_profile(const char *path)
-{
-    gzFile gz = gzopen(path, "rb");
-    if (!gz)
-        return NULL;
-    size_t cap = 1 << 16, len = 0;
-    uint8_t *buf = malloc(cap);
-    int n;
-    while ((n = gzread(gz, buf + len, (unsigned)(cap - len))) > 0) {
-        len += (size_t)n;
-        if (len == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    gzclose(gz);
-    Profile *p = n < 0 ? NULL : perftools__profiles__profile__unpack(NULL, len, buf);
-    free(buf);
-    return p;
-}
 
 static const char *str(const Profile *p, int64_t i)
 {
@@ -323,17 +188,6 @@ static void check_values(const Perftools__Profiles__Sample *s, int64_t a0, int64
           (long long)s->value[3], (long long)a0, (long long)a1, (long long)a2, (long long)a3);
 }
 
-static char tmpdir[] = "/tmp/ppx-unit-pprof-XXXXXX";
-
-static char *tmp_path(const char *name)
-{
-    static char paths[8][4200];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, sizeof paths[0], "%s/%s", tmpdir, name);
-    return p;
-}
-
 static int count_temp_files(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -371,15 +225,15 @@ static void test_sampled(uint64_t znwm_pc)
 
     char err[512] = "";
     struct proc *procs[] = {p};
-    int rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, now_ns, tmp_path("heap.pb.gz"), err,
+    int rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, now_ns, unit_tmp_path("heap.pb.gz"), err,
                               sizeof err);
     CHECK(rc == 0, "heap write: %s", err);
-    rc = pprof_heap_write(procs, 1, PPROF_ALLOCS, false, now_ns, tmp_path("allocs.pb.gz"), err,
+    rc = pprof_heap_write(procs, 1, PPROF_ALLOCS, false, now_ns, unit_tmp_path("allocs.pb.gz"), err,
                           sizeof err);
     CHECK(rc == 0, "allocs write: %s", err);
 
-    Profile *heap = read_profile(tmp_path("heap.pb.gz"));
-    Profile *allocs = read_profile(tmp_path("allocs.pb.gz"));
+    Profile *heap = unit_read_profile(unit_tmp_path("heap.pb.gz"));
+    Profile *allocs = unit_read_profile(unit_tmp_path("allocs.pb.gz"));
     CHECK(heap && allocs, "cannot decode the written profiles");
     if (!heap || !allocs)
         goto out;
@@ -523,7 +377,7 @@ out:
         perftools__profiles__profile__free_unpacked(heap, NULL);
     if (allocs)
         perftools__profiles__profile__free_unpacked(allocs, NULL);
-    proc_free(p);
+    unit_proc_free(p);
 }
 
 /* Two processes at different rates merged, each sample labelled by pid. */
@@ -536,10 +390,10 @@ static void test_merged_pids(void)
     proc_add_stack(p2, 1, stack_a, 3, 4, 4096, 1, 1024);
     struct proc *procs[] = {p1, p2};
     char err[512] = "";
-    int rc = pprof_heap_write(procs, 2, PPROF_HEAP, true, 5000, tmp_path("merged.pb.gz"), err,
+    int rc = pprof_heap_write(procs, 2, PPROF_HEAP, true, 5000, unit_tmp_path("merged.pb.gz"), err,
                               sizeof err);
     CHECK(rc == 0, "merged write: %s", err);
-    Profile *prof = read_profile(tmp_path("merged.pb.gz"));
+    Profile *prof = unit_read_profile(unit_tmp_path("merged.pb.gz"));
     CHECK(prof, "cannot decode merged profile");
     if (prof) {
         CHECK(prof->period == 524288, "merged period %lld", (long long)prof->period);
@@ -556,8 +410,8 @@ static void test_merged_pids(void)
                   "forked processes got different locations for the same pc");
         perftools__profiles__profile__free_unpacked(prof, NULL);
     }
-    proc_free(p1);
-    proc_free(p2);
+    unit_proc_free(p1);
+    unit_proc_free(p2);
 }
 
 /* Missing, non-ELF, stripped and replaced files: unknown frames, no crash. */
@@ -570,12 +424,12 @@ static void test_unreadable_files(void)
 
     const uint64_t base = 0x7e0000000000ull;
     proc_add_mapping(p, "/nonexistent/libgone.so", base, base + 0x10000, base);
-    FILE *f = fopen(tmp_path("not-an-elf.so"), "w");
+    FILE *f = fopen(unit_tmp_path("not-an-elf.so"), "w");
     if (f) {
         fputs("this is not an ELF file\n", f);
         fclose(f);
     }
-    proc_add_mapping(p, tmp_path("not-an-elf.so"), base + 0x100000, base + 0x110000,
+    proc_add_mapping(p, unit_tmp_path("not-an-elf.so"), base + 0x100000, base + 0x110000,
                      base + 0x100000);
     const uint64_t s1[] = {base + 0x123, root_pc};
     const uint64_t s2[] = {base + 0x100456, root_pc};
@@ -584,10 +438,10 @@ static void test_unreadable_files(void)
 
     char err[512] = "";
     struct proc *procs[] = {p};
-    int rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, 2, tmp_path("unreadable.pb.gz"), err,
-                              sizeof err);
+    int rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, 2, unit_tmp_path("unreadable.pb.gz"),
+                              err, sizeof err);
     CHECK(rc == 0, "write with unreadable files: %s", err);
-    Profile *prof = read_profile(tmp_path("unreadable.pb.gz"));
+    Profile *prof = unit_read_profile(unit_tmp_path("unreadable.pb.gz"));
     CHECK(prof && prof->n_sample == 2, "unreadable: samples");
     for (size_t i = 0; prof && i < prof->n_sample; i++) {
         const Perftools__Profiles__Sample *s = prof->sample[i];
@@ -611,18 +465,19 @@ static void test_unreadable_files(void)
     /* A stripped copy of this executable: whatever dynsym says, not our
      * function (its name lives in .symtab only), and no crash. */
     char cmd[9000];
-    snprintf(cmd, sizeof cmd, "strip -o '%s' '%s' 2>/dev/null", tmp_path("stripped"), fake.path);
+    snprintf(cmd, sizeof cmd, "strip -o '%s' '%s' 2>/dev/null", unit_tmp_path("stripped"),
+             fake.path);
     if (exe && system(cmd) == 0) {
         struct proc_mapping stripped = *exe;
-        stripped.path = tmp_path("stripped");
+        stripped.path = unit_tmp_path("stripped");
         stripped.build_id_len = 0;
         int r = sym_lookup(&stripped, leaf_pc - 1, &frame);
         CHECK(r == -1 || strcmp(frame.function, "ppx_test_alloc_site") != 0,
               "stripped file named the function");
-        unlink(tmp_path("stripped"));
+        unlink(unit_tmp_path("stripped"));
     }
-    unlink(tmp_path("not-an-elf.so"));
-    proc_free(p);
+    unlink(unit_tmp_path("not-an-elf.so"));
+    unit_proc_free(p);
 }
 
 /* Output errors: -1, a message naming the file, nothing left behind. */
@@ -634,13 +489,13 @@ static void test_write_errors(void)
     struct proc *procs[] = {p};
     char err[512] = "";
 
-    const char *missing = tmp_path("no-such-dir/heap.pb.gz");
+    const char *missing = unit_tmp_path("no-such-dir/heap.pb.gz");
     int rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, 2, missing, err, sizeof err);
     CHECK(rc == -1, "write into a missing directory returned %d", rc);
     CHECK(strstr(err, missing) && strstr(err, strerror(ENOENT)), "message: %s", err);
 
     /* The temporary file gets written, the rename onto a directory fails. */
-    const char *dir_target = tmp_path("a-directory");
+    const char *dir_target = unit_tmp_path("a-directory");
     mkdir(dir_target, 0755);
     char inside[4300];
     snprintf(inside, sizeof inside, "%s/keep", dir_target);
@@ -649,11 +504,11 @@ static void test_write_errors(void)
     rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, 2, dir_target, err, sizeof err);
     CHECK(rc == -1, "write onto a directory returned %d", rc);
     CHECK(strstr(err, dir_target) != NULL, "message: %s", err);
-    CHECK(count_temp_files(tmpdir) == 0, "temporary file left behind");
+    CHECK(count_temp_files(unit_tmpdir) == 0, "temporary file left behind");
     fprintf(stderr, "expected error messages:\n  %s\n", err);
     unlink(inside);
     rmdir(dir_target);
-    proc_free(p);
+    unit_proc_free(p);
 }
 
 static void test_allocator_names(void)
@@ -691,21 +546,11 @@ static char *pprof_raw(const char *path)
 {
     char cmd[4400];
     snprintf(cmd, sizeof cmd, "go tool pprof -raw '%s' 2>&1", path);
-    FILE *f = popen(cmd, "r");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, len = 0;
-    char *out = malloc(cap);
-    size_t n;
-    while ((n = fread(out + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (len + 1 == cap)
-            out = realloc(out, cap *= 2);
-    }
-    out[len] = '\0';
-    int status = pclose(f);
+    int status;
+    char *out = unit_run(cmd, &status);
     if (status != 0) {
-        fprintf(stderr, "go tool pprof failed:\n%s\n", out);
+        if (status != -1) /* -1: not started, so no output to show */
+            fprintf(stderr, "go tool pprof failed:\n%s\n", out);
         free(out);
         return NULL;
     }
@@ -758,10 +603,10 @@ static void test_go_pprof(void)
     proc_add_stack(p, 2, stack_b, 2, 10, 1000, 10, 1000);
     struct proc *procs[] = {p};
     char err[512] = "";
-    int rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, 2, tmp_path("exact.pb.gz"), err,
+    int rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, 2, unit_tmp_path("exact.pb.gz"), err,
                               sizeof err);
     CHECK(rc == 0, "exact write: %s", err);
-    char *raw = pprof_raw(tmp_path("exact.pb.gz"));
+    char *raw = pprof_raw(unit_tmp_path("exact.pb.gz"));
     CHECK(raw, "go tool pprof -raw failed");
     if (raw) {
         long long v[4];
@@ -781,17 +626,15 @@ static void test_go_pprof(void)
             fputs(raw, stderr);
         free(raw);
     }
-    proc_free(p);
+    unit_proc_free(p);
 }
 
 int main(void)
 {
     ppx_test_root();
     ppx_test_inline_outer();
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    if (!unit_tmpdir_make("pprof"))
         return 99;
-    }
     /* operator new's address, to stand for an allocator frame. */
     void *libstdcxx = dlopen("libstdc++.so.6", RTLD_NOW);
     void *znwm = libstdcxx ? dlsym(libstdcxx, "_Znwm") : NULL;
@@ -809,19 +652,14 @@ int main(void)
 
     sym_cache_free();
     if (getenv("PPX_TEST_KEEP")) {
-        fprintf(stderr, "profiles kept in %s\n", tmpdir);
-        return failures ? 1 : 0;
+        fprintf(stderr, "profiles kept in %s\n", unit_tmpdir);
+        return unit_failures ? 1 : 0;
     }
     const char *files[] = {"heap.pb.gz", "allocs.pb.gz", "merged.pb.gz", "unreadable.pb.gz",
                            "exact.pb.gz"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-        unlink(tmp_path(files[i]));
-    if (rmdir(tmpdir) != 0)
-        fprintf(stderr, "cannot remove %s: %s\n", tmpdir, strerror(errno));
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("all pprof heap checks passed\n");
-    return 0;
+        unlink(unit_tmp_path(files[i]));
+    if (rmdir(unit_tmpdir) != 0)
+        fprintf(stderr, "cannot remove %s: %s\n", unit_tmpdir, strerror(errno));
+    return unit_finish("all pprof heap checks passed");
 }

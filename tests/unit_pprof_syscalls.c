@@ -15,59 +15,31 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <elf.h>
 #include <errno.h>
-#include <link.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <ppx/wire.h>
 
 #include "pprof_syscalls.h"
-#include "profile.pb-c.h"
 #include "symbolize.h"
-
-typedef Perftools__Profiles__Profile Profile;
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fputc('\n', stderr);                                                           \
-            failures++;                                                                    \
-        }                                                                                  \
-    } while (0)
+#include "unit_support.h"
 
 /* ---- call sites with known return addresses ---------------------------- */
 
-#ifdef __clang__
-#define NOINLINE __attribute__((noinline))
-#else
-#define NOINLINE __attribute__((noinline, noclone))
-#endif
-
 static uint64_t pc_udp_loop, pc_worker_a, pc_worker_b, pc_worker_c, pc_root;
 static uint64_t pc_conn_read, pc_send_reply, pc_unix_sender, pc_event_loop, pc_load_config;
-
-NOINLINE static uint64_t return_address(void)
-{
-    return (uint64_t)(uintptr_t)__builtin_return_address(0);
-}
 
 /* Each stores a return address into itself, as the I/O call's would be;
  * the barrier after the call keeps it from becoming a tail call. */
 #define SITE(fn, var)                                                                      \
     NOINLINE void fn(void)                                                                 \
     {                                                                                      \
-        var = return_address();                                                            \
+        var = unit_return_address();                                                       \
         __asm__ volatile("" ::: "memory");                                                 \
     }
 SITE(ppx_io_udp_loop, pc_udp_loop)
@@ -81,7 +53,7 @@ SITE(ppx_io_load_config, pc_load_config)
     NOINLINE void fn(void)                                                                 \
     {                                                                                      \
         ppx_io_udp_loop();                                                                 \
-        var = return_address();                                                            \
+        var = unit_return_address();                                                       \
         __asm__ volatile("" ::: "memory");                                                 \
     }
 CALLER(ppx_io_worker_a, pc_worker_a)
@@ -98,87 +70,16 @@ NOINLINE void ppx_io_root(void)
     ppx_io_unix_sender();
     ppx_io_event_loop();
     ppx_io_load_config();
-    pc_root = return_address();
+    pc_root = unit_return_address();
     __asm__ volatile("" ::: "memory");
 }
 
 /* ---- synthetic process from this process's own mappings ---------------- */
 
-static void read_build_id(const struct dl_phdr_info *info, struct proc_mapping *m)
-{
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_NOTE)
-            continue;
-        const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr);
-        const char *end = p + ph->p_memsz;
-        while (p + sizeof(ElfW(Nhdr)) <= end) {
-            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
-            const char *name = p + sizeof *nh;
-            const char *desc = name + ((nh->n_namesz + 3) & ~3u);
-            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
-                memcmp(name, "GNU", 4) == 0 && nh->n_descsz <= sizeof m->build_id) {
-                memcpy(m->build_id, desc, nh->n_descsz);
-                m->build_id_len = nh->n_descsz;
-                return;
-            }
-            p = desc + ((nh->n_descsz + 3) & ~3u);
-        }
-    }
-}
-
 /* The executable segments of the main program only: enough to symbolize. */
-static int add_main_mappings(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    struct proc *p = data;
-    if (p->n_mappings > 0 || info->dlpi_name[0] != '\0')
-        return 0;
-    char path[4096];
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
-    if (n <= 0)
-        return 0;
-    path[n] = '\0';
-    const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
-            continue;
-        p->mappings = realloc(p->mappings, (p->n_mappings + 1) * sizeof *p->mappings);
-        p->cap_mappings = p->n_mappings + 1;
-        struct proc_mapping *m = &p->mappings[p->n_mappings++];
-        memset(m, 0, sizeof *m);
-        m->id = (uint32_t)p->n_mappings;
-        m->is_main = true;
-        uint64_t start = info->dlpi_addr + ph->p_vaddr;
-        m->start = start & ~(page - 1);
-        m->limit = start + ph->p_memsz;
-        m->offset = ph->p_offset - (start - m->start);
-        m->load_bias = info->dlpi_addr;
-        m->path = strdup(path);
-        read_build_id(info, m);
-    }
-    return 1;
-}
-
 static struct proc *proc_new(uint32_t pid, uint64_t start_ns)
 {
-    struct proc *p = calloc(1, sizeof *p);
-    p->pid = pid;
-    p->start_ns = start_ns;
-    p->sample_rate = 1;
-    dl_iterate_phdr(add_main_mappings, p);
-    return p;
-}
-
-static void add_stack(struct proc *p, uint32_t id, const uint64_t *pcs, uint32_t depth)
-{
-    struct proc_stack *s = calloc(1, sizeof *s);
-    s->id = id;
-    s->depth = depth;
-    s->pcs = malloc(depth * sizeof *s->pcs);
-    memcpy(s->pcs, pcs, depth * sizeof *pcs);
-    HASH_ADD(hh, p->stacks, id, sizeof s->id, s);
+    return unit_proc_new(pid, 1, start_ns, true);
 }
 
 struct site_spec {
@@ -219,27 +120,6 @@ static void site_errno(struct proc_io_site *s, uint32_t err, uint64_t calls)
     s->errnos[s->n_errnos++] = (struct proc_io_errno){.err = err, .calls = calls};
 }
 
-static void proc_free(struct proc *p)
-{
-    struct proc_io_site *site, *site_tmp;
-    HASH_ITER(hh, p->io_sites, site, site_tmp) {
-        HASH_DEL(p->io_sites, site);
-        free(site->errnos);
-        free(site->stacks);
-        free(site);
-    }
-    struct proc_stack *s, *tmp;
-    HASH_ITER(hh, p->stacks, s, tmp) {
-        HASH_DEL(p->stacks, s);
-        free(s->pcs);
-        free(s);
-    }
-    for (size_t i = 0; i < p->n_mappings; i++)
-        free(p->mappings[i].path);
-    free(p->mappings);
-    free(p);
-}
-
 /* The process described at the top of this file; scale multiplies every
  * figure (a second process of the merged test). */
 static struct proc *audit_proc(uint32_t pid, uint64_t start_ns, uint64_t scale)
@@ -252,13 +132,13 @@ static struct proc *audit_proc(uint32_t pid, uint64_t start_ns, uint64_t scale)
     const uint64_t s5[] = {pc_event_loop, pc_worker_a};
     const uint64_t s6[] = {pc_event_loop, pc_worker_b};
     const uint64_t s7[] = {pc_event_loop, pc_worker_c};
-    add_stack(p, 1, s1, 3);
-    add_stack(p, 2, s2, 3);
-    add_stack(p, 3, s3, 3);
-    add_stack(p, 4, s4, 2);
-    add_stack(p, 5, s5, 2);
-    add_stack(p, 6, s6, 2);
-    add_stack(p, 7, s7, 2);
+    unit_proc_add_stack(p, 1, s1, 3);
+    unit_proc_add_stack(p, 2, s2, 3);
+    unit_proc_add_stack(p, 3, s3, 3);
+    unit_proc_add_stack(p, 4, s4, 2);
+    unit_proc_add_stack(p, 5, s5, 2);
+    unit_proc_add_stack(p, 6, s6, 2);
+    unit_proc_add_stack(p, 7, s7, 2);
 
     const uint64_t k = scale;
     struct site_spec a = {1, WIRE_IO_RECVFROM, WIRE_FD_SOCKET, WIRE_FAMILY_INET, WIRE_SOCK_DGRAM,
@@ -302,58 +182,6 @@ static struct proc *audit_proc(uint32_t pid, uint64_t start_ns, uint64_t scale)
 
 /* ---- reading it back ---------------------------------------------------- */
 
-static char tmpdir[] = "/tmp/ppx-unit-syscalls-XXXXXX";
-
-static char *tmp_path(const char *name)
-{
-    static char paths[8][4200];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, sizeof paths[0], "%s/%s", tmpdir, name);
-    return p;
-}
-
-static Profile *read_profile(const char *path)
-{
-    gzFile gz = gzopen(path, "rb");
-    if (!gz)
-        return NULL;
-    size_t cap = 1 << 16, len = 0;
-    uint8_t *buf = malloc(cap);
-    int n;
-    while ((n = gzread(gz, buf + len, (unsigned)(cap - len))) > 0) {
-        len += (size_t)n;
-        if (len == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    gzclose(gz);
-    Profile *p = n < 0 ? NULL : perftools__profiles__profile__unpack(NULL, len, buf);
-    free(buf);
-    return p;
-}
-
-/* Runs cmd (stdout and stderr together); returns its output, malloc'ed,
- * and its exit status in *status. */
-static char *run(const char *cmd, int *status)
-{
-    FILE *f = popen(cmd, "r");
-    if (!f) {
-        *status = -1;
-        return strdup("");
-    }
-    size_t cap = 1 << 16, len = 0, n;
-    char *out = malloc(cap);
-    while ((n = fread(out + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (len + 1 == cap)
-            out = realloc(out, cap *= 2);
-    }
-    out[len] = '\0';
-    int st = pclose(f);
-    *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-    return out;
-}
-
 static const char *pprof_raw_py(void)
 {
     static char path[4200];
@@ -375,7 +203,7 @@ static char *pprof_query(const char *file, const char *args, int *status)
 {
     char cmd[9000];
     snprintf(cmd, sizeof cmd, "python3 '%s' '%s' %s 2>&1", pprof_raw_py(), file, args);
-    return run(cmd, status);
+    return unit_run(cmd, status);
 }
 
 /* The value in column `type` of row `name` of a --flat-table/--cum-table. */
@@ -414,7 +242,7 @@ static long long table_get(const char *table, const char *name, const char *type
 /* What only the protobuf shows: the synthetic leaves' layout. */
 static void check_layout(const char *path)
 {
-    Profile *prof = read_profile(path);
+    Profile *prof = unit_read_profile(path);
     CHECK(prof, "cannot decode %s", path);
     if (!prof)
         return;
@@ -564,7 +392,7 @@ static void check_audit(const char *dir)
     char cmd[9000];
     int st;
     snprintf(cmd, sizeof cmd, "'%s' audit '%s' 2>&1", ppx_bin(), dir);
-    char *out = run(cmd, &st);
+    char *out = unit_run(cmd, &st);
     CHECK(st == 0, "ppx audit exit %d:\n%s", st, out);
     /* total 18151 calls over 10 s */
     CHECK(strstr(out, "18151 I/O calls in 10.000 s, 410 failed (400 EAGAIN)"), "summary:\n%s",
@@ -611,7 +439,7 @@ static void check_audit(const char *dir)
     free(out);
 
     snprintf(cmd, sizeof cmd, "'%s' audit --top 2 '%s/syscalls.pb.gz' 2>&1", ppx_bin(), dir);
-    out = run(cmd, &st);
+    out = unit_run(cmd, &st);
     CHECK(st == 0 && strstr(out, "\nwrite ") && !strstr(out, "\nsendto ") &&
               strstr(out, "(4 more rows: --top 6 shows them)"),
           "--top 2:\n%s", out);
@@ -624,7 +452,7 @@ static void check_merged(void)
     struct proc *p2 = audit_proc(222, 1000000000ull, 2);
     struct proc *procs[] = {p1, p2};
     char err[512] = "";
-    const char *path = tmp_path("merged.pb.gz");
+    const char *path = unit_tmp_path("merged.pb.gz");
     int rc = pprof_syscalls_write(procs, 2, true, 11000000000ull, path, err, sizeof err);
     CHECK(rc == 0, "merged write: %s", err);
     int st;
@@ -638,23 +466,23 @@ static void check_merged(void)
     if (access(ppx_bin(), X_OK) == 0) {
         char cmd[9000];
         snprintf(cmd, sizeof cmd, "'%s' audit --pid 222 '%s' 2>&1", ppx_bin(), path);
-        char *out = run(cmd, &st);
+        char *out = unit_run(cmd, &st);
         CHECK(st == 0 && strstr(out, "36302 I/O calls of pid 222") &&
                   has_line_with(out, "recvfrom ", " 20002 ", NULL),
               "audit --pid 222:\n%s", out);
         free(out);
         snprintf(cmd, sizeof cmd, "'%s' audit --pid 333 '%s' 2>&1", ppx_bin(), path);
-        out = run(cmd, &st);
+        out = unit_run(cmd, &st);
         CHECK(st == 1 && strstr(out, "no calls of pid 333"), "audit --pid 333 (%d):\n%s", st,
               out);
         free(out);
         snprintf(cmd, sizeof cmd, "'%s' audit '%s' 2>&1", ppx_bin(), path);
-        out = run(cmd, &st);
+        out = unit_run(cmd, &st);
         CHECK(st == 0 && strstr(out, "54453 I/O calls in 10.000 s"), "audit merged:\n%s", out);
         free(out);
     }
-    proc_free(p1);
-    proc_free(p2);
+    unit_proc_free(p1);
+    unit_proc_free(p2);
 }
 
 /* ppx audit on what is no I/O profile: exit 1 with a message; usage: 2. */
@@ -662,20 +490,20 @@ static void check_audit_errors(const char *good)
 {
     if (access(ppx_bin(), X_OK) != 0)
         return;
-    FILE *f = fopen(tmp_path("text.txt"), "w");
+    FILE *f = fopen(unit_tmp_path("text.txt"), "w");
     fputs("hello\n", f);
     fclose(f);
-    gzFile gz = gzopen(tmp_path("junk.pb.gz"), "wb");
+    gzFile gz = gzopen(unit_tmp_path("junk.pb.gz"), "wb");
     gzputs(gz, "\xff\xff\xff\xff not a protobuf message at all");
     gzclose(gz);
-    gz = gzopen(tmp_path("truncated.pb.gz"), "wb");
+    gz = gzopen(unit_tmp_path("truncated.pb.gz"), "wb");
     for (int i = 0; i < 2000; i++)
         gzprintf(gz, "%d", i);
     gzclose(gz);
-    if (truncate(tmp_path("truncated.pb.gz"), 100) != 0)
+    if (truncate(unit_tmp_path("truncated.pb.gz"), 100) != 0)
         perror("truncate");
     /* A real pprof profile of another kind: sample types of a heap profile. */
-    gz = gzopen(tmp_path("heap.pb.gz"), "wb");
+    gz = gzopen(unit_tmp_path("heap.pb.gz"), "wb");
     static const uint8_t heap_types[] = {
         0x0a, 0x04, 0x08, 0x01, 0x10, 0x02,           /* sample_type {1, 2} */
         0x32, 0x00,                                   /* "" */
@@ -684,7 +512,7 @@ static void check_audit_errors(const char *good)
     };
     gzwrite(gz, heap_types, sizeof heap_types);
     gzclose(gz);
-    mkdir(tmp_path("emptydir"), 0755);
+    mkdir(unit_tmp_path("emptydir"), 0755);
 
     static const struct {
         const char *args;
@@ -707,10 +535,10 @@ static void check_audit_errors(const char *good)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char args[4400], cmd[9000];
-        snprintf(args, sizeof args, cases[i].args, tmpdir, tmpdir);
+        snprintf(args, sizeof args, cases[i].args, unit_tmpdir, unit_tmpdir);
         snprintf(cmd, sizeof cmd, "'%s' audit %s 2>&1 >/dev/null", ppx_bin(), args);
         int st;
-        char *out = run(cmd, &st);
+        char *out = unit_run(cmd, &st);
         CHECK(st == cases[i].status && strstr(out, cases[i].message) &&
                   strncmp(out, "ppx audit: ", 11) == 0,
               "ppx audit %s: status %d, expected %d; message \"%s\", expected \"%s\"", args,
@@ -720,7 +548,7 @@ static void check_audit_errors(const char *good)
     char cmd[9000];
     int st;
     snprintf(cmd, sizeof cmd, "'%s' audit --help", ppx_bin());
-    char *out = run(cmd, &st);
+    char *out = unit_run(cmd, &st);
     CHECK(st == 0 && strstr(out, "--top N") && strstr(out, "--pid N") && strstr(out, "eagain%"),
           "ppx audit --help (%d):\n%s", st, out);
     free(out);
@@ -732,24 +560,24 @@ static void check_empty(void)
     struct proc *p = proc_new(5, 1);
     struct proc *procs[] = {p};
     char err[512] = "";
-    mkdir(tmp_path("empty"), 0755);
-    int rc = pprof_syscalls_write(procs, 1, false, 2, tmp_path("empty/syscalls.pb.gz"), err,
-                                  sizeof err);
+    mkdir(unit_tmp_path("empty"), 0755);
+    int rc = pprof_syscalls_write(procs, 1, false, 2, unit_tmp_path("empty/syscalls.pb.gz"),
+                                  err, sizeof err);
     CHECK(rc == 0, "empty write: %s", err);
     int st;
-    char *header = pprof_query(tmp_path("empty/syscalls.pb.gz"), "--header", &st);
+    char *header = pprof_query(unit_tmp_path("empty/syscalls.pb.gz"), "--header", &st);
     CHECK(st == 0 && strstr(header, "samples\t0\n") &&
               strstr(header, "sample_types\tcalls time bytes messages errors eagain\n"),
           "empty profile:\n%s", header);
     free(header);
     if (access(ppx_bin(), X_OK) == 0) {
         char cmd[9000];
-        snprintf(cmd, sizeof cmd, "'%s' audit '%s' 2>&1", ppx_bin(), tmp_path("empty"));
-        char *out = run(cmd, &st);
+        snprintf(cmd, sizeof cmd, "'%s' audit '%s' 2>&1", ppx_bin(), unit_tmp_path("empty"));
+        char *out = unit_run(cmd, &st);
         CHECK(st == 0 && strstr(out, "no I/O calls recorded"), "audit of empty:\n%s", out);
         free(out);
     }
-    proc_free(p);
+    unit_proc_free(p);
 }
 
 static void check_errno_names(void)
@@ -768,17 +596,15 @@ static void check_errno_names(void)
 int main(void)
 {
     ppx_io_root();
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    if (!unit_tmpdir_make("syscalls"))
         return 99;
-    }
     check_errno_names();
 
     struct proc *p = audit_proc(4242, 1000000000ull, 1);
     struct proc *procs[] = {p};
     char err[512] = "";
-    mkdir(tmp_path("out"), 0755);
-    const char *path = tmp_path("out/syscalls.pb.gz");
+    mkdir(unit_tmp_path("out"), 0755);
+    const char *path = unit_tmp_path("out/syscalls.pb.gz");
     int rc = pprof_syscalls_write(procs, 1, false, 11000000000ull, path, err, sizeof err);
     CHECK(rc == 0, "write: %s", err);
     check_layout(path);
@@ -789,23 +615,18 @@ int main(void)
     } else {
         fprintf(stderr, "go or python3 missing: go tool pprof checks skipped\n");
     }
-    check_audit(tmp_path("out"));
+    check_audit(unit_tmp_path("out"));
     check_audit_errors(path);
-    proc_free(p);
+    unit_proc_free(p);
     sym_cache_free();
 
     if (getenv("PPX_TEST_KEEP")) {
-        fprintf(stderr, "profiles kept in %s\n", tmpdir);
+        fprintf(stderr, "profiles kept in %s\n", unit_tmpdir);
     } else {
         char cmd[4200];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", unit_tmpdir);
         if (system(cmd) != 0)
-            fprintf(stderr, "cannot remove %s\n", tmpdir);
+            fprintf(stderr, "cannot remove %s\n", unit_tmpdir);
     }
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("all pprof syscalls checks passed\n");
-    return 0;
+    return unit_finish("all pprof syscalls checks passed");
 }
