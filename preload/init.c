@@ -9,7 +9,13 @@
  *   PPX_MAX_DEPTH    frames per stack, 1..256 (64)
  *   PPX_FLUSH_MS     milliseconds between sends, 1..3600000 (100)
  *   PPX_SOCKET       collector socket ($XDG_RUNTIME_DIR/ppx/ppx.sock, else
- *                    /tmp/ppx-<uid>/ppx.sock) */
+ *                    /tmp/ppx-<uid>/ppx.sock)
+ *   PPX_SYSCALLS     0: the I/O hooks (read, write, send, recv, ...) only
+ *                    pass through, nothing is counted; 1: counted (1)
+ *   PPX_SYSCALL_SAMPLE  mean I/O calls between full stacks, per thread,
+ *                    1..1000000000 (64); counts are exact regardless
+ *   PPX_SYSCALL_STACKS  "all": a full stack for every I/O call (as
+ *                    PPX_SYSCALL_SAMPLE=1); "sampled" (the default) */
 #include "ppx_preload.h"
 
 #include <errno.h>
@@ -22,12 +28,15 @@
 
 #define MAX_SAMPLE_RATE (1ull << 40)
 #define MAX_FLUSH_MS 3600000u
+#define MAX_SYSCALL_SAMPLE 1000000000u
 #define LOGGED_VALUE_MAX 200
 
 struct ppx_config ppx_config = {
     .sample_rate = PPX_DEFAULT_SAMPLE_RATE,
     .max_depth = PPX_DEFAULT_MAX_DEPTH,
     .flush_ms = PPX_DEFAULT_FLUSH_MS,
+    .syscalls = true,
+    .syscall_sample = PPX_DEFAULT_SYSCALL_SAMPLE,
 };
 atomic_int ppx_state;
 atomic_bool ppx_enabled;
@@ -158,6 +167,14 @@ static void load_config(void)
     ppx_config.max_depth =
         (uint32_t)env_u64("PPX_MAX_DEPTH", 1, WIRE_MAX_DEPTH, PPX_DEFAULT_MAX_DEPTH);
     ppx_config.flush_ms = (uint32_t)env_u64("PPX_FLUSH_MS", 1, MAX_FLUSH_MS, PPX_DEFAULT_FLUSH_MS);
+    ppx_config.syscalls = env_u64("PPX_SYSCALLS", 0, 1, 1) != 0;
+    ppx_config.syscall_sample = (uint32_t)env_u64("PPX_SYSCALL_SAMPLE", 1, MAX_SYSCALL_SAMPLE,
+                                                  PPX_DEFAULT_SYSCALL_SAMPLE);
+    const char *stacks = getenv("PPX_SYSCALL_STACKS");
+    if (stacks != NULL && strcmp(stacks, "all") == 0)
+        ppx_config.syscall_sample = 1;
+    else if (stacks != NULL && strcmp(stacks, "sampled") != 0)
+        report_invalid("PPX_SYSCALL_STACKS", stacks, "sampled");
 
     char fallback[PPX_SOCKET_PATH_MAX];
     default_socket(fallback, sizeof fallback);
@@ -191,6 +208,8 @@ void ppx_init(void)
     /* Allocations from here until READY (dlsym's among them) are served by
      * the bootstrap arena. */
     ppx_hooks_resolve();
+    ppx_io_hooks_resolve();
+    ppx_fd_hooks_resolve();
     load_config();
     ppx_start_ns = realtime_ns();
     ppx_pid = getpid();
@@ -198,7 +217,9 @@ void ppx_init(void)
     bool tables = ppx_live_init();
     ppx_stream_init();
     ppx_unwind_init();
+    ppx_io_init();
     atomic_store(&ppx_enabled, tables);
+    atomic_store(&ppx_io_active, tables && ppx_config.syscalls);
     t->guard--;
     errno = saved_errno;
     atomic_store_explicit(&ppx_state, PPX_READY, memory_order_release);
@@ -252,6 +273,7 @@ static void atfork_child(void)
          * nothing more, and never talk to the collector. */
         fork_skipped = false;
         atomic_store(&ppx_enabled, false);
+        atomic_store(&ppx_io_active, false);
         ppx_stream_disable_child();
         errno = saved_errno;
         return;
@@ -263,6 +285,7 @@ static void atfork_child(void)
     ppx_arena_reset_child();
     ppx_live_reset_child();
     ppx_stacks_reset_child();
+    ppx_io_reset_child();
     ppx_unwind_reset_child();
     ppx_stream_reset_child();
     ppx_sampler_reset_thread();

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <ppx/wire.h>
 
@@ -37,12 +38,15 @@
 #define PPX_DEFAULT_SAMPLE_RATE 524288u
 #define PPX_DEFAULT_MAX_DEPTH 64u
 #define PPX_DEFAULT_FLUSH_MS 100u
+#define PPX_DEFAULT_SYSCALL_SAMPLE 64u
 #define PPX_SOCKET_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path) */
 
 struct ppx_config {
     uint64_t sample_rate; /* mean bytes between samples; 1 = every allocation */
     uint32_t max_depth;   /* 1..WIRE_MAX_DEPTH */
     uint32_t flush_ms;
+    bool syscalls;           /* PPX_SYSCALLS: false = the I/O hooks only pass through */
+    uint32_t syscall_sample; /* mean I/O calls between stacks; 1 = every call */
     char socket_path[PPX_SOCKET_PATH_MAX];
 };
 extern struct ppx_config ppx_config;
@@ -170,6 +174,8 @@ void ppx_unwind_init(void);
 /* Fills pcs with up to max_depth return addresses, leaf first, starting at
  * ret (the return address into the caller of the hook). Always >= 1. */
 unsigned ppx_unwind(uintptr_t *pcs, unsigned max_depth, const void *ret);
+/* Whether pc lies in libppx.so's or libunwind's code (set up by init). */
+bool ppx_unwind_own_pc(uintptr_t pc);
 /* Flusher: make sure the program has not closed libunwind's pipe. */
 void ppx_unwind_check_fds(void);
 /* fork: libunwind's own locks cannot be taken from outside; a child forked
@@ -260,12 +266,76 @@ bool ppx_mappings_send(struct ppx_encoder *enc, uint64_t gen, bool force_scan);
 /* The main executable's path into buf (NUL-terminated); its length. */
 size_t ppx_exe_path(char *buf, size_t cap);
 
+/* ---- I/O call audits: hooks_io.c, hooks_fd.c, io_sites.c, fd_class.c ---- */
+
+/* The I/O hooks count (READY, tables usable, PPX_SYSCALLS not 0). Until
+ * then, and on a thread inside the profiler, they only pass through. */
+extern atomic_bool ppx_io_active;
+
+/* hooks_io.c, hooks_fd.c: dlsym(RTLD_NEXT) for every hooked function, so
+ * that no hook needs the loader later (from a signal handler, say). */
+void ppx_io_hooks_resolve(void);
+void ppx_fd_hooks_resolve(void);
+/* The next definition of name (dlsym(RTLD_NEXT)), stored in *slot; a
+ * stand-in that fails with ENOSYS if there is none. Initialises the
+ * library first if nothing has yet. */
+void *ppx_next_fn(void **slot, const char *name);
+static inline void *ppx_next(void **slot, const char *name)
+{
+    void *fn = __atomic_load_n(slot, __ATOMIC_RELAXED);
+    return PPX_LIKELY(fn != NULL) ? fn : ppx_next_fn(slot, name);
+}
+
+static inline uint64_t ppx_io_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Counts one finished call at the site (ret, call, class of fd) and
+ * samples its stack now and then. fd < 0: the call has no descriptor.
+ * err: errno of a failed call, 0 if it succeeded. bytes, messages: what a
+ * successful data call moved. May change errno (the hooks restore it). */
+void ppx_io_count(unsigned call, int fd, const void *ret, uint64_t t0, int err, uint64_t bytes,
+                  uint64_t messages);
+void ppx_io_init(void);
+/* Whether any I/O call was counted since start (or fork). */
+bool ppx_io_any_counted(void);
+/* The flusher: how many sites and (site, stack) pairs exist now. Taken
+ * with the stack count, before the mapping scan (see stream.c). */
+struct ppx_io_snapshot {
+    uint32_t sites, pairs;
+};
+void ppx_io_snapshot(struct ppx_io_snapshot *snap);
+/* Encodes what changed since the last flush on connection gen: new sites,
+ * then IO_DELTA, IO_ERRNO, and IO_STACKS (with the STACK records they
+ * need). Only sites, pairs and stacks inside the snapshot. false when the
+ * connection failed. */
+bool ppx_io_send(struct ppx_encoder *enc, uint64_t gen, uint32_t n_stacks,
+                 const struct ppx_io_snapshot *snap);
+void ppx_io_reset_child(void);
+
+/* fd_class.c: what a descriptor is, cached per fd number. The class is
+ * packed as fd_type | family << 4 | socktype << 8 (wire.h enums). */
+#define PPX_FD_CLASS(type, family, socktype) \
+    ((uint32_t)(type) | (uint32_t)(family) << 4 | (uint32_t)(socktype) << 8)
+uint32_t ppx_fd_class(int fd);
+/* fd was closed or replaced, or is a new descriptor: classify it afresh. */
+void ppx_fd_forget(int fd);
+void ppx_fd_forget_range(unsigned first, unsigned last);
+/* A new socket whose class is known (socket(), accept()). */
+void ppx_fd_set_socket(int fd, int domain, int type);
+void ppx_fd_set_class(int fd, uint32_t cls);
+
 /* ---- stream.c ---- */
 
 /* Appends one record (header + up to three payload parts); false when the
  * connection failed. */
 bool ppx_emit(struct ppx_encoder *enc, uint32_t type, const void *a, size_t alen,
               const void *b, size_t blen, const void *c, size_t clen);
+/* Emits s's STACK record unless this connection has it already. */
+bool ppx_stream_send_stack(struct ppx_encoder *enc, struct ppx_stack *s);
 void ppx_stream_init(void);
 /* The constructor's argc/argv (glibc passes them to ELF constructors): the
  * HELLO's command line without reading /proc (and taking a descriptor). */

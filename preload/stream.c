@@ -4,8 +4,9 @@
  * new connection starts with HELLO and the full state), then sends new
  * mappings, and for every stack whose counters moved: its STACK record the
  * first time on this connection, then its delta in a HEAP_DELTA record.
- * Stacks with nothing counted are never sent. The destructor does a last,
- * bounded flush and says GOODBYE.
+ * Stacks with nothing counted are never sent. Then the I/O audit
+ * (io_sites.c): new sites, their deltas, and the sampled stacks. The
+ * destructor does a last, bounded flush and says GOODBYE.
  *
  * The socket must not disturb the program: close-on-exec, moved to a high
  * fd number, MSG_NOSIGNAL, a send timeout, and verified (device, inode)
@@ -287,6 +288,25 @@ static bool flush_entries(struct ppx_encoder *enc)
     return ok;
 }
 
+/* Sets s's figures already sent on this connection to zero. */
+static bool emit_stack(struct ppx_encoder *enc, struct ppx_stack *s)
+{
+    struct wire_stack ws = {s->id, s->depth};
+    if (!ppx_emit(enc, WIRE_STACK, &ws, sizeof ws, s->pcs, s->depth * sizeof s->pcs[0], NULL, 0))
+        return false;
+    s->sent_generation = generation;
+    s->sent_alloc_objects = s->sent_alloc_bytes = 0;
+    s->sent_free_objects = s->sent_free_bytes = 0;
+    return true;
+}
+
+/* For IO_STACKS: a stack sampled only by I/O calls has no heap figures,
+ * and goes out when an I/O record names it. */
+bool ppx_stream_send_stack(struct ppx_encoder *enc, struct ppx_stack *s)
+{
+    return s->sent_generation == generation || emit_stack(enc, s);
+}
+
 /* Appends s's change since the last delta on this connection; its STACK
  * record first if this connection has not seen it (the HEAP_DELTA carrying
  * the entry is emitted after it). */
@@ -300,13 +320,8 @@ static bool encode_stack(struct ppx_encoder *enc, struct ppx_stack *s)
     if (s->sent_generation != generation) {
         if (ao == 0 && ab == 0 && fo == 0 && fb == 0)
             return true;
-        struct wire_stack ws = {s->id, s->depth};
-        if (!ppx_emit(enc, WIRE_STACK, &ws, sizeof ws, s->pcs, s->depth * sizeof s->pcs[0], NULL,
-                      0))
+        if (!emit_stack(enc, s))
             return false;
-        s->sent_generation = generation;
-        s->sent_alloc_objects = s->sent_alloc_bytes = 0;
-        s->sent_free_objects = s->sent_free_bytes = 0;
     }
     if (ao == s->sent_alloc_objects && ab == s->sent_alloc_bytes && fo == s->sent_free_objects &&
         fb == s->sent_free_bytes)
@@ -366,6 +381,8 @@ static void flush_locked(void)
      * below; they wait for the next flush, so a MAPPING always precedes the
      * STACKs that need it. */
     uint32_t n_stacks = ppx_stacks_count();
+    struct ppx_io_snapshot io;
+    ppx_io_snapshot(&io); /* sites likewise: their caller may be new code */
     bool ok = ppx_mappings_send(enc, generation, fresh);
     if (ok && fresh) {
         for (uint32_t id = 0; id < n_stacks && ok; id++) {
@@ -376,6 +393,8 @@ static void flush_locked(void)
     }
     if (ok)
         ok = send_dirty(enc, n_stacks); /* on failure the rest of the list is requeued */
+    if (ok)
+        ok = ppx_io_send(enc, generation, n_stacks, &io);
     ok = ok && flush_entries(enc) && out_flush(enc);
     if (!ok) {
         disconnect();
@@ -497,7 +516,7 @@ void ppx_stream_before_exec(void)
     pthread_mutex_lock(&stream_mu);
     /* Not connected and nothing counted (a child about to exec, typically):
      * no connection just to say nothing. */
-    if (sock >= 0 || ppx_stacks_any_counted())
+    if (sock >= 0 || ppx_stacks_any_counted() || ppx_io_any_counted())
         flush_and_say_goodbye();
     exec_pending = true; /* the flusher must not reconnect before exec */
     pthread_mutex_unlock(&stream_mu);

@@ -111,6 +111,11 @@ static bool in_ranges(uintptr_t pc, const struct text_range *r, unsigned n)
     return false;
 }
 
+bool ppx_unwind_own_pc(uintptr_t pc)
+{
+    return in_ranges(pc, own_text, n_own_text);
+}
+
 int ppx_high_fd_base(void)
 {
     struct rlimit rl;
@@ -152,9 +157,19 @@ static void remember_pipe(const int fds[2])
 
 /* Exported only to catch libunwind's own pipe (see above); every other
  * caller's pipe2 passes straight through. */
+static void label_pipe(const int fds[2])
+{
+    if (atomic_load_explicit(&ppx_io_active, memory_order_relaxed)) {
+        ppx_fd_set_class(fds[0], PPX_FD_CLASS(WIRE_FD_PIPE, 0, 0));
+        ppx_fd_set_class(fds[1], PPX_FD_CLASS(WIRE_FD_PIPE, 0, 0));
+    }
+}
+
 PPX_EXPORT int pipe2(int fds[2], int flags)
 {
     int rc = real_pipe2(fds, flags);
+    if (rc == 0)
+        label_pipe(fds); /* for the I/O hooks' descriptor classes (fd_class.c) */
     if (rc != 0 || ppx_thread.guard == 0 ||
         !in_ranges((uintptr_t)__builtin_return_address(0), unwinder_text, n_unwinder_text))
         return rc;
@@ -170,6 +185,7 @@ PPX_EXPORT int pipe2(int fds[2], int flags)
     pthread_mutex_lock(&pipe_mu);
     remember_pipe(fds);
     pthread_mutex_unlock(&pipe_mu);
+    label_pipe(fds);
     errno = saved_errno;
     return 0;
 }

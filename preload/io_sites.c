@@ -1,0 +1,633 @@
+/* I/O call sites, their exact counters, and sampled stacks (wire.h IO_*).
+ *
+ * Every hooked call is counted at its site, the triple (return address
+ * into the caller, call, descriptor class): calls, time, bytes, messages,
+ * errors, EAGAINs and failures by errno, each a relaxed atomic add on the
+ * site's record. Sites are found through a per-thread cache of site
+ * pointers, then a lock-free open-addressing table; a new site is created
+ * with the recursion guard held.
+ *
+ * Stacks cost an unwind, so only a sample of calls gets one: each thread
+ * counts calls down from a geometric variate with mean PPX_SYSCALL_SAMPLE
+ * (1 = every call, PPX_SYSCALL_STACKS=all), and the first call of every
+ * site is sampled too, so that every site has a stack. A sampled call's
+ * stack is interned like an allocation's (stacks.c) and counted in a
+ * (site, stack) pair table; the collector divides the site's exact figures
+ * among its stacks in proportion to these counts.
+ *
+ * Reentrancy: these functions run from signal handlers. Counting takes no
+ * lock, creating a site neither (its record comes from chunks mapped on
+ * demand), and per-thread state changes only by single stores of whole
+ * values (a torn countdown changes only when the next sample is taken).
+ * So a call from a handler that interrupted the profiler on its thread
+ * (recursion guard held) is still counted; it only gets no stack, since
+ * unwinding and interning may take locks the interrupted code holds. The
+ * profiler's own calls are told apart by their caller (hooks_io.c). */
+#include "ppx_preload.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#define SITE_CHUNK_BITS 7
+#define SITE_CHUNK (1u << SITE_CHUNK_BITS)
+#define MAX_SITES 65536u          /* the collector's WIRE_DECODE_MAX_IO_SITES */
+#define SITE_SLOTS (2 * MAX_SITES) /* hash table of site pointers */
+#define SITE_CACHE 64u            /* per thread, power of two */
+#define ERRNO_SLOTS 8u
+#define PAIR_CHUNK_BITS 12
+#define PAIR_CHUNK (1u << PAIR_CHUNK_BITS)
+#define PAIR_CHUNKS 64u
+#define MAX_PAIRS (PAIR_CHUNKS * PAIR_CHUNK) /* (site, stack) pairs */
+#define PAIR_SLOTS (2 * MAX_PAIRS)
+#define SEND_BUFFER (256u * 1024u) /* entries of one IO_* record */
+
+struct io_counts {
+    uint64_t calls, time_ns, bytes, messages, errors, eagain;
+};
+
+struct ppx_io_site {
+    /* immutable once published */
+    uintptr_t pc;
+    uint32_t key; /* call | class << 8 */
+    uint32_t id;
+    /* hot: the hooks add to these */
+    _Atomic uint64_t calls, time_ns, bytes, messages, errors, eagain;
+    atomic_uint has_stack; /* a call of this site was sampled (or is being) */
+    atomic_uint published; /* pc, key and id are set */
+    _Atomic uint32_t err[ERRNO_SLOTS]; /* 0: free slot; claimed once, never changed */
+    _Atomic uint64_t err_calls[ERRNO_SLOTS];
+    _Atomic uint64_t err_unnamed; /* failures beyond the slots: errors without errno */
+    /* flusher only: what connection sent_generation has */
+    uint64_t sent_generation;
+    struct io_counts sent;
+    uint64_t sent_err_calls[ERRNO_SLOTS];
+} __attribute__((aligned(PPX_CACHELINE)));
+
+struct io_pair {
+    _Atomic uint64_t key; /* (site id << 32 | stack id) + 1; 0 until filled */
+    _Atomic uint64_t samples;
+    uint64_t sent_generation, sent_samples; /* flusher only */
+};
+
+struct io_thread {
+    uint64_t countdown; /* calls until the next sampled one; 0: not seeded */
+    uint64_t rng;
+    struct ppx_io_site *cache[SITE_CACHE];
+};
+
+atomic_bool ppx_io_active;
+
+static PPX_TLS struct io_thread io_thread;
+
+static _Atomic(struct ppx_io_site *) site_slots[SITE_SLOTS];
+/* Sites by id, in chunks mapped on demand: creating a site takes no lock
+ * (a signal handler may create one while its thread is in the profiler). */
+static _Atomic(struct ppx_io_site *) site_chunks[MAX_SITES / SITE_CHUNK];
+static atomic_uint next_site_id;
+
+static _Atomic(struct io_pair *) pair_chunks[PAIR_CHUNKS];
+static _Atomic uint32_t pair_slots[PAIR_SLOTS]; /* index + 1 into the pairs; 0: empty */
+static atomic_uint next_pair;
+
+static atomic_bool any_counted; /* a site was counted since start (or fork) */
+static double log_keep; /* log(1 - 1/PPX_SYSCALL_SAMPLE) */
+static atomic_uint_fast64_t seed_counter;
+
+static struct {
+    struct wire_io_entry *delta;
+    struct wire_io_errno_entry *errnos;
+    struct wire_io_stack_entry *stacks;
+} out;
+
+void ppx_io_init(void)
+{
+    uint32_t mean = ppx_config.syscall_sample;
+    log_keep = mean > 1 ? log1p(-1.0 / (double)mean) : 0.0;
+}
+
+/* ---- sampling ---- */
+
+static uint64_t splitmix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+static uint64_t next_random(struct io_thread *t)
+{
+    if (PPX_UNLIKELY(t->rng == 0)) {
+        uint64_t x = ppx_io_now() ^ (uint64_t)(uintptr_t)t ^
+                     (atomic_fetch_add_explicit(&seed_counter, 1, memory_order_relaxed) << 48);
+        x = splitmix64(x);
+        t->rng = x != 0 ? x : 0x9E3779B97F4A7C15ull;
+    }
+    uint64_t x = t->rng; /* xorshift64* */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    t->rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* Calls until the next sample, the sampled one included: geometric with
+ * mean PPX_SYSCALL_SAMPLE, so every call is sampled with the same
+ * probability 1/mean, independently of the others. */
+static uint64_t draw_countdown(struct io_thread *t)
+{
+    if (ppx_config.syscall_sample <= 1)
+        return 1;
+    double u = ((double)(next_random(t) >> 11) + 1.0) * 0x1.0p-53; /* (0, 1] */
+    double n = floor(log(u) / log_keep) + 1.0;
+    if (!(n < 1.0e18))
+        return UINT64_C(1000000000000000000);
+    return (uint64_t)n;
+}
+
+/* ---- the (site, stack) pairs ---- */
+
+static struct io_pair *pair_at(uint32_t index, bool create)
+{
+    unsigned c = index >> PAIR_CHUNK_BITS;
+    struct io_pair *chunk = atomic_load_explicit(&pair_chunks[c], memory_order_acquire);
+    if (chunk != NULL || !create)
+        return chunk != NULL ? &chunk[index & (PAIR_CHUNK - 1)] : NULL;
+    struct io_pair *fresh = ppx_pages_alloc(PAIR_CHUNK * sizeof *fresh);
+    if (fresh == NULL)
+        return NULL;
+    if (!atomic_compare_exchange_strong_explicit(&pair_chunks[c], &chunk, fresh,
+                                                 memory_order_acq_rel, memory_order_acquire)) {
+        ppx_pages_free(fresh, PAIR_CHUNK * sizeof *fresh);
+        return &chunk[index & (PAIR_CHUNK - 1)];
+    }
+    return &fresh[index & (PAIR_CHUNK - 1)];
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* The pair's record, created if new; NULL when the table is full. A
+ * racing creator's spare record stays unused (its samples stay 0). */
+static struct io_pair *pair_find(uint32_t site_id, uint32_t stack_id)
+{
+    uint64_t key = ((uint64_t)site_id << 32 | stack_id) + 1;
+    size_t i = mix64(key) & (PAIR_SLOTS - 1);
+    for (size_t probes = 0; probes < PAIR_SLOTS; probes++, i = (i + 1) & (PAIR_SLOTS - 1)) {
+        uint32_t slot = atomic_load_explicit(&pair_slots[i], memory_order_acquire);
+        if (slot == 0) {
+            uint32_t index = atomic_fetch_add_explicit(&next_pair, 1, memory_order_relaxed);
+            struct io_pair *p = index < MAX_PAIRS ? pair_at(index, true) : NULL;
+            if (p == NULL)
+                return NULL;
+            atomic_store_explicit(&p->key, key, memory_order_release);
+            if (atomic_compare_exchange_strong_explicit(&pair_slots[i], &slot, index + 1,
+                                                        memory_order_acq_rel,
+                                                        memory_order_acquire))
+                return p;
+        }
+        struct io_pair *p = pair_at(slot - 1, false);
+        if (p != NULL && atomic_load_explicit(&p->key, memory_order_acquire) == key)
+            return p;
+    }
+    return NULL;
+}
+
+/* ---- sites ---- */
+
+static inline uint64_t site_hash(uintptr_t pc, uint32_t key)
+{
+    return mix64((uint64_t)pc ^ ((uint64_t)key << 40) ^ key);
+}
+
+static struct ppx_io_site *site_at(uint32_t id, bool create)
+{
+    unsigned c = id >> SITE_CHUNK_BITS;
+    struct ppx_io_site *chunk = atomic_load_explicit(&site_chunks[c], memory_order_acquire);
+    if (chunk != NULL || !create)
+        return chunk != NULL ? &chunk[id & (SITE_CHUNK - 1)] : NULL;
+    struct ppx_io_site *fresh = ppx_pages_alloc(SITE_CHUNK * sizeof *fresh);
+    if (fresh == NULL)
+        return NULL;
+    if (!atomic_compare_exchange_strong_explicit(&site_chunks[c], &chunk, fresh,
+                                                 memory_order_acq_rel, memory_order_acquire)) {
+        ppx_pages_free(fresh, SITE_CHUNK * sizeof *fresh);
+        return &chunk[id & (SITE_CHUNK - 1)];
+    }
+    return &fresh[id & (SITE_CHUNK - 1)];
+}
+
+/* The flusher's view: the site of id if it has been filled in. */
+static struct ppx_io_site *site_published(uint32_t id)
+{
+    struct ppx_io_site *s = site_at(id, false);
+    return s != NULL && atomic_load_explicit(&s->published, memory_order_acquire) ? s : NULL;
+}
+
+static struct ppx_io_site *site_create(uintptr_t pc, uint32_t key)
+{
+    uint32_t id = atomic_fetch_add_explicit(&next_site_id, 1, memory_order_relaxed);
+    struct ppx_io_site *s = id < MAX_SITES ? site_at(id, true) : NULL;
+    if (s == NULL)
+        return NULL;
+    s->pc = pc;
+    s->key = key;
+    s->id = id;
+    atomic_store_explicit(&s->published, 1, memory_order_release);
+    return s;
+}
+
+/* Slow path: the global table; a new site if none. Lock-free. */
+static struct ppx_io_site *site_find(uintptr_t pc, uint32_t key, uint64_t h)
+{
+    struct ppx_io_site *mine = NULL;
+    size_t i = h & (SITE_SLOTS - 1);
+    for (size_t probes = 0; probes < SITE_SLOTS; probes++, i = (i + 1) & (SITE_SLOTS - 1)) {
+        struct ppx_io_site *s = atomic_load_explicit(&site_slots[i], memory_order_acquire);
+        if (s == NULL) {
+            if (mine == NULL && (mine = site_create(pc, key)) == NULL)
+                return NULL;
+            /* A site that loses this race is published with an id but never
+             * counted; the flusher skips sites without calls. */
+            if (atomic_compare_exchange_strong_explicit(&site_slots[i], &s, mine,
+                                                        memory_order_acq_rel,
+                                                        memory_order_acquire))
+                return mine;
+        }
+        if (s->pc == pc && s->key == key)
+            return s;
+    }
+    return NULL;
+}
+
+static __attribute__((noinline)) struct ppx_io_site *site_lookup_slow(struct io_thread *t,
+                                                                     uintptr_t pc, uint32_t key,
+                                                                     uint64_t h)
+{
+    struct ppx_thread *pt = &ppx_thread;
+    pt->guard++;
+    struct ppx_io_site *s = site_find(pc, key, h);
+    if (s == NULL)
+        ppx_note_lost("the I/O site table is full");
+    pt->guard--;
+    if (s == NULL)
+        return NULL;
+    t->cache[(h >> 20) & (SITE_CACHE - 1)] = s;
+    return s;
+}
+
+/* ---- stacks of sampled calls ---- */
+
+static __attribute__((noinline)) void sample_stack(struct ppx_io_site *site, const void *ret)
+{
+    struct ppx_thread *t = &ppx_thread;
+    /* No ppx_stream_restart_if_pending() here, unlike the allocation path:
+     * this may run in a signal handler (write() is async-signal-safe,
+     * malloc is not), and starting a thread there could deadlock. A forked
+     * child gets its flusher from an allocation, or sends at exit. */
+    t->guard++;
+    unsigned max = ppx_config.max_depth;
+    unsigned depth = ppx_unwind(t->pcs, max, ret);
+    /* The contract: a site's stacks start at its caller. If the unwinder
+     * lost that frame (a tail call, say), it goes in front. */
+    if (t->pcs[0] != (uintptr_t)ret) {
+        if (depth == max)
+            depth--;
+        memmove(t->pcs + 1, t->pcs, depth * sizeof t->pcs[0]);
+        t->pcs[0] = (uintptr_t)ret;
+        depth++;
+    }
+    struct ppx_stack *s = ppx_stack_intern(t, t->pcs, depth);
+    struct io_pair *p = s != NULL ? pair_find(site->id, s->id) : NULL;
+    if (p != NULL)
+        atomic_fetch_add_explicit(&p->samples, 1, memory_order_relaxed);
+    else
+        ppx_note_lost(s == NULL ? "out of memory for the stack table"
+                                : "the I/O stack table is full");
+    t->guard--;
+}
+
+/* ---- counting ---- */
+
+static void count_errno(struct ppx_io_site *s, int err)
+{
+    if (err < 1 || err > 4095)
+        return;
+    for (unsigned i = 0; i < ERRNO_SLOTS; i++) {
+        uint32_t v = atomic_load_explicit(&s->err[i], memory_order_acquire);
+        if (v == 0 && atomic_compare_exchange_strong_explicit(&s->err[i], &v, (uint32_t)err,
+                                                              memory_order_acq_rel,
+                                                              memory_order_acquire))
+            v = (uint32_t)err; /* claimed; on failure v is the winner's errno */
+        if (v == (uint32_t)err) {
+            atomic_fetch_add_explicit(&s->err_calls[i], 1, memory_order_relaxed);
+            return;
+        }
+    }
+    atomic_fetch_add_explicit(&s->err_unnamed, 1, memory_order_relaxed);
+}
+
+/* The thread's countdown reached its last call (or was never seeded):
+ * whether this call is sampled. */
+static __attribute__((noinline)) bool countdown_expired(struct io_thread *t)
+{
+    if (t->countdown == 0) {
+        t->countdown = draw_countdown(t);
+        if (t->countdown > 1) {
+            t->countdown--;
+            return false;
+        }
+    }
+    t->countdown = draw_countdown(t);
+    return true;
+}
+
+/* The first call of a site since start (or fork): it is sampled. */
+static __attribute__((noinline)) bool first_call(struct ppx_io_site *s)
+{
+    if (atomic_exchange_explicit(&s->has_stack, 1, memory_order_relaxed) != 0)
+        return false;
+    if (!atomic_load_explicit(&any_counted, memory_order_relaxed))
+        atomic_store_explicit(&any_counted, true, memory_order_relaxed);
+    return true;
+}
+
+void ppx_io_count(unsigned call, int fd, const void *ret, uint64_t t0, int err, uint64_t bytes,
+                  uint64_t messages)
+{
+    uint64_t t1 = ppx_io_now();
+    uint32_t key = call | (fd >= 0 ? ppx_fd_class(fd) : 0) << 8;
+    uintptr_t pc = (uintptr_t)ret;
+    uint64_t h = site_hash(pc, key);
+    struct io_thread *t = &io_thread;
+    struct ppx_io_site *s = t->cache[(h >> 20) & (SITE_CACHE - 1)];
+    if (PPX_UNLIKELY(s == NULL || s->pc != pc || s->key != key)) {
+        s = site_lookup_slow(t, pc, key, h);
+        if (s == NULL)
+            return;
+    }
+    atomic_fetch_add_explicit(&s->calls, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->time_ns, t1 - t0, memory_order_relaxed);
+    if (PPX_LIKELY(err == 0)) {
+        if (messages != 0) {
+            atomic_fetch_add_explicit(&s->bytes, bytes, memory_order_relaxed);
+            atomic_fetch_add_explicit(&s->messages, messages, memory_order_relaxed);
+        }
+    } else {
+        if (err == EAGAIN || err == EWOULDBLOCK)
+            atomic_fetch_add_explicit(&s->eagain, 1, memory_order_relaxed);
+        else
+            atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
+        count_errno(s, err);
+    }
+    if (PPX_UNLIKELY(ppx_thread.guard != 0))
+        return; /* a signal handler interrupted the profiler: no stack */
+    bool sample;
+    if (PPX_LIKELY(t->countdown > 1)) {
+        t->countdown--;
+        sample = false;
+    } else {
+        sample = countdown_expired(t);
+    }
+    if (PPX_UNLIKELY(!atomic_load_explicit(&s->has_stack, memory_order_relaxed)) && first_call(s))
+        sample = true;
+    if (PPX_UNLIKELY(sample))
+        sample_stack(s, ret);
+}
+
+bool ppx_io_any_counted(void)
+{
+    return atomic_load_explicit(&any_counted, memory_order_relaxed);
+}
+
+/* ---- the flusher ---- */
+
+void ppx_io_snapshot(struct ppx_io_snapshot *snap)
+{
+    uint32_t sites = atomic_load_explicit(&next_site_id, memory_order_acquire);
+    uint32_t pairs = atomic_load_explicit(&next_pair, memory_order_acquire);
+    snap->sites = sites < MAX_SITES ? sites : MAX_SITES;
+    snap->pairs = pairs < MAX_PAIRS ? pairs : MAX_PAIRS;
+}
+
+static bool buffers_ready(void)
+{
+    if (out.delta == NULL)
+        out.delta = ppx_pages_alloc(SEND_BUFFER);
+    if (out.errnos == NULL)
+        out.errnos = ppx_pages_alloc(SEND_BUFFER);
+    if (out.stacks == NULL)
+        out.stacks = ppx_pages_alloc(SEND_BUFFER);
+    return out.delta != NULL && out.errnos != NULL && out.stacks != NULL;
+}
+
+/* A batch of entries of one IO_* record type. */
+struct batch {
+    uint32_t type;
+    void *entries;
+    size_t size, n, cap;
+};
+
+static bool batch_flush(struct ppx_encoder *enc, struct batch *b)
+{
+    if (b->n == 0)
+        return true;
+    struct wire_heap_delta head = {(uint32_t)b->n, 0}; /* the shared count header */
+    bool ok = ppx_emit(enc, b->type, &head, sizeof head, b->entries, b->n * b->size, NULL, 0);
+    b->n = 0;
+    return ok;
+}
+
+static void *batch_next(struct ppx_encoder *enc, struct batch *b, bool *ok)
+{
+    if (b->n == b->cap && !batch_flush(enc, b)) {
+        *ok = false;
+        return NULL;
+    }
+    return (char *)b->entries + b->size * b->n++;
+}
+
+static struct io_counts read_counts(struct ppx_io_site *s)
+{
+    struct io_counts c;
+    /* calls last: the hooks count it first, so calls >= errors + eagain */
+    c.time_ns = atomic_load_explicit(&s->time_ns, memory_order_acquire);
+    c.bytes = atomic_load_explicit(&s->bytes, memory_order_acquire);
+    c.messages = atomic_load_explicit(&s->messages, memory_order_acquire);
+    c.errors = atomic_load_explicit(&s->errors, memory_order_acquire);
+    c.eagain = atomic_load_explicit(&s->eagain, memory_order_acquire);
+    c.calls = atomic_load_explicit(&s->calls, memory_order_acquire);
+    return c;
+}
+
+static bool send_site(struct ppx_encoder *enc, struct ppx_io_site *s, uint64_t gen)
+{
+    uint32_t cls = s->key >> 8;
+    struct wire_io_site w = {
+        .id = s->id,
+        .call = (uint8_t)(s->key & 0xff),
+        .fd_type = (uint8_t)(cls & 0xf),
+        .family = (uint8_t)((cls >> 4) & 0xf),
+        .socktype = (uint8_t)((cls >> 8) & 0xf),
+        .caller_pc = s->pc,
+    };
+    if (!ppx_emit(enc, WIRE_IO_SITE, &w, sizeof w, NULL, 0, NULL, 0))
+        return false;
+    s->sent_generation = gen;
+    memset(&s->sent, 0, sizeof s->sent);
+    memset(s->sent_err_calls, 0, sizeof s->sent_err_calls);
+    return true;
+}
+
+static bool encode_site(struct ppx_encoder *enc, struct ppx_io_site *s, uint64_t gen,
+                        struct batch *delta, struct batch *errnos)
+{
+    struct io_counts c = read_counts(s);
+    if (s->sent_generation != gen) {
+        if (c.calls == 0)
+            return true; /* nothing counted yet: not even the site is sent */
+        if (!send_site(enc, s, gen))
+            return false;
+    }
+    bool ok = true;
+    if (c.calls != s->sent.calls || c.time_ns != s->sent.time_ns || c.bytes != s->sent.bytes ||
+        c.messages != s->sent.messages || c.errors != s->sent.errors ||
+        c.eagain != s->sent.eagain) {
+        struct wire_io_entry *e = batch_next(enc, delta, &ok);
+        if (e == NULL)
+            return false;
+        *e = (struct wire_io_entry){
+            .site_id = s->id,
+            .reserved = 0,
+            .calls = c.calls - s->sent.calls,
+            .time_ns = c.time_ns - s->sent.time_ns,
+            .bytes = c.bytes - s->sent.bytes,
+            .messages = c.messages - s->sent.messages,
+            .errors = c.errors - s->sent.errors,
+            .eagain = c.eagain - s->sent.eagain,
+        };
+        s->sent = c;
+    }
+    for (unsigned i = 0; i < ERRNO_SLOTS; i++) {
+        uint32_t err = atomic_load_explicit(&s->err[i], memory_order_acquire);
+        if (err == 0)
+            break;
+        uint64_t n = atomic_load_explicit(&s->err_calls[i], memory_order_acquire);
+        if (n == s->sent_err_calls[i])
+            continue;
+        struct wire_io_errno_entry *e = batch_next(enc, errnos, &ok);
+        if (e == NULL)
+            return false;
+        *e = (struct wire_io_errno_entry){.site_id = s->id, .err = err,
+                                          .calls = n - s->sent_err_calls[i]};
+        s->sent_err_calls[i] = n;
+    }
+    return true;
+}
+
+static bool encode_pair(struct ppx_encoder *enc, struct io_pair *p, uint64_t gen,
+                        uint32_t n_sites, uint32_t n_stacks, struct batch *stacks)
+{
+    uint64_t key = atomic_load_explicit(&p->key, memory_order_acquire);
+    if (key == 0)
+        return true;
+    uint32_t site_id = (uint32_t)((key - 1) >> 32), stack_id = (uint32_t)(key - 1);
+    if (site_id >= n_sites || stack_id >= n_stacks)
+        return true; /* newer than the mapping scan: next time */
+    struct ppx_io_site *site = site_published(site_id);
+    if (site == NULL || site->sent_generation != gen)
+        return true; /* its IO_SITE is not out yet */
+    if (p->sent_generation != gen) {
+        p->sent_generation = gen;
+        p->sent_samples = 0;
+    }
+    uint64_t samples = atomic_load_explicit(&p->samples, memory_order_acquire);
+    if (samples == p->sent_samples)
+        return true;
+    struct ppx_stack *s = ppx_stack_get(stack_id);
+    if (s == NULL)
+        return true;
+    if (!ppx_stream_send_stack(enc, s))
+        return false;
+    bool ok = true;
+    struct wire_io_stack_entry *e = batch_next(enc, stacks, &ok);
+    if (e == NULL)
+        return false;
+    *e = (struct wire_io_stack_entry){.site_id = site_id, .stack_id = stack_id,
+                                      .samples = samples - p->sent_samples};
+    p->sent_samples = samples;
+    return true;
+}
+
+bool ppx_io_send(struct ppx_encoder *enc, uint64_t gen, uint32_t n_stacks,
+                 const struct ppx_io_snapshot *snap)
+{
+    if (snap->sites == 0)
+        return true;
+    if (!buffers_ready())
+        return true; /* no memory: the figures wait */
+    struct batch delta = {WIRE_IO_DELTA, out.delta, sizeof(struct wire_io_entry), 0,
+                          SEND_BUFFER / sizeof(struct wire_io_entry)};
+    struct batch errnos = {WIRE_IO_ERRNO, out.errnos, sizeof(struct wire_io_errno_entry), 0,
+                           SEND_BUFFER / sizeof(struct wire_io_errno_entry)};
+    struct batch stacks = {WIRE_IO_STACKS, out.stacks, sizeof(struct wire_io_stack_entry), 0,
+                           SEND_BUFFER / sizeof(struct wire_io_stack_entry)};
+    /* IO_SITE records go out as sites are met, before the batches that
+     * name them; STACK records likewise before the IO_STACKS batch. */
+    for (uint32_t id = 0; id < snap->sites; id++) {
+        struct ppx_io_site *s = site_published(id);
+        if (s != NULL && !encode_site(enc, s, gen, &delta, &errnos))
+            return false;
+    }
+    if (!batch_flush(enc, &delta) || !batch_flush(enc, &errnos))
+        return false;
+    for (uint32_t i = 0; i < snap->pairs; i++) {
+        struct io_pair *p = pair_at(i, false);
+        if (p != NULL && !encode_pair(enc, p, gen, snap->sites, n_stacks, &stacks))
+            return false;
+    }
+    return batch_flush(enc, &stacks);
+}
+
+/* ---- fork ---- */
+
+/* The child keeps the sites (same code) with none of the parent's figures;
+ * each site's next call is sampled again, so the child has its stacks. */
+void ppx_io_reset_child(void)
+{
+    atomic_store_explicit(&any_counted, false, memory_order_relaxed);
+    struct ppx_io_snapshot snap;
+    ppx_io_snapshot(&snap);
+    for (uint32_t id = 0; id < snap.sites; id++) {
+        struct ppx_io_site *s = site_published(id);
+        if (s == NULL)
+            continue;
+        atomic_store_explicit(&s->calls, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->time_ns, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->bytes, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->messages, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->errors, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->eagain, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->has_stack, 0, memory_order_relaxed);
+        for (unsigned i = 0; i < ERRNO_SLOTS; i++)
+            atomic_store_explicit(&s->err_calls[i], 0, memory_order_relaxed);
+        atomic_store_explicit(&s->err_unnamed, 0, memory_order_relaxed);
+        s->sent_generation = 0;
+    }
+    for (uint32_t i = 0; i < snap.pairs; i++) {
+        struct io_pair *p = pair_at(i, false);
+        if (p == NULL)
+            continue;
+        atomic_store_explicit(&p->samples, 0, memory_order_relaxed);
+        p->sent_generation = 0;
+        p->sent_samples = 0;
+    }
+}
