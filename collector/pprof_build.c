@@ -273,11 +273,30 @@ static uint64_t function_id(struct pprof_builder *b, const char *name, const cha
 
 /* Fills loc's lines from the symbolizer; records on the mapping what the
  * symbolizer found, so pprof knows not to redo it. */
+/* glibc's _FORTIFY_SOURCE wrappers (read, recv, poll, ... in
+ * /usr/include/<arch>/bits/ headers) are inlined into every caller of those
+ * functions in a distribution-built program; as frames they would name the
+ * libc call instead of the code that made it, so they are left out, the way
+ * the allocator's own entry points are. */
+static bool is_libc_header_wrapper(const struct sym_frame *f)
+{
+    return f->file != NULL && strncmp(f->file, "/usr/include/", 13) == 0 &&
+           strstr(f->file, "/bits/") != NULL && strstr(f->file, "/c++/") == NULL;
+}
+
 static void symbolize_location(struct pprof_builder *b, Location *loc,
                                const struct proc_mapping *m, uint64_t address)
 {
     struct sym_frame frames[SYM_MAX_INLINE];
     int n = sym_lookup_inline(m, address, frames, SYM_MAX_INLINE);
+    /* Only inlined frames (innermost first, never the enclosing function). */
+    int skip = 0;
+    while (skip < n - 1 && is_libc_header_wrapper(&frames[skip]))
+        skip++;
+    if (skip > 0) {
+        memmove(frames, frames + skip, (size_t)(n - skip) * sizeof frames[0]);
+        n -= skip;
+    }
     if (n <= 0)
         return;
     loc->line = calloc((size_t)n, sizeof *loc->line);
