@@ -25,6 +25,10 @@
  * profiler's own calls are told apart by their caller (hooks_io.c). */
 #include "ppx_preload.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -52,7 +56,7 @@ struct ppx_io_site {
     uint32_t key; /* call | class << 8 */
     uint32_t id;
     /* hot: the hooks add to these */
-    _Atomic uint64_t calls, time_ns, bytes, messages, errors, eagain;
+    _Atomic uint64_t calls, time_ns, bytes, messages, errors, eagain; /* time_ns in ticks */
     atomic_uint has_stack; /* a call of this site was sampled (or is being) */
     atomic_uint published; /* pc, key and id are set */
     _Atomic uint32_t err[ERRNO_SLOTS]; /* 0: free slot; claimed once, never changed */
@@ -100,10 +104,48 @@ static struct {
     struct wire_io_stack_entry *stacks;
 } out;
 
+/* ---- the hooks' clock ---- */
+
+_Atomic int ppx_io_clock;
+/* Calibration base: a (ticks, ns) pair taken at initialisation; written
+ * once by ppx_io_init, read by the flusher. */
+static uint64_t base_ticks, base_ns;
+
+bool ppx_io_tsc_probe(void)
+{
+    bool invariant = false;
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    /* CPUID 0x80000007 EDX bit 8: invariant TSC. */
+    if (__get_cpuid(0x80000000u, &a, &b, &c, &d) && a >= 0x80000007u &&
+        __get_cpuid(0x80000007u, &a, &b, &c, &d))
+        invariant = (d & (1u << 8)) != 0;
+#endif
+    atomic_store_explicit(&ppx_io_clock, invariant ? 1 : 2, memory_order_relaxed);
+    return invariant;
+}
+
+uint64_t ppx_io_ticks_to_ns(uint64_t ticks)
+{
+    if (atomic_load_explicit(&ppx_io_clock, memory_order_relaxed) != 1)
+        return ticks;
+    /* The rate over the whole run so far: reading errors of ~30 ns weigh
+     * nothing once some microseconds have passed; wait that long if not. */
+    uint64_t now_ns, now_ticks;
+    do {
+        now_ticks = ppx_io_now();
+        now_ns = ppx_monotonic_ns();
+    } while (now_ns - base_ns < 20000);
+    double ns_per_tick = (double)(now_ns - base_ns) / (double)(now_ticks - base_ticks);
+    return (uint64_t)((double)ticks * ns_per_tick + 0.5);
+}
+
 void ppx_io_init(void)
 {
     uint32_t mean = ppx_config.syscall_sample;
     log_keep = mean > 1 ? log1p(-1.0 / (double)mean) : 0.0;
+    base_ticks = ppx_io_now();
+    base_ns = ppx_monotonic_ns();
 }
 
 /* ---- sampling ---- */
@@ -508,7 +550,7 @@ static bool encode_site(struct ppx_encoder *enc, struct ppx_io_site *s, uint64_t
             .site_id = s->id,
             .reserved = 0,
             .calls = c.calls - s->sent.calls,
-            .time_ns = c.time_ns - s->sent.time_ns,
+            .time_ns = ppx_io_ticks_to_ns(c.time_ns - s->sent.time_ns),
             .bytes = c.bytes - s->sent.bytes,
             .messages = c.messages - s->sent.messages,
             .errors = c.errors - s->sent.errors,

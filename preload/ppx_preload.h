@@ -286,12 +286,33 @@ static inline void *ppx_next(void **slot, const char *name)
     return PPX_LIKELY(fn != NULL) ? fn : ppx_next_fn(slot, name);
 }
 
-static inline uint64_t ppx_io_now(void)
+static inline uint64_t ppx_monotonic_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+/* The I/O hooks' clock, in "ticks": the CPU's time-stamp counter where it
+ * is invariant (constant rate, never stops: read in ~10 ns, where
+ * clock_gettime takes ~30 ns, twice per hooked call), else nanoseconds.
+ * The choice depends only on the CPU, so every thread makes the same one,
+ * before or after initialisation. ppx_io_ticks_to_ns() converts. */
+bool ppx_io_tsc_probe(void);
+extern _Atomic int ppx_io_clock; /* 0 not probed yet, 1 TSC, 2 CLOCK_MONOTONIC */
+static inline uint64_t ppx_io_now(void)
+{
+#if defined(__x86_64__)
+    int clock = atomic_load_explicit(&ppx_io_clock, memory_order_relaxed);
+    if (PPX_UNLIKELY(clock == 0))
+        clock = ppx_io_tsc_probe() ? 1 : 2;
+    if (PPX_LIKELY(clock == 1))
+        return __builtin_ia32_rdtsc();
+#endif
+    return ppx_monotonic_ns();
+}
+/* Nanoseconds in a span of ticks, at the rate measured since start. */
+uint64_t ppx_io_ticks_to_ns(uint64_t ticks);
 
 /* Counts one finished call at the site (ret, call, class of fd) and
  * samples its stack now and then. fd < 0: the call has no descriptor.
