@@ -96,7 +96,6 @@ static atomic_uint next_pair;
 
 static atomic_bool any_counted; /* a site was counted since start (or fork) */
 static double log_keep; /* log(1 - 1/PPX_SYSCALL_SAMPLE) */
-static atomic_uint_fast64_t seed_counter;
 
 static struct {
     struct wire_io_entry *delta;
@@ -150,28 +149,11 @@ void ppx_io_init(void)
 
 /* ---- sampling ---- */
 
-static uint64_t splitmix64(uint64_t x)
-{
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
 static uint64_t next_random(struct io_thread *t)
 {
-    if (PPX_UNLIKELY(t->rng == 0)) {
-        uint64_t x = ppx_io_now() ^ (uint64_t)(uintptr_t)t ^
-                     (atomic_fetch_add_explicit(&seed_counter, 1, memory_order_relaxed) << 48);
-        x = splitmix64(x);
-        t->rng = x != 0 ? x : 0x9E3779B97F4A7C15ull;
-    }
-    uint64_t x = t->rng; /* xorshift64* */
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    t->rng = x;
-    return x * 0x2545F4914F6CDD1Dull;
+    if (PPX_UNLIKELY(t->rng == 0))
+        t->rng = ppx_random_seed(t);
+    return ppx_random_next(&t->rng);
 }
 
 /* Calls until the next sample, the sampled one included: geometric with

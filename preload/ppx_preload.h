@@ -286,6 +286,10 @@ static inline void *ppx_next(void **slot, const char *name)
     return PPX_LIKELY(fn != NULL) ? fn : ppx_next_fn(slot, name);
 }
 
+/* Per-thread pseudo-random numbers for the samplers (sampler.c). */
+uint64_t ppx_random_seed(const void *state);
+uint64_t ppx_random_next(uint64_t *state);
+
 static inline uint64_t ppx_monotonic_ns(void)
 {
     struct timespec ts;

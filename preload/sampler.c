@@ -26,25 +26,32 @@ static uint64_t splitmix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
-/* xorshift64*: a per-thread generator, no shared state, no locks. */
-static uint64_t next_random(struct ppx_thread *t)
+/* xorshift64*: per-thread state, no shared state, no locks. */
+uint64_t ppx_random_next(uint64_t *state)
 {
-    uint64_t x = t->rng;
+    uint64_t x = *state;
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;
-    t->rng = x;
+    *state = x;
     return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* A nonzero seed unlike any other thread's: time, the state's address and
+ * a process-wide counter, mixed. */
+uint64_t ppx_random_seed(const void *state)
+{
+    struct timespec ts = {0, 0};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)(uintptr_t)state ^
+                 (atomic_fetch_add_explicit(&seed_counter, 1, memory_order_relaxed) << 48);
+    x = splitmix64(x);
+    return x != 0 ? x : 0x9E3779B97F4A7C15ull;
 }
 
 static void seed(struct ppx_thread *t)
 {
-    struct timespec ts = {0, 0};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)(uintptr_t)t ^
-                 (atomic_fetch_add_explicit(&seed_counter, 1, memory_order_relaxed) << 48);
-    x = splitmix64(x);
-    t->rng = x != 0 ? x : 0x9E3779B97F4A7C15ull;
+    t->rng = ppx_random_seed(t);
     t->seeded = 1;
 }
 
@@ -55,7 +62,7 @@ static uint64_t draw_distance(struct ppx_thread *t)
     uint64_t rate = ppx_config.sample_rate;
     if (rate <= 1)
         return 0;
-    double u = (double)(next_random(t) >> 11) * 0x1.0p-53; /* [0, 1) */
+    double u = (double)(ppx_random_next(&t->rng) >> 11) * 0x1.0p-53; /* [0, 1) */
     double d = ceil(-log1p(-u) * (double)rate);
     if (!(d < 9.0e18))
         return UINT64_C(9000000000000000000);
