@@ -124,10 +124,10 @@ bool ppx_io_tsc_probe(void)
     return invariant;
 }
 
-uint64_t ppx_io_ticks_to_ns(uint64_t ticks)
+double ppx_io_ns_per_tick(void)
 {
     if (atomic_load_explicit(&ppx_io_clock, memory_order_relaxed) != 1)
-        return ticks;
+        return 1.0;
     /* The rate over the whole run so far: reading errors of ~30 ns weigh
      * nothing once some microseconds have passed; wait that long if not. */
     uint64_t now_ns, now_ticks;
@@ -135,8 +135,7 @@ uint64_t ppx_io_ticks_to_ns(uint64_t ticks)
         now_ticks = ppx_io_now();
         now_ns = ppx_monotonic_ns();
     } while (now_ns - base_ns < 20000);
-    double ns_per_tick = (double)(now_ns - base_ns) / (double)(now_ticks - base_ticks);
-    return (uint64_t)((double)ticks * ns_per_tick + 0.5);
+    return (double)(now_ns - base_ns) / (double)(now_ticks - base_ticks);
 }
 
 void ppx_io_init(void)
@@ -512,7 +511,7 @@ static bool send_site(struct ppx_encoder *enc, struct ppx_io_site *s, uint64_t g
 }
 
 static bool encode_site(struct ppx_encoder *enc, struct ppx_io_site *s, uint64_t gen,
-                        struct batch *delta, struct batch *errnos)
+                        double ns_per_tick, struct batch *delta, struct batch *errnos)
 {
     struct io_counts c = read_counts(s);
     if (s->sent_generation != gen) {
@@ -532,7 +531,7 @@ static bool encode_site(struct ppx_encoder *enc, struct ppx_io_site *s, uint64_t
             .site_id = s->id,
             .reserved = 0,
             .calls = c.calls - s->sent.calls,
-            .time_ns = ppx_io_ticks_to_ns(c.time_ns - s->sent.time_ns),
+            .time_ns = (uint64_t)((double)(c.time_ns - s->sent.time_ns) * ns_per_tick + 0.5),
             .bytes = c.bytes - s->sent.bytes,
             .messages = c.messages - s->sent.messages,
             .errors = c.errors - s->sent.errors,
@@ -604,11 +603,12 @@ bool ppx_io_send(struct ppx_encoder *enc, uint64_t gen, uint32_t n_stacks,
                            SEND_BUFFER / sizeof(struct wire_io_errno_entry)};
     struct batch stacks = {WIRE_IO_STACKS, out.stacks, sizeof(struct wire_io_stack_entry), 0,
                            SEND_BUFFER / sizeof(struct wire_io_stack_entry)};
+    double ns_per_tick = ppx_io_ns_per_tick(); /* once per flush */
     /* IO_SITE records go out as sites are met, before the batches that
      * name them; STACK records likewise before the IO_STACKS batch. */
     for (uint32_t id = 0; id < snap->sites; id++) {
         struct ppx_io_site *s = site_published(id);
-        if (s != NULL && !encode_site(enc, s, gen, &delta, &errnos))
+        if (s != NULL && !encode_site(enc, s, gen, ns_per_tick, &delta, &errnos))
             return false;
     }
     if (!batch_flush(enc, &delta) || !batch_flush(enc, &errnos))

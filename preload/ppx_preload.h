@@ -301,7 +301,7 @@ static inline uint64_t ppx_monotonic_ns(void)
  * is invariant (constant rate, never stops: read in ~10 ns, where
  * clock_gettime takes ~30 ns, twice per hooked call), else nanoseconds.
  * The choice depends only on the CPU, so every thread makes the same one,
- * before or after initialisation. ppx_io_ticks_to_ns() converts. */
+ * before or after initialisation. ppx_io_ns_per_tick() converts. */
 bool ppx_io_tsc_probe(void);
 extern _Atomic int ppx_io_clock; /* 0 not probed yet, 1 TSC, 2 CLOCK_MONOTONIC */
 static inline uint64_t ppx_io_now(void)
@@ -315,8 +315,8 @@ static inline uint64_t ppx_io_now(void)
 #endif
     return ppx_monotonic_ns();
 }
-/* Nanoseconds in a span of ticks, at the rate measured since start. */
-uint64_t ppx_io_ticks_to_ns(uint64_t ticks);
+/* Nanoseconds per tick, at the rate measured since start. */
+double ppx_io_ns_per_tick(void);
 
 /* Counts one finished call at the site (ret, call, class of fd) and
  * samples its stack now and then. fd < 0: the call has no descriptor.
