@@ -655,3 +655,7 @@ void ppx_io_reset_child(void)
         p->sent_samples = 0;
     }
 }
+
+void ppx_io_thread_exit(void)
+{
+}

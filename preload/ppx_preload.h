@@ -353,6 +353,67 @@ void ppx_fd_forget_range(unsigned first, unsigned last);
 void ppx_fd_set_socket(int fd, int domain, int type);
 void ppx_fd_set_class(int fd, uint32_t cls);
 
+/* ---- threads and CPU: threads.c, hooks_thread.c, cpu.c, hooks_signal.c ----
+ * threads.c keeps a registry of the process's threads (created through the
+ * pthread_create hook, or found at start in /proc/self/task) and sends
+ * THREAD records; cpu.c runs one CPU-time timer per registered thread and
+ * turns its SIGPROF ticks into CPU_SAMPLES. */
+
+struct ppx_cpu_thread; /* cpu.c's per-thread state (timer, sample ring) */
+
+struct ppx_thread_rec {
+    uint32_t id;      /* wire id, never reused within an incarnation */
+    pid_t tid;
+    pthread_t handle; /* valid only for threads created through the hook */
+    uint32_t creator_id; /* WIRE_NO_ID if unknown */
+    uint32_t stack_id;   /* creation stack, WIRE_NO_ID if none */
+    uint32_t flags;      /* WIRE_THREAD_* */
+    uint64_t start_ns;
+    _Atomic uint64_t end_ns;  /* 0 while it runs */
+    _Atomic uint64_t cpu_ns;  /* last read */
+    char name[WIRE_THREAD_NAME];
+    atomic_uint changed;      /* something to send */
+    _Atomic(struct ppx_cpu_thread *) cpu; /* owned by cpu.c; NULL: not sampled */
+    struct ppx_thread_rec *next; /* registry list, newest first */
+    /* flusher only */
+    uint64_t sent_generation;
+};
+
+/* The calling thread's record, NULL if it is not registered (yet). */
+extern PPX_TLS struct ppx_thread_rec *ppx_thread_self;
+
+/* threads.c */
+void ppx_threads_init(void);
+/* Flusher, first run: registers the threads found in /proc/self/task that
+ * are not registered yet (the main thread, threads started before us). */
+void ppx_threads_scan(void);
+/* Every record ever registered, newest first (records are never freed;
+ * the list only grows at its head, so a reader needs no lock). */
+struct ppx_thread_rec *ppx_threads_list(void);
+/* Flusher: sends THREAD records for new or changed threads (creation
+ * stacks first). false when the connection failed. */
+bool ppx_threads_send(struct ppx_encoder *enc, uint64_t gen, uint32_t n_stacks);
+void ppx_threads_reset_child(void);
+
+/* cpu.c: called by threads.c */
+void ppx_cpu_init(void);
+/* r is registered; start its timer (on the thread itself, or from the
+ * flusher for threads found at start). */
+void ppx_cpu_thread_started(struct ppx_thread_rec *r);
+/* r is ending, on its own thread: stop its timer; its ring is drained and
+ * freed by the flusher later. */
+void ppx_cpu_thread_ended(struct ppx_thread_rec *r);
+/* Flusher: drains every thread's ring and sends CPU_SAMPLES deltas. */
+bool ppx_cpu_send(struct ppx_encoder *enc, uint64_t gen);
+/* exec: stop every timer and discard pending ticks; after a failed exec,
+ * start them again. */
+void ppx_cpu_before_exec(void);
+void ppx_cpu_after_exec_failed(void);
+void ppx_cpu_reset_child(void);
+
+/* io_sites.c: a thread is ending; its counters go back to the pool. */
+void ppx_io_thread_exit(void);
+
 /* ---- stream.c ---- */
 
 /* Appends one record (header + up to three payload parts); false when the

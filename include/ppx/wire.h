@@ -10,7 +10,8 @@
  *
  * Order on one connection:
  *   HELLO                  exactly once, first
- *   { MAPPING | STACK | HEAP_DELTA | IO_SITE | IO_DELTA | IO_ERRNO | IO_STACKS }*
+ *   { MAPPING | STACK | HEAP_DELTA | IO_SITE | IO_DELTA | IO_ERRNO | IO_STACKS
+ *     | THREAD | CPU_SAMPLES }*
  *   GOODBYE                optional, last: the target is exiting normally
  *
  * A connection is one incarnation of one process. A process that loses its
@@ -46,6 +47,8 @@ enum wire_type {
     WIRE_IO_DELTA = 7,
     WIRE_IO_ERRNO = 8,
     WIRE_IO_STACKS = 9,
+    WIRE_THREAD = 10,
+    WIRE_CPU_SAMPLES = 11,
 };
 
 struct wire_header {
@@ -188,6 +191,50 @@ struct wire_io_errno_entry {
 struct wire_io_stack_entry {
     uint32_t site_id;
     uint32_t stack_id;
+    uint64_t samples;
+};
+
+/* ---- threads and CPU ------------------------------------------------------
+ * THREAD describes one thread of the process, in full, each time anything
+ * about it changed (new, renamed, more CPU used, ended); the collector
+ * keeps the latest per id. Threads that existed before libppx.so started
+ * (the main thread, threads of libraries loaded earlier) are described
+ * too, with WIRE_THREAD_PREEXISTING and no creation stack. */
+#define WIRE_NO_ID 0xffffffffu
+#define WIRE_THREAD_NAME 16u /* bytes, as the kernel's comm: 15 + NUL */
+
+struct wire_thread {
+    uint32_t id;         /* chosen by the target, unique within one incarnation
+                            (kernel tids are reused; ids are not) */
+    uint32_t tid;        /* kernel thread id */
+    uint32_t creator_id; /* id of the thread that called pthread_create; WIRE_NO_ID unknown */
+    uint32_t stack_id;   /* creation stack (a STACK record sent before; its leaf is the
+                            return address into the caller of pthread_create); WIRE_NO_ID none */
+    uint64_t start_ns;   /* CLOCK_REALTIME when it started (preexisting: when found) */
+    uint64_t end_ns;     /* CLOCK_REALTIME when it ended; 0 while it runs */
+    uint64_t cpu_ns;     /* CPU time (user + system) it used so far, cumulative */
+    uint32_t flags;      /* WIRE_THREAD_* */
+    char name[WIRE_THREAD_NAME]; /* NUL-terminated, NUL-padded */
+    uint32_t reserved;   /* 0 */
+};
+#define WIRE_THREAD_MAIN 1u        /* the process's main thread (tid == pid) */
+#define WIRE_THREAD_PREEXISTING 2u /* existed before libppx.so started */
+
+/* CPU_SAMPLES payload: this header, then count entries of increments since
+ * the previous record for the same (stack, thread). Each sample stands for
+ * 1e9/hz nanoseconds of that thread's CPU time. A CPU stack's leaf is the
+ * interrupted pc + 1, so that, like every other frame, it is symbolized at
+ * pc - 1. lost counts ticks that could not be recorded (the thread was
+ * inside the profiler, a buffer was full); the collector reports them. */
+struct wire_cpu_samples {
+    uint32_t count;
+    uint32_t hz;   /* sampling rate of these samples, 1..WIRE_MAX_CPU_HZ */
+    uint64_t lost; /* increment */
+};
+#define WIRE_MAX_CPU_HZ 10000u
+struct wire_cpu_entry {
+    uint32_t stack_id;  /* a STACK record sent before */
+    uint32_t thread_id; /* a THREAD record's id sent before */
     uint64_t samples;
 };
 
