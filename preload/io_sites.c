@@ -1,11 +1,11 @@
 /* I/O call sites, their exact counters, and sampled stacks (wire.h IO_*).
  *
- * Every hooked call is counted at its site, the triple (return address
+ * Every hooked call is counted exactly per *site*: the triple (return address
  * into the caller, call, descriptor class): calls, time, bytes, messages,
- * errors, EAGAINs and failures by errno, each a relaxed atomic add on the
- * site's record. Sites are found through a per-thread cache of site
- * pointers, then a lock-free open-addressing table; a new site is created
- * with the recursion guard held.
+ * errors, EAGAINs and failures by errno, in the calling thread's own
+ * counters (io_counters.c), which the flusher sums. Sites are found through
+ * a per-thread cache, then a lock-free open-addressing table; a new site is
+ * created with the recursion guard held.
  *
  * Stacks cost an unwind, so only a sample of calls gets one: each thread
  * counts calls down from a geometric variate with mean PPX_SYSCALL_SAMPLE
@@ -19,11 +19,15 @@
  * lock, creating a site neither (its record comes from chunks mapped on
  * demand), and per-thread state changes only by single stores of whole
  * values (a torn countdown changes only when the next sample is taken).
+ * The thread's own counters are updated without a locked instruction, so a
+ * handler that interrupts that update counts in the site's shared atomic
+ * counters instead (io_thread.busy).
  * So a call from a handler that interrupted the profiler on its thread
  * (recursion guard held) is still counted; it only gets no stack, since
  * unwinding and interning may take locks the interrupted code holds. The
  * profiler's own calls are told apart by their caller (hooks_io.c). */
 #include "ppx_preload.h"
+#include "io_counters.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -38,7 +42,7 @@
 #define MAX_SITES 65536u          /* the collector's WIRE_DECODE_MAX_IO_SITES */
 #define SITE_SLOTS (2 * MAX_SITES) /* hash table of site pointers */
 #define SITE_CACHE 64u            /* per thread, power of two */
-#define ERRNO_SLOTS 8u
+#define ERRNO_SLOTS PPX_IO_ERRNO_SLOTS
 #define PAIR_CHUNK_BITS 12
 #define PAIR_CHUNK (1u << PAIR_CHUNK_BITS)
 #define PAIR_CHUNKS 64u
@@ -55,14 +59,18 @@ struct ppx_io_site {
     uintptr_t pc;
     uint32_t key; /* call | class << 8 */
     uint32_t id;
-    /* hot: the hooks add to these */
-    _Atomic uint64_t calls, time_ns, bytes, messages, errors, eagain; /* time_ns in ticks */
+    /* Shared counters, for calls a thread cannot count in its own block
+     * (a signal handler interrupting that, no memory). time_ns in ticks. */
+    _Atomic uint64_t calls, time_ns, bytes, messages, errors, eagain;
     atomic_uint has_stack; /* a call of this site was sampled (or is being) */
     atomic_uint published; /* pc, key and id are set */
     _Atomic uint32_t err[ERRNO_SLOTS]; /* 0: free slot; claimed once, never changed */
     _Atomic uint64_t err_calls[ERRNO_SLOTS];
     _Atomic uint64_t err_unnamed; /* failures beyond the slots: errors without errno */
-    /* flusher only: what connection sent_generation has */
+    /* flusher only: the sum over the shared and per-thread counters, and
+     * what connection sent_generation has */
+    struct io_counts total;
+    uint64_t total_err_calls[ERRNO_SLOTS];
     uint64_t sent_generation;
     struct io_counts sent;
     uint64_t sent_err_calls[ERRNO_SLOTS];
@@ -74,10 +82,16 @@ struct io_pair {
     uint64_t sent_generation, sent_samples; /* flusher only */
 };
 
+struct io_cache_slot {
+    struct ppx_io_site *site;
+    struct ppx_io_local *local; /* the site's counters in this thread's block */
+};
+
 struct io_thread {
     uint64_t countdown; /* calls until the next sampled one; 0: not seeded */
     uint64_t rng;
-    struct ppx_io_site *cache[SITE_CACHE];
+    unsigned busy; /* updating its own counters: a nested call uses the shared ones */
+    struct io_cache_slot cache[SITE_CACHE];
 };
 
 atomic_bool ppx_io_active;
@@ -291,20 +305,30 @@ static struct ppx_io_site *site_find(uintptr_t pc, uint32_t key, uint64_t h)
     return NULL;
 }
 
-static __attribute__((noinline)) struct ppx_io_site *site_lookup_slow(struct io_thread *t,
-                                                                     uintptr_t pc, uint32_t key,
-                                                                     uint64_t h)
+/* Fills the thread's cache slot for the site; false when the site table
+ * is full. A slot without local counters (no memory) is still usable. */
+static __attribute__((noinline)) bool site_lookup_slow(struct io_cache_slot *slot, uintptr_t pc,
+                                                       uint32_t key, uint64_t h)
 {
     struct ppx_thread *pt = &ppx_thread;
     pt->guard++;
     struct ppx_io_site *s = site_find(pc, key, h);
+    struct ppx_io_local *local = NULL;
     if (s == NULL)
         ppx_note_lost("the I/O site table is full");
+    else if ((local = ppx_io_local_get(s->id)) == NULL)
+        ppx_note_lost("out of memory for per-thread I/O counters");
     pt->guard--;
     if (s == NULL)
-        return NULL;
-    t->cache[(h >> 20) & (SITE_CACHE - 1)] = s;
-    return s;
+        return false;
+    /* site last: a handler reading the slot in between sees no site and
+     * takes this path itself */
+    slot->site = NULL;
+    atomic_signal_fence(memory_order_seq_cst);
+    slot->local = local;
+    atomic_signal_fence(memory_order_seq_cst);
+    slot->site = s;
+    return true;
 }
 
 /* ---- stacks of sampled calls ---- */
@@ -340,22 +364,51 @@ static __attribute__((noinline)) void sample_stack(struct ppx_io_site *site, con
 
 /* ---- counting ---- */
 
-static void count_errno(struct ppx_io_site *s, int err)
+/* The site's slot for errno err, claimed if new; ERRNO_SLOTS when every
+ * slot holds another errno (or err is out of range). */
+static unsigned errno_slot(struct ppx_io_site *s, int err)
 {
     if (err < 1 || err > 4095)
-        return;
+        return ERRNO_SLOTS;
     for (unsigned i = 0; i < ERRNO_SLOTS; i++) {
         uint32_t v = atomic_load_explicit(&s->err[i], memory_order_acquire);
         if (v == 0 && atomic_compare_exchange_strong_explicit(&s->err[i], &v, (uint32_t)err,
                                                               memory_order_acq_rel,
                                                               memory_order_acquire))
             v = (uint32_t)err; /* claimed; on failure v is the winner's errno */
-        if (v == (uint32_t)err) {
-            atomic_fetch_add_explicit(&s->err_calls[i], 1, memory_order_relaxed);
-            return;
-        }
+        if (v == (uint32_t)err)
+            return i;
     }
-    atomic_fetch_add_explicit(&s->err_unnamed, 1, memory_order_relaxed);
+    return ERRNO_SLOTS;
+}
+
+/* Counting in the site's shared counters: atomic adds. */
+static __attribute__((noinline)) void count_shared(struct ppx_io_site *s, uint64_t ticks, int err,
+                                                   uint64_t bytes, uint64_t messages)
+{
+    atomic_fetch_add_explicit(&s->calls, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->time_ns, ticks, memory_order_relaxed);
+    if (err == 0) {
+        atomic_fetch_add_explicit(&s->bytes, bytes, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->messages, messages, memory_order_relaxed);
+        return;
+    }
+    if (err == EAGAIN || err == EWOULDBLOCK)
+        atomic_fetch_add_explicit(&s->eagain, 1, memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
+    unsigned i = errno_slot(s, err);
+    atomic_fetch_add_explicit(i < ERRNO_SLOTS ? &s->err_calls[i] : &s->err_unnamed, 1,
+                              memory_order_relaxed);
+}
+
+static __attribute__((noinline)) void count_local_error(struct ppx_io_site *s,
+                                                        struct ppx_io_local *l, int err)
+{
+    ppx_io_local_add(err == EAGAIN || err == EWOULDBLOCK ? &l->eagain : &l->errors, 1);
+    unsigned i = errno_slot(s, err);
+    if (i < ERRNO_SLOTS) /* beyond the slots: counted in errors only */
+        ppx_io_local_add(&l->err_calls[i], 1);
 }
 
 /* The thread's countdown reached its last call (or was never seeded):
@@ -391,25 +444,31 @@ void ppx_io_count(unsigned call, int fd, const void *ret, uint64_t t0, int err, 
     uintptr_t pc = (uintptr_t)ret;
     uint64_t h = site_hash(pc, key);
     struct io_thread *t = &io_thread;
-    struct ppx_io_site *s = t->cache[(h >> 20) & (SITE_CACHE - 1)];
+    struct io_cache_slot *slot = &t->cache[(h >> 20) & (SITE_CACHE - 1)];
+    struct ppx_io_site *s = slot->site;
     if (PPX_UNLIKELY(s == NULL || s->pc != pc || s->key != key)) {
-        s = site_lookup_slow(t, pc, key, h);
-        if (s == NULL)
+        if (!site_lookup_slow(slot, pc, key, h))
             return;
+        s = slot->site;
     }
-    atomic_fetch_add_explicit(&s->calls, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->time_ns, t1 - t0, memory_order_relaxed);
-    if (PPX_LIKELY(err == 0)) {
-        if (messages != 0) {
-            atomic_fetch_add_explicit(&s->bytes, bytes, memory_order_relaxed);
-            atomic_fetch_add_explicit(&s->messages, messages, memory_order_relaxed);
+    struct ppx_io_local *l = slot->local;
+    if (PPX_LIKELY(l != NULL && t->busy == 0)) {
+        t->busy = 1;
+        atomic_signal_fence(memory_order_seq_cst);
+        ppx_io_local_add(&l->calls, 1);
+        ppx_io_local_add(&l->time, t1 - t0);
+        if (PPX_LIKELY(err == 0)) {
+            if (messages != 0) {
+                ppx_io_local_add(&l->bytes, bytes);
+                ppx_io_local_add(&l->messages, messages);
+            }
+        } else {
+            count_local_error(s, l, err);
         }
+        atomic_signal_fence(memory_order_seq_cst);
+        t->busy = 0;
     } else {
-        if (err == EAGAIN || err == EWOULDBLOCK)
-            atomic_fetch_add_explicit(&s->eagain, 1, memory_order_relaxed);
-        else
-            atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
-        count_errno(s, err);
+        count_shared(s, t1 - t0, err, bytes, messages);
     }
     if (PPX_UNLIKELY(ppx_thread.guard != 0))
         return; /* a signal handler interrupted the profiler: no stack */
@@ -478,17 +537,48 @@ static void *batch_next(struct ppx_encoder *enc, struct batch *b, bool *ok)
     return (char *)b->entries + b->size * b->n++;
 }
 
-static struct io_counts read_counts(struct ppx_io_site *s)
+/* total = the site's shared counters; the blocks are added after. */
+static void total_from_shared(struct ppx_io_site *s)
 {
-    struct io_counts c;
-    /* calls last: the hooks count it first, so calls >= errors + eagain */
-    c.time_ns = atomic_load_explicit(&s->time_ns, memory_order_acquire);
-    c.bytes = atomic_load_explicit(&s->bytes, memory_order_acquire);
-    c.messages = atomic_load_explicit(&s->messages, memory_order_acquire);
-    c.errors = atomic_load_explicit(&s->errors, memory_order_acquire);
-    c.eagain = atomic_load_explicit(&s->eagain, memory_order_acquire);
-    c.calls = atomic_load_explicit(&s->calls, memory_order_acquire);
-    return c;
+    s->total = (struct io_counts){
+        .calls = atomic_load_explicit(&s->calls, memory_order_acquire),
+        .time_ns = atomic_load_explicit(&s->time_ns, memory_order_acquire),
+        .bytes = atomic_load_explicit(&s->bytes, memory_order_acquire),
+        .messages = atomic_load_explicit(&s->messages, memory_order_acquire),
+        .errors = atomic_load_explicit(&s->errors, memory_order_acquire),
+        .eagain = atomic_load_explicit(&s->eagain, memory_order_acquire),
+    };
+    for (unsigned i = 0; i < ERRNO_SLOTS; i++)
+        s->total_err_calls[i] = atomic_load_explicit(&s->err_calls[i], memory_order_acquire);
+}
+
+static void total_add_local(void *arg, uint32_t site_id, const struct ppx_io_local *e)
+{
+    (void)arg;
+    struct ppx_io_site *s = site_published(site_id);
+    if (s == NULL)
+        return;
+    s->total.calls += atomic_load_explicit(&e->calls, memory_order_relaxed);
+    s->total.time_ns += atomic_load_explicit(&e->time, memory_order_relaxed);
+    s->total.bytes += atomic_load_explicit(&e->bytes, memory_order_relaxed);
+    s->total.messages += atomic_load_explicit(&e->messages, memory_order_relaxed);
+    s->total.errors += atomic_load_explicit(&e->errors, memory_order_relaxed);
+    s->total.eagain += atomic_load_explicit(&e->eagain, memory_order_relaxed);
+    for (unsigned i = 0; i < ERRNO_SLOTS; i++)
+        s->total_err_calls[i] += atomic_load_explicit(&e->err_calls[i], memory_order_relaxed);
+}
+
+/* Every site's total, as of now. A total may run ahead of another figure
+ * of the same call (bytes counted, calls not yet read): the next flush
+ * evens it out, as each record is an increment. */
+static void sum_totals(uint32_t n_sites)
+{
+    for (uint32_t id = 0; id < n_sites; id++) {
+        struct ppx_io_site *s = site_published(id);
+        if (s != NULL)
+            total_from_shared(s);
+    }
+    ppx_io_local_foreach(n_sites, total_add_local, NULL);
 }
 
 static bool send_site(struct ppx_encoder *enc, struct ppx_io_site *s, uint64_t gen)
@@ -513,7 +603,7 @@ static bool send_site(struct ppx_encoder *enc, struct ppx_io_site *s, uint64_t g
 static bool encode_site(struct ppx_encoder *enc, struct ppx_io_site *s, uint64_t gen,
                         double ns_per_tick, struct batch *delta, struct batch *errnos)
 {
-    struct io_counts c = read_counts(s);
+    struct io_counts c = s->total;
     if (s->sent_generation != gen) {
         if (c.calls == 0)
             return true; /* nothing counted yet: not even the site is sent */
@@ -543,7 +633,7 @@ static bool encode_site(struct ppx_encoder *enc, struct ppx_io_site *s, uint64_t
         uint32_t err = atomic_load_explicit(&s->err[i], memory_order_acquire);
         if (err == 0)
             break;
-        uint64_t n = atomic_load_explicit(&s->err_calls[i], memory_order_acquire);
+        uint64_t n = s->total_err_calls[i];
         if (n == s->sent_err_calls[i])
             continue;
         struct wire_io_errno_entry *e = batch_next(enc, errnos, &ok);
@@ -604,6 +694,7 @@ bool ppx_io_send(struct ppx_encoder *enc, uint64_t gen, uint32_t n_stacks,
     struct batch stacks = {WIRE_IO_STACKS, out.stacks, sizeof(struct wire_io_stack_entry), 0,
                            SEND_BUFFER / sizeof(struct wire_io_stack_entry)};
     double ns_per_tick = ppx_io_ns_per_tick(); /* once per flush */
+    sum_totals(snap->sites);
     /* IO_SITE records go out as sites are met, before the batches that
      * name them; STACK records likewise before the IO_STACKS batch. */
     for (uint32_t id = 0; id < snap->sites; id++) {
@@ -628,6 +719,7 @@ bool ppx_io_send(struct ppx_encoder *enc, uint64_t gen, uint32_t n_stacks,
 void ppx_io_reset_child(void)
 {
     atomic_store_explicit(&any_counted, false, memory_order_relaxed);
+    ppx_io_local_reset_child();
     struct ppx_io_snapshot snap;
     ppx_io_snapshot(&snap);
     for (uint32_t id = 0; id < snap.sites; id++) {
@@ -658,4 +750,8 @@ void ppx_io_reset_child(void)
 
 void ppx_io_thread_exit(void)
 {
+    struct io_thread *t = &io_thread;
+    t->busy = 1; /* a late call of this thread counts in the shared counters */
+    memset(t->cache, 0, sizeof t->cache);
+    ppx_io_local_release();
 }
