@@ -4,6 +4,10 @@
  * first sends it, with GOODBYE, then calls the real function; if that
  * fails, the process goes on and reconnects later with its full state.
  *
+ * CPU sampling stops first (cpu.c): the timers go and pending SIGPROF
+ * ticks are discarded, since the new image starts with SIGPROF's default
+ * action, which terminates it.
+ *
  * Every variant is hooked: glibc's execl, execvp and the rest call its
  * internal execve directly, not the exported one. */
 #include "ppx_preload.h"
@@ -28,11 +32,18 @@ static void *next(const char *name)
     return fn;
 }
 
+static void before_exec(void)
+{
+    ppx_cpu_before_exec();
+    ppx_stream_before_exec(); /* drains the rings too: after the last tick */
+}
+
 /* errno is what the real exec said. */
 static int after_exec(int rc)
 {
     int saved_errno = errno;
     ppx_stream_after_exec_failed();
+    ppx_cpu_after_exec_failed();
     errno = saved_errno;
     return rc;
 }
@@ -42,7 +53,7 @@ static int exec_env(const char *path, char *const argv[], char *const envp[])
     static execve_fn real;
     if (real == NULL && (real = (execve_fn)next("execve")) == NULL)
         return -1;
-    ppx_stream_before_exec();
+    before_exec();
     return after_exec(real(path, argv, envp));
 }
 
@@ -51,7 +62,7 @@ static int exec_path(const char *file, char *const argv[], char *const envp[])
     static execvpe_fn real;
     if (real == NULL && (real = (execvpe_fn)next("execvpe")) == NULL)
         return -1;
-    ppx_stream_before_exec();
+    before_exec();
     return after_exec(real(file, argv, envp));
 }
 
@@ -80,7 +91,7 @@ PPX_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
     static fexecve_fn real;
     if (real == NULL && (real = (fexecve_fn)next("fexecve")) == NULL)
         return -1;
-    ppx_stream_before_exec();
+    before_exec();
     return after_exec(real(fd, argv, envp));
 }
 
@@ -90,7 +101,7 @@ PPX_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *c
     static execveat_fn real;
     if (real == NULL && (real = (execveat_fn)next("execveat")) == NULL)
         return -1;
-    ppx_stream_before_exec();
+    before_exec();
     return after_exec(real(dirfd, path, argv, envp, flags));
 }
 

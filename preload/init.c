@@ -15,7 +15,9 @@
  *   PPX_SYSCALL_SAMPLE  mean I/O calls between full stacks, per thread,
  *                    1..1000000000 (64); counts are exact regardless
  *   PPX_SYSCALL_STACKS  "all": a full stack for every I/O call (as
- *                    PPX_SYSCALL_SAMPLE=1); "sampled" (the default) */
+ *                    PPX_SYSCALL_SAMPLE=1); "sampled" (the default)
+ *   PPX_CPU_HZ       CPU profile: SIGPROF ticks per second of each thread's
+ *                    CPU time, 1..10000, 0 = off (100) */
 #include "ppx_preload.h"
 
 #include <errno.h>
@@ -29,6 +31,7 @@
 #define MAX_SAMPLE_RATE (1ull << 40)
 #define MAX_FLUSH_MS 3600000u
 #define MAX_SYSCALL_SAMPLE 1000000000u
+#define MAX_CPU_HZ WIRE_MAX_CPU_HZ
 #define LOGGED_VALUE_MAX 200
 
 struct ppx_config ppx_config = {
@@ -37,6 +40,7 @@ struct ppx_config ppx_config = {
     .flush_ms = PPX_DEFAULT_FLUSH_MS,
     .syscalls = true,
     .syscall_sample = PPX_DEFAULT_SYSCALL_SAMPLE,
+    .cpu_hz = PPX_DEFAULT_CPU_HZ,
 };
 atomic_int ppx_state;
 atomic_bool ppx_enabled;
@@ -175,6 +179,7 @@ static void load_config(void)
         ppx_config.syscall_sample = 1;
     else if (stacks != NULL && strcmp(stacks, "sampled") != 0)
         report_invalid("PPX_SYSCALL_STACKS", stacks, "sampled");
+    ppx_config.cpu_hz = (uint32_t)env_u64("PPX_CPU_HZ", 0, MAX_CPU_HZ, PPX_DEFAULT_CPU_HZ);
 
     char fallback[PPX_SOCKET_PATH_MAX];
     default_socket(fallback, sizeof fallback);
@@ -218,6 +223,8 @@ void ppx_init(void)
     ppx_stream_init();
     ppx_unwind_init();
     ppx_io_init();
+    if (tables)
+        ppx_threads_init(); /* and the CPU profile (cpu.c) */
     atomic_store(&ppx_enabled, tables);
     atomic_store(&ppx_io_active, tables && ppx_config.syscalls);
     t->guard--;
@@ -286,6 +293,8 @@ static void atfork_child(void)
     ppx_live_reset_child();
     ppx_stacks_reset_child();
     ppx_io_reset_child();
+    ppx_cpu_reset_child(); /* before the thread registry restarts this thread */
+    ppx_threads_reset_child();
     ppx_unwind_reset_child();
     ppx_stream_reset_child();
     ppx_sampler_reset_thread();

@@ -39,6 +39,7 @@
 #define PPX_DEFAULT_MAX_DEPTH 64u
 #define PPX_DEFAULT_FLUSH_MS 100u
 #define PPX_DEFAULT_SYSCALL_SAMPLE 64u
+#define PPX_DEFAULT_CPU_HZ 100u
 #define PPX_SOCKET_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path) */
 
 struct ppx_config {
@@ -47,6 +48,7 @@ struct ppx_config {
     uint32_t flush_ms;
     bool syscalls;           /* PPX_SYSCALLS: false = the I/O hooks only pass through */
     uint32_t syscall_sample; /* mean I/O calls between stacks; 1 = every call */
+    uint32_t cpu_hz;         /* PPX_CPU_HZ: SIGPROF ticks per CPU second; 0 = off */
     char socket_path[PPX_SOCKET_PATH_MAX];
 };
 extern struct ppx_config ppx_config;
@@ -176,6 +178,20 @@ void ppx_unwind_init(void);
 unsigned ppx_unwind(uintptr_t *pcs, unsigned max_depth, const void *ret);
 /* Whether pc lies in libppx.so's or libunwind's code (set up by init). */
 bool ppx_unwind_own_pc(uintptr_t pc);
+/* For the SIGPROF handler (cpu.c), once, outside any handler: where the
+ * loader's code lies, and the coroutine entry _st_thread_main if the
+ * executable has one. */
+void ppx_unwind_signal_init(void);
+/* In the handler: whether unwinding now could deadlock or read a link map
+ * mid-update (the interrupted pc is in ld.so, or the thread is inside
+ * dl_iterate_phdr). The tick is then dropped. */
+bool ppx_unwind_signal_unsafe(const void *ucontext);
+/* In the handler (recursion guard held): fills pcs with up to max_depth
+ * frames of the interrupted code, from its ucontext_t. The leaf is the
+ * interrupted pc + 1 (wire.h), the others return addresses; frames of
+ * libppx.so and libunwind dropped. Async-signal-safe, never blocks. 0 when
+ * the tick must be dropped (the loader's lock was busy), else >= 1. */
+unsigned ppx_unwind_signal(uintptr_t *pcs, unsigned max_depth, const void *ucontext);
 /* Flusher: make sure the program has not closed libunwind's pipe. */
 void ppx_unwind_check_fds(void);
 /* fork: libunwind's own locks cannot be taken from outside; a child forked
@@ -383,9 +399,13 @@ struct ppx_thread_rec {
 extern PPX_TLS struct ppx_thread_rec *ppx_thread_self;
 
 /* threads.c */
+/* At init: sets up cpu.c (ppx_cpu_init) and registers the calling thread
+ * (the main thread, nearly always). */
 void ppx_threads_init(void);
 /* Flusher, first run: registers the threads found in /proc/self/task that
- * are not registered yet (the main thread, threads started before us). */
+ * are not registered yet (threads started before us, or while the hooks
+ * only passed through) and starts their CPU timers from there. Their
+ * ppx_thread_self stays NULL until they call a thread hook. */
 void ppx_threads_scan(void);
 /* Every record ever registered, newest first (records are never freed;
  * the list only grows at its head, so a reader needs no lock). */
@@ -394,6 +414,10 @@ struct ppx_thread_rec *ppx_threads_list(void);
  * stacks first). false when the connection failed. */
 bool ppx_threads_send(struct ppx_encoder *enc, uint64_t gen, uint32_t n_stacks);
 void ppx_threads_reset_child(void);
+/* Flusher: the main thread called pthread_exit and every other thread but
+ * the caller has ended. glibc exits the process (status 0) when its last
+ * thread ends; the flusher, a thread too, must then do it. */
+bool ppx_threads_none_left(void);
 
 /* cpu.c: called by threads.c */
 void ppx_cpu_init(void);
@@ -410,6 +434,24 @@ bool ppx_cpu_send(struct ppx_encoder *enc, uint64_t gen);
 void ppx_cpu_before_exec(void);
 void ppx_cpu_after_exec_failed(void);
 void ppx_cpu_reset_child(void);
+/* > 0 while this thread runs cpu.c's SIGPROF handler (every asynchronous
+ * signal blocked). */
+extern PPX_TLS unsigned ppx_cpu_in_handler;
+/* The program installed a SIGPROF handler of its own (hooks_signal.c):
+ * delete every timer, sampling stops for good, say so once. */
+void ppx_cpu_sigprof_taken(void);
+
+/* hooks_signal.c: SIGPROF's real action, between the program and cpu.c */
+struct sigaction;
+int ppx_real_sigaction(int sig, const struct sigaction *act, struct sigaction *oact);
+/* Installs cpu.c's handler unless the program has a handler of its own
+ * (false then); from now on the program sees only its own view. */
+bool ppx_sigprof_install(const struct sigaction *handler);
+/* exec: SIG_IGN (discards pending ticks), then the program's own action,
+ * which the new image inherits. */
+void ppx_sigprof_hand_back(void);
+/* exec failed: cpu.c's handler again (unless the program took SIGPROF). */
+void ppx_sigprof_take_back(const struct sigaction *handler);
 
 /* io_sites.c: a thread is ending; its counters go back to the pool. */
 void ppx_io_thread_exit(void);
@@ -443,6 +485,9 @@ void ppx_stream_disable_child(void);
  * carry on (the next flush reconnects). */
 void ppx_stream_before_exec(void);
 void ppx_stream_after_exec_failed(void);
+/* Whether the flush under way is the last one (exit, exec): every change
+ * goes out then, however small (threads.c's CPU times). */
+bool ppx_stream_final_flush(void);
 
 #pragma GCC visibility pop
 

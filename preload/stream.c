@@ -4,9 +4,11 @@
  * new connection starts with HELLO and the full state), then sends new
  * mappings, and for every stack whose counters moved: its STACK record the
  * first time on this connection, then its delta in a HEAP_DELTA record.
- * Stacks with nothing counted are never sent. Then the I/O audit
- * (io_sites.c): new sites, their deltas, and the sampled stacks. The
- * destructor does a last, bounded flush and says GOODBYE.
+ * Stacks with nothing counted are never sent. Then the threads
+ * (threads.c): THREAD records of new or changed threads. Then the I/O audit
+ * (io_sites.c): new sites, their deltas, and the sampled stacks. Then the
+ * CPU profile (cpu.c): the rings of SIGPROF samples drained, CPU_SAMPLES.
+ * The destructor does a last, bounded flush and says GOODBYE.
  *
  * The socket must not disturb the program: close-on-exec, moved to a high
  * fd number, MSG_NOSIGNAL, a send timeout, and verified (device, inode)
@@ -19,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -50,6 +53,7 @@ static bool flusher_running; /* under stream_mu */
 static bool stopping;        /* under stream_mu: set by the destructor */
 static bool silenced;        /* this process sends nothing (ppx_stream_disable_child) */
 static bool exec_pending;    /* under stream_mu: GOODBYE sent, exec under way */
+static bool final_round;     /* under stream_mu: the exit or exec flush is under way */
 atomic_bool ppx_stream_restart_pending;
 static uint64_t restart_after_ns; /* CLOCK_MONOTONIC */
 
@@ -394,7 +398,11 @@ static void flush_locked(void)
     if (ok)
         ok = send_dirty(enc, n_stacks); /* on failure the rest of the list is requeued */
     if (ok)
+        ok = ppx_threads_send(enc, generation, n_stacks); /* before the CPU samples naming them */
+    if (ok)
         ok = ppx_io_send(enc, generation, n_stacks, &io);
+    if (ok)
+        ok = ppx_cpu_send(enc, generation); /* after the THREAD records its samples name */
     ok = ok && flush_entries(enc) && out_flush(enc);
     if (!ok) {
         disconnect();
@@ -406,11 +414,16 @@ static void flush_locked(void)
 
 /* ---- the flusher thread ---- */
 
+static void flush_and_say_goodbye(void);
+
 static void *flusher_main(void *arg)
 {
     (void)arg;
     ppx_thread.guard++; /* for good: nothing this thread does is profiled */
     prctl(PR_SET_NAME, "ppx-flusher", 0, 0, 0);
+    /* Threads that existed before us get their records and CPU timers now
+     * (not under stream_mu: it may wait for threads being started). */
+    ppx_threads_scan();
     pthread_mutex_lock(&stream_mu);
     while (!stopping) {
         uint64_t wake = monotonic_ns() + (uint64_t)ppx_config.flush_ms * 1000000ull;
@@ -421,6 +434,16 @@ static void *flusher_main(void *arg)
         if (stopping)
             break;
         flush_locked();
+        if (ppx_threads_none_left()) {
+            /* main called pthread_exit and the program's last thread has
+             * gone: glibc would exit now, were this thread not one too.
+             * Our destructor does nothing on this thread: flush here. */
+            stopping = true;
+            flush_and_say_goodbye();
+            flusher_running = false;
+            pthread_mutex_unlock(&stream_mu);
+            exit(0);
+        }
     }
     pthread_mutex_unlock(&stream_mu);
     return NULL;
@@ -485,6 +508,7 @@ void ppx_stream_restart_if_pending(void)
 static void flush_and_say_goodbye(void)
 {
     encoder.deadline_ns = monotonic_ns() + FINAL_FLUSH_BUDGET_NS;
+    final_round = true;
     /* Twice: stacks interned during the first round (other threads run on)
      * wait for a round whose mapping scan follows them. */
     flush_locked();
@@ -495,7 +519,13 @@ static void flush_and_say_goodbye(void)
             out_flush(&encoder);
         disconnect();
     }
+    final_round = false;
     encoder.deadline_ns = 0;
+}
+
+bool ppx_stream_final_flush(void)
+{
+    return final_round;
 }
 
 /* Whether this thread of this process may run the exit or exec flush: not

@@ -25,13 +25,19 @@
 
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libunwind.h>
 #include <link.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #define MAX_RANGES 8
@@ -190,8 +196,86 @@ PPX_EXPORT int pipe2(int fds[2], int flags)
     return 0;
 }
 
+/* ---- the loader's lock ----
+ *
+ * libunwind calls dl_iterate_phdr for every frame it steps through, and
+ * dl_iterate_phdr takes the loader's recursive dl_load_write_lock. That
+ * deadlocks: in a child forked while another thread held the
+ * lock (dlclose, dl_iterate_phdr), where its owner no longer exists; and
+ * in the SIGPROF handler, if the interrupted thread was itself between
+ * taking the lock and recording itself as owner (or the reverse on
+ * release), or while the lock's holder waits for a lock the interrupted
+ * code holds. The lock is glibc's private business, so it is found, once,
+ * by looking: inside a dl_iterate_phdr callback it is the one recursive
+ * mutex in ld.so's _rtld_global owned by the calling thread. If it is not
+ * found (another libc), the SIGPROF handler falls back to counting this
+ * thread's dl_iterate_phdr calls (the hook below), and a fork child
+ * unwinds as before. */
+
+struct glibc_mutex { /* the head of glibc's struct __pthread_mutex_s */
+    int lock;
+    unsigned count;
+    int owner;
+    unsigned nusers;
+    int kind;
+};
+#define GLIBC_MUTEX_RECURSIVE 1
+
+static const struct glibc_mutex *loader_lock;
+
+struct lock_search {
+    const unsigned char *lo;
+    size_t size;
+    int tid;
+    const struct glibc_mutex *found;
+    unsigned matches;
+};
+
+static int find_loader_lock(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)info;
+    (void)size;
+    struct lock_search *q = data;
+    for (size_t off = 0; off + sizeof(struct glibc_mutex) <= q->size; off += sizeof(int)) {
+        const struct glibc_mutex *m = (const struct glibc_mutex *)(q->lo + off);
+        if (m->lock != 0 && m->owner == q->tid && m->count >= 1 && m->nusers >= 1 &&
+            (m->kind & 0x7f) == GLIBC_MUTEX_RECURSIVE) {
+            q->found = m;
+            q->matches++;
+        }
+    }
+    return 1; /* the lock is held for the whole iteration: one call is enough */
+}
+
+static void locate_loader_lock(void)
+{
+    void *rtld = dlsym(RTLD_DEFAULT, "_rtld_global");
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    if (rtld == NULL || dladdr1(rtld, &info, (void **)&sym, RTLD_DL_SYMENT) == 0 || sym == NULL ||
+        sym->st_size < sizeof(struct glibc_mutex))
+        return;
+    struct lock_search q = {rtld, sym->st_size, (int)syscall(SYS_gettid), NULL, 0};
+    dl_iterate_phdr(find_loader_lock, &q);
+    if (q.matches == 1)
+        loader_lock = q.found;
+}
+
+/* Whether taking the loader's lock now could block: someone holds it, and
+ * it is not (fully) this thread. */
+static bool loader_lock_busy(void)
+{
+    const struct glibc_mutex *m = loader_lock;
+    if (m == NULL)
+        return false;
+    if (__atomic_load_n(&m->lock, __ATOMIC_RELAXED) == 0)
+        return false; /* the common case: no system call */
+    return __atomic_load_n(&m->owner, __ATOMIC_RELAXED) != (int)syscall(SYS_gettid);
+}
+
 void ppx_unwind_init(void)
 {
+    locate_loader_lock();
     collect_text((const void *)ppx_unwind, own_text, &n_own_text);
     collect_text((const void *)unw_backtrace, unwinder_text, &n_unwinder_text);
     for (unsigned i = 0; i < n_unwinder_text && n_own_text < MAX_RANGES; i++)
@@ -286,30 +370,46 @@ void ppx_unwind_reset_child(void)
             inside = true;
         atomic_store_explicit(&inside_unwinder[i].n, 0, memory_order_relaxed);
     }
+    /* Only this thread exists now: a loader lock still held was held by
+     * another thread at fork, and stays held for good. */
+    if (loader_lock != NULL && __atomic_load_n(&loader_lock->lock, __ATOMIC_RELAXED) != 0)
+        inside = true;
     if (inside)
         atomic_store_explicit(&unwind_disabled, true, memory_order_relaxed);
 }
 
-static int backtrace_tracked(struct ppx_thread *t, uintptr_t *pcs, int size)
+/* Marks this thread as inside libunwind (see inside_unwinder). Also from
+ * the SIGPROF handler: a lock-free add, no allocation. */
+static void enter_unwinder(struct ppx_thread *t)
 {
     if (PPX_UNLIKELY(t->unwind_slot == 0)) {
         unsigned slot = atomic_fetch_add_explicit(&next_inside_slot, 1, memory_order_relaxed);
         t->unwind_slot = 1 + (slot < INSIDE_SLOTS - 1 ? slot : INSIDE_SLOTS - 1);
     }
     atomic_uint *inside = &inside_unwinder[t->unwind_slot - 1].n;
-    bool shared = t->unwind_slot == INSIDE_SLOTS;
-    if (PPX_UNLIKELY(shared))
+    if (PPX_UNLIKELY(t->unwind_slot == INSIDE_SLOTS))
         atomic_fetch_add_explicit(inside, 1, memory_order_relaxed);
     else
         atomic_store_explicit(inside, 1, memory_order_relaxed);
     /* the mark must be in memory before libunwind takes any lock */
     atomic_signal_fence(memory_order_seq_cst);
-    int n = unw_backtrace((void **)pcs, size);
+}
+
+static void leave_unwinder(struct ppx_thread *t)
+{
     atomic_signal_fence(memory_order_seq_cst);
-    if (PPX_UNLIKELY(shared))
+    atomic_uint *inside = &inside_unwinder[t->unwind_slot - 1].n;
+    if (PPX_UNLIKELY(t->unwind_slot == INSIDE_SLOTS))
         atomic_fetch_sub_explicit(inside, 1, memory_order_relaxed);
     else
         atomic_store_explicit(inside, 0, memory_order_relaxed);
+}
+
+static int backtrace_tracked(struct ppx_thread *t, uintptr_t *pcs, int size)
+{
+    enter_unwinder(t);
+    int n = unw_backtrace((void **)pcs, size);
+    leave_unwinder(t);
     return n;
 }
 
@@ -340,4 +440,224 @@ unsigned ppx_unwind(uintptr_t *pcs, unsigned max_depth, const void *ret)
     if (start != 0)
         memmove(pcs, pcs + start, depth * sizeof *pcs);
     return depth;
+}
+
+/* ---- unwinding from a signal (cpu.c's SIGPROF handler) ----
+ *
+ * unw_init_local2 from the interrupted context, then unw_step. This runs
+ * in a signal handler that may have interrupted anything, so the walk is
+ * defensive:
+ *  - Never waiting for the loader's lock (see "the loader's lock"): its
+ *    holder (dlclose, say) may be waiting for a lock the interrupted code
+ *    holds (malloc's, a table's of ours). libunwind's dl_iterate_phdr
+ *    calls come through the hook below, which in the handler only
+ *    try-locks it; busy, the walk ends and the tick is dropped. Dropped
+ *    too: the interrupted pc in ld.so (the link map may be mid-update).
+ *    Where that lock was not found, ticks on a thread inside
+ *    dl_iterate_phdr are dropped, and the rest may block.
+ *  - Each frame's SP must lie above the previous one and within
+ *    SIGNAL_STACK_SPAN above the interrupted SP; a coroutine switch
+ *    (state-threads swaps stacks in assembly without unwind info) or a
+ *    corrupt frame would otherwise send the walk through garbage.
+ *    libunwind itself validates the addresses it reads (Debian builds it
+ *    with conservative checks), so garbage ends the walk instead of
+ *    faulting.
+ *  - At the coroutine entry _st_thread_main, when the executable has one
+ *    (SRS links state-threads statically: found in .symtab), the walk
+ *    stops: what lies beyond is the scheduler's stack, not the caller.
+ * Frames of libppx.so and libunwind are dropped, as for heap stacks. */
+
+#define SIGNAL_STACK_SPAN ((uintptr_t)64 << 20)
+#define SIGNAL_EXTRA_STEPS 32 /* frames of ours that may be skipped */
+
+static struct text_range loader_text[MAX_RANGES];
+static unsigned n_loader_text;
+static uintptr_t coroutine_lo, coroutine_hi; /* _st_thread_main, [lo, hi) */
+static PPX_TLS unsigned dl_iterate_depth;
+static PPX_TLS bool loader_refused; /* the handler's walk met a busy loader lock */
+
+typedef int (*dl_iterate_fn)(int (*)(struct dl_phdr_info *, size_t, void *), void *);
+static dl_iterate_fn next_dl_iterate_phdr;
+
+static dl_iterate_fn resolve_dl_iterate_phdr(void)
+{
+    dl_iterate_fn fn = __atomic_load_n(&next_dl_iterate_phdr, __ATOMIC_ACQUIRE);
+    if (fn == NULL) {
+        fn = (dl_iterate_fn)dlsym(RTLD_NEXT, "dl_iterate_phdr");
+        __atomic_store_n(&next_dl_iterate_phdr, fn, __ATOMIC_RELEASE);
+    }
+    return fn;
+}
+
+PPX_EXPORT int dl_iterate_phdr(int (*callback)(struct dl_phdr_info *, size_t, void *), void *data)
+{
+    dl_iterate_fn real = resolve_dl_iterate_phdr();
+    if (real == NULL)
+        return 0;
+    if (PPX_UNLIKELY(ppx_cpu_in_handler != 0) && loader_lock != NULL) {
+        /* libunwind, in the SIGPROF handler: never wait for the lock (its
+         * holder may wait for a lock the interrupted code holds). */
+        if (pthread_mutex_trylock((pthread_mutex_t *)(uintptr_t)loader_lock) != 0) {
+            loader_refused = true;
+            return 0;
+        }
+        int rc = real(callback, data); /* takes it again: recursive */
+        pthread_mutex_unlock((pthread_mutex_t *)(uintptr_t)loader_lock);
+        return rc;
+    }
+    dl_iterate_depth++;
+    atomic_signal_fence(memory_order_seq_cst);
+    int rc = real(callback, data);
+    atomic_signal_fence(memory_order_seq_cst);
+    dl_iterate_depth--;
+    return rc;
+}
+
+struct loader_query {
+    uintptr_t base;
+};
+
+static int collect_loader_text(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    const struct loader_query *q = data;
+    if (info->dlpi_addr != q->base)
+        return 0;
+    for (unsigned i = 0; i < info->dlpi_phnum && n_loader_text < MAX_RANGES; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || (ph->p_flags & PF_X) == 0)
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        loader_text[n_loader_text++] = (struct text_range){lo, lo + ph->p_memsz};
+    }
+    return 1;
+}
+
+static int main_load_bias(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    *(uintptr_t *)data = info->dlpi_addr;
+    return 1; /* the first object is the executable */
+}
+
+/* st_value and st_size of the function name in the executable's .symtab,
+ * read from a private read-only mapping of the file (no libelf, no malloc). */
+static bool exe_symbol(const char *name, uint64_t *value, uint64_t *size)
+{
+    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    struct stat st;
+    void *map = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(Elf64_Ehdr))
+        map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return false;
+    const unsigned char *base = map;
+    size_t len = (size_t)st.st_size, name_len = strlen(name);
+    const Elf64_Ehdr *eh = map;
+    bool found = false;
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shoff > len ||
+        (len - eh->e_shoff) / sizeof(Elf64_Shdr) < eh->e_shnum)
+        goto out;
+    const Elf64_Shdr *sh = (const Elf64_Shdr *)(base + eh->e_shoff);
+    for (unsigned i = 0; i < eh->e_shnum && !found; i++) {
+        if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_link >= eh->e_shnum ||
+            sh[i].sh_entsize != sizeof(Elf64_Sym))
+            continue;
+        const Elf64_Shdr *strs = &sh[sh[i].sh_link];
+        if (sh[i].sh_offset > len || sh[i].sh_size > len - sh[i].sh_offset ||
+            strs->sh_offset > len || strs->sh_size > len - strs->sh_offset)
+            continue;
+        const Elf64_Sym *syms = (const Elf64_Sym *)(base + sh[i].sh_offset);
+        const char *names = (const char *)(base + strs->sh_offset);
+        size_t n = sh[i].sh_size / sizeof(Elf64_Sym);
+        for (size_t k = 0; k < n; k++) {
+            if (ELF64_ST_TYPE(syms[k].st_info) != STT_FUNC || syms[k].st_value == 0 ||
+                syms[k].st_name >= strs->sh_size || strs->sh_size - syms[k].st_name <= name_len)
+                continue;
+            if (memcmp(names + syms[k].st_name, name, name_len + 1) == 0) {
+                *value = syms[k].st_value;
+                *size = syms[k].st_size;
+                found = true;
+                break;
+            }
+        }
+    }
+out:
+    munmap(map, len);
+    return found;
+}
+
+void ppx_unwind_signal_init(void)
+{
+    resolve_dl_iterate_phdr();
+    struct loader_query q = {(uintptr_t)getauxval(AT_BASE)};
+    if (q.base != 0 && n_loader_text == 0)
+        dl_iterate_phdr(collect_loader_text, &q);
+    uint64_t value, size;
+    if (coroutine_hi == 0 && exe_symbol("_st_thread_main", &value, &size)) {
+        uintptr_t bias = 0;
+        dl_iterate_phdr(main_load_bias, &bias);
+        coroutine_lo = bias + value;
+        coroutine_hi = coroutine_lo + (size != 0 ? size : 1);
+    }
+}
+
+bool ppx_unwind_signal_unsafe(const void *ucontext)
+{
+    const ucontext_t *uc = ucontext;
+    if (in_ranges((uintptr_t)uc->uc_mcontext.gregs[REG_RIP], loader_text, n_loader_text))
+        return true;
+    return loader_lock != NULL ? loader_lock_busy() : dl_iterate_depth != 0;
+}
+
+unsigned ppx_unwind_signal(uintptr_t *pcs, unsigned max_depth, const void *ucontext)
+{
+    const ucontext_t *uc = ucontext;
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    uintptr_t sp0 = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    if (max_depth == 0)
+        return 0;
+    /* The leaf, interrupted pc + 1 (wire.h): kept even if the walk fails. */
+    pcs[0] = pc + 1;
+    if (!atomic_load_explicit(&unwind_ready, memory_order_acquire) ||
+        atomic_load_explicit(&unwind_disabled, memory_order_relaxed))
+        return 1;
+    struct ppx_thread *t = &ppx_thread;
+    unw_cursor_t cursor;
+    unsigned n = 0;
+    loader_refused = false;
+    enter_unwinder(t);
+    /* libunwind reads the registers from the context, which on x86-64 is
+     * a ucontext_t: the kernel's signal frame is one. */
+    if (unw_init_local2(&cursor, (unw_context_t *)(uintptr_t)ucontext, UNW_INIT_SIGNAL_FRAME) ==
+        0) {
+        uintptr_t prev_sp = sp0;
+        for (unsigned step = 0; step < max_depth + SIGNAL_EXTRA_STEPS && n < max_depth; step++) {
+            unw_word_t ip = 0, sp = 0;
+            if (unw_get_reg(&cursor, UNW_REG_IP, &ip) < 0 || ip == 0 ||
+                unw_get_reg(&cursor, UNW_REG_SP, &sp) < 0)
+                break;
+            if (step > 0 && (sp <= prev_sp || sp - sp0 > SIGNAL_STACK_SPAN))
+                break;
+            prev_sp = sp;
+            if (!in_ranges(ip, own_text, n_own_text))
+                pcs[n++] = step == 0 ? ip + 1 : ip;
+            if (ip >= coroutine_lo && ip < coroutine_hi)
+                break;
+            if (unw_step(&cursor) <= 0)
+                break;
+        }
+    }
+    leave_unwinder(t);
+    if (loader_refused)
+        return 0; /* a stack cut short where the loader was busy: dropped */
+    if (n == 0) {
+        pcs[0] = pc + 1; /* all frames were ours: keep where it was */
+        n = 1;
+    }
+    return n;
 }

@@ -1,0 +1,184 @@
+/* The thread hooks: pthread_create (where threads are created, by whom),
+ * pthread_setname_np and prctl(PR_SET_NAME) (what they are called). The
+ * registry itself is threads.c.
+ *
+ * pthread_create unwinds its caller's stack and interns it (the creation
+ * stack), then starts the thread on thread_start with a small start block
+ * from a pool of our own (never the target's malloc): the new thread
+ * registers itself, then calls the real start routine as a tail call, so
+ * that no frame of ours sits at the root of its stacks. The profiler's own
+ * threads (created with the guard held: the flusher) pass straight through
+ * and are never registered. */
+#include "threads.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#define BLOCKS_PER_CHUNK 64u
+
+typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+typedef int (*setname_fn)(pthread_t, const char *);
+typedef int (*prctl_fn)(int, unsigned long, unsigned long, unsigned long, unsigned long);
+
+static void *next_create, *next_setname, *next_prctl;
+
+/* What the new thread needs before it runs the program's code. */
+struct start_block {
+    void *(*start)(void *);
+    void *arg;
+    uint32_t creator_id, stack_id;
+    atomic_uint busy;
+};
+
+/* The pool: chunks from the arena, never freed, a block taken by swapping
+ * its busy flag. Lock-free, so a fork never finds it locked; it is as large
+ * as the most thread creations ever under way at once. */
+struct block_chunk {
+    struct start_block blocks[BLOCKS_PER_CHUNK];
+    struct block_chunk *next;
+};
+static _Atomic(struct block_chunk *) chunks;
+
+static struct start_block *block_get(void)
+{
+    for (struct block_chunk *c = atomic_load_explicit(&chunks, memory_order_acquire); c != NULL;
+         c = c->next)
+        for (unsigned i = 0; i < BLOCKS_PER_CHUNK; i++) {
+            atomic_uint *busy = &c->blocks[i].busy;
+            if (atomic_load_explicit(busy, memory_order_relaxed) == 0 &&
+                atomic_exchange_explicit(busy, 1, memory_order_acquire) == 0)
+                return &c->blocks[i];
+        }
+    struct block_chunk *c = ppx_arena_alloc(sizeof *c, PPX_CACHELINE);
+    if (c == NULL)
+        return NULL;
+    atomic_store_explicit(&c->blocks[0].busy, 1, memory_order_relaxed);
+    c->next = atomic_load_explicit(&chunks, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&chunks, &c->next, c, memory_order_release,
+                                                  memory_order_relaxed)) {
+    }
+    return &c->blocks[0];
+}
+
+static void block_put(struct start_block *b)
+{
+    atomic_store_explicit(&b->busy, 0, memory_order_release);
+}
+
+/* Not in a vfork child (or a raw clone() without fork handlers): it shares
+ * or copies our registry without being the process it describes. */
+static inline bool active(void)
+{
+    return atomic_load_explicit(&ppx_state, memory_order_acquire) == PPX_READY &&
+           atomic_load_explicit(&ppx_enabled, memory_order_relaxed) && getpid() == ppx_pid;
+}
+
+/* ---- pthread_create ---- */
+
+static void *thread_start(void *p)
+{
+    struct start_block *b = p;
+    void *(*start)(void *) = b->start;
+    void *arg = b->arg;
+    uint32_t creator_id = b->creator_id, stack_id = b->stack_id;
+    block_put(b);
+    struct ppx_thread *t = &ppx_thread;
+    t->guard++;
+    ppx_threads_started(creator_id, stack_id);
+    t->guard--;
+    return start(arg); /* a tail call: start_thread is the caller of start */
+}
+
+/* The start block of a thread about to be created from ret, with the guard
+ * held; NULL when there is no memory (the thread then starts unwrapped and
+ * registers itself, if ever, as preexisting). */
+static struct start_block *prepare(struct ppx_thread *t, void *(*start)(void *), void *arg,
+                                   const void *ret)
+{
+    struct start_block *b = block_get();
+    if (b == NULL) {
+        static atomic_flag said = ATOMIC_FLAG_INIT;
+        ppx_log_once(&said, "out of memory for thread start blocks",
+                     "; some threads go unrecorded", NULL, NULL);
+        return NULL;
+    }
+    struct ppx_thread_rec *creator = ppx_threads_self();
+    /* Unwind before any lock: unwinding may take the loader's. */
+    unsigned depth = ppx_unwind(t->pcs, ppx_config.max_depth, ret);
+    struct ppx_stack *s = ppx_stack_intern(t, t->pcs, depth);
+    if (s == NULL)
+        ppx_note_lost("out of memory for the stack table");
+    b->start = start;
+    b->arg = arg;
+    b->creator_id = creator != NULL ? creator->id : WIRE_NO_ID;
+    b->stack_id = s != NULL ? s->id : WIRE_NO_ID;
+    ppx_threads_creating();
+    return b;
+}
+
+PPX_EXPORT int pthread_create(pthread_t *restrict thread, const pthread_attr_t *restrict attr,
+                              void *(*start)(void *), void *restrict arg)
+{
+    create_fn real = (create_fn)ppx_next(&next_create, "pthread_create");
+    struct ppx_thread *t = &ppx_thread;
+    if (t->guard != 0 || !active())
+        return real(thread, attr, start, arg);
+    int saved_errno = errno;
+    t->guard++;
+    struct start_block *b = prepare(t, start, arg, __builtin_return_address(0));
+    t->guard--;
+    errno = saved_errno;
+    if (b == NULL)
+        return real(thread, attr, start, arg);
+    int rc = real(thread, attr, thread_start, b);
+    if (rc != 0) {
+        ppx_threads_create_failed();
+        block_put(b);
+    }
+    return rc;
+}
+
+/* ---- names ---- */
+
+PPX_EXPORT int pthread_setname_np(pthread_t thread, const char *name)
+{
+    setname_fn real = (setname_fn)ppx_next(&next_setname, "pthread_setname_np");
+    int rc = real(thread, name);
+    struct ppx_thread *t = &ppx_thread;
+    if (rc != 0 || t->guard != 0 || !active())
+        return rc;
+    int saved_errno = errno;
+    t->guard++;
+    if (pthread_equal(thread, pthread_self()))
+        ppx_threads_renamed_self();
+    else
+        ppx_threads_renamed(thread, name);
+    t->guard--;
+    errno = saved_errno;
+    return rc;
+}
+
+/* prctl is variadic; like glibc's own, it passes four more words on. */
+PPX_EXPORT int prctl(int option, ...)
+{
+    va_list ap;
+    va_start(ap, option);
+    unsigned long a2 = va_arg(ap, unsigned long);
+    unsigned long a3 = va_arg(ap, unsigned long);
+    unsigned long a4 = va_arg(ap, unsigned long);
+    unsigned long a5 = va_arg(ap, unsigned long);
+    va_end(ap);
+    prctl_fn real = (prctl_fn)ppx_next(&next_prctl, "prctl");
+    int rc = real(option, a2, a3, a4, a5);
+    struct ppx_thread *t = &ppx_thread;
+    if (option != PR_SET_NAME || rc != 0 || t->guard != 0 || !active())
+        return rc;
+    int saved_errno = errno;
+    t->guard++;
+    ppx_threads_renamed_self();
+    t->guard--;
+    errno = saved_errno;
+    return rc;
+}

@@ -1,0 +1,585 @@
+/* The registry of the process's threads, and their THREAD records (wire.h).
+ *
+ * A thread gets a record when it starts through the pthread_create hook
+ * (hooks_thread.c), on its own thread, before its start routine runs. The
+ * thread that initialises the library registers itself at init; threads
+ * that existed before (or were created while the hooks only passed
+ * through) are found by the flusher in /proc/self/task, or register
+ * themselves when they next call a thread hook; these carry
+ * WIRE_THREAD_PREEXISTING and no creation stack.
+ *
+ * Records come from the arena and are never freed: the list only grows at
+ * its head, published with a release store under reg_mu, so the flusher
+ * and cpu.c walk it without a lock. Kernel tids are reused, record ids
+ * are not. Memory grows by one record (128 bytes) per thread ever started,
+ * and the flusher walks every record each flush.
+ *
+ * End: a pthread key destructor, set on every thread registered on itself,
+ * records the end time and the thread's final CPU time. A thread that ends
+ * without it (a raw clone, or one found by the scan that never called a
+ * hook) is seen ended by the flusher when its CPU clock is gone (EINVAL).
+ *
+ * CPU time of a live thread is read by the flusher from the thread's own
+ * CPU clock: clockid ((~tid) << 3) | 6 (the kernel's MAKE_THREAD_CPUCLOCK,
+ * CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD_MASK), which any thread of the
+ * process may read. A record is sent when it is new on the connection,
+ * renamed, ended, or its CPU grew by >= 1 ms since it was last sent; at the
+ * final flush every change goes out. */
+#include "threads.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SCAN_MAX_TIDS 4096u
+#define SCAN_WAIT_TRIES 200 /* of 1 ms: threads being started through the hook */
+#define CPU_RESEND_NS 1000000ull
+
+struct thread_entry {
+    struct ppx_thread_rec rec; /* first: a record is handed out as &entry->rec */
+    /* under reg_mu */
+    struct thread_entry *found_next; /* records not created through the hook */
+    bool has_handle;                 /* rec.handle is valid (registered on its own thread) */
+    bool cpu_started;                /* ppx_cpu_thread_started was called for it */
+    /* flusher only */
+    uint64_t sent_cpu_ns;
+};
+
+PPX_TLS struct ppx_thread_rec *ppx_thread_self;
+
+/* Taken to register a thread, to rename one, and by the scan; never in a
+ * signal handler, never while unwinding or allocating from the target. */
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic(struct ppx_thread_rec *) list_head;
+static struct thread_entry *found_head; /* under reg_mu */
+static bool cpu_ready;                  /* ppx_cpu_init has run */
+static _Atomic(struct ppx_thread_rec *) main_rec; /* the record with WIRE_THREAD_MAIN */
+static atomic_uint next_id;
+/* Threads between pthread_create and their registration (see the scan). */
+static atomic_uint starting;
+static pthread_key_t end_key;
+static bool have_end_key;
+
+/* ---- small helpers: raw syscalls, so that nothing here goes through the
+ * hooks or takes a descriptor at a low number for longer than a read ---- */
+
+static pid_t own_tid(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}
+
+static uint64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* NUL-terminated within WIRE_THREAD_NAME, NUL-padded (the wire demands it). */
+static void name_normalize(char name[WIRE_THREAD_NAME])
+{
+    name[WIRE_THREAD_NAME - 1] = '\0';
+    size_t n = strlen(name);
+    memset(name + n, 0, WIRE_THREAD_NAME - n);
+}
+
+static void name_of_self(char name[WIRE_THREAD_NAME])
+{
+    memset(name, 0, WIRE_THREAD_NAME);
+    syscall(SYS_prctl, PR_GET_NAME, name, 0, 0, 0);
+    name_normalize(name);
+}
+
+static size_t format_uint(char *buf, unsigned long v)
+{
+    char tmp[24];
+    size_t n = 0, len = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0)
+        buf[len++] = tmp[--n];
+    return len;
+}
+
+/* /proc/self/task/<tid>/comm, without its newline; "" if unreadable. */
+static void name_of_tid(pid_t tid, char name[WIRE_THREAD_NAME])
+{
+    char path[64] = "/proc/self/task/";
+    size_t len = strlen(path);
+    len += format_uint(path + len, (unsigned long)tid);
+    memcpy(path + len, "/comm", sizeof "/comm");
+    memset(name, 0, WIRE_THREAD_NAME);
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[WIRE_THREAD_NAME + 1];
+    long n;
+    do
+        n = syscall(SYS_read, fd, buf, sizeof buf - 1);
+    while (n < 0 && errno == EINTR);
+    syscall(SYS_close, fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    char *nl = strchr(buf, '\n');
+    if (nl != NULL)
+        *nl = '\0';
+    memcpy(name, buf, WIRE_THREAD_NAME);
+    name_normalize(name);
+}
+
+/* The CPU time of thread tid: 0 when read, else the errno (EINVAL: the
+ * thread is gone). */
+static int thread_cpu_ns(pid_t tid, uint64_t *ns)
+{
+    clockid_t clock = (clockid_t)((~(unsigned)tid << 3) | 6u);
+    struct timespec ts;
+    if (clock_gettime(clock, &ts) != 0)
+        return errno;
+    *ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    return 0;
+}
+
+/* Two readers (the flusher, the thread's own end) race: CPU never goes back. */
+static void cpu_raise(struct ppx_thread_rec *r, uint64_t ns)
+{
+    uint64_t old = atomic_load_explicit(&r->cpu_ns, memory_order_relaxed);
+    while (ns > old && !atomic_compare_exchange_weak_explicit(&r->cpu_ns, &old, ns,
+                                                              memory_order_relaxed,
+                                                              memory_order_relaxed)) {
+    }
+}
+
+static void mark_changed(struct ppx_thread_rec *r)
+{
+    atomic_store_explicit(&r->changed, 1, memory_order_release);
+}
+
+/* ---- registration ---- */
+
+static struct thread_entry *entry_new(pid_t tid, uint32_t flags, uint32_t creator_id,
+                                      uint32_t stack_id)
+{
+    uint32_t id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    struct thread_entry *e = id == WIRE_NO_ID ? NULL : ppx_arena_alloc(sizeof *e, 16);
+    if (e == NULL) {
+        static atomic_flag said = ATOMIC_FLAG_INIT;
+        ppx_log_once(&said, "out of memory for the thread registry", "; some threads go unrecorded",
+                     NULL, NULL);
+        return NULL;
+    }
+    struct ppx_thread_rec *r = &e->rec;
+    r->id = id;
+    r->tid = tid;
+    r->creator_id = creator_id;
+    r->stack_id = stack_id;
+    r->flags = flags;
+    r->start_ns = realtime_ns();
+    atomic_store_explicit(&r->changed, 1, memory_order_relaxed);
+    return e;
+}
+
+/* Called with reg_mu held. */
+static void publish(struct thread_entry *e, bool found)
+{
+    if (found) {
+        e->found_next = found_head;
+        found_head = e;
+    }
+    e->rec.next = atomic_load_explicit(&list_head, memory_order_relaxed);
+    atomic_store_explicit(&list_head, &e->rec, memory_order_release);
+    if (e->rec.flags & WIRE_THREAD_MAIN)
+        atomic_store_explicit(&main_rec, &e->rec, memory_order_release);
+}
+
+static uint32_t preexisting_flags(pid_t tid)
+{
+    return WIRE_THREAD_PREEXISTING | (tid == ppx_pid ? WIRE_THREAD_MAIN : 0u);
+}
+
+/* Called with reg_mu held. */
+static struct thread_entry *find_live_tid(const struct thread_entry *list_of_found, pid_t tid,
+                                          bool all)
+{
+    if (!all) {
+        for (const struct thread_entry *e = list_of_found; e != NULL; e = e->found_next)
+            if (e->rec.tid == tid && atomic_load(&e->rec.end_ns) == 0)
+                return (struct thread_entry *)e;
+        return NULL;
+    }
+    for (struct ppx_thread_rec *r = atomic_load(&list_head); r != NULL; r = r->next)
+        if (r->tid == tid && atomic_load(&r->end_ns) == 0)
+            return (struct thread_entry *)r;
+    return NULL;
+}
+
+/* The calling thread's end is recorded by thread_ended. */
+static void watch_end(struct ppx_thread_rec *r)
+{
+    if (have_end_key && pthread_getspecific(end_key) != r)
+        pthread_setspecific(end_key, r);
+}
+
+struct ppx_thread_rec *ppx_threads_self(void)
+{
+    struct ppx_thread_rec *self = ppx_thread_self;
+    if (self != NULL)
+        return self;
+    pid_t tid = own_tid();
+    pthread_mutex_lock(&reg_mu);
+    struct thread_entry *e = find_live_tid(found_head, tid, false);
+    if (e == NULL) {
+        e = entry_new(tid, preexisting_flags(tid), WIRE_NO_ID, WIRE_NO_ID);
+        if (e != NULL) {
+            name_of_self(e->rec.name);
+            publish(e, true);
+        }
+    }
+    bool start_cpu = false;
+    if (e != NULL) {
+        e->rec.handle = pthread_self();
+        e->has_handle = true;
+        start_cpu = cpu_ready && !e->cpu_started;
+        e->cpu_started |= start_cpu;
+    }
+    pthread_mutex_unlock(&reg_mu);
+    if (e == NULL)
+        return NULL;
+    ppx_thread_self = &e->rec;
+    watch_end(&e->rec);
+    if (start_cpu)
+        ppx_cpu_thread_started(&e->rec);
+    return &e->rec;
+}
+
+void ppx_threads_creating(void)
+{
+    atomic_fetch_add_explicit(&starting, 1, memory_order_seq_cst);
+}
+
+void ppx_threads_create_failed(void)
+{
+    atomic_fetch_sub_explicit(&starting, 1, memory_order_seq_cst);
+}
+
+void ppx_threads_started(uint32_t creator_id, uint32_t stack_id)
+{
+    struct thread_entry *e = entry_new(own_tid(), 0, creator_id, stack_id);
+    pthread_mutex_lock(&reg_mu);
+    if (e != NULL) {
+        /* The name is read under reg_mu: a pthread_setname_np from the
+         * creator either finds this record, or renamed the thread before
+         * this read (it renames, then looks up under reg_mu). */
+        name_of_self(e->rec.name);
+        e->rec.handle = pthread_self();
+        e->has_handle = true;
+        e->cpu_started = true;
+        publish(e, false);
+    }
+    atomic_fetch_sub_explicit(&starting, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&reg_mu);
+    if (e == NULL)
+        return;
+    ppx_thread_self = &e->rec;
+    watch_end(&e->rec);
+    ppx_cpu_thread_started(&e->rec);
+}
+
+/* The pthread key's destructor: the thread returned from its start routine
+ * or called pthread_exit. Runs with the thread's other TSD destructors,
+ * after its C++ thread_local destructors. */
+static void thread_ended(void *arg)
+{
+    struct ppx_thread_rec *r = arg;
+    struct ppx_thread *t = &ppx_thread;
+    int saved_errno = errno;
+    t->guard++;
+    /* timer first: no tick lands while the rest of the thread's state goes */
+    ppx_cpu_thread_ended(r);
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+        cpu_raise(r, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+    /* A name written to /proc/.../comm went past the hooks: take the
+     * kernel's. trylock: pthread_exit from a handler that interrupted a
+     * rename on this very thread must not deadlock. */
+    if (pthread_mutex_trylock(&reg_mu) == 0) {
+        name_of_self(r->name);
+        pthread_mutex_unlock(&reg_mu);
+    }
+    uint64_t zero = 0;
+    atomic_compare_exchange_strong_explicit(&r->end_ns, &zero, realtime_ns(), memory_order_release,
+                                            memory_order_relaxed);
+    mark_changed(r);
+    ppx_io_thread_exit();
+    t->guard--;
+    errno = saved_errno;
+}
+
+void ppx_threads_init(void)
+{
+    static atomic_flag said = ATOMIC_FLAG_INIT;
+    ppx_cpu_init();
+    cpu_ready = true;
+    int rc = pthread_key_create(&end_key, thread_ended);
+    have_end_key = rc == 0;
+    if (!have_end_key)
+        ppx_log_once(&said, "cannot create a thread-specific key: ", strerror(rc),
+                     "; thread ends are seen late", NULL);
+    /* The initialising thread: the main thread, nearly always. */
+    ppx_threads_self();
+}
+
+/* ---- the scan: threads not created through the hook ---- */
+
+/* Up to max tids of /proc/self/task; how many. */
+static unsigned list_tasks(pid_t *tids, unsigned max)
+{
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/task",
+                          O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    unsigned n = 0;
+    _Alignas(8) char buf[4096];
+    for (;;) {
+        long got = syscall(SYS_getdents64, fd, buf, sizeof buf);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        for (long off = 0; off < got;) {
+            /* struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name */
+            unsigned short reclen;
+            memcpy(&reclen, buf + off + 16, sizeof reclen);
+            const char *name = buf + off + 19;
+            unsigned long v = 0;
+            bool digits = name[0] != '\0';
+            for (const char *c = name; *c != '\0'; c++) {
+                if (*c < '0' || *c > '9') {
+                    digits = false;
+                    break;
+                }
+                v = v * 10 + (unsigned long)(*c - '0');
+            }
+            if (digits && n < max && v > 0 && v <= 0x7fffffff)
+                tids[n++] = (pid_t)v;
+            if (reclen == 0)
+                break;
+            off += reclen;
+        }
+    }
+    syscall(SYS_close, fd);
+    return n;
+}
+
+void ppx_threads_scan(void)
+{
+    static pid_t tids[SCAN_MAX_TIDS]; /* the flusher only */
+    if (atomic_load_explicit(&ppx_state, memory_order_acquire) != PPX_READY)
+        return;
+    int saved_errno = errno;
+    pid_t self = own_tid(); /* the flusher: never registered */
+    unsigned n;
+    bool settled;
+    for (int tries = 0;; tries++) {
+        n = list_tasks(tids, SCAN_MAX_TIDS);
+        pthread_mutex_lock(&reg_mu);
+        /* A thread listed above and started through the hook incremented
+         * `starting` before it existed, and decrements it under reg_mu
+         * once registered: at 0, every such thread is in the list. */
+        settled = atomic_load_explicit(&starting, memory_order_seq_cst) == 0;
+        if (settled || tries >= SCAN_WAIT_TRIES)
+            break;
+        pthread_mutex_unlock(&reg_mu);
+        struct timespec pause = {0, 1000000};
+        nanosleep(&pause, NULL);
+    }
+    /* Not settled (threads started without end): better miss the unknown
+     * ones than describe a thread twice. */
+    for (unsigned i = 0; settled && i < n; i++) {
+        if (tids[i] == self || find_live_tid(NULL, tids[i], true) != NULL)
+            continue;
+        struct thread_entry *e = entry_new(tids[i], preexisting_flags(tids[i]), WIRE_NO_ID,
+                                           WIRE_NO_ID);
+        if (e == NULL)
+            break;
+        name_of_tid(tids[i], e->rec.name);
+        publish(e, true);
+    }
+    for (struct thread_entry *e = found_head; e != NULL; e = e->found_next) {
+        if (e->cpu_started || atomic_load(&e->rec.end_ns) != 0)
+            continue;
+        e->cpu_started = true;
+        ppx_cpu_thread_started(&e->rec);
+    }
+    pthread_mutex_unlock(&reg_mu);
+    errno = saved_errno;
+}
+
+bool ppx_threads_none_left(void)
+{
+    struct ppx_thread_rec *m = atomic_load_explicit(&main_rec, memory_order_acquire);
+    if (m == NULL || atomic_load_explicit(&m->end_ns, memory_order_relaxed) == 0)
+        return false;
+    /* The ended main thread stays listed (a zombie) until the process goes. */
+    pid_t tids[3];
+    int saved_errno = errno;
+    unsigned n = list_tasks(tids, 3);
+    errno = saved_errno;
+    pid_t self = own_tid();
+    return n == 2 && (tids[0] == self || tids[1] == self) &&
+           (tids[0] == ppx_pid || tids[1] == ppx_pid);
+}
+
+struct ppx_thread_rec *ppx_threads_list(void)
+{
+    return atomic_load_explicit(&list_head, memory_order_acquire);
+}
+
+/* ---- sending ---- */
+
+/* A live thread's CPU time, read now; a thread whose clock is gone ended
+ * without our destructor: it ends now. */
+static void poll_cpu(struct ppx_thread_rec *r)
+{
+    uint64_t ns = 0;
+    int err = thread_cpu_ns(r->tid, &ns);
+    if (err == 0) {
+        cpu_raise(r, ns);
+    } else if (err == EINVAL) {
+        uint64_t zero = 0;
+        if (atomic_compare_exchange_strong(&r->end_ns, &zero, realtime_ns()))
+            mark_changed(r);
+    }
+}
+
+static bool emit_thread(struct ppx_encoder *enc, struct ppx_thread_rec *r, struct ppx_stack *s,
+                        uint64_t end_ns, uint64_t cpu_ns)
+{
+    struct wire_thread w = {
+        .id = r->id,
+        .tid = (uint32_t)r->tid,
+        .creator_id = r->creator_id,
+        .stack_id = r->stack_id,
+        .start_ns = r->start_ns,
+        .end_ns = end_ns,
+        .cpu_ns = cpu_ns,
+        .flags = r->flags,
+        .reserved = 0,
+    };
+    memcpy(w.name, r->name, sizeof w.name); /* may race a rename: resent then */
+    name_normalize(w.name);
+    if (s != NULL && !ppx_stream_send_stack(enc, s))
+        return false;
+    return ppx_emit(enc, WIRE_THREAD, &w, sizeof w, NULL, 0, NULL, 0);
+}
+
+bool ppx_threads_send(struct ppx_encoder *enc, uint64_t gen, uint32_t n_stacks)
+{
+    bool final = ppx_stream_final_flush();
+    for (struct ppx_thread_rec *r = ppx_threads_list(); r != NULL; r = r->next) {
+        struct thread_entry *e = (struct thread_entry *)r;
+        struct ppx_stack *s = NULL;
+        if (r->stack_id != WIRE_NO_ID) {
+            /* a stack interned after this flush's mapping scan waits */
+            s = r->stack_id < n_stacks ? ppx_stack_get(r->stack_id) : NULL;
+            if (s == NULL)
+                continue;
+        }
+        /* changed, then the figures: a change after this is sent next time */
+        unsigned changed = atomic_exchange_explicit(&r->changed, 0, memory_order_acq_rel);
+        uint64_t end_ns = atomic_load_explicit(&r->end_ns, memory_order_acquire);
+        if (end_ns == 0) {
+            poll_cpu(r);
+            end_ns = atomic_load_explicit(&r->end_ns, memory_order_acquire);
+        }
+        uint64_t cpu_ns = atomic_load_explicit(&r->cpu_ns, memory_order_relaxed);
+        bool fresh = r->sent_generation != gen;
+        bool cpu_due = cpu_ns >= e->sent_cpu_ns + CPU_RESEND_NS ||
+                       (final && cpu_ns != e->sent_cpu_ns);
+        if (!fresh && !changed && !cpu_due)
+            continue;
+        if (!emit_thread(enc, r, s, end_ns, cpu_ns)) {
+            if (changed)
+                mark_changed(r);
+            return false;
+        }
+        r->sent_generation = gen;
+        e->sent_cpu_ns = cpu_ns;
+    }
+    return true;
+}
+
+/* ---- fork ---- */
+
+/* The child of fork: one thread, the one that forked, now the main thread
+ * of a new incarnation; ids start again from 0. The parent's records are
+ * left behind in the arena. Timers are not inherited: this thread gets a
+ * new one (after ppx_cpu_reset_child has forgotten the parent's). */
+void ppx_threads_reset_child(void)
+{
+    pthread_mutex_init(&reg_mu, NULL);
+    atomic_store_explicit(&list_head, NULL, memory_order_relaxed);
+    found_head = NULL;
+    atomic_store_explicit(&main_rec, NULL, memory_order_relaxed);
+    atomic_store_explicit(&next_id, 0, memory_order_relaxed);
+    atomic_store_explicit(&starting, 0, memory_order_relaxed);
+    ppx_thread_self = NULL;
+    struct ppx_thread *t = &ppx_thread;
+    t->guard++;
+    pid_t tid = own_tid();
+    struct thread_entry *e = entry_new(tid, preexisting_flags(tid), WIRE_NO_ID, WIRE_NO_ID);
+    if (e != NULL) {
+        name_of_self(e->rec.name);
+        e->rec.handle = pthread_self();
+        e->has_handle = true;
+        e->cpu_started = true;
+        publish(e, true);
+        ppx_thread_self = &e->rec;
+    }
+    /* The key still names the parent's record: the end goes to the new one
+     * (never set anew here: that could allocate). */
+    if (have_end_key && pthread_getspecific(end_key) != NULL)
+        pthread_setspecific(end_key, ppx_thread_self);
+    if (e != NULL)
+        ppx_cpu_thread_started(&e->rec);
+    t->guard--;
+}
+
+/* ---- renames ---- */
+
+void ppx_threads_renamed_self(void)
+{
+    struct ppx_thread_rec *r = ppx_threads_self();
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&reg_mu);
+    name_of_self(r->name);
+    pthread_mutex_unlock(&reg_mu);
+    mark_changed(r);
+}
+
+void ppx_threads_renamed(pthread_t handle, const char *name)
+{
+    pthread_mutex_lock(&reg_mu);
+    /* newest first: a handle reused after a join names the live thread */
+    for (struct ppx_thread_rec *r = atomic_load(&list_head); r != NULL; r = r->next) {
+        struct thread_entry *e = (struct thread_entry *)r;
+        if (!e->has_handle || atomic_load(&r->end_ns) != 0 || !pthread_equal(r->handle, handle))
+            continue;
+        char fresh[WIRE_THREAD_NAME] = {0};
+        memcpy(fresh, name, strnlen(name, WIRE_THREAD_NAME - 1));
+        memcpy(r->name, fresh, sizeof fresh);
+        mark_changed(r);
+        break;
+    }
+    /* Not found: the thread has not registered yet, and reads the new name
+     * from the kernel when it does; or it was never seen on its own thread
+     * (found by the scan), and keeps its old name here. */
+    pthread_mutex_unlock(&reg_mu);
+}
