@@ -12,18 +12,15 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <uthash.h>
-#include <zlib.h>
 
 #include "commands.h"
-#include "profile.pb-c.h"
+#include "pprof_read.h"
 
 typedef Perftools__Profiles__Profile Profile;
 typedef Perftools__Profiles__Sample Sample;
 typedef Perftools__Profiles__Location Location;
 typedef Perftools__Profiles__Function Function;
 
-#define MAX_COMPRESSED (256u << 20)
-#define MAX_PROFILE (1u << 30)
 #define DEFAULT_TOP 20
 #define TOP_CALLERS 3
 
@@ -75,8 +72,7 @@ struct site {
 struct audit {
     const char *path;
     const Profile *prof;
-    const Location **locations; /* sorted by id */
-    const Function **functions; /* sorted by id */
+    struct pprof_index ix;
     struct row *rows;
     struct site *sites;
     int type_index[N_TYPES]; /* -1: absent (messages may be) */
@@ -162,113 +158,12 @@ static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 
 /* ---- reading the file --------------------------------------------------- */
 
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        audit_error("cannot open %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        if (cap >= MAX_COMPRESSED) {
-            audit_error("%s is larger than %u MiB: not a profile ppx wrote", path,
-                        MAX_COMPRESSED >> 20);
-            free(buf);
-            fclose(f);
-            return NULL;
-        }
-        uint8_t *grown = realloc(buf, cap *= 2);
-        if (!grown)
-            free(buf);
-        buf = grown;
-    }
-    bool failed = ferror(f);
-    fclose(f);
-    if (!buf) {
-        audit_error("out of memory reading %s", path);
-        return NULL;
-    }
-    if (failed) {
-        audit_error("cannot read %s", path);
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
-static uint8_t *gunzip(const char *path, const uint8_t *in, size_t in_len, size_t *out_len)
-{
-    if (in_len < 2 || in[0] != 0x1f || in[1] != 0x8b) {
-        audit_error("%s is not gzip-compressed: not a pprof profile", path);
-        return NULL;
-    }
-    z_stream zs;
-    memset(&zs, 0, sizeof zs);
-    if (inflateInit2(&zs, 15 + 16) != Z_OK) {
-        audit_error("cannot decompress %s: zlib initialisation failed", path);
-        return NULL;
-    }
-    size_t cap = in_len * 4 + 4096, n = 0;
-    uint8_t *out = malloc(cap);
-    zs.next_in = (Bytef *)in;
-    zs.avail_in = (uInt)in_len;
-    int rc = Z_OK;
-    while (out && rc == Z_OK) {
-        if (n == cap) {
-            uint8_t *grown = cap < MAX_PROFILE ? realloc(out, cap * 2) : NULL;
-            if (!grown) {
-                audit_error("%s decompresses to more than %zu bytes", path, cap);
-                free(out);
-                inflateEnd(&zs);
-                return NULL;
-            }
-            out = grown;
-            cap *= 2;
-        }
-        zs.next_out = out + n;
-        zs.avail_out = (uInt)(cap - n);
-        rc = inflate(&zs, Z_NO_FLUSH);
-        n = cap - zs.avail_out;
-        if (rc == Z_BUF_ERROR && zs.avail_out != 0)
-            break; /* input exhausted before the end of the stream */
-        if (rc == Z_BUF_ERROR)
-            rc = Z_OK;
-    }
-    inflateEnd(&zs);
-    if (!out) {
-        audit_error("out of memory decompressing %s", path);
-        return NULL;
-    }
-    if (rc != Z_STREAM_END) {
-        audit_error("%s: corrupt or truncated gzip data%s%s", path, zs.msg ? ": " : "",
-                    zs.msg ? zs.msg : "");
-        free(out);
-        return NULL;
-    }
-    *out_len = n;
-    return out;
-}
-
 static Profile *load_profile(const char *path)
 {
-    size_t len, plen;
-    uint8_t *gz = read_file(path, &len);
-    if (!gz)
-        return NULL;
-    uint8_t *raw = gunzip(path, gz, len, &plen);
-    free(gz);
-    if (!raw)
-        return NULL;
-    Profile *p = perftools__profiles__profile__unpack(NULL, plen, raw);
-    free(raw);
+    char err[1024];
+    Profile *p = pprof_read_file(path, err, sizeof err);
     if (!p)
-        audit_error("%s is gzip-compressed but not a pprof profile (profile.proto)", path);
+        audit_error("%s", err);
     return p;
 }
 
@@ -276,49 +171,17 @@ static Profile *load_profile(const char *path)
 
 static const char *str(const struct audit *a, int64_t i)
 {
-    return i >= 0 && (size_t)i < a->prof->n_string_table ? a->prof->string_table[i] : "";
-}
-
-static int cmp_location(const void *x, const void *y)
-{
-    uint64_t a = (*(const Location *const *)x)->id, b = (*(const Location *const *)y)->id;
-    return a < b ? -1 : a > b;
-}
-
-static int cmp_function(const void *x, const void *y)
-{
-    uint64_t a = (*(const Function *const *)x)->id, b = (*(const Function *const *)y)->id;
-    return a < b ? -1 : a > b;
+    return pprof_index_string(&a->ix, i);
 }
 
 static const Location *find_location(const struct audit *a, uint64_t id)
 {
-    size_t lo = 0, hi = a->prof->n_location;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (a->locations[mid]->id == id)
-            return a->locations[mid];
-        if (a->locations[mid]->id < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    return pprof_index_location(&a->ix, id);
 }
 
 static const Function *find_function(const struct audit *a, uint64_t id)
 {
-    size_t lo = 0, hi = a->prof->n_function;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (a->functions[mid]->id == id)
-            return a->functions[mid];
-        if (a->functions[mid]->id < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    return pprof_index_function(&a->ix, id);
 }
 
 /* The innermost function at location id: the one that made the call. */
@@ -335,14 +198,8 @@ static const Function *location_function(const struct audit *a, uint64_t id, int
 static int index_profile(struct audit *a)
 {
     const Profile *p = a->prof;
-    a->locations = malloc((p->n_location ? p->n_location : 1) * sizeof *a->locations);
-    a->functions = malloc((p->n_function ? p->n_function : 1) * sizeof *a->functions);
-    if (!a->locations || !a->functions)
+    if (pprof_index_init(&a->ix, p) < 0)
         return audit_error("out of memory");
-    memcpy(a->locations, p->location, p->n_location * sizeof *a->locations);
-    memcpy(a->functions, p->function, p->n_function * sizeof *a->functions);
-    qsort(a->locations, p->n_location, sizeof *a->locations, cmp_location);
-    qsort(a->functions, p->n_function, sizeof *a->functions, cmp_function);
 
     for (int t = 0; t < N_TYPES; t++)
         a->type_index[t] = -1;
@@ -779,8 +636,7 @@ static void free_audit(struct audit *a)
         free(s->where);
         free(s);
     }
-    free(a->locations);
-    free(a->functions);
+    pprof_index_free(&a->ix);
 }
 
 /* DIR means DIR/syscalls.pb.gz. Returns a malloc'ed path or NULL. */

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uthash.h>
+#include <ppx/wire.h>
 
 struct proc_mapping {
     uint32_t id;
@@ -49,6 +50,37 @@ struct proc_io_site {
     UT_hash_handle hh; /* keyed by id */
 };
 
+/* One thread (wire.h THREAD), as its latest record described it. */
+struct proc_thread {
+    uint32_t id;         /* the target's id, unique within the incarnation */
+    uint32_t tid;        /* kernel thread id (reused by the kernel; ids are not) */
+    uint32_t creator_id; /* a proc_thread's id, or WIRE_NO_ID; need not be known */
+    uint32_t stack_id;   /* creation stack (a proc_stack), or WIRE_NO_ID */
+    uint64_t start_ns, end_ns; /* CLOCK_REALTIME; end_ns 0 while it runs */
+    uint64_t cpu_ns;     /* CPU time used, cumulative */
+    uint32_t flags;      /* WIRE_THREAD_* */
+    char name[WIRE_THREAD_NAME]; /* NUL-terminated */
+    UT_hash_handle hh;   /* keyed by id */
+};
+
+/* t's name for labels: never "", which profile.proto cannot tell from an
+ * absent string (a label with str 0 reads back as a numeric one). */
+static inline const char *proc_thread_name(const struct proc_thread *t)
+{
+    return t->name[0] ? t->name : "(unnamed)";
+}
+
+/* CPU samples of one (stack, thread), cumulative. cpu_ns adds each
+ * record's samples * 1e9 / hz, so a rate change keeps the time right. */
+struct proc_cpu_key {
+    uint32_t stack_id, thread_id;
+};
+struct proc_cpu_sample {
+    struct proc_cpu_key key;
+    uint64_t samples, cpu_ns;
+    UT_hash_handle hh; /* keyed by key */
+};
+
 struct proc {
     uint32_t pid, ppid;
     uint64_t start_ns;      /* identifies the incarnation with pid */
@@ -61,6 +93,13 @@ struct proc {
     size_t n_mappings, cap_mappings;
     struct proc_stack *stacks; /* uthash by id */
     struct proc_io_site *io_sites; /* uthash by id */
+    struct proc_thread *threads;   /* uthash by id, in the order first described */
+    struct proc_cpu_sample *cpu_samples; /* uthash by (stack, thread) */
+    uint32_t cpu_hz;        /* rate of the latest CPU_SAMPLES record; 0 before one */
+    uint64_t cpu_lost, cpu_lost_ns; /* ticks the target could not record */
+    /* samples of (stack, thread) pairs beyond the decoder's limit
+     * (wire_decode.h): kept in the totals, without stack or thread */
+    uint64_t cpu_dropped, cpu_dropped_ns;
     bool connected;         /* a connection currently feeds it */
     bool said_goodbye;
     unsigned incarnation;   /* 0 for the first process seen with this pid, 1.. after exec */

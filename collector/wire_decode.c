@@ -86,6 +86,8 @@ static const char *type_name(uint32_t type)
     case WIRE_IO_DELTA: return "IO_DELTA";
     case WIRE_IO_ERRNO: return "IO_ERRNO";
     case WIRE_IO_STACKS: return "IO_STACKS";
+    case WIRE_THREAD: return "THREAD";
+    case WIRE_CPU_SAMPLES: return "CPU_SAMPLES";
     default: return "unknown";
     }
 }
@@ -699,6 +701,177 @@ static int apply_io_stacks(struct wire_decoder *d, const uint8_t *p, size_t len)
     return 0;
 }
 
+/* ---- threads and CPU ------------------------------------------------------ */
+
+static struct proc_thread *find_thread(const struct proc *proc, uint32_t id)
+{
+    struct proc_thread *t;
+    HASH_FIND(hh, proc->threads, &id, sizeof id, t);
+    return t;
+}
+
+static struct proc_stack *find_stack(const struct proc *proc, uint32_t id)
+{
+    struct proc_stack *s;
+    HASH_FIND(hh, proc->stacks, &id, sizeof id, s);
+    return s;
+}
+
+/* The fields of a THREAD record that hold without reference to what came
+ * before it. */
+static int check_thread(struct wire_decoder *d, const struct wire_thread *w)
+{
+    if (w->id == WIRE_NO_ID)
+        return bad(d, "thread id 0x%x is reserved for \"no thread\"", w->id);
+    if (w->reserved != 0)
+        return bad(d, "thread %u: reserved field is %u, not 0", w->id, w->reserved);
+    if (w->flags & ~(WIRE_THREAD_MAIN | WIRE_THREAD_PREEXISTING))
+        return bad(d, "thread %u: unknown flags 0x%x", w->id, w->flags);
+    if (w->tid == 0)
+        return bad(d, "thread %u: tid 0", w->id);
+    if ((w->flags & WIRE_THREAD_MAIN) && w->tid != d->proc->pid)
+        return bad(d, "thread %u: main thread with tid %u, not the pid %u", w->id, w->tid,
+                   d->proc->pid);
+    const char *nul = memchr(w->name, 0, sizeof w->name);
+    size_t name_len = nul ? (size_t)(nul - w->name) : sizeof w->name;
+    if (!nul)
+        return bad(d, "thread %u: name not NUL-terminated within %u bytes", w->id,
+                   WIRE_THREAD_NAME);
+    for (size_t i = name_len + 1; i < sizeof w->name; i++)
+        if (w->name[i] != 0)
+            return bad(d, "thread %u: byte %zu after the name's NUL is not 0", w->id, i);
+    if (w->creator_id == w->id)
+        return bad(d, "thread %u names itself as its creator", w->id);
+    if (w->stack_id != WIRE_NO_ID) {
+        if (w->flags & WIRE_THREAD_PREEXISTING)
+            return bad(d, "thread %u existed before ppx started, yet has creation stack %u",
+                       w->id, w->stack_id);
+        if (!find_stack(d->proc, w->stack_id))
+            return bad(d, "thread %u: unknown creation stack id %u", w->id, w->stack_id);
+    }
+    return 0;
+}
+
+/* THREAD: the full state of one thread, sent again whenever it changes;
+ * the latest wins. What cannot change (tid, creator, start, flags, a
+ * creation stack once given) must not. The creator need not be known:
+ * the target may describe a new thread before the one that created it.
+ * Times are not checked against each other: CLOCK_REALTIME may step. */
+static int apply_thread(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    struct wire_thread w;
+    if (len != sizeof w)
+        return bad(d, "length %zu, not %zu", len, sizeof w);
+    memcpy(&w, p, sizeof w);
+    if (check_thread(d, &w) < 0)
+        return -1;
+
+    struct proc_thread *t = find_thread(d->proc, w.id);
+    if (t) {
+        if (t->tid != w.tid || t->creator_id != w.creator_id || t->start_ns != w.start_ns ||
+            t->flags != w.flags)
+            return bad(d, "thread id %u redefined with a different tid, creator, start time "
+                          "or flags",
+                       w.id);
+        if (t->stack_id != WIRE_NO_ID && t->stack_id != w.stack_id)
+            return bad(d, "thread id %u redefined with creation stack %u, was %u", w.id,
+                       w.stack_id, t->stack_id);
+    } else {
+        if (HASH_COUNT(d->proc->threads) >= WIRE_DECODE_MAX_THREADS)
+            return fail(d, "more than %u threads; closing the connection",
+                        WIRE_DECODE_MAX_THREADS);
+        t = calloc(1, sizeof *t);
+        if (!t)
+            return fail(d, "out of memory for threads");
+        t->id = w.id;
+        t->tid = w.tid;
+        t->creator_id = w.creator_id;
+        t->start_ns = w.start_ns;
+        t->flags = w.flags;
+        t->stack_id = WIRE_NO_ID;
+        HASH_ADD(hh, d->proc->threads, id, sizeof t->id, t);
+    }
+    t->stack_id = w.stack_id;
+    memcpy(t->name, w.name, sizeof t->name);
+    /* The target reads a thread's CPU clock from two places (the flusher,
+     * the thread's own exit): an older reading may be sent after a newer
+     * one. An end, once seen, stays. */
+    if (w.cpu_ns > t->cpu_ns)
+        t->cpu_ns = w.cpu_ns;
+    if (w.end_ns != 0)
+        t->end_ns = w.end_ns;
+    return 0;
+}
+
+typedef unsigned __int128 u128;
+
+/* n ticks at hz as nanoseconds, saturating. */
+static uint64_t ticks_ns(uint64_t n, uint32_t hz)
+{
+    u128 ns = (u128)n * 1000000000u / hz;
+    return ns > UINT64_MAX ? UINT64_MAX : (uint64_t)ns;
+}
+
+static int add_cpu_entry(struct wire_decoder *d, const struct wire_cpu_entry *e, uint32_t hz)
+{
+    struct proc *proc = d->proc;
+    uint64_t ns = ticks_ns(e->samples, hz);
+    struct proc_cpu_key key;
+    memset(&key, 0, sizeof key);
+    key.stack_id = e->stack_id;
+    key.thread_id = e->thread_id;
+    struct proc_cpu_sample *s;
+    HASH_FIND(hh, proc->cpu_samples, &key, sizeof key, s);
+    if (!s && HASH_COUNT(proc->cpu_samples) >= WIRE_DECODE_MAX_CPU_ENTRIES) {
+        proc->cpu_dropped = add_sat(proc->cpu_dropped, e->samples);
+        proc->cpu_dropped_ns = add_sat(proc->cpu_dropped_ns, ns);
+        return 0;
+    }
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s)
+            return -1;
+        s->key = key;
+        HASH_ADD(hh, proc->cpu_samples, key, sizeof s->key, s);
+    }
+    s->samples = add_sat(s->samples, e->samples);
+    s->cpu_ns = add_sat(s->cpu_ns, ns);
+    return 0;
+}
+
+static int apply_cpu_samples(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    struct wire_cpu_samples h;
+    const size_t esize = sizeof(struct wire_cpu_entry);
+    if (len < sizeof h)
+        return bad(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof h);
+    memcpy(&h, p, sizeof h);
+    if (h.hz < 1 || h.hz > WIRE_MAX_CPU_HZ)
+        return bad(d, "rate %u Hz outside 1..%u", h.hz, WIRE_MAX_CPU_HZ);
+    if (sizeof h + (uint64_t)h.count * esize != len)
+        return bad(d, "length %zu does not match count %u (%llu bytes)", len, h.count,
+                   (unsigned long long)(sizeof h + (uint64_t)h.count * esize));
+    const uint8_t *entries = p + sizeof h;
+    for (uint32_t i = 0; i < h.count; i++) {
+        struct wire_cpu_entry e;
+        memcpy(&e, entries + (size_t)i * esize, esize);
+        if (!find_stack(d->proc, e.stack_id))
+            return bad(d, "entry %u: unknown stack id %u", i, e.stack_id);
+        if (!find_thread(d->proc, e.thread_id))
+            return bad(d, "entry %u: unknown thread id %u", i, e.thread_id);
+    }
+    for (uint32_t i = 0; i < h.count; i++) {
+        struct wire_cpu_entry e;
+        memcpy(&e, entries + (size_t)i * esize, esize);
+        if (add_cpu_entry(d, &e, h.hz) < 0)
+            return fail(d, "out of memory for CPU samples");
+    }
+    d->proc->cpu_lost = add_sat(d->proc->cpu_lost, h.lost);
+    d->proc->cpu_lost_ns = add_sat(d->proc->cpu_lost_ns, ticks_ns(h.lost, h.hz));
+    d->proc->cpu_hz = h.hz;
+    return 0;
+}
+
 static int apply_record(struct wire_decoder *d, const uint8_t *p, size_t len)
 {
     if (d->state == RECORDS && proc_table_owner(d->proc) != d)
@@ -712,6 +885,8 @@ static int apply_record(struct wire_decoder *d, const uint8_t *p, size_t len)
     case WIRE_IO_DELTA: return apply_io_delta(d, p, len);
     case WIRE_IO_ERRNO: return apply_io_errno(d, p, len);
     case WIRE_IO_STACKS: return apply_io_stacks(d, p, len);
+    case WIRE_THREAD: return apply_thread(d, p, len);
+    case WIRE_CPU_SAMPLES: return apply_cpu_samples(d, p, len);
     case WIRE_GOODBYE:
         d->proc->said_goodbye = true;
         d->state = GOODBYE_SEEN;
@@ -729,7 +904,7 @@ static int check_header(struct wire_decoder *d)
     memcpy(&h, d->header, sizeof h);
     d->type = h.type;
     d->length = h.length;
-    if (h.type < WIRE_HELLO || h.type > WIRE_IO_STACKS)
+    if (h.type < WIRE_HELLO || h.type > WIRE_CPU_SAMPLES)
         return fail(d, "unknown record type %u (length %u)", h.type, h.length);
     if (h.length > WIRE_MAX_RECORD)
         return fail(d, "%s record of %u bytes exceeds the %u-byte limit", type_name(h.type),
@@ -743,6 +918,7 @@ static int check_header(struct wire_decoder *d)
                  : h.type == WIRE_STACK   ? STACK_MAX
                  : h.type == WIRE_GOODBYE ? 0
                  : h.type == WIRE_IO_SITE ? sizeof(struct wire_io_site)
+                 : h.type == WIRE_THREAD  ? sizeof(struct wire_thread)
                                           : WIRE_MAX_RECORD;
     if (h.length > max)
         return bad(d, "length %u exceeds %zu", h.length, max);

@@ -8,12 +8,14 @@
  *
  * Memory per connection is bounded: at most one partial record
  * (<= WIRE_MAX_RECORD, and grown only as its bytes actually arrive), and
- * per process at most WIRE_DECODE_MAX_* mappings, stacks, frames and I/O
- * sites (one more closes the connection). The I/O detail beyond its
+ * per process at most WIRE_DECODE_MAX_* mappings, stacks, frames, I/O
+ * sites and threads (one more closes the connection). The I/O detail beyond its
  * limits, distinct errnos or sampled stacks of one site, is dropped and
  * counted (proc_table_io_drops()); the site's exact figures stay whole:
  * calls of an errno beyond the limit remain in the site's errors, and the
- * site's figures are divided among the stacks it kept. */
+ * site's figures are divided among the stacks it kept. Likewise CPU
+ * samples of (stack, thread) pairs beyond WIRE_DECODE_MAX_CPU_ENTRIES are
+ * kept only as a count (proc->cpu_dropped), so the CPU total stays true. */
 #ifndef PPX_WIRE_DECODE_H
 #define PPX_WIRE_DECODE_H
 
@@ -29,6 +31,8 @@
 #define WIRE_DECODE_MAX_IO_ERRNOS 64u         /* distinct errnos named per site */
 #define WIRE_DECODE_MAX_IO_SITE_STACKS 4096u  /* distinct sampled stacks per site */
 #define WIRE_DECODE_MAX_IO_STACK_ENTRIES (1u << 20) /* (site, stack) pairs per process */
+#define WIRE_DECODE_MAX_THREADS (1u << 20)     /* threads described per process */
+#define WIRE_DECODE_MAX_CPU_ENTRIES (1u << 21) /* (stack, thread) pairs per process */
 
 struct wire_decoder;
 

@@ -55,6 +55,40 @@ static void check_io_invariants(const struct proc *p)
     }
 }
 
+/* Threads and CPU samples as the decoder promises: valid ids, flags and
+ * names, stacks and threads that exist, within the limits. */
+static void check_cpu_invariants(const struct proc *p)
+{
+    if (HASH_COUNT(p->threads) > WIRE_DECODE_MAX_THREADS ||
+        HASH_COUNT(p->cpu_samples) > WIRE_DECODE_MAX_CPU_ENTRIES || p->cpu_hz > WIRE_MAX_CPU_HZ)
+        abort();
+    const struct proc_thread *t;
+    for (t = p->threads; t; t = t->hh.next) {
+        if (t->id == WIRE_NO_ID || t->tid == 0 || t->creator_id == t->id ||
+            (t->flags & ~(WIRE_THREAD_MAIN | WIRE_THREAD_PREEXISTING)) ||
+            ((t->flags & WIRE_THREAD_MAIN) && t->tid != p->pid) ||
+            !memchr(t->name, 0, sizeof t->name))
+            abort();
+        if (t->stack_id != WIRE_NO_ID) {
+            const struct proc_stack *st;
+            HASH_FIND(hh, p->stacks, &t->stack_id, sizeof t->stack_id, st);
+            if (!st || (t->flags & WIRE_THREAD_PREEXISTING))
+                abort();
+        }
+    }
+    const struct proc_cpu_sample *cs;
+    for (cs = p->cpu_samples; cs; cs = cs->hh.next) {
+        const struct proc_stack *st;
+        HASH_FIND(hh, p->stacks, &cs->key.stack_id, sizeof cs->key.stack_id, st);
+        HASH_FIND(hh, p->threads, &cs->key.thread_id, sizeof cs->key.thread_id, t);
+        if (!st || !t || p->cpu_hz == 0)
+            abort();
+        /* samples * 1e9 / hz at hz <= WIRE_MAX_CPU_HZ: at least 1e5 ns each */
+        if (cs->cpu_ns < UINT64_MAX && cs->cpu_ns / 100000 < cs->samples)
+            abort();
+    }
+}
+
 static void check_invariants(struct proc_table *t)
 {
     size_t n;
@@ -76,6 +110,7 @@ static void check_invariants(struct proc_table *t)
                 abort();
         }
         check_io_invariants(p);
+        check_cpu_invariants(p);
     }
     free(list);
 }
@@ -165,6 +200,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     stream_io_stacks1(&s, 4, 2, 1);
     stream_io_stacks1(&s, 4, 2, 1);
     write_seed(dir, "io-small", 3, &s);
+    s.len = 0;
+    stream_valid_cpu(&s, 4444, 9);
+    write_seed(dir, "cpu", 0, &s);
+    write_seed(dir, "cpu-chunked", 17, &s);
+    s.len = 0;
+    stream_hello(&s, 97, 5, 1, 3, "/bin/sh");
+    stream_stack(&s, 1, 3, 0x9000);
+    stream_thread(&s, 0, 97, WIRE_NO_ID, WIRE_NO_ID, 5, 0, 1, WIRE_THREAD_MAIN, "sh");
+    stream_thread(&s, 1, 98, 0, 1, 6, 0, 0, 0, "fifteen-chars-x");
+    stream_cpu1(&s, 10000, 1, 1, 1, 2);
+    stream_cpu1(&s, 1, 0, 1, 0, 1);
+    stream_thread(&s, 1, 98, 0, 1, 6, 8, 9, 0, "");
+    write_seed(dir, "cpu-small", 5, &s);
     free(s.data);
     return 0;
 }

@@ -180,8 +180,8 @@ static void test_errors(void)
 
     /* framing */
     b.len = 0;
-    stream_header(&b, 10, 0);
-    expect_error("unknown type", &good, &b, false, "ppx: pid 1234: unknown record type 10");
+    stream_header(&b, WIRE_CPU_SAMPLES + 1, 0);
+    expect_error("unknown type", &good, &b, false, "ppx: pid 1234: unknown record type 12");
     b.len = 0;
     stream_header(&b, 0, 0);
     expect_error("type 0", &good, &b, false, "ppx: pid 1234: unknown record type 0");
@@ -764,6 +764,404 @@ static void test_io_limits(void)
     free(s.data);
 }
 
+/* ---- threads and CPU -------------------------------------------------------- */
+
+static struct proc_thread *thread_of(const struct proc *p, uint32_t id)
+{
+    struct proc_thread *t;
+    HASH_FIND(hh, p->threads, &id, sizeof id, t);
+    return t;
+}
+
+static const struct proc_cpu_sample *cpu_of(const struct proc *p, uint32_t stack_id,
+                                            uint32_t thread_id)
+{
+    struct proc_cpu_key key;
+    memset(&key, 0, sizeof key);
+    key.stack_id = stack_id;
+    key.thread_id = thread_id;
+    struct proc_cpu_sample *s;
+    HASH_FIND(hh, p->cpu_samples, &key, sizeof key, s);
+    return s;
+}
+
+static bool cpu_is(const struct proc *p, uint32_t stack_id, uint32_t thread_id,
+                   uint64_t samples, uint64_t ns)
+{
+    const struct proc_cpu_sample *s = cpu_of(p, stack_id, thread_id);
+    return s && s->samples == samples && s->cpu_ns == ns;
+}
+
+/* The figures of stream_valid_cpu(s, pid, start_ns). */
+static void check_cpu_figures(const struct proc *p, uint32_t pid, uint64_t start_ns,
+                              const char *how)
+{
+    check(p != NULL, "%s: no process", how);
+    if (!p)
+        return;
+    check(HASH_COUNT(p->threads) == 3, "%s: %u threads, want 3", how, HASH_COUNT(p->threads));
+    const struct proc_thread *t1 = thread_of(p, 1), *t2 = thread_of(p, 2), *t7 = thread_of(p, 7);
+    check(t1 && t1->tid == pid && t1->creator_id == WIRE_NO_ID && t1->stack_id == WIRE_NO_ID &&
+              t1->flags == (WIRE_THREAD_MAIN | WIRE_THREAD_PREEXISTING) &&
+              strcmp(t1->name, "prog") == 0 && t1->start_ns == start_ns && t1->end_ns == 0 &&
+              t1->cpu_ns == 40000000,
+          "%s: thread 1", how);
+    check(t2 && t2->tid == pid + 1 && t2->creator_id == 1 && t2->stack_id == 5 &&
+              t2->flags == 0 && strcmp(t2->name, "worker") == 0 &&
+              t2->start_ns == start_ns + 200 && t2->end_ns == start_ns + 900 &&
+              t2->cpu_ns == 30000000,
+          "%s: thread 2", how);
+    check(t7 && t7->tid == pid + 2 && t7->creator_id == 2 && t7->stack_id == 5 &&
+              strcmp(t7->name, "io") == 0 && t7->end_ns == 0 && t7->cpu_ns == 10000000,
+          "%s: thread 7 (renamed, more CPU)", how);
+    check(p->threads == t1 && t1->hh.next == t7 && t7 && t7->hh.next == t2,
+          "%s: threads not in the order first described", how);
+    check(HASH_COUNT(p->cpu_samples) == 3, "%s: %u (stack, thread) pairs, want 3", how,
+          HASH_COUNT(p->cpu_samples));
+    check(cpu_is(p, 6, 2, 5, 50000000) && cpu_is(p, 6, 1, 4, 40000000) &&
+              cpu_is(p, 5, 7, 1, 10000000),
+          "%s: CPU samples", how);
+    check(p->cpu_hz == 100 && p->cpu_lost == 5 && p->cpu_lost_ns == 50000000,
+          "%s: hz %u, lost %llu (%llu ns), want 100, 5 (50000000)", how, p->cpu_hz,
+          (unsigned long long)p->cpu_lost, (unsigned long long)p->cpu_lost_ns);
+    check(p->cpu_dropped == 0 && p->cpu_dropped_ns == 0, "%s: dropped", how);
+    check(proc_has_cpu(p) && proc_has_threads(p), "%s: proc_has_cpu/threads", how);
+}
+
+static void test_cpu_valid(void)
+{
+    struct stream s = {0};
+    stream_valid_cpu(&s, 4242, 1000);
+    static const size_t chunks[] = {0, 1, 3, 8, 16, 63, 64, 65, 1000};
+    for (size_t i = 0; i < sizeof chunks / sizeof chunks[0]; i++) {
+        char how[64];
+        snprintf(how, sizeof how, "CPU stream in chunks of %zu", chunks[i]);
+        struct proc_table *t = proc_table_new();
+        struct wire_decoder *d = wire_decoder_new(t, 0);
+        int rc = feed_chunked(d, &s, chunks[i], true);
+        check(rc == 0, "%s: rc %d (%s)", how, rc, wire_decoder_error(d));
+        check_cpu_figures(proc_table_find(t, 4242, 1000), 4242, 1000, how);
+        wire_decoder_free(d);
+        proc_table_free(t);
+    }
+    free(s.data);
+
+    /* A process without threads or CPU has neither. */
+    s = (struct stream){0};
+    stream_valid(&s, 7, 7);
+    struct proc_table *t = proc_table_new();
+    struct wire_decoder *d = wire_decoder_new(t, 0);
+    check(feed_chunked(d, &s, 0, true) == 0, "no CPU: refused");
+    struct proc *p = proc_table_find(t, 7, 7);
+    check(p && !proc_has_cpu(p) && !proc_has_threads(p) && p->cpu_hz == 0,
+          "no CPU: has CPU or threads");
+    wire_decoder_free(d);
+    proc_table_free(t);
+    free(s.data);
+}
+
+/* Each record's samples are converted at its own rate; lost ticks too. */
+static void test_cpu_rates(void)
+{
+    struct stream s = {0};
+    stream_hello(&s, 50, 1, 1, 8, "/bin/x");
+    stream_stack(&s, 1, 2, 0x1000);
+    stream_thread(&s, 0, 50, WIRE_NO_ID, WIRE_NO_ID, 1, 0, 0, WIRE_THREAD_MAIN, "x");
+    stream_cpu1(&s, 100, 1, 1, 0, 2);   /* 20 ms, lost 10 ms */
+    stream_cpu1(&s, 1000, 4, 1, 0, 3);  /* 3 ms, lost 4 ms */
+    stream_cpu1(&s, 3, 0, 1, 0, 1);     /* 333333333 ns */
+    stream_cpu1(&s, 10000, 0, 1, 0, 0); /* nothing, but the rate */
+    stream_cpu(&s, 7, 0, NULL, 0);      /* no entry at all */
+    struct proc_table *t = proc_table_new();
+    struct wire_decoder *d = wire_decoder_new(t, 0);
+    check(feed_chunked(d, &s, 0, false) == 0, "rates: refused: %s", wire_decoder_error(d));
+    struct proc *p = proc_table_find(t, 50, 1);
+    check(p && cpu_is(p, 1, 0, 6, 20000000 + 3000000 + 333333333),
+          "rates: samples/ns of (1, 0)");
+    check(p && p->cpu_lost == 5 && p->cpu_lost_ns == 14000000 && p->cpu_hz == 7,
+          "rates: lost %llu (%llu ns), hz %u", p ? (unsigned long long)p->cpu_lost : 0ull,
+          p ? (unsigned long long)p->cpu_lost_ns : 0ull, p ? p->cpu_hz : 0);
+
+    /* Saturation instead of wrap-around. */
+    s.len = 0;
+    stream_cpu1(&s, 1, UINT64_MAX, 1, 0, UINT64_MAX);
+    check(wire_decoder_feed(d, s.data, s.len) == 0, "saturate: refused");
+    const struct proc_cpu_sample *cs = p ? cpu_of(p, 1, 0) : NULL;
+    check(cs && cs->samples == UINT64_MAX && cs->cpu_ns == UINT64_MAX &&
+              p->cpu_lost == UINT64_MAX && p->cpu_lost_ns == UINT64_MAX,
+          "saturate: wrapped");
+    wire_decoder_free(d);
+    proc_table_free(t);
+    free(s.data);
+}
+
+/* THREAD: the latest record wins, except that CPU time never goes back
+ * (two readers in the target) and an end stays; a creation stack may come
+ * with a later record. */
+static void test_thread_updates(void)
+{
+    struct stream s = {0};
+    stream_hello(&s, 60, 1, 1, 8, "/bin/x");
+    stream_stack(&s, 4, 1, 0x1000);
+    stream_thread(&s, 3, 61, WIRE_NO_ID, WIRE_NO_ID, 10, 0, 500, 0, "a");
+    stream_thread(&s, 3, 61, WIRE_NO_ID, 4, 10, 0, 700, 0, "bb");
+    stream_thread(&s, 3, 61, WIRE_NO_ID, 4, 10, 90, 600, 0, "ccc");
+    stream_thread(&s, 3, 61, WIRE_NO_ID, 4, 10, 0, 800, 0, "");
+    struct proc_table *t = proc_table_new();
+    struct wire_decoder *d = wire_decoder_new(t, 0);
+    check(feed_chunked(d, &s, 0, false) == 0, "updates: refused: %s", wire_decoder_error(d));
+    struct proc *p = proc_table_find(t, 60, 1);
+    const struct proc_thread *th = p ? thread_of(p, 3) : NULL;
+    check(th && th->stack_id == 4 && th->cpu_ns == 800 && th->end_ns == 90 && th->name[0] == 0,
+          "updates: stack %u, cpu %llu, end %llu, name \"%s\"", th ? th->stack_id : 0,
+          th ? (unsigned long long)th->cpu_ns : 0ull, th ? (unsigned long long)th->end_ns : 0ull,
+          th ? th->name : "");
+    check(th && strcmp(proc_thread_name(th), "(unnamed)") == 0, "updates: unnamed thread");
+    /* A full 15-byte name is fine. */
+    s.len = 0;
+    stream_thread(&s, 5, 62, 3, 4, 20, 0, 0, 0, "fifteen-chars-x");
+    check(feed_chunked(d, &s, 0, false) == 0, "15-byte name refused: %s", wire_decoder_error(d));
+    check(p && thread_of(p, 5) && strcmp(thread_of(p, 5)->name, "fifteen-chars-x") == 0,
+          "15-byte name");
+    wire_decoder_free(d);
+    proc_table_free(t);
+    free(s.data);
+}
+
+static void cpu_prefix(struct stream *s)
+{
+    stream_hello(s, 1234, 5, 1, 8, "/bin/x");
+    stream_stack(s, 1, 2, 0x1000);
+    stream_stack(s, 3, 2, 0x3000);
+    stream_thread(s, 1, 1234, WIRE_NO_ID, WIRE_NO_ID, 5, 0, 0,
+                  WIRE_THREAD_MAIN | WIRE_THREAD_PREEXISTING, "x");
+    stream_thread(s, 2, 1235, 1, 1, 6, 0, 0, 0, "w");
+}
+
+/* A THREAD record built by hand, for the fields stream_thread keeps right. */
+static void raw_thread(struct stream *b, const struct wire_thread *w, uint32_t length)
+{
+    stream_header(b, WIRE_THREAD, length);
+    stream_put(b, w, length < sizeof *w ? length : sizeof *w);
+    for (uint32_t i = sizeof *w; i < length; i++)
+        stream_put(b, "", 1);
+}
+
+static void test_thread_errors(void)
+{
+    struct stream good = {0}, b = {0};
+    cpu_prefix(&good);
+    const struct wire_thread base = {.id = 9, .tid = 1300, .creator_id = 1, .stack_id = 3,
+                                     .start_ns = 7, .name = "t"};
+    struct wire_thread w = base;
+
+    raw_thread(&b, &w, sizeof w - 1);
+    expect_error("thread short", &good, &b, false, "bad THREAD record: length 63, not 64");
+    b.len = 0;
+    raw_thread(&b, &w, sizeof w + 1);
+    expect_error("thread long", &good, &b, false, "bad THREAD record: length 65 exceeds 64");
+    b.len = 0;
+    w.id = WIRE_NO_ID;
+    raw_thread(&b, &w, sizeof w);
+    expect_error("thread id none", &good, &b, false,
+                 "ppx: pid 1234: bad THREAD record: thread id 0xffffffff is reserved");
+    b.len = 0;
+    w = base;
+    w.reserved = 5;
+    raw_thread(&b, &w, sizeof w);
+    expect_error("thread reserved", &good, &b, false, "thread 9: reserved field is 5, not 0");
+    b.len = 0;
+    w = base;
+    w.flags = 4;
+    raw_thread(&b, &w, sizeof w);
+    expect_error("thread flags", &good, &b, false, "thread 9: unknown flags 0x4");
+    b.len = 0;
+    w = base;
+    w.tid = 0;
+    raw_thread(&b, &w, sizeof w);
+    expect_error("thread tid 0", &good, &b, false, "thread 9: tid 0");
+    b.len = 0;
+    w = base;
+    w.flags = WIRE_THREAD_MAIN;
+    raw_thread(&b, &w, sizeof w);
+    expect_error("main not pid", &good, &b, false,
+                 "thread 9: main thread with tid 1300, not the pid 1234");
+    b.len = 0;
+    w = base;
+    memset(w.name, 'a', sizeof w.name);
+    raw_thread(&b, &w, sizeof w);
+    expect_error("name unterminated", &good, &b, false,
+                 "thread 9: name not NUL-terminated within 16 bytes");
+    b.len = 0;
+    w = base;
+    memcpy(w.name, "ab\0c", 4);
+    raw_thread(&b, &w, sizeof w);
+    expect_error("name padding", &good, &b, false,
+                 "thread 9: byte 3 after the name's NUL is not 0");
+    b.len = 0;
+    w = base;
+    w.creator_id = 9;
+    raw_thread(&b, &w, sizeof w);
+    expect_error("own creator", &good, &b, false, "thread 9 names itself as its creator");
+    b.len = 0;
+    w = base;
+    w.flags = WIRE_THREAD_PREEXISTING;
+    raw_thread(&b, &w, sizeof w);
+    expect_error("preexisting with stack", &good, &b, false,
+                 "thread 9 existed before ppx started, yet has creation stack 3");
+    b.len = 0;
+    w = base;
+    w.stack_id = 77;
+    raw_thread(&b, &w, sizeof w);
+    expect_error("unknown creation stack", &good, &b, false,
+                 "thread 9: unknown creation stack id 77");
+    b.len = 0;
+    stream_thread(&b, 2, 1236, 1, 1, 6, 0, 0, 0, "w");
+    expect_error("tid redefined", &good, &b, false,
+                 "bad THREAD record: thread id 2 redefined with a different tid, creator, "
+                 "start time or flags");
+    b.len = 0;
+    stream_thread(&b, 2, 1235, WIRE_NO_ID, 1, 6, 0, 0, 0, "w");
+    expect_error("creator redefined", &good, &b, false, "thread id 2 redefined");
+    b.len = 0;
+    stream_thread(&b, 1, 1234, WIRE_NO_ID, WIRE_NO_ID, 5, 0, 0, WIRE_THREAD_MAIN, "x");
+    expect_error("flags redefined", &good, &b, false, "thread id 1 redefined");
+    b.len = 0;
+    stream_thread(&b, 2, 1235, 1, 3, 6, 0, 0, 0, "w");
+    expect_error("stack redefined", &good, &b, false,
+                 "thread id 2 redefined with creation stack 3, was 1");
+    b.len = 0;
+    stream_thread(&b, 2, 1235, 1, WIRE_NO_ID, 6, 0, 0, 0, "w");
+    expect_error("stack withdrawn", &good, &b, false,
+                 "thread id 2 redefined with creation stack 4294967295, was 1");
+    b.len = 0;
+    stream_thread(&b, 1, 1234, WIRE_NO_ID, WIRE_NO_ID, 5, 0, 0, 0, "x");
+    expect_error("thread before hello", NULL, &b, false,
+                 "ppx: pid 999: THREAD record before HELLO");
+    b.len = 0;
+    stream_thread(&b, 3, 1300, 1, 1, 6, 0, 0, 0, "w");
+    b.len -= 20;
+    expect_error("thread truncated", &good, &b, true,
+                 "stream ended inside a THREAD record (44 of 64 payload bytes)");
+    free(good.data);
+    free(b.data);
+}
+
+static void test_cpu_errors(void)
+{
+    struct stream good = {0}, b = {0};
+    cpu_prefix(&good);
+    struct wire_cpu_samples h = {.count = 0, .hz = 100};
+    stream_header(&b, WIRE_CPU_SAMPLES, 8);
+    stream_put(&b, &h, 8);
+    expect_error("cpu short", &good, &b, false,
+                 "bad CPU_SAMPLES record: length 8 is shorter than the fixed part (16)");
+    b.len = 0;
+    stream_cpu1(&b, 0, 0, 1, 1, 1);
+    expect_error("cpu hz 0", &good, &b, false,
+                 "ppx: pid 1234: bad CPU_SAMPLES record: rate 0 Hz outside 1..10000");
+    b.len = 0;
+    stream_cpu1(&b, WIRE_MAX_CPU_HZ + 1, 0, 1, 1, 1);
+    expect_error("cpu hz high", &good, &b, false, "rate 10001 Hz outside 1..10000");
+    b.len = 0;
+    h.count = 2;
+    struct wire_cpu_entry e = {.stack_id = 1, .thread_id = 1, .samples = 1};
+    stream_header(&b, WIRE_CPU_SAMPLES, sizeof h + sizeof e);
+    stream_put(&b, &h, sizeof h);
+    stream_put(&b, &e, sizeof e);
+    expect_error("cpu count", &good, &b, false,
+                 "bad CPU_SAMPLES record: length 32 does not match count 2 (48 bytes)");
+    b.len = 0;
+    h.count = 0xffffffffu;
+    stream_header(&b, WIRE_CPU_SAMPLES, sizeof h);
+    stream_put(&b, &h, sizeof h);
+    expect_error("cpu huge count", &good, &b, false, "does not match count 4294967295");
+    b.len = 0;
+    stream_cpu1(&b, 100, 0, 2, 1, 1);
+    expect_error("cpu unknown stack", &good, &b, false,
+                 "bad CPU_SAMPLES record: entry 0: unknown stack id 2");
+    b.len = 0;
+    const struct wire_cpu_entry two[] = {{.stack_id = 1, .thread_id = 1, .samples = 1},
+                                         {.stack_id = 1, .thread_id = 8, .samples = 1}};
+    stream_cpu(&b, 100, 0, two, 2);
+    expect_error("cpu unknown thread", &good, &b, false,
+                 "bad CPU_SAMPLES record: entry 1: unknown thread id 8");
+    b.len = 0;
+    stream_cpu1(&b, 100, 0, 1, WIRE_NO_ID, 1);
+    expect_error("cpu no thread", &good, &b, false, "entry 0: unknown thread id 4294967295");
+    b.len = 0;
+    stream_cpu1(&b, 100, 0, 1, 1, 1);
+    expect_error("cpu before hello", NULL, &b, false,
+                 "ppx: pid 999: CPU_SAMPLES record before HELLO");
+    b.len = 0;
+    stream_cpu1(&b, 100, 0, 1, 1, 1);
+    b.len -= 1;
+    expect_error("cpu truncated", &good, &b, true,
+                 "stream ended inside a CPU_SAMPLES record (31 of 32 payload bytes)");
+
+    /* A bad entry changes nothing: not the entries before it, not the
+     * lost count, not the rate. */
+    struct stream s = {0};
+    cpu_prefix(&s);
+    stream_cpu1(&s, 100, 1, 1, 2, 5);
+    stream_cpu(&s, 1000, 9, two, 2);
+    struct proc_table *t = proc_table_new();
+    struct wire_decoder *d = wire_decoder_new(t, 0);
+    check(wire_decoder_feed(d, s.data, s.len) == -1, "cpu atomic: bad record accepted");
+    struct proc *p = proc_table_find(t, 1234, 5);
+    check(p && cpu_is(p, 1, 2, 5, 50000000) && !cpu_of(p, 1, 1) && p->cpu_lost == 1 &&
+              p->cpu_hz == 100,
+          "cpu atomic: the bad record was applied in part");
+    wire_decoder_free(d);
+    proc_table_free(t);
+    free(s.data);
+    free(good.data);
+    free(b.data);
+}
+
+/* HELLO again resets threads, CPU samples, lost ticks and the rate. */
+static void test_cpu_reconnect(void)
+{
+    struct proc_table *t = proc_table_new();
+    struct stream s = {0};
+    stream_valid_cpu(&s, 80, 3);
+    s.len -= sizeof(struct wire_header); /* no GOODBYE: the connection breaks */
+    struct wire_decoder *d1 = wire_decoder_new(t, 0);
+    check(wire_decoder_feed(d1, s.data, s.len) == 0, "cpu reconnect: first stream: %s",
+          wire_decoder_error(d1));
+    wire_decoder_free(d1);
+
+    s.len = 0;
+    stream_hello(&s, 80, 3, 1, 8, "/usr/bin/prog");
+    stream_stack(&s, 6, 2, 0x402000);
+    stream_thread(&s, 2, 81, WIRE_NO_ID, 6, 3, 0, 7, 0, "again");
+    stream_cpu1(&s, 1000, 0, 6, 2, 1);
+    struct wire_decoder *d2 = wire_decoder_new(t, 0);
+    check(wire_decoder_feed(d2, s.data, s.len) == 0, "cpu reconnect: second stream: %s",
+          wire_decoder_error(d2));
+    struct proc *p = proc_table_find(t, 80, 3);
+    const struct proc_thread *th = p ? thread_of(p, 2) : NULL;
+    check(p && HASH_COUNT(p->threads) == 1 && th && th->end_ns == 0 && th->cpu_ns == 7 &&
+              strcmp(th->name, "again") == 0,
+          "cpu reconnect: threads not reset to the resent state");
+    check(p && HASH_COUNT(p->cpu_samples) == 1 && cpu_is(p, 6, 2, 1, 1000000) &&
+              p->cpu_lost == 0 && p->cpu_lost_ns == 0 && p->cpu_hz == 1000,
+          "cpu reconnect: CPU samples not reset");
+    wire_decoder_free(d2);
+
+    /* A HELLO without any CPU: no rate, nothing. */
+    s.len = 0;
+    stream_hello(&s, 80, 3, 1, 8, "/usr/bin/prog");
+    struct wire_decoder *d3 = wire_decoder_new(t, 0);
+    check(wire_decoder_feed(d3, s.data, s.len) == 0, "cpu reconnect: third stream");
+    check(p && p->threads == NULL && p->cpu_samples == NULL && p->cpu_hz == 0 &&
+              !proc_has_cpu(p) && !proc_has_threads(p),
+          "cpu reconnect: third HELLO kept threads or samples");
+    wire_decoder_free(d3);
+    proc_table_free(t);
+    free(s.data);
+}
+
 int main(void)
 {
     test_valid_stream();
@@ -778,6 +1176,12 @@ int main(void)
     test_io_atomic_records();
     test_io_reconnect();
     test_io_limits();
+    test_cpu_valid();
+    test_cpu_rates();
+    test_thread_updates();
+    test_thread_errors();
+    test_cpu_errors();
+    test_cpu_reconnect();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

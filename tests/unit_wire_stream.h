@@ -159,6 +159,72 @@ static void stream_goodbye(struct stream *s)
     stream_header(s, WIRE_GOODBYE, 0);
 }
 
+static void stream_thread(struct stream *s, uint32_t id, uint32_t tid, uint32_t creator_id,
+                          uint32_t stack_id, uint64_t start_ns, uint64_t end_ns, uint64_t cpu_ns,
+                          uint32_t flags, const char *name)
+{
+    struct wire_thread t;
+    memset(&t, 0, sizeof t);
+    t.id = id;
+    t.tid = tid;
+    t.creator_id = creator_id;
+    t.stack_id = stack_id;
+    t.start_ns = start_ns;
+    t.end_ns = end_ns;
+    t.cpu_ns = cpu_ns;
+    t.flags = flags;
+    strncpy(t.name, name, sizeof t.name - 1);
+    stream_header(s, WIRE_THREAD, sizeof t);
+    stream_put(s, &t, sizeof t);
+}
+
+/* A CPU_SAMPLES record of n entries. */
+static void stream_cpu(struct stream *s, uint32_t hz, uint64_t lost,
+                       const struct wire_cpu_entry *entries, uint32_t n)
+{
+    struct wire_cpu_samples h = {.count = n, .hz = hz, .lost = lost};
+    stream_header(s, WIRE_CPU_SAMPLES, (uint32_t)(sizeof h + n * sizeof *entries));
+    stream_put(s, &h, sizeof h);
+    stream_put(s, entries, n * sizeof *entries);
+}
+
+/* One CPU_SAMPLES entry. */
+static void stream_cpu1(struct stream *s, uint32_t hz, uint64_t lost, uint32_t stack_id,
+                        uint32_t thread_id, uint64_t samples)
+{
+    struct wire_cpu_entry e = {.stack_id = stack_id, .thread_id = thread_id, .samples = samples};
+    stream_cpu(s, hz, lost, &e, 1);
+}
+
+/* A complete, valid stream of pid with threads and CPU samples:
+ *   thread 1: tid pid, "prog", the main thread, preexisting, 40 ms CPU
+ *   thread 2: tid pid+1, "worker", created by 1 at stack 5, ended, 30 ms
+ *   thread 7: tid pid+2, "io", created by 2 at stack 5, renamed from
+ *             "prog" (its first record), still running, 10 ms
+ *   CPU at 100 Hz: stack 6 on thread 2: 3 + 2 samples; stack 6 on
+ *   thread 1: 4; stack 5 on thread 7: 1; lost 3 + 2 ticks */
+static void stream_valid_cpu(struct stream *s, uint32_t pid, uint64_t start_ns)
+{
+    stream_hello(s, pid, start_ns, 524288, 64, "/usr/bin/prog");
+    stream_mapping(s, 1, WIRE_MAPPING_MAIN, 0x400000, 0x500000, "/usr/bin/prog");
+    stream_stack(s, 5, 3, 0x401000);
+    stream_stack(s, 6, 2, 0x402000);
+    stream_thread(s, 1, pid, WIRE_NO_ID, WIRE_NO_ID, start_ns, 0, 1000000,
+                  WIRE_THREAD_MAIN | WIRE_THREAD_PREEXISTING, "prog");
+    stream_thread(s, 7, pid + 2, 2, 5, start_ns + 300, 0, 0, 0, "prog"); /* before its creator */
+    stream_thread(s, 2, pid + 1, 1, 5, start_ns + 200, 0, 5000000, 0, "worker");
+    const struct wire_cpu_entry first[] = {{.stack_id = 6, .thread_id = 2, .samples = 3},
+                                           {.stack_id = 6, .thread_id = 1, .samples = 4}};
+    stream_cpu(s, 100, 3, first, 2);
+    stream_thread(s, 7, pid + 2, 2, 5, start_ns + 300, 0, 10000000, 0, "io");
+    stream_thread(s, 2, pid + 1, 1, 5, start_ns + 200, start_ns + 900, 30000000, 0, "worker");
+    stream_cpu1(s, 100, 2, 6, 2, 2);
+    stream_cpu1(s, 100, 0, 5, 7, 1);
+    stream_thread(s, 1, pid, WIRE_NO_ID, WIRE_NO_ID, start_ns, 0, 40000000,
+                  WIRE_THREAD_MAIN | WIRE_THREAD_PREEXISTING, "prog");
+    stream_goodbye(s);
+}
+
 /* A complete, valid stream of pid with two stacks:
  *   stack 1: 10 allocations, 1000 bytes, 4 freed (400 bytes)
  *   stack 2: 3 allocations, 3 MiB, none freed */
