@@ -6,5 +6,8 @@
 
 int cmd_record(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_collect(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_threads(int argc, char **argv);
 
 #endif

@@ -14,8 +14,12 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"record", cmd_record, "run a command and write its heap, allocation and I/O profiles"},
+    {"record", cmd_record,
+     "run a command and write its heap, allocation, I/O, CPU and thread profiles"},
     {"audit", cmd_audit, "summarize the I/O calls of a recorded syscalls.pb.gz, with hints"},
+    {"collect", cmd_collect, "live collector: profiles of running programs over HTTP (/debug/pprof/)"},
+    {"snapshot", cmd_snapshot, "ask the running collector to write profile files now"},
+    {"threads", cmd_threads, "list the threads of a recorded threadcreate.pb.gz, like top -H"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -25,8 +29,9 @@ static void usage(FILE *out)
     fprintf(out, "Usage: ppx COMMAND [options] [args...]\n"
                  "       ppx --help | --version\n"
                  "\n"
-                 "ppx profiles the memory allocations and I/O calls of native Linux programs\n"
-                 "and writes pprof files (read them with `go tool pprof`).\n"
+                 "ppx profiles the memory allocations, I/O calls, threads and CPU time of\n"
+                 "native Linux programs and writes pprof files (read them with\n"
+                 "`go tool pprof`).\n"
                  "\n"
                  "Commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
@@ -35,7 +40,8 @@ static void usage(FILE *out)
                  "`ppx COMMAND --help` describes a command's options, for example:\n"
                  "  ppx record -o prof/ -- ./server --port 8080\n"
                  "  go tool pprof -top prof/heap.pb.gz\n"
-                 "  ppx audit prof/\n");
+                 "  ppx audit prof/\n"
+                 "  ppx threads prof/\n");
 }
 
 int main(int argc, char **argv)

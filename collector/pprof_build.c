@@ -532,6 +532,20 @@ void pprof_set_time_since_start(struct pprof_builder *b, struct proc *const *pro
     pprof_set_time(b, pprof_clamp_int64(now_ns), pprof_clamp_int64(now_ns - earliest));
 }
 
+static _Thread_local struct pprof_capture *capture;
+
+void pprof_capture_begin(struct pprof_capture *out)
+{
+    out->data = NULL;
+    out->len = 0;
+    capture = out;
+}
+
+void pprof_capture_end(void)
+{
+    capture = NULL;
+}
+
 int pprof_builder_write(struct pprof_builder *b, const char *path, char *err, size_t errlen)
 {
     uint8_t *data = NULL;
@@ -542,7 +556,13 @@ int pprof_builder_write(struct pprof_builder *b, const char *path, char *err, si
         snprintf(err, errlen, "cannot build %s: out of memory", path);
         return -1;
     }
-    rc = pprof_write_gzip_atomic(path, data, len, err, errlen);
+    if (capture) {
+        free(capture->data);
+        capture->data = NULL;
+        rc = pprof_gzip_memory(data, len, &capture->data, &capture->len, path, err, errlen);
+    } else {
+        rc = pprof_write_gzip_atomic(path, data, len, err, errlen);
+    }
     free(data);
     return rc;
 }

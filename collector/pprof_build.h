@@ -76,4 +76,18 @@ int pprof_builder_encode(struct pprof_builder *b, uint8_t **out, size_t *len);
  * path atomically. Returns 0, or -1 with a message in err. */
 int pprof_builder_write(struct pprof_builder *b, const char *path, char *err, size_t errlen);
 
+/* Profiles in memory (served over HTTP). Every writer (pprof_heap_write,
+ * pprof_cpu_write, ...) ends in pprof_builder_write(b, path, ...); rather
+ * than give each a second entry point, a thread diverts that last step:
+ * between pprof_capture_begin(out) and pprof_capture_end(),
+ * pprof_builder_write() gzips the profile into out->data (malloc'ed, the
+ * caller frees it) instead of writing a file, and path only names the
+ * profile in messages. Per thread, so other threads keep writing files. */
+struct pprof_capture {
+    uint8_t *data;
+    size_t len;
+};
+void pprof_capture_begin(struct pprof_capture *out);
+void pprof_capture_end(void);
+
 #endif

@@ -88,12 +88,22 @@ static int write_stack(struct heap_writer *w, const struct proc *p, const struct
 {
     int64_t values[4];
     scale_heap_sample(s->alloc_objects, s->alloc_bytes, p->sample_rate, &values[0], &values[1]);
-    /* Frees are charged to the allocating stack, so they never exceed its
-     * allocations; clamp anyway rather than wrap. */
-    uint64_t inuse_objects =
-        s->alloc_objects > s->free_objects ? s->alloc_objects - s->free_objects : 0;
-    uint64_t inuse_bytes = s->alloc_bytes > s->free_bytes ? s->alloc_bytes - s->free_bytes : 0;
-    scale_heap_sample(inuse_objects, inuse_bytes, p->sample_rate, &values[2], &values[3]);
+    /* Frees are charged to the allocating stack, so over a whole run they
+     * never exceed its allocations. Over a window (a delta profile,
+     * proc_copy.h) they may: blocks allocated before it and freed in it
+     * make the stack's in-use figures negative, as in Go's delta heap
+     * profiles. */
+    if (s->alloc_objects >= s->free_objects && s->alloc_bytes >= s->free_bytes) {
+        scale_heap_sample(s->alloc_objects - s->free_objects, s->alloc_bytes - s->free_bytes,
+                          p->sample_rate, &values[2], &values[3]);
+    } else if (s->free_objects >= s->alloc_objects && s->free_bytes >= s->alloc_bytes) {
+        scale_heap_sample(s->free_objects - s->alloc_objects, s->free_bytes - s->alloc_bytes,
+                          p->sample_rate, &values[2], &values[3]);
+        values[2] = -values[2];
+        values[3] = -values[3];
+    } else {
+        values[2] = values[3] = 0; /* fewer objects but more bytes: no consistent sign */
+    }
     if ((values[0] | values[1] | values[2] | values[3]) == 0 || s->depth == 0)
         return 0;
 

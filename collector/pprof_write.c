@@ -56,6 +56,14 @@ static int gzip_buffer(const uint8_t *data, size_t len, uint8_t **out, size_t *o
     return 0;
 }
 
+int pprof_gzip_memory(const uint8_t *data, size_t len, uint8_t **out, size_t *out_len,
+                      const char *what, char *err, size_t errlen)
+{
+    if (len > 0xffffffffu)
+        return fail(err, errlen, "cannot compress %s: profile too large (%zu bytes)", what, len);
+    return gzip_buffer(data, len, out, out_len, what, err, errlen);
+}
+
 static int write_all(int fd, const uint8_t *p, size_t len)
 {
     while (len > 0) {

@@ -13,4 +13,10 @@
 int pprof_write_gzip_atomic(const char *path, const uint8_t *data, size_t len, char *err,
                             size_t errlen);
 
+/* Gzips data[0..len) into memory: *out (malloc'ed, the caller frees) of
+ * *out_len bytes, for a profile served over HTTP. Returns 0, or -1 with a
+ * message naming what (e.g. "heap profile") in err. */
+int pprof_gzip_memory(const uint8_t *data, size_t len, uint8_t **out, size_t *out_len,
+                      const char *what, char *err, size_t errlen);
+
 #endif

@@ -45,6 +45,19 @@ struct proc_table *proc_table_new(void)
 
 void proc_clear(struct proc *p)
 {
+    struct proc_cpu_sample *cs, *cs_tmp;
+    HASH_ITER(hh, p->cpu_samples, cs, cs_tmp) {
+        HASH_DEL(p->cpu_samples, cs);
+        free(cs);
+    }
+    struct proc_thread *th, *th_tmp;
+    HASH_ITER(hh, p->threads, th, th_tmp) {
+        HASH_DEL(p->threads, th);
+        free(th);
+    }
+    p->cpu_hz = 0;
+    p->cpu_lost = p->cpu_lost_ns = 0;
+    p->cpu_dropped = p->cpu_dropped_ns = 0;
     struct proc_io_site *site, *site_tmp;
     HASH_ITER(hh, p->io_sites, site, site_tmp) {
         HASH_DEL(p->io_sites, site);
@@ -178,6 +191,14 @@ bool proc_table_first_refusal(struct proc *p)
     return first;
 }
 
+void proc_table_remove(struct proc_table *t, struct proc *p)
+{
+    struct proc_entry *e = entry_of(p);
+    HASH_DEL(t->procs, e);
+    proc_clear(&e->proc);
+    free(e);
+}
+
 size_t proc_table_count(const struct proc_table *t)
 {
     return HASH_COUNT(t->procs);
@@ -214,6 +235,22 @@ bool proc_has_io(const struct proc *p)
         if (s->calls || s->errors || s->eagain)
             return true;
     return false;
+}
+
+bool proc_has_cpu(const struct proc *p)
+{
+    if (p->cpu_lost || p->cpu_dropped)
+        return true;
+    const struct proc_cpu_sample *s;
+    for (s = p->cpu_samples; s; s = s->hh.next)
+        if (s->samples)
+            return true;
+    return false;
+}
+
+bool proc_has_threads(const struct proc *p)
+{
+    return p->threads != NULL;
 }
 
 static uint64_t add_sat(uint64_t a, uint64_t b)

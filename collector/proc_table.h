@@ -39,6 +39,11 @@ bool proc_table_is_broken(const struct proc *p);
  * flush interval, and saying so once is enough. */
 bool proc_table_first_refusal(struct proc *p);
 
+/* Removes p from the table and frees it. p must have no connection
+ * (proc_table_owner(p) == NULL): the live collector forgets exited
+ * processes this way. */
+void proc_table_remove(struct proc_table *t, struct proc *p);
+
 size_t proc_table_count(const struct proc_table *t);
 /* The processes in the order they first said HELLO, in a malloc'ed array
  * the caller frees (the processes stay owned by the table). *n gets the
@@ -51,14 +56,20 @@ bool proc_has_samples(const struct proc *p);
 /* True when p made any I/O call a site counted. */
 bool proc_has_io(const struct proc *p);
 
+/* True when p sent a CPU sample, or lost one. */
+bool proc_has_cpu(const struct proc *p);
+
+/* True when p described any thread. */
+bool proc_has_threads(const struct proc *p);
+
 /* I/O detail the decoder dropped beyond its limits (wire_decode.h), since
  * p's last HELLO: sampled calls whose stack was not kept, and failed calls
  * whose errno was not named. The sites' own figures include both. */
 void proc_table_count_io_drops(struct proc *p, uint64_t stack_samples, uint64_t errno_calls);
 void proc_table_io_drops(const struct proc *p, uint64_t *stack_samples, uint64_t *errno_calls);
 
-/* Drops everything a HELLO sent after: stacks, mappings, I/O sites, exe,
- * cmdline. */
+/* Drops everything a HELLO sent after: stacks, mappings, I/O sites,
+ * threads, CPU samples and counts, exe, cmdline. */
 void proc_clear(struct proc *p);
 
 #endif

@@ -51,9 +51,9 @@ static void help(FILE *out)
     fputs(
         "Usage: ppx record [options] [--] COMMAND [ARGS...]\n"
         "\n"
-        "Runs COMMAND with libppx.so preloaded, collects its memory allocations and\n"
-        "I/O calls and, when it exits, writes its heap, allocation and I/O call\n"
-        "profiles in pprof format.\n"
+        "Runs COMMAND with libppx.so preloaded, collects its memory allocations, I/O\n"
+        "calls, threads and CPU time and, when it exits, writes its heap, allocation,\n"
+        "I/O call, CPU and thread creation profiles in pprof format.\n"
         "COMMAND's stdin, stdout, stderr, signals and exit status pass through.\n"
         "Processes it forks and programs it execs are profiled too.\n"
         "\n"
@@ -81,10 +81,18 @@ static void help(FILE *out)
         "                     messages, errors, eagain (default sample type calls);\n"
         "                     each stack's leaf names the call. Summarize it with\n"
         "                     ppx audit DIR\n"
-        "  heap.N.pb.gz, allocs.N.pb.gz, syscalls.N.pb.gz\n"
+        "  cpu.pb.gz          where the CPU time went, sampled per thread at PPX_CPU_HZ\n"
+        "                     (default 100) ticks per CPU second; labels thread (name)\n"
+        "                     and tid on every sample, e.g.\n"
+        "                     go tool pprof -top -tagfocus thread=worker DIR/cpu.pb.gz\n"
+        "  threadcreate.pb.gz where threads were created, one sample per thread with\n"
+        "                     its name, tid, times and CPU time in labels. Summarize it\n"
+        "                     with ppx threads DIR\n"
+        "  heap.N.pb.gz, allocs.N.pb.gz, syscalls.N.pb.gz, cpu.N.pb.gz,\n"
+        "  threadcreate.N.pb.gz\n"
         "                     snapshot N (1, 2, ...), written whenever ppx receives\n"
         "                     SIGUSR1: kill -USR1 <pid of ppx>\n"
-        "  PID/heap.pb.gz, PID/allocs.pb.gz, PID/syscalls.pb.gz\n"
+        "  PID/heap.pb.gz, PID/allocs.pb.gz, ... PID/threadcreate.pb.gz\n"
         "                     with several processes (fork, exec): each one's own\n"
         "                     profiles; PID.I/ for the I-th program exec'd by PID.\n"
         "                     The files in DIR then merge all processes and label\n"
@@ -101,7 +109,9 @@ static void help(FILE *out)
         "Statically linked programs cannot be profiled (LD_PRELOAD cannot interpose\n"
         "them): ppx says so and runs them unprofiled.\n"
         "\n"
-        "Environment: PPX_LIB, the path of libppx.so (default: found next to ppx).\n",
+        "Environment: PPX_LIB, the path of libppx.so (default: found next to ppx);\n"
+        "PPX_CPU_HZ, CPU samples per CPU second of each thread, 0 to 10000 (default\n"
+        "100; 0: no CPU profile).\n",
         out);
 }
 
@@ -285,20 +295,10 @@ static void snapshot(struct run *r)
 {
     server_read_available(r->server);
     unsigned n = ++r->snapshots;
-    if (output_write(r->dir, r->table, n, false) == 0 && !r->opt->quiet) {
-        char name[64];
-        snprintf(name, sizeof name, "heap.%u.pb.gz", n);
-        char *heap = output_path(r->dir, name);
-        snprintf(name, sizeof name, "allocs.%u.pb.gz", n);
-        char *allocs = output_path(r->dir, name);
-        snprintf(name, sizeof name, "syscalls.%u.pb.gz", n);
-        char *syscalls = output_path(r->dir, name);
-        fprintf(stderr, "ppx: wrote snapshot %s, %s, %s\n", heap ? heap : "?",
-                allocs ? allocs : "?", syscalls ? syscalls : "?");
-        free(heap);
-        free(allocs);
-        free(syscalls);
-    }
+    if (output_write(r->dir, r->table, n, false) == 0 && !r->opt->quiet)
+        fprintf(stderr, "ppx: wrote snapshot %u in %s: heap.%u.pb.gz, allocs.%u.pb.gz, "
+                        "syscalls.%u.pb.gz, cpu.%u.pb.gz, threadcreate.%u.pb.gz\n",
+                n, r->dir, n, n, n, n, n);
 }
 
 /* Handles the pending signals; returns true once the command has exited,
@@ -325,14 +325,9 @@ static bool handle_signals(struct run *r, int sfd, int *status)
 static void summary(const struct run *r)
 {
     size_t n = proc_table_count(r->table);
-    char *heap = output_path(r->dir, "heap.pb.gz");
-    char *allocs = output_path(r->dir, "allocs.pb.gz");
-    char *syscalls = output_path(r->dir, "syscalls.pb.gz");
-    fprintf(stderr, "ppx: wrote %s, %s, %s (%zu process%s)\n", heap ? heap : "?",
-            allocs ? allocs : "?", syscalls ? syscalls : "?", n, n == 1 ? "" : "es");
-    free(heap);
-    free(allocs);
-    free(syscalls);
+    fprintf(stderr, "ppx: wrote heap.pb.gz, allocs.pb.gz, syscalls.pb.gz, cpu.pb.gz, "
+                    "threadcreate.pb.gz in %s (%zu process%s)\n",
+            r->dir, n, n == 1 ? "" : "es");
 }
 
 static char *default_output(const char *cmd, pid_t pid)

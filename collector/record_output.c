@@ -8,8 +8,10 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "pprof_cpu.h"
 #include "pprof_heap.h"
 #include "pprof_syscalls.h"
+#include "pprof_threads.h"
 #include "wire_decode.h"
 
 static int mkdir_p(const char *dir, char *err, size_t errlen)
@@ -95,19 +97,41 @@ static void say_error(const char *err)
     fprintf(stderr, "%s%s\n", strncmp(err, "ppx:", 4) == 0 ? "" : "ppx: ", err);
 }
 
-/* heap<suffix>.pb.gz, allocs<suffix>.pb.gz and syscalls<suffix>.pb.gz in
- * dir. syscalls is written even without any I/O call (then it holds no
- * sample), so a reused output directory never keeps a stale one. */
+enum profile_kind { HEAP, ALLOCS, SYSCALLS, CPU, THREADCREATE };
+
+static int write_profile(enum profile_kind kind, struct proc *const *procs, size_t n,
+                         bool pid_labels, uint64_t now, const char *path, char *err,
+                         size_t errlen)
+{
+    switch (kind) {
+    case HEAP:
+        return pprof_heap_write(procs, n, PPROF_HEAP, pid_labels, now, path, err, errlen);
+    case ALLOCS:
+        return pprof_heap_write(procs, n, PPROF_ALLOCS, pid_labels, now, path, err, errlen);
+    case SYSCALLS:
+        return pprof_syscalls_write(procs, n, pid_labels, now, path, err, errlen);
+    case CPU:
+        return pprof_cpu_write(procs, n, pid_labels, now, path, err, errlen);
+    case THREADCREATE:
+        return pprof_threads_write(procs, n, pid_labels, now, path, err, errlen);
+    }
+    return -1;
+}
+
+/* heap, allocs, syscalls, cpu and threadcreate <suffix>.pb.gz in dir. Each
+ * is written even without data of its kind (then it holds no sample), so a
+ * reused output directory never keeps a stale one. */
 static int write_set(const char *dir, const char *suffix, struct proc *const *procs, size_t n,
                      bool pid_labels, uint64_t now)
 {
     static const struct {
         const char *stem;
-        enum pprof_heap_kind kind;
-        bool syscalls;
-    } files[] = {{"heap", PPROF_HEAP, false},
-                 {"allocs", PPROF_ALLOCS, false},
-                 {"syscalls", PPROF_HEAP, true}};
+        enum profile_kind kind;
+    } files[] = {{"heap", HEAP},
+                 {"allocs", ALLOCS},
+                 {"syscalls", SYSCALLS},
+                 {"cpu", CPU},
+                 {"threadcreate", THREADCREATE}};
     int rc = 0;
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char name[64], err[512] = "";
@@ -117,11 +141,7 @@ static int write_set(const char *dir, const char *suffix, struct proc *const *pr
             say_error("out of memory");
             return -1;
         }
-        int wrc = files[i].syscalls
-                      ? pprof_syscalls_write(procs, n, pid_labels, now, path, err, sizeof err)
-                      : pprof_heap_write(procs, n, files[i].kind, pid_labels, now, path, err,
-                                         sizeof err);
-        if (wrc < 0) {
+        if (write_profile(files[i].kind, procs, n, pid_labels, now, path, err, sizeof err) < 0) {
             say_error(*err ? err : "cannot write a profile");
             rc = -1;
         }
@@ -149,6 +169,18 @@ static void report_io_drops(const struct proc *p)
                 p->pid, (unsigned long long)errno_calls, WIRE_DECODE_MAX_IO_ERRNOS);
 }
 
+/* Says, once at the end, how many CPU samples lost their stack and thread
+ * to the decoder's limit (they stay in the totals, on a frame of their own). */
+static void report_cpu_drops(const struct proc *p)
+{
+    if (p->cpu_dropped)
+        fprintf(stderr,
+                "ppx: pid %u: %llu CPU samples are counted without stack and thread (more "
+                "than %u distinct (stack, thread) pairs); they show as \"%s\"\n",
+                p->pid, (unsigned long long)p->cpu_dropped, WIRE_DECODE_MAX_CPU_ENTRIES,
+                PPROF_CPU_DROPPED_FRAME);
+}
+
 static int write_per_process(const char *dir, struct proc *p, uint64_t now)
 {
     char name[48];
@@ -171,6 +203,11 @@ static int write_per_process(const char *dir, struct proc *p, uint64_t now)
     return rc;
 }
 
+int output_write_procs(const char *dir, struct proc *const *procs, size_t n)
+{
+    return write_set(dir, "", procs, n, n > 1, now_ns());
+}
+
 int output_write(const char *dir, struct proc_table *t, unsigned snapshot, bool final)
 {
     size_t n = 0;
@@ -185,11 +222,14 @@ int output_write(const char *dir, struct proc_table *t, unsigned snapshot, bool 
     uint64_t now = now_ns();
     int rc = write_set(dir, suffix, procs, n, n > 1, now);
     for (size_t i = 0; final && n > 1 && i < n; i++)
-        if ((proc_has_samples(procs[i]) || proc_has_io(procs[i])) &&
+        if ((proc_has_samples(procs[i]) || proc_has_io(procs[i]) || proc_has_cpu(procs[i]) ||
+             proc_has_threads(procs[i])) &&
             write_per_process(dir, procs[i], now) < 0)
             rc = -1;
-    for (size_t i = 0; final && i < n; i++)
+    for (size_t i = 0; final && i < n; i++) {
         report_io_drops(procs[i]);
+        report_cpu_drops(procs[i]);
+    }
     free(procs);
     return rc;
 }

@@ -19,9 +19,17 @@
  * cannot starve the others. */
 #define READ_BUDGET (1u << 20)
 
+/* Bytes that tell a control connection from a target's stream. */
+#define HEAD_LEN 4u
+/* Distinct refused uids said once each; later ones are refused quietly. */
+#define MAX_SAID_UIDS 32u
+
 struct conn {
     int fd;
     struct wire_decoder *decoder;
+    uint8_t head[HEAD_LEN]; /* the first bytes, while head_len < HEAD_LEN */
+    uint8_t head_len;
+    bool classified; /* a target's stream (control connections leave at once) */
 };
 
 struct server {
@@ -37,8 +45,28 @@ struct server {
      * listening socket stays readable, so skip it for a round rather than
      * spin. */
     bool accept_backoff;
+    struct server_hooks hooks;
+    uid_t said_uids[MAX_SAID_UIDS];
+    size_t n_said_uids;
     uint8_t chunk[READ_CHUNK];
 };
+
+void server_set_hooks(struct server *s, const struct server_hooks *h)
+{
+    s->hooks = *h;
+}
+
+static void lock(struct server *s)
+{
+    if (s->hooks.lock)
+        pthread_mutex_lock(s->hooks.lock);
+}
+
+static void unlock(struct server *s)
+{
+    if (s->hooks.lock)
+        pthread_mutex_unlock(s->hooks.lock);
+}
 
 static int make_addr(const char *path, struct sockaddr_un *addr, char *err, size_t errlen)
 {
@@ -119,13 +147,38 @@ struct server *server_open(const char *path, struct proc_table *t, char *err, si
     return s;
 }
 
-static uint32_t peer_pid(int fd)
+/* The peer's credentials, as of its connect(); pid 0 when unknown (another
+ * pid namespace), uid -1 when they cannot be read. */
+static struct ucred peer_cred(int fd)
 {
     struct ucred cred;
     socklen_t len = sizeof cred;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.pid <= 0)
-        return 0;
-    return (uint32_t)cred.pid;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+        cred.pid = 0;
+        cred.uid = (uid_t)-1;
+    }
+    if (cred.pid < 0)
+        cred.pid = 0;
+    return cred;
+}
+
+/* Whether a peer may feed this server; says once per uid why not. The
+ * socket's directory is private already: this holds even if someone
+ * loosens its permissions. */
+static bool peer_allowed(struct server *s, const struct ucred *cred)
+{
+    if (!s->hooks.check_uid || cred->uid == s->hooks.uid)
+        return true;
+    for (size_t i = 0; i < s->n_said_uids; i++)
+        if (s->said_uids[i] == cred->uid)
+            return false;
+    if (s->n_said_uids < MAX_SAID_UIDS)
+        s->said_uids[s->n_said_uids++] = cred->uid;
+    fprintf(stderr,
+            "ppx: refused a connection on %s from uid %ld (pid %ld): only processes of uid %ld "
+            "may feed this collector\n",
+            s->path, (long)(int)cred->uid, (long)cred->pid, (long)s->hooks.uid);
+    return false;
 }
 
 static void accept_pending(struct server *s)
@@ -144,6 +197,11 @@ static void accept_pending(struct server *s)
             }
             return;
         }
+        struct ucred cred = peer_cred(fd);
+        if (!peer_allowed(s, &cred)) {
+            close(fd);
+            continue;
+        }
         if (s->n_conns == s->cap_conns) {
             size_t cap = s->cap_conns ? 2 * s->cap_conns : 16;
             struct conn *grown = realloc(s->conns, cap * sizeof *grown);
@@ -155,13 +213,16 @@ static void accept_pending(struct server *s)
             s->conns = grown;
             s->cap_conns = cap;
         }
-        struct wire_decoder *d = wire_decoder_new(s->table, peer_pid(fd));
+        struct wire_decoder *d = wire_decoder_new(s->table, (uint32_t)cred.pid);
         if (!d) {
             fprintf(stderr, "ppx: out of memory: dropping a connection\n");
             close(fd);
             return;
         }
-        s->conns[s->n_conns++] = (struct conn){.fd = fd, .decoder = d};
+        /* Without control connections every stream goes straight to its
+         * decoder, as in ppx record. */
+        s->conns[s->n_conns++] =
+            (struct conn){.fd = fd, .decoder = d, .classified = s->hooks.control_magic == 0};
     }
 }
 
@@ -172,42 +233,103 @@ static void report(const struct wire_decoder *d)
         fprintf(stderr, "%s\n", msg);
 }
 
-/* Reads what c has (up to the budget). Returns false when the connection
- * is finished: the peer closed it or its stream went bad. */
-static bool read_conn(struct server *s, struct conn *c)
+enum conn_state { CONN_OPEN, CONN_DONE, CONN_HANDED_OVER };
+
+static uint32_t le32(const uint8_t *b)
+{
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* Collects a new connection's first bytes: a control connection leaves
+ * for its handler with what followed them; a target's stream gets them
+ * fed first. data and len: what is left of the chunk. */
+static enum conn_state classify(struct server *s, struct conn *c, const uint8_t **data,
+                                size_t *len)
+{
+    size_t take = HEAD_LEN - c->head_len;
+    if (take > *len)
+        take = *len;
+    memcpy(c->head + c->head_len, *data, take);
+    c->head_len += (uint8_t)take;
+    *data += take;
+    *len -= take;
+    if (c->head_len < HEAD_LEN)
+        return CONN_OPEN;
+    c->classified = true;
+    if (le32(c->head) == s->hooks.control_magic) {
+        s->hooks.control(s->hooks.arg, c->fd, *data, *len);
+        return CONN_HANDED_OVER;
+    }
+    if (wire_decoder_feed(c->decoder, c->head, HEAD_LEN) < 0) {
+        report(c->decoder);
+        return CONN_DONE;
+    }
+    return CONN_OPEN;
+}
+
+static enum conn_state consume(struct server *s, struct conn *c, const uint8_t *data, size_t len)
+{
+    if (!c->classified) {
+        enum conn_state st = classify(s, c, &data, &len);
+        if (st != CONN_OPEN || len == 0)
+            return st;
+    }
+    if (wire_decoder_feed(c->decoder, data, len) < 0) {
+        report(c->decoder);
+        return CONN_DONE;
+    }
+    return CONN_OPEN;
+}
+
+/* Reads what c has (up to the budget). CONN_DONE when the connection is
+ * finished: the peer closed it or its stream went bad. */
+static enum conn_state read_conn(struct server *s, struct conn *c)
 {
     size_t budget = READ_BUDGET;
     while (budget > 0) {
         ssize_t n = read(c->fd, s->chunk, sizeof s->chunk);
         if (n > 0) {
-            if (wire_decoder_feed(c->decoder, s->chunk, (size_t)n) < 0) {
-                report(c->decoder);
-                return false;
-            }
+            enum conn_state st = consume(s, c, s->chunk, (size_t)n);
+            if (st != CONN_OPEN)
+                return st;
             budget -= (size_t)n < budget ? (size_t)n : budget;
             continue;
         }
         if (n == 0) {
-            if (wire_decoder_end(c->decoder) < 0)
+            /* A stream shorter than the head still gets its bytes judged. */
+            if (!c->classified && c->head_len > 0 &&
+                wire_decoder_feed(c->decoder, c->head, c->head_len) < 0)
                 report(c->decoder);
-            return false;
+            else if (wire_decoder_end(c->decoder) < 0)
+                report(c->decoder);
+            return CONN_DONE;
         }
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return true;
+            return CONN_OPEN;
         struct proc *p = wire_decoder_proc(c->decoder);
         fprintf(stderr, "ppx: pid %u: read error: %s; the data before it is kept\n",
                 p ? p->pid : 0, strerror(errno));
-        return false;
+        return CONN_DONE;
     }
-    return true;
+    return CONN_OPEN;
 }
 
-static void close_conn(struct server *s, size_t i)
+/* handed_over: the fd now belongs to the control handler. */
+static void close_conn(struct server *s, size_t i, bool handed_over)
 {
-    close(s->conns[i].fd);
-    wire_decoder_free(s->conns[i].decoder);
+    struct conn *c = &s->conns[i];
+    /* After GOODBYE or a bad record the decoder no longer owns p, but no
+     * newer connection does either: p's stream ended here all the same. */
+    struct proc *p = wire_decoder_proc(c->decoder);
+    void *owner = p ? proc_table_owner(p) : NULL;
+    bool fed = p && (owner == c->decoder || owner == NULL);
+    if (!handed_over)
+        close(c->fd);
+    wire_decoder_free(c->decoder);
+    if (fed && s->hooks.closed)
+        s->hooks.closed(s->hooks.arg, p);
     s->conns[i] = s->conns[--s->n_conns];
 }
 
@@ -217,8 +339,9 @@ static void read_all(struct server *s, const struct pollfd *pfds, size_t n_polle
     for (size_t i = n_polled; i-- > 0;) {
         if (pfds && !pfds[i].revents)
             continue;
-        if (!read_conn(s, &s->conns[i]))
-            close_conn(s, i);
+        enum conn_state st = read_conn(s, &s->conns[i]);
+        if (st != CONN_OPEN)
+            close_conn(s, i, st == CONN_HANDED_OVER);
     }
 }
 
@@ -250,16 +373,20 @@ int server_poll(struct server *s, int timeout_ms, int extra_fd)
     if (rc == 0)
         return 0;
     bool extra = extra_fd >= 0 && (s->pfds[n_conns + 1].revents & POLLIN);
+    lock(s);
     read_all(s, s->pfds, n_conns);
     if (s->pfds[n_conns].revents)
         accept_pending(s);
+    unlock(s);
     return extra ? 1 : 0;
 }
 
 void server_read_available(struct server *s)
 {
+    lock(s);
     accept_pending(s);
     read_all(s, NULL, s->n_conns);
+    unlock(s);
 }
 
 static long long now_ms(void)
@@ -298,8 +425,10 @@ void server_close(struct server *s)
 {
     if (!s)
         return;
+    lock(s);
     while (s->n_conns > 0)
-        close_conn(s, s->n_conns - 1);
+        close_conn(s, s->n_conns - 1, false);
+    unlock(s);
     close(s->listen_fd);
     unlink(s->path);
     free(s->conns);

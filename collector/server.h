@@ -5,11 +5,36 @@
 #ifndef PPX_SERVER_H
 #define PPX_SERVER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 #include "proc_table.h"
 
 struct server;
+
+/* What the daemon (`ppx collect`) adds to the plain server of `ppx record`. */
+struct server_hooks {
+    /* Held while connections are accepted, read and decoded (never while
+     * waiting in poll), so that other threads may read the proc table
+     * under it. NULL: single-threaded. */
+    pthread_mutex_t *lock;
+    /* Peers of another uid (SO_PEERCRED) are refused, said once per uid. */
+    bool check_uid;
+    uid_t uid;
+    /* The connection feeding p ended (GOODBYE, end of stream, bad record,
+     * read error) and no newer connection feeds it. Called with the lock
+     * held, p already marked disconnected. */
+    void (*closed)(void *arg, struct proc *p);
+    /* A connection whose first 4 bytes are control_magic (little-endian)
+     * is no target: it is handed to control() with the bytes read after
+     * the magic, and the callee owns fd from then on. 0: no such thing. */
+    uint32_t control_magic;
+    void (*control)(void *arg, int fd, const uint8_t *rest, size_t len);
+    void *arg;
+};
+void server_set_hooks(struct server *s, const struct server_hooks *h);
 
 /* Listens on path. A path on which another collector answers is refused
  * ("socket PATH is in use by another collector"); a stale socket left by a

@@ -1,0 +1,341 @@
+#include "http_profiles.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "heap_text.h"
+#include "pprof_build.h"
+#include "pprof_cpu.h"
+#include "pprof_heap.h"
+#include "pprof_syscalls.h"
+#include "pprof_threads.h"
+
+typedef int (*profile_write_fn)(struct proc *const *procs, size_t n, bool pid_labels,
+                                uint64_t now_ns, const char *path, char *err, size_t errlen);
+
+static int write_heap(struct proc *const *procs, size_t n, bool pid_labels, uint64_t now_ns,
+                      const char *path, char *err, size_t errlen)
+{
+    return pprof_heap_write(procs, n, PPROF_HEAP, pid_labels, now_ns, path, err, errlen);
+}
+
+static int write_allocs(struct proc *const *procs, size_t n, bool pid_labels, uint64_t now_ns,
+                        const char *path, char *err, size_t errlen)
+{
+    return pprof_heap_write(procs, n, PPROF_ALLOCS, pid_labels, now_ns, path, err, errlen);
+}
+
+enum {
+    EP_DELTA = 1,        /* ?seconds=N gives the change over the next N seconds */
+    EP_ALWAYS_DELTA = 2, /* a window always (CPU): HTTP_CPU_DEFAULT_SECONDS by default */
+    EP_HEAP_TEXT = 4,    /* ?debug=1: Go's legacy text heap profile */
+};
+
+/* One line per profile: adding one is adding its writer here. */
+static const struct endpoint {
+    const char *name;
+    profile_write_fn write;
+    unsigned flags;
+    const char *description;
+} endpoints[] = {
+    {"allocs", write_allocs, EP_DELTA | EP_HEAP_TEXT,
+     "A sampling of all past memory allocations"},
+    {"heap", write_heap, EP_DELTA | EP_HEAP_TEXT,
+     "A sampling of memory allocations of live objects"},
+    {"profile", pprof_cpu_write, EP_ALWAYS_DELTA,
+     "CPU profile. You can specify the duration in the seconds GET parameter (default 30). "
+     "After you get the profile file, use the go tool pprof command to investigate the profile."},
+    {"syscalls", pprof_syscalls_write, EP_DELTA,
+     "I/O calls per call site (ppx): calls, time, bytes, messages, errors, eagain"},
+    {"threadcreate", pprof_threads_write, EP_DELTA,
+     "Stack traces that led to the creation of new OS threads"},
+};
+#define N_ENDPOINTS (sizeof endpoints / sizeof endpoints[0])
+
+void http_reply_error(struct http_reply *r, unsigned status, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof line - 1 ? (size_t)n : sizeof line - 2;
+    line[len++] = '\n';
+    free(r->body);
+    r->body = malloc(len);
+    r->len = r->body ? len : 0;
+    if (r->body)
+        memcpy(r->body, line, len);
+    r->status = status;
+    r->content_type = "text/plain; charset=utf-8";
+    r->attachment[0] = 0;
+}
+
+static struct proc *find_base(struct proc **base, size_t n, const struct proc *p)
+{
+    for (size_t i = 0; i < n; i++)
+        if (base[i]->pid == p->pid && base[i]->start_ns == p->start_ns)
+            return base[i];
+    return NULL;
+}
+
+/* The processes to build from: copies now, or the change over the next
+ * seconds. 0, or -1 with the error in r. */
+static int select_procs(struct live *l, const struct http_query *q, unsigned seconds,
+                        struct proc ***procs, size_t *n, struct http_reply *r)
+{
+    struct proc **base = NULL;
+    size_t n_base = 0;
+    uint64_t since = 0;
+    if (seconds) {
+        int rc = live_copy(l, q->pid, PROC_COPY_COUNTERS, &base, &n_base);
+        if (rc == LIVE_NO_SUCH_PID) {
+            http_reply_error(r, 404, "no process with pid %u has connected to this collector",
+                             q->pid);
+            return -1;
+        }
+        if (rc < 0) {
+            http_reply_error(r, 500, "out of memory");
+            return -1;
+        }
+        since = live_now_ns();
+        if (!live_sleep(l, seconds)) {
+            live_free_copies(base, n_base);
+            http_reply_error(r, 503, "the collector is stopping");
+            return -1;
+        }
+    }
+    int rc = live_copy(l, q->pid, PROC_COPY_FULL, procs, n);
+    if (rc == 0 && seconds)
+        for (size_t i = 0; i < *n; i++)
+            proc_copy_subtract((*procs)[i], find_base(base, n_base, (*procs)[i]), since);
+    live_free_copies(base, n_base);
+    if (rc == LIVE_NO_SUCH_PID) {
+        http_reply_error(r, 404, "no process with pid %u has connected to this collector", q->pid);
+        return -1;
+    }
+    if (rc < 0) {
+        http_reply_error(r, 500, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static void serve_profile(struct live *l, const struct endpoint *ep, const struct http_query *q,
+                          struct http_reply *r)
+{
+    if (q->seconds && !(ep->flags & (EP_DELTA | EP_ALWAYS_DELTA))) {
+        http_reply_error(r, 400, "\"seconds\" parameter is not supported for this profile type");
+        return;
+    }
+    if (q->debug && !(ep->flags & EP_HEAP_TEXT)) {
+        http_reply_error(r, 400, "debug=%ld is not supported for %s: it is a binary profile only",
+                         q->debug, ep->name);
+        return;
+    }
+    if (q->debug && q->seconds) {
+        http_reply_error(r, 400, "seconds and debug params are incompatible");
+        return;
+    }
+    unsigned seconds = q->seconds;
+    if (!seconds && (ep->flags & EP_ALWAYS_DELTA))
+        seconds = HTTP_CPU_DEFAULT_SECONDS;
+
+    struct proc **procs;
+    size_t n;
+    if (select_procs(l, q, seconds, &procs, &n, r) < 0)
+        return;
+    char err[512] = "";
+    int rc;
+    live_build_begin(l);
+    if (q->debug) {
+        rc = heap_text_write(procs, n, &r->body, &r->len);
+        if (rc < 0)
+            snprintf(err, sizeof err, "out of memory");
+    } else {
+        struct pprof_capture cap;
+        pprof_capture_begin(&cap);
+        rc = ep->write(procs, n, n > 1, live_now_ns(), ep->name, err, sizeof err);
+        pprof_capture_end();
+        r->body = (char *)cap.data;
+        r->len = cap.len;
+    }
+    live_build_end(l);
+    live_free_copies(procs, n);
+    if (rc < 0) {
+        http_reply_error(r, 500, "cannot build the %s profile: %s", ep->name, err);
+        return;
+    }
+    r->status = 200;
+    if (q->debug) {
+        r->content_type = "text/plain; charset=utf-8";
+    } else {
+        r->content_type = "application/octet-stream";
+        snprintf(r->attachment, sizeof r->attachment, "%s%s", ep->name, seconds ? "-delta" : "");
+    }
+}
+
+/* Go's: the arguments separated by NUL bytes. With several processes, one
+ * line each: pid, a tab, the arguments separated by spaces. */
+static void serve_cmdline(struct live *l, const struct http_query *q, struct http_reply *r)
+{
+    struct proc **procs;
+    size_t n;
+    if (select_procs(l, q, 0, &procs, &n, r) < 0)
+        return;
+    FILE *f = open_memstream(&r->body, &r->len);
+    if (!f) {
+        live_free_copies(procs, n);
+        http_reply_error(r, 500, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct proc *p = procs[i];
+        size_t len = p->cmdline_len;
+        /* /proc/PID/cmdline ends with a NUL; Go's join does not. */
+        if (len && p->cmdline[len - 1] == 0)
+            len--;
+        if (n == 1) {
+            fwrite(p->cmdline, 1, len, f);
+            continue;
+        }
+        fprintf(f, "%u\t", p->pid);
+        for (size_t k = 0; k < len; k++)
+            fputc(p->cmdline[k] ? p->cmdline[k] : ' ', f);
+        fputc('\n', f);
+    }
+    live_free_copies(procs, n);
+    if (fclose(f) != 0) {
+        http_reply_error(r, 500, "out of memory");
+        return;
+    }
+    r->status = 200;
+    r->content_type = "text/plain; charset=utf-8";
+}
+
+static void html_escaped(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&#34;", f); break;
+        case '\'': fputs("&#39;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+static void duration(FILE *f, uint64_t ns)
+{
+    uint64_t s = ns / 1000000000u;
+    if (s >= 86400)
+        fprintf(f, "%llud", (unsigned long long)(s / 86400));
+    if (s >= 3600)
+        fprintf(f, "%02lluh", (unsigned long long)(s / 3600 % 24));
+    if (s >= 60)
+        fprintf(f, "%02llum", (unsigned long long)(s / 60 % 60));
+    fprintf(f, "%02llus", (unsigned long long)(s % 60));
+}
+
+/* Links to every profile, for one process (pid) or all merged (0). */
+static void profile_links(FILE *f, uint32_t pid)
+{
+    for (size_t i = 0; i < N_ENDPOINTS; i++) {
+        const struct endpoint *ep = &endpoints[i];
+        fprintf(f, "<a href='%s", ep->name);
+        const char *sep = "?";
+        if (pid) {
+            fprintf(f, "?pid=%u", pid);
+            sep = "&amp;";
+        }
+        if (ep->flags & EP_HEAP_TEXT)
+            fprintf(f, "%sdebug=1", sep);
+        fprintf(f, "'>%s</a> ", ep->name);
+    }
+    fprintf(f, "<a href='cmdline%s", pid ? "" : "'>cmdline</a>");
+    if (pid)
+        fprintf(f, "?pid=%u'>cmdline</a>", pid);
+}
+
+static void serve_index(struct live *l, struct http_reply *r)
+{
+    struct live_info *info;
+    size_t n;
+    if (live_describe(l, &info, &n) < 0) {
+        http_reply_error(r, 500, "out of memory");
+        return;
+    }
+    FILE *f = open_memstream(&r->body, &r->len);
+    if (!f) {
+        free(info);
+        http_reply_error(r, 500, "out of memory");
+        return;
+    }
+    uint64_t now = live_now_ns();
+    fputs("<html>\n<head>\n<title>/debug/pprof/</title>\n<style>\n"
+          ".profile-name{\n\tdisplay:inline-block;\n\twidth:6rem;\n}\n"
+          "td{\n\tpadding-right:1.5rem;\n}\n</style>\n</head>\n<body>\n"
+          "/debug/pprof/ (ppx collector)<br>\n<br>\n",
+          f);
+    fprintf(f, "Profiles of every process below, merged, each sample labelled with its pid:<br>\n");
+    profile_links(f, 0);
+    fprintf(f, "<br>\n<br>\n%zu process%s:\n<table>\n"
+               "<thead><td>PID</td><td>Executable</td><td>State</td><td>Uptime</td>"
+               "<td>Profiles</td></thead>\n",
+            n, n == 1 ? "" : "es");
+    for (size_t i = 0; i < n; i++) {
+        const struct live_info *p = &info[i];
+        uint64_t end = p->exited_ns ? p->exited_ns : now;
+        fprintf(f, "<tr><td>%u</td><td>", p->pid);
+        html_escaped(f, p->exe);
+        fprintf(f, "</td><td>%s", p->exited_ns ? "exited " : "running");
+        if (p->exited_ns) {
+            duration(f, now > p->exited_ns ? now - p->exited_ns : 0);
+            fputs(" ago", f);
+        }
+        fputs("</td><td>", f);
+        duration(f, end > p->start_ns ? end - p->start_ns : 0);
+        fputs("</td><td>", f);
+        profile_links(f, p->pid);
+        fputs("</td></tr>\n", f);
+    }
+    fputs("</table>\n<p>\nProfile Descriptions:\n<ul>\n", f);
+    for (size_t i = 0; i < N_ENDPOINTS; i++)
+        fprintf(f, "<li><div class=profile-name>%s: </div> %s</li>\n", endpoints[i].name,
+                endpoints[i].description);
+    fputs("<li><div class=profile-name>cmdline: </div> The command line invocation of the "
+          "program</li>\n"
+          "</ul>\nQuery parameters: pid=N selects one process; seconds=N on heap, allocs, "
+          "syscalls and threadcreate gives the change over the next N seconds; debug=1 on heap "
+          "and allocs gives the legacy text format.\n</p>\n</body>\n</html>\n",
+          f);
+    free(info);
+    if (fclose(f) != 0) {
+        http_reply_error(r, 500, "out of memory");
+        return;
+    }
+    r->status = 200;
+    r->content_type = "text/html; charset=utf-8";
+}
+
+void http_profiles_serve(struct live *l, const char *name, const struct http_query *q,
+                         struct http_reply *r)
+{
+    if (*name == 0) {
+        serve_index(l, r);
+        return;
+    }
+    if (strcmp(name, "cmdline") == 0) {
+        serve_cmdline(l, q, r);
+        return;
+    }
+    for (size_t i = 0; i < N_ENDPOINTS; i++)
+        if (strcmp(name, endpoints[i].name) == 0) {
+            serve_profile(l, &endpoints[i], q, r);
+            return;
+        }
+    http_reply_error(r, 404, "Unknown profile");
+}

@@ -1,0 +1,71 @@
+/* The live collector's state shared between its threads: the process
+ * table fed by the ingest loop (the main thread), read by the HTTP
+ * handlers and the background worker.
+ *
+ * Locking: the ingest loop holds live_lock() while it decodes (server.h
+ * hooks), never while it waits. Readers hold it only to copy what they
+ * need (proc_copy.h) and build profiles from the copies afterwards, under
+ * the separate build lock: the symbolizer's cache is not thread-safe, and
+ * builds are what takes time (symbolizing a large binary the first time),
+ * so they must not stall ingest.
+ *
+ * Exited processes stay readable (merged into every profile) until more
+ * than LIVE_KEEP_EXITED have exited; then the oldest are forgotten. */
+#ifndef PPX_LIVE_H
+#define PPX_LIVE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "proc_copy.h"
+#include "proc_table.h"
+
+#define LIVE_KEEP_EXITED 32u
+
+struct live;
+
+struct live *live_new(void);
+void live_free(struct live *l);
+
+/* The table (touched by the ingest loop under live_lock()). */
+struct proc_table *live_table(struct live *l);
+pthread_mutex_t *live_lock(struct live *l);
+
+/* From the ingest loop, lock held: p's connection ended (it exited, or
+ * the collector is stopping). Returns true when p counts as exited (not
+ * while stopping). May forget the oldest exited processes. */
+bool live_process_ended(struct live *l, struct proc *p);
+
+/* Copies of the processes a request selects: every one (pid 0) or the
+ * latest incarnation of pid. Returns 0 with *out (free with
+ * live_free_copies(); NULL when none) and *n, LIVE_NO_SUCH_PID, or -1
+ * when out of memory. */
+#define LIVE_NO_SUCH_PID 1
+int live_copy(struct live *l, uint32_t pid, enum proc_copy_depth depth, struct proc ***out,
+              size_t *n);
+void live_free_copies(struct proc **procs, size_t n);
+
+/* What the index page lists of a process. */
+struct live_info {
+    uint32_t pid;
+    uint64_t start_ns, exited_ns; /* CLOCK_REALTIME; exited_ns 0: running */
+    char exe[256];
+};
+/* The processes, in the order they first connected; *out malloc'ed. */
+int live_describe(struct live *l, struct live_info **out, size_t *n);
+
+/* Serializes profile builds (symbolizer). */
+void live_build_begin(struct live *l);
+void live_build_end(struct live *l);
+
+/* Sleeps seconds (a delta profile's window); false, at once, when the
+ * collector is stopping. */
+bool live_sleep(struct live *l, unsigned seconds);
+/* Wakes every live_sleep() for good. */
+void live_stop(struct live *l);
+bool live_stopping(struct live *l);
+
+uint64_t live_now_ns(void); /* CLOCK_REALTIME */
+
+#endif

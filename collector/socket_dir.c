@@ -1,0 +1,66 @@
+#include "socket_dir.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+void socket_default_path(char *buf, size_t len)
+{
+    static const char suffix[] = "/ppx/ppx.sock";
+    const char *runtime = getenv("XDG_RUNTIME_DIR");
+    /* The same test as libppx.so's, so that both pick the same path. */
+    if (runtime && runtime[0] == '/' &&
+        strlen(runtime) + sizeof suffix <= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        snprintf(buf, len, "%s%s", runtime, suffix);
+        return;
+    }
+    snprintf(buf, len, "/tmp/ppx-%lu/ppx.sock", (unsigned long)getuid());
+}
+
+int socket_dir_prepare(const char *socket_path, bool strict, char *err, size_t errlen)
+{
+    char dir[4096];
+    const char *slash = strrchr(socket_path, '/');
+    if (!slash)
+        return 0; /* in the current directory */
+    if (slash == socket_path || (size_t)(slash - socket_path) >= sizeof dir)
+        return 0; /* "/" itself */
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - socket_path), socket_path);
+    if (mkdir(dir, 0700) == 0)
+        return 0;
+    if (errno != EEXIST) {
+        snprintf(err, errlen, "ppx: cannot create the socket's directory %s: %s", dir,
+                 strerror(errno));
+        return -1;
+    }
+    if (!strict)
+        return 0;
+    struct stat st;
+    if (lstat(dir, &st) < 0) {
+        snprintf(err, errlen, "ppx: cannot inspect the socket's directory %s: %s", dir,
+                 strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "ppx: %s is not a directory (a symlink?); refusing to put the "
+                              "socket there: remove it, or choose --socket", dir);
+        return -1;
+    }
+    if (st.st_uid != geteuid()) {
+        snprintf(err, errlen, "ppx: the socket's directory %s belongs to uid %lu, not to you "
+                              "(uid %lu); refusing to use it: remove it, or choose --socket",
+                 dir, (unsigned long)st.st_uid, (unsigned long)geteuid());
+        return -1;
+    }
+    if (st.st_mode & 077) {
+        snprintf(err, errlen, "ppx: the socket's directory %s is open to others (mode %03o); "
+                              "refusing to use it: chmod 700 %s",
+                 dir, (unsigned)(st.st_mode & 0777), dir);
+        return -1;
+    }
+    return 0;
+}
