@@ -148,6 +148,16 @@ static void disconnect(void)
     sock = -1;
 }
 
+/* Whether the collector closed its end. The target only writes, so a
+ * collector that died unnoticed would otherwise be found out only by the
+ * next send, and an idle target would never reach a restarted one. */
+static bool peer_closed(void)
+{
+    char c;
+    ssize_t n = recv(sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 static bool send_all(const void *data, size_t len)
 {
     const unsigned char *p = data;
@@ -373,6 +383,8 @@ static void flush_locked(void)
     bool fresh = false;
     if (sock >= 0 && !socket_still_ours())
         sock = -1;
+    if (sock >= 0 && peer_closed())
+        disconnect();
     if (sock < 0) {
         if (!try_connect()) {
             disconnect();
