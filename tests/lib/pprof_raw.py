@@ -17,13 +17,23 @@ Command line (for the shell tests), one `go tool pprof` run per call:
     pprof_raw.py FILE --cum-table
     pprof_raw.py FILE --leaves [--type T] [--top N]    value, function, mapping file
     pprof_raw.py FILE --labels                         KEY<TAB>VALUE per sample
+    pprof_raw.py FILE --sum-by KEY [--type T]          VALUE<TAB>total per value of label KEY
+                                                       ("" for samples without it)
+    pprof_raw.py FILE --total [--type T]               the sum over all (selected) samples
+    pprof_raw.py FILE --sample-table K1,K2 [--type T]  per sample: value, leaf function,
+                                                       then labels K1, K2 ("-" if absent)
+    pprof_raw.py FILE --dump                           every sample on one line, for tests
+                                                       that ask many questions of one
+                                                       profile (see dump_lines)
     pprof_raw.py FILE --unlabeled KEY                  samples without label KEY
     pprof_raw.py FILE --header                         sample types, period, mappings
     pprof_raw.py FILE --default-type                   `Type:` of `go tool pprof -top`
     pprof_raw.py --selftest                            write a profile, read it back
     pprof_raw.py FILE --base BASEFILE ...               FILE minus BASEFILE, as -base does
 Filters: --label KEY=VALUE keeps only samples carrying that label value,
---leaf FUNC only samples whose leaf function is FUNC (for --leaves, --labels).
+--leaf FUNC only samples whose leaf function is FUNC (for --leaves, --labels,
+--sum-by, --total, --sample-table). --header also prints the profile's time and
+duration as `go tool pprof` shows them.
 """
 
 import gzip
@@ -35,6 +45,7 @@ import tempfile
 
 SAMPLE_RE = re.compile(r"^\s*((?:-?\d+\s+)*-?\d+):\s?((?:\d+\s*)*)$")
 LABEL_RE = re.compile(r"(\S+?):\[([^\]]*)\]")
+NUM_UNIT_RE = re.compile(r"^-?\d+ [A-Za-z]\S*$")
 LOCATION_RE = re.compile(r"^\s*(\d+): (0x[0-9a-fA-F]+)(?: M=(\d+))?(?: \[F\])?(?: (.*))?$")
 # "name file:line s=start[(system name)]"; names ("operator new") and paths may hold
 # spaces: take the shortest name followed by an absolute path, a word, or nothing.
@@ -104,6 +115,8 @@ class Profile:
     def __init__(self):
         self.period_type = None
         self.period = None
+        self.time = None              # "Time:" and "Duration:" as the client prints them
+        self.duration = None
         self.sample_types = []        # names, e.g. "alloc_space"
         self.units = []
         self.default_type = None      # the one marked [dflt], if the client prints it
@@ -163,6 +176,15 @@ class Profile:
                 totals[name] = totals.get(name, 0) + s.values[i]
         return totals
 
+    def sum_by(self, sample_type, key, label=None, leaf=None):
+        """{value of label key: total}; samples without the label under ""."""
+        i = self.type_index(sample_type)
+        totals = {}
+        for s in self.select(label, leaf):
+            for v in s.labels.get(key, [""]):
+                totals[v] = totals.get(v, 0) + s.values[i]
+        return totals
+
     def label_values(self, key):
         values = set()
         for s in self.samples:
@@ -170,13 +192,30 @@ class Profile:
         return sorted(values)
 
 
+def dump_lines(p):
+    """A header `#types<TAB>T1 T2 ...`, then per sample: its values (space-
+    separated, in that order), its labels (k=v;k=v, sorted), its functions
+    leaf first (;-separated, inlined callees first) and the mapping file of
+    its leaf, tab-separated. Awk can then answer flat, cum and per-label
+    questions without another `go tool pprof` run."""
+    yield "#types\t" + " ".join(p.sample_types)
+    for s in p.samples:
+        labels = ";".join("%s=%s" % (k, v) for k in sorted(s.labels) for v in s.labels[k])
+        yield "\t".join([" ".join(str(v) for v in s.values), labels,
+                         ";".join(p.stack_functions(s)), p.leaf_mapping_file(s)])
+
+
 def _parse_labels(text, sample):
     for key, values in LABEL_RE.findall(text):
-        # numeric labels with units print as "[96 bytes]"; keep the number
+        # numeric labels with units print as "[96 bytes]"; keep the number.
+        # String values are kept whole ("main thread"): ppx writes one value
+        # per key, so a space is part of the value, not a separator.
         for v in values.split(","):
             v = v.strip()
             if v:
-                sample.labels.setdefault(key, []).append(v.split(" ")[0])
+                if NUM_UNIT_RE.match(v):
+                    v = v.split(" ")[0]
+                sample.labels.setdefault(key, []).append(v)
 
 
 def parse(text):
@@ -191,6 +230,10 @@ def parse(text):
                 p.period_type = line.split(":", 1)[1].strip()
             elif line.startswith("Period:"):
                 p.period = int(line.split(":", 1)[1])
+            elif line.startswith("Time:"):
+                p.time = line.split(":", 1)[1].strip()
+            elif line.startswith("Duration:"):
+                p.duration = line.split(":", 1)[1].strip()
             elif line == "Samples:":
                 section = "types"
             continue
@@ -307,15 +350,21 @@ def _selftest_profile():
                  ("inuse_objects", "count"), ("inuse_space", "bytes")):
         msg += _field(1, vt(t, u))
     label = lambda k, n: _field(1, s(k)) + _field(3, n)
+    str_label = lambda k, v: _field(1, s(k)) + _field(2, s(v))
+    unit_label = lambda k, n, u: label(k, n) + _field(4, s(u))
     # leaf first; location 3 holds an inlined C++ callee inside main
     samples = (([1, 2, 3], [1000, 64000, 1000, 64000], [("bytes", 64), ("pid", 4242)]),
                ([4, 3], [500, 500000, 0, 0], [("bytes", 1000), ("pid", 4243)]),
                ([1, 3], [-1, 5, 2, 7], [("pid", 4242)]),
                ([5, 3], [3, 30, 3, 30], [("pid", 4242)]))
-    for locs, values, labels in samples:
+    extra = ((str_label("thread", "main thread"), unit_label("cpu", 1500, "nanoseconds")),
+             (str_label("thread", "w1"),), (), ())
+    for (locs, values, labels), more in zip(samples, extra):
         body = _packed(1, locs) + _packed(2, values)
         for k, n in labels:
             body += _field(3, label(k, n))
+        for raw in more:
+            body += _field(3, raw)
         msg += _field(2, body)
     msg += _field(3, _field(1, 1) + _field(2, 0x400000) + _field(3, 0x500000)
                   + _field(5, s("/usr/bin/known allocs")) + _field(6, s("abcdef01"))
@@ -335,7 +384,8 @@ def _selftest_profile():
     for fid, name, sysname in functions:
         msg += _field(5, _field(1, fid) + _field(2, s(name)) + _field(3, s(sysname))
                       + _field(4, s("/src/known allocs.c" if fid == 1 else "/src/k.cc")))
-    msg += _field(9, 1700000000000000000) + _field(11, vt("space", "bytes")) + _field(12, 524288)
+    msg += _field(9, 1700000000000000000) + _field(10, 2500000000)
+    msg += _field(11, vt("space", "bytes")) + _field(12, 524288)
     msg += _field(14, s("alloc_space"))
     for text in strings:
         msg += _field(6, text.encode())
@@ -379,6 +429,18 @@ def selftest():
         check("mapping flags", True, "[FN]" in p.mappings[1].flags)
         check("leaf mapping", "/usr/bin/known allocs", p.leaf_mapping_file(p.samples[1]))
         check("default type (-top)", "alloc_space", default_type(path))
+        check("string labels (kept whole)", ["main thread", "w1"], p.label_values("thread"))
+        check("numeric label with a unit", ["1500"], p.label_values("cpu"))
+        check("sum by label", {"main thread": 1000, "w1": 500, "": 2},
+              p.sum_by("alloc_objects", "thread"))
+        check("sum by label, one leaf", {"4242": 999},
+              p.sum_by("alloc_objects", "pid", leaf="leak_64x1000"))
+        check("duration", True, p.duration is not None and p.duration.startswith("2.5"))
+        check("time", True, p.time is not None and "2023" in p.time)
+        check("dump", ["#types\talloc_objects alloc_space inuse_objects inuse_space",
+                       "1000 64000 1000 64000\tbytes=64;cpu=1500;pid=4242;thread=main thread\t"
+                       "leak_64x1000;Widget::Widget;make_widgets;main\t/usr/bin/known allocs"],
+              list(dump_lines(p))[:2])
     for f in failures:
         print("pprof_raw selftest: " + f, file=sys.stderr)
     return 1 if failures else 0
@@ -402,6 +464,11 @@ def main(argv):
     ap.add_argument("--leaves", action="store_true")
     ap.add_argument("--top", type=int, default=0)
     ap.add_argument("--labels", action="store_true")
+    ap.add_argument("--sum-by", metavar="KEY", help="totals per value of label KEY")
+    ap.add_argument("--total", action="store_true", help="sum of the sample type")
+    ap.add_argument("--dump", action="store_true", help="every sample on one line")
+    ap.add_argument("--sample-table", metavar="KEYS",
+                    help="per sample: value, leaf, labels KEYS (comma-separated)")
     ap.add_argument("--unlabeled", metavar="KEY", help="count samples without label KEY")
     ap.add_argument("--header", action="store_true")
     ap.add_argument("--default-type", action="store_true")
@@ -438,6 +505,21 @@ def main(argv):
                 ordered = ordered[:a.top]
             for (name, mfile), v in ordered:
                 print("%d\t%s\t%s" % (v, name, mfile))
+        elif a.dump:
+            for line in dump_lines(p):
+                print(line)
+        elif a.sum_by:
+            for v, total in sorted(p.sum_by(stype, a.sum_by, a.label, a.leaf).items()):
+                print("%s\t%d" % (v, total))
+        elif a.total:
+            i = p.type_index(stype)
+            print(sum(s.values[i] for s in p.select(a.label, a.leaf)))
+        elif a.sample_table:
+            i = p.type_index(stype)
+            keys = [k for k in a.sample_table.split(",") if k]
+            for s in p.select(a.label, a.leaf):
+                print("\t".join([str(s.values[i]), p.leaf_function(s)]
+                                + [",".join(s.labels.get(k, ["-"])) for k in keys]))
         elif a.unlabeled:
             print(sum(1 for s in p.select(a.label, a.leaf) if a.unlabeled not in s.labels))
         elif a.labels:
@@ -450,6 +532,8 @@ def main(argv):
             print("default_type\t%s" % (p.default_type or ""))
             print("period_type\t%s" % (p.period_type or ""))
             print("period\t%s" % p.period)
+            print("time\t%s" % (p.time or ""))
+            print("duration\t%s" % (p.duration or ""))
             print("samples\t%d" % len(p.samples))
             for m in sorted(p.mappings.values(), key=lambda m: m.id):
                 print("mapping\t%d\t%s\t%s\t%s" % (m.id, m.file, m.build_id, m.flags))
