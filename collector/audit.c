@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <uthash.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "pprof_read.h"
 
@@ -135,26 +136,7 @@ static void help(FILE *out)
         HINT_EAGAIN_MIN_CALLS, HINT_EAGAIN_SHARE * 100);
 }
 
-static int usage_error(const char *fmt, const char *arg)
-{
-    fputs("ppx audit: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputs("\nTry 'ppx audit --help'.\n", stderr);
-    return 2;
-}
-
-static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    if (*s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != 0 || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
+#define usage_error(fmt, arg) cli_usage_error("audit", fmt, arg)
 
 /* ---- reading the file --------------------------------------------------- */
 
@@ -709,12 +691,12 @@ int cmd_audit(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "+:h", long_options, NULL)) != -1) {
         switch (c) {
         case 't':
-            if (!parse_u64(optarg, 1, 1000000, &top))
+            if (!cli_parse_u64(optarg, 1, 1000000, &top))
                 return usage_error("--top takes a number of rows from 1 to 1000000, not '%s'",
                                    optarg);
             break;
         case 'p':
-            if (!parse_u64(optarg, 1, UINT32_MAX, &pid))
+            if (!cli_parse_u64(optarg, 1, UINT32_MAX, &pid))
                 return usage_error("--pid takes a process id, not '%s'", optarg);
             want_pid = true;
             break;

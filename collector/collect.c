@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
+#include "cli.h"
 #include "collect_worker.h"
 #include "commands.h"
 #include "control.h"
@@ -70,13 +71,7 @@ static void help(FILE *out)
         out);
 }
 
-static int usage_error(const char *fmt, const char *arg)
-{
-    fputs("ppx collect: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputs("\nTry 'ppx collect --help'.\n", stderr);
-    return 2;
-}
+#define usage_error(fmt, arg) cli_usage_error("collect", fmt, arg)
 
 static int parse_options(int argc, char **argv, struct options *o)
 {

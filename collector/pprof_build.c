@@ -566,3 +566,14 @@ int pprof_builder_write(struct pprof_builder *b, const char *path, char *err, si
     free(data);
     return rc;
 }
+
+int pprof_builder_finish(struct pprof_builder *b, int build_rc, const char *path, char *err,
+                         size_t errlen)
+{
+    if (build_rc != 0) {
+        pprof_builder_free(b);
+        snprintf(err, errlen, "cannot build %s: out of memory", path);
+        return -1;
+    }
+    return pprof_builder_write(b, path, err, errlen);
+}

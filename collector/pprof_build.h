@@ -75,6 +75,11 @@ int pprof_builder_encode(struct pprof_builder *b, uint8_t **out, size_t *len);
 /* Encodes b, frees it (whatever happens) and writes the gzipped profile to
  * path atomically. Returns 0, or -1 with a message in err. */
 int pprof_builder_write(struct pprof_builder *b, const char *path, char *err, size_t errlen);
+/* The end of every writer: pprof_builder_write, unless building failed
+ * (build_rc != 0: out of memory), in which case b is freed and the error
+ * said in err. */
+int pprof_builder_finish(struct pprof_builder *b, int build_rc, const char *path, char *err,
+                         size_t errlen);
 
 /* Profiles in memory (served over HTTP). Every writer (pprof_heap_write,
  * pprof_cpu_write, ...) ends in pprof_builder_write(b, path, ...); rather

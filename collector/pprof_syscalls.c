@@ -367,10 +367,5 @@ int pprof_syscalls_write(struct proc *const *procs, size_t n, bool pid_labels, u
     free(w.locations);
     free(w.shares);
     free(w.order);
-    if (rc != 0) {
-        pprof_builder_free(w.b);
-        snprintf(err, errlen, "cannot build %s: out of memory", path);
-        return -1;
-    }
-    return pprof_builder_write(w.b, path, err, errlen);
+    return pprof_builder_finish(w.b, rc, path, err, errlen);
 }

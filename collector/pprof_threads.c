@@ -123,10 +123,5 @@ int pprof_threads_write(struct proc *const *procs, size_t n, bool pid_labels, ui
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = write_proc(&w, procs[i]);
     free(w.locations);
-    if (rc != 0) {
-        pprof_builder_free(w.b);
-        snprintf(err, errlen, "cannot build %s: out of memory", path);
-        return -1;
-    }
-    return pprof_builder_write(w.b, path, err, errlen);
+    return pprof_builder_finish(w.b, rc, path, err, errlen);
 }

@@ -13,6 +13,7 @@
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "cli.h"
 #include "commands.h"
 #include "proc_table.h"
 #include "record_output.h"
@@ -115,24 +116,7 @@ static void help(FILE *out)
         out);
 }
 
-static int usage_error(const char *fmt, const char *arg)
-{
-    fputs("ppx record: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputs("\nTry 'ppx record --help'.\n", stderr);
-    return 2;
-}
-
-/* A decimal integer in [min, max], nothing else. */
-static bool parse_uint(const char *s, uint64_t min, uint64_t max)
-{
-    if (*s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    return errno == 0 && *end == 0 && v >= min && v <= max;
-}
+#define usage_error(fmt, arg) cli_usage_error("record", fmt, arg)
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
@@ -163,7 +147,7 @@ static int parse_options(int argc, char **argv, struct options *o)
             o->output = optarg;
             break;
         case OPT_RATE:
-            if (!parse_uint(optarg, 1, UINT64_C(1) << 40))
+            if (!cli_parse_u64(optarg, 1, UINT64_C(1) << 40, NULL))
                 return usage_error("--rate takes a number of bytes from 1 to 2^40, not '%s'",
                                    optarg);
             o->rate = optarg;
@@ -172,13 +156,13 @@ static int parse_options(int argc, char **argv, struct options *o)
             exact = true;
             break;
         case OPT_MAX_DEPTH:
-            if (!parse_uint(optarg, 1, 256))
+            if (!cli_parse_u64(optarg, 1, 256, NULL))
                 return usage_error("--max-depth takes a number of frames from 1 to 256, not '%s'",
                                    optarg);
             o->max_depth = optarg;
             break;
         case OPT_FLUSH_MS:
-            if (!parse_uint(optarg, 1, 3600000))
+            if (!cli_parse_u64(optarg, 1, 3600000, NULL))
                 return usage_error("--flush-ms takes milliseconds from 1 to 3600000, not '%s'",
                                    optarg);
             o->flush_ms = optarg;

@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include "cli.h"
 #include "commands.h"
 #include "control.h"
 #include "socket_dir.h"
@@ -45,13 +46,7 @@ static void help(FILE *out)
           out);
 }
 
-static int usage_error(const char *fmt, const char *arg)
-{
-    fputs("ppx snapshot: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputs("\nTry 'ppx snapshot --help'.\n", stderr);
-    return 2;
-}
+#define usage_error(fmt, arg) cli_usage_error("snapshot", fmt, arg)
 
 static int parse_options(int argc, char **argv, struct options *o)
 {

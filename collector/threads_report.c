@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "pprof_read.h"
 #include "pprof_threads.h"
@@ -112,26 +113,7 @@ static void help(FILE *out)
         DEFAULT_TOP, PPROF_THREADS_MAIN_FRAME, PPROF_THREADS_PREEXISTING_FRAME);
 }
 
-static int usage_error(const char *fmt, const char *arg)
-{
-    fputs("ppx threads: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputs("\nTry 'ppx threads --help'.\n", stderr);
-    return 2;
-}
-
-static bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    if (*s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != 0 || v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
+#define usage_error(fmt, arg) cli_usage_error("threads", fmt, arg)
 
 /* ---- names ---------------------------------------------------------------- */
 
@@ -584,13 +566,13 @@ int cmd_threads(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "+:h", long_options, NULL)) != -1) {
         switch (c) {
         case 't':
-            if (!parse_u64(optarg, 1, 100000000, &top))
+            if (!cli_parse_u64(optarg, 1, 100000000, &top))
                 return usage_error("--top takes a number of threads from 1 to 100000000, "
                                    "not '%s'",
                                    optarg);
             break;
         case 'p':
-            if (!parse_u64(optarg, 1, UINT32_MAX, &pid))
+            if (!cli_parse_u64(optarg, 1, UINT32_MAX, &pid))
                 return usage_error("--pid takes a process id, not '%s'", optarg);
             want_pid = true;
             break;
