@@ -52,11 +52,18 @@ static struct ppx_io_local *chunk_get(struct io_block *b, unsigned c)
     struct ppx_io_local *chunk = atomic_load_explicit(&b->chunks[c], memory_order_relaxed);
     if (PPX_LIKELY(chunk != NULL))
         return chunk;
-    /* Only the owner maps a chunk; the flusher reads the pointer. */
-    chunk = ppx_pages_alloc(CHUNK * sizeof *chunk);
-    if (chunk != NULL)
-        atomic_store_explicit(&b->chunks[c], chunk, memory_order_release);
-    return chunk;
+    /* Only the owner's thread maps a chunk, but a signal handler on that
+     * thread may map the same one while it is at it: the first to publish
+     * wins (the handler's cache keeps pointing into the chunk it used). */
+    struct ppx_io_local *fresh = ppx_pages_alloc(CHUNK * sizeof *fresh);
+    if (fresh == NULL)
+        return NULL;
+    if (!atomic_compare_exchange_strong_explicit(&b->chunks[c], &chunk, fresh,
+                                                 memory_order_acq_rel, memory_order_acquire)) {
+        ppx_pages_free(fresh, CHUNK * sizeof *fresh);
+        return chunk;
+    }
+    return fresh;
 }
 
 struct ppx_io_local *ppx_io_local_get(uint32_t site_id)
@@ -67,7 +74,12 @@ struct ppx_io_local *ppx_io_local_get(uint32_t site_id)
     if (PPX_UNLIKELY(b == NULL)) {
         if ((b = block_take()) == NULL)
             return NULL;
-        my_block = b;
+        if (my_block != NULL) { /* a signal handler took one meanwhile: keep that */
+            atomic_store_explicit(&b->owned, 0, memory_order_release);
+            b = my_block;
+        } else {
+            my_block = b;
+        }
     }
     struct ppx_io_local *chunk = chunk_get(b, site_id >> CHUNK_BITS);
     return chunk != NULL ? &chunk[site_id & (CHUNK - 1)] : NULL;

@@ -308,7 +308,9 @@ static struct ppx_io_site *site_find(uintptr_t pc, uint32_t key, uint64_t h)
 /* Fills the thread's cache slot for the site; false when the site table
  * is full. A slot without local counters (no memory) is still usable. */
 static __attribute__((noinline)) bool site_lookup_slow(struct io_cache_slot *slot, uintptr_t pc,
-                                                       uint32_t key, uint64_t h)
+                                                       uint32_t key, uint64_t h,
+                                                       struct ppx_io_site **site,
+                                                       struct ppx_io_local **counters)
 {
     struct ppx_thread *pt = &ppx_thread;
     pt->guard++;
@@ -328,6 +330,8 @@ static __attribute__((noinline)) bool site_lookup_slow(struct io_cache_slot *slo
     slot->local = local;
     atomic_signal_fence(memory_order_seq_cst);
     slot->site = s;
+    *site = s; /* not read back: a handler may have taken the slot since */
+    *counters = local;
     return true;
 }
 
@@ -446,12 +450,18 @@ void ppx_io_count(unsigned call, int fd, const void *ret, uint64_t t0, int err, 
     struct io_thread *t = &io_thread;
     struct io_cache_slot *slot = &t->cache[(h >> 20) & (SITE_CACHE - 1)];
     struct ppx_io_site *s = slot->site;
+    struct ppx_io_local *l;
     if (PPX_UNLIKELY(s == NULL || s->pc != pc || s->key != key)) {
-        if (!site_lookup_slow(slot, pc, key, h))
+        if (!site_lookup_slow(slot, pc, key, h, &s, &l))
             return;
-        s = slot->site;
+    } else {
+        l = slot->local;
+        /* A signal handler that ran between the two reads may have filled
+         * the slot with its own site: then l is that site's, not s's. */
+        atomic_signal_fence(memory_order_seq_cst);
+        if (PPX_UNLIKELY(slot->site != s))
+            l = NULL; /* counted in s's shared counters */
     }
-    struct ppx_io_local *l = slot->local;
     if (PPX_LIKELY(l != NULL && t->busy == 0)) {
         t->busy = 1;
         atomic_signal_fence(memory_order_seq_cst);
