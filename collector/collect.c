@@ -134,6 +134,13 @@ static void on_closed(void *arg, struct proc *p)
     live_process_ended(c->live, p);
 }
 
+/* live.h sender, table lock held: a command to p's connection. */
+static int send_command(void *arg, const struct proc *p, uint32_t type, const void *payload,
+                        size_t len)
+{
+    return server_command(arg, p, type, payload, len);
+}
+
 static void on_control(void *arg, int fd, const uint8_t *rest, size_t len)
 {
     struct collector *c = arg;
@@ -208,6 +215,7 @@ static int run(const struct options *opt, const char *socket_path, int sfd)
         .arg = &c,
     };
     server_set_hooks(server, &hooks);
+    live_set_sender(c.live, send_command, server);
     if (!opt->quiet) {
         fprintf(stderr, "ppx: collecting on %s", socket_path);
         if (http)
@@ -234,6 +242,7 @@ static int run(const struct options *opt, const char *socket_path, int sfd)
     live_stop(c.live);
     http_stop(http);
     server_read_available(server);
+    live_set_sender(c.live, NULL, NULL); /* the worker may still take a snapshot */
     server_close(server);
     collect_worker_finish(c.worker);
     live_free(c.live);

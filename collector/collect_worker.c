@@ -197,6 +197,8 @@ static int snapshot(struct collect_worker *w, int fd, const struct control_snaps
     uint64_t since = live_now_ns();
     struct proc **procs;
     size_t n;
+    /* what the targets hold now, not as of their last periodic flush */
+    live_flush(w->live, req->pid, LIVE_FLUSH_WAIT_MS);
     int rc = live_copy(w->live, req->pid, PROC_COPY_FULL, &procs, &n);
     if (rc == LIVE_NO_SUCH_PID) {
         snprintf(err, errlen, "no process with pid %u has connected to this collector", req->pid);

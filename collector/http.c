@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "http_profiles.h"
+#include <ppx/wire.h>
 #include "http_symbol.h"
 
 #define PREFIX "/debug/pprof/"
@@ -161,6 +162,12 @@ static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *
                      HTTP_MAX_SECONDS);
         else
             a->q.seconds = (unsigned)v;
+    } else if (strcmp(key, "hz") == 0) {
+        if (!parse_number(value, 1, WIRE_MAX_CPU_HZ, &v))
+            snprintf(a->error, sizeof a->error,
+                     "invalid value for \"hz\" - must be an integer in 1..%u", WIRE_MAX_CPU_HZ);
+        else
+            a->q.hz = (unsigned)v;
     } else if (strcmp(key, "debug") == 0) {
         if (!parse_number(value, 0, 1000000, &v))
             snprintf(a->error, sizeof a->error,

@@ -80,16 +80,30 @@ static struct proc *find_base(struct proc **base, size_t n, const struct proc *p
     return NULL;
 }
 
+enum {
+    SEL_FRESH = 1, /* ask the targets to flush first (live_flush) */
+    SEL_CPU = 2,   /* ask them for CPU samples over the window */
+};
+
 /* The processes to build from: copies now, or the change over the next
  * seconds. 0, or -1 with the error in r. */
 static int select_procs(struct live *l, const struct http_query *q, unsigned seconds,
-                        struct proc ***procs, size_t *n, struct http_reply *r)
+                        unsigned sel, struct proc ***procs, size_t *n, struct http_reply *r)
 {
     struct proc **base = NULL;
     size_t n_base = 0;
     uint64_t since = 0;
     if (seconds) {
+        struct live_cpu_window window = {0};
+        if (sel & SEL_CPU)
+            live_cpu_begin(l, q->pid, q->hz ? q->hz : HTTP_CPU_DEFAULT_HZ, &window);
+        if (sel & SEL_FRESH)
+            live_flush(l, q->pid, LIVE_FLUSH_WAIT_MS);
         int rc = live_copy(l, q->pid, PROC_COPY_COUNTERS, &base, &n_base);
+        since = live_now_ns();
+        bool slept = rc == 0 && live_sleep(l, seconds);
+        if (sel & SEL_CPU)
+            live_cpu_end(l, &window); /* the flush below brings the last samples */
         if (rc == LIVE_NO_SUCH_PID) {
             http_reply_error(r, 404, "no process with pid %u has connected to this collector",
                              q->pid);
@@ -99,13 +113,14 @@ static int select_procs(struct live *l, const struct http_query *q, unsigned sec
             http_reply_error(r, 500, "out of memory");
             return -1;
         }
-        since = live_now_ns();
-        if (!live_sleep(l, seconds)) {
+        if (!slept) {
             live_free_copies(base, n_base);
             http_reply_error(r, 503, "the collector is stopping");
             return -1;
         }
     }
+    if (sel & SEL_FRESH)
+        live_flush(l, q->pid, LIVE_FLUSH_WAIT_MS);
     int rc = live_copy(l, q->pid, PROC_COPY_FULL, procs, n);
     if (rc == 0 && seconds)
         for (size_t i = 0; i < *n; i++)
@@ -144,7 +159,8 @@ static void serve_profile(struct live *l, const struct endpoint *ep, const struc
 
     struct proc **procs;
     size_t n;
-    if (select_procs(l, q, seconds, &procs, &n, r) < 0)
+    unsigned sel = SEL_FRESH | (ep->flags & EP_ALWAYS_DELTA ? SEL_CPU : 0);
+    if (select_procs(l, q, seconds, sel, &procs, &n, r) < 0)
         return;
     char err[512] = "";
     int rc;
@@ -182,7 +198,7 @@ static void serve_cmdline(struct live *l, const struct http_query *q, struct htt
 {
     struct proc **procs;
     size_t n;
-    if (select_procs(l, q, 0, &procs, &n, r) < 0)
+    if (select_procs(l, q, 0, 0, &procs, &n, r) < 0)
         return;
     FILE *f = open_memstream(&r->body, &r->len);
     if (!f) {
@@ -309,8 +325,9 @@ static void serve_index(struct live *l, struct http_reply *r)
     fputs("<li><div class=profile-name>cmdline: </div> The command line invocation of the "
           "program</li>\n"
           "</ul>\nQuery parameters: pid=N selects one process; seconds=N on heap, allocs, "
-          "syscalls and threadcreate gives the change over the next N seconds; debug=1 on heap "
-          "and allocs gives the legacy text format.\n</p>\n</body>\n</html>\n",
+          "syscalls and threadcreate gives the change over the next N seconds; hz=N on profile "
+          "sets the CPU sampling rate asked of processes started without PPX_CPU_HZ (100); "
+          "debug=1 on heap and allocs gives the legacy text format.\n</p>\n</body>\n</html>\n",
           f);
     free(info);
     if (fclose(f) != 0) {

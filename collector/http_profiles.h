@@ -21,12 +21,15 @@
 
 #define HTTP_MAX_SECONDS 3600u
 #define HTTP_CPU_DEFAULT_SECONDS 30u
+/* profile: the rate asked of targets that sample CPU on demand */
+#define HTTP_CPU_DEFAULT_HZ 100u
 
 /* A request's arguments, syntax already checked (http.c). */
 struct http_query {
     uint32_t pid;     /* 0: every process */
     unsigned seconds; /* 0: not given */
     long debug;       /* 0: binary profile */
+    unsigned hz;      /* profile: CPU samples per second asked of the targets; 0: not given */
 };
 
 struct http_reply {

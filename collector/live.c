@@ -1,5 +1,7 @@
 #include "live.h"
 
+#include <ppx/wire.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +13,16 @@ struct exited {
     uint64_t start_ns, exited_ns;
 };
 
+struct live_proc_id {
+    uint32_t pid;
+    uint64_t start_ns;
+};
+
 struct live {
     pthread_mutex_t lock;
+    live_send_fn send; /* under lock */
+    void *send_arg;
+    uint64_t flush_seq; /* under lock: the latest WIRE_CMD_FLUSH's */
     struct proc_table *table;
     struct exited exited[LIVE_KEEP_EXITED + 1]; /* oldest first */
     size_t n_exited;
@@ -228,4 +238,136 @@ bool live_stopping(struct live *l)
     bool stopping = l->stopping;
     pthread_mutex_unlock(&l->stop_lock);
     return stopping;
+}
+
+void live_set_sender(struct live *l, live_send_fn send, void *arg)
+{
+    pthread_mutex_lock(&l->lock);
+    l->send = send;
+    l->send_arg = arg;
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* Under lock: the connected processes a request selects, in *ids (malloc'ed). */
+static size_t connected_procs(struct live *l, uint32_t pid, struct live_proc_id **ids)
+{
+    *ids = NULL;
+    size_t count = 0;
+    struct proc **list = proc_table_list(l->table, &count);
+    if (!list || !l->send)
+        count = 0;
+    struct live_proc_id *out = count ? calloc(count, sizeof *out) : NULL;
+    size_t n = 0;
+    for (size_t i = 0; out && i < count; i++)
+        if ((!pid || list[i]->pid == pid) && list[i]->connected)
+            out[n++] = (struct live_proc_id){list[i]->pid, list[i]->start_ns};
+    free(list);
+    if (pid && n > 1) { /* the latest incarnation of pid, as live_copy() */
+        out[0] = out[n - 1];
+        n = 1;
+    }
+    *ids = out;
+    return n;
+}
+
+static int send_to(struct live *l, const struct live_proc_id *id, uint32_t type,
+                   const void *payload, size_t len, struct proc **found)
+{
+    struct proc *p = proc_table_find(l->table, id->pid, id->start_ns);
+    *found = p;
+    if (!p || !p->connected)
+        return -1;
+    return l->send(l->send_arg, p, type, payload, len);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static long long monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+size_t live_flush(struct live *l, uint32_t pid, int timeout_ms)
+{
+    pthread_mutex_lock(&l->lock);
+    struct live_proc_id *ids;
+    size_t n = connected_procs(l, pid, &ids);
+    uint64_t seq = ++l->flush_seq;
+    struct wire_cmd_flush cmd = {seq};
+    size_t asked = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct proc *p;
+        if (send_to(l, &ids[i], WIRE_CMD_FLUSH, &cmd, sizeof cmd, &p) == 0)
+            ids[asked++] = ids[i];
+    }
+    pthread_mutex_unlock(&l->lock);
+    /* The ingest loop decodes the answers meanwhile; look every few ms. */
+    long long deadline = monotonic_ms() + timeout_ms;
+    size_t answered = 0;
+    for (;;) {
+        size_t waiting = 0;
+        answered = 0;
+        pthread_mutex_lock(&l->lock);
+        for (size_t i = 0; i < asked; i++) {
+            struct proc *p = proc_table_find(l->table, ids[i].pid, ids[i].start_ns);
+            if (p && p->flushed_seq >= seq)
+                answered++;
+            else if (p && p->connected)
+                waiting++;
+        }
+        pthread_mutex_unlock(&l->lock);
+        if (waiting == 0 || monotonic_ms() >= deadline || live_stopping(l))
+            break;
+        sleep_ms(5);
+    }
+    free(ids);
+    return answered;
+}
+
+static void send_cpu(struct live *l, const struct live_proc_id *id, uint32_t hz, bool begin)
+{
+    struct proc *p = proc_table_find(l->table, id->pid, id->start_ns);
+    if (!p)
+        return;
+    if (!begin && p->cpu_requests > 0 && --p->cpu_requests > 0)
+        return; /* another window still wants samples */
+    if (begin && p->cpu_requests++ > 0)
+        return; /* sampling already, for another window */
+    struct wire_cmd_cpu cmd = {hz, 0};
+    if (l->send && p->connected && !p->cpu_fixed)
+        l->send(l->send_arg, p, WIRE_CMD_CPU, &cmd, sizeof cmd);
+}
+
+void live_cpu_begin(struct live *l, uint32_t pid, uint32_t hz, struct live_cpu_window *w)
+{
+    pthread_mutex_lock(&l->lock);
+    w->n = connected_procs(l, pid, &w->procs);
+    size_t kept = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        struct proc *p = proc_table_find(l->table, w->procs[i].pid, w->procs[i].start_ns);
+        if (!p || p->cpu_fixed)
+            continue;
+        send_cpu(l, &w->procs[i], hz, true);
+        w->procs[kept++] = w->procs[i];
+    }
+    w->n = kept;
+    pthread_mutex_unlock(&l->lock);
+}
+
+void live_cpu_end(struct live *l, struct live_cpu_window *w)
+{
+    pthread_mutex_lock(&l->lock);
+    for (size_t i = 0; i < w->n; i++)
+        send_cpu(l, &w->procs[i], 0, false);
+    pthread_mutex_unlock(&l->lock);
+    free(w->procs);
+    w->procs = NULL;
+    w->n = 0;
 }

@@ -68,4 +68,32 @@ bool live_stopping(struct live *l);
 
 uint64_t live_now_ns(void); /* CLOCK_REALTIME */
 
+/* ---- commands to the targets (wire.h) ----
+ * The ingest loop's server writes them: live_set_sender() gives the
+ * function (called with live_lock() held) that writes one to the
+ * connection feeding p; 0 when written. Without one, nothing is sent. */
+typedef int (*live_send_fn)(void *arg, const struct proc *p, uint32_t type, const void *payload,
+                            size_t len);
+void live_set_sender(struct live *l, live_send_fn send, void *arg);
+
+/* How long live_flush() waits for the targets' FLUSHED. */
+#define LIVE_FLUSH_WAIT_MS 1000
+/* Asks the connected processes (every one, or the latest incarnation of
+ * pid) to send everything now, and waits until each has answered
+ * (FLUSHED), gone, or timeout_ms passed. Returns how many answered. */
+size_t live_flush(struct live *l, uint32_t pid, int timeout_ms);
+
+/* A CPU profile's window: the processes asked to sample. */
+struct live_proc_id;
+struct live_cpu_window {
+    struct live_proc_id *procs;
+    size_t n;
+};
+/* Asks the connected processes (every one, or pid) that sample CPU on
+ * demand to sample at hz, until live_cpu_end(); concurrent windows share
+ * the sampling (the first one's rate), which stops when the last ends.
+ * Processes started with PPX_CPU_HZ are left alone. */
+void live_cpu_begin(struct live *l, uint32_t pid, uint32_t hz, struct live_cpu_window *w);
+void live_cpu_end(struct live *l, struct live_cpu_window *w);
+
 #endif

@@ -102,6 +102,9 @@ struct proc {
     uint64_t cpu_dropped, cpu_dropped_ns;
     bool connected;         /* a connection currently feeds it */
     bool said_goodbye;
+    bool cpu_fixed;         /* HELLO had WIRE_HELLO_CPU_FIXED: CPU commands are ignored */
+    uint64_t flushed_seq;   /* the latest FLUSHED record's seq; 0 before one */
+    unsigned cpu_requests;  /* profile windows asking it for CPU samples now (live.c) */
     unsigned incarnation;   /* 0 for the first process seen with this pid, 1.. after exec */
 };
 

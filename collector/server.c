@@ -416,6 +416,33 @@ size_t server_drain(struct server *s, int timeout_ms)
     }
 }
 
+int server_command(struct server *s, const struct proc *p, uint32_t type, const void *payload,
+                   size_t len)
+{
+    uint8_t buf[sizeof(struct wire_header) + 64];
+    if (len > sizeof buf - sizeof(struct wire_header))
+        return -1;
+    for (size_t i = 0; i < s->n_conns; i++) {
+        struct conn *c = &s->conns[i];
+        if (wire_decoder_proc(c->decoder) != p || proc_table_owner(p) != c->decoder ||
+            wire_decoder_said_goodbye(c->decoder))
+            continue;
+        struct wire_header h = {type, (uint32_t)len};
+        memcpy(buf, &h, sizeof h);
+        memcpy(buf + sizeof h, payload, len);
+        ssize_t n;
+        do
+            n = send(c->fd, buf, sizeof h + len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n == (ssize_t)(sizeof h + len))
+            return 0;
+        if (n > 0)
+            shutdown(c->fd, SHUT_WR); /* half a command: the target must not read on */
+        return -1;
+    }
+    return -1;
+}
+
 size_t server_connections(const struct server *s)
 {
     return s->n_conns;

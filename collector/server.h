@@ -58,6 +58,14 @@ void server_read_available(struct server *s);
 size_t server_drain(struct server *s, int timeout_ms);
 
 size_t server_connections(const struct server *s);
+/* Writes a command (wire.h: a wire_header of type, then len bytes of
+ * payload) to the connection that currently feeds p, without blocking;
+ * with the hooks' lock held. 0 when written; -1 when p has no such
+ * connection, or its socket is full (nothing written), or the write was
+ * cut short: then the connection's writing side is shut, and the target,
+ * seeing the end of its commands, reconnects. */
+int server_command(struct server *s, const struct proc *p, uint32_t type, const void *payload,
+                   size_t len);
 
 /* Closes every connection, the listening socket, and unlinks its path. */
 void server_close(struct server *s);

@@ -165,6 +165,8 @@ char *target_find_preload(char *err, size_t errlen)
     return NULL;
 }
 
+#define PPX_RECORD_CPU_HZ "100"
+
 int target_setenv(const struct target_env *e)
 {
     if (e->preload) {
@@ -189,6 +191,10 @@ int target_setenv(const struct target_env *e)
     if (e->max_depth && setenv("PPX_MAX_DEPTH", e->max_depth, 1) < 0)
         return -1;
     if (e->flush_ms && setenv("PPX_FLUSH_MS", e->flush_ms, 1) < 0)
+        return -1;
+    /* Under ppx record, CPU is sampled from the start (a bare LD_PRELOAD
+     * samples only while a collector asks); the user's own rate stays. */
+    if (setenv("PPX_CPU_HZ", PPX_RECORD_CPU_HZ, 0) < 0)
         return -1;
     return 0;
 }

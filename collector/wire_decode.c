@@ -88,6 +88,7 @@ static const char *type_name(uint32_t type)
     case WIRE_IO_STACKS: return "IO_STACKS";
     case WIRE_THREAD: return "THREAD";
     case WIRE_CPU_SAMPLES: return "CPU_SAMPLES";
+    case WIRE_FLUSHED: return "FLUSHED";
     default: return "unknown";
     }
 }
@@ -236,8 +237,8 @@ static int apply_hello(struct wire_decoder *d, const uint8_t *p, size_t len)
         return bad(d, "executable path of %u bytes exceeds %u", h.exe_len, WIRE_MAX_PATH);
     if (h.cmdline_len > WIRE_MAX_PATH)
         return bad(d, "command line of %u bytes exceeds %u", h.cmdline_len, WIRE_MAX_PATH);
-    if (h.reserved != 0)
-        return bad(d, "reserved field is %u, not 0", h.reserved);
+    if (h.flags & ~WIRE_HELLO_CPU_FIXED)
+        return bad(d, "unknown flags 0x%x", h.flags & ~WIRE_HELLO_CPU_FIXED);
     if ((uint64_t)sizeof h + h.exe_len + h.cmdline_len != len)
         return bad(d, "length %zu, but the fixed part, exe_len %u and cmdline_len %u make %zu",
                    len, h.exe_len, h.cmdline_len, sizeof h + h.exe_len + h.cmdline_len);
@@ -276,6 +277,7 @@ static int apply_hello(struct wire_decoder *d, const uint8_t *p, size_t len)
     proc->cmdline_len = h.cmdline_len;
     proc->connected = true;
     proc->said_goodbye = false;
+    proc->cpu_fixed = (h.flags & WIRE_HELLO_CPU_FIXED) != 0;
     proc_table_set_owner(proc, d);
     d->proc = proc;
     d->state = RECORDS;
@@ -872,6 +874,21 @@ static int apply_cpu_samples(struct wire_decoder *d, const uint8_t *p, size_t le
     return 0;
 }
 
+/* Only seqs the collector asked for mean anything; a smaller one than the
+ * last is stale (a reply to a command sent before a later one), kept out. */
+static int apply_flushed(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    struct wire_flushed f;
+    if (len != sizeof f)
+        return bad(d, "length %zu, not %zu", len, sizeof f);
+    memcpy(&f, p, sizeof f);
+    if (f.seq == 0)
+        return bad(d, "seq 0 (never asked for)");
+    if (f.seq > d->proc->flushed_seq)
+        d->proc->flushed_seq = f.seq;
+    return 0;
+}
+
 static int apply_record(struct wire_decoder *d, const uint8_t *p, size_t len)
 {
     if (d->state == RECORDS && proc_table_owner(d->proc) != d)
@@ -887,6 +904,7 @@ static int apply_record(struct wire_decoder *d, const uint8_t *p, size_t len)
     case WIRE_IO_STACKS: return apply_io_stacks(d, p, len);
     case WIRE_THREAD: return apply_thread(d, p, len);
     case WIRE_CPU_SAMPLES: return apply_cpu_samples(d, p, len);
+    case WIRE_FLUSHED: return apply_flushed(d, p, len);
     case WIRE_GOODBYE:
         d->proc->said_goodbye = true;
         d->state = GOODBYE_SEEN;
@@ -904,7 +922,7 @@ static int check_header(struct wire_decoder *d)
     memcpy(&h, d->header, sizeof h);
     d->type = h.type;
     d->length = h.length;
-    if (h.type < WIRE_HELLO || h.type > WIRE_CPU_SAMPLES)
+    if (h.type < WIRE_HELLO || h.type > WIRE_FLUSHED)
         return fail(d, "unknown record type %u (length %u)", h.type, h.length);
     if (h.length > WIRE_MAX_RECORD)
         return fail(d, "%s record of %u bytes exceeds the %u-byte limit", type_name(h.type),
@@ -919,6 +937,7 @@ static int check_header(struct wire_decoder *d)
                  : h.type == WIRE_GOODBYE ? 0
                  : h.type == WIRE_IO_SITE ? sizeof(struct wire_io_site)
                  : h.type == WIRE_THREAD  ? sizeof(struct wire_thread)
+                 : h.type == WIRE_FLUSHED ? sizeof(struct wire_flushed)
                                           : WIRE_MAX_RECORD;
     if (h.length > max)
         return bad(d, "length %u exceeds %zu", h.length, max);

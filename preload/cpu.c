@@ -44,6 +44,10 @@
  * carry a sequence number, bumped on every reuse, so that a stale pointer
  * is never written through.
  *
+ * Without PPX_CPU_HZ the handler and the states are set up all the same,
+ * but no timer runs until a collector asks (WIRE_CMD_CPU, handled by the
+ * flusher: ppx_cpu_set_rate), and they all go when it says stop.
+ *
  * Timers are created and deleted under cpu_mu (never from the handler).
  * The program taking SIGPROF for itself stops sampling for good
  * (hooks_signal.c); exec deletes the timers and discards pending ticks,
@@ -115,9 +119,11 @@ static atomic_bool configured; /* PPX_CPU_HZ > 0 and our handler installed */
 static atomic_bool stopped;    /* the program took SIGPROF: for good */
 static bool running;           /* under cpu_mu: timers exist (false while exec is under way) */
 static bool exec_paused;       /* under cpu_mu */
+static uint32_t sampling_hz;   /* under cpu_mu: the timers' rate; 0: none */
+static atomic_uint batch_hz;   /* the rate of the samples in the flusher's table */
 static struct sigaction our_action;
-static uint64_t period_ns;
-static uint64_t unblock_weight; /* periods a tick unblocked in sigprocmask may stand for */
+static uint64_t period_ns;     /* under cpu_mu */
+static _Atomic uint64_t unblock_weight; /* periods a tick unblocked in sigprocmask may stand for */
 /* libc's pthread_sigmask and sigprocmask, [lo, hi) */
 #define N_MASK_FNS 2u
 static struct {
@@ -224,7 +230,9 @@ static void on_sigprof(int sig, siginfo_t *si, void *ucontext)
         return; /* not our tick: kill(SIGPROF), or a timer left by the program */
     int saved_errno = errno;
     uint64_t weight = 1 + (si->si_overrun > 0 ? (uint64_t)si->si_overrun : 0);
-    uint64_t cap = unblocked_here(ucontext) ? unblock_weight : MAX_WEIGHT;
+    uint64_t cap = unblocked_here(ucontext)
+                       ? atomic_load_explicit(&unblock_weight, memory_order_relaxed)
+                       : MAX_WEIGHT;
     if (weight > cap) {
         atomic_fetch_add_explicit(&lost_ticks, weight - cap, memory_order_relaxed);
         weight = cap;
@@ -333,14 +341,26 @@ static void find_mask_fns(void)
     }
 }
 
+/* Under cpu_mu. */
+static void set_period(uint32_t hz)
+{
+    period_ns = 1000000000u / hz;
+    atomic_store_explicit(&unblock_weight, 2 + hz / 100, memory_order_relaxed);
+    atomic_store_explicit(&batch_hz, hz, memory_order_relaxed);
+}
+
 void ppx_cpu_init(void)
 {
-    if (ppx_config.cpu_hz == 0 || atomic_load(&configured) || atomic_load(&stopped))
+    bool on_demand = !ppx_config.cpu_hz_fixed;
+    if ((!on_demand && ppx_config.cpu_hz == 0) || atomic_load(&configured) ||
+        atomic_load(&stopped))
         return;
-    period_ns = 1000000000u / ppx_config.cpu_hz;
-    unblock_weight = 2 + ppx_config.cpu_hz / 100;
+    /* On demand, the rings are sized for the default rate: a faster one
+     * asked for may count ticks lost. */
+    uint32_t ring_hz = on_demand ? PPX_DEFAULT_CPU_HZ : ppx_config.cpu_hz;
+    set_period(ring_hz);
     find_mask_fns();
-    uint64_t per_flush = (uint64_t)ppx_config.cpu_hz * ppx_config.flush_ms / 1000u + 1;
+    uint64_t per_flush = (uint64_t)ring_hz * ppx_config.flush_ms / 1000u + 1;
     uint64_t want = RING_FLUSHES * per_flush * (1 + ppx_config.max_depth);
     ring_words = RING_MIN_WORDS;
     while (ring_words < want && ring_words < RING_MAX_WORDS)
@@ -366,9 +386,43 @@ void ppx_cpu_init(void)
         return;
     }
     pthread_mutex_lock(&cpu_mu);
-    running = true;
+    sampling_hz = ppx_config.cpu_hz;
+    running = sampling_hz != 0;
     pthread_mutex_unlock(&cpu_mu);
     atomic_store(&configured, true);
+}
+
+/* Under cpu_mu. */
+static void start_active_timers(void)
+{
+    for (struct ppx_cpu_thread *c = atomic_load_explicit(&all_states, memory_order_acquire);
+         c != NULL; c = c->all_next)
+        if (atomic_load_explicit(&c->status, memory_order_acquire) == CPU_ACTIVE &&
+            !start_timer(c) && errno != EINVAL) /* EINVAL: a thread that just ended */
+            note_timer_failure(errno);
+}
+
+void ppx_cpu_set_rate(uint32_t hz)
+{
+    if (ppx_config.cpu_hz_fixed || hz > WIRE_MAX_CPU_HZ ||
+        !atomic_load_explicit(&configured, memory_order_acquire))
+        return;
+    pthread_mutex_lock(&cpu_mu);
+    if (!atomic_load(&stopped) && !exec_paused && hz != sampling_hz) {
+        stop_all_timers();
+        sampling_hz = hz;
+        running = hz != 0;
+        if (running) {
+            set_period(hz);
+            start_active_timers();
+        }
+    }
+    pthread_mutex_unlock(&cpu_mu);
+}
+
+uint32_t ppx_cpu_sample_hz(void)
+{
+    return atomic_load_explicit(&batch_hz, memory_order_relaxed);
 }
 
 /* Under cpu_mu: a state with a fresh ring, not yet in use. */
@@ -599,7 +653,14 @@ void ppx_cpu_reset_child(void)
     }
     if (cpu_self != NULL && cpu_self->tid != self)
         cpu_self = NULL;
-    running = !atomic_load(&stopped);
+    if (!ppx_config.cpu_hz_fixed) {
+        /* a collector asked the parent, not this new process */
+        for (struct ppx_cpu_thread *c = atomic_load_explicit(&all_states, memory_order_acquire);
+             c != NULL; c = c->all_next)
+            stop_timer(c);
+        sampling_hz = 0;
+    }
+    running = !atomic_load(&stopped) && sampling_hz != 0;
     exec_paused = false;
     atomic_store_explicit(&lost_ticks, 0, memory_order_relaxed);
     /* the flusher's table: the parent's figures and thread ids mean nothing here */
@@ -802,7 +863,8 @@ static void resend_all(uint64_t gen)
 
 static bool emit_batch(struct ppx_encoder *enc, size_t n, uint64_t lost)
 {
-    struct wire_cpu_samples h = {(uint32_t)n, ppx_config.cpu_hz, lost};
+    uint32_t hz = ppx_cpu_sample_hz();
+    struct wire_cpu_samples h = {(uint32_t)n, hz != 0 ? hz : PPX_DEFAULT_CPU_HZ, lost};
     return ppx_emit(enc, WIRE_CPU_SAMPLES, &h, sizeof h, table.out, n * sizeof *table.out, NULL,
                     0);
 }

@@ -17,7 +17,8 @@
  *   PPX_SYSCALL_STACKS  "all": a full stack for every I/O call (as
  *                    PPX_SYSCALL_SAMPLE=1); "sampled" (the default)
  *   PPX_CPU_HZ       CPU profile: SIGPROF ticks per second of each thread's
- *                    CPU time, 1..10000, 0 = off (100) */
+ *                    CPU time, 1..10000, 0 = off. Unset: off, and sampled
+ *                    only while a collector asks (WIRE_CMD_CPU) */
 #include "ppx_preload.h"
 
 #include <errno.h>
@@ -179,7 +180,10 @@ static void load_config(void)
         ppx_config.syscall_sample = 1;
     else if (stacks != NULL && strcmp(stacks, "sampled") != 0)
         report_invalid("PPX_SYSCALL_STACKS", stacks, "sampled");
-    ppx_config.cpu_hz = (uint32_t)env_u64("PPX_CPU_HZ", 0, MAX_CPU_HZ, PPX_DEFAULT_CPU_HZ);
+    ppx_config.cpu_hz_fixed = getenv("PPX_CPU_HZ") != NULL;
+    ppx_config.cpu_hz = ppx_config.cpu_hz_fixed ? (uint32_t)env_u64("PPX_CPU_HZ", 0, MAX_CPU_HZ,
+                                                                    PPX_DEFAULT_CPU_HZ)
+                                                : 0;
 
     char fallback[PPX_SOCKET_PATH_MAX];
     default_socket(fallback, sizeof fallback);

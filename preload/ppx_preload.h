@@ -49,6 +49,7 @@ struct ppx_config {
     bool syscalls;           /* PPX_SYSCALLS: false = the I/O hooks only pass through */
     uint32_t syscall_sample; /* mean I/O calls between stacks; 1 = every call */
     uint32_t cpu_hz;         /* PPX_CPU_HZ: SIGPROF ticks per CPU second; 0 = off */
+    bool cpu_hz_fixed;       /* PPX_CPU_HZ was set; else CPU is sampled on demand only */
     char socket_path[PPX_SOCKET_PATH_MAX];
 };
 extern struct ppx_config ppx_config;
@@ -421,6 +422,11 @@ bool ppx_threads_none_left(void);
 
 /* cpu.c: called by threads.c */
 void ppx_cpu_init(void);
+/* From the flusher, for WIRE_CMD_CPU: samples every thread at hz from now
+ * on, 0 stops. Nothing when PPX_CPU_HZ was set or sampling stopped for
+ * good. ppx_cpu_sample_hz: the rate of the samples not yet sent. */
+void ppx_cpu_set_rate(uint32_t hz);
+uint32_t ppx_cpu_sample_hz(void);
 /* r is registered; start its timer (on the thread itself, or from the
  * flusher for threads found at start). */
 void ppx_cpu_thread_started(struct ppx_thread_rec *r);

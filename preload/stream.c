@@ -10,6 +10,13 @@
  * CPU profile (cpu.c): the rings of SIGPROF samples drained, CPU_SAMPLES.
  * The destructor does a last, bounded flush and says GOODBYE.
  *
+ * While connected, the flusher sleeps in poll() on the socket, so that a
+ * command from the collector (wire.h: flush now, start or stop CPU
+ * sampling) wakes it at once; it reads commands without blocking, checks
+ * each (a bad one drops the connection) and acts. Unconnected, it sleeps
+ * on stream_cv. The destructor wakes a poll()ing flusher by shutting the
+ * socket's reading side.
+ *
  * The socket must not disturb the program: close-on-exec, moved to a high
  * fd number, MSG_NOSIGNAL, a send timeout, and verified (device, inode)
  * before each write, because daemons close or dup2 over descriptors they do
@@ -20,6 +27,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +71,12 @@ static dev_t sock_dev;
 static ino_t sock_ino;
 static pid_t sock_pid; /* the process that connected */
 static uint64_t generation; /* of the current connection; 0: none yet */
+
+/* Commands read so far (wire.h): at most one partial one, plus a read. */
+#define CMD_BUF 64u
+#define CMDS_PER_WAKE 64u
+static unsigned char cmd_buf[CMD_BUF];
+static size_t cmd_len;
 
 static char cmdline[WIRE_MAX_PATH];
 static size_t cmdline_len;
@@ -146,6 +160,8 @@ static void disconnect(void)
     if (socket_still_ours())
         close(sock);
     sock = -1;
+    cmd_len = 0;
+    ppx_cpu_set_rate(0); /* whoever asked for CPU samples is gone */
 }
 
 /* Whether the collector closed its end. The target only writes, so a
@@ -239,7 +255,7 @@ static bool send_hello(void)
         .max_depth = ppx_config.max_depth,
         .exe_len = (uint32_t)exe_len,
         .cmdline_len = (uint32_t)cmdline_len,
-        .reserved = 0,
+        .flags = ppx_config.cpu_hz_fixed ? WIRE_HELLO_CPU_FIXED : 0,
     };
     return ppx_emit(&encoder, WIRE_HELLO, &h, sizeof h, exe, exe_len, cmdline, cmdline_len);
 }
@@ -286,6 +302,9 @@ static bool try_connect(void)
     encoder.out_len = 0;
     encoder.n_entries = 0;
     encoder.failed = false;
+    cmd_len = 0;
+    /* a new collector has asked for no CPU samples (yet) */
+    ppx_cpu_set_rate(0);
     return send_hello();
 }
 
@@ -383,7 +402,8 @@ static void flush_locked(void)
     bool fresh = false;
     if (sock >= 0 && !socket_still_ours())
         sock = -1;
-    if (sock >= 0 && peer_closed())
+    /* (not once stopping: the destructor shut the reading side itself) */
+    if (sock >= 0 && !stopping && peer_closed())
         disconnect();
     if (sock < 0) {
         if (!try_connect()) {
@@ -424,6 +444,131 @@ static void flush_locked(void)
     }
 }
 
+/* ---- commands from the collector ---- */
+
+static void command_refused(const char *why)
+{
+    static atomic_flag said = ATOMIC_FLAG_INIT;
+    ppx_log_once(&said, "bad command from the collector (", why, "); reconnecting", NULL);
+    disconnect();
+}
+
+/* Acts on one complete, checked command; false when the connection went. */
+static bool run_command(uint32_t type, const unsigned char *payload)
+{
+    if (type == WIRE_CMD_CPU) {
+        struct wire_cmd_cpu c;
+        memcpy(&c, payload, sizeof c);
+        if (c.hz > WIRE_MAX_CPU_HZ || c.reserved != 0) {
+            command_refused("CPU rate out of range");
+            return false;
+        }
+        /* The samples of one record share a rate: those at the old one go
+         * out before sampling at a new one starts. */
+        uint32_t old = ppx_cpu_sample_hz();
+        if (c.hz != 0 && old != 0 && c.hz != old) {
+            ppx_cpu_set_rate(0);
+            flush_locked();
+            if (sock < 0)
+                return false;
+        }
+        ppx_cpu_set_rate(c.hz);
+        return true;
+    }
+    struct wire_cmd_flush f;
+    memcpy(&f, payload, sizeof f);
+    uint64_t gen = generation;
+    flush_locked();
+    if (sock < 0 || generation != gen)
+        return false;
+    struct wire_flushed done = {f.seq};
+    if (!ppx_emit(&encoder, WIRE_FLUSHED, &done, sizeof done, NULL, 0, NULL, 0) ||
+        !out_flush(&encoder)) {
+        disconnect();
+        encoder.out_len = 0;
+        encoder.failed = false;
+        return false;
+    }
+    return true;
+}
+
+/* Runs the complete commands in cmd_buf; false when the connection went. */
+static bool run_buffered_commands(unsigned *budget)
+{
+    size_t at = 0;
+    bool ok = true;
+    while (ok && cmd_len - at >= sizeof(struct wire_header) && *budget > 0) {
+        struct wire_header h;
+        memcpy(&h, cmd_buf + at, sizeof h);
+        size_t want = h.type == WIRE_CMD_FLUSH ? sizeof(struct wire_cmd_flush)
+                      : h.type == WIRE_CMD_CPU ? sizeof(struct wire_cmd_cpu)
+                                               : SIZE_MAX;
+        if (want == SIZE_MAX || h.length != want) {
+            command_refused(want == SIZE_MAX ? "unknown type" : "wrong length");
+            return false;
+        }
+        if (cmd_len - at < sizeof h + want)
+            break;
+        (*budget)--;
+        ok = run_command(h.type, cmd_buf + at + sizeof h);
+        at += sizeof h + want;
+    }
+    if (!ok || sock < 0)
+        return false;
+    memmove(cmd_buf, cmd_buf + at, cmd_len - at);
+    cmd_len -= at;
+    return true;
+}
+
+/* Reads and runs what the collector sent, without waiting; with stream_mu
+ * held. A flood is cut at CMDS_PER_WAKE: the rest waits for the next wake. */
+static void read_commands(void)
+{
+    unsigned budget = CMDS_PER_WAKE;
+    while (sock >= 0 && budget > 0) {
+        if (!socket_still_ours()) {
+            sock = -1;
+            return;
+        }
+        ssize_t n = recv(sock, cmd_buf + cmd_len, sizeof cmd_buf - cmd_len, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            disconnect(); /* the collector went */
+            return;
+        }
+        cmd_len += (size_t)n;
+        if (!run_buffered_commands(&budget))
+            return;
+    }
+}
+
+/* Sleeps until wake (CLOCK_MONOTONIC ns), running the collector's commands
+ * as they come; with stream_mu held, released while asleep. */
+static void flusher_sleep(uint64_t wake)
+{
+    while (!stopping) {
+        uint64_t now = monotonic_ns();
+        if (now >= wake)
+            return;
+        if (sock >= 0 && socket_still_ours() && !exec_pending) {
+            struct pollfd pfd = {.fd = sock, .events = POLLIN};
+            uint64_t left_ms = (wake - now + 999999u) / 1000000u;
+            pthread_mutex_unlock(&stream_mu);
+            int rc = poll(&pfd, 1, left_ms > INT32_MAX ? INT32_MAX : (int)left_ms);
+            pthread_mutex_lock(&stream_mu);
+            if (rc > 0 && !stopping && !exec_pending && sock >= 0)
+                read_commands();
+            continue;
+        }
+        struct timespec deadline = {(time_t)(wake / 1000000000ull), (long)(wake % 1000000000ull)};
+        if (pthread_cond_timedwait(&stream_cv, &stream_mu, &deadline) == ETIMEDOUT)
+            return;
+    }
+}
+
 /* ---- the flusher thread ---- */
 
 static void flush_and_say_goodbye(void);
@@ -438,11 +583,7 @@ static void *flusher_main(void *arg)
     ppx_threads_scan();
     pthread_mutex_lock(&stream_mu);
     while (!stopping) {
-        uint64_t wake = monotonic_ns() + (uint64_t)ppx_config.flush_ms * 1000000ull;
-        struct timespec deadline = {(time_t)(wake / 1000000000ull), (long)(wake % 1000000000ull)};
-        int rc = 0;
-        while (!stopping && rc != ETIMEDOUT)
-            rc = pthread_cond_timedwait(&stream_cv, &stream_mu, &deadline);
+        flusher_sleep(monotonic_ns() + (uint64_t)ppx_config.flush_ms * 1000000ull);
         if (stopping)
             break;
         flush_locked();
@@ -587,6 +728,9 @@ void ppx_stream_shutdown(void)
     pthread_mutex_lock(&stream_mu);
     stopping = true;
     pthread_cond_broadcast(&stream_cv);
+    /* a flusher in poll() on the socket: readable (end of stream) now */
+    if (sock >= 0 && socket_still_ours())
+        shutdown(sock, SHUT_RD);
     exec_pending = false; /* a failed exec that went unnoticed */
     flush_and_say_goodbye();
     bool join = flusher_running;
@@ -627,6 +771,7 @@ void ppx_stream_reset_child(void)
     if (socket_fd_is_ours())
         close(sock);
     sock = -1;
+    cmd_len = 0;
     encoder.out_len = 0;
     encoder.n_entries = 0;
     encoder.failed = false;

@@ -1,7 +1,10 @@
-/* ppx wire protocol: what libppx.so (the target) sends to ppx (the collector).
+/* ppx wire protocol: what libppx.so (the target) sends to ppx (the collector),
+ * and the few commands the collector sends back.
  *
  * Transport: a SOCK_STREAM Unix socket. The target connects and writes a
- * stream of records; the collector never trusts a byte of it.
+ * stream of records; the collector never trusts a byte of it. After the
+ * target's HELLO the collector may write commands the other way (below,
+ * "commands"); the target never trusts those either.
  *
  * Framing: every record is a wire_header followed by `length` payload bytes.
  * All integers are little-endian (both ends run on the same host; the
@@ -11,7 +14,7 @@
  * Order on one connection:
  *   HELLO                  exactly once, first
  *   { MAPPING | STACK | HEAP_DELTA | IO_SITE | IO_DELTA | IO_ERRNO | IO_STACKS
- *     | THREAD | CPU_SAMPLES }*
+ *     | THREAD | CPU_SAMPLES | FLUSHED }*
  *   GOODBYE                optional, last: the target is exiting normally
  *
  * A connection is one incarnation of one process. A process that loses its
@@ -49,6 +52,7 @@ enum wire_type {
     WIRE_IO_STACKS = 9,
     WIRE_THREAD = 10,
     WIRE_CPU_SAMPLES = 11,
+    WIRE_FLUSHED = 12,
 };
 
 struct wire_header {
@@ -70,8 +74,12 @@ struct wire_hello {
     uint32_t max_depth;   /* frames recorded per stack, <= WIRE_MAX_DEPTH */
     uint32_t exe_len;     /* <= WIRE_MAX_PATH */
     uint32_t cmdline_len; /* <= WIRE_MAX_PATH */
-    uint32_t reserved;    /* 0 */
+    uint32_t flags;       /* WIRE_HELLO_*; other bits 0 */
 };
+/* PPX_CPU_HZ was set: the target samples CPU at that rate (or not at all,
+ * for 0) from its start to its end, and ignores WIRE_CMD_CPU. Without it
+ * the target samples CPU only while a collector asks (WIRE_CMD_CPU). */
+#define WIRE_HELLO_CPU_FIXED 1u
 
 /* MAPPING payload: one executable segment of a loaded ELF object, then
  * build_id_len bytes of build id, then path_len bytes of path (no NUL).
@@ -115,6 +123,13 @@ struct wire_heap_delta {
 };
 
 /* GOODBYE payload: empty. After it the target sends nothing more. */
+
+/* FLUSHED payload: the seq of the WIRE_CMD_FLUSH it answers. Every figure
+ * the target had counted when it read the command is in the records
+ * before this one. */
+struct wire_flushed {
+    uint64_t seq;
+};
 
 /* ---- I/O call audits ----------------------------------------------------
  * Every hooked I/O call is counted exactly per *site*: the triple (caller
@@ -236,6 +251,33 @@ struct wire_cpu_entry {
     uint32_t stack_id;  /* a STACK record sent before */
     uint32_t thread_id; /* a THREAD record's id sent before */
     uint64_t samples;
+};
+
+/* ---- commands: collector to target ---------------------------------------
+ * After the target's HELLO, the collector may write commands on the same
+ * connection, each a wire_header (type one of enum wire_command) followed
+ * by exactly `length` payload bytes, length the size of the command's
+ * struct. The target reads them each time its flusher wakes (and wakes
+ * when one arrives); a command it does not know, or of the wrong length,
+ * makes it drop the connection (and reconnect later, from zero). Commands
+ * on one connection are acted on in order. */
+enum wire_command {
+    WIRE_CMD_FLUSH = 0x100, /* send everything now, then FLUSHED */
+    WIRE_CMD_CPU = 0x101,   /* start, change or stop CPU sampling */
+};
+
+/* WIRE_CMD_FLUSH payload: seq, chosen by the collector, comes back in the
+ * FLUSHED record that ends the flush. */
+struct wire_cmd_flush {
+    uint64_t seq;
+};
+
+/* WIRE_CMD_CPU payload: sample every thread's CPU time at hz
+ * (1..WIRE_MAX_CPU_HZ) from now on, or stop sampling (0). A target whose
+ * HELLO had WIRE_HELLO_CPU_FIXED ignores it. */
+struct wire_cmd_cpu {
+    uint32_t hz;
+    uint32_t reserved; /* 0 */
 };
 
 #endif
