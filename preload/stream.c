@@ -525,6 +525,10 @@ static bool run_buffered_commands(unsigned *budget)
 static void read_commands(void)
 {
     unsigned budget = CMDS_PER_WAKE;
+    /* Those left by the last wake first: then cmd_buf holds less than one
+     * command, and has room for the read. */
+    if (!run_buffered_commands(&budget))
+        return;
     while (sock >= 0 && budget > 0) {
         if (!socket_still_ours()) {
             sock = -1;

@@ -180,8 +180,11 @@ static void test_errors(void)
 
     /* framing */
     b.len = 0;
-    stream_header(&b, WIRE_CPU_SAMPLES + 1, 0);
-    expect_error("unknown type", &good, &b, false, "ppx: pid 1234: unknown record type 12");
+    stream_header(&b, WIRE_FLUSHED + 1, 0);
+    expect_error("unknown type", &good, &b, false, "ppx: pid 1234: unknown record type 13");
+    b.len = 0;
+    stream_header(&b, WIRE_CMD_FLUSH, 8); /* a command, sent the wrong way */
+    expect_error("command type", &good, &b, false, "ppx: pid 1234: unknown record type 256");
     b.len = 0;
     stream_header(&b, 0, 0);
     expect_error("type 0", &good, &b, false, "ppx: pid 1234: unknown record type 0");
@@ -1162,6 +1165,81 @@ static void test_cpu_reconnect(void)
     free(s.data);
 }
 
+static void stream_flushed(struct stream *s, uint64_t seq)
+{
+    struct wire_flushed f = {seq};
+    stream_header(s, WIRE_FLUSHED, sizeof f);
+    stream_put(s, &f, sizeof f);
+}
+
+/* HELLO with flags: the fixed part only, no exe, no command line. */
+static void stream_hello_flags(struct stream *s, uint32_t pid, uint32_t flags)
+{
+    struct wire_hello h = {.magic = WIRE_MAGIC, .version = WIRE_VERSION, .pid = pid,
+                           .start_ns = 1, .sample_rate = 1, .max_depth = 8, .flags = flags};
+    stream_header(s, WIRE_HELLO, sizeof h);
+    stream_put(s, &h, sizeof h);
+}
+
+/* FLUSHED: the latest seq is kept (a stale, smaller one does not lower it);
+ * HELLO's CPU flag. */
+static void test_flushed(void)
+{
+    struct stream s = {0};
+    stream_hello(&s, 4242, 77, 1, 8, "/bin/x");
+    stream_flushed(&s, 5);
+    stream_flushed(&s, 3);
+    for (int bytewise = 0; bytewise < 2; bytewise++) {
+        struct proc_table *t = proc_table_new();
+        struct wire_decoder *d = wire_decoder_new(t, 0);
+        int rc = feed_chunked(d, &s, bytewise, false);
+        check(rc == 0, "flushed: rc %d (%s)", rc, wire_decoder_error(d));
+        struct proc *p = proc_table_find(t, 4242, 77);
+        check(p && p->flushed_seq == 5, "flushed: seq %llu, want 5",
+              p ? (unsigned long long)p->flushed_seq : 0ull);
+        check(p && !p->cpu_fixed, "flushed: CPU fixed without the flag");
+        struct stream more = {0};
+        stream_flushed(&more, 9);
+        check(feed_chunked(d, &more, bytewise, false) == 0, "flushed 9: %s",
+              wire_decoder_error(d));
+        check(p && p->flushed_seq == 9, "flushed: seq %llu, want 9",
+              p ? (unsigned long long)p->flushed_seq : 0ull);
+        free(more.data);
+        wire_decoder_free(d);
+        proc_table_free(t);
+    }
+    s.len = 0;
+    stream_hello_flags(&s, 77, WIRE_HELLO_CPU_FIXED);
+    struct proc_table *t = proc_table_new();
+    struct wire_decoder *d = wire_decoder_new(t, 0);
+    check(feed_chunked(d, &s, 0, false) == 0, "hello CPU fixed: %s", wire_decoder_error(d));
+    struct proc *p = proc_table_find(t, 77, 1);
+    check(p && p->cpu_fixed, "hello CPU fixed: flag not kept");
+    wire_decoder_free(d);
+    proc_table_free(t);
+    free(s.data);
+
+    struct stream good = {0}, b = {0};
+    prefix(&good);
+    stream_flushed(&b, 0);
+    expect_error("flushed seq 0", &good, &b, false, "ppx: pid 1234: bad FLUSHED record: seq 0");
+    b.len = 0;
+    stream_header(&b, WIRE_FLUSHED, 4);
+    stream_put(&b, "abcd", 4);
+    expect_error("flushed short", &good, &b, false, "bad FLUSHED record: length 4, not 8");
+    b.len = 0;
+    stream_header(&b, WIRE_FLUSHED, 16);
+    expect_error("flushed long", &good, &b, false, "bad FLUSHED record: length 16 exceeds 8");
+    b.len = 0;
+    stream_flushed(&b, 1);
+    expect_error("flushed first", NULL, &b, false, "ppx: pid 999: FLUSHED record before HELLO");
+    b.len = 0;
+    stream_hello_flags(&b, 77, 2);
+    expect_error("hello flags", NULL, &b, false, "bad HELLO record: unknown flags 0x2");
+    free(good.data);
+    free(b.data);
+}
+
 int main(void)
 {
     test_valid_stream();
@@ -1182,6 +1260,7 @@ int main(void)
     test_thread_errors();
     test_cpu_errors();
     test_cpu_reconnect();
+    test_flushed();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
