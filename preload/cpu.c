@@ -115,7 +115,7 @@ struct cpu_entry {
 };
 
 static pthread_mutex_t cpu_mu = PTHREAD_MUTEX_INITIALIZER;
-static atomic_bool configured; /* PPX_CPU_HZ > 0 and our handler installed */
+static atomic_bool configured; /* PPX_CPU_HZ > 0 or unset (on demand), our handler installed */
 static atomic_bool stopped;    /* the program took SIGPROF: for good */
 static bool running;           /* under cpu_mu: timers exist (false while exec is under way) */
 static bool exec_paused;       /* under cpu_mu */

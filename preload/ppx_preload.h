@@ -48,7 +48,7 @@ struct ppx_config {
     uint32_t flush_ms;
     bool syscalls;           /* PPX_SYSCALLS: false = the I/O hooks only pass through */
     uint32_t syscall_sample; /* mean I/O calls between stacks; 1 = every call */
-    uint32_t cpu_hz;         /* PPX_CPU_HZ: SIGPROF ticks per CPU second; 0 = off */
+    uint32_t cpu_hz;         /* PPX_CPU_HZ: SIGPROF ticks per CPU second from the start; 0 = none */
     bool cpu_hz_fixed;       /* PPX_CPU_HZ was set; else CPU is sampled on demand only */
     char socket_path[PPX_SOCKET_PATH_MAX];
 };
