@@ -49,9 +49,16 @@ check_ratio() {
     note "$where: spin_three $three samples, spin_one $one: $share% (program's own CPU: $(awk \
         -v a="$(prog_field "$out" spin_three cpu_ns)" -v b="$(prog_field "$out" spin_one cpu_ns)" \
         'BEGIN { printf "%.1f%%", 100 * a / (a + b) }'))"
-    awk -v s="$share" 'BEGIN { exit !(s >= 70 && s <= 80) }' ||
-        fail "$where: spin_three's share of spin_three + spin_one: expected 75% +- 5%, got $share%"
     lost=$(lost_samples "$where")
+    # At 100 Hz, the issue's bound: 75% +- 5. Faster, ticks dropped while the
+    # loader lock is held elsewhere (the flusher's mapping scan) fall on
+    # whichever spinner runs on the other core: each lost tick may belong to
+    # either function, so the bound widens by the lost ticks' share.
+    local slack=5
+    [ "$hz" -ne 100 ] && slack=$(awk -v a="$three" -v b="$one" -v l="${lost:-0}" \
+        'BEGIN { printf "%.1f", 5 + 100 * l / (a + b + l) }')
+    awk -v s="$share" -v d="$slack" 'BEGIN { exit !(s >= 75 - d && s <= 75 + d) }' ||
+        fail "$where: spin_three's share of spin_three + spin_one: expected 75% +- $slack, got $share% ($lost ticks lost)"
     expect_ticks "$where: spin_three" "$(prog_field "$out" spin_three cpu_ns)" "$three" "$period" "$(tick_bound "$hz")" "$lost"
     expect_ticks "$where: spin_one" "$(prog_field "$out" spin_one cpu_ns)" "$one" "$period" "$(tick_bound "$hz")" "$lost"
 
