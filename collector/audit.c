@@ -3,14 +3,12 @@
  * sites behind it, then plain-language hints where the figures call for a
  * change (batching, merging writes, readiness handling). */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <uthash.h>
 
 #include "cli.h"
@@ -136,7 +134,6 @@ static void help(FILE *out)
         HINT_EAGAIN_MIN_CALLS, HINT_EAGAIN_SHARE * 100);
 }
 
-#define usage_error(fmt, arg) cli_usage_error("audit", fmt, arg)
 
 /* ---- reading the file --------------------------------------------------- */
 
@@ -621,21 +618,6 @@ static void free_audit(struct audit *a)
     pprof_index_free(&a->ix);
 }
 
-/* DIR means DIR/syscalls.pb.gz. Returns a malloc'ed path or NULL. */
-static char *profile_path(const char *arg)
-{
-    struct stat st;
-    if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
-        size_t len = strlen(arg) + sizeof "/syscalls.pb.gz";
-        char *path = malloc(len);
-        if (path)
-            snprintf(path, len, "%s%ssyscalls.pb.gz", arg,
-                     arg[strlen(arg) - 1] == '/' ? "" : "/");
-        return path;
-    }
-    return strdup(arg);
-}
-
 static int run_audit(const char *path, size_t top, bool want_pid, int64_t pid)
 {
     Profile *prof = load_profile(path);
@@ -677,46 +659,11 @@ static int run_audit(const char *path, size_t top, bool want_pid, int64_t pid)
 
 int cmd_audit(int argc, char **argv)
 {
-    static const struct option long_options[] = {
-        {"top", required_argument, NULL, 't'},
-        {"pid", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    uint64_t top = DEFAULT_TOP, pid = 0;
-    bool want_pid = false;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "+:h", long_options, NULL)) != -1) {
-        switch (c) {
-        case 't':
-            if (!cli_parse_u64(optarg, 1, 1000000, &top))
-                return usage_error("--top takes a number of rows from 1 to 1000000, not '%s'",
-                                   optarg);
-            break;
-        case 'p':
-            if (!cli_parse_u64(optarg, 1, UINT32_MAX, &pid))
-                return usage_error("--pid takes a process id, not '%s'", optarg);
-            want_pid = true;
-            break;
-        case 'h':
-            help(stdout);
-            return 0;
-        case ':':
-            return usage_error("option '%s' needs a value", argv[optind - 1]);
-        default:
-            return usage_error("unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind >= argc)
-        return usage_error("no profile given%s", "");
-    if (optind + 1 < argc)
-        return usage_error("one profile at a time, not also '%s'", argv[optind + 1]);
-    char *path = profile_path(argv[optind]);
-    if (!path)
-        return audit_error("out of memory");
-    int rc = run_audit(path, (size_t)top, want_pid, (int64_t)pid);
-    free(path);
+    struct cli_report_args a = {.top = DEFAULT_TOP};
+    int status = cli_report_args("audit", argc, argv, 1000000, "rows", "syscalls.pb.gz", help, &a);
+    if (status >= 0)
+        return status;
+    int rc = run_audit(a.path, (size_t)a.top, a.want_pid, (int64_t)a.pid);
+    free(a.path);
     return rc;
 }

@@ -9,14 +9,12 @@
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -113,7 +111,6 @@ static void help(FILE *out)
         DEFAULT_TOP, PPROF_THREADS_MAIN_FRAME, PPROF_THREADS_PREEXISTING_FRAME);
 }
 
-#define usage_error(fmt, arg) cli_usage_error("threads", fmt, arg)
 
 /* ---- names ---------------------------------------------------------------- */
 
@@ -496,21 +493,6 @@ static void free_report(struct report *r)
     pprof_index_free(&r->ix);
 }
 
-/* DIR means DIR/threadcreate.pb.gz. Returns a malloc'ed path or NULL. */
-static char *profile_path(const char *arg)
-{
-    struct stat st;
-    if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
-        size_t len = strlen(arg) + sizeof "/threadcreate.pb.gz";
-        char *path = malloc(len);
-        if (path)
-            snprintf(path, len, "%s%sthreadcreate.pb.gz", arg,
-                     arg[strlen(arg) - 1] == '/' ? "" : "/");
-        return path;
-    }
-    return strdup(arg);
-}
-
 static int run_report(const char *path, size_t top, bool want_pid, int64_t pid)
 {
     char err[1024];
@@ -552,47 +534,11 @@ static int run_report(const char *path, size_t top, bool want_pid, int64_t pid)
 
 int cmd_threads(int argc, char **argv)
 {
-    static const struct option long_options[] = {
-        {"top", required_argument, NULL, 't'},
-        {"pid", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    uint64_t top = DEFAULT_TOP, pid = 0;
-    bool want_pid = false;
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "+:h", long_options, NULL)) != -1) {
-        switch (c) {
-        case 't':
-            if (!cli_parse_u64(optarg, 1, 100000000, &top))
-                return usage_error("--top takes a number of threads from 1 to 100000000, "
-                                   "not '%s'",
-                                   optarg);
-            break;
-        case 'p':
-            if (!cli_parse_u64(optarg, 1, UINT32_MAX, &pid))
-                return usage_error("--pid takes a process id, not '%s'", optarg);
-            want_pid = true;
-            break;
-        case 'h':
-            help(stdout);
-            return 0;
-        case ':':
-            return usage_error("option '%s' needs a value", argv[optind - 1]);
-        default:
-            return usage_error("unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind >= argc)
-        return usage_error("no profile given%s", "");
-    if (optind + 1 < argc)
-        return usage_error("one profile at a time, not also '%s'", argv[optind + 1]);
-    char *path = profile_path(argv[optind]);
-    if (!path)
-        return threads_error("out of memory");
-    int rc = run_report(path, (size_t)top, want_pid, (int64_t)pid);
-    free(path);
+    struct cli_report_args a = {.top = DEFAULT_TOP};
+    int status = cli_report_args("threads", argc, argv, 100000000, "threads", "threadcreate.pb.gz", help, &a);
+    if (status >= 0)
+        return status;
+    int rc = run_report(a.path, (size_t)a.top, a.want_pid, (int64_t)a.pid);
+    free(a.path);
     return rc;
 }
