@@ -66,10 +66,8 @@ static int parse_options(int argc, char **argv, struct options *o)
             o->socket = optarg;
             break;
         case 'p': {
-            char *end;
-            errno = 0;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (*optarg < '1' || *optarg > '9' || *end || errno || v > UINT32_MAX)
+            uint64_t v;
+            if (!cli_parse_u64(optarg, 1, UINT32_MAX, &v))
                 return usage_error("--pid takes a process id, not '%s'", optarg);
             o->pid = (uint32_t)v;
             break;
