@@ -66,6 +66,11 @@ curl -sf -o "$TMP/delta.pb.gz" "$pp/allocs?seconds=2&pid=$redis" 3>&- &
 delta_curl=$!
 redis-benchmark -q -n 20000 -p "$port" -t set,get,lpush >"$TMP/bench" 2>&1 ||
     fail "redis-benchmark failed: $(cat "$TMP/bench")"
+# Load for as long as the CPU window lasts: the window starts once the
+# collector has asked redis to sample, which may come after the first load.
+while kill -0 "$cpu_curl" 2>/dev/null; do
+    redis-benchmark -q -n 2000 -p "$port" -t get >/dev/null 2>&1 || break
+done
 wait "$cpu_curl" || fail "profile?seconds=3 failed"
 wait "$delta_curl" || fail "allocs?seconds=2 failed"
 sleep 0.3 # one flush interval (100 ms) and some: the last figures are in
