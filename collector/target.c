@@ -196,6 +196,10 @@ int target_setenv(const struct target_env *e)
      * samples only while a collector asks); the user's own rate stays. */
     if (setenv("PPX_CPU_HZ", PPX_RECORD_CPU_HZ, 0) < 0)
         return -1;
+    /* The run's socket directory is private and goes with the run: a
+     * spool file there (a target outliving ppx record) would never be read. */
+    if (setenv("PPX_SPOOL", "0", 1) < 0)
+        return -1;
     return 0;
 }
 

@@ -18,7 +18,11 @@
  *                    PPX_SYSCALL_SAMPLE=1); "sampled" (the default)
  *   PPX_CPU_HZ       CPU profile: SIGPROF ticks per second of each thread's
  *                    CPU time, 1..10000, 0 = off. Unset: off, and sampled
- *                    only while a collector asks (WIRE_CMD_CPU) */
+ *                    only while a collector asks (WIRE_CMD_CPU)
+ *   PPX_SPOOL        1: a process that exits while no collector is reachable
+ *                    leaves its final state in a spool file next to the socket
+ *                    (spool.c); 0: it does not (1)
+ *   PPX_SPOOL_MAX_MB all spool files together, 1..1048576 MiB (1024) */
 #include "ppx_preload.h"
 
 #include <errno.h>
@@ -33,6 +37,7 @@
 #define MAX_FLUSH_MS 3600000u
 #define MAX_SYSCALL_SAMPLE 1000000000u
 #define MAX_CPU_HZ WIRE_MAX_CPU_HZ
+#define MAX_SPOOL_MB 1048576u
 #define LOGGED_VALUE_MAX 200
 
 struct ppx_config ppx_config = {
@@ -42,6 +47,8 @@ struct ppx_config ppx_config = {
     .syscalls = true,
     .syscall_sample = PPX_DEFAULT_SYSCALL_SAMPLE,
     .cpu_hz = PPX_DEFAULT_CPU_HZ,
+    .spool = true,
+    .spool_max_mb = PPX_DEFAULT_SPOOL_MB,
 };
 atomic_int ppx_state;
 atomic_bool ppx_enabled;
@@ -184,6 +191,10 @@ static void load_config(void)
     ppx_config.cpu_hz = ppx_config.cpu_hz_fixed ? (uint32_t)env_u64("PPX_CPU_HZ", 0, MAX_CPU_HZ,
                                                                     PPX_DEFAULT_CPU_HZ)
                                                 : 0;
+
+    ppx_config.spool = env_u64("PPX_SPOOL", 0, 1, 1) != 0;
+    ppx_config.spool_max_mb =
+        (uint32_t)env_u64("PPX_SPOOL_MAX_MB", 1, MAX_SPOOL_MB, PPX_DEFAULT_SPOOL_MB);
 
     char fallback[PPX_SOCKET_PATH_MAX];
     default_socket(fallback, sizeof fallback);

@@ -40,6 +40,7 @@
 #define PPX_DEFAULT_FLUSH_MS 100u
 #define PPX_DEFAULT_SYSCALL_SAMPLE 64u
 #define PPX_DEFAULT_CPU_HZ 100u
+#define PPX_DEFAULT_SPOOL_MB 1024u
 #define PPX_SOCKET_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path) */
 
 struct ppx_config {
@@ -50,6 +51,8 @@ struct ppx_config {
     uint32_t syscall_sample; /* mean I/O calls between stacks; 1 = every call */
     uint32_t cpu_hz;         /* PPX_CPU_HZ: SIGPROF ticks per CPU second from the start; 0 = none */
     bool cpu_hz_fixed;       /* PPX_CPU_HZ was set; else CPU is sampled on demand only */
+    bool spool;              /* PPX_SPOOL: the final state goes to a spool file without a collector */
+    uint32_t spool_max_mb;   /* PPX_SPOOL_MAX_MB: all spool files together */
     char socket_path[PPX_SOCKET_PATH_MAX];
 };
 extern struct ppx_config ppx_config;
@@ -461,6 +464,15 @@ void ppx_sigprof_take_back(const struct sigaction *handler);
 
 /* io_sites.c: a thread is ending; its counters go back to the pool. */
 void ppx_io_thread_exit(void);
+
+/* ---- spool.c: the final state of a process with no collector ---- */
+
+/* Creates this incarnation's spool file (stream_mu held); its descriptor
+ * and in *room the bytes it may take, or -1 when spooling is off or not
+ * possible here (quietly, but for a full spool directory). */
+int ppx_spool_open(uint64_t *room);
+/* Closes it: kept under its final name when complete, else removed. */
+void ppx_spool_close(int fd, bool complete);
 
 /* ---- stream.c ---- */
 

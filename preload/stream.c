@@ -71,6 +71,10 @@ static dev_t sock_dev;
 static ino_t sock_ino;
 static pid_t sock_pid; /* the process that connected */
 static uint64_t generation; /* of the current connection; 0: none yet */
+/* While the exit or exec flush writes a spool file (spool.c), instead of
+ * the socket: its descriptor and the bytes it may still take. */
+static int spool_fd = -1;
+static uint64_t spool_room;
 
 /* Commands read so far (wire.h): at most one partial one, plus a read. */
 #define CMD_BUF 64u
@@ -174,9 +178,29 @@ static bool peer_closed(void)
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
+/* To the spool file instead of a socket, within its room. */
+static bool spool_all(const unsigned char *p, size_t len)
+{
+    if (len > spool_room)
+        return false;
+    spool_room -= len;
+    while (len > 0) {
+        ssize_t n = write(spool_fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
 static bool send_all(const void *data, size_t len)
 {
     const unsigned char *p = data;
+    if (spool_fd >= 0)
+        return spool_all(p, len);
     if (!socket_still_ours()) {
         sock = -1; /* closed or replaced by the program: not ours to close */
         return false;
@@ -394,6 +418,8 @@ static bool send_dirty(struct ppx_encoder *enc, uint32_t n_stacks)
     return !enc->failed;
 }
 
+static bool send_state(struct ppx_encoder *enc, bool fresh);
+
 static void flush_locked(void)
 {
     if (silenced || exec_pending)
@@ -412,7 +438,18 @@ static void flush_locked(void)
         }
         fresh = true;
     }
-    struct ppx_encoder *enc = &encoder;
+    if (!send_state(&encoder, fresh)) {
+        disconnect();
+        encoder.out_len = 0;
+        encoder.n_entries = 0;
+        encoder.failed = false;
+    }
+}
+
+/* Everything that changed since the last flush on this connection (all
+ * of it on a fresh one), written out. */
+static bool send_state(struct ppx_encoder *enc, bool fresh)
+{
     /* Stacks interned after this point may use code loaded after the scan
      * below; they wait for the next flush, so a MAPPING always precedes the
      * STACKs that need it. */
@@ -435,13 +472,7 @@ static void flush_locked(void)
         ok = ppx_io_send(enc, generation, n_stacks, &io);
     if (ok)
         ok = ppx_cpu_send(enc, generation); /* after the THREAD records its samples name */
-    ok = ok && flush_entries(enc) && out_flush(enc);
-    if (!ok) {
-        disconnect();
-        enc->out_len = 0;
-        enc->n_entries = 0;
-        enc->failed = false;
-    }
+    return ok && flush_entries(enc) && out_flush(enc);
 }
 
 /* ---- commands from the collector ---- */
@@ -660,8 +691,32 @@ void ppx_stream_restart_if_pending(void)
         ppx_stream_start();
 }
 
+/* No collector took the final state: it goes to a spool file, as a whole
+ * stream of its own (HELLO, everything, GOODBYE); with stream_mu held. */
+static void spool_final_state(void)
+{
+    if (!buffers_ready())
+        return;
+    int fd = ppx_spool_open(&spool_room);
+    if (fd < 0)
+        return;
+    spool_fd = fd;
+    generation++; /* a stream of its own: every stack and site from zero */
+    encoder.out_len = 0;
+    encoder.n_entries = 0;
+    encoder.failed = false;
+    /* Twice, as for a connection (flush_and_say_goodbye). */
+    bool ok = send_hello() && send_state(&encoder, true) && send_state(&encoder, false) &&
+              ppx_emit(&encoder, WIRE_GOODBYE, NULL, 0, NULL, 0, NULL, 0) && out_flush(&encoder);
+    spool_fd = -1;
+    encoder.out_len = 0;
+    encoder.n_entries = 0;
+    encoder.failed = false;
+    ppx_spool_close(fd, ok);
+}
+
 /* Sends everything, then GOODBYE, and closes the connection; with
- * stream_mu held. */
+ * stream_mu held. When no collector is reachable, spools it instead. */
 static void flush_and_say_goodbye(void)
 {
     encoder.deadline_ns = monotonic_ns() + FINAL_FLUSH_BUDGET_NS;
@@ -675,6 +730,8 @@ static void flush_and_say_goodbye(void)
         if (ppx_emit(&encoder, WIRE_GOODBYE, NULL, 0, NULL, 0, NULL, 0))
             out_flush(&encoder);
         disconnect();
+    } else if (!silenced && (ppx_stacks_any_counted() || ppx_io_any_counted())) {
+        spool_final_state();
     }
     final_round = false;
     encoder.deadline_ns = 0;
