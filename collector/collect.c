@@ -3,6 +3,8 @@
  * variable needed: both default to the same path), serving their profiles
  * over HTTP the way Go's net/http/pprof does (http.h), writing them on
  * request (`ppx snapshot`, control.h) and, with -o, when a target exits.
+ * Targets that exited while no collector ran left spool files (spool.h):
+ * read at start, and as they appear.
  *
  * Threads: this one reads the targets' streams (server.h) under the
  * table's lock (live.h); the HTTP server has its own; profile files are
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 #include "cli.h"
 #include "collect_worker.h"
@@ -26,6 +29,7 @@
 #include "record_output.h"
 #include "server.h"
 #include "socket_dir.h"
+#include "spool.h"
 
 struct options {
     const char *socket;
@@ -130,7 +134,15 @@ static void on_closed(void *arg, struct proc *p)
     struct collector *c = arg;
     /* Copy first: live_process_ended() may forget old processes. */
     bool exited = !live_stopping(c->live);
-    collect_worker_process_ended(c->worker, p, exited);
+    collect_worker_process_ended(c->worker, p, exited, NULL);
+    live_process_ended(c->live, p);
+}
+
+/* spool.h hook, table lock held: a spool file's process, read whole. */
+static void on_spooled(void *arg, struct proc *p, const char *path)
+{
+    struct collector *c = arg;
+    collect_worker_process_ended(c->worker, p, true, path);
     live_process_ended(c->live, p);
 }
 
@@ -170,6 +182,13 @@ static void raise_nofile(void)
         r.rlim_cur = r.rlim_max;
         setrlimit(RLIMIT_NOFILE, &r);
     }
+}
+
+static long long monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static bool stop_requested(int sfd)
@@ -225,9 +244,18 @@ static int run(const struct options *opt, const char *socket_path, int sfd)
         fprintf(stderr, "\n");
     }
 
+    /* Targets that exited while no collector ran; then new ones, as they
+     * appear (one may have found no collector just before this one). */
+    struct spool *spool = spool_new(socket_path, opt->output != NULL, live_table(c.live),
+                                    live_lock(c.live), on_spooled, &c);
+    long long next_scan = 0;
     int rc = 0;
     for (;;) {
-        int ready = server_poll(server, -1, sfd);
+        if (spool && monotonic_ms() >= next_scan) {
+            spool_scan(spool);
+            next_scan = monotonic_ms() + SPOOL_SCAN_MS;
+        }
+        int ready = server_poll(server, spool ? SPOOL_SCAN_MS : -1, sfd);
         if (ready < 0) {
             fprintf(stderr, "ppx: poll: %s\n", strerror(errno));
             rc = 1;
@@ -236,6 +264,7 @@ static int run(const struct options *opt, const char *socket_path, int sfd)
         if (ready == 1 && stop_requested(sfd))
             break;
     }
+    spool_free(spool);
 
     /* Delta requests return at once; then the targets still connected get
      * their profiles written (the closed hook, as the connections close). */

@@ -22,6 +22,7 @@ struct job {
     struct job *next;
     struct proc *proc; /* a copy: final profiles to write */
     bool exited;
+    char *spool; /* the spool file it came from, removed once written; or NULL */
     int fd; /* a control connection, or -1 */
     uint8_t *rest;
     size_t rest_len;
@@ -75,19 +76,28 @@ static void enqueue(struct collect_worker *w, struct job *j)
     pthread_mutex_unlock(&w->lock);
 }
 
-void collect_worker_process_ended(struct collect_worker *w, const struct proc *p, bool exited)
+void collect_worker_process_ended(struct collect_worker *w, const struct proc *p, bool exited,
+                                  const char *spool)
 {
-    if (!w->out_dir || !worth_writing(p))
+    if (!w->out_dir)
         return;
+    if (!worth_writing(p)) {
+        if (spool)
+            unlink(spool); /* nothing in it to keep */
+        return;
+    }
     struct job *j = calloc(1, sizeof *j);
     struct proc *copy = j ? proc_copy(p, PROC_COPY_FULL) : NULL;
-    if (!copy) {
+    char *path = spool && copy ? strdup(spool) : NULL;
+    if (!copy || (spool && !path)) {
         fprintf(stderr, "ppx: pid %u: out of memory: its profiles are not written\n", p->pid);
+        proc_copy_free(copy);
         free(j);
         return;
     }
     j->proc = copy;
     j->exited = exited;
+    j->spool = path;
     j->fd = -1;
     enqueue(w, j);
 }
@@ -138,7 +148,15 @@ static void write_final(struct collect_worker *w, struct job *j)
     live_build_end(w->live);
     if (rc == 0 && !w->quiet)
         fprintf(stderr, "ppx: pid %u %s: profiles in %s/\n", j->proc->pid,
-                j->exited ? "exited" : "still running at the collector's exit", dir);
+                j->spool    ? "exited while no collector ran (spool file)"
+                : j->exited ? "exited"
+                            : "still running at the collector's exit",
+                dir);
+    /* the spool file goes only once its profiles are safe */
+    if (rc == 0 && j->spool && unlink(j->spool) != 0 && errno != ENOENT)
+        fprintf(stderr, "ppx: cannot remove spool file %s: %s\n", j->spool, strerror(errno));
+    else if (rc != 0 && j->spool)
+        fprintf(stderr, "ppx: spool file %s is kept\n", j->spool);
     free(dir);
 }
 
@@ -275,6 +293,7 @@ static void *worker_main(void *arg)
         else
             answer_control(w, j);
         proc_copy_free(j->proc);
+        free(j->spool);
         free(j->rest);
         free(j);
         pthread_mutex_lock(&w->lock);

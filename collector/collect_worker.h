@@ -24,8 +24,10 @@ struct collect_worker *collect_worker_start(struct live *l, const char *out_dir,
 
 /* From the ingest loop, table lock held: p's connection ended; exited
  * false when the collector is stopping (p may still run). Copies p when
- * its profiles are to be written. */
-void collect_worker_process_ended(struct collect_worker *w, const struct proc *p, bool exited);
+ * its profiles are to be written. spool: the spool file p was read from
+ * (spool.h), removed once they are; NULL for a connection. */
+void collect_worker_process_ended(struct collect_worker *w, const struct proc *p, bool exited,
+                                  const char *spool);
 
 /* From the ingest loop: a control connection (server.h hooks); the worker
  * owns fd from now on. */
