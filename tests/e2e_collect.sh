@@ -13,6 +13,7 @@
 #  - ppx snapshot writes the profiles now and lists them;
 #  - at SIGTERM the collector writes the profiles of targets still running.
 . "$(dirname "$0")/lib/common.sh"
+. "$(dirname "$0")/lib/known_allocs.sh"
 require_built
 require_pprof
 command -v curl >/dev/null 2>&1 || skip "curl not found (apt-get install curl)"
@@ -46,29 +47,9 @@ has_figure() {
     fetch "$2" "$1" || return 1
     [ "$(table_get "$(pprof_raw "$2" --flat-table 2>/dev/null)" "$3" "$4")" = "$5" ]
 }
-COUNTED="leak_64x1000 alloc_free_1000x500 calloc_10x100_x200 realloc_chain posix_memalign_10x256
- aligned_alloc_5x4096 memalign_3x512 valloc_2x1000 pvalloc_4x100 reallocarray_grow failed_allocs
- thread_worker between_snapshots"
-# counted_rows FILE: the flat figures of the counted functions.
-counted_rows() {
-    local table fn
-    table=$(pprof_raw "$1" --flat-table) || return 1
-    for fn in $COUNTED; do
-        printf '%s' "$fn"
-        for t in alloc_objects alloc_space inuse_objects inuse_space; do
-            printf ' %s' "$(table_get "$table" "$fn" "$t")"
-        done
-        printf '\n'
-    done
-}
 
 # The reference: the same run, uninterrupted, under ppx record.
-printf 'alloc\n' | "$PPX" record -q --exact -o "$TMP/ref" -- "$prog" pause >/dev/null 2>"$TMP/ref.err" ||
-    die "ppx record --exact -- known_allocs pause failed: $(cat "$TMP/ref.err")"
-counted_rows "$TMP/ref/heap.pb.gz" >"$TMP/ref.heap" || die "cannot read the reference heap profile"
-counted_rows "$TMP/ref/allocs.pb.gz" >"$TMP/ref.allocs" || die "cannot read the reference allocs profile"
-grep -q '^between_snapshots 100 100000 100 100000$' "$TMP/ref.heap" ||
-    die "reference run: between_snapshots not as known: $(cat "$TMP/ref.heap")"
+known_reference "$TMP/ref"
 
 # 1. The target first, with no collector anywhere: it runs, quietly.
 mkfifo "$TMP/a.in"
