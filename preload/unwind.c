@@ -223,6 +223,18 @@ struct glibc_mutex { /* the head of glibc's struct __pthread_mutex_s */
 
 static const struct glibc_mutex *loader_lock;
 
+/* SIGPROF handlers at the loader's lock now: trying to take it, waiting
+ * for it, or holding it (the dl_iterate_phdr hook). Every thread's CPU
+ * timer fires at the same scheduler tick, so handlers on different cores
+ * reach that lock at the same moment: one that finds it held while another
+ * handler is there (a walk of a few microseconds, which waits for nothing
+ * of ours) waits for it briefly instead of dropping its tick, which would
+ * bias the profile against whichever thread comes second. Counted before
+ * the try-lock (a handler that has just taken the lock is already counted)
+ * until after the unlock. Held by anyone else, the tick is dropped. */
+static atomic_uint handlers_at_lock;
+#define HANDLER_WAIT_SPINS 2000u /* pauses: tens of microseconds at most */
+
 struct lock_search {
     const unsigned char *lo;
     size_t size;
@@ -370,6 +382,7 @@ void ppx_unwind_reset_child(void)
             inside = true;
         atomic_store_explicit(&inside_unwinder[i].n, 0, memory_order_relaxed);
     }
+    atomic_store_explicit(&handlers_at_lock, 0, memory_order_relaxed);
     /* Only this thread exists now: a loader lock still held was held by
      * another thread at fork, and stays held for good. */
     if (loader_lock != NULL && __atomic_load_n(&loader_lock->lock, __ATOMIC_RELAXED) != 0)
@@ -489,6 +502,20 @@ static dl_iterate_fn resolve_dl_iterate_phdr(void)
     return fn;
 }
 
+/* After a failed try-lock in a handler (counted in handlers_at_lock):
+ * true once the lock is ours. */
+static bool wait_for_handler(pthread_mutex_t *lock)
+{
+    for (unsigned i = 0; i < HANDLER_WAIT_SPINS; i++) {
+        if (atomic_load_explicit(&handlers_at_lock, memory_order_acquire) <= 1)
+            return false; /* only this one: the holder is no handler */
+        __builtin_ia32_pause();
+        if (pthread_mutex_trylock(lock) == 0)
+            return true;
+    }
+    return false;
+}
+
 PPX_EXPORT int dl_iterate_phdr(int (*callback)(struct dl_phdr_info *, size_t, void *), void *data)
 {
     dl_iterate_fn real = resolve_dl_iterate_phdr();
@@ -497,12 +524,16 @@ PPX_EXPORT int dl_iterate_phdr(int (*callback)(struct dl_phdr_info *, size_t, vo
     if (PPX_UNLIKELY(ppx_cpu_in_handler != 0) && loader_lock != NULL) {
         /* libunwind, in the SIGPROF handler: never wait for the lock (its
          * holder may wait for a lock the interrupted code holds). */
-        if (pthread_mutex_trylock((pthread_mutex_t *)(uintptr_t)loader_lock) != 0) {
+        pthread_mutex_t *lock = (pthread_mutex_t *)(uintptr_t)loader_lock;
+        atomic_fetch_add_explicit(&handlers_at_lock, 1, memory_order_acq_rel);
+        if (pthread_mutex_trylock(lock) != 0 && !wait_for_handler(lock)) {
+            atomic_fetch_sub_explicit(&handlers_at_lock, 1, memory_order_acq_rel);
             loader_refused = true;
             return 0;
         }
         int rc = real(callback, data); /* takes it again: recursive */
-        pthread_mutex_unlock((pthread_mutex_t *)(uintptr_t)loader_lock);
+        pthread_mutex_unlock(lock);
+        atomic_fetch_sub_explicit(&handlers_at_lock, 1, memory_order_acq_rel);
         return rc;
     }
     dl_iterate_depth++;
@@ -611,7 +642,11 @@ bool ppx_unwind_signal_unsafe(const void *ucontext)
     const ucontext_t *uc = ucontext;
     if (in_ranges((uintptr_t)uc->uc_mcontext.gregs[REG_RIP], loader_text, n_loader_text))
         return true;
-    return loader_lock != NULL ? loader_lock_busy() : dl_iterate_depth != 0;
+    if (loader_lock == NULL)
+        return dl_iterate_depth != 0;
+    /* busy with another thread's handler at it: the walk may wait */
+    return loader_lock_busy() &&
+           atomic_load_explicit(&handlers_at_lock, memory_order_acquire) == 0;
 }
 
 unsigned ppx_unwind_signal(uintptr_t *pcs, unsigned max_depth, const void *ucontext)
