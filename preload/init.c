@@ -99,7 +99,7 @@ void ppx_log_once(atomic_flag *once, const char *a, const char *b, const char *c
 
 /* ---- configuration ---- */
 
-static void format_u64(uint64_t v, char *buf, size_t cap)
+void ppx_format_u64(uint64_t v, char *buf, size_t cap)
 {
     char tmp[24];
     size_t n = 0;
@@ -151,7 +151,7 @@ static uint64_t env_u64(const char *name, uint64_t min, uint64_t max, uint64_t f
     if (parse_u64(value, &v) && v >= min && v <= max)
         return v;
     char shown[24];
-    format_u64(fallback, shown, sizeof shown);
+    ppx_format_u64(fallback, shown, sizeof shown);
     report_invalid(name, value, shown);
     return fallback;
 }
@@ -166,7 +166,7 @@ static void default_socket(char *buf, size_t cap)
         return;
     }
     char uid[24];
-    format_u64((uint64_t)getuid(), uid, sizeof uid);
+    ppx_format_u64((uint64_t)getuid(), uid, sizeof uid);
     strcpy(buf, "/tmp/ppx-");
     strcat(buf, uid);
     strcat(buf, "/ppx.sock");

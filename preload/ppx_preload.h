@@ -74,6 +74,13 @@ void ppx_init(void);
 
 /* One line on stderr, "ppx: " + the parts; write(2) only (no stdio, no malloc). */
 void ppx_log(const char *a, const char *b, const char *c, const char *d);
+/* v in decimal, NUL-terminated, cut to fit cap (no stdio). */
+void ppx_format_u64(uint64_t v, char *buf, size_t cap);
+/* Calls each(dirfd, name) for the entries of directory path until it
+ * returns false, with neither malloc nor stdio (dir_walk.c); false when
+ * the directory cannot be opened. */
+bool ppx_dir_walk(const char *path, bool (*each)(int dirfd, const char *name, void *arg),
+                  void *arg);
 /* Like ppx_log, but only the first time for a given flag. */
 void ppx_log_once(atomic_flag *once, const char *a, const char *b, const char *c,
                   const char *d);

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #define NAME_MAX_LEN 64u
@@ -32,16 +31,8 @@ static char done_path[PPX_SOCKET_PATH_MAX + NAME_MAX_LEN];
 
 static size_t append_u64(char *buf, size_t at, uint64_t v)
 {
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    while (n > 0)
-        buf[at++] = tmp[--n];
-    buf[at] = '\0';
-    return at;
+    ppx_format_u64(v, buf + at, 24);
+    return at + strlen(buf + at);
 }
 
 static size_t append_str(char *buf, size_t at, const char *s)
@@ -66,35 +57,21 @@ static bool usable_dir(void)
            (st.st_mode & (S_IRWXG | S_IRWXO)) == 0;
 }
 
+static bool add_size(int dirfd, const char *name, void *arg)
+{
+    uint64_t *total = arg;
+    struct stat st;
+    if (strncmp(name, "spool.", 6) == 0 &&
+        fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+        *total += (uint64_t)st.st_size;
+    return true;
+}
+
 /* Bytes taken by the spool files already in the directory. */
 static uint64_t spooled_bytes(void)
 {
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
     uint64_t total = 0;
-    _Alignas(8) char buf[4096];
-    for (;;) {
-        long got = syscall(SYS_getdents64, fd, buf, sizeof buf);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        for (long off = 0; off < got;) {
-            /* struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name */
-            unsigned short reclen;
-            memcpy(&reclen, buf + off + 16, sizeof reclen);
-            const char *name = buf + off + 19;
-            struct stat st;
-            if (strncmp(name, "spool.", 6) == 0 &&
-                fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-                total += (uint64_t)st.st_size;
-            if (reclen == 0)
-                break;
-            off += reclen;
-        }
-    }
-    close(fd);
+    ppx_dir_walk(dir_path, add_size, &total);
     return total;
 }
 

@@ -337,44 +337,35 @@ void ppx_threads_init(void)
 
 /* ---- the scan: threads not created through the hook ---- */
 
+struct task_list {
+    pid_t *tids;
+    unsigned n, max;
+};
+
+static bool add_task(int dirfd, const char *name, void *arg)
+{
+    (void)dirfd;
+    struct task_list *l = arg;
+    unsigned long v = 0;
+    bool digits = name[0] != '\0';
+    for (const char *c = name; *c != '\0'; c++) {
+        if (*c < '0' || *c > '9') {
+            digits = false;
+            break;
+        }
+        v = v * 10 + (unsigned long)(*c - '0');
+    }
+    if (digits && l->n < l->max && v > 0 && v <= 0x7fffffff)
+        l->tids[l->n++] = (pid_t)v;
+    return true;
+}
+
 /* Up to max tids of /proc/self/task; how many. */
 static unsigned list_tasks(pid_t *tids, unsigned max)
 {
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/task",
-                          O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    unsigned n = 0;
-    _Alignas(8) char buf[4096];
-    for (;;) {
-        long got = syscall(SYS_getdents64, fd, buf, sizeof buf);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        for (long off = 0; off < got;) {
-            /* struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name */
-            unsigned short reclen;
-            memcpy(&reclen, buf + off + 16, sizeof reclen);
-            const char *name = buf + off + 19;
-            unsigned long v = 0;
-            bool digits = name[0] != '\0';
-            for (const char *c = name; *c != '\0'; c++) {
-                if (*c < '0' || *c > '9') {
-                    digits = false;
-                    break;
-                }
-                v = v * 10 + (unsigned long)(*c - '0');
-            }
-            if (digits && n < max && v > 0 && v <= 0x7fffffff)
-                tids[n++] = (pid_t)v;
-            if (reclen == 0)
-                break;
-            off += reclen;
-        }
-    }
-    syscall(SYS_close, fd);
-    return n;
+    struct task_list l = {tids, 0, max};
+    ppx_dir_walk("/proc/self/task", add_task, &l);
+    return l.n;
 }
 
 void ppx_threads_scan(void)
