@@ -71,7 +71,10 @@ static void help(FILE *out)
         "  -h, --help         show this help\n"
         "\n"
         "`ppx snapshot [-o DIR] [--pid N]` asks a running collector for profile files.\n"
-        "Exited targets stay in the profiles until more than 32 have exited since.\n",
+        "Exited targets stay in the profiles until more than 32 have exited since.\n"
+        "Targets that exited while no collector ran left spool files next to the\n"
+        "socket: they are read at start and as they appear; with -o each becomes\n"
+        "DIR/EXE.PID/ and its file is removed, without -o the files stay.\n",
         out);
 }
 
