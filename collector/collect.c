@@ -149,6 +149,13 @@ static void on_spooled(void *arg, struct proc *p, const char *path)
     live_process_ended(c->live, p);
 }
 
+/* server.h hook, table lock held. */
+static void on_opened(void *arg, struct proc *p)
+{
+    struct collector *c = arg;
+    live_process_opened(c->live, p);
+}
+
 /* live.h sender, table lock held: a command to p's connection. */
 static int send_command(void *arg, const struct proc *p, uint32_t type, const void *payload,
                         size_t len)
@@ -232,6 +239,7 @@ static int run(const struct options *opt, const char *socket_path, int sfd)
         .check_uid = true,
         .uid = geteuid(),
         .closed = on_closed,
+        .opened = on_opened,
         .control_magic = CONTROL_MAGIC,
         .control = on_control,
         .arg = &c,

@@ -294,6 +294,19 @@ static long long monotonic_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The deadline passed: those asked that are still connected and have not
+ * answered seq are late. */
+static void mark_late(struct live *l, const struct live_proc_id *ids, size_t n, uint64_t seq)
+{
+    pthread_mutex_lock(&l->lock);
+    for (size_t i = 0; i < n; i++) {
+        struct proc *p = proc_table_find(l->table, ids[i].pid, ids[i].start_ns);
+        if (p && p->connected && p->flushed_seq < seq && p->flush_late_seq < seq)
+            p->flush_late_seq = seq;
+    }
+    pthread_mutex_unlock(&l->lock);
+}
+
 size_t live_flush(struct live *l, uint32_t pid, int timeout_ms)
 {
     pthread_mutex_lock(&l->lock);
@@ -303,7 +316,11 @@ size_t live_flush(struct live *l, uint32_t pid, int timeout_ms)
     struct wire_cmd_flush cmd = {seq};
     size_t asked = 0;
     for (size_t i = 0; i < n; i++) {
-        struct proc *p;
+        struct proc *p = proc_table_find(l->table, ids[i].pid, ids[i].start_ns);
+        /* One that let a flush pass unanswered (its flusher stuck, say)
+         * is neither asked nor waited for until it answers that one. */
+        if (p && p->flushed_seq < p->flush_late_seq)
+            continue;
         if (send_to(l, &ids[i], WIRE_CMD_FLUSH, &cmd, sizeof cmd, &p) == 0)
             ids[asked++] = ids[i];
     }
@@ -323,8 +340,12 @@ size_t live_flush(struct live *l, uint32_t pid, int timeout_ms)
                 waiting++;
         }
         pthread_mutex_unlock(&l->lock);
-        if (waiting == 0 || monotonic_ms() >= deadline || live_stopping(l))
+        if (waiting == 0 || live_stopping(l))
             break;
+        if (monotonic_ms() >= deadline) {
+            mark_late(l, ids, asked, seq);
+            break;
+        }
         sleep_ms(5);
     }
     free(ids);
@@ -340,9 +361,20 @@ static void send_cpu(struct live *l, const struct live_proc_id *id, uint32_t hz,
         return; /* another window still wants samples */
     if (begin && p->cpu_requests++ > 0)
         return; /* sampling already, for another window */
+    p->cpu_hz_asked = hz;
     struct wire_cmd_cpu cmd = {hz, 0};
     if (l->send && p->connected && !p->cpu_fixed)
         l->send(l->send_arg, p, WIRE_CMD_CPU, &cmd, sizeof cmd);
+}
+
+void live_process_opened(struct live *l, struct proc *p)
+{
+    p->flush_late_seq = 0; /* the new connection owes nothing */
+    if (p->cpu_requests == 0 || p->cpu_fixed || !l->send)
+        return;
+    /* preload/stream.c: a new connection starts with sampling off */
+    struct wire_cmd_cpu cmd = {p->cpu_hz_asked, 0};
+    l->send(l->send_arg, p, WIRE_CMD_CPU, &cmd, sizeof cmd);
 }
 
 void live_cpu_begin(struct live *l, uint32_t pid, uint32_t hz, struct live_cpu_window *w)

@@ -37,6 +37,12 @@ pthread_mutex_t *live_lock(struct live *l);
  * while stopping). May forget the oldest exited processes. */
 bool live_process_ended(struct live *l, struct proc *p);
 
+/* From the ingest loop, lock held: a connection started feeding p (its
+ * HELLO, first or again). A target forgets the collector's commands when
+ * its connection ends (a daemon closing every descriptor, say): the CPU
+ * sampling that profile windows still want is asked for again. */
+void live_process_opened(struct live *l, struct proc *p);
+
 /* Copies of the processes a request selects: every one (pid 0) or the
  * latest incarnation of pid. Returns 0 with *out (free with
  * live_free_copies(); NULL when none) and *n, LIVE_NO_SUCH_PID, or -1
@@ -80,7 +86,10 @@ void live_set_sender(struct live *l, live_send_fn send, void *arg);
 #define LIVE_FLUSH_WAIT_MS 1000
 /* Asks the connected processes (every one, or the latest incarnation of
  * pid) to send everything now, and waits until each has answered
- * (FLUSHED), gone, or timeout_ms passed. Returns how many answered. */
+ * (FLUSHED), gone, or timeout_ms passed. Returns how many answered. A
+ * process that let the deadline pass is neither asked nor waited for
+ * again until it answers that request or reconnects: a target whose
+ * flusher is stuck costs one wait, not one per request. */
 size_t live_flush(struct live *l, uint32_t pid, int timeout_ms);
 
 /* A CPU profile's window: the processes asked to sample. */

@@ -274,10 +274,15 @@ static enum conn_state consume(struct server *s, struct conn *c, const uint8_t *
         if (st != CONN_OPEN || len == 0)
             return st;
     }
+    /* (classify() feeds 4 bytes at most: never a whole HELLO) */
+    bool had_proc = wire_decoder_proc(c->decoder) != NULL;
     if (wire_decoder_feed(c->decoder, data, len) < 0) {
         report(c->decoder);
         return CONN_DONE;
     }
+    struct proc *p = wire_decoder_proc(c->decoder);
+    if (!had_proc && p && proc_table_owner(p) == c->decoder && s->hooks.opened)
+        s->hooks.opened(s->hooks.arg, p);
     return CONN_OPEN;
 }
 

@@ -27,6 +27,10 @@ struct server_hooks {
      * read error) and no newer connection feeds it. Called with the lock
      * held, p already marked disconnected. */
     void (*closed)(void *arg, struct proc *p);
+    /* A connection started feeding p: its HELLO was decoded (p's first,
+     * or a reconnect of the same incarnation). Called with the lock held,
+     * so a command sent now goes to that connection. */
+    void (*opened)(void *arg, struct proc *p);
     /* A connection whose first 4 bytes are control_magic (little-endian)
      * is no target: it is handed to control() with the bytes read after
      * the magic, and the callee owns fd from then on. 0: no such thing. */

@@ -7,7 +7,9 @@
  *    the file writer would write;
  *  - the legacy text heap profile (heap_text.h): Go's header, records by
  *    in-use bytes, symbolized "#" lines of this binary's own functions;
- *  - control requests (control.h) are validated like every other input. */
+ *  - control requests (control.h) are validated like every other input;
+ *  - live_flush: a target that lets a flush request pass unanswered costs
+ *    one wait, not one per request, until it answers or reconnects. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -16,11 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <uthash.h>
 
 #include "control.h"
 #include "heap_text.h"
+#include "live.h"
 #include "pprof_build.h"
 #include "pprof_heap.h"
 #include "proc_copy.h"
@@ -299,6 +303,94 @@ static void test_control(void)
           "trailing bytes: '%s'", err);
 }
 
+/* The fake connection: FLUSH commands per pid; pid 1 answers at once
+ * (as if its FLUSHED had been decoded), pid 2 never does. */
+struct fake_targets {
+    struct proc_table *table;
+    unsigned flushes[3];
+    uint64_t last_seq[3];
+};
+
+static int fake_send(void *arg, const struct proc *p, uint32_t type, const void *payload,
+                     size_t len)
+{
+    struct fake_targets *f = arg;
+    struct wire_cmd_flush cmd;
+    if (type != WIRE_CMD_FLUSH || len != sizeof cmd || p->pid > 2)
+        return 0;
+    memcpy(&cmd, payload, sizeof cmd);
+    f->flushes[p->pid]++;
+    f->last_seq[p->pid] = cmd.seq;
+    if (p->pid == 1)
+        proc_table_find(f->table, p->pid, p->start_ns)->flushed_seq = cmd.seq;
+    return 0;
+}
+
+static long long elapsed_ms(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)(now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+#define LONG_WAIT_MS 20000
+
+static void test_flush_late(void)
+{
+    struct live *l = live_new();
+    struct fake_targets f = {.table = live_table(l)};
+    struct proc *p[3] = {NULL};
+    bool existed;
+    for (uint32_t pid = 1; pid <= 2; pid++) {
+        p[pid] = proc_table_hello(f.table, pid, 1000 + pid, &existed);
+        p[pid]->connected = true;
+    }
+    live_set_sender(l, fake_send, &f);
+
+    /* The first request waits its whole timeout for pid 2. */
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    size_t answered = live_flush(l, 0, 200);
+    CHECK(answered == 1, "first flush: %zu answered, expected 1", answered);
+    CHECK(elapsed_ms(&t0) >= 150, "first flush returned long before its timeout (%lld ms)",
+          elapsed_ms(&t0));
+    CHECK(f.flushes[1] == 1 && f.flushes[2] == 1, "first flush asked %u and %u", f.flushes[1],
+          f.flushes[2]);
+
+    /* The next ones neither ask nor wait for it (a wait would last
+     * LONG_WAIT_MS: far beyond what the calls take). */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < 3; i++)
+        answered = live_flush(l, 0, LONG_WAIT_MS);
+    CHECK(elapsed_ms(&t0) < LONG_WAIT_MS, "later flushes waited for the late target");
+    CHECK(answered == 1, "later flush: %zu answered, expected 1", answered);
+    CHECK(f.flushes[1] == 4 && f.flushes[2] == 1,
+          "later flushes asked pid 1 %u times (4), the late pid 2 %u times (1)", f.flushes[1],
+          f.flushes[2]);
+
+    /* Once it answers the request it missed, it is asked again. */
+    p[2]->flushed_seq = f.last_seq[2];
+    answered = live_flush(l, 2, 200);
+    CHECK(f.flushes[2] == 2, "after its answer pid 2 was asked %u times (2)", f.flushes[2]);
+    CHECK(answered == 0, "pid 2 cannot have answered the new request (%zu)", answered);
+
+    /* It is late again; a reconnect (a new HELLO) clears that. */
+    live_flush(l, 2, LONG_WAIT_MS);
+    CHECK(f.flushes[2] == 2, "late again, pid 2 was asked %u times (2)", f.flushes[2]);
+    live_process_opened(l, p[2]);
+    live_flush(l, 2, 50);
+    CHECK(f.flushes[2] == 3, "after a reconnect pid 2 was asked %u times (3)", f.flushes[2]);
+
+    /* A target that went away is no longer waited for either. */
+    p[2]->connected = false;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    live_flush(l, 0, LONG_WAIT_MS);
+    CHECK(elapsed_ms(&t0) < LONG_WAIT_MS, "a flush waited for a disconnected target");
+    CHECK(f.flushes[2] == 3, "a disconnected pid 2 was asked (%u)", f.flushes[2]);
+    live_set_sender(l, NULL, NULL);
+    live_free(l);
+}
+
 int main(void)
 {
     ppx_collect_test_root();
@@ -307,5 +399,6 @@ int main(void)
     test_copy_and_delta();
     test_heap_text();
     test_control();
+    test_flush_late();
     return unit_finish("unit_collect: all checks passed");
 }
