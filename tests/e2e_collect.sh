@@ -16,22 +16,13 @@
 . "$(dirname "$0")/lib/known_allocs.sh"
 require_built
 require_pprof
-command -v curl >/dev/null 2>&1 || skip "curl not found (apt-get install curl)"
+. "$(dirname "$0")/lib/collect.sh"
 
 cd "$TMP" || exit 99
 sock="$TMP/sock/ppx.sock" # ppx collect creates the directory
 out="$TMP/out"
 prog="$PROGS/known_allocs"
 
-# start_collector LOG: runs ppx collect; sets collector (pid) and url.
-start_collector() {
-    # not holding the targets' stdin (fds 3 and 4): they end at its end
-    "$PPX" collect --socket "$sock" --http 127.0.0.1:0 -o "$out" 2>"$1" 3>&- 4>&- &
-    collector=$!
-    cleanup_kill "$collector"
-    wait_for 100 grep -q 'profiles at http' "$1" || die "ppx collect did not start: $(cat "$1")"
-    url=$(sed -n 's|.*profiles at \(http://[^/]*\)/debug/pprof/.*|\1|p' "$1")
-}
 # target NAME ARGS... &: known_allocs under LD_PRELOAD, streaming to $sock
 # ($! is its pid: the background subshell becomes the program).
 target() {
@@ -61,7 +52,7 @@ wait_for 300 grep -q '^ready' "$TMP/a.out" || die "known_allocs pause never got 
 [ ! -s "$TMP/a.err" ] || fail "the target said something without a collector: $(cat "$TMP/a.err")"
 
 # 2. The collector, later: the target connects and sends its whole history.
-start_collector "$TMP/c1.log"
+start_collector "$TMP/c1.log" --socket "$sock" --http 127.0.0.1:0 -o "$out"
 wait_for 100 has_figure "$url/debug/pprof/heap?pid=$a" "$TMP/h1.pb.gz" leak_64x1000 inuse_space 64000 ||
     die "a target started before the collector never showed its history (log: $(cat "$TMP/c1.log"))"
 flat=$(pprof_raw "$TMP/h1.pb.gz" --flat-table)
@@ -77,7 +68,7 @@ echo alloc >&3
 wait_for 300 grep -q '^done' "$TMP/a.out" || die "known_allocs did not run between_snapshots"
 
 # 4. A new collector on the same (stale) socket gets everything back.
-start_collector "$TMP/c2.log"
+start_collector "$TMP/c2.log" --socket "$sock" --http 127.0.0.1:0 -o "$out"
 wait_for 100 has_figure "$url/debug/pprof/allocs?pid=$a" "$TMP/a2.pb.gz" between_snapshots alloc_objects 100 ||
     die "after the collector's restart, the allocations made meanwhile never arrived (log: $(cat "$TMP/c2.log"))"
 # The threads are resent too: the main one and the 4 workers.

@@ -11,24 +11,9 @@
 #    get 4xx with a message; the collector goes on serving.
 . "$(dirname "$0")/lib/common.sh"
 require_built
-command -v curl >/dev/null 2>&1 || skip "curl not found (apt-get install curl)"
+. "$(dirname "$0")/lib/collect.sh"
 command -v python3 >/dev/null 2>&1 || skip "python3 not found"
 cd "$TMP" || exit 99
-
-# start_collector LOG ARGS...: sets collector and url (when --http is given).
-start_collector() {
-    local log=$1
-    shift
-    "$PPX" collect "$@" 2>"$log" &
-    collector=$!
-    cleanup_kill "$collector"
-    wait_for 100 grep -q 'collecting on' "$log" || die "ppx collect $* did not start: $(cat "$log")"
-    url=$(sed -n 's|.*profiles at \(http://[^/]*\)/debug/pprof/.*|\1|p' "$log")
-}
-stop_collector() {
-    kill -TERM "$collector"
-    wait "$collector"
-}
 
 # ---- the default socket directory ----
 xdg="$TMP/xdg"

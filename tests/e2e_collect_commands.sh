@@ -13,26 +13,13 @@
 . "$(dirname "$0")/lib/common.sh"
 require_built
 require_pprof
-command -v curl >/dev/null 2>&1 || skip "curl not found (apt-get install curl)"
+. "$(dirname "$0")/lib/collect.sh"
 cd "$TMP" || exit 99
 sock="$TMP/sock/ppx.sock"
 
-"$PPX" collect --socket "$sock" --http 127.0.0.1:0 2>"$TMP/collect.log" &
-collector=$!
-cleanup_kill "$collector"
-wait_for 100 grep -q 'profiles at http' "$TMP/collect.log" || die "ppx collect did not start: $(cat "$TMP/collect.log")"
-url=$(sed -n 's|.*profiles at \(http://[^/]*\)/debug/pprof/.*|\1|p' "$TMP/collect.log")
-pp="$url/debug/pprof"
-known() { curl -sf -o /dev/null "$pp/cmdline?pid=$1"; }
-
-mkfifo "$TMP/t.in"
-env -u PPX_CPU_HZ PPX_SOCKET="$sock" PPX_SAMPLE_RATE=1 PPX_FLUSH_MS=60000 LD_PRELOAD="$LIBPPX" \
-    "$PROGS/spin_on_demand" <"$TMP/t.in" >"$TMP/t.out" 2>"$TMP/t.err" &
-target=$!
-cleanup_kill "$target"
-exec 3>"$TMP/t.in"
-wait_for 300 grep -q '^ready' "$TMP/t.out" || die "spin_on_demand never got ready: $(cat "$TMP/t.err")"
-wait_for 100 known "$target" || die "spin_on_demand never connected to the collector"
+start_collector "$TMP/collect.log" --socket "$sock" --http 127.0.0.1:0
+fifo_target t 3 spin_on_demand PPX_SAMPLE_RATE=1 PPX_FLUSH_MS=60000
+target=$target_pid
 
 # cpu_samples DIR: the samples in the CPU profile of a snapshot (--pid: the
 # files are in DIR itself).
@@ -77,14 +64,8 @@ wait "$target"
 expect_eq "exit status of spin_on_demand" 0 "$?"
 
 # PPX_CPU_HZ set: sampled from the start, and still after a window.
-mkfifo "$TMP/f.in"
-PPX_CPU_HZ=100 PPX_SOCKET="$sock" PPX_FLUSH_MS=60000 LD_PRELOAD="$LIBPPX" \
-    "$PROGS/spin_on_demand" <"$TMP/f.in" >"$TMP/f.out" 2>"$TMP/f.err" &
-fixed=$!
-cleanup_kill "$fixed"
-exec 4>"$TMP/f.in"
-wait_for 300 grep -q '^ready' "$TMP/f.out" || die "spin_on_demand (PPX_CPU_HZ=100) never got ready"
-wait_for 100 known "$fixed" || die "spin_on_demand (PPX_CPU_HZ=100) never connected"
+fifo_target f 4 spin_on_demand PPX_CPU_HZ=100 PPX_FLUSH_MS=60000
+fixed=$target_pid
 sleep 1
 "$PPX" snapshot --socket "$sock" --pid "$fixed" -o "$TMP/f1" >/dev/null || die "ppx snapshot failed"
 [ "$(cpu_samples "$TMP/f1")" -gt 0 ] || fail "PPX_CPU_HZ=100: no CPU samples before any profile window"

@@ -15,7 +15,7 @@
 . "$(dirname "$0")/lib/common.sh"
 require_built
 require_pprof
-command -v curl >/dev/null 2>&1 || skip "curl not found (apt-get install curl)"
+. "$(dirname "$0")/lib/collect.sh"
 for tool in redis-server redis-benchmark redis-cli; do
     command -v "$tool" >/dev/null 2>&1 || skip "$tool not found (apt-get install redis-server redis-tools)"
 done
@@ -29,12 +29,7 @@ gopprof() {
         go tool pprof "$@"
 }
 
-"$PPX" collect --socket "$sock" --http 127.0.0.1:0 2>"$TMP/collect.log" &
-collector=$!
-cleanup_kill "$collector"
-wait_for 100 grep -q 'profiles at http' "$TMP/collect.log" || die "ppx collect did not start: $(cat "$TMP/collect.log")"
-url=$(sed -n 's|.*profiles at \(http://[^/]*\)/debug/pprof/.*|\1|p' "$TMP/collect.log")
-pp="$url/debug/pprof"
+start_collector "$TMP/collect.log" --socket "$sock" --http 127.0.0.1:0
 
 port=$(free_port) || die "no free port"
 # Every allocation recorded, so that the top sites are not left to chance.

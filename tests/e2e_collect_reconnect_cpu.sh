@@ -11,26 +11,13 @@
 . "$(dirname "$0")/lib/common.sh"
 require_built
 require_pprof
-command -v curl >/dev/null 2>&1 || skip "curl not found (apt-get install curl)"
+. "$(dirname "$0")/lib/collect.sh"
 cd "$TMP" || exit 99
 sock="$TMP/sock/ppx.sock"
 
-"$PPX" collect --socket "$sock" --http 127.0.0.1:0 2>"$TMP/collect.log" &
-collector=$!
-cleanup_kill "$collector"
-wait_for 100 grep -q 'profiles at http' "$TMP/collect.log" || die "ppx collect did not start: $(cat "$TMP/collect.log")"
-url=$(sed -n 's|.*profiles at \(http://[^/]*\)/debug/pprof/.*|\1|p' "$TMP/collect.log")
-pp="$url/debug/pprof"
-known() { curl -sf -o /dev/null "$pp/cmdline?pid=$1"; }
-
-mkfifo "$TMP/t.in"
-env -u PPX_CPU_HZ PPX_SOCKET="$sock" PPX_FLUSH_MS=100 LD_PRELOAD="$LIBPPX" \
-    "$PROGS/spin_close_fds" <"$TMP/t.in" >"$TMP/t.out" 2>"$TMP/t.err" &
-target=$!
-cleanup_kill "$target"
-exec 3>"$TMP/t.in"
-wait_for 300 grep -q '^ready' "$TMP/t.out" || die "spin_close_fds never got ready: $(cat "$TMP/t.err")"
-wait_for 100 known "$target" || die "spin_close_fds never connected to the collector"
+start_collector "$TMP/collect.log" --socket "$sock" --http 127.0.0.1:0
+fifo_target t 3 spin_close_fds PPX_FLUSH_MS=100
+target=$target_pid
 
 # snapshot DIR: ppx snapshot of the target into DIR (--pid: the files are
 # in DIR itself); cpu_samples DIR: the samples of its CPU profile.

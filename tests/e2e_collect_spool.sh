@@ -20,7 +20,7 @@
 . "$(dirname "$0")/lib/known_allocs.sh"
 require_built
 require_pprof
-command -v curl >/dev/null 2>&1 || skip "curl not found (apt-get install curl)"
+. "$(dirname "$0")/lib/collect.sh"
 cd "$TMP" || exit 99
 dir="$TMP/sock"
 sock="$dir/ppx.sock"
@@ -41,20 +41,6 @@ run_alone() {
 }
 spool_of() { ls "$dir"/spool."$1".*.ppx 2>/dev/null; }
 pid_of() { sed -n 's/^ready \([0-9]*\)$/\1/p' "$TMP/$1.out"; }
-# start_collector LOG [ARGS...]: sets collector and url.
-start_collector() {
-    local log=$1
-    shift
-    "$PPX" collect --socket "$sock" --http 127.0.0.1:0 "$@" 2>"$log" &
-    collector=$!
-    cleanup_kill "$collector"
-    wait_for 100 grep -q 'profiles at http' "$log" || die "ppx collect did not start: $(cat "$log")"
-    url=$(sed -n 's|.*profiles at \(http://[^/]*\)/debug/pprof/.*|\1|p' "$log")
-}
-stop_collector() {
-    kill -TERM "$collector"
-    wait "$collector" 2>/dev/null
-}
 # same_as_reference WHERE DIR: DIR's heap and allocs equal the reference's.
 same_as_reference() {
     local f
@@ -80,7 +66,7 @@ mode=$(stat -c %a "$(spool_of "$a")")
 expect_eq "spool file mode" 600 "$mode"
 
 # 2. A collector without -o: the spooled process over HTTP, the file kept.
-start_collector "$TMP/c1.log"
+start_collector "$TMP/c1.log" --socket "$sock" --http 127.0.0.1:0
 wait_for 100 curl -sf -o "$TMP/h1.pb.gz" "$url/debug/pprof/heap?pid=$a" ||
     die "the spooled process is not served over HTTP (log: $(cat "$TMP/c1.log"))"
 curl -sf -o "$TMP/a1.pb.gz" "$url/debug/pprof/allocs?pid=$a" || fail "allocs?pid=$a failed"
@@ -107,7 +93,7 @@ done
 head -c 3000 /dev/urandom >"$dir/spool.4000002.2.ppx"
 
 # 4. A collector with -o: final profiles from the spool file, which goes.
-start_collector "$TMP/c2.log" -o "$out"
+start_collector "$TMP/c2.log" --socket "$sock" --http 127.0.0.1:0 -o "$out"
 wait_for 100 test -s "$out/known_allocs.$a/allocs.pb.gz" ||
     die "no profiles from the spool file in $out/known_allocs.$a (log: $(cat "$TMP/c2.log"))"
 same_as_reference "spooled, -o" "$out/known_allocs.$a"
@@ -157,7 +143,7 @@ wait "$c"
 expect_eq "exit status of the target whose collector died" 0 "$?"
 [ ! -s "$TMP/c.err" ] || fail "the target said something: $(cat "$TMP/c.err")"
 [ -n "$(spool_of "$c")" ] || die "no spool file for the target whose collector died: $(ls "$dir")"
-start_collector "$TMP/c3.log" -o "$out"
+start_collector "$TMP/c3.log" --socket "$sock" --http 127.0.0.1:0 -o "$out"
 wait_for 100 test -s "$out/known_allocs.$c/allocs.pb.gz" ||
     die "no profiles for the target that exited between collectors (log: $(cat "$TMP/c3.log"))"
 same_as_reference "exited between collectors" "$out/known_allocs.$c"
@@ -169,7 +155,7 @@ PPX_SOCKET="$sock" PPX_SAMPLE_RATE=1 LD_PRELOAD="$LIBPPX" "$PROGS/forker" -v wor
 parent=$(sed -n 's/^parent \([0-9]*\)$/\1/p' "$TMP/f.out")
 child=$(sed -n 's/^child \([0-9]*\)$/\1/p' "$TMP/f.out")
 [ -n "$parent" ] && [ -n "$child" ] || die "forker -v printed no pids: $(cat "$TMP/f.out")"
-start_collector "$TMP/c4.log" -o "$out"
+start_collector "$TMP/c4.log" --socket "$sock" --http 127.0.0.1:0 -o "$out"
 wait_for 100 test -s "$out/forker.$child.1/allocs.pb.gz" ||
     die "no profiles for the exec'd child image (log: $(cat "$TMP/c4.log"); $(ls "$out"))"
 wait_for 100 test -s "$out/forker.$parent/allocs.pb.gz" || die "no profiles for forker's parent"
