@@ -226,8 +226,19 @@ static bool unblocked_here(const void *ucontext)
 static void on_sigprof(int sig, siginfo_t *si, void *ucontext)
 {
     (void)sig;
-    if (si == NULL || si->si_code != SI_TIMER || si->si_value.sival_ptr != &timer_cookie)
-        return; /* not our tick: kill(SIGPROF), or a timer left by the program */
+    if (si == NULL || si->si_code != SI_TIMER || si->si_value.sival_ptr != &timer_cookie) {
+        /* Sent by someone (kill, tgkill, sigqueue) or by the program's own
+         * ITIMER_PROF (SI_KERNEL): the program's action applies. A timer
+         * signal that is not our current one may be a stale tick of ours
+         * (one queued before an exec): never fatal. */
+        if (si != NULL && (si->si_code == SI_USER || si->si_code == SI_TKILL ||
+                           si->si_code == SI_QUEUE || si->si_code == SI_KERNEL)) {
+            int saved_errno = errno;
+            ppx_sigprof_foreign();
+            errno = saved_errno;
+        }
+        return;
+    }
     int saved_errno = errno;
     uint64_t weight = 1 + (si->si_overrun > 0 ? (uint64_t)si->si_overrun : 0);
     uint64_t cap = unblocked_here(ucontext)

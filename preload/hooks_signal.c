@@ -25,6 +25,8 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
 typedef sighandler_t (*signal_fn)(int, sighandler_t);
@@ -72,6 +74,19 @@ void ppx_sigprof_hand_back(void)
     ignore.sa_handler = SIG_IGN;
     ppx_real_sigaction(SIGPROF, &ignore, NULL); /* discards pending ticks */
     ppx_real_sigaction(SIGPROF, &program_action, NULL);
+}
+
+void ppx_sigprof_foreign(void)
+{
+    if (!atomic_load(&ours) || program_action.sa_handler != SIG_DFL)
+        return; /* SIG_IGN: as the kernel would */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    atomic_store(&ours, false);
+    ppx_real_sigaction(SIGPROF, &dfl, NULL);
+    /* blocked while this handler runs: delivered, fatally, on its return */
+    syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), SIGPROF);
 }
 
 void ppx_sigprof_take_back(const struct sigaction *handler)

@@ -468,6 +468,12 @@ bool ppx_sigprof_install(const struct sigaction *handler);
 void ppx_sigprof_hand_back(void);
 /* exec failed: cpu.c's handler again (unless the program took SIGPROF). */
 void ppx_sigprof_take_back(const struct sigaction *handler);
+/* From cpu.c's handler: a SIGPROF that no timer of ours sent (kill -PROF,
+ * the program's own ITIMER_PROF) gets the program's action: ignored under
+ * SIG_IGN; under SIG_DFL the process ends by SIGPROF, as it would without
+ * ppx (re-raised with the default action, delivered when the handler
+ * returns). Async-signal-safe. */
+void ppx_sigprof_foreign(void);
 
 /* io_sites.c: a thread is ending; its counters go back to the pool. */
 void ppx_io_thread_exit(void);

@@ -9,6 +9,8 @@
 # - tests/progs/block_sigprof blocks SIGPROF in some threads (one inherits the
 #   blocked mask through pthread_create): every thread's results and signal
 #   mask are those of a plain run, and blocked code gets no samples.
+# - kill -PROF ends a program that leaves SIGPROF at SIG_DFL, under ppx too,
+#   and one that ignores it runs on.
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/cpu_common.sh"
 require_built
@@ -78,4 +80,25 @@ for hz in 100 1000; do
         [ "${n:-0}" -ge $((hz / 10)) ] || fail "$where: $n samples of $fn (~170 ms of CPU), expected more than $((hz / 10))"
     done
 done
+
+# ---- SIGPROF from outside: the program's action, not ppx's ----------------------------
+# kill -PROF ends a program that left SIGPROF at SIG_DFL (status 128 + SIGPROF), with
+# ppx sampling (PPX_CPU_HZ=100) or waiting to be asked, as without ppx; one that
+# ignores it (SIG_IGN inherited) runs on.
+# killed_by_prof WHERE ENV...: `sleep 2` under ENV, sent SIGPROF after 0.3 s; its status.
+killed_by_prof() {
+    env "${@:2}" sleep 2 &
+    local pid=$!
+    sleep 0.3 # inside its 2 s (a bound: the kill needs only to come before the end)
+    kill -PROF "$pid"
+    wait "$pid"
+}
+plain_prof=$(killed_by_prof plain; echo $?)
+[ "$plain_prof" -gt 128 ] || die "kill -PROF did not end a plain sleep (status $plain_prof)"
+for env in "PPX_CPU_HZ=100" "PPX_CPU_HZ=0"; do
+    expect_eq "kill -PROF, LD_PRELOAD with $env: exit status" "$plain_prof" \
+        "$(killed_by_prof x LD_PRELOAD="$LIBPPX" PPX_SOCKET="$TMP/nonexistent/ppx.sock" $env; echo $?)"
+done
+expect_eq "kill -PROF to a program ignoring SIGPROF, under ppx: exit status" 0 \
+    "$(trap '' PROF; killed_by_prof x LD_PRELOAD="$LIBPPX" PPX_SOCKET="$TMP/nonexistent/ppx.sock" PPX_CPU_HZ=100; echo $?)"
 finish
