@@ -4,6 +4,7 @@
  * Results are cached per (file, address); everything handed out points
  * into libdw's own data or the cache and lives until sym_cache_free(). */
 #include "symbolize.h"
+#include "vdso_image.h"
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -85,7 +86,9 @@ static const Dwfl_Callbacks offline_callbacks = {
 };
 
 /* A file that cannot be read is said once, however many processes map it.
- * Names that are not absolute paths (linux-vdso.so.1) are no files at all. */
+ * Names that are not absolute paths ([vdso]) are no files at all. The
+ * vDSO is read from the collector's own copy (vdso_image.h): the same
+ * kernel's, as the build id check confirms. */
 static void warn_once(const char *path, const char *why)
 {
     if (path[0] != '/')
@@ -117,7 +120,8 @@ static void hex(char *out, const uint8_t *bytes, size_t len)
  * NULL after a warning. */
 static Dwfl_Module *open_module(struct sym_file *f, const struct proc_mapping *m)
 {
-    int fd = open(m->path, O_RDONLY | O_CLOEXEC);
+    bool vdso = strcmp(m->path, VDSO_MAPPING_NAME) == 0;
+    int fd = vdso ? vdso_image_fd() : open(m->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         warn_once(m->path, strerror(errno));
         return NULL;

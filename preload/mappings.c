@@ -116,8 +116,17 @@ static uint32_t find_build_id(const struct dl_phdr_info *info, uint8_t *out)
     return 0;
 }
 
-/* The object's path into the scratch area; false to skip the object (the
- * vDSO and anything else without a file). */
+/* The vDSO: its ELF header is the one the kernel announced. */
+static bool is_vdso(const struct dl_phdr_info *info)
+{
+    uintptr_t ehdr = (uintptr_t)getauxval(AT_SYSINFO_EHDR);
+    return ehdr != 0 && info->dlpi_phdr != NULL &&
+           (uintptr_t)info->dlpi_phdr - ehdr < sizeof(ElfW(Ehdr)) + 64u * sizeof(ElfW(Phdr));
+}
+
+/* The object's path into the scratch area; false to skip the object
+ * (anything without a file). The vDSO is named [vdso]: the collector reads
+ * its own copy, the same kernel's. */
 static bool object_path(struct scan *sc, const struct dl_phdr_info *info, bool is_main,
                         uint32_t *off, uint32_t *len)
 {
@@ -130,6 +139,12 @@ static bool object_path(struct scan *sc, const struct dl_phdr_info *info, bool i
             return false;
         memcpy(dst, sc->exe, sc->exe_len);
         n = sc->exe_len;
+    } else if (is_vdso(info)) {
+        static const char vdso[] = "[vdso]"; /* collector/vdso_image.h */
+        n = sizeof vdso - 1;
+        if (n >= room)
+            return false;
+        memcpy(dst, vdso, n);
     } else if (name[0] == '/') {
         n = strlen(name);
         if (n >= room)

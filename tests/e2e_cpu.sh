@@ -149,6 +149,23 @@ fi
 [ -s "$TMP/off/heap.pb.gz" ] || fail "PPX_CPU_HZ=0: heap.pb.gz not written"
 grep -q '^ppx:' "$TMP/off.err" && fail "PPX_CPU_HZ=0: ppx printed: $(grep '^ppx:' "$TMP/off.err")"
 
+# ---- time in the vDSO: named, and unwound into the program ----------------------
+# clock_spin reads CLOCK_MONOTONIC for 500 ms: the vDSO answers without a system
+# call, so most ticks land there. Its mapping is [vdso] (the collector reads its own
+# copy, the same kernel's), its entry point is named, and the walks continue into
+# read_clock_loop.
+PPX_CPU_HZ=1000 "$PPX" record -q -o "$TMP/vdso" -- "$PROGS/clock_spin" 500 \
+    >"$TMP/vdso.out" 2>"$TMP/vdso.err" || die "ppx record -- clock_spin: $(cat "$TMP/vdso.err")"
+file="$TMP/vdso/cpu.pb.gz"
+total=$(pprof_raw "$file" --total --type samples)
+in_vdso=$(pprof_raw "$file" --leaves --type samples | awk -F'\t' '$3 == "[vdso]" { n += $1 } END { print n + 0 }')
+named=$(pprof_raw "$file" --type samples --cum __vdso_clock_gettime)
+loop=$(pprof_raw "$file" --type samples --cum read_clock_loop)
+note "clock_spin: $total samples, $in_vdso with their leaf in [vdso], $named under __vdso_clock_gettime, $loop under read_clock_loop"
+[ $((in_vdso * 2)) -gt "$total" ] || fail "clock_spin: only $in_vdso of $total samples have their leaf in the [vdso] mapping"
+[ "$named" -gt 0 ] || fail "clock_spin: no sample names __vdso_clock_gettime"
+[ $((loop * 10)) -ge $((total * 9)) ] || fail "clock_spin: only $loop of $total samples unwound into read_clock_loop"
+
 # ---- invalid PPX_CPU_HZ: reported once, default used ---------------------------
 for bad in abc 10001; do
     where="invalid_$bad"
