@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A target that reconnects during a CPU profile's window keeps sampling: a
 # target started with plain LD_PRELOAD (no PPX_CPU_HZ) is asked for CPU
-# samples by profile?seconds=6; during the window it closes every
+# samples by profile?seconds=15; during the window it closes every
 # descriptor from 3 up, as daemons do, and libppx reconnects with a new
 # HELLO (PPX_FLUSH_MS=100). The target sets its rate to 0 on each new
 # connection, so the collector must ask again: the function it spins in
@@ -31,7 +31,9 @@ cpu_samples() {
 }
 sampling() { snapshot "$TMP/poll" && [ "$(cpu_samples "$TMP/poll")" -gt 0 ]; }
 
-curl -sf -o "$TMP/cpu.pb.gz" "$pp/profile?seconds=6&pid=$target" &
+# A long window: the steps below take a few seconds, more on a loaded machine,
+# and must all fall inside it.
+curl -sf -o "$TMP/cpu.pb.gz" "$pp/profile?seconds=15&pid=$target" &
 profile=$!
 cleanup_kill "$profile"
 # The window has begun once the target samples (nobody else asks it to);
@@ -53,15 +55,15 @@ snapshot "$TMP/r0" || die "ppx snapshot failed"
 reconnected=$(after_samples "$TMP/r0")
 grows() { snapshot "$TMP/r1" && [ "$(after_samples "$TMP/r1")" -gt "$reconnected" ]; }
 wait_for 20 grows || fail "no CPU samples after the reconnect, inside the window ($reconnected before it)"
-wait "$profile" || fail "profile?seconds=6 failed"
+wait "$profile" || fail "profile?seconds=15 failed"
 
 samples=$(pprof_raw "$TMP/cpu.pb.gz" --total --type samples 2>/dev/null || echo 0)
 before=$(pprof_raw "$TMP/cpu.pb.gz" --type samples --flat spin_before 2>/dev/null || echo 0)
 after=$(pprof_raw "$TMP/cpu.pb.gz" --type samples --flat spin_after 2>/dev/null || echo 0)
-note "profile?seconds=6: $samples samples, $before in spin_before, $after in spin_after"
-[ "$before" -gt 0 ] || fail "profile?seconds=6: no samples in spin_before (before the reconnect)"
+note "profile?seconds=15: $samples samples, $before in spin_before, $after in spin_after"
+[ "$before" -gt 0 ] || fail "profile?seconds=15: no samples in spin_before (before the reconnect)"
 [ "$after" -gt "$reconnected" ] ||
-    fail "profile?seconds=6: $after samples in spin_after, no more than the $reconnected before the reconnect"
+    fail "profile?seconds=15: $after samples in spin_after, no more than the $reconnected before the reconnect"
 
 # The window ended: the command that stops sampling reached the new connection.
 snapshot "$TMP/s1" || die "ppx snapshot failed"
