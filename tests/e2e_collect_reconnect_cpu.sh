@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # A target that reconnects during a CPU profile's window keeps sampling: a
 # target started with plain LD_PRELOAD (no PPX_CPU_HZ) is asked for CPU
-# samples by profile?seconds=15; during the window it closes every
+# samples by profile?seconds=6; during the window it closes every
 # descriptor from 3 up, as daemons do, and libppx reconnects with a new
 # HELLO (PPX_FLUSH_MS=100). The target sets its rate to 0 on each new
-# connection, so the collector must ask again: the function it spins in
-# after the reconnect keeps gaining samples inside the window, and has
-# them in the profile. Once the window ended, sampling has stopped (on the
-# new connection).
+# connection, so the collector must ask again: spin_close_fds spins in
+# spin_after only once the new connection is up, so every sample of
+# spin_after in the profile was asked for again. Once the window ended,
+# sampling has stopped (on the new connection).
 . "$(dirname "$0")/lib/common.sh"
 require_built
 require_pprof
@@ -29,41 +29,28 @@ cpu_samples() {
     [ -s "$1/cpu.pb.gz" ] || { echo 0; return; }
     pprof_raw "$1/cpu.pb.gz" --total --type samples 2>/dev/null || echo 0
 }
-sampling() { snapshot "$TMP/poll" && [ "$(cpu_samples "$TMP/poll")" -gt 0 ]; }
 
-# A long window: the steps below take a few seconds, more on a loaded machine,
-# and must all fall inside it.
-curl -sf -o "$TMP/cpu.pb.gz" "$pp/profile?seconds=15&pid=$target" &
+curl -sf -o "$TMP/cpu.pb.gz" "$pp/profile?seconds=6&pid=$target" &
 profile=$!
 cleanup_kill "$profile"
-# The window has begun once the target samples (nobody else asks it to);
-# then it drops its connection and reconnects.
-wait_for 30 sampling || die "spin_close_fds does not sample CPU in the profile's window"
+# The window begins as soon as the request arrives (a bound, not a
+# measurement: spin_before's samples below show it had begun); then the
+# target drops its connection and reconnects.
+sleep 1
 echo close >&3
-wait_for 100 grep -q '^closed' "$TMP/t.out" || die "spin_close_fds did not close its descriptors"
-# after_samples DIR: spin_after's samples in a snapshot's CPU profile.
-after_samples() {
-    [ -s "$1/cpu.pb.gz" ] || { echo 0; return; }
-    pprof_raw "$1/cpu.pb.gz" --type samples --flat spin_after 2>/dev/null || echo 0
-}
-# Still inside the window, once the target has reconnected (it does so at
-# its next flush, within 100 ms; 0.5 s is a bound): its spin_after samples
-# keep growing. Without the collector's new command they would stop at
-# the few taken before it noticed its connection was gone.
-sleep 0.5
-snapshot "$TMP/r0" || die "ppx snapshot failed"
-reconnected=$(after_samples "$TMP/r0")
-grows() { snapshot "$TMP/r1" && [ "$(after_samples "$TMP/r1")" -gt "$reconnected" ]; }
-wait_for 20 grows || fail "no CPU samples after the reconnect, inside the window ($reconnected before it)"
-wait "$profile" || fail "profile?seconds=15 failed"
+wait_for 150 grep -q '^reconnected\|^no socket' "$TMP/t.out" ||
+    die "spin_close_fds did not close its descriptors"
+grep -q '^reconnected' "$TMP/t.out" || fail "libppx did not reconnect after the descriptors closed"
+wait "$profile" || fail "profile?seconds=6 failed"
 
 samples=$(pprof_raw "$TMP/cpu.pb.gz" --total --type samples 2>/dev/null || echo 0)
 before=$(pprof_raw "$TMP/cpu.pb.gz" --type samples --flat spin_before 2>/dev/null || echo 0)
 after=$(pprof_raw "$TMP/cpu.pb.gz" --type samples --flat spin_after 2>/dev/null || echo 0)
-note "profile?seconds=15: $samples samples, $before in spin_before, $after in spin_after"
-[ "$before" -gt 0 ] || fail "profile?seconds=15: no samples in spin_before (before the reconnect)"
-[ "$after" -gt "$reconnected" ] ||
-    fail "profile?seconds=15: $after samples in spin_after, no more than the $reconnected before the reconnect"
+note "profile?seconds=6: $samples samples, $before in spin_before, $after in spin_after"
+[ "$before" -gt 0 ] || fail "profile?seconds=6: no samples in spin_before (before the reconnect)"
+# Both spins run for seconds at 100 Hz; any sample is proof enough (no
+# timing thresholds).
+[ "$after" -gt 0 ] || fail "profile?seconds=6: no samples in spin_after (after the reconnect)"
 
 # The window ended: the command that stops sampling reached the new connection.
 snapshot "$TMP/s1" || die "ppx snapshot failed"

@@ -1,15 +1,20 @@
 /* A target that drops its collector connection the way daemons do: a
  * thread spins in spin_before() until the line "close" on stdin; then the
  * main thread closes every descriptor from 3 up (libppx's socket with
- * them: it reconnects on its next flush), prints "closed", and the thread
- * spins in spin_after() from then on. Prints "ready PID" first; exits at
- * end of input.
+ * them), waits until a socket is open again (libppx reconnected, on its
+ * next flush), prints "reconnected", and the thread spins in spin_after()
+ * from then on: its samples are those taken on the new connection only.
+ * Prints "no socket" instead if none comes back within 10 s. Prints
+ * "ready PID" first; exits at end of input.
  *
  * Usage: spin_close_fds */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "known_allocs.h"
@@ -47,6 +52,42 @@ static void close_from_3(void)
         close((int)fd);
 }
 
+/* Whether any descriptor of this process is a socket: the program has
+ * none of its own, so it is libppx's. */
+static bool have_socket(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        char path[sizeof "/proc/self/fd/" + sizeof e->d_name], link[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        found = n > 0 && strncmp(link, "socket:", 7) == 0;
+    }
+    closedir(d);
+    return found;
+}
+
+/* Waits up to 10 s for libppx's new connection; then a few ticks more:
+ * it turns sampling off just after connecting (preload/stream.c), and
+ * spin_after() must not start before that. */
+static bool wait_for_socket(void)
+{
+    const struct timespec tick = {0, 10 * 1000 * 1000};
+    for (int i = 0; i < 1000; i++) {
+        if (have_socket()) {
+            for (int j = 0; j < 5; j++)
+                nanosleep(&tick, NULL);
+            return true;
+        }
+        nanosleep(&tick, NULL);
+    }
+    return false;
+}
+
 int main(void)
 {
     pthread_t t;
@@ -60,8 +101,9 @@ int main(void)
     while (fgets(line, sizeof line, stdin) != NULL) {
         if (strncmp(line, "close", 5) == 0) {
             close_from_3();
+            bool back = wait_for_socket();
             atomic_store(&closed, 1);
-            printf("closed\n");
+            printf("%s\n", back ? "reconnected" : "no socket");
             fflush(stdout);
         }
     }
