@@ -294,14 +294,21 @@ static long long monotonic_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The deadline passed: those asked that are still connected and have not
- * answered seq are late. */
+/* Under lock: p's current connection was asked seq (or later) and has not
+ * answered it. After a reconnect it was not: the connection asked is gone,
+ * and the new one owes nothing. */
+static bool owes_flush(const struct proc *p, uint64_t seq)
+{
+    return p->connected && p->flush_asked_seq >= seq && p->flushed_seq < seq;
+}
+
+/* The deadline passed: those that still owe seq are late. */
 static void mark_late(struct live *l, const struct live_proc_id *ids, size_t n, uint64_t seq)
 {
     pthread_mutex_lock(&l->lock);
     for (size_t i = 0; i < n; i++) {
         struct proc *p = proc_table_find(l->table, ids[i].pid, ids[i].start_ns);
-        if (p && p->connected && p->flushed_seq < seq && p->flush_late_seq < seq)
+        if (p && owes_flush(p, seq) && p->flush_late_seq < seq)
             p->flush_late_seq = seq;
     }
     pthread_mutex_unlock(&l->lock);
@@ -321,8 +328,10 @@ size_t live_flush(struct live *l, uint32_t pid, int timeout_ms)
          * is neither asked nor waited for until it answers that one. */
         if (p && p->flushed_seq < p->flush_late_seq)
             continue;
-        if (send_to(l, &ids[i], WIRE_CMD_FLUSH, &cmd, sizeof cmd, &p) == 0)
+        if (send_to(l, &ids[i], WIRE_CMD_FLUSH, &cmd, sizeof cmd, &p) == 0) {
+            p->flush_asked_seq = seq;
             ids[asked++] = ids[i];
+        }
     }
     pthread_mutex_unlock(&l->lock);
     /* The ingest loop decodes the answers meanwhile; look every few ms. */
@@ -336,7 +345,7 @@ size_t live_flush(struct live *l, uint32_t pid, int timeout_ms)
             struct proc *p = proc_table_find(l->table, ids[i].pid, ids[i].start_ns);
             if (p && p->flushed_seq >= seq)
                 answered++;
-            else if (p && p->connected)
+            else if (p && owes_flush(p, seq))
                 waiting++;
         }
         pthread_mutex_unlock(&l->lock);
@@ -369,7 +378,7 @@ static void send_cpu(struct live *l, const struct live_proc_id *id, uint32_t hz,
 
 void live_process_opened(struct live *l, struct proc *p)
 {
-    p->flush_late_seq = 0; /* the new connection owes nothing */
+    p->flush_late_seq = p->flush_asked_seq = 0; /* the new connection owes nothing */
     if (p->cpu_requests == 0 || p->cpu_fixed || !l->send)
         return;
     /* preload/stream.c: a new connection starts with sampling off */

@@ -105,6 +105,7 @@ struct proc {
     bool cpu_fixed;         /* HELLO had WIRE_HELLO_CPU_FIXED: CPU commands are ignored */
     uint64_t flushed_seq;   /* the latest FLUSHED record's seq; 0 before one */
     uint64_t flush_late_seq; /* a flush it did not answer in time (live.c); 0: none */
+    uint64_t flush_asked_seq; /* the latest flush asked of its connection (live.c); 0: none */
     unsigned cpu_requests;  /* profile windows asking it for CPU samples now (live.c) */
     uint32_t cpu_hz_asked;  /* the rate they asked for: resent when it reconnects (live.c) */
     unsigned incarnation;   /* 0 for the first process seen with this pid, 1.. after exec */

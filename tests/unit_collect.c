@@ -9,11 +9,13 @@
  *    in-use bytes, symbolized "#" lines of this binary's own functions;
  *  - control requests (control.h) are validated like every other input;
  *  - live_flush: a target that lets a flush request pass unanswered costs
- *    one wait, not one per request, until it answers or reconnects. */
+ *    one wait, not one per request, until it answers or reconnects (and
+ *    one that reconnects during the wait is not late). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,6 +337,42 @@ static long long elapsed_ms(const struct timespec *since)
 
 #define LONG_WAIT_MS 20000
 
+static void *flush_pid2(void *arg)
+{
+    live_flush(arg, 2, 300);
+    return NULL;
+}
+
+static unsigned flushes_of_pid2(struct live *l, const struct fake_targets *f)
+{
+    pthread_mutex_lock(live_lock(l));
+    unsigned n = f->flushes[2];
+    pthread_mutex_unlock(live_lock(l));
+    return n;
+}
+
+static void test_reconnect_during_flush(struct live *l, struct fake_targets *f, struct proc *p2)
+{
+    p2->connected = true;
+    live_process_opened(l, p2);
+    unsigned asked = f->flushes[2];
+    pthread_t t;
+    if (pthread_create(&t, NULL, flush_pid2, l) != 0) {
+        CHECK(0, "cannot start a thread");
+        return;
+    }
+    for (int i = 0; i < LONG_WAIT_MS && flushes_of_pid2(l, f) == asked; i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    pthread_mutex_lock(live_lock(l)); /* as the ingest loop decodes the new HELLO */
+    live_process_opened(l, p2);
+    pthread_mutex_unlock(live_lock(l));
+    pthread_join(t, NULL);
+    live_flush(l, 2, 50);
+    CHECK(f->flushes[2] == asked + 2,
+          "pid 2, reconnected during a flush, was asked %u times after it (expected 1)",
+          f->flushes[2] - asked - 1);
+}
+
 static void test_flush_late(void)
 {
     struct live *l = live_new();
@@ -387,6 +425,10 @@ static void test_flush_late(void)
     live_flush(l, 0, LONG_WAIT_MS);
     CHECK(elapsed_ms(&t0) < LONG_WAIT_MS, "a flush waited for a disconnected target");
     CHECK(f.flushes[2] == 3, "a disconnected pid 2 was asked (%u)", f.flushes[2]);
+
+    /* It reconnects while a request waits for it: the new connection
+     * was never asked, so it is not late. */
+    test_reconnect_during_flush(l, &f, p[2]);
     live_set_sender(l, NULL, NULL);
     live_free(l);
 }
