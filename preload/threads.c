@@ -493,7 +493,14 @@ bool ppx_threads_send(struct ppx_encoder *enc, uint64_t gen, uint32_t n_stacks)
         bool fresh = r->sent_generation != gen;
         bool cpu_due = cpu_ns >= e->sent_cpu_ns + CPU_RESEND_NS ||
                        (final && cpu_ns != e->sent_cpu_ns);
-        if (!fresh && !changed && !cpu_due)
+        /* The process ends (exit or exec): so do the threads still running,
+         * though no destructor of theirs will say so (the main thread's
+         * never runs at exit). Only in what is sent: after a failed exec
+         * they run on, and the next connection sends them afresh. */
+        bool ends_now = final && end_ns == 0;
+        if (ends_now)
+            end_ns = realtime_ns();
+        if (!fresh && !changed && !cpu_due && !ends_now)
             continue;
         if (!emit_thread(enc, r, s, end_ns, cpu_ns)) {
             if (changed)

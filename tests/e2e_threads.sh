@@ -55,6 +55,9 @@ while read -r _ name _ tid _ creator _ site _ cpu_ns; do
     if [ "$site" = main ]; then
         expect_eq "main thread: leaf" "main thread" "$leaf"
         expect_eq "main thread: creator_tid label" - "$creator_label"
+        # it ends with the process, though no thread destructor says so
+        [ "$end_ns" != - ] && [ "$start_ns" != - ] && [ "$end_ns" -ge "$start_ns" ] ||
+            fail "main thread: start_ns $start_ns, end_ns $end_ns: expected both (the process exited)"
     else
         expect_eq "thread $name: leaf (the creation function)" "$site" "$leaf"
         expect_eq "thread $name: creator_tid" "$creator" "$creator_label"
@@ -97,8 +100,8 @@ fi
 cmp -s "$TMP/threads.txt" "$TMP/threads_file.txt" ||
     fail "ppx threads DIR and ppx threads DIR/threadcreate.pb.gz differ: $(diff "$TMP/threads.txt" "$TMP/threads_file.txt" | head -5)"
 # a header line per process: "pid N: 9 threads ..." ("process:" if unknown)
-grep -Eq "^(process|pid $pid): 9 threads" "$TMP/threads.txt" ||
-    fail "ppx threads: no header line for the process with its 9 threads: $(head -4 "$TMP/threads.txt")"
+grep -Eq "^(process|pid $pid): 9 threads \(0 still running\)" "$TMP/threads.txt" ||
+    fail "ppx threads: no header line for the exited process with its 9 threads, none running: $(head -4 "$TMP/threads.txt")"
 
 # Rows: TID NAME CREATED-BY... START LIFETIME CPU SHARE, read from both ends
 # (CREATED BY may hold spaces: "main thread"; LIFETIME ends in + while running).
