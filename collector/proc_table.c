@@ -58,6 +58,7 @@ void proc_clear(struct proc *p)
     p->cpu_hz = 0;
     p->cpu_lost = p->cpu_lost_ns = 0;
     p->cpu_dropped = p->cpu_dropped_ns = 0;
+    p->threads_full = false;
     struct proc_io_site *site, *site_tmp;
     HASH_ITER(hh, p->io_sites, site, site_tmp) {
         HASH_DEL(p->io_sites, site);

@@ -100,6 +100,7 @@ struct proc {
     /* samples of (stack, thread) pairs beyond the decoder's limit
      * (wire_decode.h): kept in the totals, without stack or thread */
     uint64_t cpu_dropped, cpu_dropped_ns;
+    bool threads_full;      /* past WIRE_DECODE_MAX_THREADS: new threads undescribed */
     bool connected;         /* a connection currently feeds it */
     bool said_goodbye;
     bool cpu_fixed;         /* HELLO had WIRE_HELLO_CPU_FIXED: CPU commands are ignored */

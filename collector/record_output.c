@@ -170,13 +170,20 @@ static void report_io_drops(const struct proc *p)
 }
 
 /* Says, once at the end, how many CPU samples lost their stack and thread
- * to the decoder's limit (they stay in the totals, on a frame of their own). */
+ * to the decoder's limits (they stay in the totals, on a frame of their
+ * own), and whether threads went undescribed. */
 static void report_cpu_drops(const struct proc *p)
 {
+    if (p->threads_full)
+        fprintf(stderr,
+                "ppx: pid %u: more than %u threads; the later ones are not in "
+                "threadcreate.pb.gz\n",
+                p->pid, WIRE_DECODE_MAX_THREADS);
     if (p->cpu_dropped)
         fprintf(stderr,
                 "ppx: pid %u: %llu CPU samples are counted without stack and thread (more "
-                "than %u distinct (stack, thread) pairs); they show as \"%s\"\n",
+                "than %u distinct (stack, thread) pairs, or threads past the limit); they "
+                "show as \"%s\"\n",
                 p->pid, (unsigned long long)p->cpu_dropped, WIRE_DECODE_MAX_CPU_ENTRIES,
                 PPROF_CPU_DROPPED_FRAME);
 }

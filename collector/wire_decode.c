@@ -779,9 +779,13 @@ static int apply_thread(struct wire_decoder *d, const uint8_t *p, size_t len)
             return bad(d, "thread id %u redefined with creation stack %u, was %u", w.id,
                        w.stack_id, t->stack_id);
     } else {
-        if (HASH_COUNT(d->proc->threads) >= WIRE_DECODE_MAX_THREADS)
-            return fail(d, "more than %u threads; closing the connection",
-                        WIRE_DECODE_MAX_THREADS);
+        /* A server that starts a thread per request passes any bound in
+         * time: past it, new threads go undescribed (their CPU samples are
+         * counted without thread), and profiling goes on. */
+        if (HASH_COUNT(d->proc->threads) >= WIRE_DECODE_MAX_THREADS) {
+            d->proc->threads_full = true;
+            return 0;
+        }
         t = calloc(1, sizeof *t);
         if (!t)
             return fail(d, "out of memory for threads");
@@ -824,7 +828,8 @@ static int add_cpu_entry(struct wire_decoder *d, const struct wire_cpu_entry *e,
     key.thread_id = e->thread_id;
     struct proc_cpu_sample *s;
     HASH_FIND(hh, proc->cpu_samples, &key, sizeof key, s);
-    if (!s && HASH_COUNT(proc->cpu_samples) >= WIRE_DECODE_MAX_CPU_ENTRIES) {
+    if (!s && (HASH_COUNT(proc->cpu_samples) >= WIRE_DECODE_MAX_CPU_ENTRIES ||
+               !find_thread(proc, e->thread_id))) { /* a thread past the limit */
         proc->cpu_dropped = add_sat(proc->cpu_dropped, e->samples);
         proc->cpu_dropped_ns = add_sat(proc->cpu_dropped_ns, ns);
         return 0;
@@ -859,7 +864,7 @@ static int apply_cpu_samples(struct wire_decoder *d, const uint8_t *p, size_t le
         memcpy(&e, entries + (size_t)i * esize, esize);
         if (!find_stack(d->proc, e.stack_id))
             return bad(d, "entry %u: unknown stack id %u", i, e.stack_id);
-        if (!find_thread(d->proc, e.thread_id))
+        if (!find_thread(d->proc, e.thread_id) && !d->proc->threads_full)
             return bad(d, "entry %u: unknown thread id %u", i, e.thread_id);
     }
     for (uint32_t i = 0; i < h.count; i++) {

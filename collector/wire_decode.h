@@ -15,7 +15,9 @@
  * calls of an errno beyond the limit remain in the site's errors, and the
  * site's figures are divided among the stacks it kept. Likewise CPU
  * samples of (stack, thread) pairs beyond WIRE_DECODE_MAX_CPU_ENTRIES are
- * kept only as a count (proc->cpu_dropped), so the CPU total stays true. */
+ * kept only as a count (proc->cpu_dropped), so the CPU total stays true.
+ * Threads beyond WIRE_DECODE_MAX_THREADS are not described (proc->
+ * threads_full); their CPU samples are counted the same way. */
 #ifndef PPX_WIRE_DECODE_H
 #define PPX_WIRE_DECODE_H
 

@@ -950,6 +950,71 @@ static void raw_thread(struct stream *b, const struct wire_thread *w, uint32_t l
         stream_put(b, "", 1);
 }
 
+/* Past WIRE_DECODE_MAX_THREADS threads (a server starting one per request
+ * gets there in time) the stream goes on: new threads are not described,
+ * their CPU samples are counted without thread, the described ones keep
+ * their updates. */
+static void test_thread_limit(void)
+{
+    struct stream s = {0};
+    struct proc_table *t = proc_table_new();
+    struct wire_decoder *d = wire_decoder_new(t, 0);
+    stream_hello(&s, 88, 1, 524288, 64, "/usr/bin/server");
+    stream_mapping(&s, 1, WIRE_MAPPING_MAIN, 0x400000, 0x500000, "/usr/bin/server");
+    stream_stack(&s, 5, 2, 0x401000);
+    bool ok = true;
+    for (uint32_t id = 1; id <= WIRE_DECODE_MAX_THREADS + 10 && ok; id++) {
+        stream_thread(&s, id, 1000 + id, WIRE_NO_ID, WIRE_NO_ID, 1, 2, 0, 0, "req");
+        if (s.len >= (1u << 20) || id == WIRE_DECODE_MAX_THREADS + 10) {
+            ok = wire_decoder_feed(d, s.data, s.len) == 0;
+            s.len = 0;
+        }
+    }
+    check(ok, "thread limit: refused: %s", wire_decoder_error(d));
+    struct proc *p = proc_table_find(t, 88, 1);
+    check(p && p->threads_full && HASH_COUNT(p->threads) == WIRE_DECODE_MAX_THREADS,
+          "thread limit: %u threads kept, full %d", p ? HASH_COUNT(p->threads) : 0,
+          p ? p->threads_full : -1);
+    /* CPU of a described thread, and of one past the limit */
+    stream_cpu1(&s, 100, 0, 5, 1, 3);
+    stream_cpu1(&s, 100, 0, 5, WIRE_DECODE_MAX_THREADS + 5, 4);
+    stream_thread(&s, 1, 1001, WIRE_NO_ID, WIRE_NO_ID, 1, 2, 7000000, 0, "renamed");
+    check(wire_decoder_feed(d, s.data, s.len) == 0, "thread limit: CPU refused: %s",
+          wire_decoder_error(d));
+    struct proc_cpu_key key;
+    memset(&key, 0, sizeof key);
+    key.stack_id = 5;
+    key.thread_id = 1;
+    struct proc_cpu_sample *c = NULL;
+    if (p)
+        HASH_FIND(hh, p->cpu_samples, &key, sizeof key, c);
+    check(c && c->samples == 3, "thread limit: described thread's CPU %llu",
+          c ? (unsigned long long)c->samples : 0);
+    check(p && p->cpu_dropped == 4 && HASH_COUNT(p->cpu_samples) == 1,
+          "thread limit: %llu samples counted without thread (want 4)",
+          p ? (unsigned long long)p->cpu_dropped : 0);
+    uint32_t one = 1;
+    struct proc_thread *th = NULL;
+    if (p)
+        HASH_FIND(hh, p->threads, &one, sizeof one, th);
+    check(th && strcmp(th->name, "renamed") == 0 && th->cpu_ns == 7000000,
+          "thread limit: a described thread's update");
+    /* Still a protocol error without the limit: a thread never described. */
+    struct wire_decoder *d2 = wire_decoder_new(t, 0);
+    s.len = 0;
+    stream_hello(&s, 89, 1, 524288, 64, "/usr/bin/server");
+    stream_mapping(&s, 1, WIRE_MAPPING_MAIN, 0x400000, 0x500000, "/usr/bin/server");
+    stream_stack(&s, 5, 2, 0x401000);
+    stream_cpu1(&s, 100, 0, 5, 3, 1);
+    check(wire_decoder_feed(d2, s.data, s.len) == -1 &&
+              strstr(wire_decoder_error(d2), "unknown thread id 3"),
+          "thread limit: an unknown thread below the limit: \"%s\"", wire_decoder_error(d2));
+    wire_decoder_free(d2);
+    wire_decoder_free(d);
+    proc_table_free(t);
+    free(s.data);
+}
+
 static void test_thread_errors(void)
 {
     struct stream good = {0}, b = {0};
@@ -1258,6 +1323,7 @@ int main(void)
     test_cpu_rates();
     test_thread_updates();
     test_thread_errors();
+    test_thread_limit();
     test_cpu_errors();
     test_cpu_reconnect();
     test_flushed();
