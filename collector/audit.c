@@ -4,7 +4,6 @@
  * change (batching, merging writes, readiness handling). */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,18 +78,7 @@ struct audit {
     bool has_pid_labels, pid_matched;
 };
 
-static int audit_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int audit_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("ppx audit: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 1;
-}
+#define audit_error(...) cli_error("audit", __VA_ARGS__)
 
 static void help(FILE *out)
 {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,17 @@ int cli_usage_error(const char *command, const char *fmt, const char *arg)
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\nTry 'ppx %s --help'.\n", command);
     return 2;
+}
+
+int cli_error(const char *command, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "ppx %s: ", command);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
 }
 
 bool cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -43,6 +55,13 @@ static char *profile_path(const char *arg, const char *name)
         return path;
     }
     return strdup(arg);
+}
+
+int cli_bad_option(const char *command, int c, char **argv)
+{
+    if (c == ':')
+        return cli_usage_error(command, "option '%s' needs a value", argv[optind - 1]);
+    return cli_usage_error(command, "unknown option '%s'", argv[optind - 1]);
 }
 
 int cli_report_args(const char *command, int argc, char **argv, uint64_t max_top,
@@ -79,10 +98,8 @@ int cli_report_args(const char *command, int argc, char **argv, uint64_t max_top
         case 'h':
             help(stdout);
             return 0;
-        case ':':
-            return cli_usage_error(command, "option '%s' needs a value", argv[optind - 1]);
         default:
-            return cli_usage_error(command, "unknown option '%s'", argv[optind - 1]);
+            return cli_bad_option(command, c, argv);
         }
     }
     if (optind >= argc)

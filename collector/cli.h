@@ -10,6 +10,15 @@
  * Returns 2, the exit status of a usage error. */
 int cli_usage_error(const char *command, const char *fmt, const char *arg);
 
+/* "ppx COMMAND: " + the message, on stderr, for a failure that is not a
+ * usage error (an unreadable profile, say). Returns 1, its exit status. */
+int cli_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* For getopt's ':' (an option without its value) and anything else it
+ * returns that the caller's switch does not know (an unknown option): the
+ * usage error, as cli_usage_error(). */
+int cli_bad_option(const char *command, int c, char **argv);
+
 /* A decimal integer in [min, max] and nothing else: no sign, no space, no
  * suffix. Stores it in *out unless out is NULL. */
 bool cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);

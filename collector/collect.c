@@ -115,10 +115,8 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'h':
             help(stdout);
             exit(0);
-        case ':':
-            return usage_error("option '%s' needs a value", argv[optind - 1]);
         default:
-            return usage_error("unknown option '%s'", argv[optind - 1]);
+            return cli_bad_option("collect", c, argv);
         }
     }
     if (optind < argc)

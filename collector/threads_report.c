@@ -10,7 +10,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,18 +61,7 @@ struct report {
     size_t n_procs;
 };
 
-static int threads_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int threads_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("ppx threads: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 1;
-}
+#define threads_error(...) cli_error("threads", __VA_ARGS__)
 
 static void help(FILE *out)
 {
