@@ -25,19 +25,6 @@ static int by_inuse_bytes(const void *a, const void *b)
     return x->stack->id < y->stack->id ? -1 : x->stack->id > y->stack->id;
 }
 
-static uint32_t first_user_frame(const struct pprof_proc_mappings *pm, const struct proc_stack *s)
-{
-    uint32_t first = 0;
-    for (; first + 1 < s->depth; first++) {
-        uint64_t addr = s->pcs[first] - 1;
-        const struct pprof_mapping_ref *r = pprof_find_mapping(pm, addr);
-        struct sym_frame f;
-        if (!r || sym_lookup(r->m, addr, &f) != 0 || !pprof_is_allocator_entry(f.function))
-            break;
-    }
-    return first;
-}
-
 /* The "#" lines of one frame, as Go's printStackRecord: the address inside
  * the call, then function and file:line, each inlined function first. */
 static void print_frame(FILE *f, const struct pprof_proc_mappings *pm, uint64_t pc)
@@ -125,7 +112,7 @@ static int collect(struct text_state *st, struct proc *const *procs, size_t n)
             struct record *r = &st->records[st->n_records++];
             r->proc = i;
             r->stack = s;
-            r->first = first_user_frame(&st->pms[i], s);
+            r->first = pprof_heap_first_frame(&st->pms[i], s);
             r->inuse_objects = s->alloc_objects > s->free_objects ? s->alloc_objects - s->free_objects : 0;
             r->inuse_bytes = s->alloc_bytes > s->free_bytes ? s->alloc_bytes - s->free_bytes : 0;
         }

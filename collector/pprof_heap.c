@@ -47,6 +47,19 @@ bool pprof_is_allocator_entry(const char *name)
     return false;
 }
 
+uint32_t pprof_heap_first_frame(const struct pprof_proc_mappings *pm, const struct proc_stack *s)
+{
+    uint32_t first = 0;
+    for (; first + 1 < s->depth; first++) {
+        uint64_t addr = s->pcs[first] - 1;
+        const struct pprof_mapping_ref *r = pprof_find_mapping(pm, addr);
+        struct sym_frame f;
+        if (!r || sym_lookup(r->m, addr, &f) != 0 || !pprof_is_allocator_entry(f.function))
+            break;
+    }
+    return first;
+}
+
 static int64_t to_int64(double v)
 {
     if (!(v > 0))
@@ -116,15 +129,8 @@ static int write_stack(struct heap_writer *w, const struct proc *p, const struct
     }
 
     /* Allocator entry points at the leaf end go, as Go drops its runtime
-     * frames; a stack of nothing else keeps its last frame. */
-    uint32_t first = 0;
-    for (; first + 1 < s->depth; first++) {
-        uint64_t addr = s->pcs[first] - 1;
-        const struct pprof_mapping_ref *r = pprof_find_mapping(pm, addr);
-        struct sym_frame f;
-        if (!r || sym_lookup(r->m, addr, &f) != 0 || !pprof_is_allocator_entry(f.function))
-            break;
-    }
+     * frames. */
+    uint32_t first = pprof_heap_first_frame(pm, s);
     size_t n = s->depth - first;
     if (pprof_stack_locations(pm, s->pcs + first, n, w->locations) < 0)
         return -1;

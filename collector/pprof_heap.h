@@ -26,4 +26,9 @@ int pprof_heap_write(struct proc *const *procs, size_t n, enum pprof_heap_kind k
  * leaf end of heap stacks, as Go drops its runtime frames. */
 bool pprof_is_allocator_entry(const char *name);
 
+/* How many frames at the leaf end of s are allocator entry points (a stack
+ * of nothing else keeps its last frame): where its shown stack starts. */
+struct pprof_proc_mappings;
+uint32_t pprof_heap_first_frame(const struct pprof_proc_mappings *pm, const struct proc_stack *s);
+
 #endif
