@@ -72,6 +72,16 @@ void http_reply_error(struct http_reply *r, unsigned status, const char *fmt, ..
     r->attachment[0] = 0;
 }
 
+void http_reply_stream(struct http_reply *r, FILE *f, const char *content_type)
+{
+    if (fclose(f) != 0) {
+        http_reply_error(r, 500, "out of memory");
+        return;
+    }
+    r->status = 200;
+    r->content_type = content_type;
+}
+
 static struct proc *find_base(struct proc **base, size_t n, const struct proc *p)
 {
     for (size_t i = 0; i < n; i++)
@@ -222,12 +232,7 @@ static void serve_cmdline(struct live *l, const struct http_query *q, struct htt
         fputc('\n', f);
     }
     live_free_copies(procs, n);
-    if (fclose(f) != 0) {
-        http_reply_error(r, 500, "out of memory");
-        return;
-    }
-    r->status = 200;
-    r->content_type = "text/plain; charset=utf-8";
+    http_reply_stream(r, f, "text/plain; charset=utf-8");
 }
 
 static void html_escaped(FILE *f, const char *s)
@@ -330,12 +335,7 @@ static void serve_index(struct live *l, struct http_reply *r)
           "debug=1 on heap and allocs gives the legacy text format.\n</p>\n</body>\n</html>\n",
           f);
     free(info);
-    if (fclose(f) != 0) {
-        http_reply_error(r, 500, "out of memory");
-        return;
-    }
-    r->status = 200;
-    r->content_type = "text/html; charset=utf-8";
+    http_reply_stream(r, f, "text/html; charset=utf-8");
 }
 
 void http_profiles_serve(struct live *l, const char *name, const struct http_query *q,

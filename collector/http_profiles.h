@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "live.h"
 
 #define HTTP_MAX_SECONDS 3600u
@@ -49,5 +50,9 @@ void http_profiles_serve(struct live *l, const char *name, const struct http_que
 /* Sets r to an error: status and one line of text. */
 void http_reply_error(struct http_reply *r, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Ends a body written through open_memstream(&r->body, &r->len): 200 with
+ * content_type, or 500 when the stream could not be written. */
+void http_reply_stream(struct http_reply *r, FILE *f, const char *content_type);
 
 #endif

@@ -68,10 +68,5 @@ void http_symbol_serve(struct live *l, const char *query, size_t len, struct htt
     }
     live_build_end(l);
     live_free_copies(procs, n);
-    if (fclose(f) != 0) {
-        http_reply_error(r, 500, "out of memory");
-        return;
-    }
-    r->status = 200;
-    r->content_type = "text/plain; charset=utf-8";
+    http_reply_stream(r, f, "text/plain; charset=utf-8");
 }
