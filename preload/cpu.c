@@ -695,16 +695,6 @@ static inline struct cpu_entry *entry_at(uint32_t i)
     return &table.chunks[i >> ENTRY_CHUNK_BITS][i & (ENTRY_CHUNK - 1)];
 }
 
-static inline uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
 static inline uint64_t entry_key(uint32_t stack_id, uint32_t thread_id)
 {
     return (uint64_t)stack_id << 32 | thread_id;
@@ -713,7 +703,7 @@ static inline uint64_t entry_key(uint32_t stack_id, uint32_t thread_id)
 static void slots_insert(uint32_t *slots, size_t mask, uint32_t index)
 {
     const struct cpu_entry *e = entry_at(index);
-    size_t i = mix64(entry_key(e->stack_id, e->thread_id)) & mask;
+    size_t i = ppx_mix64(entry_key(e->stack_id, e->thread_id)) & mask;
     while (slots[i] != 0)
         i = (i + 1) & mask;
     slots[i] = index + 1;
@@ -759,7 +749,7 @@ static uint32_t entry_find(struct ppx_stack *s, struct ppx_thread_rec *r)
     if ((table.n + 1) * 2 > table.slot_mask + 1 && !slots_grow())
         return UINT32_MAX;
     uint64_t key = entry_key(s->id, r->id);
-    size_t i = mix64(key) & table.slot_mask;
+    size_t i = ppx_mix64(key) & table.slot_mask;
     for (; table.slots[i] != 0; i = (i + 1) & table.slot_mask) {
         const struct cpu_entry *e = entry_at(table.slots[i] - 1);
         if (entry_key(e->stack_id, e->thread_id) == key)

@@ -202,22 +202,12 @@ static struct io_pair *pair_at(uint32_t index, bool create)
     return &fresh[index & (PAIR_CHUNK - 1)];
 }
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
 /* The pair's record, created if new; NULL when the table is full. A
  * racing creator's spare record stays unused (its samples stay 0). */
 static struct io_pair *pair_find(uint32_t site_id, uint32_t stack_id)
 {
     uint64_t key = ((uint64_t)site_id << 32 | stack_id) + 1;
-    size_t i = mix64(key) & (PAIR_SLOTS - 1);
+    size_t i = ppx_mix64(key) & (PAIR_SLOTS - 1);
     for (size_t probes = 0; probes < PAIR_SLOTS; probes++, i = (i + 1) & (PAIR_SLOTS - 1)) {
         uint32_t slot = atomic_load_explicit(&pair_slots[i], memory_order_acquire);
         if (slot == 0) {
@@ -242,7 +232,7 @@ static struct io_pair *pair_find(uint32_t site_id, uint32_t stack_id)
 
 static inline uint64_t site_hash(uintptr_t pc, uint32_t key)
 {
-    return mix64((uint64_t)pc ^ ((uint64_t)key << 40) ^ key);
+    return ppx_mix64((uint64_t)pc ^ ((uint64_t)key << 40) ^ key);
 }
 
 static struct ppx_io_site *site_at(uint32_t id, bool create)

@@ -26,19 +26,6 @@ struct live_shard {
 
 static struct live_shard shards[LIVE_SHARDS];
 
-/* MurmurHash3's finaliser: every address bit reaches every hash bit, so
- * both the shard (high bits) and the slot (low bits) are well spread even
- * though addresses share their low and high bits. */
-static inline uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
 /* Shards by 4 MiB region, not by block: allocators hand each thread its own
  * regions (glibc's per-thread arenas, jemalloc's and tcmalloc's caches), so a
  * thread's blocks share a shard whose lock and slots stay in that thread's
@@ -46,7 +33,7 @@ static inline uint64_t mix64(uint64_t x)
 #define LIVE_REGION_SHIFT 22
 static inline struct live_shard *shard_of(uintptr_t ptr)
 {
-    return &shards[mix64(ptr >> LIVE_REGION_SHIFT) >> (64 - LIVE_SHARD_BITS)];
+    return &shards[ppx_mix64(ptr >> LIVE_REGION_SHIFT) >> (64 - LIVE_SHARD_BITS)];
 }
 
 static void shard_lock(struct live_shard *s)
@@ -84,7 +71,7 @@ static bool grow(struct live_shard *s)
         const struct ppx_live_entry *e = &s->slots[i];
         if (e->ptr == 0)
             continue;
-        size_t j = mix64(e->ptr) & (cap - 1);
+        size_t j = ppx_mix64(e->ptr) & (cap - 1);
         while (slots[j].ptr != 0)
             j = (j + 1) & (cap - 1);
         slots[j] = *e;
@@ -97,7 +84,7 @@ static bool grow(struct live_shard *s)
 
 bool ppx_live_insert(const struct ppx_live_entry *e, struct ppx_live_entry *stale)
 {
-    uint64_t h = mix64(e->ptr);
+    uint64_t h = ppx_mix64(e->ptr);
     struct live_shard *s = shard_of(e->ptr);
     stale->ptr = 0;
     shard_lock(s);
@@ -137,7 +124,7 @@ static inline bool cyclic_between(size_t lo, size_t k, size_t hi)
 
 bool ppx_live_remove(uintptr_t ptr, struct ppx_live_entry *out)
 {
-    uint64_t h = mix64(ptr);
+    uint64_t h = ppx_mix64(ptr);
     struct live_shard *s = shard_of(ptr);
     shard_lock(s);
     if (s->slots == NULL) {
@@ -163,7 +150,7 @@ bool ppx_live_remove(uintptr_t ptr, struct ppx_live_entry *out)
         j = (j + 1) & mask;
         if (s->slots[j].ptr == 0)
             break;
-        size_t home = mix64(s->slots[j].ptr) & mask;
+        size_t home = ppx_mix64(s->slots[j].ptr) & mask;
         if (!cyclic_between(i, home, j)) {
             s->slots[i] = s->slots[j];
             i = j;

@@ -33,6 +33,19 @@
 #define PPX_TLS __thread __attribute__((tls_model("initial-exec")))
 #define PPX_CACHELINE 64
 
+/* MurmurHash3's finaliser, for the hash tables: every input bit reaches
+ * every output bit, so both high bits (a shard) and low bits (a slot) of
+ * keys that share their low and high bits (addresses) are well spread. */
+static inline uint64_t ppx_mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
 /* ---- init.c: configuration, lifecycle ---- */
 
 #define PPX_DEFAULT_SAMPLE_RATE 524288u
