@@ -117,62 +117,70 @@ static int program_sigaction(const struct sigaction *act, struct sigaction *oact
     return 0;
 }
 
+/* Every signal but SIGPROF, and SIGPROF while cpu.c's handler is not
+ * installed, goes straight to libc. */
+static inline bool passes_through(int sig)
+{
+    return sig != SIGPROF || !atomic_load_explicit(&ours, memory_order_acquire);
+}
+
 PPX_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
 {
-    if (PPX_LIKELY(sig != SIGPROF || !atomic_load_explicit(&ours, memory_order_acquire)))
+    if (PPX_LIKELY(passes_through(sig)))
         return ppx_real_sigaction(sig, act, oact);
     return program_sigaction(act, oact);
 }
 
-/* signal() as glibc does it: BSD semantics, the signal blocked in its
- * handler, system calls restarted. */
-static sighandler_t bsd_semantics(int sig, sighandler_t handler)
+/* signal() on SIGPROF while ours is installed: the program's action set
+ * with flags, its handler blocking SIGPROF unless SA_NODEFER; the previous
+ * handler, or SIG_ERR. */
+static sighandler_t program_signal(sighandler_t handler, int flags)
 {
     struct sigaction act, old;
     memset(&act, 0, sizeof act);
     act.sa_handler = handler;
     sigemptyset(&act.sa_mask);
-    sigaddset(&act.sa_mask, sig);
-    act.sa_flags = SA_RESTART;
+    if (!(flags & SA_NODEFER))
+        sigaddset(&act.sa_mask, SIGPROF);
+    act.sa_flags = flags;
     if (program_sigaction(&act, &old) != 0)
         return SIG_ERR;
     return old.sa_handler;
+}
+
+/* signal() as glibc does it: BSD semantics, the signal blocked in its
+ * handler, system calls restarted. */
+static sighandler_t bsd_semantics(sighandler_t handler)
+{
+    return program_signal(handler, SA_RESTART);
 }
 
 PPX_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 {
-    if (PPX_LIKELY(sig != SIGPROF || !atomic_load_explicit(&ours, memory_order_acquire)))
+    if (PPX_LIKELY(passes_through(sig)))
         return ((signal_fn)ppx_next(&next_signal, "signal"))(sig, handler);
-    return bsd_semantics(sig, handler);
+    return bsd_semantics(handler);
 }
 
 PPX_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
 {
-    if (PPX_LIKELY(sig != SIGPROF || !atomic_load_explicit(&ours, memory_order_acquire)))
+    if (PPX_LIKELY(passes_through(sig)))
         return ((signal_fn)ppx_next(&next_bsd_signal, "bsd_signal"))(sig, handler);
-    return bsd_semantics(sig, handler);
+    return bsd_semantics(handler);
 }
 
 /* System V semantics: reset to SIG_DFL on delivery, not blocked in its
  * handler. Strict ISO C programs (-std=c11) call this for signal(). */
-static sighandler_t sysv_semantics(int sig, sighandler_t handler)
+static sighandler_t sysv_semantics(sighandler_t handler)
 {
-    struct sigaction act, old;
-    memset(&act, 0, sizeof act);
-    act.sa_handler = handler;
-    sigemptyset(&act.sa_mask);
-    act.sa_flags = SA_RESETHAND | SA_NODEFER;
-    (void)sig;
-    if (program_sigaction(&act, &old) != 0)
-        return SIG_ERR;
-    return old.sa_handler;
+    return program_signal(handler, SA_RESETHAND | SA_NODEFER);
 }
 
 PPX_EXPORT sighandler_t __sysv_signal(int sig, sighandler_t handler)
 {
-    if (PPX_LIKELY(sig != SIGPROF || !atomic_load_explicit(&ours, memory_order_acquire)))
+    if (PPX_LIKELY(passes_through(sig)))
         return ((signal_fn)ppx_next(&next_sysv_signal, "__sysv_signal"))(sig, handler);
-    return sysv_semantics(sig, handler);
+    return sysv_semantics(handler);
 }
 
 PPX_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
@@ -200,7 +208,7 @@ PPX_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 /* sigset() as glibc does it (System V: SIG_HOLD blocks the signal). */
 PPX_EXPORT sighandler_t sigset(int sig, sighandler_t disp)
 {
-    if (PPX_LIKELY(sig != SIGPROF || !atomic_load_explicit(&ours, memory_order_acquire)))
+    if (PPX_LIKELY(passes_through(sig)))
         return ((signal_fn)ppx_next(&next_sigset, "sigset"))(sig, disp);
     sigset_t set, old_mask;
     sigemptyset(&set);
