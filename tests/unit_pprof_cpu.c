@@ -119,65 +119,6 @@ static struct proc *cpu_proc(uint32_t pid, uint64_t start_ns, uint64_t scale, ui
 
 /* ---- reading it back ------------------------------------------------------- */
 
-static const char *pprof_raw_py(void)
-{
-    static char path[4200];
-    const char *top = getenv("top_srcdir");
-    snprintf(path, sizeof path, "%s/tests/lib/pprof_raw.py", top && *top ? top : TOP_SRCDIR);
-    return path;
-}
-
-/* pprof_raw.py FILE ARGS */
-static char *pprof_query(const char *file, const char *args, int *status)
-{
-    char cmd[9000];
-    snprintf(cmd, sizeof cmd, "python3 '%s' '%s' %s 2>&1", pprof_raw_py(), file, args);
-    return unit_run(cmd, status);
-}
-
-/* `go tool pprof ARGS FILE`, offline whoever runs it (as pprof_raw.py). */
-static char *go_pprof(const char *args, const char *file, int *status)
-{
-    char cmd[9000];
-    snprintf(cmd, sizeof cmd,
-             "HOME=\"${HOME:-%s}\" GOTOOLCHAIN=local GOPROXY=off GOFLAGS= "
-             "go tool pprof %s '%s' 2>&1",
-             unit_tmpdir, args, file);
-    return unit_run(cmd, status);
-}
-
-/* The value in column `type` of row `name` of a --flat-table/--cum-table. */
-static long long table_get(const char *table, const char *name, const char *type)
-{
-    const char *nl = strchr(table, '\n');
-    if (!nl)
-        return -1;
-    int col = -1, i = 0;
-    for (const char *p = table; p < nl; i++) {
-        size_t len = strcspn(p, "\t\n");
-        if (strlen(type) == len && strncmp(p, type, len) == 0)
-            col = i;
-        p += len;
-        if (*p != '\t')
-            break;
-        p++;
-    }
-    if (col < 1)
-        return -1;
-    for (const char *line = nl + 1; *line; line = strchr(line, '\n') + 1) {
-        size_t len = strcspn(line, "\t");
-        if (strlen(name) == len && strncmp(line, name, len) == 0) {
-            const char *p = line;
-            for (int c = 0; c < col; c++)
-                p = strchr(p, '\t') + 1;
-            return atoll(p);
-        }
-        if (!strchr(line, '\n'))
-            break;
-    }
-    return 0;
-}
-
 static const char *label_str(const Profile *prof, const Perftools__Profiles__Sample *s,
                              const char *key)
 {
@@ -270,62 +211,62 @@ static void check_layout(const char *path, uint64_t now_ns, uint64_t start_ns)
 static void check_through_pprof(const char *path)
 {
     int st;
-    char *header = pprof_query(path, "--header", &st);
+    char *header = unit_pprof_query(path, "--header", &st);
     CHECK(st == 0 && strstr(header, "sample_types\tsamples cpu\n") &&
               strstr(header, "period_type\tcpu nanoseconds\n") &&
               strstr(header, "period\t10000000\n") && strstr(header, "samples\t4\n"),
           "pprof_raw --header:\n%s", header);
     free(header);
-    char *dflt = pprof_query(path, "--default-type", &st);
+    char *dflt = unit_pprof_query(path, "--default-type", &st);
     CHECK(st == 0 && strcmp(dflt, "cpu\n") == 0, "go tool pprof -top Type: %s", dflt);
     free(dflt);
 
-    char *flat = pprof_query(path, "--flat-table", &st);
+    char *flat = unit_pprof_query(path, "--flat-table", &st);
     CHECK(st == 0, "pprof_raw --flat-table: %s", flat);
-    CHECK(table_get(flat, "ppx_cpu_spin_a", "samples") == 307 &&
-              table_get(flat, "ppx_cpu_spin_a", "cpu") == 3070000000ll,
-          "spin_a: %lld samples, %lld ns", table_get(flat, "ppx_cpu_spin_a", "samples"),
-          table_get(flat, "ppx_cpu_spin_a", "cpu"));
-    CHECK(table_get(flat, "ppx_cpu_spin_b", "samples") == 100 &&
-              table_get(flat, "ppx_cpu_spin_b", "cpu") == 1000000000ll,
-          "spin_b: %lld samples", table_get(flat, "ppx_cpu_spin_b", "samples"));
-    CHECK(table_get(flat, PPROF_CPU_LOST_FRAME, "samples") == 5 &&
-              table_get(flat, PPROF_CPU_LOST_FRAME, "cpu") == 50000000,
-          "lost samples: %lld", table_get(flat, PPROF_CPU_LOST_FRAME, "samples"));
+    CHECK(unit_table_get(flat, "ppx_cpu_spin_a", "samples") == 307 &&
+              unit_table_get(flat, "ppx_cpu_spin_a", "cpu") == 3070000000ll,
+          "spin_a: %lld samples, %lld ns", unit_table_get(flat, "ppx_cpu_spin_a", "samples"),
+          unit_table_get(flat, "ppx_cpu_spin_a", "cpu"));
+    CHECK(unit_table_get(flat, "ppx_cpu_spin_b", "samples") == 100 &&
+              unit_table_get(flat, "ppx_cpu_spin_b", "cpu") == 1000000000ll,
+          "spin_b: %lld samples", unit_table_get(flat, "ppx_cpu_spin_b", "samples"));
+    CHECK(unit_table_get(flat, PPROF_CPU_LOST_FRAME, "samples") == 5 &&
+              unit_table_get(flat, PPROF_CPU_LOST_FRAME, "cpu") == 50000000,
+          "lost samples: %lld", unit_table_get(flat, PPROF_CPU_LOST_FRAME, "samples"));
     free(flat);
-    char *cum = pprof_query(path, "--cum-table", &st);
-    CHECK(st == 0 && table_get(cum, "ppx_cpu_root", "cpu") == 4070000000ll &&
-              table_get(cum, "ppx_cpu_caller_a", "cpu") == 3000000000ll &&
-              table_get(cum, "ppx_cpu_caller_b", "cpu") == 1000000000ll,
+    char *cum = unit_pprof_query(path, "--cum-table", &st);
+    CHECK(st == 0 && unit_table_get(cum, "ppx_cpu_root", "cpu") == 4070000000ll &&
+              unit_table_get(cum, "ppx_cpu_caller_a", "cpu") == 3000000000ll &&
+              unit_table_get(cum, "ppx_cpu_caller_b", "cpu") == 1000000000ll,
           "cumulative:\n%s", cum);
     free(cum);
 
     /* Per thread, by name and by tid. */
-    char *v = pprof_query(path, "--label thread=worker-a --cum ppx_cpu_root", &st);
+    char *v = unit_pprof_query(path, "--label thread=worker-a --cum ppx_cpu_root", &st);
     CHECK(st == 0 && atoll(v) == 3000000000ll, "worker-a's CPU: %s", v);
     free(v);
-    v = pprof_query(path, "--label tid=4244 --type samples --flat ppx_cpu_spin_b", &st);
+    v = unit_pprof_query(path, "--label tid=4244 --type samples --flat ppx_cpu_spin_b", &st);
     CHECK(st == 0 && atoll(v) == 100, "tid 4244's samples: %s", v);
     free(v);
-    v = pprof_query(path, "--label thread=cpu_main --flat ppx_cpu_spin_a", &st);
+    v = unit_pprof_query(path, "--label thread=cpu_main --flat ppx_cpu_spin_a", &st);
     CHECK(st == 0 && atoll(v) == 70000000, "cpu_main's CPU: %s", v);
     free(v);
-    v = pprof_query(path, "--unlabeled thread", &st);
+    v = unit_pprof_query(path, "--unlabeled thread", &st);
     CHECK(st == 0 && atoll(v) == 1, "samples without thread label: %s (want the lost one)", v);
     free(v);
 
     /* What a user types: -tagfocus on the thread name and the tid. */
-    char *top = go_pprof("-top -tagfocus=thread=worker-b", path, &st);
+    char *top = unit_go_pprof("-top -tagfocus=thread=worker-b", path, &st);
     CHECK(st == 0 && strstr(top, "Type: cpu") && strstr(top, "Showing nodes accounting for 1s") &&
               strstr(top, "ppx_cpu_spin_b") && !strstr(top, "ppx_cpu_spin_a"),
           "-tagfocus=thread=worker-b:\n%s", top);
     free(top);
-    top = go_pprof("-top -tagfocus=tid=4243", path, &st);
+    top = unit_go_pprof("-top -tagfocus=tid=4243", path, &st);
     CHECK(st == 0 && strstr(top, "Showing nodes accounting for 3s") &&
               strstr(top, "ppx_cpu_spin_a") && !strstr(top, "ppx_cpu_spin_b"),
           "-tagfocus=tid=4243:\n%s", top);
     free(top);
-    char *tags = go_pprof("-tags", path, &st);
+    char *tags = unit_go_pprof("-tags", path, &st);
     CHECK(st == 0 && strstr(tags, "thread:") && strstr(tags, "worker-a") &&
               strstr(tags, "worker-b") && strstr(tags, "cpu_main") && strstr(tags, "tid:"),
           "-tags:\n%s", tags);
@@ -346,23 +287,23 @@ static void check_merged(void)
     int rc = pprof_cpu_write(procs, 2, true, 11000000000ull, path, err, sizeof err);
     CHECK(rc == 0, "merged write: %s", err);
     int st;
-    char *header = pprof_query(path, "--header", &st);
+    char *header = unit_pprof_query(path, "--header", &st);
     CHECK(st == 0 && strstr(header, "period\t10000000\n") && strstr(header, "samples\t8\n"),
           "merged header:\n%s", header);
     free(header);
-    char *v = pprof_query(path, "--unlabeled pid", &st);
+    char *v = unit_pprof_query(path, "--unlabeled pid", &st);
     CHECK(st == 0 && atoll(v) == 0, "merged: samples without pid: %s", v);
     free(v);
-    v = pprof_query(path, "--label pid=222 --type samples --flat ppx_cpu_spin_a", &st);
+    v = unit_pprof_query(path, "--label pid=222 --type samples --flat ppx_cpu_spin_a", &st);
     CHECK(st == 0 && atoll(v) == 614, "pid 222 spin_a samples: %s", v);
     free(v);
-    v = pprof_query(path, "--label pid=222 --flat ppx_cpu_spin_a", &st);
+    v = unit_pprof_query(path, "--label pid=222 --flat ppx_cpu_spin_a", &st);
     CHECK(st == 0 && atoll(v) == 614000000, "pid 222 spin_a ns at 1000 Hz: %s", v);
     free(v);
-    v = pprof_query(path, "--label pid=111 --flat '" PPROF_CPU_LOST_FRAME "'", &st);
+    v = unit_pprof_query(path, "--label pid=111 --flat '" PPROF_CPU_LOST_FRAME "'", &st);
     CHECK(st == 0 && atoll(v) == 50000000, "pid 111 lost: %s", v);
     free(v);
-    v = pprof_query(path, "--label pid=222 --type samples --flat '" PPROF_CPU_LOST_FRAME "'",
+    v = unit_pprof_query(path, "--label pid=222 --type samples --flat '" PPROF_CPU_LOST_FRAME "'",
                     &st);
     CHECK(st == 0 && atoll(v) == 10, "pid 222 lost: %s", v);
     free(v);
@@ -381,7 +322,7 @@ static void check_empty_and_dropped(void)
     int rc = pprof_cpu_write(procs, 1, false, 2, path, err, sizeof err);
     CHECK(rc == 0, "empty write: %s", err);
     int st;
-    char *header = pprof_query(path, "--header", &st);
+    char *header = unit_pprof_query(path, "--header", &st);
     CHECK(st == 0 && strstr(header, "samples\t0\n") && strstr(header, "period\t10000000\n") &&
               strstr(header, "sample_types\tsamples cpu\n"),
           "empty profile:\n%s", header);
@@ -393,12 +334,12 @@ static void check_empty_and_dropped(void)
     path = unit_tmp_path("dropped.pb.gz");
     rc = pprof_cpu_write(procs, 1, false, 2, path, err, sizeof err);
     CHECK(rc == 0, "dropped write: %s", err);
-    char *flat = pprof_query(path, "--flat-table", &st);
-    CHECK(st == 0 && table_get(flat, PPROF_CPU_DROPPED_FRAME, "samples") == 3 &&
-              table_get(flat, PPROF_CPU_DROPPED_FRAME, "cpu") == 12000000,
+    char *flat = unit_pprof_query(path, "--flat-table", &st);
+    CHECK(st == 0 && unit_table_get(flat, PPROF_CPU_DROPPED_FRAME, "samples") == 3 &&
+              unit_table_get(flat, PPROF_CPU_DROPPED_FRAME, "cpu") == 12000000,
           "dropped samples:\n%s", flat);
     free(flat);
-    header = pprof_query(path, "--header", &st);
+    header = unit_pprof_query(path, "--header", &st);
     CHECK(st == 0 && strstr(header, "period\t4000000\n"), "250 Hz period:\n%s", header);
     free(header);
     unit_proc_free(p);

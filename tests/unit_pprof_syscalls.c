@@ -182,61 +182,6 @@ static struct proc *audit_proc(uint32_t pid, uint64_t start_ns, uint64_t scale)
 
 /* ---- reading it back ---------------------------------------------------- */
 
-static const char *pprof_raw_py(void)
-{
-    static char path[4200];
-    const char *top = getenv("top_srcdir");
-    snprintf(path, sizeof path, "%s/tests/lib/pprof_raw.py", top && *top ? top : TOP_SRCDIR);
-    return path;
-}
-
-static const char *ppx_bin(void)
-{
-    static char path[4200];
-    const char *top = getenv("top_builddir");
-    snprintf(path, sizeof path, "%s/ppx", top && *top ? top : TOP_BUILDDIR);
-    return path;
-}
-
-/* pprof_raw.py FILE ARGS */
-static char *pprof_query(const char *file, const char *args, int *status)
-{
-    char cmd[9000];
-    snprintf(cmd, sizeof cmd, "python3 '%s' '%s' %s 2>&1", pprof_raw_py(), file, args);
-    return unit_run(cmd, status);
-}
-
-/* The value in column `type` of row `name` of a --flat-table/--cum-table. */
-static long long table_get(const char *table, const char *name, const char *type)
-{
-    const char *nl = strchr(table, '\n');
-    if (!nl)
-        return -1;
-    int col = -1, i = 0;
-    for (const char *p = table; p < nl; i++) {
-        size_t len = strcspn(p, "\t\n");
-        if (strlen(type) == len && strncmp(p, type, len) == 0)
-            col = i;
-        p += len + (p[len] == '\t');
-        if (p[-1] != '\t' && p[0] != '\t')
-            break;
-    }
-    if (col < 1)
-        return -1;
-    for (const char *line = nl + 1; *line; line = strchr(line, '\n') + 1) {
-        size_t len = strcspn(line, "\t");
-        if (strlen(name) == len && strncmp(line, name, len) == 0) {
-            const char *p = line;
-            for (int c = 0; c < col; c++)
-                p = strchr(p, '\t') + 1;
-            return atoll(p);
-        }
-        if (!strchr(line, '\n'))
-            break;
-    }
-    return 0;
-}
-
 /* ---- tests -------------------------------------------------------------- */
 
 /* What only the protobuf shows: the synthetic leaves' layout. */
@@ -272,7 +217,7 @@ static void check_layout(const char *path)
 static void check_through_pprof(const char *path)
 {
     int st;
-    char *header = pprof_query(path, "--header", &st);
+    char *header = unit_pprof_query(path, "--header", &st);
     CHECK(st == 0, "pprof_raw --header: %s", header);
     CHECK(strstr(header, "sample_types\tcalls time bytes messages errors eagain\n"),
           "sample types:\n%s", header);
@@ -280,12 +225,12 @@ static void check_through_pprof(const char *path)
     CHECK(strstr(header, "period_type\tcalls count\n") && strstr(header, "period\t1\n"),
           "period:\n%s", header);
     free(header);
-    char *dflt = pprof_query(path, "--default-type", &st);
+    char *dflt = unit_pprof_query(path, "--default-type", &st);
     CHECK(st == 0 && strcmp(dflt, "calls\n") == 0, "go tool pprof -top Type: %s", dflt);
     free(dflt);
 
     /* Exact per-call totals: the synthetic leaf groups by call. */
-    char *flat = pprof_query(path, "--flat-table", &st);
+    char *flat = unit_pprof_query(path, "--flat-table", &st);
     CHECK(st == 0, "pprof_raw --flat-table: %s", flat);
     static const struct {
         const char *call;
@@ -300,9 +245,10 @@ static void check_through_pprof(const char *path)
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const char *c = want[i].call;
-        long long got[6] = {table_get(flat, c, "calls"),    table_get(flat, c, "time"),
-                            table_get(flat, c, "bytes"),    table_get(flat, c, "messages"),
-                            table_get(flat, c, "errors"),   table_get(flat, c, "eagain")};
+        long long got[6] = {
+            unit_table_get(flat, c, "calls"),  unit_table_get(flat, c, "time"),
+            unit_table_get(flat, c, "bytes"),  unit_table_get(flat, c, "messages"),
+            unit_table_get(flat, c, "errors"), unit_table_get(flat, c, "eagain")};
         CHECK(got[0] == want[i].calls && got[1] == want[i].time && got[2] == want[i].bytes &&
                   got[3] == want[i].messages && got[4] == want[i].errors &&
                   got[5] == want[i].eagain,
@@ -313,50 +259,52 @@ static void check_through_pprof(const char *path)
     free(flat);
 
     /* The proportional split: 3:1:0 samples, largest remainders round up. */
-    char *cum = pprof_query(path, "--cum-table", &st);
+    char *cum = unit_pprof_query(path, "--cum-table", &st);
     CHECK(st == 0, "pprof_raw --cum-table: %s", cum);
-    CHECK(table_get(cum, "ppx_io_worker_a", "calls") == 7501 + 34,
+    CHECK(unit_table_get(cum, "ppx_io_worker_a", "calls") == 7501 + 34,
           "worker_a calls %lld, expected 7501 (recvfrom) + 34 (epoll_wait)",
-          table_get(cum, "ppx_io_worker_a", "calls"));
-    CHECK(table_get(cum, "ppx_io_worker_b", "calls") == 2500 + 33,
-          "worker_b calls %lld, expected 2500 + 33", table_get(cum, "ppx_io_worker_b", "calls"));
-    CHECK(table_get(cum, "ppx_io_worker_c", "calls") == 33,
-          "worker_c calls %lld, expected 0 + 33", table_get(cum, "ppx_io_worker_c", "calls"));
-    CHECK(table_get(cum, "ppx_io_worker_a", "time") == 15000001 + 300000000 &&
-              table_get(cum, "ppx_io_worker_b", "time") == 5000000 + 300000000,
-          "worker time %lld %lld", table_get(cum, "ppx_io_worker_a", "time"),
-          table_get(cum, "ppx_io_worker_b", "time"));
-    CHECK(table_get(cum, "ppx_io_worker_a", "bytes") == 750075 &&
-              table_get(cum, "ppx_io_worker_b", "bytes") == 250025,
-          "worker bytes %lld %lld", table_get(cum, "ppx_io_worker_a", "bytes"),
-          table_get(cum, "ppx_io_worker_b", "bytes"));
+          unit_table_get(cum, "ppx_io_worker_a", "calls"));
+    CHECK(unit_table_get(cum, "ppx_io_worker_b", "calls") == 2500 + 33,
+          "worker_b calls %lld, expected 2500 + 33",
+          unit_table_get(cum, "ppx_io_worker_b", "calls"));
+    CHECK(unit_table_get(cum, "ppx_io_worker_c", "calls") == 33,
+          "worker_c calls %lld, expected 0 + 33", unit_table_get(cum, "ppx_io_worker_c", "calls"));
+    CHECK(unit_table_get(cum, "ppx_io_worker_a", "time") == 15000001 + 300000000 &&
+              unit_table_get(cum, "ppx_io_worker_b", "time") == 5000000 + 300000000,
+          "worker time %lld %lld", unit_table_get(cum, "ppx_io_worker_a", "time"),
+          unit_table_get(cum, "ppx_io_worker_b", "time"));
+    CHECK(unit_table_get(cum, "ppx_io_worker_a", "bytes") == 750075 &&
+              unit_table_get(cum, "ppx_io_worker_b", "bytes") == 250025,
+          "worker bytes %lld %lld", unit_table_get(cum, "ppx_io_worker_a", "bytes"),
+          unit_table_get(cum, "ppx_io_worker_b", "bytes"));
     /* A site without a stack: its caller alone; with one, the whole stack. */
-    CHECK(table_get(cum, "ppx_io_conn_read", "calls") == 1000, "conn_read %lld",
-          table_get(cum, "ppx_io_conn_read", "calls"));
-    CHECK(table_get(cum, "ppx_io_udp_loop", "calls") == 10001, "udp_loop %lld",
-          table_get(cum, "ppx_io_udp_loop", "calls"));
-    CHECK(table_get(cum, "ppx_io_root", "calls") == 10001 + 5000,
-          "root %lld, expected recvfrom's and write's", table_get(cum, "ppx_io_root", "calls"));
+    CHECK(unit_table_get(cum, "ppx_io_conn_read", "calls") == 1000, "conn_read %lld",
+          unit_table_get(cum, "ppx_io_conn_read", "calls"));
+    CHECK(unit_table_get(cum, "ppx_io_udp_loop", "calls") == 10001, "udp_loop %lld",
+          unit_table_get(cum, "ppx_io_udp_loop", "calls"));
+    CHECK(unit_table_get(cum, "ppx_io_root", "calls") == 10001 + 5000,
+          "root %lld, expected recvfrom's and write's",
+          unit_table_get(cum, "ppx_io_root", "calls"));
     free(cum);
 
     /* Labels. */
-    char *labels = pprof_query(path, "--labels --leaf sendto", &st);
+    char *labels = unit_pprof_query(path, "--labels --leaf sendto", &st);
     CHECK(st == 0 && strstr(labels, "fd\tsocket") && strstr(labels, "family\tunix") &&
               strstr(labels, "socktype\tdgram") && !strstr(labels, "pid\t"),
           "sendto labels:\n%s", labels);
     free(labels);
-    labels = pprof_query(path, "--labels --leaf epoll_wait", &st);
+    labels = unit_pprof_query(path, "--labels --leaf epoll_wait", &st);
     CHECK(st == 0 && strstr(labels, "fd\tanon") && !strstr(labels, "family") &&
               !strstr(labels, "socktype"),
           "epoll_wait labels:\n%s", labels);
     free(labels);
-    char *errs = pprof_query(path, "--type errors --label errno=ECONNRESET --flat read", &st);
+    char *errs = unit_pprof_query(path, "--type errors --label errno=ECONNRESET --flat read", &st);
     CHECK(st == 0 && atoll(errs) == 6, "ECONNRESET errors %s", errs);
     free(errs);
-    errs = pprof_query(path, "--type eagain --label errno=EAGAIN --flat read", &st);
+    errs = unit_pprof_query(path, "--type eagain --label errno=EAGAIN --flat read", &st);
     CHECK(st == 0 && atoll(errs) == 400, "EAGAIN %s", errs);
     free(errs);
-    errs = pprof_query(path, "--type calls --label errno=EAGAIN --flat read", &st);
+    errs = unit_pprof_query(path, "--type calls --label errno=EAGAIN --flat read", &st);
     CHECK(st == 0 && atoll(errs) == 0, "errno samples carry calls: %s", errs);
     free(errs);
 }
@@ -384,14 +332,14 @@ static bool has_line_with(const char *text, ...)
 
 static void check_audit(const char *dir)
 {
-    if (access(ppx_bin(), X_OK) != 0) {
-        CHECK(!getenv("top_builddir"), "%s not built", ppx_bin());
-        fprintf(stderr, "%s not built: ppx audit checks skipped\n", ppx_bin());
+    if (access(unit_ppx_bin(), X_OK) != 0) {
+        CHECK(!getenv("top_builddir"), "%s not built", unit_ppx_bin());
+        fprintf(stderr, "%s not built: ppx audit checks skipped\n", unit_ppx_bin());
         return;
     }
     char cmd[9000];
     int st;
-    snprintf(cmd, sizeof cmd, "'%s' audit '%s' 2>&1", ppx_bin(), dir);
+    snprintf(cmd, sizeof cmd, "'%s' audit '%s' 2>&1", unit_ppx_bin(), dir);
     char *out = unit_run(cmd, &st);
     CHECK(st == 0, "ppx audit exit %d:\n%s", st, out);
     /* total 18151 calls over 10 s */
@@ -438,7 +386,7 @@ static void check_audit(const char *dir)
         fputs(out, stderr);
     free(out);
 
-    snprintf(cmd, sizeof cmd, "'%s' audit --top 2 '%s/syscalls.pb.gz' 2>&1", ppx_bin(), dir);
+    snprintf(cmd, sizeof cmd, "'%s' audit --top 2 '%s/syscalls.pb.gz' 2>&1", unit_ppx_bin(), dir);
     out = unit_run(cmd, &st);
     CHECK(st == 0 && strstr(out, "\nwrite ") && !strstr(out, "\nsendto ") &&
               strstr(out, "(4 more rows: --top 6 shows them)"),
@@ -456,27 +404,27 @@ static void check_merged(void)
     int rc = pprof_syscalls_write(procs, 2, true, 11000000000ull, path, err, sizeof err);
     CHECK(rc == 0, "merged write: %s", err);
     int st;
-    char *flat = pprof_query(path, "--label pid=222 --type calls --flat recvfrom", &st);
+    char *flat = unit_pprof_query(path, "--label pid=222 --type calls --flat recvfrom", &st);
     CHECK(st == 0 && atoll(flat) == 20002, "pid 222 recvfrom calls %s", flat);
     free(flat);
-    char *unlabeled = pprof_query(path, "--unlabeled pid", &st);
+    char *unlabeled = unit_pprof_query(path, "--unlabeled pid", &st);
     CHECK(st == 0 && atoll(unlabeled) == 0, "samples without pid: %s", unlabeled);
     free(unlabeled);
 
-    if (access(ppx_bin(), X_OK) == 0) {
+    if (access(unit_ppx_bin(), X_OK) == 0) {
         char cmd[9000];
-        snprintf(cmd, sizeof cmd, "'%s' audit --pid 222 '%s' 2>&1", ppx_bin(), path);
+        snprintf(cmd, sizeof cmd, "'%s' audit --pid 222 '%s' 2>&1", unit_ppx_bin(), path);
         char *out = unit_run(cmd, &st);
         CHECK(st == 0 && strstr(out, "36302 I/O calls of pid 222") &&
                   has_line_with(out, "recvfrom ", " 20002 ", NULL),
               "audit --pid 222:\n%s", out);
         free(out);
-        snprintf(cmd, sizeof cmd, "'%s' audit --pid 333 '%s' 2>&1", ppx_bin(), path);
+        snprintf(cmd, sizeof cmd, "'%s' audit --pid 333 '%s' 2>&1", unit_ppx_bin(), path);
         out = unit_run(cmd, &st);
         CHECK(st == 1 && strstr(out, "no calls of pid 333"), "audit --pid 333 (%d):\n%s", st,
               out);
         free(out);
-        snprintf(cmd, sizeof cmd, "'%s' audit '%s' 2>&1", ppx_bin(), path);
+        snprintf(cmd, sizeof cmd, "'%s' audit '%s' 2>&1", unit_ppx_bin(), path);
         out = unit_run(cmd, &st);
         CHECK(st == 0 && strstr(out, "54453 I/O calls in 10.000 s"), "audit merged:\n%s", out);
         free(out);
@@ -488,7 +436,7 @@ static void check_merged(void)
 /* ppx audit on what is no I/O profile: exit 1 with a message; usage: 2. */
 static void check_audit_errors(const char *good)
 {
-    if (access(ppx_bin(), X_OK) != 0)
+    if (access(unit_ppx_bin(), X_OK) != 0)
         return;
     FILE *f = fopen(unit_tmp_path("text.txt"), "w");
     fputs("hello\n", f);
@@ -536,7 +484,7 @@ static void check_audit_errors(const char *good)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char args[4400], cmd[9000];
         snprintf(args, sizeof args, cases[i].args, unit_tmpdir, unit_tmpdir);
-        snprintf(cmd, sizeof cmd, "'%s' audit %s 2>&1 >/dev/null", ppx_bin(), args);
+        snprintf(cmd, sizeof cmd, "'%s' audit %s 2>&1 >/dev/null", unit_ppx_bin(), args);
         int st;
         char *out = unit_run(cmd, &st);
         CHECK(st == cases[i].status && strstr(out, cases[i].message) &&
@@ -547,7 +495,7 @@ static void check_audit_errors(const char *good)
     }
     char cmd[9000];
     int st;
-    snprintf(cmd, sizeof cmd, "'%s' audit --help", ppx_bin());
+    snprintf(cmd, sizeof cmd, "'%s' audit --help", unit_ppx_bin());
     char *out = unit_run(cmd, &st);
     CHECK(st == 0 && strstr(out, "--top N") && strstr(out, "--pid N") && strstr(out, "eagain%"),
           "ppx audit --help (%d):\n%s", st, out);
@@ -565,14 +513,14 @@ static void check_empty(void)
                                   err, sizeof err);
     CHECK(rc == 0, "empty write: %s", err);
     int st;
-    char *header = pprof_query(unit_tmp_path("empty/syscalls.pb.gz"), "--header", &st);
+    char *header = unit_pprof_query(unit_tmp_path("empty/syscalls.pb.gz"), "--header", &st);
     CHECK(st == 0 && strstr(header, "samples\t0\n") &&
               strstr(header, "sample_types\tcalls time bytes messages errors eagain\n"),
           "empty profile:\n%s", header);
     free(header);
-    if (access(ppx_bin(), X_OK) == 0) {
+    if (access(unit_ppx_bin(), X_OK) == 0) {
         char cmd[9000];
-        snprintf(cmd, sizeof cmd, "'%s' audit '%s' 2>&1", ppx_bin(), unit_tmp_path("empty"));
+        snprintf(cmd, sizeof cmd, "'%s' audit '%s' 2>&1", unit_ppx_bin(), unit_tmp_path("empty"));
         char *out = unit_run(cmd, &st);
         CHECK(st == 0 && strstr(out, "no I/O calls recorded"), "audit of empty:\n%s", out);
         free(out);

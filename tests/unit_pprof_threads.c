@@ -117,43 +117,10 @@ static struct proc *threads_proc(uint32_t pid, int64_t shift)
 
 /* ---- reading it back ------------------------------------------------------- */
 
-static const char *pprof_raw_py(void)
-{
-    static char path[4200];
-    const char *top = getenv("top_srcdir");
-    snprintf(path, sizeof path, "%s/tests/lib/pprof_raw.py", top && *top ? top : TOP_SRCDIR);
-    return path;
-}
-
-static const char *ppx_bin(void)
-{
-    static char path[4200];
-    const char *top = getenv("top_builddir");
-    snprintf(path, sizeof path, "%s/ppx", top && *top ? top : TOP_BUILDDIR);
-    return path;
-}
-
-static char *pprof_query(const char *file, const char *args, int *status)
-{
-    char cmd[9000];
-    snprintf(cmd, sizeof cmd, "python3 '%s' '%s' %s 2>&1", pprof_raw_py(), file, args);
-    return unit_run(cmd, status);
-}
-
-static char *go_pprof(const char *args, const char *file, int *status)
-{
-    char cmd[9000];
-    snprintf(cmd, sizeof cmd,
-             "HOME=\"${HOME:-%s}\" GOTOOLCHAIN=local GOPROXY=off GOFLAGS= "
-             "go tool pprof %s '%s' 2>&1",
-             unit_tmpdir, args, file);
-    return unit_run(cmd, status);
-}
-
 static char *ppx_threads(const char *args, int *status)
 {
     char cmd[9000];
-    snprintf(cmd, sizeof cmd, "'%s' threads %s 2>&1", ppx_bin(), args);
+    snprintf(cmd, sizeof cmd, "'%s' threads %s 2>&1", unit_ppx_bin(), args);
     return unit_run(cmd, status);
 }
 
@@ -210,7 +177,7 @@ static void check_layout(const char *path)
 static void check_through_pprof(const char *path)
 {
     int st;
-    char *header = pprof_query(path, "--header", &st);
+    char *header = unit_pprof_query(path, "--header", &st);
     CHECK(st == 0 && strstr(header, "sample_types\tthreadcreate\n") &&
               strstr(header, "period_type\tthreadcreate count\n") &&
               strstr(header, "period\t1\n") && strstr(header, "samples\t7\n"),
@@ -218,7 +185,7 @@ static void check_through_pprof(const char *path)
     free(header);
 
     /* pprof counts threads per creation site. */
-    char *top = go_pprof("-top", path, &st);
+    char *top = unit_go_pprof("-top", path, &st);
     CHECK(st == 0 && strstr(top, "Type: threadcreate") &&
               strstr(top, "Showing nodes accounting for 7, 100% of 7 total"),
           "-top:\n%s", top);
@@ -236,20 +203,20 @@ static void check_through_pprof(const char *path)
     for (size_t i = 0; i < sizeof leaves / sizeof leaves[0]; i++) {
         char args[256];
         snprintf(args, sizeof args, "--flat '%s'", leaves[i].leaf);
-        char *v = pprof_query(path, args, &st);
+        char *v = unit_pprof_query(path, args, &st);
         CHECK(st == 0 && atoll(v) == leaves[i].count, "threads created at %s: %s, want %lld",
               leaves[i].leaf, v, leaves[i].count);
         free(v);
     }
-    char *v = pprof_query(path, "--cum ppx_thr_root", &st);
+    char *v = unit_pprof_query(path, "--cum ppx_thr_root", &st);
     CHECK(st == 0 && atoll(v) == 4, "threads created under ppx_thr_root: %s", v);
     free(v);
-    v = pprof_query(path, "--cum ppx_thr_via_libc", &st);
+    v = unit_pprof_query(path, "--cum ppx_thr_via_libc", &st);
     CHECK(st == 0 && atoll(v) == 1, "threads created under ppx_thr_via_libc: %s", v);
     free(v);
 
     /* Labels. */
-    char *labels = pprof_query(path, "--labels --leaf ppx_thr_spawn_pool", &st);
+    char *labels = unit_pprof_query(path, "--labels --leaf ppx_thr_spawn_pool", &st);
     CHECK(st == 0 && strstr(labels, "thread\tpool-1\n") && strstr(labels, "thread\tpool-2\n") &&
               strstr(labels, "tid\t5003\n") && strstr(labels, "tid\t5004\n") &&
               strstr(labels, "creator_tid\t5000\n") &&
@@ -257,28 +224,28 @@ static void check_through_pprof(const char *path)
               strstr(labels, "end_ns\t3500000000\n"),
           "labels of the pool threads:\n%s", labels);
     free(labels);
-    labels = pprof_query(path, "--labels --label thread=acceptor", &st);
+    labels = unit_pprof_query(path, "--labels --label thread=acceptor", &st);
     CHECK(st == 0 && strstr(labels, "creator_tid\t5003\n") && strstr(labels, "tid\t5005\n"),
           "acceptor's creator is pool-1 (tid 5003):\n%s", labels);
     free(labels);
-    labels = pprof_query(path, "--labels --leaf '" PPROF_THREADS_UNKNOWN_FRAME "'", &st);
+    labels = unit_pprof_query(path, "--labels --leaf '" PPROF_THREADS_UNKNOWN_FRAME "'", &st);
     CHECK(st == 0 && strstr(labels, "thread\t(unnamed)\n") && !strstr(labels, "creator_tid"),
           "unnamed thread of an unknown creator:\n%s", labels);
     free(labels);
-    v = pprof_query(path, "--unlabeled end_ns", &st);
+    v = unit_pprof_query(path, "--unlabeled end_ns", &st);
     CHECK(st == 0 && atoll(v) == 4, "threads without end_ns: %s, want the 4 running", v);
     free(v);
-    v = pprof_query(path, "--unlabeled tid", &st);
+    v = unit_pprof_query(path, "--unlabeled tid", &st);
     CHECK(st == 0 && atoll(v) == 0, "threads without tid: %s", v);
     free(v);
 
     /* -tagfocus: by name, and on the cpu label with its unit. */
-    top = go_pprof("-top -tagfocus=thread=pool", path, &st);
+    top = unit_go_pprof("-top -tagfocus=thread=pool", path, &st);
     CHECK(st == 0 && strstr(top, "Showing nodes accounting for 2, 28.57% of 7 total") &&
               strstr(top, "ppx_thr_spawn_pool"),
           "-tagfocus=thread=pool:\n%s", top);
     free(top);
-    top = go_pprof("-top -tagfocus=cpu=1s:", path, &st);
+    top = unit_go_pprof("-top -tagfocus=cpu=1s:", path, &st);
     CHECK(st == 0 && strstr(top, "Showing nodes accounting for 3, 42.86% of 7 total"),
           "-tagfocus=cpu=1s: (threads with at least 1 s of CPU):\n%s", top);
     free(top);
@@ -364,10 +331,10 @@ static void check_merged(void)
     int rc = pprof_threads_write(procs, 2, true, 6 * S, path, err, sizeof err);
     CHECK(rc == 0, "merged write: %s", err);
     int st;
-    char *v = pprof_query(path, "--unlabeled pid", &st);
+    char *v = unit_pprof_query(path, "--unlabeled pid", &st);
     CHECK(st == 0 && atoll(v) == 0, "merged: threads without pid: %s", v);
     free(v);
-    v = pprof_query(path, "--label pid=6000 --flat ppx_thr_spawn_pool", &st);
+    v = unit_pprof_query(path, "--label pid=6000 --flat ppx_thr_spawn_pool", &st);
     CHECK(st == 0 && atoll(v) == 2, "merged: pid 6000's pool threads: %s", v);
     free(v);
     char args[4400];
@@ -565,7 +532,7 @@ static void check_errors(const char *cpu_like)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char args[4400], cmd[9000];
         snprintf(args, sizeof args, cases[i].args, unit_tmpdir, unit_tmpdir);
-        snprintf(cmd, sizeof cmd, "'%s' threads %s 2>&1 >/dev/null", ppx_bin(), args);
+        snprintf(cmd, sizeof cmd, "'%s' threads %s 2>&1 >/dev/null", unit_ppx_bin(), args);
         int st;
         char *out = unit_run(cmd, &st);
         CHECK(st == cases[i].status && strstr(out, cases[i].message) &&
@@ -593,7 +560,7 @@ static void check_empty(void)
     int rc = pprof_threads_write(procs, 1, false, 2, path, err, sizeof err);
     CHECK(rc == 0, "empty write: %s", err);
     int st;
-    char *header = pprof_query(path, "--header", &st);
+    char *header = unit_pprof_query(path, "--header", &st);
     CHECK(st == 0 && strstr(header, "samples\t0\n") &&
               strstr(header, "sample_types\tthreadcreate\n"),
           "empty profile:\n%s", header);
@@ -639,7 +606,7 @@ int main(void)
         check_through_pprof(path);
     else
         fprintf(stderr, "go or python3 missing: go tool pprof checks skipped\n");
-    if (access(ppx_bin(), X_OK) == 0) {
+    if (access(unit_ppx_bin(), X_OK) == 0) {
         check_report(unit_tmp_path("out"));
         check_process_start();
         if (have_go) {
@@ -650,7 +617,7 @@ int main(void)
         write_cpu_like(unit_tmp_path("cpu_like.pb.gz"));
         check_errors(unit_tmp_path("cpu_like.pb.gz"));
     } else {
-        fprintf(stderr, "%s not built: ppx threads checks skipped\n", ppx_bin());
+        fprintf(stderr, "%s not built: ppx threads checks skipped\n", unit_ppx_bin());
     }
     unit_proc_free(p);
     sym_cache_free();

@@ -199,3 +199,67 @@ int unit_finish(const char *passed_message)
     printf("%s\n", passed_message);
     return 0;
 }
+
+const char *unit_pprof_raw_py(void)
+{
+    static char path[4200];
+    const char *top = getenv("top_srcdir");
+    snprintf(path, sizeof path, "%s/tests/lib/pprof_raw.py", top && *top ? top : TOP_SRCDIR);
+    return path;
+}
+
+const char *unit_ppx_bin(void)
+{
+    static char path[4200];
+    const char *top = getenv("top_builddir");
+    snprintf(path, sizeof path, "%s/ppx", top && *top ? top : TOP_BUILDDIR);
+    return path;
+}
+
+char *unit_pprof_query(const char *file, const char *args, int *status)
+{
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "python3 '%s' '%s' %s 2>&1", unit_pprof_raw_py(), file, args);
+    return unit_run(cmd, status);
+}
+
+char *unit_go_pprof(const char *args, const char *file, int *status)
+{
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd,
+             "HOME=\"${HOME:-%s}\" GOTOOLCHAIN=local GOPROXY=off GOFLAGS= "
+             "go tool pprof %s '%s' 2>&1",
+             unit_tmpdir, args, file);
+    return unit_run(cmd, status);
+}
+
+long long unit_table_get(const char *table, const char *name, const char *type)
+{
+    const char *nl = strchr(table, '\n');
+    if (!nl)
+        return -1;
+    int col = -1, i = 0;
+    for (const char *p = table; p < nl; i++) {
+        size_t len = strcspn(p, "\t\n");
+        if (strlen(type) == len && strncmp(p, type, len) == 0)
+            col = i;
+        p += len;
+        if (*p != '\t')
+            break;
+        p++;
+    }
+    if (col < 1)
+        return -1;
+    for (const char *line = nl + 1; *line; line = strchr(line, '\n') + 1) {
+        size_t len = strcspn(line, "\t");
+        if (strlen(name) == len && strncmp(line, name, len) == 0) {
+            const char *p = line;
+            for (int c = 0; c < col; c++)
+                p = strchr(p, '\t') + 1;
+            return atoll(p);
+        }
+        if (!strchr(line, '\n'))
+            break;
+    }
+    return 0;
+}

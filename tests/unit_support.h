@@ -62,6 +62,19 @@ Profile *unit_read_profile(const char *path);
  * status in *status (-1 when it could not be started, 128 when killed). */
 char *unit_run(const char *cmd, int *status);
 
+/* tests/lib/pprof_raw.py and this build's ppx: $top_srcdir and
+ * $top_builddir when make check sets them, else the configured trees. */
+const char *unit_pprof_raw_py(void);
+const char *unit_ppx_bin(void);
+/* `pprof_raw.py FILE ARGS` and `go tool pprof ARGS FILE` (offline, for any
+ * user, as pprof_raw.py runs it), through unit_run(), stderr included. */
+char *unit_pprof_query(const char *file, const char *args, int *status);
+char *unit_go_pprof(const char *args, const char *file, int *status);
+/* The value in column `type` of row `name` of pprof_raw.py's
+ * --flat-table/--cum-table output: 0 when the row is absent, -1 when the
+ * column is. */
+long long unit_table_get(const char *table, const char *name, const char *type);
+
 /* Prints the failure count, or passed_message when there is none, and
  * returns the exit status: 1 or 0. */
 int unit_finish(const char *passed_message);
