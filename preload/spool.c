@@ -110,9 +110,8 @@ int ppx_spool_open(uint64_t *room)
 void ppx_spool_close(int fd, bool complete)
 {
     static atomic_flag said_cut = ATOMIC_FLAG_INIT;
-    bool kept = complete && close(fd) == 0 && rename(part_path, done_path) == 0;
-    if (!complete)
-        close(fd);
+    bool closed = close(fd) == 0;
+    bool kept = complete && closed && rename(part_path, done_path) == 0;
     if (!kept) {
         unlink(part_path);
         ppx_log_once(&said_cut, "no collector, and the spool file ", part_path,

@@ -252,6 +252,14 @@ bool ppx_emit(struct ppx_encoder *enc, uint32_t type, const void *a, size_t alen
     return true;
 }
 
+/* Nothing pending, nothing failed: for a new stream, or after a failed one. */
+static void encoder_reset(void)
+{
+    encoder.out_len = 0;
+    encoder.n_entries = 0;
+    encoder.failed = false;
+}
+
 static bool buffers_ready(void)
 {
     if (encoder.out == NULL)
@@ -323,9 +331,7 @@ static bool try_connect(void)
     sock_dev = st.st_dev;
     sock_ino = st.st_ino;
     generation++;
-    encoder.out_len = 0;
-    encoder.n_entries = 0;
-    encoder.failed = false;
+    encoder_reset();
     cmd_len = 0;
     /* a new collector has asked for no CPU samples (yet) */
     ppx_cpu_set_rate(0);
@@ -440,9 +446,7 @@ static void flush_locked(void)
     }
     if (!send_state(&encoder, fresh)) {
         disconnect();
-        encoder.out_len = 0;
-        encoder.n_entries = 0;
-        encoder.failed = false;
+        encoder_reset();
     }
 }
 
@@ -516,8 +520,7 @@ static bool run_command(uint32_t type, const unsigned char *payload)
     if (!ppx_emit(&encoder, WIRE_FLUSHED, &done, sizeof done, NULL, 0, NULL, 0) ||
         !out_flush(&encoder)) {
         disconnect();
-        encoder.out_len = 0;
-        encoder.failed = false;
+        encoder_reset();
         return false;
     }
     return true;
@@ -702,16 +705,12 @@ static void spool_final_state(void)
         return;
     spool_fd = fd;
     generation++; /* a stream of its own: every stack and site from zero */
-    encoder.out_len = 0;
-    encoder.n_entries = 0;
-    encoder.failed = false;
+    encoder_reset();
     /* Twice, as for a connection (flush_and_say_goodbye). */
     bool ok = send_hello() && send_state(&encoder, true) && send_state(&encoder, false) &&
               ppx_emit(&encoder, WIRE_GOODBYE, NULL, 0, NULL, 0, NULL, 0) && out_flush(&encoder);
     spool_fd = -1;
-    encoder.out_len = 0;
-    encoder.n_entries = 0;
-    encoder.failed = false;
+    encoder_reset();
     ppx_spool_close(fd, ok);
 }
 
@@ -833,9 +832,7 @@ void ppx_stream_reset_child(void)
         close(sock);
     sock = -1;
     cmd_len = 0;
-    encoder.out_len = 0;
-    encoder.n_entries = 0;
-    encoder.failed = false;
+    encoder_reset();
     encoder.deadline_ns = 0;
     flusher_running = false;
     exec_pending = false;
