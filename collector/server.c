@@ -325,15 +325,11 @@ static enum conn_state read_conn(struct server *s, struct conn *c)
 static void close_conn(struct server *s, size_t i, bool handed_over)
 {
     struct conn *c = &s->conns[i];
-    /* After GOODBYE or a bad record the decoder no longer owns p, but no
-     * newer connection does either: p's stream ended here all the same. */
-    struct proc *p = wire_decoder_proc(c->decoder);
-    void *owner = p ? proc_table_owner(p) : NULL;
-    bool fed = p && (owner == c->decoder || owner == NULL);
+    struct proc *p = wire_decoder_ended_proc(c->decoder);
     if (!handed_over)
         close(c->fd);
     wire_decoder_free(c->decoder);
-    if (fed && s->hooks.closed)
+    if (p && s->hooks.closed)
         s->hooks.closed(s->hooks.arg, p);
     s->conns[i] = s->conns[--s->n_conns];
 }

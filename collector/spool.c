@@ -219,14 +219,15 @@ static void read_one(struct spool *s, const struct entry *e)
     if (!path)
         return;
     int fd = open_checked(s, path);
-    struct wire_decoder *d = fd >= 0 ? wire_decoder_new(s->table, e->pid) : NULL;
+    if (fd < 0) {
+        remember(s, e->name); /* said once, or gone */
+        free(path);
+        return;
+    }
+    struct wire_decoder *d = wire_decoder_new(s->table, e->pid);
     if (!d) {
-        if (fd >= 0)
-            fprintf(stderr, "ppx: out of memory reading spool file %s\n", path);
-        else
-            remember(s, e->name);
-        if (fd >= 0)
-            close(fd);
+        fprintf(stderr, "ppx: out of memory reading spool file %s\n", path);
+        close(fd);
         free(path);
         return;
     }
@@ -250,10 +251,9 @@ static void read_one(struct spool *s, const struct entry *e)
     }
     remember(s, e->name);
     pthread_mutex_lock(s->lock);
-    struct proc *p = wire_decoder_proc(d);
-    bool fed = p && (proc_table_owner(p) == d || proc_table_owner(p) == NULL);
+    struct proc *p = wire_decoder_ended_proc(d);
     wire_decoder_free(d);
-    if (fed)
+    if (p)
         s->ended(s->arg, p, whole && s->consume ? path : NULL);
     pthread_mutex_unlock(s->lock);
     free(path);

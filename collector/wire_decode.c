@@ -196,6 +196,14 @@ struct proc *wire_decoder_proc(const struct wire_decoder *d)
     return d->proc;
 }
 
+struct proc *wire_decoder_ended_proc(const struct wire_decoder *d)
+{
+    if (!d->proc)
+        return NULL;
+    const void *owner = proc_table_owner(d->proc);
+    return owner == d || owner == NULL ? d->proc : NULL;
+}
+
 bool wire_decoder_said_goodbye(const struct wire_decoder *d)
 {
     return d->state == GOODBYE_SEEN;

@@ -59,6 +59,12 @@ const char *wire_decoder_error(const struct wire_decoder *d);
 /* The process this connection feeds: NULL before a valid HELLO. */
 struct proc *wire_decoder_proc(const struct wire_decoder *d);
 
+/* The process whose stream ends with this decoder: its proc, unless a
+ * newer connection feeds it now (after GOODBYE or a bad record the decoder
+ * no longer owns it, but no other does either: its stream ended here all
+ * the same). NULL before a HELLO. */
+struct proc *wire_decoder_ended_proc(const struct wire_decoder *d);
+
 /* True once GOODBYE was received. */
 bool wire_decoder_said_goodbye(const struct wire_decoder *d);
 
