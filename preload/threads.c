@@ -204,19 +204,23 @@ static uint32_t preexisting_flags(pid_t tid)
 }
 
 /* Called with reg_mu held. */
-static struct thread_entry *find_live_tid(const struct thread_entry *list_of_found, pid_t tid,
-                                          bool all)
+static struct thread_entry *find_live_tid(const struct thread_entry *list_of_found, pid_t tid)
 {
-    if (!all) {
-        for (const struct thread_entry *e = list_of_found; e != NULL; e = e->found_next)
-            if (e->rec.tid == tid && atomic_load(&e->rec.end_ns) == 0)
-                return (struct thread_entry *)e;
-        return NULL;
-    }
-    for (struct ppx_thread_rec *r = atomic_load(&list_head); r != NULL; r = r->next)
-        if (r->tid == tid && atomic_load(&r->end_ns) == 0)
-            return (struct thread_entry *)r;
+    for (const struct thread_entry *e = list_of_found; e != NULL; e = e->found_next)
+        if (e->rec.tid == tid && atomic_load(&e->rec.end_ns) == 0)
+            return (struct thread_entry *)e;
     return NULL;
+}
+
+/* Whether any record has tid, live or ended (reg_mu held): a thread that
+ * has run its end (thread_ended) stays in /proc/self/task a little longer,
+ * and must not come back from the scan as an unknown thread. */
+static bool known_tid(pid_t tid)
+{
+    for (struct ppx_thread_rec *r = atomic_load(&list_head); r != NULL; r = r->next)
+        if (r->tid == tid)
+            return true;
+    return false;
 }
 
 /* The calling thread's end is recorded by thread_ended. */
@@ -233,7 +237,7 @@ struct ppx_thread_rec *ppx_threads_self(void)
         return self;
     pid_t tid = own_tid();
     pthread_mutex_lock(&reg_mu);
-    struct thread_entry *e = find_live_tid(found_head, tid, false);
+    struct thread_entry *e = find_live_tid(found_head, tid);
     if (e == NULL) {
         e = entry_new(tid, preexisting_flags(tid), WIRE_NO_ID, WIRE_NO_ID);
         if (e != NULL) {
@@ -393,7 +397,7 @@ void ppx_threads_scan(void)
     /* Not settled (threads started without end): better miss the unknown
      * ones than describe a thread twice. */
     for (unsigned i = 0; settled && i < n; i++) {
-        if (tids[i] == self || find_live_tid(NULL, tids[i], true) != NULL)
+        if (tids[i] == self || known_tid(tids[i]))
             continue;
         struct thread_entry *e = entry_new(tids[i], preexisting_flags(tids[i]), WIRE_NO_ID,
                                            WIRE_NO_ID);
