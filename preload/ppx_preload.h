@@ -203,8 +203,7 @@ unsigned ppx_unwind(uintptr_t *pcs, unsigned max_depth, const void *ret);
 /* Whether pc lies in libppx.so's or libunwind's code (set up by init). */
 bool ppx_unwind_own_pc(uintptr_t pc);
 /* For the SIGPROF handler (cpu.c), once, outside any handler: where the
- * loader's code lies, and the coroutine entry _st_thread_main if the
- * executable has one. */
+ * loader's code lies. */
 void ppx_unwind_signal_init(void);
 /* In the handler: whether unwinding now could deadlock or read a link map
  * mid-update (the interrupted pc is in ld.so, or the thread is inside
@@ -227,6 +226,28 @@ void ppx_unwind_reset_child(void);
 /* A high fd number for the profiler's own descriptors, so they stay out of
  * the program's way (programs expect open() to return the lowest free fd). */
 int ppx_high_fd_base(void);
+/* fd_high.c: fd moved out of the program's RLIMIT_NOFILE (above its soft
+ * limit, raised for that moment, when the hard limit allows and the soft
+ * limit is small; else to ppx_high_fd_base()), close-on-exec; the old
+ * number is closed. Returns the new number, or fd if it could not move.
+ * errno kept. For any descriptor of the profiler's own. */
+int ppx_fd_above_limit(int fd);
+/* fcntl(fd, F_DUPFD_CLOEXEC, min), min possibly at or above the soft limit
+ * (raised for that moment). */
+int ppx_fd_dup_from(int fd, int min);
+
+/* ---- coroutines.c: where stacks of coroutines end ---- */
+
+/* Once, from ppx_unwind_init (guard held): finds state-threads' coroutine
+ * entry in the executable and in the object that defines st_thread_create,
+ * and registers it with libunwind as the end of the stack. */
+void ppx_coroutines_init(void);
+/* Whether pc lies in a coroutine entry (pc as libunwind looks it up: an
+ * interrupted pc, or a return address - 1). Async-signal-safe. */
+bool ppx_coroutine_entry(uintptr_t pc);
+/* How many of the n return addresses pcs[] (leaf first) to keep: up to and
+ * including the first one in a coroutine entry. */
+unsigned ppx_coroutine_cut(const uintptr_t *pcs, unsigned n);
 
 /* ---- stacks.c ---- */
 

@@ -13,9 +13,11 @@
  * libunwind's pipe. On first use libunwind opens a pipe, through which it
  * checks every address it reads while stepping (Debian builds it with
  * conservative checks). At the lowest free numbers those descriptors would
- * shift every fd the program opens afterwards, so libunwind's pipe2() calls
- * made while the profiler runs get their descriptors moved to high numbers
- * (they still show in /proc/self/fd, close-on-exec). A pipe that fails
+ * shift every fd the program opens afterwards, and they would count
+ * against its RLIMIT_NOFILE, so libunwind's pipe2() calls made while the
+ * profiler runs get their descriptors moved above the soft limit where the
+ * hard limit allows (fd_high.c), else to high numbers (they still show in
+ * /proc/self/fd, close-on-exec). A pipe that fails
  * instead is no way out: every check then fails, stacks end after a frame or
  * two, and each unwind takes libunwind's slow path. Daemons close every fd:
  * libunwind would then read and write whatever the program opens at those
@@ -180,14 +182,8 @@ PPX_EXPORT int pipe2(int fds[2], int flags)
         !in_ranges((uintptr_t)__builtin_return_address(0), unwinder_text, n_unwinder_text))
         return rc;
     int saved_errno = errno;
-    int base = ppx_high_fd_base();
-    for (int i = 0; i < 2; i++) {
-        int high = fcntl(fds[i], F_DUPFD_CLOEXEC, base);
-        if (high >= 0) {
-            close(fds[i]);
-            fds[i] = high;
-        }
-    }
+    for (int i = 0; i < 2; i++)
+        fds[i] = ppx_fd_above_limit(fds[i]);
     pthread_mutex_lock(&pipe_mu);
     remember_pipe(fds);
     pthread_mutex_unlock(&pipe_mu);
@@ -299,6 +295,7 @@ void ppx_unwind_init(void)
     if (next_pipe2 == NULL)
         next_pipe2 = (int (*)(int[2], int))dlsym(RTLD_NEXT, "pipe2");
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_NONE);
+    ppx_coroutines_init();
     atomic_store_explicit(&unwind_ready, true, memory_order_release);
 }
 
@@ -332,7 +329,7 @@ static bool restore_pipe(void)
         return false;
     int placed[2];
     for (int i = 0; i < 2; i++)
-        placed[i] = fcntl(fresh[i], F_DUPFD_CLOEXEC, unwinder_pipe[i]);
+        placed[i] = ppx_fd_dup_from(fresh[i], unwinder_pipe[i]);
     close(fresh[0]);
     close(fresh[1]);
     if (placed[0] == unwinder_pipe[0] && placed[1] == unwinder_pipe[1]) {
@@ -435,7 +432,7 @@ unsigned ppx_unwind(uintptr_t *pcs, unsigned max_depth, const void *ret)
     if (n < 0)
         n = 0;
     /* Our frames come first; the caller of the hook starts at ret. */
-    unsigned start = 0, count = (unsigned)n;
+    unsigned start = 0, count = ppx_coroutine_cut(pcs, (unsigned)n);
     while (start < count && start < PPX_UNWIND_SLACK && pcs[start] != (uintptr_t)ret)
         start++;
     if (start == count || start == PPX_UNWIND_SLACK) {
@@ -475,9 +472,9 @@ unsigned ppx_unwind(uintptr_t *pcs, unsigned max_depth, const void *ret)
  *    libunwind itself validates the addresses it reads (Debian builds it
  *    with conservative checks), so garbage ends the walk instead of
  *    faulting.
- *  - At the coroutine entry _st_thread_main, when the executable has one
- *    (SRS links state-threads statically: found in .symtab), the walk
- *    stops: what lies beyond is the scheduler's stack, not the caller.
+ *  - At a coroutine entry (coroutines.c) the walk stops before stepping
+ *    past it: what lies beyond is the top of the coroutine's stack, not a
+ *    caller.
  * Frames of libppx.so and libunwind are dropped, as for heap stacks. */
 
 #define SIGNAL_STACK_SPAN ((uintptr_t)64 << 20)
@@ -485,7 +482,6 @@ unsigned ppx_unwind(uintptr_t *pcs, unsigned max_depth, const void *ret)
 
 static struct text_range loader_text[MAX_RANGES];
 static unsigned n_loader_text;
-static uintptr_t coroutine_lo, coroutine_hi; /* _st_thread_main, [lo, hi) */
 static PPX_TLS unsigned dl_iterate_depth;
 static PPX_TLS bool loader_refused; /* the handler's walk met a busy loader lock */
 
@@ -564,77 +560,12 @@ static int collect_loader_text(struct dl_phdr_info *info, size_t size, void *dat
     return 1;
 }
 
-static int main_load_bias(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    *(uintptr_t *)data = info->dlpi_addr;
-    return 1; /* the first object is the executable */
-}
-
-/* st_value and st_size of the function name in the executable's .symtab,
- * read from a private read-only mapping of the file (no libelf, no malloc). */
-static bool exe_symbol(const char *name, uint64_t *value, uint64_t *size)
-{
-    int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    struct stat st;
-    void *map = MAP_FAILED;
-    if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(Elf64_Ehdr))
-        map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED)
-        return false;
-    const unsigned char *base = map;
-    size_t len = (size_t)st.st_size, name_len = strlen(name);
-    const Elf64_Ehdr *eh = map;
-    bool found = false;
-    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
-        eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shoff > len ||
-        (len - eh->e_shoff) / sizeof(Elf64_Shdr) < eh->e_shnum)
-        goto out;
-    const Elf64_Shdr *sh = (const Elf64_Shdr *)(base + eh->e_shoff);
-    for (unsigned i = 0; i < eh->e_shnum && !found; i++) {
-        if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_link >= eh->e_shnum ||
-            sh[i].sh_entsize != sizeof(Elf64_Sym))
-            continue;
-        const Elf64_Shdr *strs = &sh[sh[i].sh_link];
-        if (sh[i].sh_offset > len || sh[i].sh_size > len - sh[i].sh_offset ||
-            strs->sh_offset > len || strs->sh_size > len - strs->sh_offset)
-            continue;
-        const Elf64_Sym *syms = (const Elf64_Sym *)(base + sh[i].sh_offset);
-        const char *names = (const char *)(base + strs->sh_offset);
-        size_t n = sh[i].sh_size / sizeof(Elf64_Sym);
-        for (size_t k = 0; k < n; k++) {
-            if (ELF64_ST_TYPE(syms[k].st_info) != STT_FUNC || syms[k].st_value == 0 ||
-                syms[k].st_name >= strs->sh_size || strs->sh_size - syms[k].st_name <= name_len)
-                continue;
-            if (memcmp(names + syms[k].st_name, name, name_len + 1) == 0) {
-                *value = syms[k].st_value;
-                *size = syms[k].st_size;
-                found = true;
-                break;
-            }
-        }
-    }
-out:
-    munmap(map, len);
-    return found;
-}
-
 void ppx_unwind_signal_init(void)
 {
     resolve_dl_iterate_phdr();
     struct loader_query q = {(uintptr_t)getauxval(AT_BASE)};
     if (q.base != 0 && n_loader_text == 0)
         dl_iterate_phdr(collect_loader_text, &q);
-    uint64_t value, size;
-    if (coroutine_hi == 0 && exe_symbol("_st_thread_main", &value, &size)) {
-        uintptr_t bias = 0;
-        dl_iterate_phdr(main_load_bias, &bias);
-        coroutine_lo = bias + value;
-        coroutine_hi = coroutine_lo + (size != 0 ? size : 1);
-    }
 }
 
 bool ppx_unwind_signal_unsafe(const void *ucontext)
@@ -681,7 +612,7 @@ unsigned ppx_unwind_signal(uintptr_t *pcs, unsigned max_depth, const void *ucont
             prev_sp = sp;
             if (!in_ranges(ip, own_text, n_own_text))
                 pcs[n++] = step == 0 ? ip + 1 : ip;
-            if (ip >= coroutine_lo && ip < coroutine_hi)
+            if (ppx_coroutine_entry(step == 0 ? ip : ip - 1))
                 break;
             if (unw_step(&cursor) <= 0)
                 break;
