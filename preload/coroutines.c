@@ -10,8 +10,8 @@
  * memory; its careful path validates each read (mincore and a pipe write),
  * which turns the garbage into system calls instead.
  *
- * Where the entries are, found once at start (no malloc, files mapped
- * read-only):
+ * Where the entries are, found once at start (files mapped read-only, no
+ * memory of ours from malloc):
  *  - _st_thread_main, in the executable's .symtab or .dynsym, or in those
  *    of the loaded object that defines st_thread_create: its whole range;
  *  - builds that inline _st_thread_main into st_thread_create (Debian's
@@ -29,7 +29,11 @@
  * unw_step then returns 0 at the entry, and unw_backtrace's fast path,
  * which learns each pc's frame through unw_step, caches that pc as a last
  * frame: no walk reads anything above the entry again. The callers also cut
- * their stacks after an entry (ppx_coroutine_cut), should libunwind not. */
+ * their stacks after an entry (ppx_coroutine_cut), should libunwind not.
+ * The SIGPROF walk stops before stepping past an entry, so it never looks
+ * this info up: libunwind 1.6 keeps the CIE it parses from dynamic info
+ * (about 100 bytes of its own pool) instead of freeing it, which the fast
+ * path pays once per thread and frame cache. */
 #include "ppx_preload.h"
 
 #define UNW_LOCAL_ONLY
