@@ -26,11 +26,13 @@
  *  - drops and counts (lost) ticks on a thread inside the profiler (the
  *    recursion guard: it may be inside libunwind or a table), on a thread
  *    without a ring, and where unwinding is unsafe (unwind.c);
- *  - unwinds from the ucontext (unwind.c) into the thread's ppx_thread.pcs
- *    (free while the guard is 0) and appends the stack to the thread's own
- *    ring, a single-producer single-consumer queue of words in pages
- *    mapped when the thread starts, never in the handler. A full ring
- *    counts the tick lost.
+ *  - unwinds from the ucontext (unwind.c) into the pcs of the thread's
+ *    state (only its own handler writes them, guard held) and appends the
+ *    stack to the thread's own ring, a single-producer single-consumer
+ *    queue of words in pages mapped when the thread starts, never in the
+ *    handler. A full ring counts the tick lost. On a thread whose stack
+ *    has no room left for a walk (ppx_stack_room) the stack is the
+ *    interrupted pc alone.
  * The flusher drains every ring, interns the stacks (stacks.c, with its
  * own ppx_thread), counts them per (stack, thread) in a table of its own,
  * and sends the increments: STACK records, then CPU_SAMPLES.
@@ -96,6 +98,7 @@ struct ppx_cpu_thread {
     pid_t tid;
     bool remote; /* started from another thread: the handler finds it by tid */
     struct ppx_thread_rec *rec;
+    uintptr_t pcs[WIRE_MAX_DEPTH]; /* the handler's walk */
     /* under cpu_mu */
     bool timer_live;
     timer_t timer;
@@ -256,10 +259,14 @@ static void on_sigprof(int sig, siginfo_t *si, void *ucontext)
         if (c != NULL && !ppx_unwind_signal_unsafe(ucontext)) {
             ppx_cpu_in_handler++;
             atomic_signal_fence(memory_order_seq_cst);
-            unsigned depth = ppx_unwind_signal(t->pcs, ppx_config.max_depth, ucontext);
+            unsigned depth = 1;
+            if (PPX_LIKELY(ppx_stack_room()))
+                depth = ppx_unwind_signal(c->pcs, ppx_config.max_depth, ucontext);
+            else /* the leaf alone (wire.h: interrupted pc + 1) */
+                c->pcs[0] = (uintptr_t)((const ucontext_t *)ucontext)->uc_mcontext.gregs[REG_RIP] + 1;
             atomic_signal_fence(memory_order_seq_cst);
             ppx_cpu_in_handler--;
-            recorded = depth != 0 && ring_put(c, t->pcs, depth, weight);
+            recorded = depth != 0 && ring_put(c, c->pcs, depth, weight);
         }
         t->guard--;
     }
