@@ -367,6 +367,15 @@ static void set_period(uint32_t hz)
     atomic_store_explicit(&batch_hz, hz, memory_order_relaxed);
 }
 
+/* SIGPROF is the program's: said once, and only to someone who asked for
+ * a CPU profile (PPX_CPU_HZ, or a collector). */
+static void say_no_cpu_profile(void)
+{
+    static atomic_flag said = ATOMIC_FLAG_INIT;
+    ppx_log_once(&said, "the program has its own SIGPROF handler: no CPU profile", NULL, NULL,
+                 NULL);
+}
+
 void ppx_cpu_init(void)
 {
     bool on_demand = !ppx_config.cpu_hz_fixed;
@@ -397,10 +406,9 @@ void ppx_cpu_init(void)
     sigdelset(&our_action.sa_mask, SIGFPE);
     sigdelset(&our_action.sa_mask, SIGTRAP);
     if (!ppx_sigprof_install(&our_action)) {
-        static atomic_flag said = ATOMIC_FLAG_INIT;
         atomic_store(&stopped, true);
-        ppx_log_once(&said, "the program has its own SIGPROF handler: no CPU profile", NULL,
-                     NULL, NULL);
+        if (!on_demand) /* else said if a collector ever asks */
+            say_no_cpu_profile();
         return;
     }
     pthread_mutex_lock(&cpu_mu);
@@ -422,6 +430,8 @@ static void start_active_timers(void)
 
 void ppx_cpu_set_rate(uint32_t hz)
 {
+    if (hz != 0 && !ppx_config.cpu_hz_fixed && atomic_load(&stopped))
+        say_no_cpu_profile();
     if (ppx_config.cpu_hz_fixed || hz > WIRE_MAX_CPU_HZ ||
         !atomic_load_explicit(&configured, memory_order_acquire))
         return;
@@ -580,11 +590,13 @@ void ppx_cpu_thread_ended(struct ppx_thread_rec *r)
 void ppx_cpu_sigprof_taken(void)
 {
     static atomic_flag said = ATOMIC_FLAG_INIT;
-    bool was_sampling = atomic_load(&configured) && !atomic_exchange(&stopped, true);
+    bool first = atomic_load(&configured) && !atomic_exchange(&stopped, true);
     struct ppx_thread *t = &ppx_thread;
     int saved_errno = errno;
     t->guard++;
     pthread_mutex_lock(&cpu_mu);
+    /* Nothing stops if no timer ran (on demand, and nobody asked): silence. */
+    bool was_sampling = first && (running || exec_paused);
     running = false;
     stop_all_timers();
     pthread_mutex_unlock(&cpu_mu);
