@@ -60,6 +60,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <signal.h>
 #include <string.h>
@@ -285,11 +286,104 @@ static clockid_t thread_cpu_clock(pid_t tid)
     return (clockid_t)((~(unsigned)tid << 3) | 6u);
 }
 
-/* Under cpu_mu. */
+/* ---- the per-user limit of queued signals ----
+ *
+ * Each POSIX timer holds one queued-signal slot for its whole life, counted
+ * against the user's RLIMIT_SIGPENDING (`ulimit -i`), which every process
+ * of the user shares: the program's own timer_create, sigqueue and queued
+ * real-time signals fail with EAGAIN once it is used up. ppx takes at most
+ * half of what the user's other timers and signals leave: a thread that
+ * would need more goes unsampled (said once). The count and limit
+ * are read from /proc/self/status (SigQ: used/limit); a budget drawn from
+ * the last reading spares most thread starts the read. */
+
+#define SIGQ_BUDGET_MAX 1024u
+
+static uint64_t live_timers;       /* under cpu_mu: ours, in this process */
+static uint64_t sigq_budget;       /* under cpu_mu: timers allowed before the next reading */
+static char status_buf[8192];      /* under cpu_mu */
+
+static bool parse_u64_at(const char **p, const char *end, uint64_t *v)
+{
+    const char *s = *p;
+    uint64_t x = 0;
+    if (s == end || *s < '0' || *s > '9')
+        return false;
+    for (; s < end && *s >= '0' && *s <= '9'; s++)
+        x = x * 10 + (uint64_t)(*s - '0');
+    *p = s;
+    *v = x;
+    return true;
+}
+
+/* Under cpu_mu: SigQ of /proc/self/status, without malloc or stdio. */
+static bool read_sigq(uint64_t *used, uint64_t *limit)
+{
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof status_buf &&
+           (n = (ssize_t)syscall(SYS_read, fd, status_buf + len, sizeof status_buf - len)) > 0)
+        len += (size_t)n;
+    syscall(SYS_close, fd);
+    static const char key[] = "\nSigQ:";
+    const char *at = memmem(status_buf, len, key, sizeof key - 1);
+    if (at == NULL)
+        return false;
+    const char *p = at + sizeof key - 1, *end = status_buf + len;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    if (!parse_u64_at(&p, end, used) || p == end || *p++ != '/')
+        return false;
+    return parse_u64_at(&p, end, limit);
+}
+
+/* Under cpu_mu: whether one more timer keeps ours within half of what the
+ * user's other queued signals leave. Unreadable: yes, as the kernel
+ * decides then. */
+static bool sigqueue_room(void)
+{
+    if (sigq_budget > 0) {
+        sigq_budget--;
+        return true;
+    }
+    uint64_t used, limit;
+    int saved_errno = errno;
+    bool known = read_sigq(&used, &limit);
+    errno = saved_errno;
+    if (!known)
+        return true;
+    uint64_t others = used > live_timers ? used - live_timers : 0;
+    uint64_t share = limit > others ? (limit - others) / 2 : 0;
+    if (live_timers + 1 > share)
+        return false;
+    /* the next quarter of what is left without reading again */
+    sigq_budget = (share - live_timers - 1) / 4;
+    if (sigq_budget > SIGQ_BUDGET_MAX)
+        sigq_budget = SIGQ_BUDGET_MAX;
+    return true;
+}
+
+static void note_sigqueue_full(void)
+{
+    static atomic_flag said = ATOMIC_FLAG_INIT;
+    ppx_log_once(&said, "the user's queued-signal limit (ulimit -i) is half used up by CPU timers",
+                 "; more threads are not in the CPU profile, and the program keeps the rest", NULL,
+                 NULL);
+}
+
+/* Under cpu_mu. false with errno 0: refused by the rule above. */
 static bool start_timer(struct ppx_cpu_thread *c)
 {
     if (c->timer_live)
         return true;
+    if (!sigqueue_room()) {
+        note_sigqueue_full();
+        errno = 0;
+        return false;
+    }
     struct sigevent ev;
     memset(&ev, 0, sizeof ev);
     ev.sigev_notify = SIGEV_THREAD_ID;
@@ -314,6 +408,7 @@ static bool start_timer(struct ppx_cpu_thread *c)
     }
     c->timer = id;
     c->timer_live = true;
+    live_timers++;
     return true;
 }
 
@@ -324,6 +419,7 @@ static void stop_timer(struct ppx_cpu_thread *c)
         return;
     timer_delete(c->timer);
     c->timer_live = false;
+    live_timers--;
 }
 
 static void stop_all_timers(void)
@@ -424,7 +520,7 @@ static void start_active_timers(void)
     for (struct ppx_cpu_thread *c = atomic_load_explicit(&all_states, memory_order_acquire);
          c != NULL; c = c->all_next)
         if (atomic_load_explicit(&c->status, memory_order_acquire) == CPU_ACTIVE &&
-            !start_timer(c) && errno != EINVAL) /* EINVAL: a thread that just ended */
+            !start_timer(c) && errno != EINVAL && errno != 0) /* EINVAL: a thread that just ended */
             note_timer_failure(errno);
 }
 
@@ -692,6 +788,11 @@ void ppx_cpu_reset_child(void)
     }
     running = !atomic_load(&stopped) && sampling_hz != 0;
     exec_paused = false;
+    live_timers = 0;
+    for (struct ppx_cpu_thread *c = atomic_load_explicit(&all_states, memory_order_acquire);
+         c != NULL; c = c->all_next)
+        live_timers += c->timer_live;
+    sigq_budget = 0;
     atomic_store_explicit(&lost_ticks, 0, memory_order_relaxed);
     /* the flusher's table: the parent's figures and thread ids mean nothing here */
     for (uint32_t i = 0; i < table.n; i++) {
