@@ -429,6 +429,33 @@ static void stop_all_timers(void)
         stop_timer(c);
 }
 
+bool ppx_cpu_give_back_timer(void)
+{
+    static atomic_flag said = ATOMIC_FLAG_INIT;
+    if (!atomic_load_explicit(&configured, memory_order_acquire))
+        return false;
+    struct ppx_thread *t = &ppx_thread;
+    int saved_errno = errno;
+    t->guard++;
+    bool gave = false;
+    pthread_mutex_lock(&cpu_mu);
+    for (struct ppx_cpu_thread *c = atomic_load_explicit(&all_states, memory_order_acquire);
+         c != NULL && !gave; c = c->all_next) {
+        if (c->timer_live) {
+            stop_timer(c);
+            gave = true;
+        }
+    }
+    sigq_budget = 0; /* the next thread start reads the count again */
+    pthread_mutex_unlock(&cpu_mu);
+    t->guard--;
+    errno = saved_errno;
+    if (gave)
+        ppx_log_once(&said, "the program needs the queued-signal slots (ulimit -i) of ppx's CPU timers",
+                     ": given back, some threads are no longer in the CPU profile", NULL, NULL);
+    return gave;
+}
+
 static void note_timer_failure(int err)
 {
     static atomic_flag said = ATOMIC_FLAG_INIT;

@@ -524,6 +524,10 @@ extern PPX_TLS unsigned ppx_cpu_in_handler;
 /* The program installed a SIGPROF handler of its own (hooks_signal.c):
  * delete every timer, sampling stops for good, say so once. */
 void ppx_cpu_sigprof_taken(void);
+/* The program's timer_create failed with EAGAIN (no queued-signal slot
+ * left for the user): delete one of ppx's timers, its thread goes
+ * unsampled. false when ppx has none. */
+bool ppx_cpu_give_back_timer(void);
 
 /* hooks_signal.c: SIGPROF's real action, between the program and cpu.c */
 struct sigaction;

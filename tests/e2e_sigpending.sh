@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # CPU timers and the per-user limit of queued signals (RLIMIT_SIGPENDING,
 # `ulimit -i`): each POSIX timer holds one slot of it, and ppx's per-thread
-# timers must leave the program its share. tests/progs/timer_limit starts 30
-# threads, then creates timers until timer_create fails.
-# - At `ulimit -i` = what the user uses now + 40, a plain run gets ~40 timers.
-#   Under ppx with PPX_CPU_HZ=100 (31 threads to sample) the program still
-#   gets at least half of the plain run's (README: ppx takes at most half of
-#   what the user's other signals leave), exit status 0, and ppx says once
-#   that threads go unsampled.
+# timers must leave the program its slots. tests/progs/timer_limit starts 30
+# threads, then creates timers (or queues signals) until that fails.
+# At `ulimit -i` = what the user uses now + 40, with PPX_CPU_HZ=100 (31 threads
+# to sample), exit status 0 each time, and:
+# - timers: the program gets as many as in a plain run (~40): ppx gives its
+#   own timers back when the program's timer_create fails with EAGAIN;
+# - queued signals (sigqueue, not hooked): the program gets at least half of
+#   the plain run's (README: ppx takes at most half of what the user's other
+#   signals leave);
+# - ppx says so on stderr, naming ulimit -i, and nothing else.
 # (The count is per user: other processes of the same user may take or give
 # back a few slots meanwhile, hence a margin of 3.)
 . "$(dirname "$0")/lib/common.sh"
@@ -19,27 +22,32 @@ used=$(awk '$1 == "SigQ:" { split($2, q, "/"); print q[1] }' /proc/self/status)
 limit=$((used + 40))
 note "queued signals of this user now: $used; ulimit -i $limit"
 
-run() { # NAME ENV...
-    local name=$1
-    shift
-    (ulimit -i "$limit" && env "$@" "$prog" 30) >"$TMP/$name.out" 2>"$TMP/$name.err"
+run() { # NAME WHAT ENV...
+    local name=$1 what=$2
+    shift 2
+    (ulimit -i "$limit" && env "$@" "$prog" 30 "$what") >"$TMP/$name.out" 2>"$TMP/$name.err"
 }
-run plain X=plain || die "timer_limit 30 (no ppx, ulimit -i $limit): exit status $?, stderr: $(cat "$TMP/plain.err")"
-plain=$(awk '$1 == "timers:" { print $2 }' "$TMP/plain.out")
-[ "${plain:-0}" -ge 20 ] || skip "only ${plain:-0} timers at ulimit -i $limit without ppx: the user's other processes use too many"
+figure() { awk -v k="$2:" '$1 == k { print $2 }' "$TMP/$1.out"; }
 
-run ppx LD_PRELOAD="$LIBPPX" PPX_SOCKET="$TMP/nonexistent/ppx.sock" PPX_CPU_HZ=100
-expect_eq "timer_limit 30 under ppx (PPX_CPU_HZ=100, ulimit -i $limit): exit status" 0 "$?"
-got=$(awk '$1 == "timers:" { print $2 }' "$TMP/ppx.out")
-note "timers: $plain without ppx, ${got:-?} under ppx"
-[ "${got:-0}" -ge $((plain / 2 - 3)) ] ||
-    fail "timer_limit under ppx got ${got:-?} timers, plain run $plain: expected at least $((plain / 2 - 3)) (half, less a margin of 3)"
-expect_eq "ppx lines on stderr naming ulimit -i" 1 "$(grep -c '^ppx:.*ulimit -i' "$TMP/ppx.err")"
-expect_eq "other ppx lines on stderr" 0 "$(grep '^ppx:' "$TMP/ppx.err" | grep -vc 'ulimit -i')"
+for what in timers signals; do
+    run "plain.$what" "$what" X=plain ||
+        die "timer_limit 30 $what (no ppx, ulimit -i $limit): exit status $?, stderr: $(cat "$TMP/plain.$what.err")"
+    plain=$(figure "plain.$what" "$what")
+    [ "${plain:-0}" -ge 20 ] ||
+        skip "only ${plain:-0} $what at ulimit -i $limit without ppx: the user's other processes use too many"
+    run "ppx.$what" "$what" LD_PRELOAD="$LIBPPX" PPX_SOCKET="$TMP/nonexistent/ppx.sock" PPX_CPU_HZ=100
+    expect_eq "timer_limit 30 $what under ppx (PPX_CPU_HZ=100, ulimit -i $limit): exit status" 0 "$?"
+    got=$(figure "ppx.$what" "$what")
+    note "$what: $plain without ppx, ${got:-?} under ppx"
+    if [ "$what" = timers ]; then
+        want=$((plain - 3)) rule="as many as without ppx"
+    else
+        want=$((plain / 2 - 3)) rule="half of those without ppx"
+    fi
+    [ "${got:-0}" -ge "$want" ] ||
+        fail "timer_limit under ppx got ${got:-?} $what, plain run $plain: expected at least $want ($rule, less a margin of 3)"
+    grep -q '^ppx:.*ulimit -i' "$TMP/ppx.$what.err" || fail "$what: ppx did not say it leaves threads unsampled"
+    expect_eq "$what: ppx lines on stderr not about ulimit -i" 0 "$(grep '^ppx:' "$TMP/ppx.$what.err" | grep -vc 'ulimit -i')"
+done
 
-# The limit far away: ppx samples every thread and says nothing.
-(env LD_PRELOAD="$LIBPPX" PPX_SOCKET="$TMP/nonexistent/ppx.sock" PPX_CPU_HZ=100 "$prog" 30) \
-    >"$TMP/free.out" 2>"$TMP/free.err"
-expect_eq "timer_limit 30 under ppx, default ulimit -i: exit status" 0 "$?"
-expect_eq "default ulimit -i: ppx lines on stderr" 0 "$(grep -c '^ppx:' "$TMP/free.err")"
 finish

@@ -1,10 +1,12 @@
-/* How many POSIX timers a program gets, with N threads of its own alive.
+/* How many queued-signal slots (RLIMIT_SIGPENDING, per user) a program
+ * gets, with N threads of its own alive.
  *
- * Usage: timer_limit N
- *   starts N threads that wait, then calls timer_create until it fails;
- *   prints "timers: C" and "error: E" (strerror of the failure), deletes
- *   them, ends the threads, exit 0. Each timer holds a queued-signal slot
- *   (RLIMIT_SIGPENDING, per user): C is what `ulimit -i` leaves. */
+ * Usage: timer_limit N timers|signals
+ *   starts N threads that wait, then calls timer_create (each timer holds
+ *   a slot) or sigqueue(SIGRTMIN, blocked: each signal stays queued) until
+ *   it fails; prints "timers: C" or "signals: C", and "error: E" (strerror
+ *   of the failure); deletes the timers or discards the signals, ends the
+ *   threads, exit 0. C is what `ulimit -i` leaves. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_TIMERS 100000
 
@@ -37,10 +40,18 @@ static void *wait_done(void *arg)
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 0;
-    if (argc != 2 || n < 0 || n > 1000) {
-        fprintf(stderr, "usage: timer_limit N (0..1000)\n");
+    if (argc != 3 || n < 0 || n > 1000 ||
+        (strcmp(argv[2], "timers") != 0 && strcmp(argv[2], "signals") != 0)) {
+        fprintf(stderr, "usage: timer_limit N timers|signals (N 0..1000)\n");
         return 2;
     }
+    int use_signals = strcmp(argv[2], "signals") == 0;
+    /* blocked in every thread (inherited): a queued SIGRTMIN stays queued */
+    sigset_t rt;
+    sigemptyset(&rt);
+    sigaddset(&rt, SIGRTMIN);
+    if (pthread_sigmask(SIG_BLOCK, &rt, NULL) != 0)
+        return 3;
     pthread_t *th = calloc((size_t)n + 1, sizeof *th);
     if (th == NULL)
         return 3;
@@ -53,18 +64,28 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&mu);
 
     int count = 0, err = 0;
+    if (use_signals) {
+        union sigval v = {.sival_int = 0};
+        while (count < MAX_TIMERS && sigqueue(getpid(), SIGRTMIN, v) == 0)
+            count++;
+        err = errno;
+        printf("signals: %d\nerror: %s\n", count, strerror(err));
+        signal(SIGRTMIN, SIG_IGN); /* discards them */
+        count = 0;
+    }
     struct sigevent ev;
     memset(&ev, 0, sizeof ev);
     ev.sigev_notify = SIGEV_SIGNAL;
     ev.sigev_signo = SIGALRM;
-    while (count < MAX_TIMERS) {
+    while (!use_signals && count < MAX_TIMERS) {
         if (timer_create(CLOCK_MONOTONIC, &ev, &timers[count]) != 0) {
             err = errno;
             break;
         }
         count++;
     }
-    printf("timers: %d\nerror: %s\n", count, err != 0 ? strerror(err) : "none");
+    if (!use_signals)
+        printf("timers: %d\nerror: %s\n", count, err != 0 ? strerror(err) : "none");
     for (int i = 0; i < count; i++)
         timer_delete(timers[i]);
 
