@@ -5,19 +5,20 @@
  * thread's stack, and a program that sizes its threads' stacks tightly
  * would overflow them under ppx. Static TLS keeps a pointer.
  *
- * Blocks come from the arena and are linked in one list that only grows
- * at its head; a thread owns a block by winning a compare-and-swap on its
- * state. Taking one needs no lock but the arena's (with the guard held),
- * so any hook may be a thread's first.
- *
- * A thread's end (threads.c's key destructor) marks its block ENDED, not
- * free: the thread still runs the program's other destructors and glibc's
- * cleanup, which may allocate. The block goes to another thread once its
- * owner is gone (tgkill says ESRCH: a tid is not reused while its thread
- * lives). Blocks of threads whose end nobody watches (a thread that
- * existed before us, a raw clone) are reclaimed the same way. So a server
- * that starts and ends threads all day keeps about as many blocks as it
- * ever had threads at once. */
+ * Blocks come from the arena, never freed, and move between lists under
+ * mem_mu, which is only taken with the caller's guard held (so a signal
+ * handler never finds it held by its own thread):
+ *  - free: nobody's (after a fork, the other threads' blocks);
+ *  - ended: a thread's end was marked (threads.c's key destructor). Not
+ *    free yet: the thread still runs the program's other destructors and
+ *    glibc's cleanup, which may allocate. It goes to another thread once
+ *    its owner is gone (tgkill says ESRCH: a tid is not reused while its
+ *    thread lives);
+ *  - unwatched: owned by a thread whose end nobody watches (one that
+ *    existed before us, a raw clone, the flusher), reclaimed the same way.
+ * A block owned by a watched thread is on no list. So a server that starts
+ * and ends threads all day keeps about as many blocks as it ever had
+ * threads at once, and a thread start looks at a few blocks, not all. */
 #include "ppx_preload.h"
 
 #include <errno.h>
@@ -26,17 +27,19 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-enum mem_state { MEM_FREE, MEM_OWNED, MEM_ENDED };
+enum mem_list { LIST_NONE, LIST_FREE, LIST_ENDED, LIST_UNWATCHED, N_LISTS };
 
 struct mem_block {
     struct ppx_thread_mem mem; /* first: a block is handed out as &block->mem */
-    atomic_uint state;         /* enum mem_state */
-    _Atomic pid_t tid;         /* the owner */
-    atomic_bool watched;       /* the owner's end will be marked */
-    struct mem_block *next;    /* immutable once on the list */
+    pid_t tid;                 /* under mem_mu: the owner */
+    unsigned list;             /* under mem_mu: enum mem_list */
+    struct mem_block *prev, *next; /* under mem_mu: on that list */
+    struct mem_block *all_next;    /* every block; immutable once published */
 };
 
-static _Atomic(struct mem_block *) blocks;
+static pthread_mutex_t mem_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct mem_block *lists[N_LISTS]; /* under mem_mu; [LIST_NONE] unused */
+static _Atomic(struct mem_block *) all_blocks;
 /* This thread's end is watched (set before or after it takes a block). */
 static PPX_TLS bool end_watched;
 
@@ -55,28 +58,42 @@ static bool tid_gone(pid_t tid)
     return gone;
 }
 
-static bool claim(struct mem_block *b, unsigned from)
+/* Under mem_mu. */
+static void list_remove(struct mem_block *b)
 {
-    return atomic_compare_exchange_strong_explicit(&b->state, &from, MEM_OWNED,
-                                                   memory_order_acquire, memory_order_relaxed);
+    if (b->list == LIST_NONE)
+        return;
+    if (b->prev != NULL)
+        b->prev->next = b->next;
+    else
+        lists[b->list] = b->next;
+    if (b->next != NULL)
+        b->next->prev = b->prev;
+    b->prev = b->next = NULL;
+    b->list = LIST_NONE;
 }
 
-/* A free block, else one whose owner is gone. */
+/* Under mem_mu. */
+static void list_push(struct mem_block *b, unsigned list)
+{
+    list_remove(b);
+    b->list = list;
+    b->prev = NULL;
+    b->next = lists[list];
+    if (b->next != NULL)
+        b->next->prev = b;
+    lists[list] = b;
+}
+
+/* Under mem_mu: a free block, else one whose owner is gone. */
 static struct mem_block *reuse(void)
 {
-    struct mem_block *head = atomic_load_explicit(&blocks, memory_order_acquire);
-    for (struct mem_block *b = head; b != NULL; b = b->next)
-        if (atomic_load_explicit(&b->state, memory_order_relaxed) == MEM_FREE &&
-            claim(b, MEM_FREE))
-            return b;
-    for (struct mem_block *b = head; b != NULL; b = b->next) {
-        unsigned state = atomic_load_explicit(&b->state, memory_order_acquire);
-        bool ending = state == MEM_ENDED ||
-                      (state == MEM_OWNED && !atomic_load_explicit(&b->watched, memory_order_relaxed));
-        if (ending && tid_gone(atomic_load_explicit(&b->tid, memory_order_relaxed)) &&
-            claim(b, state))
-            return b;
-    }
+    if (lists[LIST_FREE] != NULL)
+        return lists[LIST_FREE];
+    for (unsigned l = LIST_ENDED; l <= LIST_UNWATCHED; l++)
+        for (struct mem_block *b = lists[l]; b != NULL; b = b->next)
+            if (tid_gone(b->tid))
+                return b;
     return NULL;
 }
 
@@ -85,32 +102,44 @@ static struct mem_block *fresh(void)
     struct mem_block *b = ppx_arena_alloc(sizeof *b, PPX_CACHELINE);
     if (b == NULL)
         return NULL;
-    atomic_store_explicit(&b->state, MEM_OWNED, memory_order_relaxed);
-    struct mem_block *head = atomic_load_explicit(&blocks, memory_order_relaxed);
+    struct mem_block *head = atomic_load_explicit(&all_blocks, memory_order_relaxed);
     do
-        b->next = head;
-    while (!atomic_compare_exchange_weak_explicit(&blocks, &head, b, memory_order_release,
+        b->all_next = head;
+    while (!atomic_compare_exchange_weak_explicit(&all_blocks, &head, b, memory_order_release,
                                                   memory_order_relaxed));
     return b;
 }
 
+/* Under mem_mu: b is the calling thread's now. */
+static void own(struct mem_block *b)
+{
+    b->tid = own_tid();
+    if (end_watched)
+        list_remove(b);
+    else
+        list_push(b, LIST_UNWATCHED);
+}
+
 bool ppx_thread_mem_take(struct ppx_thread *t)
 {
+    pthread_mutex_lock(&mem_mu);
     struct mem_block *b = reuse();
-    bool recycled = b != NULL;
-    if (b == NULL && (b = fresh()) == NULL) {
+    if (b != NULL) {
+        /* the last owner's cache entries point into its own counters */
+        memset(b->mem.stack_cache, 0, sizeof b->mem.stack_cache);
+        memset(b->mem.io_cache, 0, sizeof b->mem.io_cache);
+    } else {
+        b = fresh();
+    }
+    if (b != NULL)
+        own(b);
+    pthread_mutex_unlock(&mem_mu);
+    if (b == NULL) {
         static atomic_flag said = ATOMIC_FLAG_INIT;
         ppx_log_once(&said, "out of memory for per-thread buffers",
                      "; some calls go unrecorded", NULL, NULL);
         return false;
     }
-    if (recycled) {
-        /* the last owner's cache entries point into its own counters */
-        memset(b->mem.stack_cache, 0, sizeof b->mem.stack_cache);
-        memset(b->mem.io_cache, 0, sizeof b->mem.io_cache);
-    }
-    atomic_store_explicit(&b->tid, own_tid(), memory_order_relaxed);
-    atomic_store_explicit(&b->watched, end_watched, memory_order_relaxed);
     t->pcs = b->mem.pcs;
     /* mem last: a signal handler sees either no buffers or whole ones */
     atomic_signal_fence(memory_order_seq_cst);
@@ -127,26 +156,43 @@ void ppx_thread_mem_watched(void)
 {
     end_watched = true;
     struct mem_block *b = own_block();
-    if (b != NULL)
-        atomic_store_explicit(&b->watched, true, memory_order_relaxed);
+    if (b == NULL)
+        return;
+    pthread_mutex_lock(&mem_mu);
+    if (b->list == LIST_UNWATCHED)
+        list_remove(b);
+    pthread_mutex_unlock(&mem_mu);
 }
 
 void ppx_thread_mem_end(void)
 {
     struct mem_block *b = own_block();
-    if (b != NULL)
-        atomic_store_explicit(&b->state, MEM_ENDED, memory_order_release);
+    if (b == NULL)
+        return;
+    pthread_mutex_lock(&mem_mu);
+    list_push(b, LIST_ENDED);
+    pthread_mutex_unlock(&mem_mu);
 }
 
-/* The child has only the forking thread: every other block is free, and
+/* The child has only the forking thread: every other block is free (the
+ * lists are rebuilt: another thread may have been changing them), and
  * this thread's own has a new tid. */
 void ppx_thread_mem_reset_child(void)
 {
+    pthread_mutex_init(&mem_mu, NULL);
     struct mem_block *mine = own_block();
-    for (struct mem_block *b = atomic_load_explicit(&blocks, memory_order_acquire); b != NULL;
-         b = b->next)
+    for (unsigned l = 0; l < N_LISTS; l++)
+        lists[l] = NULL;
+    for (struct mem_block *b = atomic_load_explicit(&all_blocks, memory_order_acquire); b != NULL;
+         b = b->all_next) {
+        b->list = LIST_NONE;
+        b->prev = b->next = NULL;
         if (b != mine)
-            atomic_store_explicit(&b->state, MEM_FREE, memory_order_relaxed);
-    if (mine != NULL)
-        atomic_store_explicit(&mine->tid, own_tid(), memory_order_relaxed);
+            list_push(b, LIST_FREE);
+    }
+    if (mine != NULL) {
+        mine->tid = own_tid();
+        if (!end_watched)
+            list_push(mine, LIST_UNWATCHED);
+    }
 }
