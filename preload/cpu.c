@@ -26,11 +26,13 @@
  *  - drops and counts (lost) ticks on a thread inside the profiler (the
  *    recursion guard: it may be inside libunwind or a table), on a thread
  *    without a ring, and where unwinding is unsafe (unwind.c);
- *  - unwinds from the ucontext (unwind.c) into the thread's ppx_thread.pcs
- *    (free while the guard is 0) and appends the stack to the thread's own
- *    ring, a single-producer single-consumer queue of words in pages
- *    mapped when the thread starts, never in the handler. A full ring
- *    counts the tick lost.
+ *  - unwinds from the ucontext (unwind.c) into the pcs of the thread's
+ *    state (only its own handler writes them, guard held) and appends the
+ *    stack to the thread's own ring, a single-producer single-consumer
+ *    queue of words in pages mapped when the thread starts, never in the
+ *    handler. A full ring counts the tick lost. On a thread whose stack
+ *    has no room left for a walk (ppx_stack_room) the stack is the
+ *    interrupted pc alone.
  * The flusher drains every ring, interns the stacks (stacks.c, with its
  * own ppx_thread), counts them per (stack, thread) in a table of its own,
  * and sends the increments: STACK records, then CPU_SAMPLES.
@@ -58,6 +60,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <signal.h>
 #include <string.h>
@@ -96,6 +99,7 @@ struct ppx_cpu_thread {
     pid_t tid;
     bool remote; /* started from another thread: the handler finds it by tid */
     struct ppx_thread_rec *rec;
+    uintptr_t pcs[WIRE_MAX_DEPTH]; /* the handler's walk */
     /* under cpu_mu */
     bool timer_live;
     timer_t timer;
@@ -256,10 +260,14 @@ static void on_sigprof(int sig, siginfo_t *si, void *ucontext)
         if (c != NULL && !ppx_unwind_signal_unsafe(ucontext)) {
             ppx_cpu_in_handler++;
             atomic_signal_fence(memory_order_seq_cst);
-            unsigned depth = ppx_unwind_signal(t->pcs, ppx_config.max_depth, ucontext);
+            unsigned depth = 1;
+            if (PPX_LIKELY(ppx_stack_room()))
+                depth = ppx_unwind_signal(c->pcs, ppx_config.max_depth, ucontext);
+            else /* the leaf alone (wire.h: interrupted pc + 1) */
+                c->pcs[0] = (uintptr_t)((const ucontext_t *)ucontext)->uc_mcontext.gregs[REG_RIP] + 1;
             atomic_signal_fence(memory_order_seq_cst);
             ppx_cpu_in_handler--;
-            recorded = depth != 0 && ring_put(c, t->pcs, depth, weight);
+            recorded = depth != 0 && ring_put(c, c->pcs, depth, weight);
         }
         t->guard--;
     }
@@ -278,11 +286,104 @@ static clockid_t thread_cpu_clock(pid_t tid)
     return (clockid_t)((~(unsigned)tid << 3) | 6u);
 }
 
-/* Under cpu_mu. */
+/* ---- the per-user limit of queued signals ----
+ *
+ * Each POSIX timer holds one queued-signal slot for its whole life, counted
+ * against the user's RLIMIT_SIGPENDING (`ulimit -i`), which every process
+ * of the user shares: the program's own timer_create, sigqueue and queued
+ * real-time signals fail with EAGAIN once it is used up. ppx takes at most
+ * half of what the user's other timers and signals leave: a thread that
+ * would need more goes unsampled (said once). The count and limit
+ * are read from /proc/self/status (SigQ: used/limit); a budget drawn from
+ * the last reading spares most thread starts the read. */
+
+#define SIGQ_BUDGET_MAX 1024u
+
+static uint64_t live_timers;       /* under cpu_mu: ours, in this process */
+static uint64_t sigq_budget;       /* under cpu_mu: timers allowed before the next reading */
+static char status_buf[8192];      /* under cpu_mu */
+
+static bool parse_u64_at(const char **p, const char *end, uint64_t *v)
+{
+    const char *s = *p;
+    uint64_t x = 0;
+    if (s == end || *s < '0' || *s > '9')
+        return false;
+    for (; s < end && *s >= '0' && *s <= '9'; s++)
+        x = x * 10 + (uint64_t)(*s - '0');
+    *p = s;
+    *v = x;
+    return true;
+}
+
+/* Under cpu_mu: SigQ of /proc/self/status, without malloc or stdio. */
+static bool read_sigq(uint64_t *used, uint64_t *limit)
+{
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof status_buf &&
+           (n = (ssize_t)syscall(SYS_read, fd, status_buf + len, sizeof status_buf - len)) > 0)
+        len += (size_t)n;
+    syscall(SYS_close, fd);
+    static const char key[] = "\nSigQ:";
+    const char *at = memmem(status_buf, len, key, sizeof key - 1);
+    if (at == NULL)
+        return false;
+    const char *p = at + sizeof key - 1, *end = status_buf + len;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    if (!parse_u64_at(&p, end, used) || p == end || *p++ != '/')
+        return false;
+    return parse_u64_at(&p, end, limit);
+}
+
+/* Under cpu_mu: whether one more timer keeps ours within half of what the
+ * user's other queued signals leave. Unreadable: yes, as the kernel
+ * decides then. */
+static bool sigqueue_room(void)
+{
+    if (sigq_budget > 0) {
+        sigq_budget--;
+        return true;
+    }
+    uint64_t used, limit;
+    int saved_errno = errno;
+    bool known = read_sigq(&used, &limit);
+    errno = saved_errno;
+    if (!known)
+        return true;
+    uint64_t others = used > live_timers ? used - live_timers : 0;
+    uint64_t share = limit > others ? (limit - others) / 2 : 0;
+    if (live_timers + 1 > share)
+        return false;
+    /* the next quarter of what is left without reading again */
+    sigq_budget = (share - live_timers - 1) / 4;
+    if (sigq_budget > SIGQ_BUDGET_MAX)
+        sigq_budget = SIGQ_BUDGET_MAX;
+    return true;
+}
+
+static void note_sigqueue_full(void)
+{
+    static atomic_flag said = ATOMIC_FLAG_INIT;
+    ppx_log_once(&said, "the user's queued-signal limit (ulimit -i) is half used up by CPU timers",
+                 "; more threads are not in the CPU profile, and the program keeps the rest", NULL,
+                 NULL);
+}
+
+/* Under cpu_mu. false with errno 0: refused by the rule above. */
 static bool start_timer(struct ppx_cpu_thread *c)
 {
     if (c->timer_live)
         return true;
+    if (!sigqueue_room()) {
+        note_sigqueue_full();
+        errno = 0;
+        return false;
+    }
     struct sigevent ev;
     memset(&ev, 0, sizeof ev);
     ev.sigev_notify = SIGEV_THREAD_ID;
@@ -307,6 +408,7 @@ static bool start_timer(struct ppx_cpu_thread *c)
     }
     c->timer = id;
     c->timer_live = true;
+    live_timers++;
     return true;
 }
 
@@ -317,6 +419,7 @@ static void stop_timer(struct ppx_cpu_thread *c)
         return;
     timer_delete(c->timer);
     c->timer_live = false;
+    live_timers--;
 }
 
 static void stop_all_timers(void)
@@ -324,6 +427,33 @@ static void stop_all_timers(void)
     for (struct ppx_cpu_thread *c = atomic_load_explicit(&all_states, memory_order_acquire);
          c != NULL; c = c->all_next)
         stop_timer(c);
+}
+
+bool ppx_cpu_give_back_timer(void)
+{
+    static atomic_flag said = ATOMIC_FLAG_INIT;
+    if (!atomic_load_explicit(&configured, memory_order_acquire))
+        return false;
+    struct ppx_thread *t = &ppx_thread;
+    int saved_errno = errno;
+    t->guard++;
+    bool gave = false;
+    pthread_mutex_lock(&cpu_mu);
+    for (struct ppx_cpu_thread *c = atomic_load_explicit(&all_states, memory_order_acquire);
+         c != NULL && !gave; c = c->all_next) {
+        if (c->timer_live) {
+            stop_timer(c);
+            gave = true;
+        }
+    }
+    sigq_budget = 0; /* the next thread start reads the count again */
+    pthread_mutex_unlock(&cpu_mu);
+    t->guard--;
+    errno = saved_errno;
+    if (gave)
+        ppx_log_once(&said, "the program needs the queued-signal slots (ulimit -i) of ppx's CPU timers",
+                     ": given back, some threads are no longer in the CPU profile", NULL, NULL);
+    return gave;
 }
 
 static void note_timer_failure(int err)
@@ -360,6 +490,15 @@ static void set_period(uint32_t hz)
     atomic_store_explicit(&batch_hz, hz, memory_order_relaxed);
 }
 
+/* SIGPROF is the program's: said once, and only to someone who asked for
+ * a CPU profile (PPX_CPU_HZ, or a collector). */
+static void say_no_cpu_profile(void)
+{
+    static atomic_flag said = ATOMIC_FLAG_INIT;
+    ppx_log_once(&said, "the program has its own SIGPROF handler: no CPU profile", NULL, NULL,
+                 NULL);
+}
+
 void ppx_cpu_init(void)
 {
     bool on_demand = !ppx_config.cpu_hz_fixed;
@@ -390,10 +529,9 @@ void ppx_cpu_init(void)
     sigdelset(&our_action.sa_mask, SIGFPE);
     sigdelset(&our_action.sa_mask, SIGTRAP);
     if (!ppx_sigprof_install(&our_action)) {
-        static atomic_flag said = ATOMIC_FLAG_INIT;
         atomic_store(&stopped, true);
-        ppx_log_once(&said, "the program has its own SIGPROF handler: no CPU profile", NULL,
-                     NULL, NULL);
+        if (!on_demand) /* else said if a collector ever asks */
+            say_no_cpu_profile();
         return;
     }
     pthread_mutex_lock(&cpu_mu);
@@ -409,12 +547,14 @@ static void start_active_timers(void)
     for (struct ppx_cpu_thread *c = atomic_load_explicit(&all_states, memory_order_acquire);
          c != NULL; c = c->all_next)
         if (atomic_load_explicit(&c->status, memory_order_acquire) == CPU_ACTIVE &&
-            !start_timer(c) && errno != EINVAL) /* EINVAL: a thread that just ended */
+            !start_timer(c) && errno != EINVAL && errno != 0) /* EINVAL: a thread that just ended */
             note_timer_failure(errno);
 }
 
 void ppx_cpu_set_rate(uint32_t hz)
 {
+    if (hz != 0 && !ppx_config.cpu_hz_fixed && atomic_load(&stopped))
+        say_no_cpu_profile();
     if (ppx_config.cpu_hz_fixed || hz > WIRE_MAX_CPU_HZ ||
         !atomic_load_explicit(&configured, memory_order_acquire))
         return;
@@ -573,11 +713,13 @@ void ppx_cpu_thread_ended(struct ppx_thread_rec *r)
 void ppx_cpu_sigprof_taken(void)
 {
     static atomic_flag said = ATOMIC_FLAG_INIT;
-    bool was_sampling = atomic_load(&configured) && !atomic_exchange(&stopped, true);
+    bool first = atomic_load(&configured) && !atomic_exchange(&stopped, true);
     struct ppx_thread *t = &ppx_thread;
     int saved_errno = errno;
     t->guard++;
     pthread_mutex_lock(&cpu_mu);
+    /* Nothing stops if no timer ran (on demand, and nobody asked): silence. */
+    bool was_sampling = first && (running || exec_paused);
     running = false;
     stop_all_timers();
     pthread_mutex_unlock(&cpu_mu);
@@ -673,6 +815,11 @@ void ppx_cpu_reset_child(void)
     }
     running = !atomic_load(&stopped) && sampling_hz != 0;
     exec_paused = false;
+    live_timers = 0;
+    for (struct ppx_cpu_thread *c = atomic_load_explicit(&all_states, memory_order_acquire);
+         c != NULL; c = c->all_next)
+        live_timers += c->timer_live;
+    sigq_budget = 0;
     atomic_store_explicit(&lost_ticks, 0, memory_order_relaxed);
     /* the flusher's table: the parent's figures and thread ids mean nothing here */
     for (uint32_t i = 0; i < table.n; i++) {

@@ -18,6 +18,12 @@
  * sigprocmask is hooked only to spare libunwind's calls inside the SIGPROF
  * handler (below).
  *
+ * timer_create: the program's timers and ours (cpu.c) share the user's
+ * queued-signal slots (RLIMIT_SIGPENDING). When the program's timer_create
+ * fails for want of one (EAGAIN), ppx gives its own timers back, one at a
+ * time, until the program's succeeds or ppx has none left: the program gets
+ * as many timers as without ppx.
+ *
  * The program's action is kept without a lock: two threads racing to set
  * SIGPROF's action see one of them win, as with the real call. */
 #include "ppx_preload.h"
@@ -31,9 +37,10 @@
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
 typedef sighandler_t (*signal_fn)(int, sighandler_t);
 typedef int (*sigprocmask_fn)(int, const sigset_t *, sigset_t *);
+typedef int (*timer_create_fn)(clockid_t, struct sigevent *, timer_t *);
 
 static void *next_sigaction, *next_signal, *next_bsd_signal, *next_sysv_signal, *next_sigset,
-    *next_sigprocmask;
+    *next_sigprocmask, *next_timer_create;
 
 /* Set by ppx_sigprof_install; cleared for good when the program installs
  * a handler of its own. */
@@ -225,4 +232,17 @@ PPX_EXPORT sighandler_t sigset(int sig, sighandler_t disp)
     if (program_sigaction(&act, &old) != 0 || sigprocmask(SIG_UNBLOCK, &set, &old_mask) != 0)
         return SIG_ERR;
     return sigismember(&old_mask, sig) ? SIG_HOLD : old.sa_handler;
+}
+
+/* dlsym finds glibc's default version (GLIBC_2.34's, the same code as
+ * 2.3.3's); the 2.2.5 compatibility one serves binaries built before 2003. */
+PPX_EXPORT int timer_create(clockid_t clock, struct sigevent *restrict ev, timer_t *restrict id)
+{
+    timer_create_fn real = (timer_create_fn)ppx_next(&next_timer_create, "timer_create");
+    int rc = real(clock, ev, id);
+    /* ppx's own calls (guard held) never take the program's place */
+    while (PPX_UNLIKELY(rc != 0) && errno == EAGAIN && ppx_thread.guard == 0 &&
+           ppx_cpu_give_back_timer())
+        rc = real(clock, ev, id);
+    return rc;
 }

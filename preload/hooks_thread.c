@@ -29,6 +29,7 @@ struct start_block {
     void *(*start)(void *);
     void *arg;
     uint32_t creator_id, stack_id;
+    size_t stack_size; /* from the attributes; 0 if unknown */
     atomic_uint busy;
 };
 
@@ -83,8 +84,13 @@ static void *thread_start(void *p)
     void *(*start)(void *) = b->start;
     void *arg = b->arg;
     uint32_t creator_id = b->creator_id, stack_id = b->stack_id;
+    size_t stack_size = b->stack_size;
     block_put(b);
     struct ppx_thread *t = &ppx_thread;
+    /* Where the stack ends, give or take glibc's thread block above us
+     * (which makes it look larger: PPX_UNWIND_STACK_NEED allows for it). */
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    t->stack_lo = stack_size != 0 && stack_size < sp ? sp - stack_size : 0;
     t->guard++;
     ppx_threads_started(creator_id, stack_id);
     t->guard--;
@@ -94,9 +100,11 @@ static void *thread_start(void *p)
 /* The start block of a thread about to be created from ret, with the guard
  * held; NULL when there is no memory (the thread then starts unwrapped and
  * registers itself, if ever, as preexisting). */
-static struct start_block *prepare(struct ppx_thread *t, void *(*start)(void *), void *arg,
-                                   const void *ret)
+static struct start_block *prepare(struct ppx_thread *t, const pthread_attr_t *attr,
+                                   void *(*start)(void *), void *arg, const void *ret)
 {
+    if (!ppx_thread_mem_ensure(t))
+        return NULL;
     struct start_block *b = block_get();
     if (b == NULL) {
         static atomic_flag said = ATOMIC_FLAG_INIT;
@@ -112,6 +120,9 @@ static struct start_block *prepare(struct ppx_thread *t, void *(*start)(void *),
         ppx_note_lost("out of memory for the stack table");
     b->start = start;
     b->arg = arg;
+    b->stack_size = 0;
+    if (attr != NULL && pthread_attr_getstacksize(attr, &b->stack_size) != 0)
+        b->stack_size = 0;
     b->creator_id = creator != NULL ? creator->id : WIRE_NO_ID;
     b->stack_id = s != NULL ? s->id : WIRE_NO_ID;
     ppx_threads_creating();
@@ -127,7 +138,7 @@ PPX_EXPORT int pthread_create(pthread_t *restrict thread, const pthread_attr_t *
         return real(thread, attr, start, arg);
     int saved_errno = errno;
     t->guard++;
-    struct start_block *b = prepare(t, start, arg, __builtin_return_address(0));
+    struct start_block *b = prepare(t, attr, start, arg, __builtin_return_address(0));
     t->guard--;
     errno = saved_errno;
     if (b == NULL)

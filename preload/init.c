@@ -30,6 +30,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,7 +59,49 @@ pid_t ppx_pid;
 
 static bool fork_skipped; /* the forking thread was inside the profiler */
 
-/* ---- messages ---- */
+/* ---- messages ----
+ *
+ * Only to the stderr the process started with: a daemon that puts a data
+ * file (or a socket) on fd 2 later must never find our text in it. The
+ * file fd 2 was when the library started (device and inode) is kept, and
+ * a message is written only while fd 2 is still that file; nothing is
+ * written if fd 2 was closed then. */
+
+enum { STDERR_UNKNOWN, STDERR_KNOWN, STDERR_NONE };
+static _Atomic int stderr_state;
+static dev_t stderr_dev;
+static ino_t stderr_ino;
+
+static bool stderr_identify(struct stat *st)
+{
+    return fstat(STDERR_FILENO, st) == 0;
+}
+
+/* Once, at the start (ppx_init), or at the first message if earlier. */
+static void stderr_remember(void)
+{
+    if (atomic_load_explicit(&stderr_state, memory_order_acquire) != STDERR_UNKNOWN)
+        return;
+    int saved_errno = errno;
+    struct stat st;
+    if (stderr_identify(&st)) {
+        stderr_dev = st.st_dev;
+        stderr_ino = st.st_ino;
+        atomic_store_explicit(&stderr_state, STDERR_KNOWN, memory_order_release);
+    } else {
+        atomic_store_explicit(&stderr_state, STDERR_NONE, memory_order_release);
+    }
+    errno = saved_errno;
+}
+
+static bool stderr_is_ours(void)
+{
+    stderr_remember();
+    if (atomic_load_explicit(&stderr_state, memory_order_acquire) != STDERR_KNOWN)
+        return false;
+    struct stat st;
+    return stderr_identify(&st) && st.st_dev == stderr_dev && st.st_ino == stderr_ino;
+}
 
 static void append(char *line, size_t cap, size_t *len, const char *part)
 {
@@ -81,8 +125,8 @@ static void log_list(const char *first, ...)
     va_end(ap);
     line[len++] = '\n';
     int saved_errno = errno;
-    ssize_t ignored = write(STDERR_FILENO, line, len);
-    (void)ignored;
+    if (stderr_is_ours()) /* raw: not counted as the program's I/O */
+        syscall(SYS_write, STDERR_FILENO, line, len);
     errno = saved_errno;
 }
 
@@ -225,6 +269,7 @@ void ppx_init(void)
     struct ppx_thread *t = &ppx_thread;
     int saved_errno = errno;
     t->guard++;
+    stderr_remember();
     /* Allocations from here until READY (dlsym's among them) are served by
      * the bootstrap arena. */
     ppx_hooks_resolve();
@@ -308,6 +353,7 @@ static void atfork_child(void)
     ppx_live_reset_child();
     ppx_stacks_reset_child();
     ppx_io_reset_child();
+    ppx_thread_mem_reset_child();
     ppx_cpu_reset_child(); /* before the thread registry restarts this thread */
     ppx_threads_reset_child();
     ppx_unwind_reset_child();

@@ -41,7 +41,7 @@
 #define SITE_CHUNK (1u << SITE_CHUNK_BITS)
 #define MAX_SITES 65536u          /* the collector's WIRE_DECODE_MAX_IO_SITES */
 #define SITE_SLOTS (2 * MAX_SITES) /* hash table of site pointers */
-#define SITE_CACHE 64u            /* per thread, power of two */
+#define SITE_CACHE PPX_IO_SITE_CACHE
 #define ERRNO_SLOTS PPX_IO_ERRNO_SLOTS
 #define PAIR_CHUNK_BITS 12
 #define PAIR_CHUNK (1u << PAIR_CHUNK_BITS)
@@ -82,16 +82,11 @@ struct io_pair {
     uint64_t sent_generation, sent_samples; /* flusher only */
 };
 
-struct io_cache_slot {
-    struct ppx_io_site *site;
-    struct ppx_io_local *local; /* the site's counters in this thread's block */
-};
-
+/* The site cache is in the thread's buffers (ppx_thread.mem). */
 struct io_thread {
     uint64_t countdown; /* calls until the next sampled one; 0: not seeded */
     uint64_t rng;
     unsigned busy; /* updating its own counters: a nested call uses the shared ones */
-    struct io_cache_slot cache[SITE_CACHE];
 };
 
 atomic_bool ppx_io_active;
@@ -297,7 +292,7 @@ static struct ppx_io_site *site_find(uintptr_t pc, uint32_t key, uint64_t h)
 
 /* Fills the thread's cache slot for the site; false when the site table
  * is full. A slot without local counters (no memory) is still usable. */
-static __attribute__((noinline)) bool site_lookup_slow(struct io_cache_slot *slot, uintptr_t pc,
+static __attribute__((noinline)) bool site_lookup_slow(struct ppx_io_cache_slot *slot, uintptr_t pc,
                                                        uint32_t key, uint64_t h,
                                                        struct ppx_io_site **site,
                                                        struct ppx_io_local **counters)
@@ -335,6 +330,11 @@ static __attribute__((noinline)) void sample_stack(struct ppx_io_site *site, con
      * malloc is not), and starting a thread there could deadlock. A forked
      * child gets its flusher from an allocation, or sends at exit. */
     t->guard++;
+    if (!ppx_thread_mem_ensure(t)) {
+        ppx_note_lost("out of memory for per-thread buffers");
+        t->guard--;
+        return;
+    }
     unsigned max = ppx_config.max_depth;
     unsigned depth = ppx_unwind(t->pcs, max, ret);
     /* The contract: a site's stacks start at its caller. If the unwinder
@@ -430,6 +430,31 @@ static __attribute__((noinline)) bool first_call(struct ppx_io_site *s)
     return true;
 }
 
+/* The thread's buffers, taken now if it has none and may take them (not
+ * from inside the profiler: a signal handler that interrupted it). */
+static __attribute__((noinline)) struct ppx_thread_mem *take_mem(void)
+{
+    struct ppx_thread *pt = &ppx_thread;
+    if (pt->guard != 0)
+        return NULL;
+    pt->guard++;
+    int saved_errno = errno;
+    ppx_thread_mem_ensure(pt);
+    errno = saved_errno;
+    pt->guard--;
+    return pt->mem;
+}
+
+/* The site's slot in the thread's cache; spare (no cache: a lookup every
+ * call) when the thread has no buffers. */
+static inline struct ppx_io_cache_slot *cache_slot(uint64_t h, struct ppx_io_cache_slot *spare)
+{
+    struct ppx_thread_mem *m = ppx_thread.mem;
+    if (PPX_UNLIKELY(m == NULL) && (m = take_mem()) == NULL)
+        return spare;
+    return &m->io_cache[(h >> 20) & (SITE_CACHE - 1)];
+}
+
 void ppx_io_count(unsigned call, int fd, const void *ret, uint64_t t0, int err, uint64_t bytes,
                   uint64_t messages)
 {
@@ -438,7 +463,8 @@ void ppx_io_count(unsigned call, int fd, const void *ret, uint64_t t0, int err, 
     uintptr_t pc = (uintptr_t)ret;
     uint64_t h = site_hash(pc, key);
     struct io_thread *t = &io_thread;
-    struct io_cache_slot *slot = &t->cache[(h >> 20) & (SITE_CACHE - 1)];
+    struct ppx_io_cache_slot spare = {NULL, NULL};
+    struct ppx_io_cache_slot *slot = cache_slot(h, &spare);
     struct ppx_io_site *s = slot->site;
     struct ppx_io_local *l;
     if (PPX_UNLIKELY(s == NULL || s->pc != pc || s->key != key)) {
@@ -752,6 +778,8 @@ void ppx_io_thread_exit(void)
 {
     struct io_thread *t = &io_thread;
     t->busy = 1; /* a late call of this thread counts in the shared counters */
-    memset(t->cache, 0, sizeof t->cache);
+    struct ppx_thread_mem *m = ppx_thread.mem;
+    if (m != NULL)
+        memset(m->io_cache, 0, sizeof m->io_cache);
     ppx_io_local_release();
 }

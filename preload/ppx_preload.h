@@ -100,18 +100,39 @@ void ppx_log_once(atomic_flag *once, const char *a, const char *b, const char *c
 /* A sample could not be recorded (no memory for the tables): counted, said once. */
 void ppx_note_lost(const char *why);
 
-/* ---- per-thread state (sampler.c) ---- */
+/* ---- per-thread state (sampler.c, thread_mem.c) ---- */
 
 #define PPX_STACK_CACHE 64    /* per-thread interned stack cache, power of two */
+#define PPX_IO_SITE_CACHE 64  /* per-thread I/O site cache, power of two */
 #define PPX_UNWIND_SLACK 16   /* frames of our own above the caller of malloc */
 
 struct ppx_stack;
+struct ppx_io_site;
+struct ppx_io_local;
 
 struct ppx_stack_cache_slot {
     uint64_t hash;
     struct ppx_stack *stack;
 };
 
+struct ppx_io_cache_slot {
+    struct ppx_io_site *site;
+    struct ppx_io_local *local; /* the site's counters in this thread's block */
+};
+
+/* A thread's buffers: too large for static TLS, which glibc carves from
+ * every thread's stack (a thread with a 16 KiB stack would lose a quarter
+ * of it). From the profiler's own memory, reached through ppx_thread.mem,
+ * taken on the thread's first slow path (or when it starts through the
+ * pthread_create hook) and handed to another thread once this one is gone
+ * (thread_mem.c). */
+struct ppx_thread_mem {
+    struct ppx_stack_cache_slot stack_cache[PPX_STACK_CACHE];
+    struct ppx_io_cache_slot io_cache[PPX_IO_SITE_CACHE];
+    uintptr_t pcs[WIRE_MAX_DEPTH + PPX_UNWIND_SLACK];
+};
+
+/* Static TLS: a few words only (see struct ppx_thread_mem). */
 struct ppx_thread {
     /* Bytes this thread may still allocate before the next sample. The fast
      * path is one compare and one subtraction on this. 0 in a fresh thread,
@@ -122,8 +143,11 @@ struct ppx_thread {
     uint32_t holds_lock; /* > 0 inside a table's critical section */
     uint32_t seeded;
     uint32_t unwind_slot; /* 1 + index of this thread's in-libunwind counter */
-    struct ppx_stack_cache_slot cache[PPX_STACK_CACHE];
-    uintptr_t pcs[WIRE_MAX_DEPTH + PPX_UNWIND_SLACK];
+    struct ppx_thread_mem *mem; /* NULL until ppx_thread_mem_ensure */
+    uintptr_t *pcs;             /* mem->pcs: the unwinder's output, guard held */
+    /* Lowest address of the thread's stack as far as known (threads started
+     * through the hook with a stack size), else 0: see ppx_stack_room(). */
+    uintptr_t stack_lo;
 };
 extern PPX_TLS struct ppx_thread ppx_thread;
 
@@ -151,6 +175,37 @@ void ppx_sample_count_free(const struct ppx_live_entry *e);
 
 /* Fork: the child's next allocation on the forking thread reseeds. */
 void ppx_sampler_reset_thread(void);
+
+/* thread_mem.c. The buffers of the calling thread, taken now if it has
+ * none: lock-free and from mmap, so this works in any hook (and in a signal
+ * handler), but the caller must hold the guard, taken while it was 0 (then
+ * no call of this thread is under way: a handler sees the guard and does
+ * not come here). false when out of memory; said once. */
+bool ppx_thread_mem_take(struct ppx_thread *t);
+static inline bool ppx_thread_mem_ensure(struct ppx_thread *t)
+{
+    return PPX_LIKELY(t->mem != NULL) || ppx_thread_mem_take(t);
+}
+/* The thread's end is watched (threads.c's key destructor will run). */
+void ppx_thread_mem_watched(void);
+/* The key destructor: the thread is ending. Its buffers stay its own for
+ * what it still does, and go to another thread once it is gone. */
+void ppx_thread_mem_end(void);
+/* Fork: the other threads' buffers are free in the child. */
+void ppx_thread_mem_reset_child(void);
+
+/* Stack a walk may need: libunwind's cursor, context and DWARF state, and
+ * the loader resolving libunwind's symbols on first use. */
+#define PPX_UNWIND_STACK_NEED (12u * 1024u)
+/* Whether the calling thread has room on its stack for a walk. A thread
+ * created with a small stack (PTHREAD_STACK_MIN is 16 KiB) may not: its
+ * stacks are then cut to their first frame, rather than overflowing it. */
+static inline bool ppx_stack_room(void)
+{
+    uintptr_t lo = ppx_thread.stack_lo;
+    /* below lo (an alternate signal stack, a coroutine's): unsigned wrap, room */
+    return lo == 0 || (uintptr_t)__builtin_frame_address(0) - lo >= PPX_UNWIND_STACK_NEED;
+}
 
 /* ---- hooks_malloc.c: the next allocator ---- */
 
@@ -490,6 +545,10 @@ extern PPX_TLS unsigned ppx_cpu_in_handler;
 /* The program installed a SIGPROF handler of its own (hooks_signal.c):
  * delete every timer, sampling stops for good, say so once. */
 void ppx_cpu_sigprof_taken(void);
+/* The program's timer_create failed with EAGAIN (no queued-signal slot
+ * left for the user): delete one of ppx's timers, its thread goes
+ * unsampled. false when ppx has none. */
+bool ppx_cpu_give_back_timer(void);
 
 /* hooks_signal.c: SIGPROF's real action, between the program and cpu.c */
 struct sigaction;

@@ -80,6 +80,12 @@ static void record(struct ppx_thread *t, void *p, size_t size, const void *ret)
 {
     int saved_errno = errno;
     t->guard++;
+    if (!ppx_thread_mem_ensure(t)) {
+        ppx_note_lost("out of memory for per-thread buffers");
+        t->guard--;
+        errno = saved_errno;
+        return;
+    }
     /* Unwind first, with no lock held: unwinding may take the loader's lock. */
     unsigned depth = ppx_unwind(t->pcs, ppx_config.max_depth, ret);
     struct ppx_stack *s = ppx_stack_intern(t, t->pcs, depth);

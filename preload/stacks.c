@@ -153,7 +153,11 @@ static struct ppx_stack *lookup_or_create(uint64_t h, const uintptr_t *pcs, unsi
 struct ppx_stack *ppx_stack_intern(struct ppx_thread *t, const uintptr_t *pcs, unsigned depth)
 {
     uint64_t h = hash_pcs(pcs, depth);
-    struct ppx_stack_cache_slot *slot = &t->cache[(h >> 32) & (PPX_STACK_CACHE - 1)];
+    /* Every caller holds the guard, taken while it was 0 (the flusher's,
+     * for good): the buffers may be taken here. */
+    if (PPX_UNLIKELY(!ppx_thread_mem_ensure(t)))
+        return lookup_or_create(h, pcs, depth); /* no memory: no cache */
+    struct ppx_stack_cache_slot *slot = &t->mem->stack_cache[(h >> 32) & (PPX_STACK_CACHE - 1)];
     struct ppx_stack *s = slot->stack;
     if (s != NULL && slot->hash == h && same_stack(s, h, pcs, depth))
         return s;

@@ -226,8 +226,9 @@ static bool known_tid(pid_t tid)
 /* The calling thread's end is recorded by thread_ended. */
 static void watch_end(struct ppx_thread_rec *r)
 {
-    if (have_end_key && pthread_getspecific(end_key) != r)
-        pthread_setspecific(end_key, r);
+    if (have_end_key && pthread_getspecific(end_key) != r &&
+        pthread_setspecific(end_key, r) == 0)
+        ppx_thread_mem_watched();
 }
 
 struct ppx_thread_rec *ppx_threads_self(void)
@@ -292,6 +293,9 @@ void ppx_threads_started(uint32_t creator_id, uint32_t stack_id)
         return;
     ppx_thread_self = &e->rec;
     watch_end(&e->rec);
+    /* Buffers now, so that the thread's first slow path (in a signal
+     * handler, maybe) finds them. */
+    ppx_thread_mem_ensure(&ppx_thread);
     ppx_cpu_thread_started(&e->rec);
 }
 
@@ -321,6 +325,7 @@ static void thread_ended(void *arg)
                                             memory_order_relaxed);
     mark_changed(r);
     ppx_io_thread_exit();
+    ppx_thread_mem_end();
     t->guard--;
     errno = saved_errno;
 }

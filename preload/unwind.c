@@ -426,6 +426,10 @@ static int backtrace_tracked(struct ppx_thread *t, uintptr_t *pcs, int size)
 unsigned ppx_unwind(uintptr_t *pcs, unsigned max_depth, const void *ret)
 {
     int n = 0;
+    if (PPX_UNLIKELY(!ppx_stack_room())) {
+        pcs[0] = (uintptr_t)ret; /* no room for a walk: the caller alone */
+        return 1;
+    }
     if (atomic_load_explicit(&unwind_ready, memory_order_acquire) &&
         !atomic_load_explicit(&unwind_disabled, memory_order_relaxed))
         n = backtrace_tracked(&ppx_thread, pcs, (int)(max_depth + PPX_UNWIND_SLACK));

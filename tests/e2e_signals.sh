@@ -11,6 +11,8 @@
 #   mask are those of a plain run, and blocked code gets no samples.
 # - kill -PROF ends a program that leaves SIGPROF at SIG_DFL, under ppx too,
 #   and one that ignores it runs on.
+# - ppx says nothing when a program takes SIGPROF while CPU sampling was never on,
+#   and never writes into a file the program put on fd 2 (tests/progs/stderr_redirect).
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/cpu_common.sh"
 require_built
@@ -101,4 +103,25 @@ for env in "PPX_CPU_HZ=100" "PPX_CPU_HZ=0"; do
 done
 expect_eq "kill -PROF to a program ignoring SIGPROF, under ppx: exit status" 0 \
     "$(trap '' PROF; killed_by_prof x LD_PRELOAD="$LIBPPX" PPX_SOCKET="$TMP/nonexistent/ppx.sock" PPX_CPU_HZ=100; echo $?)"
+# ---- ppx speaks only when it has something to say, and only to its stderr ------------
+# own_sigprof with libppx.so preloaded and no CPU sampling asked for (PPX_CPU_HZ unset:
+# on demand, and nobody asks): nothing stops, so ppx says nothing.
+for how in sigaction signal; do
+    LD_PRELOAD="$LIBPPX" PPX_SOCKET="$TMP/nonexistent/ppx.sock" "$PROGS/own_sigprof" "$how" \
+        >"$TMP/od.$how.out" 2>"$TMP/od.$how.err"
+    expect_eq "own_sigprof $how, no CPU sampling: exit status" 0 "$?"
+    expect_eq "own_sigprof $how, no CPU sampling: ppx lines on stderr" 0 "$(grep -c '^ppx:' "$TMP/od.$how.err")"
+done
+# stderr_redirect puts a data file on fd 2, then installs its own SIGPROF handler while
+# ppx samples (PPX_CPU_HZ=100): ppx's "CPU profiling stops" must not land in that file.
+for env in "PPX_CPU_HZ=100" "PPX_CPU_HZ=0" "X=on-demand"; do
+    LD_PRELOAD="$LIBPPX" PPX_SOCKET="$TMP/nonexistent/ppx.sock" env $env "$PROGS/stderr_redirect" \
+        "$TMP/data" >"$TMP/sr.out" 2>"$TMP/sr.err"
+    expect_eq "stderr_redirect ($env): exit status" 0 "$?"
+    expect_eq "stderr_redirect ($env): the data file" "data 1|data 2|" "$(tr '\n' '|' <"$TMP/data")"
+done
+# With fd 2 left alone, the same run says it (once).
+LD_PRELOAD="$LIBPPX" PPX_SOCKET="$TMP/nonexistent/ppx.sock" PPX_CPU_HZ=100 "$PROGS/own_sigprof" sigaction \
+    >/dev/null 2>"$TMP/said.err"
+expect_eq "own_sigprof under PPX_CPU_HZ=100: ppx lines naming SIGPROF" 1 "$(grep -c '^ppx:.*SIGPROF' "$TMP/said.err")"
 finish

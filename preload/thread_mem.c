@@ -1,0 +1,198 @@
+/* Per-thread buffers (struct ppx_thread_mem): the unwinder's output and the
+ * stack and I/O site caches, 4 KiB a thread.
+ *
+ * They are not thread-local variables: glibc takes static TLS out of every
+ * thread's stack, and a program that sizes its threads' stacks tightly
+ * would overflow them under ppx. Static TLS keeps a pointer.
+ *
+ * Blocks come from the arena, never freed, and move between lists under
+ * mem_mu, which is only taken with the caller's guard held (so a signal
+ * handler never finds it held by its own thread):
+ *  - free: nobody's (after a fork, the other threads' blocks);
+ *  - ended: a thread's end was marked (threads.c's key destructor). Not
+ *    free yet: the thread still runs the program's other destructors and
+ *    glibc's cleanup, which may allocate. It goes to another thread once
+ *    its owner is gone (tgkill says ESRCH: a tid is not reused while its
+ *    thread lives);
+ *  - unwatched: owned by a thread whose end nobody watches (one that
+ *    existed before us, a raw clone, the flusher), reclaimed the same way.
+ * A block owned by a watched thread is on no list. So a server that starts
+ * and ends threads all day keeps about as many blocks as it ever had
+ * threads at once, and a thread start looks at a few blocks, not all. */
+#include "ppx_preload.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+enum mem_list { LIST_NONE, LIST_FREE, LIST_ENDED, LIST_UNWATCHED, N_LISTS };
+
+struct mem_block {
+    struct ppx_thread_mem mem; /* first: a block is handed out as &block->mem */
+    pid_t tid;                 /* under mem_mu: the owner */
+    unsigned list;             /* under mem_mu: enum mem_list */
+    struct mem_block *prev, *next; /* under mem_mu: on that list */
+    struct mem_block *all_next;    /* every block; immutable once published */
+};
+
+static pthread_mutex_t mem_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct mem_block *lists[N_LISTS]; /* under mem_mu; [LIST_NONE] unused */
+static _Atomic(struct mem_block *) all_blocks;
+/* This thread's end is watched (set before or after it takes a block). */
+static PPX_TLS bool end_watched;
+
+static pid_t own_tid(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}
+
+/* Whether thread tid of this process has ended. */
+static bool tid_gone(pid_t tid)
+{
+    int saved = errno;
+    bool gone = tid <= 0 ||
+                (syscall(SYS_tgkill, (long)ppx_pid, (long)tid, 0L) != 0 && errno == ESRCH);
+    errno = saved;
+    return gone;
+}
+
+/* Under mem_mu. */
+static void list_remove(struct mem_block *b)
+{
+    if (b->list == LIST_NONE)
+        return;
+    if (b->prev != NULL)
+        b->prev->next = b->next;
+    else
+        lists[b->list] = b->next;
+    if (b->next != NULL)
+        b->next->prev = b->prev;
+    b->prev = b->next = NULL;
+    b->list = LIST_NONE;
+}
+
+/* Under mem_mu. */
+static void list_push(struct mem_block *b, unsigned list)
+{
+    list_remove(b);
+    b->list = list;
+    b->prev = NULL;
+    b->next = lists[list];
+    if (b->next != NULL)
+        b->next->prev = b;
+    lists[list] = b;
+}
+
+/* Under mem_mu: a free block, else one whose owner is gone. */
+static struct mem_block *reuse(void)
+{
+    if (lists[LIST_FREE] != NULL)
+        return lists[LIST_FREE];
+    for (unsigned l = LIST_ENDED; l <= LIST_UNWATCHED; l++)
+        for (struct mem_block *b = lists[l]; b != NULL; b = b->next)
+            if (tid_gone(b->tid))
+                return b;
+    return NULL;
+}
+
+static struct mem_block *fresh(void)
+{
+    struct mem_block *b = ppx_arena_alloc(sizeof *b, PPX_CACHELINE);
+    if (b == NULL)
+        return NULL;
+    struct mem_block *head = atomic_load_explicit(&all_blocks, memory_order_relaxed);
+    do
+        b->all_next = head;
+    while (!atomic_compare_exchange_weak_explicit(&all_blocks, &head, b, memory_order_release,
+                                                  memory_order_relaxed));
+    return b;
+}
+
+/* Under mem_mu: b is the calling thread's now. */
+static void own(struct mem_block *b)
+{
+    b->tid = own_tid();
+    if (end_watched)
+        list_remove(b);
+    else
+        list_push(b, LIST_UNWATCHED);
+}
+
+bool ppx_thread_mem_take(struct ppx_thread *t)
+{
+    pthread_mutex_lock(&mem_mu);
+    struct mem_block *b = reuse();
+    if (b != NULL) {
+        /* the last owner's cache entries point into its own counters */
+        memset(b->mem.stack_cache, 0, sizeof b->mem.stack_cache);
+        memset(b->mem.io_cache, 0, sizeof b->mem.io_cache);
+    } else {
+        b = fresh();
+    }
+    if (b != NULL)
+        own(b);
+    pthread_mutex_unlock(&mem_mu);
+    if (b == NULL) {
+        static atomic_flag said = ATOMIC_FLAG_INIT;
+        ppx_log_once(&said, "out of memory for per-thread buffers",
+                     "; some calls go unrecorded", NULL, NULL);
+        return false;
+    }
+    t->pcs = b->mem.pcs;
+    /* mem last: a signal handler sees either no buffers or whole ones */
+    atomic_signal_fence(memory_order_seq_cst);
+    t->mem = &b->mem;
+    return true;
+}
+
+static struct mem_block *own_block(void)
+{
+    return (struct mem_block *)ppx_thread.mem;
+}
+
+void ppx_thread_mem_watched(void)
+{
+    end_watched = true;
+    struct mem_block *b = own_block();
+    if (b == NULL)
+        return;
+    pthread_mutex_lock(&mem_mu);
+    if (b->list == LIST_UNWATCHED)
+        list_remove(b);
+    pthread_mutex_unlock(&mem_mu);
+}
+
+void ppx_thread_mem_end(void)
+{
+    struct mem_block *b = own_block();
+    if (b == NULL)
+        return;
+    pthread_mutex_lock(&mem_mu);
+    list_push(b, LIST_ENDED);
+    pthread_mutex_unlock(&mem_mu);
+}
+
+/* The child has only the forking thread: every other block is free (the
+ * lists are rebuilt: another thread may have been changing them), and
+ * this thread's own has a new tid. */
+void ppx_thread_mem_reset_child(void)
+{
+    pthread_mutex_init(&mem_mu, NULL);
+    struct mem_block *mine = own_block();
+    for (unsigned l = 0; l < N_LISTS; l++)
+        lists[l] = NULL;
+    for (struct mem_block *b = atomic_load_explicit(&all_blocks, memory_order_acquire); b != NULL;
+         b = b->all_next) {
+        b->list = LIST_NONE;
+        b->prev = b->next = NULL;
+        if (b != mine)
+            list_push(b, LIST_FREE);
+    }
+    if (mine != NULL) {
+        mine->tid = own_tid();
+        if (!end_watched)
+            list_push(mine, LIST_UNWATCHED);
+    }
+}
