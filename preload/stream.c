@@ -22,7 +22,17 @@
  * before each write, because daemons close or dup2 over descriptors they do
  * not know. A descriptor that is not ours any more is forgotten, not closed.
  * With no collector listening there is no socket at all: only a stat() per
- * interval, and no message. */
+ * interval, and no message.
+ *
+ * Two locks. stream_mu: one user of the connection at a time (the
+ * flusher, the exit and exec flushes), held across sends. state_mu: the
+ * stream's state (the encoder, what was sent on this connection), taken by
+ * fork's prepare handler (ppx_stream_lock) so that the child copies it
+ * whole; whoever holds stream_mu holds state_mu too, except while it waits
+ * on the collector (a send, poll, the condition wait). A stopped or slow
+ * collector therefore never stalls fork(): the child never uses the
+ * parent's connection, and starts its stream afresh. Order: stream_mu,
+ * then state_mu. */
 #include "ppx_preload.h"
 
 #include <errno.h>
@@ -55,6 +65,7 @@ struct ppx_encoder {
 };
 
 static pthread_mutex_t stream_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t state_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t stream_cv;
 static pthread_t flusher;
 static bool flusher_running; /* under stream_mu */
@@ -105,6 +116,18 @@ static void init_cond(void)
 void ppx_stream_init(void)
 {
     init_cond();
+}
+
+static void stream_enter(void)
+{
+    pthread_mutex_lock(&stream_mu);
+    pthread_mutex_lock(&state_mu);
+}
+
+static void stream_leave(void)
+{
+    pthread_mutex_unlock(&state_mu);
+    pthread_mutex_unlock(&stream_mu);
 }
 
 void ppx_stream_set_cmdline(int argc, char **argv)
@@ -208,7 +231,12 @@ static bool send_all(const void *data, size_t len)
     while (len > 0) {
         if (encoder.deadline_ns != 0 && monotonic_ns() > encoder.deadline_ns)
             return false;
+        /* a fork may go on meanwhile: what is being sent is the parent's */
+        pthread_mutex_unlock(&state_mu);
         ssize_t n = send(sock, p, len, MSG_NOSIGNAL);
+        int err = errno;
+        pthread_mutex_lock(&state_mu);
+        errno = err;
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -555,7 +583,8 @@ static bool run_buffered_commands(unsigned *budget)
 }
 
 /* Reads and runs what the collector sent, without waiting; with stream_mu
- * held. A flood is cut at CMDS_PER_WAKE: the rest waits for the next wake. */
+ * and state_mu held. A flood is cut at CMDS_PER_WAKE: the rest waits for
+ * the next wake. */
 static void read_commands(void)
 {
     unsigned budget = CMDS_PER_WAKE;
@@ -584,7 +613,7 @@ static void read_commands(void)
 }
 
 /* Sleeps until wake (CLOCK_MONOTONIC ns), running the collector's commands
- * as they come; with stream_mu held, released while asleep. */
+ * as they come; with stream_mu and state_mu held, released while asleep. */
 static void flusher_sleep(uint64_t wake)
 {
     while (!stopping) {
@@ -594,15 +623,18 @@ static void flusher_sleep(uint64_t wake)
         if (sock >= 0 && socket_still_ours() && !exec_pending) {
             struct pollfd pfd = {.fd = sock, .events = POLLIN};
             uint64_t left_ms = (wake - now + 999999u) / 1000000u;
-            pthread_mutex_unlock(&stream_mu);
+            stream_leave();
             int rc = poll(&pfd, 1, left_ms > INT32_MAX ? INT32_MAX : (int)left_ms);
-            pthread_mutex_lock(&stream_mu);
+            stream_enter();
             if (rc > 0 && !stopping && !exec_pending && sock >= 0)
                 read_commands();
             continue;
         }
         struct timespec deadline = {(time_t)(wake / 1000000000ull), (long)(wake % 1000000000ull)};
-        if (pthread_cond_timedwait(&stream_cv, &stream_mu, &deadline) == ETIMEDOUT)
+        pthread_mutex_unlock(&state_mu);
+        int rc = pthread_cond_timedwait(&stream_cv, &stream_mu, &deadline);
+        pthread_mutex_lock(&state_mu);
+        if (rc == ETIMEDOUT)
             return;
     }
 }
@@ -619,7 +651,7 @@ static void *flusher_main(void *arg)
     /* Threads that existed before us get their records and CPU timers now
      * (not under stream_mu: it may wait for threads being started). */
     ppx_threads_scan();
-    pthread_mutex_lock(&stream_mu);
+    stream_enter();
     while (!stopping) {
         flusher_sleep(monotonic_ns() + (uint64_t)ppx_config.flush_ms * 1000000ull);
         if (stopping)
@@ -632,11 +664,11 @@ static void *flusher_main(void *arg)
             stopping = true;
             flush_and_say_goodbye();
             flusher_running = false;
-            pthread_mutex_unlock(&stream_mu);
+            stream_leave();
             exit(0);
         }
     }
-    pthread_mutex_unlock(&stream_mu);
+    stream_leave();
     return NULL;
 }
 
@@ -647,9 +679,9 @@ void ppx_stream_connect_now(void)
 {
     int saved_errno = errno;
     ppx_thread.guard++;
-    pthread_mutex_lock(&stream_mu);
+    stream_enter();
     flush_locked();
-    pthread_mutex_unlock(&stream_mu);
+    stream_leave();
     ppx_thread.guard--;
     errno = saved_errno;
 }
@@ -660,7 +692,7 @@ void ppx_stream_start(void)
     struct ppx_thread *t = &ppx_thread;
     int saved_errno = errno;
     t->guard++;
-    pthread_mutex_lock(&stream_mu);
+    stream_enter();
     if (!flusher_running && !stopping) {
         /* Every signal blocked: the program's signals never land on our thread. */
         sigset_t all, old;
@@ -678,7 +710,7 @@ void ppx_stream_start(void)
             ppx_log_once(&said, "cannot start the flusher thread: ", strerror(rc),
                          "; data is sent at exit only", NULL);
     }
-    pthread_mutex_unlock(&stream_mu);
+    stream_leave();
     t->guard--;
     errno = saved_errno;
 }
@@ -756,13 +788,13 @@ void ppx_stream_before_exec(void)
         return;
     int saved_errno = errno;
     ppx_thread.guard++;
-    pthread_mutex_lock(&stream_mu);
+    stream_enter();
     /* Not connected and nothing counted (a child about to exec, typically):
      * no connection just to say nothing. */
     if (sock >= 0 || ppx_stacks_any_counted() || ppx_io_any_counted())
         flush_and_say_goodbye();
     exec_pending = true; /* the flusher must not reconnect before exec */
-    pthread_mutex_unlock(&stream_mu);
+    stream_leave();
     ppx_thread.guard--;
     errno = saved_errno;
 }
@@ -772,9 +804,9 @@ void ppx_stream_after_exec_failed(void)
     if (!may_flush_here())
         return;
     ppx_thread.guard++;
-    pthread_mutex_lock(&stream_mu);
+    stream_enter();
     exec_pending = false; /* the next flush reconnects and sends it all */
-    pthread_mutex_unlock(&stream_mu);
+    stream_leave();
     ppx_thread.guard--;
 }
 
@@ -785,7 +817,7 @@ void ppx_stream_shutdown(void)
         return; /* exit() from inside the profiler, or from a vfork child */
     int saved_errno = errno;
     t->guard++;
-    pthread_mutex_lock(&stream_mu);
+    stream_enter();
     stopping = true;
     pthread_cond_broadcast(&stream_cv);
     /* a flusher in poll() on the socket: readable (end of stream) now */
@@ -795,7 +827,7 @@ void ppx_stream_shutdown(void)
     flush_and_say_goodbye();
     bool join = flusher_running;
     flusher_running = false;
-    pthread_mutex_unlock(&stream_mu);
+    stream_leave();
     if (join) {
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
@@ -808,14 +840,15 @@ void ppx_stream_shutdown(void)
     errno = saved_errno;
 }
 
+/* fork's prepare and parent handlers: the state, not the connection. */
 void ppx_stream_lock(void)
 {
-    pthread_mutex_lock(&stream_mu);
+    pthread_mutex_lock(&state_mu);
 }
 
 void ppx_stream_unlock(void)
 {
-    pthread_mutex_unlock(&stream_mu);
+    pthread_mutex_unlock(&state_mu);
 }
 
 /* The child of fork: its own process, its own connection (the inherited one
@@ -823,7 +856,8 @@ void ppx_stream_unlock(void)
  * flusher yet (see ppx_stream_restart_if_pending). */
 void ppx_stream_reset_child(void)
 {
-    pthread_mutex_init(&stream_mu, NULL);
+    pthread_mutex_init(&stream_mu, NULL); /* the parent's flusher may be sending */
+    pthread_mutex_init(&state_mu, NULL);
     init_cond();
     /* fork copied the descriptor: closing the copy leaves the parent's
      * connection alone, and lets the collector see the parent's end when
