@@ -24,6 +24,12 @@
  * With no collector listening there is no socket at all: only a stat() per
  * interval, and no message.
  *
+ * The flusher thread starts only once there is a collector: at start if one
+ * took the connection (ppx_stream_begin), else when a sampled allocation
+ * finds its socket, looking at most once a second (ppx_stream_start_if_due).
+ * A process without one stays as single-threaded as the program made it;
+ * the exit flush needs no thread.
+ *
  * Two locks. stream_mu: one user of the connection at a time (the
  * flusher, the exit and exec flushes), held across sends. state_mu: the
  * stream's state (the encoder, what was sent on this connection), taken by
@@ -54,6 +60,7 @@
 #define FINAL_FLUSH_BUDGET_NS (5ull * 1000000000ull)
 #define JOIN_BUDGET_NS (2ull * 1000000000ull)
 #define FLUSHER_STACK (512u * 1024u)
+#define COLLECTOR_CHECK_NS 1000000000ull /* a process without a flusher looks at most once a second */
 
 struct ppx_encoder {
     unsigned char *out;
@@ -73,8 +80,8 @@ static bool stopping;        /* under stream_mu: set by the destructor */
 static bool silenced;        /* this process sends nothing (ppx_stream_disable_child) */
 static bool exec_pending;    /* under stream_mu: GOODBYE sent, exec under way */
 static bool final_round;     /* under stream_mu: the exit or exec flush is under way */
-atomic_bool ppx_stream_restart_pending;
-static uint64_t restart_after_ns; /* CLOCK_MONOTONIC */
+atomic_bool ppx_stream_start_pending;
+static _Atomic uint64_t start_check_ns; /* CLOCK_MONOTONIC: the next look for a collector */
 
 static struct ppx_encoder encoder;
 static int sock = -1;
@@ -672,26 +679,21 @@ static void *flusher_main(void *arg)
     return NULL;
 }
 
-/* From the constructor: say HELLO (and the mappings) before main() runs,
- * so the collector knows this process even if it dies at once. Without a
- * collector this is one stat(). */
-void ppx_stream_connect_now(void)
+/* Say HELLO (and the mappings) before main() runs, so the collector knows
+ * this process even if it dies at once. Without a collector this is one
+ * stat(). Whether a collector took it. */
+static bool connect_now(void)
 {
-    int saved_errno = errno;
-    ppx_thread.guard++;
     stream_enter();
     flush_locked();
+    bool connected = sock >= 0;
     stream_leave();
-    ppx_thread.guard--;
-    errno = saved_errno;
+    return connected;
 }
 
-void ppx_stream_start(void)
+static void start_flusher(void)
 {
     static atomic_flag said = ATOMIC_FLAG_INIT;
-    struct ppx_thread *t = &ppx_thread;
-    int saved_errno = errno;
-    t->guard++;
     stream_enter();
     if (!flusher_running && !stopping) {
         /* Every signal blocked: the program's signals never land on our thread. */
@@ -711,19 +713,89 @@ void ppx_stream_start(void)
                          "; data is sent at exit only", NULL);
     }
     stream_leave();
+}
+
+/* The flusher starts from the allocation slow path once a collector's
+ * socket is there, looked for from after_ns on (ppx_stream_start_if_due). */
+void ppx_stream_start_later(uint64_t after_ns)
+{
+    atomic_store_explicit(&start_check_ns, after_ns, memory_order_relaxed);
+    atomic_store_explicit(&ppx_stream_start_pending, true, memory_order_release);
+}
+
+/* Whether a collector's socket is there. A stale one (a collector killed)
+ * starts a flusher that finds nobody: it then looks every interval, as it
+ * does after a collector went away. */
+static bool collector_socket_exists(void)
+{
+    struct stat st;
+    return stat(ppx_config.socket_path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* From the constructor. No thread without a collector to talk to: a
+ * process with one thread stays single-threaded (unshare(CLONE_NEWUSER)
+ * and the like need it), and its state goes out at exit (or to a spool
+ * file); the flusher starts when a collector shows up. */
+void ppx_stream_begin(void)
+{
+    struct ppx_thread *t = &ppx_thread;
+    int saved_errno = errno;
+    t->guard++;
+    if (connect_now())
+        start_flusher();
+    else
+        ppx_stream_start_later(monotonic_ns() + COLLECTOR_CHECK_NS);
     t->guard--;
     errno = saved_errno;
 }
 
-/* A forked child gets its flusher one interval after the fork, from its
- * next allocation: a child that execs (or exits) at once never pays for a
- * thread, and one that lives on is flushed like its parent. */
-void ppx_stream_restart_if_pending(void)
+/* From the allocation slow path, on the program's threads (never in a
+ * signal handler: malloc is not async-signal-safe). A forked child looks
+ * one interval after the fork: one that execs (or exits) at once never pays
+ * for a thread, and one that lives on is flushed like its parent. */
+void ppx_stream_start_if_due(void)
 {
-    if (PPX_UNLIKELY(atomic_load_explicit(&ppx_stream_restart_pending, memory_order_relaxed)) &&
-        monotonic_ns() >= restart_after_ns &&
-        atomic_exchange_explicit(&ppx_stream_restart_pending, false, memory_order_acq_rel))
-        ppx_stream_start();
+    if (PPX_LIKELY(!atomic_load_explicit(&ppx_stream_start_pending, memory_order_relaxed)))
+        return;
+    uint64_t now = monotonic_ns();
+    if (now < atomic_load_explicit(&start_check_ns, memory_order_relaxed) ||
+        !atomic_exchange_explicit(&ppx_stream_start_pending, false, memory_order_acq_rel))
+        return;
+    struct ppx_thread *t = &ppx_thread;
+    int saved_errno = errno;
+    t->guard++;
+    if (collector_socket_exists())
+        start_flusher();
+    else
+        ppx_stream_start_later(now + COLLECTOR_CHECK_NS);
+    t->guard--;
+    errno = saved_errno;
+}
+
+/* Waits for the flusher to end (stopping set, and woken), within a budget:
+ * one stuck in a send gives up at its timeout. */
+static void join_flusher(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t until = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec + JOIN_BUDGET_NS;
+    struct timespec deadline = {(time_t)(until / 1000000000ull), (long)(until % 1000000000ull)};
+    pthread_timedjoin_np(flusher, NULL, &deadline);
+}
+
+/* Stops the flusher for good (stream_mu and state_mu held); whether there
+ * is one to join. */
+static bool stop_flusher_locked(void)
+{
+    stopping = true;
+    atomic_store_explicit(&ppx_stream_start_pending, false, memory_order_relaxed);
+    pthread_cond_broadcast(&stream_cv);
+    /* a flusher in poll() on the socket: readable (end of stream) now */
+    if (sock >= 0 && socket_still_ours())
+        shutdown(sock, SHUT_RD);
+    bool join = flusher_running;
+    flusher_running = false;
+    return join;
 }
 
 /* No collector took the final state: it goes to a spool file, as a whole
@@ -818,24 +890,12 @@ void ppx_stream_shutdown(void)
     int saved_errno = errno;
     t->guard++;
     stream_enter();
-    stopping = true;
-    pthread_cond_broadcast(&stream_cv);
-    /* a flusher in poll() on the socket: readable (end of stream) now */
-    if (sock >= 0 && socket_still_ours())
-        shutdown(sock, SHUT_RD);
+    bool join = stop_flusher_locked();
     exec_pending = false; /* a failed exec that went unnoticed */
     flush_and_say_goodbye();
-    bool join = flusher_running;
-    flusher_running = false;
     stream_leave();
-    if (join) {
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        uint64_t until =
-            (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec + JOIN_BUDGET_NS;
-        struct timespec deadline = {(time_t)(until / 1000000000ull), (long)(until % 1000000000ull)};
-        pthread_timedjoin_np(flusher, NULL, &deadline);
-    }
+    if (join)
+        join_flusher();
     t->guard--;
     errno = saved_errno;
 }
@@ -853,7 +913,7 @@ void ppx_stream_unlock(void)
 
 /* The child of fork: its own process, its own connection (the inherited one
  * is the parent's; our copy is closed, the parent's stays open), no
- * flusher yet (see ppx_stream_restart_if_pending). */
+ * flusher yet (see ppx_stream_start_if_due). */
 void ppx_stream_reset_child(void)
 {
     pthread_mutex_init(&stream_mu, NULL); /* the parent's flusher may be sending */
@@ -870,9 +930,8 @@ void ppx_stream_reset_child(void)
     encoder.deadline_ns = 0;
     flusher_running = false;
     exec_pending = false;
-    restart_after_ns = monotonic_ns() + (uint64_t)ppx_config.flush_ms * 1000000ull;
     if (!stopping)
-        atomic_store_explicit(&ppx_stream_restart_pending, true, memory_order_relaxed);
+        ppx_stream_start_later(monotonic_ns() + (uint64_t)ppx_config.flush_ms * 1000000ull);
 }
 
 /* A child forked from inside the profiler (a signal handler): our copy of
@@ -885,5 +944,5 @@ void ppx_stream_disable_child(void)
     silenced = true;
     stopping = true;
     flusher_running = false;
-    atomic_store_explicit(&ppx_stream_restart_pending, false, memory_order_relaxed);
+    atomic_store_explicit(&ppx_stream_start_pending, false, memory_order_relaxed);
 }
