@@ -521,6 +521,9 @@ void ppx_stream_begin(void);
 extern atomic_bool ppx_stream_start_pending;
 void ppx_stream_start_later(uint64_t after_ns);
 void ppx_stream_start_if_due(void);
+/* threads.c: the program's last thread is ending, on that thread; the
+ * flusher stops and is waited for, so that the process exits on it. */
+void ppx_stream_last_thread_ending(void);
 /* Destructor: final flush, GOODBYE, stop the flusher. */
 void ppx_stream_shutdown(void);
 void ppx_stream_lock(void);

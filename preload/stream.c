@@ -28,7 +28,9 @@
  * took the connection (ppx_stream_begin), else when a sampled allocation
  * finds its socket, looking at most once a second (ppx_stream_start_if_due).
  * A process without one stays as single-threaded as the program made it;
- * the exit flush needs no thread.
+ * the exit flush needs no thread. When the program's last thread ends, the
+ * flusher ends first (ppx_stream_last_thread_ending), so that glibc's exit
+ * runs on the program's thread.
  *
  * Two locks. stream_mu: one user of the connection at a time (the
  * flusher, the exit and exec flushes), held across sends. state_mu: the
@@ -796,6 +798,27 @@ static bool stop_flusher_locked(void)
     bool join = flusher_running;
     flusher_running = false;
     return join;
+}
+
+/* The program's last thread is ending, on that thread (threads.c). glibc
+ * ends the process when its last thread ends: that must be this one, as
+ * without ppx (its atexit handlers run here, at once), so the flusher ends
+ * first. The exit that follows sends the final state from this thread
+ * (ppx_stream_shutdown). */
+void ppx_stream_last_thread_ending(void)
+{
+    if (atomic_load_explicit(&ppx_state, memory_order_acquire) != PPX_READY ||
+        getpid() != ppx_pid)
+        return;
+    int saved_errno = errno;
+    ppx_thread.guard++;
+    stream_enter();
+    bool join = stop_flusher_locked();
+    stream_leave();
+    if (join)
+        join_flusher();
+    ppx_thread.guard--;
+    errno = saved_errno;
 }
 
 /* No collector took the final state: it goes to a spool file, as a whole
