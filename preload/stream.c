@@ -953,6 +953,7 @@ void ppx_stream_reset_child(void)
     encoder.deadline_ns = 0;
     flusher_running = false;
     exec_pending = false;
+    final_round = false; /* the parent's exit flush may have been sending */
     if (!stopping)
         ppx_stream_start_later(monotonic_ns() + (uint64_t)ppx_config.flush_ms * 1000000ull);
 }
