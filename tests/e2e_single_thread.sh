@@ -25,6 +25,14 @@ else
     note "unshare(CLONE_NEWUSER) fails here without ppx ($(sed -n 2p "$TMP/plain.out")): checked Threads: only"
 fi
 
+# Allocations over more than a second (the target looks for a collector
+# then) start no thread while there is none.
+{ echo alloc; sleep 1.2; echo alloc; } |
+    PPX_SOCKET="$TMP/none/ppx.sock" PPX_SPOOL=0 PPX_SAMPLE_RATE=1 LD_PRELOAD="$LIBPPX" "$prog" wait \
+        >"$TMP/alone.out" 2>&1
+expect_eq "exit status, allocating with no collector" 0 "$?"
+expect_eq "threads at the end, allocating with no collector" "threads 1" "$(tail -n 1 "$TMP/alone.out")"
+
 # A collector started after the target.
 sock="$TMP/run/ppx.sock"
 mkfifo "$TMP/t.in"
