@@ -21,14 +21,15 @@
  *
  * The program's threads still running are counted (live_threads), as glibc
  * counts all threads: the one whose end brings the count to 0 is the
- * program's last, and stops the flusher before glibc's own count reaches
- * 0, so that glibc's exit(0) runs on it (main called pthread_exit), as
- * without ppx. A thread is counted from pthread_create (before it exists:
- * its creator may end first), from its registration if it was not created
- * through the hook, or when the scan finds it; and counted out once, by
- * whoever records its end. Threads made by a raw clone() after the scan
- * are not counted: should the count reach 0 while one runs, it goes on
- * with no flusher, and the state goes out at exit.
+ * program's last (if the main thread has ended, or is this one), and stops
+ * the flusher before glibc's own count reaches 0, so that glibc's exit(0)
+ * runs on it (main called pthread_exit), as without ppx. A thread is
+ * counted from pthread_create (before it exists: its creator may end
+ * first), from its registration if it was not created through the hook, or
+ * when the scan finds it; and counted out once, by whoever records its end.
+ * Threads made by a raw clone() after the scan are not counted: should the
+ * count reach 0 while one runs, it goes on with no flusher, and the state
+ * goes out at exit.
  *
  * CPU time of a live thread is read by the flusher from the thread's own
  * CPU clock: clockid ((~tid) << 3) | 6 (the kernel's MAKE_THREAD_CPUCLOCK,
@@ -322,6 +323,15 @@ void ppx_threads_started(uint32_t creator_id, uint32_t stack_id)
     ppx_cpu_thread_started(&e->rec);
 }
 
+/* r, ending, is the main thread, or the main thread has ended: a check on
+ * the count, which a thread that went unrecorded (no memory) leaves low. */
+static bool main_thread_gone(const struct ppx_thread_rec *r)
+{
+    const struct ppx_thread_rec *m = atomic_load_explicit(&main_rec, memory_order_acquire);
+    return r->tid == ppx_pid ||
+           (m != NULL && atomic_load_explicit(&m->end_ns, memory_order_acquire) != 0);
+}
+
 /* The pthread key's destructor: the thread returned from its start routine,
  * called pthread_exit, or was cancelled. Runs with the thread's other TSD
  * destructors, after its C++ thread_local destructors, and before glibc
@@ -346,7 +356,7 @@ static void thread_ended(void *arg)
         name_of_self(r->name);
         pthread_mutex_unlock(&reg_mu);
     }
-    bool last = record_end(r);
+    bool last = record_end(r) && main_thread_gone(r);
     ppx_io_thread_exit();
     if (last && !inside)
         ppx_stream_last_thread_ending();
