@@ -1,7 +1,7 @@
 /* Lifecycle of libppx.so: lazy initialisation (the hooks run long before
  * our constructor: libc and other libraries' constructors allocate first),
- * configuration from the environment, the constructor that starts the
- * flusher, the destructor that sends the last figures, and fork.
+ * configuration from the environment, the constructor that connects (and
+ * starts the flusher if a collector listens), the destructor that sends the last figures, and fork.
  *
  * Environment (an invalid value is reported once on stderr and the default
  * used):
@@ -376,7 +376,7 @@ __attribute__((constructor)) static void ppx_constructor(int argc, char **argv, 
         nanosleep(&pause, NULL);
     }
     if (atomic_load(&ppx_state) != PPX_READY) {
-        atomic_store(&ppx_stream_restart_pending, true); /* the first sample starts it */
+        ppx_stream_start_later(0); /* the first sample looks for a collector */
         return;
     }
     struct ppx_thread *t = &ppx_thread;
@@ -388,8 +388,7 @@ __attribute__((constructor)) static void ppx_constructor(int argc, char **argv, 
     ppx_real.free(ppx_real.malloc(1));
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     t->guard--;
-    ppx_stream_connect_now();
-    ppx_stream_start();
+    ppx_stream_begin();
 }
 
 __attribute__((destructor)) static void ppx_destructor(void)

@@ -325,10 +325,10 @@ static __attribute__((noinline)) bool site_lookup_slow(struct ppx_io_cache_slot 
 static __attribute__((noinline)) void sample_stack(struct ppx_io_site *site, const void *ret)
 {
     struct ppx_thread *t = &ppx_thread;
-    /* No ppx_stream_restart_if_pending() here, unlike the allocation path:
+    /* No ppx_stream_start_if_due() here, unlike the allocation path:
      * this may run in a signal handler (write() is async-signal-safe,
-     * malloc is not), and starting a thread there could deadlock. A forked
-     * child gets its flusher from an allocation, or sends at exit. */
+     * malloc is not), and starting a thread there could deadlock. A process
+     * without a flusher gets it from an allocation, or sends at exit. */
     t->guard++;
     if (!ppx_thread_mem_ensure(t)) {
         ppx_note_lost("out of memory for per-thread buffers");

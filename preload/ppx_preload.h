@@ -592,13 +592,18 @@ void ppx_stream_init(void);
 /* The constructor's argc/argv (glibc passes them to ELF constructors): the
  * HELLO's command line without reading /proc (and taking a descriptor). */
 void ppx_stream_set_cmdline(int argc, char **argv);
-/* Starts the flusher thread (constructor, or after fork in the child). */
-void ppx_stream_start(void);
-/* One synchronous flush (connects if a collector listens). */
-void ppx_stream_connect_now(void);
-/* Forked child: flusher to start; checked on the allocation slow path. */
-extern atomic_bool ppx_stream_restart_pending;
-void ppx_stream_restart_if_pending(void);
+/* Constructor: one synchronous flush (connects if a collector listens),
+ * and the flusher thread if one did; else the flusher waits for one. */
+void ppx_stream_begin(void);
+/* The flusher starts once a collector's socket is there, looked for from
+ * CLOCK_MONOTONIC after_ns on, at most once a second, by
+ * ppx_stream_start_if_due on the allocation slow path. */
+extern atomic_bool ppx_stream_start_pending;
+void ppx_stream_start_later(uint64_t after_ns);
+void ppx_stream_start_if_due(void);
+/* threads.c: the program's last thread is ending, on that thread; the
+ * flusher stops and is waited for, so that the process exits on it. */
+void ppx_stream_last_thread_ending(void);
 /* Destructor: final flush, GOODBYE, stop the flusher. */
 void ppx_stream_shutdown(void);
 void ppx_stream_lock(void);

@@ -111,7 +111,7 @@ void ppx_sample_alloc(void *p, size_t size, const void *ret)
     if (t->guard != 0 || p == NULL || ppx_bootstrap_owns(p))
         return; /* the profiler's own allocation, a failed one, or one made
                  * while another thread was still initialising */
-    ppx_stream_restart_if_pending();
+    ppx_stream_start_if_due();
     if (PPX_UNLIKELY(!t->seeded)) {
         seed(t);
         uint64_t distance = draw_distance(t);

@@ -22,7 +22,25 @@
  * before each write, because daemons close or dup2 over descriptors they do
  * not know. A descriptor that is not ours any more is forgotten, not closed.
  * With no collector listening there is no socket at all: only a stat() per
- * interval, and no message. */
+ * interval, and no message.
+ *
+ * The flusher thread starts only once there is a collector: at start if one
+ * took the connection (ppx_stream_begin), else when a sampled allocation
+ * finds its socket, looking at most once a second (ppx_stream_start_if_due).
+ * A process without one stays as single-threaded as the program made it;
+ * the exit flush needs no thread. When the program's last thread ends, the
+ * flusher ends first (ppx_stream_last_thread_ending), so that glibc's exit
+ * runs on the program's thread.
+ *
+ * Two locks. stream_mu: one user of the connection at a time (the
+ * flusher, the exit and exec flushes), held across sends. state_mu: the
+ * stream's state (the encoder, what was sent on this connection), taken by
+ * fork's prepare handler (ppx_stream_lock) so that the child copies it
+ * whole; whoever holds stream_mu holds state_mu too, except while it waits
+ * on the collector (a send, poll, the condition wait). A stopped or slow
+ * collector therefore never stalls fork(): the child never uses the
+ * parent's connection, and starts its stream afresh. Order: stream_mu,
+ * then state_mu. */
 #include "ppx_preload.h"
 
 #include <errno.h>
@@ -44,6 +62,7 @@
 #define FINAL_FLUSH_BUDGET_NS (5ull * 1000000000ull)
 #define JOIN_BUDGET_NS (2ull * 1000000000ull)
 #define FLUSHER_STACK (512u * 1024u)
+#define COLLECTOR_CHECK_NS 1000000000ull /* a process without a flusher looks at most once a second */
 
 struct ppx_encoder {
     unsigned char *out;
@@ -55,6 +74,7 @@ struct ppx_encoder {
 };
 
 static pthread_mutex_t stream_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t state_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t stream_cv;
 static pthread_t flusher;
 static bool flusher_running; /* under stream_mu */
@@ -62,8 +82,8 @@ static bool stopping;        /* under stream_mu: set by the destructor */
 static bool silenced;        /* this process sends nothing (ppx_stream_disable_child) */
 static bool exec_pending;    /* under stream_mu: GOODBYE sent, exec under way */
 static bool final_round;     /* under stream_mu: the exit or exec flush is under way */
-atomic_bool ppx_stream_restart_pending;
-static uint64_t restart_after_ns; /* CLOCK_MONOTONIC */
+atomic_bool ppx_stream_start_pending;
+static _Atomic uint64_t start_check_ns; /* CLOCK_MONOTONIC: the next look for a collector */
 
 static struct ppx_encoder encoder;
 static int sock = -1;
@@ -105,6 +125,18 @@ static void init_cond(void)
 void ppx_stream_init(void)
 {
     init_cond();
+}
+
+static void stream_enter(void)
+{
+    pthread_mutex_lock(&stream_mu);
+    pthread_mutex_lock(&state_mu);
+}
+
+static void stream_leave(void)
+{
+    pthread_mutex_unlock(&state_mu);
+    pthread_mutex_unlock(&stream_mu);
 }
 
 void ppx_stream_set_cmdline(int argc, char **argv)
@@ -208,7 +240,12 @@ static bool send_all(const void *data, size_t len)
     while (len > 0) {
         if (encoder.deadline_ns != 0 && monotonic_ns() > encoder.deadline_ns)
             return false;
+        /* a fork may go on meanwhile: what is being sent is the parent's */
+        pthread_mutex_unlock(&state_mu);
         ssize_t n = send(sock, p, len, MSG_NOSIGNAL);
+        int err = errno;
+        pthread_mutex_lock(&state_mu);
+        errno = err;
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -555,7 +592,8 @@ static bool run_buffered_commands(unsigned *budget)
 }
 
 /* Reads and runs what the collector sent, without waiting; with stream_mu
- * held. A flood is cut at CMDS_PER_WAKE: the rest waits for the next wake. */
+ * and state_mu held. A flood is cut at CMDS_PER_WAKE: the rest waits for
+ * the next wake. */
 static void read_commands(void)
 {
     unsigned budget = CMDS_PER_WAKE;
@@ -584,7 +622,7 @@ static void read_commands(void)
 }
 
 /* Sleeps until wake (CLOCK_MONOTONIC ns), running the collector's commands
- * as they come; with stream_mu held, released while asleep. */
+ * as they come; with stream_mu and state_mu held, released while asleep. */
 static void flusher_sleep(uint64_t wake)
 {
     while (!stopping) {
@@ -594,15 +632,18 @@ static void flusher_sleep(uint64_t wake)
         if (sock >= 0 && socket_still_ours() && !exec_pending) {
             struct pollfd pfd = {.fd = sock, .events = POLLIN};
             uint64_t left_ms = (wake - now + 999999u) / 1000000u;
-            pthread_mutex_unlock(&stream_mu);
+            stream_leave();
             int rc = poll(&pfd, 1, left_ms > INT32_MAX ? INT32_MAX : (int)left_ms);
-            pthread_mutex_lock(&stream_mu);
+            stream_enter();
             if (rc > 0 && !stopping && !exec_pending && sock >= 0)
                 read_commands();
             continue;
         }
         struct timespec deadline = {(time_t)(wake / 1000000000ull), (long)(wake % 1000000000ull)};
-        if (pthread_cond_timedwait(&stream_cv, &stream_mu, &deadline) == ETIMEDOUT)
+        pthread_mutex_unlock(&state_mu);
+        int rc = pthread_cond_timedwait(&stream_cv, &stream_mu, &deadline);
+        pthread_mutex_lock(&state_mu);
+        if (rc == ETIMEDOUT)
             return;
     }
 }
@@ -619,7 +660,7 @@ static void *flusher_main(void *arg)
     /* Threads that existed before us get their records and CPU timers now
      * (not under stream_mu: it may wait for threads being started). */
     ppx_threads_scan();
-    pthread_mutex_lock(&stream_mu);
+    stream_enter();
     while (!stopping) {
         flusher_sleep(monotonic_ns() + (uint64_t)ppx_config.flush_ms * 1000000ull);
         if (stopping)
@@ -632,35 +673,30 @@ static void *flusher_main(void *arg)
             stopping = true;
             flush_and_say_goodbye();
             flusher_running = false;
-            pthread_mutex_unlock(&stream_mu);
+            stream_leave();
             exit(0);
         }
     }
-    pthread_mutex_unlock(&stream_mu);
+    stream_leave();
     return NULL;
 }
 
-/* From the constructor: say HELLO (and the mappings) before main() runs,
- * so the collector knows this process even if it dies at once. Without a
- * collector this is one stat(). */
-void ppx_stream_connect_now(void)
+/* Say HELLO (and the mappings) before main() runs, so the collector knows
+ * this process even if it dies at once. Without a collector this is one
+ * stat(). Whether a collector took it. */
+static bool connect_now(void)
 {
-    int saved_errno = errno;
-    ppx_thread.guard++;
-    pthread_mutex_lock(&stream_mu);
+    stream_enter();
     flush_locked();
-    pthread_mutex_unlock(&stream_mu);
-    ppx_thread.guard--;
-    errno = saved_errno;
+    bool connected = sock >= 0;
+    stream_leave();
+    return connected;
 }
 
-void ppx_stream_start(void)
+static void start_flusher(void)
 {
     static atomic_flag said = ATOMIC_FLAG_INIT;
-    struct ppx_thread *t = &ppx_thread;
-    int saved_errno = errno;
-    t->guard++;
-    pthread_mutex_lock(&stream_mu);
+    stream_enter();
     if (!flusher_running && !stopping) {
         /* Every signal blocked: the program's signals never land on our thread. */
         sigset_t all, old;
@@ -678,20 +714,111 @@ void ppx_stream_start(void)
             ppx_log_once(&said, "cannot start the flusher thread: ", strerror(rc),
                          "; data is sent at exit only", NULL);
     }
-    pthread_mutex_unlock(&stream_mu);
+    stream_leave();
+}
+
+/* The flusher starts from the allocation slow path once a collector's
+ * socket is there, looked for from after_ns on (ppx_stream_start_if_due). */
+void ppx_stream_start_later(uint64_t after_ns)
+{
+    atomic_store_explicit(&start_check_ns, after_ns, memory_order_relaxed);
+    atomic_store_explicit(&ppx_stream_start_pending, true, memory_order_release);
+}
+
+/* Whether a collector's socket is there. A stale one (a collector killed)
+ * starts a flusher that finds nobody: it then looks every interval, as it
+ * does after a collector went away. */
+static bool collector_socket_exists(void)
+{
+    struct stat st;
+    return stat(ppx_config.socket_path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* From the constructor. No thread without a collector to talk to: a
+ * process with one thread stays single-threaded (unshare(CLONE_NEWUSER)
+ * and the like need it), and its state goes out at exit (or to a spool
+ * file); the flusher starts when a collector shows up. */
+void ppx_stream_begin(void)
+{
+    struct ppx_thread *t = &ppx_thread;
+    int saved_errno = errno;
+    t->guard++;
+    if (connect_now())
+        start_flusher();
+    else
+        ppx_stream_start_later(monotonic_ns() + COLLECTOR_CHECK_NS);
     t->guard--;
     errno = saved_errno;
 }
 
-/* A forked child gets its flusher one interval after the fork, from its
- * next allocation: a child that execs (or exits) at once never pays for a
- * thread, and one that lives on is flushed like its parent. */
-void ppx_stream_restart_if_pending(void)
+/* From the allocation slow path, on the program's threads (never in a
+ * signal handler: malloc is not async-signal-safe). A forked child looks
+ * one interval after the fork: one that execs (or exits) at once never pays
+ * for a thread, and one that lives on is flushed like its parent. */
+void ppx_stream_start_if_due(void)
 {
-    if (PPX_UNLIKELY(atomic_load_explicit(&ppx_stream_restart_pending, memory_order_relaxed)) &&
-        monotonic_ns() >= restart_after_ns &&
-        atomic_exchange_explicit(&ppx_stream_restart_pending, false, memory_order_acq_rel))
-        ppx_stream_start();
+    if (PPX_LIKELY(!atomic_load_explicit(&ppx_stream_start_pending, memory_order_relaxed)))
+        return;
+    uint64_t now = monotonic_ns();
+    if (now < atomic_load_explicit(&start_check_ns, memory_order_relaxed) ||
+        !atomic_exchange_explicit(&ppx_stream_start_pending, false, memory_order_acq_rel))
+        return;
+    struct ppx_thread *t = &ppx_thread;
+    int saved_errno = errno;
+    t->guard++;
+    if (collector_socket_exists())
+        start_flusher();
+    else
+        ppx_stream_start_later(now + COLLECTOR_CHECK_NS);
+    t->guard--;
+    errno = saved_errno;
+}
+
+/* Waits for the flusher to end (stopping set, and woken), within a budget:
+ * one stuck in a send gives up at its timeout. */
+static void join_flusher(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t until = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec + JOIN_BUDGET_NS;
+    struct timespec deadline = {(time_t)(until / 1000000000ull), (long)(until % 1000000000ull)};
+    pthread_timedjoin_np(flusher, NULL, &deadline);
+}
+
+/* Stops the flusher for good (stream_mu and state_mu held); whether there
+ * is one to join. */
+static bool stop_flusher_locked(void)
+{
+    stopping = true;
+    atomic_store_explicit(&ppx_stream_start_pending, false, memory_order_relaxed);
+    pthread_cond_broadcast(&stream_cv);
+    /* a flusher in poll() on the socket: readable (end of stream) now */
+    if (sock >= 0 && socket_still_ours())
+        shutdown(sock, SHUT_RD);
+    bool join = flusher_running;
+    flusher_running = false;
+    return join;
+}
+
+/* The program's last thread is ending, on that thread (threads.c). glibc
+ * ends the process when its last thread ends: that must be this one, as
+ * without ppx (its atexit handlers run here, at once), so the flusher ends
+ * first. The exit that follows sends the final state from this thread
+ * (ppx_stream_shutdown). */
+void ppx_stream_last_thread_ending(void)
+{
+    if (atomic_load_explicit(&ppx_state, memory_order_acquire) != PPX_READY ||
+        getpid() != ppx_pid)
+        return;
+    int saved_errno = errno;
+    ppx_thread.guard++;
+    stream_enter();
+    bool join = stop_flusher_locked();
+    stream_leave();
+    if (join)
+        join_flusher();
+    ppx_thread.guard--;
+    errno = saved_errno;
 }
 
 /* No collector took the final state: it goes to a spool file, as a whole
@@ -756,13 +883,13 @@ void ppx_stream_before_exec(void)
         return;
     int saved_errno = errno;
     ppx_thread.guard++;
-    pthread_mutex_lock(&stream_mu);
+    stream_enter();
     /* Not connected and nothing counted (a child about to exec, typically):
      * no connection just to say nothing. */
     if (sock >= 0 || ppx_stacks_any_counted() || ppx_io_any_counted())
         flush_and_say_goodbye();
     exec_pending = true; /* the flusher must not reconnect before exec */
-    pthread_mutex_unlock(&stream_mu);
+    stream_leave();
     ppx_thread.guard--;
     errno = saved_errno;
 }
@@ -772,9 +899,9 @@ void ppx_stream_after_exec_failed(void)
     if (!may_flush_here())
         return;
     ppx_thread.guard++;
-    pthread_mutex_lock(&stream_mu);
+    stream_enter();
     exec_pending = false; /* the next flush reconnects and sends it all */
-    pthread_mutex_unlock(&stream_mu);
+    stream_leave();
     ppx_thread.guard--;
 }
 
@@ -785,45 +912,35 @@ void ppx_stream_shutdown(void)
         return; /* exit() from inside the profiler, or from a vfork child */
     int saved_errno = errno;
     t->guard++;
-    pthread_mutex_lock(&stream_mu);
-    stopping = true;
-    pthread_cond_broadcast(&stream_cv);
-    /* a flusher in poll() on the socket: readable (end of stream) now */
-    if (sock >= 0 && socket_still_ours())
-        shutdown(sock, SHUT_RD);
+    stream_enter();
+    bool join = stop_flusher_locked();
     exec_pending = false; /* a failed exec that went unnoticed */
     flush_and_say_goodbye();
-    bool join = flusher_running;
-    flusher_running = false;
-    pthread_mutex_unlock(&stream_mu);
-    if (join) {
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        uint64_t until =
-            (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec + JOIN_BUDGET_NS;
-        struct timespec deadline = {(time_t)(until / 1000000000ull), (long)(until % 1000000000ull)};
-        pthread_timedjoin_np(flusher, NULL, &deadline);
-    }
+    stream_leave();
+    if (join)
+        join_flusher();
     t->guard--;
     errno = saved_errno;
 }
 
+/* fork's prepare and parent handlers: the state, not the connection. */
 void ppx_stream_lock(void)
 {
-    pthread_mutex_lock(&stream_mu);
+    pthread_mutex_lock(&state_mu);
 }
 
 void ppx_stream_unlock(void)
 {
-    pthread_mutex_unlock(&stream_mu);
+    pthread_mutex_unlock(&state_mu);
 }
 
 /* The child of fork: its own process, its own connection (the inherited one
  * is the parent's; our copy is closed, the parent's stays open), no
- * flusher yet (see ppx_stream_restart_if_pending). */
+ * flusher yet (see ppx_stream_start_if_due). */
 void ppx_stream_reset_child(void)
 {
-    pthread_mutex_init(&stream_mu, NULL);
+    pthread_mutex_init(&stream_mu, NULL); /* the parent's flusher may be sending */
+    pthread_mutex_init(&state_mu, NULL);
     init_cond();
     /* fork copied the descriptor: closing the copy leaves the parent's
      * connection alone, and lets the collector see the parent's end when
@@ -836,9 +953,9 @@ void ppx_stream_reset_child(void)
     encoder.deadline_ns = 0;
     flusher_running = false;
     exec_pending = false;
-    restart_after_ns = monotonic_ns() + (uint64_t)ppx_config.flush_ms * 1000000ull;
+    final_round = false; /* the parent's exit flush may have been sending */
     if (!stopping)
-        atomic_store_explicit(&ppx_stream_restart_pending, true, memory_order_relaxed);
+        ppx_stream_start_later(monotonic_ns() + (uint64_t)ppx_config.flush_ms * 1000000ull);
 }
 
 /* A child forked from inside the profiler (a signal handler): our copy of
@@ -851,5 +968,5 @@ void ppx_stream_disable_child(void)
     silenced = true;
     stopping = true;
     flusher_running = false;
-    atomic_store_explicit(&ppx_stream_restart_pending, false, memory_order_relaxed);
+    atomic_store_explicit(&ppx_stream_start_pending, false, memory_order_relaxed);
 }

@@ -19,6 +19,18 @@
  * without it (a raw clone, or one found by the scan that never called a
  * hook) is seen ended by the flusher when its CPU clock is gone (EINVAL).
  *
+ * The program's threads still running are counted (live_threads), as glibc
+ * counts all threads: the one whose end brings the count to 0 is the
+ * program's last (if the main thread has ended, or is this one), and stops
+ * the flusher before glibc's own count reaches 0, so that glibc's exit(0)
+ * runs on it (main called pthread_exit), as without ppx. A thread is
+ * counted from pthread_create (before it exists: its creator may end
+ * first), from its registration if it was not created through the hook, or
+ * when the scan finds it; and counted out once, by whoever records its end.
+ * Threads made by a raw clone() after the scan are not counted: should the
+ * count reach 0 while one runs, it goes on with no flusher, and the state
+ * goes out at exit.
+ *
  * CPU time of a live thread is read by the flusher from the thread's own
  * CPU clock: clockid ((~tid) << 3) | 6 (the kernel's MAKE_THREAD_CPUCLOCK,
  * CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD_MASK), which any thread of the
@@ -61,6 +73,7 @@ static _Atomic(struct ppx_thread_rec *) main_rec; /* the record with WIRE_THREAD
 static atomic_uint next_id;
 /* Threads between pthread_create and their registration (see the scan). */
 static atomic_uint starting;
+static atomic_uint live_threads;
 static pthread_key_t end_key;
 static bool have_end_key;
 
@@ -161,6 +174,18 @@ static void mark_changed(struct ppx_thread_rec *r)
     atomic_store_explicit(&r->changed, 1, memory_order_release);
 }
 
+/* Records r's end, once: whoever does (the thread's own end, the flusher)
+ * counts it out. Whether the program has no other thread left. */
+static bool record_end(struct ppx_thread_rec *r)
+{
+    uint64_t zero = 0;
+    if (!atomic_compare_exchange_strong_explicit(&r->end_ns, &zero, realtime_ns(),
+                                                 memory_order_release, memory_order_relaxed))
+        return false;
+    mark_changed(r);
+    return atomic_fetch_sub_explicit(&live_threads, 1, memory_order_acq_rel) == 1;
+}
+
 /* ---- registration ---- */
 
 static struct thread_entry *entry_new(pid_t tid, uint32_t flags, uint32_t creator_id,
@@ -244,6 +269,7 @@ struct ppx_thread_rec *ppx_threads_self(void)
         if (e != NULL) {
             name_of_self(e->rec.name);
             publish(e, true);
+            atomic_fetch_add_explicit(&live_threads, 1, memory_order_relaxed);
         }
     }
     bool start_cpu = false;
@@ -265,12 +291,14 @@ struct ppx_thread_rec *ppx_threads_self(void)
 
 void ppx_threads_creating(void)
 {
+    atomic_fetch_add_explicit(&live_threads, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&starting, 1, memory_order_seq_cst);
 }
 
 void ppx_threads_create_failed(void)
 {
     atomic_fetch_sub_explicit(&starting, 1, memory_order_seq_cst);
+    atomic_fetch_sub_explicit(&live_threads, 1, memory_order_relaxed);
 }
 
 void ppx_threads_started(uint32_t creator_id, uint32_t stack_id)
@@ -299,14 +327,26 @@ void ppx_threads_started(uint32_t creator_id, uint32_t stack_id)
     ppx_cpu_thread_started(&e->rec);
 }
 
-/* The pthread key's destructor: the thread returned from its start routine
- * or called pthread_exit. Runs with the thread's other TSD destructors,
- * after its C++ thread_local destructors. */
+/* r, ending, is the main thread, or the main thread has ended: a check on
+ * the count, which a thread that went unrecorded (no memory) leaves low. */
+static bool main_thread_gone(const struct ppx_thread_rec *r)
+{
+    const struct ppx_thread_rec *m = atomic_load_explicit(&main_rec, memory_order_acquire);
+    return r->tid == ppx_pid ||
+           (m != NULL && atomic_load_explicit(&m->end_ns, memory_order_acquire) != 0);
+}
+
+/* The pthread key's destructor: the thread returned from its start routine,
+ * called pthread_exit, or was cancelled. Runs with the thread's other TSD
+ * destructors, after its C++ thread_local destructors, and before glibc
+ * counts the thread out (and exits if it was the last). */
 static void thread_ended(void *arg)
 {
     struct ppx_thread_rec *r = arg;
     struct ppx_thread *t = &ppx_thread;
     int saved_errno = errno;
+    /* pthread_exit from a handler that interrupted the profiler */
+    bool inside = t->guard != 0;
     t->guard++;
     /* timer first: no tick lands while the rest of the thread's state goes */
     ppx_cpu_thread_ended(r);
@@ -320,12 +360,11 @@ static void thread_ended(void *arg)
         name_of_self(r->name);
         pthread_mutex_unlock(&reg_mu);
     }
-    uint64_t zero = 0;
-    atomic_compare_exchange_strong_explicit(&r->end_ns, &zero, realtime_ns(), memory_order_release,
-                                            memory_order_relaxed);
-    mark_changed(r);
+    bool last = record_end(r) && main_thread_gone(r);
     ppx_io_thread_exit();
     ppx_thread_mem_end();
+    if (last && !inside)
+        ppx_stream_last_thread_ending();
     t->guard--;
     errno = saved_errno;
 }
@@ -410,6 +449,7 @@ void ppx_threads_scan(void)
             break;
         name_of_tid(tids[i], e->rec.name);
         publish(e, true);
+        atomic_fetch_add_explicit(&live_threads, 1, memory_order_relaxed);
     }
     for (struct thread_entry *e = found_head; e != NULL; e = e->found_next) {
         if (e->cpu_started || atomic_load(&e->rec.end_ns) != 0)
@@ -452,9 +492,7 @@ static void poll_cpu(struct ppx_thread_rec *r)
     if (err == 0) {
         cpu_raise(r, ns);
     } else if (err == EINVAL) {
-        uint64_t zero = 0;
-        if (atomic_compare_exchange_strong(&r->end_ns, &zero, realtime_ns()))
-            mark_changed(r);
+        record_end(r); /* the last one: the flusher's own check sees it */
     }
 }
 
@@ -536,6 +574,7 @@ void ppx_threads_reset_child(void)
     atomic_store_explicit(&main_rec, NULL, memory_order_relaxed);
     atomic_store_explicit(&next_id, 0, memory_order_relaxed);
     atomic_store_explicit(&starting, 0, memory_order_relaxed);
+    atomic_store_explicit(&live_threads, 0, memory_order_relaxed);
     ppx_thread_self = NULL;
     struct ppx_thread *t = &ppx_thread;
     t->guard++;
@@ -547,6 +586,7 @@ void ppx_threads_reset_child(void)
         e->has_handle = true;
         e->cpu_started = true;
         publish(e, true);
+        atomic_store_explicit(&live_threads, 1, memory_order_relaxed);
         ppx_thread_self = &e->rec;
     }
     /* The key still names the parent's record: the end goes to the new one

@@ -2,7 +2,8 @@
 # ppx collect, the live collector, on an exactly known program
 # (tests/progs/known_allocs, PPX_SAMPLE_RATE=1: every figure is known):
 #  - a target started BEFORE the collector is picked up with its whole
-#    history;
+#    history (at an allocation: with no collector it has no thread, and
+#    looks for one at most once a second, from its sampled allocations);
 #  - the collector killed (SIGKILL) and restarted mid-run loses nothing:
 #    allocations made while no collector ran arrive too, and the final
 #    profiles the restarted collector writes on the target's exit (-o DIR:
@@ -51,9 +52,14 @@ exec 3>"$TMP/a.in"
 wait_for 300 grep -q '^ready' "$TMP/a.out" || die "known_allocs pause never got ready: $(cat "$TMP/a.err")"
 [ ! -s "$TMP/a.err" ] || fail "the target said something without a collector: $(cat "$TMP/a.err")"
 
-# 2. The collector, later: the target connects and sends its whole history.
+# 2. The collector, later: at its next allocations the target finds it,
+# connects and sends its whole history.
 start_collector "$TMP/c1.log" --socket "$sock" --http 127.0.0.1:0 -o "$out"
-wait_for 100 has_figure "$url/debug/pprof/heap?pid=$a" "$TMP/h1.pb.gz" leak_64x1000 inuse_space 64000 ||
+poked_has_figure() {
+    echo poke >&3
+    has_figure "$@"
+}
+wait_for 100 poked_has_figure "$url/debug/pprof/heap?pid=$a" "$TMP/h1.pb.gz" leak_64x1000 inuse_space 64000 ||
     die "a target started before the collector never showed its history (log: $(cat "$TMP/c1.log"))"
 flat=$(pprof_raw "$TMP/h1.pb.gz" --flat-table)
 expect_figures "$flat" "history at first contact" leak_64x1000 1000 64000 1000 64000

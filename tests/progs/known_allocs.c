@@ -5,7 +5,9 @@
  *   big    large totals for sampling mode (about 3.7 GB allocated in all,
  *          at most about 100 MB live, 32 MB of it touched)
  *   pause  print "ready PID" on stdout, then wait for end of input on stdin;
- *          each input line "alloc" runs between_snapshots and prints "done"
+ *          each input line "alloc" runs between_snapshots and prints "done";
+ *          each line "poke" allocates and frees 1 byte in poke (not counted:
+ *          a process without a collector looks for one at an allocation)
  *   exit N exit with status N
  *
  * Each counted function is the direct caller of the allocator, so in a heap
@@ -283,6 +285,13 @@ COUNTED static void between_snapshots(void)
         ESCAPE(malloc(1000));
 }
 
+static __attribute__((noinline)) void poke(void)
+{
+    void *p = malloc(1);
+    ESCAPE(p);
+    free(p);
+}
+
 static void pause_until_eof(void)
 {
     char line[64];
@@ -293,6 +302,8 @@ static void pause_until_eof(void)
             between_snapshots();
             printf("done\n");
             fflush(stdout);
+        } else if (strcmp(line, "poke\n") == 0) {
+            poke();
         }
     }
 }
