@@ -228,6 +228,24 @@ void ppx_unwind_reset_child(void);
  * the program's way (programs expect open() to return the lowest free fd). */
 int ppx_high_fd_base(void);
 
+/* ---- fd_place.c ---- */
+
+/* Moves a descriptor of ours out of the program's reach: above its soft
+ * RLIMIT_NOFILE where the limits allow, else to ppx_high_fd_base() or
+ * higher. Returns the descriptor to use from now on (fd is closed when it
+ * moved), close-on-exec. */
+int ppx_fd_above_limit(int fd);
+
+/* ---- socket_trust.c ---- */
+
+/* Whether the directory of the collector socket at socket_path may be
+ * trusted: a directory (not a symlink) of this process's effective uid or
+ * root, that group and others may not write. Says once why not. */
+bool ppx_socket_dir_trusted(const char *socket_path);
+/* Whether the listener at the other end of connected fd runs as this
+ * process's effective uid or as root (SO_PEERCRED). Says once why not. */
+bool ppx_socket_peer_trusted(int fd, const char *socket_path);
+
 /* ---- stacks.c ---- */
 
 struct ppx_stack {
