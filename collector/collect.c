@@ -299,6 +299,7 @@ int cmd_collect(int argc, char **argv)
     else
         socket_default_path(socket_path, sizeof socket_path);
     if (socket_dir_prepare(socket_path, !opt.socket, err, sizeof err) < 0 ||
+        socket_lock(socket_path, err, sizeof err) < 0 ||
         (opt.output && output_dir_prepare(opt.output, err, sizeof err) < 0)) {
         fprintf(stderr, "%s\n", err);
         return 1;

@@ -1,9 +1,11 @@
 #include "socket_dir.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -63,4 +65,33 @@ int socket_dir_prepare(const char *socket_path, bool strict, char *err, size_t e
         return -1;
     }
     return 0;
+}
+
+int socket_lock(const char *socket_path, char *err, size_t errlen)
+{
+    char path[4096 + 8];
+    if (snprintf(path, sizeof path, "%s.lock", socket_path) >= (int)sizeof path) {
+        snprintf(err, errlen, "ppx: socket path %s is too long", socket_path);
+        return -1;
+    }
+    /* O_NOFOLLOW: a symlink planted in a shared directory must not make us
+     * create or truncate a file elsewhere (nothing is ever written to it). */
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "ppx: cannot open the lock file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc;
+    do
+        rc = flock(fd, LOCK_EX | LOCK_NB);
+    while (rc < 0 && errno == EINTR);
+    if (rc == 0)
+        return fd;
+    if (errno == EWOULDBLOCK)
+        snprintf(err, errlen, "ppx: another collector is running on %s (it holds %s); not "
+                              "starting a second one", socket_path, path);
+    else
+        snprintf(err, errlen, "ppx: cannot lock %s: %s", path, strerror(errno));
+    close(fd);
+    return -1;
 }

@@ -19,4 +19,16 @@ void socket_default_path(char *buf, size_t len);
  * with a message in err. */
 int socket_dir_prepare(const char *socket_path, bool strict, char *err, size_t errlen);
 
+/* Takes the collector's lock for socket_path: an exclusive flock on
+ * socket_path + ".lock" (created 0600), held by the returned descriptor
+ * for as long as the collector runs (the kernel drops it at exit, however
+ * the process ends). Checking whether a collector answers, removing a
+ * stale socket and binding a new one is not atomic: two collectors started
+ * at once could both do it, the second unlinking the first's socket. Under
+ * the lock only one gets that far. The lock file is never removed: a
+ * collector that unlinked it could leave the next two locking different
+ * files. Returns the descriptor, or -1 with a message in err (another
+ * collector holds the lock, or the file cannot be opened). */
+int socket_lock(const char *socket_path, char *err, size_t errlen);
+
 #endif
