@@ -23,6 +23,27 @@ void socket_default_path(char *buf, size_t len)
     snprintf(buf, len, "/tmp/ppx-%lu/ppx.sock", (unsigned long)getuid());
 }
 
+bool socket_path_choose(const char *flag, char *buf, size_t len)
+{
+    if (flag) {
+        snprintf(buf, len, "%s", flag);
+        return true;
+    }
+    const char *env = getenv("PPX_SOCKET");
+    /* The same test as libppx.so's (preload/init.c), so that both pick the
+     * same path. */
+    if (env && *env && strlen(env) < sizeof(((struct sockaddr_un *)0)->sun_path) &&
+        strlen(env) < len) {
+        snprintf(buf, len, "%s", env);
+        return true;
+    }
+    socket_default_path(buf, len);
+    if (env)
+        fprintf(stderr, "ppx: PPX_SOCKET=\"%s\" is %s; using %s, as libppx.so does\n", env,
+                *env ? "too long for a socket path" : "empty", buf);
+    return false;
+}
+
 int socket_dir_prepare(const char *socket_path, bool strict, char *err, size_t errlen)
 {
     char dir[4096];

@@ -11,6 +11,13 @@
  * /tmp/ppx-<uid>/ppx.sock. */
 void socket_default_path(char *buf, size_t len);
 
+/* The socket a command uses, as libppx.so chooses it: flag (--socket) if
+ * given, else $PPX_SOCKET if set and usable, else socket_default_path().
+ * An unusable PPX_SOCKET (empty, too long) is said on stderr, and the
+ * default used, as libppx.so does. True when the path was chosen
+ * explicitly (flag or PPX_SOCKET), false for the default. */
+bool socket_path_choose(const char *flag, char *buf, size_t len);
+
 /* Makes sure the directory of socket_path exists: created 0700 when
  * missing. With strict (the default path, in a shared place like /tmp),
  * an existing one must be a directory of ours (not a symlink) that
