@@ -550,6 +550,20 @@ void ppx_stream_after_exec_failed(void);
 /* Whether the flush under way is the last one (exit, exec): every change
  * goes out then, however small (threads.c's CPU times). */
 bool ppx_stream_final_flush(void);
+/* The collector connection's descriptor number (-1: none), for the I/O
+ * hooks: a read or write of it by the program (a daemon that writes to
+ * every descriptor) has mixed the program's bytes into the stream, or
+ * taken the collector's. */
+extern atomic_int ppx_stream_fd;
+void ppx_stream_program_touched(void);
+/* In an I/O hook, before the call: fd is our connection's number, and the
+ * caller is the program (not the profiler, which holds the guard). */
+static inline void ppx_stream_check_program_use(int fd)
+{
+    if (PPX_UNLIKELY(fd == atomic_load_explicit(&ppx_stream_fd, memory_order_relaxed)) &&
+        ppx_thread.guard == 0)
+        ppx_stream_program_touched();
+}
 
 #pragma GCC visibility pop
 

@@ -295,6 +295,28 @@ static bool send_hello(void)
     return ppx_emit(&encoder, WIRE_HELLO, &h, sizeof h, exe, exe_len, cmdline, cmdline_len);
 }
 
+atomic_int ppx_stream_fd = -1;
+static atomic_bool program_touched_stream;
+
+void ppx_stream_program_touched(void)
+{
+    atomic_store_explicit(&program_touched_stream, true, memory_order_relaxed);
+}
+
+/* The program read or wrote our connection's descriptor since it was
+ * made: its bytes may sit in the middle of the stream (the collector then
+ * closes it as corrupt), or it took the collector's commands. Closed, so
+ * that the next connection starts clean with a HELLO and the whole state,
+ * and its figures are right again, rather than trusting what the
+ * collector may or may not have decoded. Nothing said here: the collector
+ * says what it saw, and a program that writes into every descriptor is
+ * one whose stderr may not be a terminal either. */
+static void drop_if_program_touched(void)
+{
+    if (sock >= 0 && atomic_load_explicit(&program_touched_stream, memory_order_relaxed))
+        disconnect();
+}
+
 /* The socket file whose listener was refused (socket_trust.c): not
  * connected to again, so that a planted socket costs one connection, not
  * one per interval; a collector started afresh binds a new one. */
@@ -357,6 +379,8 @@ static bool try_connect(void)
     sock_pid = getpid();
     sock_dev = st.st_dev;
     sock_ino = st.st_ino;
+    atomic_store_explicit(&program_touched_stream, false, memory_order_relaxed);
+    atomic_store_explicit(&ppx_stream_fd, fd, memory_order_relaxed);
     generation++;
     encoder_reset();
     cmd_len = 0;
@@ -461,6 +485,7 @@ static void flush_locked(void)
     bool fresh = false;
     if (sock >= 0 && !socket_still_ours())
         sock = -1;
+    drop_if_program_touched();
     /* (not once stopping: the destructor shut the reading side itself) */
     if (sock >= 0 && !stopping && peer_closed())
         disconnect();
