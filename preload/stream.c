@@ -21,9 +21,11 @@
  * are checked (socket_trust.c): a HELLO carries the command line.
  *
  * The socket must not disturb the program: close-on-exec, moved out of the
- * program's descriptor range (fd_place.c), MSG_NOSIGNAL, a send timeout, and verified (device, inode)
- * before each write, because daemons close or dup2 over descriptors they do
- * not know. A descriptor that is not ours any more is forgotten, not closed.
+ * program's descriptor range (fd_place.c), MSG_NOSIGNAL, a send timeout,
+ * and verified (device, inode) before each write, because daemons close or
+ * dup2 over descriptors they do not know. A descriptor that is not ours
+ * any more is forgotten, not closed; one the program read or wrote itself
+ * (the I/O hooks tell) is dropped, and a new connection resends it all.
  * With no collector listening there is no socket at all: only a stat() per
  * interval, and no message. */
 #include "ppx_preload.h"
