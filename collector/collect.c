@@ -49,11 +49,13 @@ static void help(FILE *out)
         "history when they connect).\n"
         "\n"
         "Options:\n"
-        "  -s, --socket PATH  listen on PATH (default $XDG_RUNTIME_DIR/ppx/ppx.sock, else\n"
-        "                     /tmp/ppx-UID/ppx.sock: where libppx.so looks by default;\n"
-        "                     elsewhere, give the targets PPX_SOCKET=PATH). The default\n"
-        "                     directory is created mode 0700 and refused if anyone else\n"
-        "                     can use it; only processes of this user may connect.\n"
+        "  -s, --socket PATH  listen on PATH (default $PPX_SOCKET if set, else\n"
+        "                     $XDG_RUNTIME_DIR/ppx/ppx.sock, else /tmp/ppx-UID/ppx.sock:\n"
+        "                     where libppx.so looks; elsewhere, give the targets\n"
+        "                     PPX_SOCKET=PATH). The default directory is created mode\n"
+        "                     0700 and refused if anyone else can use it; only\n"
+        "                     processes of this user may connect. One collector per\n"
+        "                     socket (a lock on PATH.lock).\n"
         "      --http ADDR    serve Go's /debug/pprof/ endpoints on ADDR: PORT or\n"
         "                     HOST:PORT, 127.0.0.1 unless a host is given (0.0.0.0:PORT\n"
         "                     for every interface); port 0 picks a free one. E.g.\n"
@@ -294,11 +296,9 @@ int cmd_collect(int argc, char **argv)
     if (rc)
         return rc;
     char err[1024] = "", socket_path[4096];
-    if (opt.socket)
-        snprintf(socket_path, sizeof socket_path, "%s", opt.socket);
-    else
-        socket_default_path(socket_path, sizeof socket_path);
-    if (socket_dir_prepare(socket_path, !opt.socket, err, sizeof err) < 0 ||
+    bool chosen = socket_path_choose(opt.socket, socket_path, sizeof socket_path);
+    if (socket_dir_prepare(socket_path, !chosen, err, sizeof err) < 0 ||
+        socket_lock(socket_path, err, sizeof err) < 0 ||
         (opt.output && output_dir_prepare(opt.output, err, sizeof err) < 0)) {
         fprintf(stderr, "%s\n", err);
         return 1;

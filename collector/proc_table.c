@@ -15,8 +15,9 @@ struct proc_entry {
     struct proc proc; /* first: a struct proc * is a struct proc_entry * */
     struct proc_key key;
     void *owner;
-    bool broken;
-    bool refusal_reported;
+    unsigned hellos; /* HELLOs taken for it so far */
+    uint64_t hello_order; /* of the connection that said the last one */
+    bool corruption_reported;
     uint64_t io_stack_samples_dropped, io_errno_calls_dropped;
     UT_hash_handle hh;
 };
@@ -140,6 +141,7 @@ struct proc *proc_table_hello(struct proc_table *t, uint32_t pid, uint64_t start
     struct proc *p = proc_table_find(t, pid, start_ns);
     if (p) {
         *existed = true;
+        entry_of(p)->hellos++;
         proc_clear(p);
         entry_of(p)->io_stack_samples_dropped = 0;
         entry_of(p)->io_errno_calls_dropped = 0;
@@ -157,11 +159,27 @@ struct proc *proc_table_hello(struct proc_table *t, uint32_t pid, uint64_t start
         free(e);
         return NULL;
     }
+    e->hellos = 1;
     e->key = make_key(pid, start_ns);
     e->proc.pid = pid;
     e->proc.start_ns = start_ns;
     HASH_ADD(hh, t->procs, key, sizeof e->key, e);
     return &e->proc;
+}
+
+unsigned proc_table_hellos(const struct proc *p)
+{
+    return entry_of(p)->hellos;
+}
+
+uint64_t proc_table_hello_order(const struct proc *p)
+{
+    return entry_of(p)->hello_order;
+}
+
+void proc_table_set_hello_order(struct proc *p, uint64_t order)
+{
+    entry_of(p)->hello_order = order;
 }
 
 void *proc_table_owner(const struct proc *p)
@@ -174,21 +192,11 @@ void proc_table_set_owner(struct proc *p, void *owner)
     entry_of(p)->owner = owner;
 }
 
-void proc_table_mark_broken(struct proc *p)
-{
-    entry_of(p)->broken = true;
-}
-
-bool proc_table_is_broken(const struct proc *p)
-{
-    return entry_of(p)->broken;
-}
-
-bool proc_table_first_refusal(struct proc *p)
+bool proc_table_first_corruption(struct proc *p)
 {
     struct proc_entry *e = entry_of(p);
-    bool first = !e->refusal_reported;
-    e->refusal_reported = true;
+    bool first = !e->corruption_reported;
+    e->corruption_reported = true;
     return first;
 }
 

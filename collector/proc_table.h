@@ -25,19 +25,26 @@ struct proc *proc_table_find(const struct proc_table *t, uint32_t pid, uint64_t 
 struct proc *proc_table_hello(struct proc_table *t, uint32_t pid, uint64_t start_ns,
                               bool *existed);
 
+/* How many HELLOs p has had: a connection that took the n-th is the
+ * process's latest while this is n. */
+unsigned proc_table_hellos(const struct proc *p);
+
+/* The order (wire_decoder_set_order) of the connection whose HELLO was
+ * taken last for p; 0 if none had one. */
+uint64_t proc_table_hello_order(const struct proc *p);
+void proc_table_set_hello_order(struct proc *p, uint64_t order);
+
 /* Who currently feeds a process: the decoder of its live connection, or
  * NULL. A reconnect takes ownership; the older connection then learns it
  * was superseded. */
 void *proc_table_owner(const struct proc *p);
 void proc_table_set_owner(struct proc *p, void *owner);
 
-/* A process whose stream broke the protocol keeps what it sent before the
- * bad record; later HELLOs for it are refused so a resend cannot wipe it. */
-void proc_table_mark_broken(struct proc *p);
-bool proc_table_is_broken(const struct proc *p);
-/* True the first time it is called for p: a refused process retries every
- * flush interval, and saying so once is enough. */
-bool proc_table_first_refusal(struct proc *p);
+/* True the first time it is called for p: a process whose stream broke
+ * the protocol keeps what it sent before the bad record, and is welcome to
+ * reconnect (its HELLO starts afresh, and it resends its whole state); if
+ * its streams keep breaking, saying so once is enough. */
+bool proc_table_first_corruption(struct proc *p);
 
 /* Removes p from the table and frees it. p must have no connection
  * (proc_table_owner(p) == NULL): the live collector forgets exited

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +24,21 @@
 #define HEAD_LEN 4u
 /* Distinct refused uids said once each; later ones are refused quietly. */
 #define MAX_SAID_UIDS 32u
+/* Processes whose stream broke while they ran, waited for at once; more
+ * are taken as ended at once (as a stream cut short is). */
+#define MAX_ORPHANS 64u
+/* How often those waited for are looked at, at most. */
+#define ORPHAN_CHECK_MS 500
+
+struct orphan {
+    uint32_t pid;
+    uint64_t start_ns;
+    pid_t peer; /* SO_PEERCRED's */
+};
 
 struct conn {
     int fd;
+    pid_t pid; /* SO_PEERCRED's; 0 when unknown */
     struct wire_decoder *decoder;
     uint8_t head[HEAD_LEN]; /* the first bytes, while head_len < HEAD_LEN */
     uint8_t head_len;
@@ -48,6 +61,9 @@ struct server {
     struct server_hooks hooks;
     uid_t said_uids[MAX_SAID_UIDS];
     size_t n_said_uids;
+    struct orphan orphans[MAX_ORPHANS];
+    size_t n_orphans;
+    uint64_t accepted; /* connections accepted so far */
     uint8_t chunk[READ_CHUNK];
 };
 
@@ -219,10 +235,13 @@ static void accept_pending(struct server *s)
             close(fd);
             return;
         }
+        /* A process connects once at a time: its connections are accepted
+         * in the order it made them, whatever order they are read in. */
+        wire_decoder_set_order(d, ++s->accepted);
         /* Without control connections every stream goes straight to its
          * decoder, as in ppx record. */
-        s->conns[s->n_conns++] =
-            (struct conn){.fd = fd, .decoder = d, .classified = s->hooks.control_magic == 0};
+        s->conns[s->n_conns++] = (struct conn){
+            .fd = fd, .pid = cred.pid, .decoder = d, .classified = s->hooks.control_magic == 0};
     }
 }
 
@@ -230,7 +249,11 @@ static void report(const struct wire_decoder *d)
 {
     const char *msg = wire_decoder_error(d);
     if (*msg)
-        fprintf(stderr, "%s\n", msg);
+        fprintf(stderr, "%s%s\n", msg,
+                wire_decoder_broke_protocol(d)
+                    ? "; connection closed (the data before it is kept; a reconnection of the "
+                      "process resends its whole state)"
+                    : "");
 }
 
 enum conn_state { CONN_OPEN, CONN_DONE, CONN_HANDED_OVER };
@@ -238,6 +261,14 @@ enum conn_state { CONN_OPEN, CONN_DONE, CONN_HANDED_OVER };
 static uint32_t le32(const uint8_t *b)
 {
     return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* p reconnected: its end is that of its new connection. */
+static void forget_orphan(struct server *s, const struct proc *p)
+{
+    for (size_t i = s->n_orphans; i-- > 0;)
+        if (s->orphans[i].pid == p->pid && s->orphans[i].start_ns == p->start_ns)
+            s->orphans[i] = s->orphans[--s->n_orphans];
 }
 
 /* Collects a new connection's first bytes: a control connection leaves
@@ -281,6 +312,8 @@ static enum conn_state consume(struct server *s, struct conn *c, const uint8_t *
         return CONN_DONE;
     }
     struct proc *p = wire_decoder_proc(c->decoder);
+    if (!had_proc && p)
+        forget_orphan(s, p); /* (even if this read took its GOODBYE too) */
     if (!had_proc && p && proc_table_owner(p) == c->decoder && s->hooks.opened)
         s->hooks.opened(s->hooks.arg, p);
     return CONN_OPEN;
@@ -321,11 +354,63 @@ static enum conn_state read_conn(struct server *s, struct conn *c)
     return CONN_OPEN;
 }
 
+/* Whether process pid still runs (pid known, in our pid namespace). */
+static bool alive(pid_t pid)
+{
+    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+/* A stream broken by bad data (a program that wrote into our socket), or
+ * cut inside a record (libppx.so dropped it, having seen the program write
+ * there), is not the end of a process that still runs: libppx.so
+ * reconnects at its next flush and resends its whole state (at exit too,
+ * its last connection may come in just before it dies). Its end is told
+ * only if it dies without a newer connection. False when p's end is to be
+ * told now (its pid unknown, or too many waited for). */
+static bool wait_for_reconnection(struct server *s, const struct conn *c, const struct proc *p)
+{
+    if (!wire_decoder_failed(c->decoder) || c->pid <= 0 || s->n_orphans == MAX_ORPHANS)
+        return false;
+    s->orphans[s->n_orphans++] = (struct orphan){p->pid, p->start_ns, c->pid};
+    return true;
+}
+
+/* Whether a connection of process pid is open (accepted, not yet done). */
+static bool has_connection(const struct server *s, pid_t pid)
+{
+    for (size_t i = 0; i < s->n_conns; i++)
+        if (s->conns[i].pid == pid)
+            return true;
+    return false;
+}
+
+/* The processes waited for: forgotten once they reconnected (or are gone
+ * from the table), their end told once they died with no newer connection
+ * (one made just before dying is accepted first: its HELLO may come); every
+ * one of them when the server closes (all). */
+static void check_orphans(struct server *s, bool all)
+{
+    if (s->n_orphans > 0 && !all)
+        accept_pending(s);
+    for (size_t i = s->n_orphans; i-- > 0;) {
+        const struct orphan *o = &s->orphans[i];
+        struct proc *p = proc_table_find(s->table, o->pid, o->start_ns);
+        bool back = !p || p->connected || proc_table_owner(p);
+        if (!back && !all && (alive(o->peer) || has_connection(s, o->peer)))
+            continue;
+        if (!back && s->hooks.closed)
+            s->hooks.closed(s->hooks.arg, p);
+        s->orphans[i] = s->orphans[--s->n_orphans];
+    }
+}
+
 /* handed_over: the fd now belongs to the control handler. */
 static void close_conn(struct server *s, size_t i, bool handed_over)
 {
     struct conn *c = &s->conns[i];
     struct proc *p = wire_decoder_ended_proc(c->decoder);
+    if (p && wait_for_reconnection(s, c, p))
+        p = NULL;
     if (!handed_over)
         close(c->fd);
     wire_decoder_free(c->decoder);
@@ -366,18 +451,23 @@ int server_poll(struct server *s, int timeout_ms, int extra_fd)
         if (timeout_ms < 0 || timeout_ms > 100)
             timeout_ms = 100;
     }
+    if (s->n_orphans > 0 && (timeout_ms < 0 || timeout_ms > ORPHAN_CHECK_MS))
+        timeout_ms = ORPHAN_CHECK_MS;
     s->pfds[n_conns] = (struct pollfd){.fd = listen_fd, .events = POLLIN};
     s->pfds[n_conns + 1] = (struct pollfd){.fd = extra_fd, .events = POLLIN};
     int rc = poll(s->pfds, n_conns + 2, timeout_ms);
     if (rc < 0)
         return errno == EINTR ? 0 : -1;
-    if (rc == 0)
+    bool extra = rc > 0 && extra_fd >= 0 && (s->pfds[n_conns + 1].revents & POLLIN);
+    if (rc == 0 && s->n_orphans == 0)
         return 0;
-    bool extra = extra_fd >= 0 && (s->pfds[n_conns + 1].revents & POLLIN);
     lock(s);
-    read_all(s, s->pfds, n_conns);
-    if (s->pfds[n_conns].revents)
-        accept_pending(s);
+    if (rc > 0) {
+        read_all(s, s->pfds, n_conns);
+        if (s->pfds[n_conns].revents)
+            accept_pending(s);
+    }
+    check_orphans(s, false);
     unlock(s);
     return extra ? 1 : 0;
 }
@@ -456,6 +546,7 @@ void server_close(struct server *s)
     lock(s);
     while (s->n_conns > 0)
         close_conn(s, s->n_conns - 1, false);
+    check_orphans(s, true);
     unlock(s);
     close(s->listen_fd);
     unlink(s->path);

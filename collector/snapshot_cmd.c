@@ -38,7 +38,8 @@ static void help(FILE *out)
           "several processes each one's own in DIR/EXE.PID/. Prints the files written.\n"
           "\n"
           "Options:\n"
-          "  -s, --socket PATH  the collector's socket (default: ppx collect's default)\n"
+          "  -s, --socket PATH  the collector's socket (default: $PPX_SOCKET if set, else\n"
+          "                     ppx collect's default, as libppx.so chooses)\n"
           "  -p, --pid N        only process N (its latest program, after an exec)\n"
           "  -o, --output DIR   write into DIR, created if missing (default\n"
           "                     ./ppx-snapshot-YYYYMMDD-HHMMSS/)\n"
@@ -178,10 +179,7 @@ int cmd_snapshot(int argc, char **argv)
     if (rc)
         return rc;
     char socket_path[4096], dir[CONTROL_MAX_DIR + 1];
-    if (opt.socket)
-        snprintf(socket_path, sizeof socket_path, "%s", opt.socket);
-    else
-        socket_default_path(socket_path, sizeof socket_path);
+    socket_path_choose(opt.socket, socket_path, sizeof socket_path);
     if (absolute_dir(&opt, dir, sizeof dir) < 0) {
         fprintf(stderr, "ppx: snapshot: cannot make the output directory an absolute path: %s\n",
                 strerror(errno ? errno : ENAMETOOLONG));

@@ -1,9 +1,11 @@
 #include "socket_dir.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -19,6 +21,27 @@ void socket_default_path(char *buf, size_t len)
         return;
     }
     snprintf(buf, len, "/tmp/ppx-%lu/ppx.sock", (unsigned long)getuid());
+}
+
+bool socket_path_choose(const char *flag, char *buf, size_t len)
+{
+    if (flag) {
+        snprintf(buf, len, "%s", flag);
+        return true;
+    }
+    const char *env = getenv("PPX_SOCKET");
+    /* The same test as libppx.so's (preload/init.c), so that both pick the
+     * same path. */
+    if (env && *env && strlen(env) < sizeof(((struct sockaddr_un *)0)->sun_path) &&
+        strlen(env) < len) {
+        snprintf(buf, len, "%s", env);
+        return true;
+    }
+    socket_default_path(buf, len);
+    if (env)
+        fprintf(stderr, "ppx: PPX_SOCKET=\"%s\" is %s; using %s, as libppx.so does\n", env,
+                *env ? "too long for a socket path" : "empty", buf);
+    return false;
 }
 
 int socket_dir_prepare(const char *socket_path, bool strict, char *err, size_t errlen)
@@ -63,4 +86,33 @@ int socket_dir_prepare(const char *socket_path, bool strict, char *err, size_t e
         return -1;
     }
     return 0;
+}
+
+int socket_lock(const char *socket_path, char *err, size_t errlen)
+{
+    char path[4096 + 8];
+    if (snprintf(path, sizeof path, "%s.lock", socket_path) >= (int)sizeof path) {
+        snprintf(err, errlen, "ppx: socket path %s is too long", socket_path);
+        return -1;
+    }
+    /* O_NOFOLLOW: a symlink planted in a shared directory must not make us
+     * create or truncate a file elsewhere (nothing is ever written to it). */
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "ppx: cannot open the lock file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc;
+    do
+        rc = flock(fd, LOCK_EX | LOCK_NB);
+    while (rc < 0 && errno == EINTR);
+    if (rc == 0)
+        return fd;
+    if (errno == EWOULDBLOCK)
+        snprintf(err, errlen, "ppx: another collector is running on %s (it holds %s); not "
+                              "starting a second one", socket_path, path);
+    else
+        snprintf(err, errlen, "ppx: cannot lock %s: %s", path, strerror(errno));
+    close(fd);
+    return -1;
 }

@@ -72,6 +72,9 @@ struct wire_decoder {
     struct io_stack_index *io_stack_index; /* its count: the (site, stack) pairs held */
 
     char err[320];
+    bool broke_protocol; /* failed on bad data, not on a cut stream */
+    unsigned hello_seq;  /* proc_table_hellos() after our HELLO */
+    uint64_t order;      /* wire_decoder_set_order(); 0: none */
 };
 
 static const char *type_name(uint32_t type)
@@ -111,27 +114,45 @@ static void stop_feeding(struct wire_decoder *d)
     }
 }
 
-static void vfail(struct wire_decoder *d, bool mark_broken, const char *fmt, va_list ap)
+static void vfail(struct wire_decoder *d, bool broke_protocol, const char *fmt, va_list ap)
 {
     char w[32], msg[256];
     vsnprintf(msg, sizeof msg, fmt, ap);
     who(d, w, sizeof w);
     snprintf(d->err, sizeof d->err, "ppx: %s: %s", w, msg);
-    if (mark_broken && d->proc && proc_table_owner(d->proc) == d)
-        proc_table_mark_broken(d->proc);
+    d->broke_protocol = broke_protocol;
+    /* A process whose streams keep breaking (a program that writes into
+     * every descriptor now and then) is said once, not at every reconnection. */
+    if (broke_protocol && d->proc && proc_table_owner(d->proc) == d &&
+        !proc_table_first_corruption(d->proc))
+        d->err[0] = '\0';
     stop_feeding(d);
     d->state = FAILED;
 }
 
-/* Fails the stream with "ppx: <who>: <message>" and refuses later
- * reconnections of the process (they would resend the same bad data).
- * Returns -1. */
+/* Fails the stream with "ppx: <who>: <message>". The process keeps what it
+ * sent before, and may reconnect: a new connection starts with HELLO and
+ * resends its whole state, so whatever garbage broke this one (a program
+ * that wrote into our socket, say) is left behind. Returns -1. */
 static int fail(struct wire_decoder *d, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vfail(d, true, fmt, ap);
     va_end(ap);
+    return -1;
+}
+
+/* A stream that is no longer the process's: closed, nothing of it
+ * applied, neither a protocol error nor the process's end, and nothing
+ * to say (the process's newer stream says what there is). */
+static int fail_stale(struct wire_decoder *d, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(d, false, fmt, ap);
+    va_end(ap);
+    d->err[0] = '\0';
     return -1;
 }
 
@@ -155,6 +176,11 @@ struct wire_decoder *wire_decoder_new(struct proc_table *t, uint32_t peer_pid)
     d->peer_pid = peer_pid;
     d->state = EXPECT_HELLO;
     return d;
+}
+
+void wire_decoder_set_order(struct wire_decoder *d, uint64_t order)
+{
+    d->order = order;
 }
 
 static void free_side_tables(struct wire_decoder *d)
@@ -201,7 +227,21 @@ struct proc *wire_decoder_ended_proc(const struct wire_decoder *d)
     if (!d->proc)
         return NULL;
     const void *owner = proc_table_owner(d->proc);
-    return owner == d || owner == NULL ? d->proc : NULL;
+    /* (unowned, but fed by a newer connection since ours: that one's end
+     * was the process's) */
+    return owner == d || (owner == NULL && proc_table_hellos(d->proc) == d->hello_seq)
+               ? d->proc
+               : NULL;
+}
+
+bool wire_decoder_failed(const struct wire_decoder *d)
+{
+    return d->state == FAILED;
+}
+
+bool wire_decoder_broke_protocol(const struct wire_decoder *d)
+{
+    return d->state == FAILED && d->broke_protocol;
 }
 
 bool wire_decoder_said_goodbye(const struct wire_decoder *d)
@@ -255,15 +295,10 @@ static int apply_hello(struct wire_decoder *d, const uint8_t *p, size_t len)
         return bad(d, "executable path contains a NUL byte");
 
     d->peer_pid = h.pid; /* name it by its own pid from here on */
-    struct proc *old = proc_table_find(d->table, h.pid, h.start_ns);
-    if (old && proc_table_is_broken(old)) {
-        d->state = FAILED;
-        if (proc_table_first_refusal(old))
-            snprintf(d->err, sizeof d->err,
-                     "ppx: pid %u: refusing its reconnections after a protocol error; "
-                     "keeping the data received before the error", h.pid);
-        return -1;
-    }
+    struct proc *known = proc_table_find(d->table, h.pid, h.start_ns);
+    if (known && d->order != 0 && proc_table_hello_order(known) > d->order)
+        return fail_stale(d, "an older connection of the process, read after its newer one: "
+                             "ignored");
     char *exe_s = dup_string(exe, h.exe_len);
     char *cmdline_s = dup_string(cmdline, h.cmdline_len);
     bool existed;
@@ -287,7 +322,10 @@ static int apply_hello(struct wire_decoder *d, const uint8_t *p, size_t len)
     proc->said_goodbye = false;
     proc->cpu_fixed = (h.flags & WIRE_HELLO_CPU_FIXED) != 0;
     proc_table_set_owner(proc, d);
+    if (d->order != 0)
+        proc_table_set_hello_order(proc, d->order);
     d->proc = proc;
+    d->hello_seq = proc_table_hellos(proc);
     d->state = RECORDS;
     return 0;
 }

@@ -43,6 +43,13 @@ struct wire_decoder;
  * memory. */
 struct wire_decoder *wire_decoder_new(struct proc_table *t, uint32_t peer_pid);
 
+/* The order in which the connection was made (accepted), 1 and up: a
+ * HELLO from a connection older than the one that last said HELLO for the
+ * same process (both streams were read out of order, the old one last) is
+ * ignored, and its connection closed, rather than let the older state
+ * replace the newer. Without it (0: a spool file) every HELLO is taken. */
+void wire_decoder_set_order(struct wire_decoder *d, uint64_t order);
+
 /* Consumes len bytes. 0 while the stream is valid; -1 once it is not (and
  * for every later call): see wire_decoder_error(). */
 int wire_decoder_feed(struct wire_decoder *d, const void *bytes, size_t len);
@@ -53,16 +60,24 @@ int wire_decoder_end(struct wire_decoder *d);
 
 /* The error as one line for stderr, without a newline, such as
  * "ppx: pid 1234: bad STACK record: depth 0"; "" when there is none or when
- * it need not be shown again (a refused reconnect reports once). */
+ * it need not be shown again (a process whose streams break again and
+ * again is said once). */
 const char *wire_decoder_error(const struct wire_decoder *d);
+
+/* True when the stream failed: bad data, or cut inside a record. */
+bool wire_decoder_failed(const struct wire_decoder *d);
+
+/* True when the stream failed on bad data (not cut short, not still
+ * valid): the connection must go, the process may reconnect afresh. */
+bool wire_decoder_broke_protocol(const struct wire_decoder *d);
 
 /* The process this connection feeds: NULL before a valid HELLO. */
 struct proc *wire_decoder_proc(const struct wire_decoder *d);
 
 /* The process whose stream ends with this decoder: its proc, unless a
- * newer connection feeds it now (after GOODBYE or a bad record the decoder
- * no longer owns it, but no other does either: its stream ended here all
- * the same). NULL before a HELLO. */
+ * newer connection feeds it now or has fed it since (after GOODBYE or a
+ * bad record the decoder no longer owns it, but no other does either: its
+ * stream ended here all the same). NULL before a HELLO. */
 struct proc *wire_decoder_ended_proc(const struct wire_decoder *d);
 
 /* True once GOODBYE was received. */

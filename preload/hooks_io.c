@@ -152,6 +152,7 @@ static inline __attribute__((always_inline)) int mmsg_done(unsigned call, int fd
 #define DATA_HOOK(call, fd, index, type, ...)                                                   \
     do {                                                                                        \
         type fn_ = REAL(index, type);                                                           \
+        ppx_stream_check_program_use(fd);                                                       \
         if (!counting(RET))                                                                        \
             return fn_(__VA_ARGS__);                                                            \
         uint64_t t0_ = ppx_io_now();                                                            \

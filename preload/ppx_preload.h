@@ -281,15 +281,6 @@ void ppx_unwind_reset_child(void);
 /* A high fd number for the profiler's own descriptors, so they stay out of
  * the program's way (programs expect open() to return the lowest free fd). */
 int ppx_high_fd_base(void);
-/* fd_high.c: fd moved out of the program's RLIMIT_NOFILE (above its soft
- * limit, raised for that moment, when the hard limit allows and the soft
- * limit is small; else to ppx_high_fd_base()), close-on-exec; the old
- * number is closed. Returns the new number, or fd if it could not move.
- * errno kept. For any descriptor of the profiler's own. */
-int ppx_fd_above_limit(int fd);
-/* fcntl(fd, F_DUPFD_CLOEXEC, min), min possibly at or above the soft limit
- * (raised for that moment). */
-int ppx_fd_dup_from(int fd, int min);
 
 /* ---- coroutines.c: where stacks of coroutines end ---- */
 
@@ -303,6 +294,27 @@ bool ppx_coroutine_entry(uintptr_t pc);
 /* How many of the n return addresses pcs[] (leaf first) to keep: up to and
  * including the first one in a coroutine entry. */
 unsigned ppx_coroutine_cut(const uintptr_t *pcs, unsigned n);
+
+/* ---- fd_place.c ---- */
+
+/* Moves a descriptor of ours out of the program's reach: above its soft
+ * RLIMIT_NOFILE where the limits allow, else to ppx_high_fd_base() or
+ * higher. Returns the descriptor to use from now on (fd is closed when it
+ * moved; fd itself if it could not move), close-on-exec, errno kept. */
+int ppx_fd_above_limit(int fd);
+/* fcntl(fd, F_DUPFD_CLOEXEC, min), min possibly at or above the soft limit
+ * (raised for that moment). */
+int ppx_fd_dup_from(int fd, int min);
+
+/* ---- socket_trust.c ---- */
+
+/* Whether the directory of the collector socket at socket_path may be
+ * trusted: a directory (not a symlink) of this process's effective uid or
+ * root, that group and others may not write. Says once why not. */
+bool ppx_socket_dir_trusted(const char *socket_path);
+/* Whether the listener at the other end of connected fd runs as this
+ * process's effective uid or as root (SO_PEERCRED). Says once why not. */
+bool ppx_socket_peer_trusted(int fd, const char *socket_path);
 
 /* ---- stacks.c ---- */
 
@@ -617,6 +629,20 @@ void ppx_stream_after_exec_failed(void);
 /* Whether the flush under way is the last one (exit, exec): every change
  * goes out then, however small (threads.c's CPU times). */
 bool ppx_stream_final_flush(void);
+/* The collector connection's descriptor number (-1: none), for the I/O
+ * hooks: a read or write of it by the program (a daemon that writes to
+ * every descriptor) has mixed the program's bytes into the stream, or
+ * taken the collector's. */
+extern atomic_int ppx_stream_fd;
+void ppx_stream_program_touched(void);
+/* In an I/O hook, before the call: fd is our connection's number, and the
+ * caller is the program (not the profiler, which holds the guard). */
+static inline void ppx_stream_check_program_use(int fd)
+{
+    if (PPX_UNLIKELY(fd == atomic_load_explicit(&ppx_stream_fd, memory_order_relaxed)) &&
+        ppx_thread.guard == 0)
+        ppx_stream_program_touched();
+}
 
 #pragma GCC visibility pop
 

@@ -17,10 +17,15 @@
  * on stream_cv. The destructor wakes a poll()ing flusher by shutting the
  * socket's reading side.
  *
- * The socket must not disturb the program: close-on-exec, moved to a high
- * fd number, MSG_NOSIGNAL, a send timeout, and verified (device, inode)
- * before each write, because daemons close or dup2 over descriptors they do
- * not know. A descriptor that is not ours any more is forgotten, not closed.
+ * Before a byte goes out, the socket's directory and the listener's uid
+ * are checked (socket_trust.c): a HELLO carries the command line.
+ *
+ * The socket must not disturb the program: close-on-exec, moved out of the
+ * program's descriptor range (fd_place.c), MSG_NOSIGNAL, a send timeout,
+ * and verified (device, inode) before each write, because daemons close or
+ * dup2 over descriptors they do not know. A descriptor that is not ours
+ * any more is forgotten, not closed; one the program read or wrote itself
+ * (the I/O hooks tell) is dropped, and a new connection resends it all.
  * With no collector listening there is no socket at all: only a stat() per
  * interval, and no message.
  *
@@ -329,13 +334,58 @@ static bool send_hello(void)
     return ppx_emit(&encoder, WIRE_HELLO, &h, sizeof h, exe, exe_len, cmdline, cmdline_len);
 }
 
-/* Connects if a collector is listening; quietly false if not. */
+atomic_int ppx_stream_fd = -1;
+static atomic_bool program_touched_stream;
+
+void ppx_stream_program_touched(void)
+{
+    atomic_store_explicit(&program_touched_stream, true, memory_order_relaxed);
+}
+
+/* The program read or wrote our connection's descriptor since it was
+ * made: its bytes may sit in the middle of the stream (the collector then
+ * closes it as corrupt), or it took the collector's commands. Closed, so
+ * that the next connection starts clean with a HELLO and the whole state,
+ * and its figures are right again, rather than trusting what the
+ * collector may or may not have decoded. Nothing said here: the collector
+ * says what it saw, and a program that writes into every descriptor is
+ * one whose stderr may not be a terminal either. */
+static void drop_if_program_touched(void)
+{
+    if (sock >= 0 && atomic_load_explicit(&program_touched_stream, memory_order_relaxed))
+        disconnect();
+}
+
+/* The socket file whose listener was refused (socket_trust.c): not
+ * connected to again, so that a planted socket costs one connection, not
+ * one per interval; a collector started afresh binds a new one. */
+static bool refused_socket;
+static dev_t refused_dev;
+static ino_t refused_ino;
+
+static bool socket_was_refused(const struct stat *st)
+{
+    return refused_socket && st->st_dev == refused_dev && st->st_ino == refused_ino;
+}
+
+static void remember_refused(const struct stat *st)
+{
+    refused_socket = true;
+    refused_dev = st->st_dev;
+    refused_ino = st->st_ino;
+}
+
+/* Connects if a collector we may trust is listening; quietly false if
+ * none is, false with a message (once) if the socket is not to be
+ * trusted. Not a byte is sent before both checks passed. */
 static bool try_connect(void)
 {
     const char *path = ppx_config.socket_path;
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
         return false; /* nobody listening: do not even take a descriptor */
+    if (socket_was_refused(&st) || !ppx_socket_dir_trusted(path))
+        return false;
     if (!buffers_ready())
         return false;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -350,11 +400,12 @@ static bool try_connect(void)
         close(fd);
         return false;
     }
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, ppx_high_fd_base());
-    if (high >= 0) {
+    if (!ppx_socket_peer_trusted(fd, path)) {
+        remember_refused(&st);
         close(fd);
-        fd = high;
+        return false;
     }
+    fd = ppx_fd_above_limit(fd);
     int flags = fcntl(fd, F_GETFL);
     struct timeval timeout = {SEND_TIMEOUT_S, 0};
     if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0 ||
@@ -367,6 +418,8 @@ static bool try_connect(void)
     sock_pid = getpid();
     sock_dev = st.st_dev;
     sock_ino = st.st_ino;
+    atomic_store_explicit(&program_touched_stream, false, memory_order_relaxed);
+    atomic_store_explicit(&ppx_stream_fd, fd, memory_order_relaxed);
     generation++;
     encoder_reset();
     cmd_len = 0;
@@ -471,6 +524,7 @@ static void flush_locked(void)
     bool fresh = false;
     if (sock >= 0 && !socket_still_ours())
         sock = -1;
+    drop_if_program_touched();
     /* (not once stopping: the destructor shut the reading side itself) */
     if (sock >= 0 && !stopping && peer_closed())
         disconnect();

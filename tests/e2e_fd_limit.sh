@@ -7,13 +7,13 @@
 . "$(dirname "$0")/lib/common.sh"
 require_built
 
-prog="$PROGS/fd_count"
+prog="$PROGS/open_until_emfile"
 hard=$(ulimit -Hn)
 [ "$hard" = unlimited ] || [ "$hard" -gt 64 ] || skip "hard RLIMIT_NOFILE $hard leaves no room above 16"
-plain=$(ulimit -Sn 16 && "$prog") || die "fd_count without ppx: exit status $?"
-case $plain in "opened "*" EMFILE") ;; *) die "fd_count without ppx printed: $plain" ;; esac
+plain=$(ulimit -Sn 16 && "$prog") || die "open_until_emfile without ppx: exit status $?"
+case $plain in "opened "*" EMFILE") ;; *) die "open_until_emfile without ppx printed: $plain" ;; esac
 profiled=$(ulimit -Sn 16 && PPX_SOCKET="$TMP/none.sock" PPX_SAMPLE_RATE=1 LD_PRELOAD="$LIBPPX" "$prog" 2>"$TMP/stderr") ||
-    die "fd_count under libppx.so: exit status $?, stderr: $(cat "$TMP/stderr")"
+    die "open_until_emfile under libppx.so: exit status $?, stderr: $(cat "$TMP/stderr")"
 expect_eq "descriptors the program opens at ulimit -Sn 16" "$plain" "$profiled"
 expect_eq "stderr" "" "$(cat "$TMP/stderr")"
 # A limit as large as usual: the same.

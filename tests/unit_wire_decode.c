@@ -291,25 +291,74 @@ static void test_data_kept(void)
     struct proc_table *t = proc_table_new();
     struct wire_decoder *d = wire_decoder_new(t, 0);
     check(wire_decoder_feed(d, s.data, s.len) == -1, "kept: bad record accepted");
+    check(wire_decoder_broke_protocol(d), "kept: a bad record is not a broken protocol");
+    check(strstr(wire_decoder_error(d), "ppx: pid 10: bad HEAP_DELTA record") != NULL,
+          "kept: message \"%s\"", wire_decoder_error(d));
     wire_decoder_free(d);
     struct proc *p = proc_table_find(t, 10, 1);
     struct proc_stack *st = p ? stack_of(p, 1) : NULL;
     check(st && st->alloc_objects == 5 && st->alloc_bytes == 50 && st->free_bytes == 10,
           "kept: figures before the bad record lost");
 
-    /* The same process reconnecting after a protocol error is refused,
-     * once loudly, then quietly, and its data stays. */
+    /* The same process reconnecting after a protocol error (garbage the
+     * program wrote into our socket) is welcome: its HELLO starts afresh,
+     * and the state it resends is the profile from then on. */
     s.len = 0;
     stream_hello(&s, 10, 1, 1, 8, "/bin/x");
-    for (int i = 0; i < 2; i++) {
-        d = wire_decoder_new(t, 0);
-        check(wire_decoder_feed(d, s.data, s.len) == -1, "kept: broken process reconnected");
-        const char *err = wire_decoder_error(d);
-        check(i == 0 ? strstr(err, "pid 10: refusing its reconnections") != NULL : *err == 0,
-              "kept: refusal message %d: \"%s\"", i, err);
-        wire_decoder_free(d);
-    }
-    check(st && st->alloc_objects == 5, "kept: refused reconnect wiped data");
+    stream_stack(&s, 1, 1, 0x10);
+    stream_delta1(&s, 1, 7, 70, 0, 0);
+    d = wire_decoder_new(t, 0);
+    check(wire_decoder_feed(d, s.data, s.len) == 0, "kept: reconnection after a bad record refused");
+    check(*wire_decoder_error(d) == 0, "kept: reconnection: \"%s\"", wire_decoder_error(d));
+    p = proc_table_find(t, 10, 1);
+    st = p ? stack_of(p, 1) : NULL;
+    check(st && st->alloc_objects == 7 && st->alloc_bytes == 70 && st->free_bytes == 0,
+          "kept: the reconnection's state is not the profile");
+    /* Its stream breaking again: closed again, said only the first time. */
+    s.len = 0;
+    stream_delta1(&s, 99, 1, 1, 0, 0);
+    check(wire_decoder_feed(d, s.data, s.len) == -1, "kept: second bad record accepted");
+    check(wire_decoder_broke_protocol(d), "kept: a bad record is not a broken protocol");
+    check(*wire_decoder_error(d) == 0, "kept: said twice: \"%s\"", wire_decoder_error(d));
+    wire_decoder_free(d);
+    check(st && st->alloc_objects == 7, "kept: figures before the second bad record lost");
+    proc_table_free(t);
+    free(s.data);
+}
+
+/* Two connections of one process read out of order (the newer one whole
+ * first): the older one's HELLO is ignored, quietly, and does not wipe
+ * the newer state; a spool file's stream (no order) is always taken. */
+static void test_stale_connection(void)
+{
+    struct proc_table *t = proc_table_new();
+    struct stream s = {0};
+    stream_hello(&s, 30, 1, 1, 8, "/bin/a");
+    stream_stack(&s, 1, 1, 0x10);
+    stream_delta1(&s, 1, 7, 70, 0, 0);
+    stream_goodbye(&s);
+    struct wire_decoder *newer = wire_decoder_new(t, 0);
+    wire_decoder_set_order(newer, 2);
+    check(wire_decoder_feed(newer, s.data, s.len) == 0, "stale: newer stream");
+    s.len = 0;
+    stream_hello(&s, 30, 1, 1, 8, "/bin/a");
+    stream_stack(&s, 1, 1, 0x10);
+    stream_delta1(&s, 1, 5, 50, 0, 0);
+    struct wire_decoder *older = wire_decoder_new(t, 0);
+    wire_decoder_set_order(older, 1);
+    check(wire_decoder_feed(older, s.data, s.len) == -1, "stale: older stream taken");
+    check(*wire_decoder_error(older) == 0, "stale: said \"%s\"", wire_decoder_error(older));
+    check(!wire_decoder_broke_protocol(older), "stale: counted as a protocol error");
+    check(wire_decoder_ended_proc(older) == NULL, "stale: its end is the process's");
+    struct proc *p = proc_table_find(t, 30, 1);
+    check(p && stack_of(p, 1) && stack_of(p, 1)->alloc_objects == 7,
+          "stale: the older state replaced the newer");
+    struct wire_decoder *spooled = wire_decoder_new(t, 0);
+    check(wire_decoder_feed(spooled, s.data, s.len) == 0, "stale: a spool file's stream refused");
+    check(p && stack_of(p, 1) && stack_of(p, 1)->alloc_objects == 5, "stale: spool not applied");
+    wire_decoder_free(newer);
+    wire_decoder_free(older);
+    wire_decoder_free(spooled);
     proc_table_free(t);
     free(s.data);
 }
@@ -342,14 +391,27 @@ static void test_reconnect_and_exec(void)
 
     /* The superseded connection is refused on its next record; the
      * process stays connected through the new one. */
+    check(wire_decoder_ended_proc(d1) == NULL, "reconnect: superseded stream ends the process");
     s.len = 0;
     stream_delta1(&s, 1, 1, 1, 0, 0);
     check(wire_decoder_feed(d1, s.data, s.len) == -1, "reconnect: old connection still fed");
     check(strstr(wire_decoder_error(d1), "superseded") != NULL, "reconnect: message \"%s\"",
           wire_decoder_error(d1));
-    wire_decoder_free(d1);
+    check(wire_decoder_ended_proc(d1) == NULL, "reconnect: refused stream ends the process");
     check(p && p->connected && stack_of(p, 1)->alloc_objects == 7,
           "reconnect: old connection disturbed the new one");
+    /* Once a newer connection said GOODBYE, the old one's end is still not
+     * the process's (it ended with the newer one). */
+    struct wire_decoder *d_late = wire_decoder_new(t, 0);
+    s.len = 0;
+    stream_hello(&s, 20, 100, 1, 8, "/bin/a");
+    stream_goodbye(&s);
+    check(wire_decoder_feed(d_late, s.data, s.len) == 0, "reconnect: third stream");
+    check(wire_decoder_ended_proc(d_late) == p, "reconnect: the latest stream's end is not the "
+          "process's");
+    check(wire_decoder_ended_proc(d1) == NULL, "reconnect: a stale stream ends the process");
+    wire_decoder_free(d_late);
+    wire_decoder_free(d1);
 
     /* exec: same pid, new start_ns */
     s.len = 0;
@@ -760,8 +822,13 @@ static void test_io_limits(void)
     s.len = 0;
     stream_hello(&s, 77, 1, 1, 2, "/bin/x");
     d = wire_decoder_new(t, 0);
-    /* (the connection broke the site limit: the process is refused) */
-    check(wire_decoder_feed(d, s.data, s.len) == -1, "limits: refused process reconnected");
+    /* (the connection broke the site limit: the process is welcome back) */
+    check(wire_decoder_feed(d, s.data, s.len) == 0, "limits: reconnection refused");
+    dropped_samples = dropped_errnos = 1;
+    if (p)
+        proc_table_io_drops(p, &dropped_samples, &dropped_errnos);
+    check(dropped_samples == 0 && dropped_errnos == 0, "limits: drops %llu and %llu after a "
+          "new HELLO", (unsigned long long)dropped_samples, (unsigned long long)dropped_errnos);
     wire_decoder_free(d);
     proc_table_free(t);
     free(s.data);
@@ -1311,6 +1378,7 @@ int main(void)
     test_errors();
     test_data_kept();
     test_reconnect_and_exec();
+    test_stale_connection();
     test_free_clamp();
     test_duplicates();
     test_empty();

@@ -42,14 +42,12 @@ static void *spinner(void *arg)
     return NULL;
 }
 
-/* As a daemon does after fork: whatever it inherited or opened goes. */
+/* As a daemon does after fork: whatever it inherited or opened goes, as
+ * closefrom(3) does it (every descriptor, those above the soft
+ * RLIMIT_NOFILE too, where libppx's socket may sit). */
 static void close_from_3(void)
 {
-    long max = sysconf(_SC_OPEN_MAX);
-    if (max < 0 || max > (1L << 20))
-        max = 1L << 20;
-    for (long fd = 3; fd < max; fd++)
-        close((int)fd);
+    closefrom(3);
 }
 
 /* Whether any descriptor of this process is a socket: the program has
