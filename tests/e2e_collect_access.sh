@@ -103,11 +103,12 @@ fi
 # ---- HTTP on loopback only, unless told ----
 port=$(free_port) || die "no free port"
 start_collector "$TMP/h.log" --socket "$TMP/h.sock" --http "$port"
-expect_eq "--http PORT listens on" "http://127.0.0.1:$port" "$url"
+token=$(cat "$TMP/h.sock.token")
+expect_eq "--http PORT listens on" "http://ppx:$token@127.0.0.1:$port" "$url"
 expect_eq "reachable on 127.0.0.1" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$url/debug/pprof/")"
 others=$(ip -o addr show 2>/dev/null | awk '$3 == "inet" && $4 !~ /^127\./ { sub(/\/.*/, "", $4); print $4 }')
 for a in $others; do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$a:$port/debug/pprof/")
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "${url%%@*}@$a:$port/debug/pprof/")
     expect_eq "HTTP on $a:$port by default (000: unreachable)" 000 "$code"
 done
 [ -n "$others" ] || note "no address besides loopback: nothing to check unreachable"
@@ -178,7 +179,7 @@ expect_eq "no Host header (HTTP/1.1)" 400 "$(raw 'GET /debug/pprof/ HTTP/1.1\r\n
 expect_eq "a header line without colon" 400 "$(raw 'GET /debug/pprof/ HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n')"
 expect_eq "a bad Content-Length" 400 "$(raw 'GET /debug/pprof/ HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n')"
 expect_eq "a request line that is not HTTP" 400 "$(raw 'hello world\r\n\r\n')"
-expect_eq "an unknown method" 405 "$(raw 'BREW /debug/pprof/ HTTP/1.1\r\nHost: x\r\n\r\n')"
+expect_eq "an unknown method" 405 "$(raw "BREW /debug/pprof/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $token\r\n\r\n")"
 long=$(head -c 70000 /dev/zero | tr '\0' a)
 case $(raw "GET /debug/pprof/$long HTTP/1.1\r\nHost: x\r\n\r\n") in
 4*) ;;
@@ -197,7 +198,7 @@ if [ -n "$others" ]; then
     a=$(printf '%s\n' $others | head -1)
     start_collector "$TMP/h2.log" --socket "$TMP/h2.sock" --http "0.0.0.0:$port"
     expect_eq "--http 0.0.0.0:PORT: reachable on $a" 200 \
-        "$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://$a:$port/debug/pprof/")"
+        "$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "${url%%@*}@$a:$port/debug/pprof/")"
     stop_collector
 fi
 "$PPX" collect --socket "$TMP/h3.sock" --http "127.0.0.1:http" 2>"$TMP/bad.log"
