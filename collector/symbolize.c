@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct sym_entry {
@@ -116,12 +117,39 @@ static void hex(char *out, const uint8_t *bytes, size_t len)
     out[2 * len] = '\0';
 }
 
+/* A mapping's path comes from the target (or a spool file), and is
+ * opened while every profile build waits (live.h's build lock): it may
+ * name anything by now. A FIFO would block the open (no writer) or the
+ * reads, a device or /proc file would be read as if it were the ELF file:
+ * only a regular file is read, and the open itself never waits. */
+static int open_regular(const char *path)
+{
+    if (path[0] != '/') {
+        errno = ENOENT; /* "[heap]" and the like: no file, and never cwd-relative */
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = EINVAL;
+        return -2;
+    }
+    return fd;
+}
+
 /* Opens path in its own Dwfl, reported at base 0. Returns the module, or
  * NULL after a warning. */
 static Dwfl_Module *open_module(struct sym_file *f, const struct proc_mapping *m)
 {
     bool vdso = strcmp(m->path, VDSO_MAPPING_NAME) == 0;
-    int fd = vdso ? vdso_image_fd() : open(m->path, O_RDONLY | O_CLOEXEC);
+    int fd = vdso ? vdso_image_fd() : open_regular(m->path);
+    if (fd == -2) {
+        warn_once(m->path, "not a regular file");
+        return NULL;
+    }
     if (fd < 0) {
         warn_once(m->path, strerror(errno));
         return NULL;
