@@ -13,7 +13,6 @@ require_built
 require_pprof
 . "$(dirname "$0")/lib/collect.sh"
 cd "$TMP" || exit 99
-[ -n "${KEEP:-}" ] && trap - EXIT
 mkdir -m 700 "$TMP/run"
 sock="$TMP/run/ppx.sock"
 
