@@ -342,7 +342,8 @@ static void serve_index(struct live *l, const struct http_query *q, struct http_
           "program</li>\n"
           "</ul>\nQuery parameters: pid=N selects one process; seconds=N on heap, allocs, "
           "syscalls and threadcreate gives the change over the next N seconds; hz=N on profile "
-          "sets the CPU sampling rate asked of processes started without PPX_CPU_HZ (100); "
+          "sets the CPU sampling rate asked of processes started without PPX_CPU_HZ (100, at most "
+          "1000); "
           "debug=1 on heap and allocs gives the legacy text format.\n</p>\n</body>\n</html>\n",
           f);
     free(info);
