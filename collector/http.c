@@ -318,10 +318,10 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
     if (!u)
         return NULL;
     atomic_fetch_add(&h->active, 1);
-    size_t args = 0;
     const char *query = strchr(uri, '?');
+    size_t args = query ? 1 : 0;
     for (const char *p = query; p && *p; p++)
-        args += *p == '&' || p == query;
+        args += *p == '&';
     u->uri_long = strlen(uri) > HTTP_MAX_URI;
     u->many_args = args > HTTP_MAX_ARGS;
     if ((u->uri_long || u->many_args) && query)
@@ -445,10 +445,8 @@ static bool refuse_request(struct http_server *h, struct MHD_Connection *c,
     return false;
 }
 
-static enum MHD_Result send_refusal(struct http_server *h, struct MHD_Connection *c,
-                                    struct http_reply *r)
+static enum MHD_Result send_refusal(struct MHD_Connection *c, struct http_reply *r)
 {
-    (void)h;
     if (r->status == 401) /* a browser asks for the token (as the password) */
         return send_reply(c, r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"ppx collect\"");
     return send_reply(c, r, NULL, NULL);
@@ -469,13 +467,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = u;
         atomic_fetch_add(&h->active, 1);
     }
+    /* Only a POST's body brings more calls: they were let through. */
     bool query_token = false;
     if (!u->checked) {
         u->checked = true;
         if (refuse_request(h, c, u, &r, &query_token))
-            return send_refusal(h, c, &r);
-    } else {
-        http_auth_check(&h->auth, c, &query_token);
+            return send_refusal(c, &r);
     }
     bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     bool symbol = strcmp(url, PREFIX "symbol") == 0;

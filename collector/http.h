@@ -9,7 +9,10 @@
  * copies, and nothing else waits for it. (The alternative, MHD's sockets
  * polled by the ingest loop, would need no lock, but every profile build
  * and the suspension of every delta request would then run on, or be
- * driven by, the thread that must keep reading the targets.) */
+ * driven by, the thread that must keep reading the targets.)
+ *
+ * Every request is checked first (http_auth.h): its URI against
+ * HTTP_MAX_URI and HTTP_MAX_ARGS (414), then its access token (401, 403). */
 #ifndef PPX_HTTP_H
 #define PPX_HTTP_H
 
