@@ -4,6 +4,8 @@
 #  - a target's mapping whose file was replaced by a FIFO: heap requests
 #    (and the -o files at the target's exit) are answered, that mapping
 #    unsymbolized and said once, instead of hanging on the FIFO's open;
+#  - a FIFO where a program's separate debug file would be: its functions
+#    are named from its own symbol table, nothing waits;
 #  - out of descriptors (every one held by idle target connections) with
 #    an HTTP client waiting: libmicrohttpd's accept loop fails and says so
 #    as fast as it can; ppx says each message at most once a second (a few
@@ -15,6 +17,20 @@ require_pprof
 cd "$TMP" || exit 99
 mkdir -m 700 "$TMP/run"
 sock="$TMP/run/ppx.sock"
+
+# A collector found waiting on a FIFO may wait again on its next look:
+# then it is killed rather than stopped, so that the test fails, not hangs.
+stuck=0
+end_collector() { # NAME
+    if [ "$stuck" -eq 1 ]; then
+        kill -KILL "$collector"
+        wait "$collector" 2>/dev/null
+        stuck=0
+        return
+    fi
+    stop_collector
+    expect_eq "exit status of ppx collect ($1)" 0 "$?"
+}
 
 # ---- a mapping that became a FIFO ----
 start_collector "$TMP/c1.log" --socket "$sock" --http 127.0.0.1:0 -o "$TMP/out"
@@ -41,22 +57,22 @@ for q in "heap?pid=$target" "heap?pid=$target&debug=1"; do
     rc=$?
     if [ "$rc" -eq 124 ]; then
         fail "$q: no answer in 20 s (the collector waits on the FIFO)"
+        stuck=1
         unblock_collector
         continue
     fi
     expect_eq "$q: status with a mapping that is a FIFO" 200 "$code"
 done
-timeout 20 curl -s -o "$TMP/h.pb.gz" "$pp/heap?pid=$target" || unblock_collector
+timeout 20 curl -s -o "$TMP/h.pb.gz" "$pp/heap?pid=$target" || { stuck=1; unblock_collector; }
 expect_eq "messages about the FIFO (once)" 1 "$(grep -c "cannot symbolize $prog: not a regular file" "$TMP/c1.log")"
 # The target exits: its -o files are written too.
 exec 3>&-
 wait "$target"
 wait_for 200 test -s "$TMP/out/fifo_allocs.$target/heap.pb.gz" || {
     fail "no -o files for the target whose mapping is a FIFO: $(ls -R "$TMP/out" 2>&1)"
-    unblock_collector
+    stuck=1
 }
-stop_collector
-expect_eq "exit status of ppx collect (FIFO)" 0 "$?"
+end_collector FIFO
 # go tool pprof would itself open the FIFO to symbolize: gone first.
 rm -f "$prog"
 for f in "$TMP/h.pb.gz" "$TMP/out/fifo_allocs.$target/heap.pb.gz"; do
@@ -64,6 +80,44 @@ for f in "$TMP/h.pb.gz" "$TMP/out/fifo_allocs.$target/heap.pb.gz"; do
         fail "go tool pprof cannot read $f: $(cat "$TMP/total.err")"
     [ "${total:-0}" -gt 0 ] || fail "$f: no in-use bytes (${total:-})"
 done
+
+# ---- a FIFO where a separate debug file would be ----
+# A program without debug information: libdwfl looks for NAME.debug
+# beside it (and under .debug/ there), and would open a FIFO found there
+# and wait on it. Its own symbol table names its functions instead.
+if command -v strip >/dev/null 2>&1; then
+    start_collector "$TMP/c3.log" --socket "$sock" --http 127.0.0.1:0
+    mkdir "$TMP/bin"
+    prog="$TMP/bin/nodebug_allocs"
+    cp "$PROGS/known_allocs" "$prog"
+    strip --strip-debug "$prog" || die "strip --strip-debug $prog failed"
+    mkfifo "$prog.debug"
+    mkfifo "$TMP/d.in"
+    PPX_SOCKET="$sock" PPX_SAMPLE_RATE=1 LD_PRELOAD="$LIBPPX" "$prog" pause <"$TMP/d.in" \
+        >"$TMP/d.out" 2>"$TMP/d.err" &
+    target=$!
+    cleanup_kill "$target"
+    exec 3>"$TMP/d.in"
+    wait_for 300 grep -q '^ready' "$TMP/d.out" || die "nodebug_allocs never got ready: $(cat "$TMP/d.err")"
+    wait_for 100 curl -sf -o /dev/null "$pp/cmdline?pid=$target" || die "nodebug_allocs never connected"
+    code=$(timeout 20 curl -s -o "$TMP/d.pb.gz" -w '%{http_code}' "$pp/heap?pid=$target")
+    if [ $? -eq 124 ]; then
+        fail "heap?pid=$target: no answer in 20 s (the collector waits on $prog.debug)"
+        stuck=1
+    else
+        expect_eq "heap with a FIFO at NAME.debug: status" 200 "$code"
+    fi
+    expect_eq "messages about the FIFO at NAME.debug (once)" 1 \
+        "$(grep -c "$prog: a candidate for its separate debug file is not a regular file" "$TMP/c3.log")"
+    exec 3>&-
+    wait "$target"
+    end_collector "debug file"
+    rm -f "$prog.debug"
+    expect_eq "heap with a FIFO at NAME.debug: leak_64x1000, named from the symbol table" 64000 \
+        "$(pprof_raw "$TMP/d.pb.gz" --type inuse_space --flat leak_64x1000)"
+else
+    note "strip not found: the FIFO at NAME.debug is not checked"
+fi
 
 # ---- out of descriptors, one HTTP client ----
 # The collector with 64 descriptors at most (soft and hard limit: it
