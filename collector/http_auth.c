@@ -41,6 +41,7 @@ static int write_token_file(const struct http_auth *a, char *err, size_t errlen)
 {
     char tmp[sizeof a->path + 32];
     snprintf(tmp, sizeof tmp, "%s.%ld.tmp", a->path, (long)getpid());
+    unlink(tmp); /* left by a collector of the same pid that died writing it */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(err, errlen, "ppx: cannot write the HTTP access token to %s: %s", tmp,
