@@ -36,12 +36,14 @@ struct options {
     const char *http;
     const char *output;
     bool quiet;
+    bool http_allow_any_user;
 };
 
 static void help(FILE *out)
 {
     fputs(
-        "Usage: ppx collect [--socket PATH] [--http [HOST:]PORT] [-o DIR]\n"
+        "Usage: ppx collect [--socket PATH] [--http [HOST:]PORT [--http-allow-any-user]]\n"
+        "                   [-o DIR]\n"
         "\n"
         "The live collector: runs until SIGINT or SIGTERM, collecting the profiles of\n"
         "every program started with LD_PRELOAD=libppx.so by the same user, including\n"
@@ -58,13 +60,19 @@ static void help(FILE *out)
         "                     socket (a lock on PATH.lock).\n"
         "      --http ADDR    serve Go's /debug/pprof/ endpoints on ADDR: PORT or\n"
         "                     HOST:PORT, 127.0.0.1 unless a host is given (0.0.0.0:PORT\n"
-        "                     for every interface); port 0 picks a free one. E.g.\n"
-        "                       go tool pprof http://127.0.0.1:6060/debug/pprof/heap\n"
-        "                       go tool pprof 'http://127.0.0.1:6060/debug/pprof/profile?seconds=30'\n"
+        "                     for every interface); port 0 picks a free one. Every\n"
+        "                     request needs the token written to PATH.token (mode\n"
+        "                     0600): the URL printed at start carries it. E.g.\n"
+        "                       go tool pprof http://ppx:TOKEN@127.0.0.1:6060/debug/pprof/heap\n"
+        "                       curl -H \"Authorization: Bearer $(cat PATH.token)\" URL\n"
         "                     Endpoints: heap, allocs, profile (CPU), syscalls,\n"
         "                     threadcreate, cmdline; ?pid=N selects a process (else all\n"
         "                     are merged, labelled by pid); ?seconds=N the change over the\n"
-        "                     next N seconds; ?debug=1 on heap/allocs the legacy text.\n"
+        "                     next N seconds (at most 600; 8 windows at once); ?hz=N\n"
+        "                     on profile (at most 1000); ?debug=1 on heap/allocs the\n"
+        "                     legacy text.\n"
+        "      --http-allow-any-user  no token: any local user may read the profiles and\n"
+        "                     command lines over HTTP, and start CPU sampling\n"
         "  -o, --output DIR   when a target exits, write its profiles into\n"
         "                     DIR/EXE.PID/ (heap.pb.gz, allocs.pb.gz, syscalls.pb.gz,\n"
         "                     cpu.pb.gz, threadcreate.pb.gz); at SIGINT/SIGTERM, those of\n"
@@ -84,10 +92,11 @@ static void help(FILE *out)
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-    enum { OPT_HTTP = 256 };
+    enum { OPT_HTTP = 256, OPT_HTTP_ANY_USER };
     static const struct option longopts[] = {
         {"socket", required_argument, NULL, 's'},
         {"http", required_argument, NULL, OPT_HTTP},
+        {"http-allow-any-user", no_argument, NULL, OPT_HTTP_ANY_USER},
         {"output", required_argument, NULL, 'o'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -106,6 +115,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         case OPT_HTTP:
             o->http = optarg;
             break;
+        case OPT_HTTP_ANY_USER:
+            o->http_allow_any_user = true;
+            break;
         case 'o':
             if (*optarg == 0)
                 return usage_error("-o/--output needs a directory name%s", "");
@@ -123,6 +135,8 @@ static int parse_options(int argc, char **argv, struct options *o)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
+    if (o->http_allow_any_user && !o->http)
+        return usage_error("--http-allow-any-user goes with --http%s", "");
     return 0;
 }
 
@@ -226,7 +240,8 @@ static int run(const struct options *opt, const char *socket_path, int sfd)
     }
     c.worker = collect_worker_start(c.live, opt->output, opt->quiet);
     struct http_server *http = NULL;
-    if (c.worker && opt->http && !(http = http_start(opt->http, c.live, err, sizeof err)))
+    struct http_config http_cfg = {opt->http, socket_path, opt->http_allow_any_user};
+    if (c.worker && opt->http && !(http = http_start(&http_cfg, c.live, err, sizeof err)))
         fprintf(stderr, "%s\n", err);
     if (!c.worker || (opt->http && !http)) {
         collect_worker_finish(c.worker);
@@ -250,6 +265,10 @@ static int run(const struct options *opt, const char *socket_path, int sfd)
         fprintf(stderr, "ppx: collecting on %s", socket_path);
         if (http)
             fprintf(stderr, "; profiles at %s/debug/pprof/", http_url(http));
+        if (http && http_token_path(http)[0])
+            fprintf(stderr, " (token in %s)", http_token_path(http));
+        else if (http)
+            fprintf(stderr, " (any local user may read them: --http-allow-any-user)");
         if (opt->output)
             fprintf(stderr, "; exited targets' profiles into %s/", opt->output);
         fprintf(stderr, "\n");

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <pthread.h>
+#include "http_auth.h"
 #include "http_profiles.h"
 #include <ppx/wire.h>
 #include "http_symbol.h"
@@ -26,22 +28,94 @@
  * delta's window ends at once: live_stop()). */
 #define STOP_WAIT_MS 2000
 
+/* Each connection's memory pool in libmicrohttpd: the request line and
+ * headers are read into its first half, and every query argument takes a
+ * record of about 64 bytes from the rest. MHD's default (32 KiB) runs out
+ * at ~250 arguments and then closes the connection without an answer;
+ * with this, HTTP_MAX_URI bytes and HTTP_MAX_ARGS arguments fit with room
+ * to spare, and what is beyond them is answered 414 (on_uri). */
+#define POOL_BYTES (256u * 1024u)
+
+/* The same libmicrohttpd message is said at most once a second: out of
+ * descriptors, its accept loop fails (and says so) as fast as it can. */
+#define LOG_INTERVAL_MS 1000
+#define LOG_KINDS 8
+/* Out of descriptors with no connection of its own, libmicrohttpd 0.9.75
+ * polls and fails accept() again at once, for ever ("busy waiting"): its
+ * log call, made from that loop, is where it can be slowed down. */
+#define ACCEPT_BACKOFF_MS 100
+#define BUSY_ACCEPT_MESSAGE "resource limit at FIRST connection"
+
+struct log_kind {
+    const char *fmt; /* MHD's format string: one per kind of message */
+    long long said_ms;
+    unsigned long suppressed;
+};
+
 struct http_server {
     struct MHD_Daemon *daemon;
     struct live *live;
+    struct http_auth auth;
     atomic_uint active; /* requests between their first call and their completion */
-    char url[128];
+    char url[128];      /* http://HOST:PORT */
+    char printed[256];  /* the same with the token as credentials */
+    pthread_mutex_t log_lock;
+    struct log_kind log[LOG_KINDS];
 };
+
+static long long monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Under log_lock: whether fmt may be said now; *suppressed gets how many
+ * were not since it last was. */
+static bool log_allowed(struct http_server *h, const char *fmt, unsigned long *suppressed)
+{
+    long long now = monotonic_ms();
+    struct log_kind *k = NULL, *oldest = &h->log[0];
+    for (size_t i = 0; i < LOG_KINDS && !k; i++) {
+        if (h->log[i].fmt == fmt)
+            k = &h->log[i];
+        else if (h->log[i].said_ms < oldest->said_ms)
+            oldest = &h->log[i];
+    }
+    if (!k) {
+        *oldest = (struct log_kind){fmt, now, 0};
+        *suppressed = 0;
+        return true;
+    }
+    if (now - k->said_ms < LOG_INTERVAL_MS) {
+        k->suppressed++;
+        return false;
+    }
+    *suppressed = k->suppressed;
+    k->suppressed = 0;
+    k->said_ms = now;
+    return true;
+}
 
 static void mhd_log(void *arg, const char *fmt, va_list ap)
 {
-    (void)arg;
+    struct http_server *h = arg;
     char line[512];
     vsnprintf(line, sizeof line, fmt, ap);
     size_t len = strlen(line);
     while (len > 0 && line[len - 1] == '\n')
         line[--len] = 0;
-    fprintf(stderr, "ppx: http: %s\n", line);
+    unsigned long suppressed = 0;
+    pthread_mutex_lock(&h->log_lock);
+    bool say = log_allowed(h, fmt, &suppressed);
+    pthread_mutex_unlock(&h->log_lock);
+    if (say && suppressed)
+        fprintf(stderr, "ppx: http: %s (and %lu more times since it was last said)\n", line,
+                suppressed);
+    else if (say)
+        fprintf(stderr, "ppx: http: %s\n", line);
+    if (strstr(fmt, BUSY_ACCEPT_MESSAGE))
+        nanosleep(&(struct timespec){0, ACCEPT_BACKOFF_MS * 1000000L}, NULL);
 }
 
 /* "PORT", ":PORT", "HOST:PORT", "[V6]:PORT" into host and port. */
@@ -158,14 +232,21 @@ static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *
             snprintf(a->error, sizeof a->error,
                      "invalid value for \"seconds\" - must be a positive integer");
         else if (v > HTTP_MAX_SECONDS)
-            snprintf(a->error, sizeof a->error, "invalid value for \"seconds\" - at most %u",
+            snprintf(a->error, sizeof a->error,
+                     "invalid value for \"seconds\" - at most %u (a longer window: "
+                     "take two profiles and compare them with go tool pprof -base)",
                      HTTP_MAX_SECONDS);
         else
             a->q.seconds = (unsigned)v;
     } else if (strcmp(key, "hz") == 0) {
-        if (!parse_number(value, 1, WIRE_MAX_CPU_HZ, &v))
+        if (!parse_number(value, 1, UINT64_MAX, &v))
             snprintf(a->error, sizeof a->error,
-                     "invalid value for \"hz\" - must be an integer in 1..%u", WIRE_MAX_CPU_HZ);
+                     "invalid value for \"hz\" - must be a positive integer");
+        else if (v > HTTP_MAX_HZ)
+            snprintf(a->error, sizeof a->error,
+                     "invalid value for \"hz\" - at most %u samples per second over HTTP "
+                     "(PPX_CPU_HZ sets more, up to %u, when the program starts)",
+                     HTTP_MAX_HZ, WIRE_MAX_CPU_HZ);
         else
             a->q.hz = (unsigned)v;
     } else if (strcmp(key, "debug") == 0) {
@@ -210,15 +291,43 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, struct http_reply *r
     return rc;
 }
 
-/* A request's own state, from the first call of the handler (headers
- * only) to MHD's completion notice; the body of a POST to
+/* A request's own state, from the moment its request line is read
+ * (on_uri) to MHD's completion notice; the body of a POST to
  * /debug/pprof/symbol gathers here as it arrives. */
 struct upload {
     char *data;
     size_t len;
     bool too_big;
-    bool started; /* the body follows: the next calls bring it */
+    bool started;   /* the body follows: the next calls bring it */
+    bool checked;   /* URI and access checked, at the first call */
+    bool uri_long;  /* longer than HTTP_MAX_URI */
+    bool many_args; /* more than HTTP_MAX_ARGS arguments */
 };
+
+/* MHD's URI callback: called once per request with the whole request
+ * target, before MHD splits the query into arguments; what it returns is
+ * the request's *con_cls. A query with more arguments than the pool holds
+ * would make MHD close the connection without an answer: it is cut here
+ * (the target lives in the connection's own read buffer, which MHD
+ * parses right after this call), and on_request answers 414. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)c;
+    struct http_server *h = cls;
+    struct upload *u = calloc(1, sizeof *u);
+    if (!u)
+        return NULL;
+    atomic_fetch_add(&h->active, 1);
+    const char *query = strchr(uri, '?');
+    size_t args = query ? 1 : 0;
+    for (const char *p = query; p && *p; p++)
+        args += *p == '&';
+    u->uri_long = strlen(uri) > HTTP_MAX_URI;
+    u->many_args = args > HTTP_MAX_ARGS;
+    if ((u->uri_long || u->many_args) && query)
+        ((char *)query)[1] = 0;
+    return u;
+}
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode why)
@@ -259,6 +368,8 @@ static enum MHD_Result each_symbol_arg(void *cls, enum MHD_ValueKind kind, const
     (void)kind;
     (void)value;
     struct upload *u = cls;
+    if (strcmp(key, "token") == 0)
+        return MHD_YES;
     if (u->len)
         append_upload(u, "+", 1);
     append_upload(u, key, strlen(key));
@@ -299,6 +410,48 @@ static enum MHD_Result serve_symbol(struct http_server *h, struct MHD_Connection
     return send_reply(c, &r, NULL, NULL);
 }
 
+/* The checks made before anything else, at a request's first call (its
+ * headers read): a URI over the limits, then the access token. True with
+ * the refusal in r. */
+static bool refuse_request(struct http_server *h, struct MHD_Connection *c,
+                           const struct upload *u, struct http_reply *r, bool *query_token)
+{
+    if (u->uri_long) {
+        http_reply_error(r, 414, "URI too long: at most %u bytes", HTTP_MAX_URI);
+        return true;
+    }
+    if (u->many_args) {
+        http_reply_error(r, 414, "URI too long: at most %u query arguments", HTTP_MAX_ARGS);
+        return true;
+    }
+    switch (http_auth_check(&h->auth, c, query_token)) {
+    case HTTP_AUTH_OK:
+        return false;
+    case HTTP_AUTH_MISSING:
+        http_reply_error(r, 401,
+                         "ppx collect: this server needs its access token, which only the "
+                         "collector's user can read in %s: give it as the URL's password "
+                         "(http://ppx:TOKEN@HOST:PORT/debug/pprof/..., what go tool pprof "
+                         "needs), ?token=TOKEN, or the header 'Authorization: Bearer TOKEN'",
+                         h->auth.path);
+        return true;
+    case HTTP_AUTH_WRONG:
+        http_reply_error(r, 403,
+                         "ppx collect: wrong access token: the collector's token is in %s "
+                         "(a restarted collector draws a new one)",
+                         h->auth.path);
+        return true;
+    }
+    return false;
+}
+
+static enum MHD_Result send_refusal(struct MHD_Connection *c, struct http_reply *r)
+{
+    if (r->status == 401) /* a browser asks for the token (as the password) */
+        return send_reply(c, r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"ppx collect\"");
+    return send_reply(c, r, NULL, NULL);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls)
@@ -307,12 +460,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     struct http_server *h = cls;
     struct http_reply r = {0};
     struct upload *u = *con_cls;
-    if (!u) {
+    if (!u) { /* on_uri could not allocate it */
         u = calloc(1, sizeof *u);
         if (!u)
             return MHD_NO;
         *con_cls = u;
         atomic_fetch_add(&h->active, 1);
+    }
+    /* Only a POST's body brings more calls: they were let through. */
+    bool query_token = false;
+    if (!u->checked) {
+        u->checked = true;
+        if (refuse_request(h, c, u, &r, &query_token))
+            return send_refusal(c, &r);
     }
     bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     bool symbol = strcmp(url, PREFIX "symbol") == 0;
@@ -333,6 +493,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     const char *name = url + strlen(PREFIX);
     struct args a = {0};
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, each_arg, &a);
+    a.q.link_token = query_token ? h->auth.token : NULL;
     if (a.error[0])
         http_reply_error(&r, 400, "%s", a.error);
     else if (strchr(name, '/'))
@@ -342,7 +503,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return send_reply(c, &r, NULL, NULL);
 }
 
-struct http_server *http_start(const char *spec, struct live *l, char *err, size_t errlen)
+/* The URL printed at start: with the token as its password, so that it
+ * works as is with go tool pprof and curl. */
+static void printed_url(struct http_server *h)
+{
+    const char *rest = h->url + strlen("http://");
+    if (h->auth.required)
+        snprintf(h->printed, sizeof h->printed, "http://ppx:%s@%s", h->auth.token, rest);
+    else
+        snprintf(h->printed, sizeof h->printed, "%s", h->url);
+}
+
+static void server_free(struct http_server *h)
+{
+    http_auth_cleanup(&h->auth);
+    pthread_mutex_destroy(&h->log_lock);
+    free(h);
+}
+
+struct http_server *http_start(const struct http_config *cfg, struct live *l, char *err,
+                               size_t errlen)
 {
     struct http_server *h = calloc(1, sizeof *h);
     if (!h) {
@@ -350,23 +530,31 @@ struct http_server *http_start(const char *spec, struct live *l, char *err, size
         return NULL;
     }
     h->live = l;
-    int fd = listen_on(spec, h->url, sizeof h->url, err, errlen);
+    pthread_mutex_init(&h->log_lock, NULL);
+    int fd = listen_on(cfg->spec, h->url, sizeof h->url, err, errlen);
     if (fd < 0) {
-        free(h);
+        server_free(h);
         return NULL;
     }
+    if (http_auth_init(&h->auth, cfg->socket_path, cfg->allow_any_user, err, errlen) < 0) {
+        close(fd);
+        server_free(h);
+        return NULL;
+    }
+    printed_url(h);
     unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
     h->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
         MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+        (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_BYTES,
+        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
     if (!h->daemon) {
-        snprintf(err, errlen, "ppx: cannot start the HTTP server on %s", spec);
+        snprintf(err, errlen, "ppx: cannot start the HTTP server on %s", cfg->spec);
         close(fd);
-        free(h);
+        server_free(h);
         return NULL;
     }
     return h;
@@ -374,7 +562,12 @@ struct http_server *http_start(const char *spec, struct live *l, char *err, size
 
 const char *http_url(const struct http_server *h)
 {
-    return h->url;
+    return h->printed;
+}
+
+const char *http_token_path(const struct http_server *h)
+{
+    return h->auth.path;
 }
 
 void http_stop(struct http_server *h)
@@ -386,5 +579,5 @@ void http_stop(struct http_server *h)
     for (int waited = 0; atomic_load(&h->active) > 0 && waited < STOP_WAIT_MS; waited += 10)
         nanosleep(&(struct timespec){0, 10000000}, NULL);
     MHD_stop_daemon(h->daemon);
-    free(h);
+    server_free(h);
 }

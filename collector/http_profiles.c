@@ -103,6 +103,13 @@ static int select_procs(struct live *l, const struct http_query *q, unsigned sec
     struct proc **base = NULL;
     size_t n_base = 0;
     uint64_t since = 0;
+    if (seconds && !live_window_enter(l, HTTP_MAX_WINDOWS)) {
+        http_reply_error(r, 429,
+                         "too many profile windows under way (at most %u at once, seconds=N "
+                         "and profile): try again when one has ended",
+                         HTTP_MAX_WINDOWS);
+        return -1;
+    }
     if (seconds) {
         struct live_cpu_window window = {0};
         if (sel & SEL_CPU)
@@ -114,6 +121,7 @@ static int select_procs(struct live *l, const struct http_query *q, unsigned sec
         bool slept = rc == 0 && live_sleep(l, seconds);
         if (sel & SEL_CPU)
             live_cpu_end(l, &window); /* the flush below brings the last samples */
+        live_window_leave(l);
         if (rc == LIVE_NO_SUCH_PID) {
             http_reply_error(r, 404, "no process with pid %u has connected to this collector",
                              q->pid);
@@ -261,27 +269,30 @@ static void duration(FILE *f, uint64_t ns)
     fprintf(f, "%02llus", (unsigned long long)(s % 60));
 }
 
-/* Links to every profile, for one process (pid) or all merged (0). */
-static void profile_links(FILE *f, uint32_t pid)
+/* Links to every profile, for one process (pid) or all merged (0); with
+ * the token when the page was asked with ?token= (a browser given the
+ * token as the URL's password sends it again by itself). */
+static void profile_links(FILE *f, uint32_t pid, const char *token)
 {
+    char args[96] = "";
+    size_t len = 0;
+    if (pid)
+        len += (size_t)snprintf(args + len, sizeof args - len, "&amp;pid=%u", pid);
+    if (token)
+        snprintf(args + len, sizeof args - len, "&amp;token=%s", token);
     for (size_t i = 0; i < N_ENDPOINTS; i++) {
         const struct endpoint *ep = &endpoints[i];
-        fprintf(f, "<a href='%s", ep->name);
-        const char *sep = "?";
-        if (pid) {
-            fprintf(f, "?pid=%u", pid);
-            sep = "&amp;";
-        }
-        if (ep->flags & EP_HEAP_TEXT)
-            fprintf(f, "%sdebug=1", sep);
-        fprintf(f, "'>%s</a> ", ep->name);
+        const char *debug = ep->flags & EP_HEAP_TEXT ? "&amp;debug=1" : "";
+        char all[128];
+        snprintf(all, sizeof all, "%s%s", args, debug);
+        fprintf(f, "<a href='%s%s%s'>%s</a> ", ep->name, all[0] ? "?" : "",
+                all[0] ? all + strlen("&amp;") : "", ep->name);
     }
-    fprintf(f, "<a href='cmdline%s", pid ? "" : "'>cmdline</a>");
-    if (pid)
-        fprintf(f, "?pid=%u'>cmdline</a>", pid);
+    fprintf(f, "<a href='cmdline%s%s'>cmdline</a>", args[0] ? "?" : "",
+            args[0] ? args + strlen("&amp;") : "");
 }
 
-static void serve_index(struct live *l, struct http_reply *r)
+static void serve_index(struct live *l, const struct http_query *q, struct http_reply *r)
 {
     struct live_info *info;
     size_t n;
@@ -302,7 +313,7 @@ static void serve_index(struct live *l, struct http_reply *r)
           "/debug/pprof/ (ppx collector)<br>\n<br>\n",
           f);
     fprintf(f, "Profiles of every process below, merged, each sample labelled with its pid:<br>\n");
-    profile_links(f, 0);
+    profile_links(f, 0, q->link_token);
     fprintf(f, "<br>\n<br>\n%zu process%s:\n<table>\n"
                "<thead><td>PID</td><td>Executable</td><td>State</td><td>Uptime</td>"
                "<td>Profiles</td></thead>\n",
@@ -320,7 +331,7 @@ static void serve_index(struct live *l, struct http_reply *r)
         fputs("</td><td>", f);
         duration(f, end > p->start_ns ? end - p->start_ns : 0);
         fputs("</td><td>", f);
-        profile_links(f, p->pid);
+        profile_links(f, p->pid, q->link_token);
         fputs("</td></tr>\n", f);
     }
     fputs("</table>\n<p>\nProfile Descriptions:\n<ul>\n", f);
@@ -331,7 +342,8 @@ static void serve_index(struct live *l, struct http_reply *r)
           "program</li>\n"
           "</ul>\nQuery parameters: pid=N selects one process; seconds=N on heap, allocs, "
           "syscalls and threadcreate gives the change over the next N seconds; hz=N on profile "
-          "sets the CPU sampling rate asked of processes started without PPX_CPU_HZ (100); "
+          "sets the CPU sampling rate asked of processes started without PPX_CPU_HZ (100, at most "
+          "1000); "
           "debug=1 on heap and allocs gives the legacy text format.\n</p>\n</body>\n</html>\n",
           f);
     free(info);
@@ -342,7 +354,7 @@ void http_profiles_serve(struct live *l, const char *name, const struct http_que
                          struct http_reply *r)
 {
     if (*name == 0) {
-        serve_index(l, r);
+        serve_index(l, q, r);
         return;
     }
     if (strcmp(name, "cmdline") == 0) {

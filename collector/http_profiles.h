@@ -20,10 +20,18 @@
 #include <stdio.h>
 #include "live.h"
 
-#define HTTP_MAX_SECONDS 3600u
+/* A window longer than this is two profiles compared with -base. */
+#define HTTP_MAX_SECONDS 600u
 #define HTTP_CPU_DEFAULT_SECONDS 30u
-/* profile: the rate asked of targets that sample CPU on demand */
+/* profile: the rate asked of targets that sample CPU on demand, and the
+ * most a request may ask (PPX_CPU_HZ at start allows more) */
 #define HTTP_CPU_DEFAULT_HZ 100u
+#define HTTP_MAX_HZ 1000u
+/* Windows (seconds=N, and profile) under way at once: each holds one of
+ * the HTTP_MAX_CONNECTIONS connections for its length, and more are
+ * refused at once (429), so that slow requests never take every
+ * connection. */
+#define HTTP_MAX_WINDOWS 8u
 
 /* A request's arguments, syntax already checked (http.c). */
 struct http_query {
@@ -31,6 +39,7 @@ struct http_query {
     unsigned seconds; /* 0: not given */
     long debug;       /* 0: binary profile */
     unsigned hz;      /* profile: CPU samples per second asked of the targets; 0: not given */
+    const char *link_token; /* the index page's links carry ?token= (it came so); or NULL */
 };
 
 struct http_reply {

@@ -29,6 +29,8 @@ struct live {
 
     pthread_mutex_t build_lock;
 
+    unsigned windows; /* under stop_lock: live_window_enter()s not left */
+
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cv; /* CLOCK_MONOTONIC */
     bool stopping;
@@ -222,6 +224,23 @@ bool live_sleep(struct live *l, unsigned seconds)
     bool ok = !l->stopping;
     pthread_mutex_unlock(&l->stop_lock);
     return ok;
+}
+
+bool live_window_enter(struct live *l, unsigned max)
+{
+    pthread_mutex_lock(&l->stop_lock);
+    bool ok = l->windows < max;
+    if (ok)
+        l->windows++;
+    pthread_mutex_unlock(&l->stop_lock);
+    return ok;
+}
+
+void live_window_leave(struct live *l)
+{
+    pthread_mutex_lock(&l->stop_lock);
+    l->windows--;
+    pthread_mutex_unlock(&l->stop_lock);
 }
 
 void live_stop(struct live *l)

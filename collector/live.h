@@ -68,6 +68,10 @@ void live_build_end(struct live *l);
 /* Sleeps seconds (a delta profile's window); false, at once, when the
  * collector is stopping. */
 bool live_sleep(struct live *l, unsigned seconds);
+/* Counts the windows under way: true (and counted until
+ * live_window_leave()) while fewer than max are. */
+bool live_window_enter(struct live *l, unsigned max);
+void live_window_leave(struct live *l);
 /* Wakes every live_sleep() for good. */
 void live_stop(struct live *l);
 bool live_stopping(struct live *l);

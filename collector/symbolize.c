@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct sym_entry {
@@ -51,6 +52,41 @@ struct sym_warned {
 static struct sym_file *files;
 static struct sym_warned *warned;
 
+static bool first_time(const char *path);
+
+/* libdwfl opens the candidates for a separate debug file without care:
+ * a FIFO at one of them would stall every build (the build lock is held).
+ * Those that lie beside the program, where whoever wrote the program may
+ * put anything (DIR/LINK, DIR/.debug/LINK, /usr/lib/debug/DIR/LINK; LINK
+ * its .gnu_debuglink, else NAME.debug as libdwfl tries), are looked at
+ * first: one that is there and no regular file rules them all out. */
+static bool there_but_not_regular(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+}
+
+static bool debuglink_candidates_safe(const char *file_name, const char *debuglink)
+{
+    const char *slash = file_name ? strrchr(file_name, '/') : NULL;
+    if (!slash)
+        return true;
+    int dirlen = (int)(slash - file_name);
+    char name[512], path[4096];
+    if (!debuglink) {
+        snprintf(name, sizeof name, "%s.debug", slash + 1);
+        debuglink = name;
+    }
+    snprintf(path, sizeof path, "%.*s/%s", dirlen, file_name, debuglink);
+    if (there_but_not_regular(path))
+        return false;
+    snprintf(path, sizeof path, "%.*s/.debug/%s", dirlen, file_name, debuglink);
+    if (there_but_not_regular(path))
+        return false;
+    snprintf(path, sizeof path, "/usr/lib/debug%.*s/%s", dirlen, file_name, debuglink);
+    return !there_but_not_regular(path);
+}
+
 /* Separate debug info from the local disk only. libdw's standard lookup
  * ends by asking debuginfod servers when DEBUGINFOD_URLS is set (Debian's
  * profile.d sets it): a profiler writing its output must not stall on
@@ -60,6 +96,12 @@ static int find_debuginfo_local(Dwfl_Module *mod, void **userdata, const char *m
                                 const char *debuglink_file, GElf_Word debuglink_crc,
                                 char **debuginfo_file_name)
 {
+    if (!debuglink_candidates_safe(file_name, debuglink_file)) {
+        if (first_time(file_name))
+            fprintf(stderr, "ppx: %s: a candidate for its separate debug file is not a regular "
+                            "file: symbolized from its own symbols only\n", file_name);
+        return -1;
+    }
     const char *urls = getenv("DEBUGINFOD_URLS");
     if (urls && urls[0])
         return dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name,
@@ -89,21 +131,27 @@ static const Dwfl_Callbacks offline_callbacks = {
  * Names that are not absolute paths ([vdso]) are no files at all. The
  * vDSO is read from the collector's own copy (vdso_image.h): the same
  * kernel's, as the build id check confirms. */
-static void warn_once(const char *path, const char *why)
+static bool first_time(const char *path)
 {
     if (path[0] != '/')
-        return;
+        return false;
     struct sym_warned *w;
     HASH_FIND_STR(warned, path, w);
     if (w)
-        return;
+        return false;
     size_t len = strlen(path);
     w = calloc(1, sizeof *w + len + 1);
     if (w) {
         memcpy(w->path, path, len + 1);
         HASH_ADD_KEYPTR(hh, warned, w->path, len, w);
     }
-    fprintf(stderr, "ppx: cannot symbolize %s: %s\n", path, why);
+    return true;
+}
+
+static void warn_once(const char *path, const char *why)
+{
+    if (first_time(path))
+        fprintf(stderr, "ppx: cannot symbolize %s: %s\n", path, why);
 }
 
 static void hex(char *out, const uint8_t *bytes, size_t len)
@@ -116,12 +164,39 @@ static void hex(char *out, const uint8_t *bytes, size_t len)
     out[2 * len] = '\0';
 }
 
+/* A mapping's path comes from the target (or a spool file), and is
+ * opened while every profile build waits (live.h's build lock): it may
+ * name anything by now. A FIFO would block the open (no writer) or the
+ * reads, a device or /proc file would be read as if it were the ELF file:
+ * only a regular file is read, and the open itself never waits. */
+static int open_regular(const char *path)
+{
+    if (path[0] != '/') {
+        errno = ENOENT; /* "[heap]" and the like: no file, and never cwd-relative */
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = EINVAL;
+        return -2;
+    }
+    return fd;
+}
+
 /* Opens path in its own Dwfl, reported at base 0. Returns the module, or
  * NULL after a warning. */
 static Dwfl_Module *open_module(struct sym_file *f, const struct proc_mapping *m)
 {
     bool vdso = strcmp(m->path, VDSO_MAPPING_NAME) == 0;
-    int fd = vdso ? vdso_image_fd() : open(m->path, O_RDONLY | O_CLOEXEC);
+    int fd = vdso ? vdso_image_fd() : open_regular(m->path);
+    if (fd == -2) {
+        warn_once(m->path, "not a regular file");
+        return NULL;
+    }
     if (fd < 0) {
         warn_once(m->path, strerror(errno));
         return NULL;
