@@ -5,7 +5,9 @@
  *   big    large totals for sampling mode (about 3.7 GB allocated in all,
  *          at most about 100 MB live, 32 MB of it touched)
  *   pause  print "ready PID" on stdout, then wait for end of input on stdin;
- *          each input line "alloc" runs between_snapshots and prints "done"
+ *          each input line "alloc" runs between_snapshots and prints "done";
+ *          "mixed N" runs mixed_sizes(N) (100 blocks of N bytes, kept, all
+ *          from one call stack) and prints "done"
  *   exit N exit with status N
  *
  * Each counted function is the direct caller of the allocator, so in a heap
@@ -283,14 +285,27 @@ COUNTED static void between_snapshots(void)
         ESCAPE(malloc(1000));
 }
 
+/* One stack, block sizes chosen by the input: its average block size
+ * changes between snapshots, its call stack does not. */
+COUNTED static void mixed_sizes(size_t size)
+{
+    for (int i = 0; i < 100; i++)
+        ESCAPE(malloc(size));
+}
+
 static void pause_until_eof(void)
 {
     char line[64];
+    unsigned long size;
     printf("ready %d\n", (int)getpid());
     fflush(stdout);
     while (fgets(line, sizeof line, stdin) != NULL) {
         if (strcmp(line, "alloc\n") == 0) {
             between_snapshots();
+            printf("done\n");
+            fflush(stdout);
+        } else if (sscanf(line, "mixed %lu", &size) == 1 && size > 0) {
+            mixed_sizes(size);
             printf("done\n");
             fflush(stdout);
         }
