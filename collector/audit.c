@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "demangle.h"
 #include "pprof_read.h"
 
 typedef Perftools__Profiles__Profile Profile;
@@ -239,13 +240,14 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
-/* "function (file:line)", "function", or "0xADDR" for the caller frame. */
+/* "function (file:line)", "function", or "0xADDR" for the caller frame;
+ * C++ functions demangled. */
 static char *describe_site(const struct audit *a, uint64_t location_id)
 {
-    char buf[1024];
+    char buf[1024], name_buf[512];
     int64_t line = 0;
     const Function *f = location_id ? location_function(a, location_id, &line) : NULL;
-    const char *name = f ? str(a, f->name) : "";
+    const char *name = f ? demangle_into(str(a, f->name), name_buf, sizeof name_buf) : "";
     const char *file = f ? str(a, f->filename) : "";
     if (*name && *file && line > 0)
         snprintf(buf, sizeof buf, "%s (%s:%" PRId64 ")", name, base_name(file), line);
@@ -261,8 +263,10 @@ static char *describe_site(const struct audit *a, uint64_t location_id)
 static char *caller_name(const struct audit *a, uint64_t location_id)
 {
     const Function *f = location_id ? location_function(a, location_id, NULL) : NULL;
-    if (f && *str(a, f->name))
-        return strdup(str(a, f->name));
+    if (f && *str(a, f->name)) {
+        char *demangled = demangle_name(str(a, f->name));
+        return demangled ? demangled : strdup(str(a, f->name));
+    }
     const Location *loc = location_id ? find_location(a, location_id) : NULL;
     char buf[32];
     snprintf(buf, sizeof buf, "0x%" PRIx64, loc ? loc->address : 0);
