@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "demangle.h"
 #include "pprof_read.h"
 
 typedef Perftools__Profiles__Profile Profile;
@@ -60,9 +61,10 @@ struct row {
 
 /* A call site: the call, the descriptor kind and the first real frame. */
 struct site {
-    char *key; /* "call\tdescriptor\tlocation id" */
+    char *key; /* "call\tdescriptor\twhere" */
     char *call, *desc;
-    char *where; /* "function (file:line)" */
+    char *where;  /* "function (file:line)" */
+    char *caller; /* the function alone, or "0xADDR" */
     struct figures f;
     UT_hash_handle hh;
 };
@@ -114,7 +116,8 @@ static void help(FILE *out)
         "  - writes to stream sockets averaging under %.0f bytes: merge them (writev) or\n"
         "    buffer\n"
         "and, with at least %d calls, for more than %.0f%% of its calls returning EAGAIN:\n"
-        "  check the readiness handling.\n"
+        "  check the readiness handling; unless the call is made by a runtime whose design\n"
+        "  it is (state-threads' st_read and friends, libuv's loop), which the hint says.\n"
         "\n"
         "Exit status: 0 table printed, 1 the file cannot be read or is no I/O profile,\n"
         "2 usage error.\n",
@@ -237,13 +240,14 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
-/* "function (file:line)", "function", or "0xADDR" for the caller frame. */
+/* "function (file:line)", "function", or "0xADDR" for the caller frame;
+ * C++ functions demangled. */
 static char *describe_site(const struct audit *a, uint64_t location_id)
 {
-    char buf[1024];
+    char buf[1024], name_buf[512];
     int64_t line = 0;
     const Function *f = location_id ? location_function(a, location_id, &line) : NULL;
-    const char *name = f ? str(a, f->name) : "";
+    const char *name = f ? demangle_into(str(a, f->name), name_buf, sizeof name_buf) : "";
     const char *file = f ? str(a, f->filename) : "";
     if (*name && *file && line > 0)
         snprintf(buf, sizeof buf, "%s (%s:%" PRId64 ")", name, base_name(file), line);
@@ -259,8 +263,10 @@ static char *describe_site(const struct audit *a, uint64_t location_id)
 static char *caller_name(const struct audit *a, uint64_t location_id)
 {
     const Function *f = location_id ? location_function(a, location_id, NULL) : NULL;
-    if (f && *str(a, f->name))
-        return strdup(str(a, f->name));
+    if (f && *str(a, f->name)) {
+        char *demangled = demangle_name(str(a, f->name));
+        return demangled ? demangled : strdup(str(a, f->name));
+    }
     const Location *loc = location_id ? find_location(a, location_id) : NULL;
     char buf[32];
     snprintf(buf, sizeof buf, "0x%" PRIx64, loc ? loc->address : 0);
@@ -273,13 +279,13 @@ static void add_figures(struct figures *to, const struct figures *f)
         to->v[t] = to->v[t] + f->v[t] < to->v[t] ? UINT64_MAX : to->v[t] + f->v[t];
 }
 
-/* "call<TAB>descriptor", and for a site "<TAB>location id" after it. */
-static char *make_key(const char *call, const char *desc, const uint64_t *location_id)
+/* "call<TAB>descriptor", and for a site "<TAB>where" after it. */
+static char *make_key(const char *call, const char *desc, const char *where)
 {
-    size_t len = strlen(call) + strlen(desc) + 32;
+    size_t len = strlen(call) + strlen(desc) + (where ? strlen(where) : 0) + 3;
     char *key = malloc(len);
-    if (key && location_id)
-        snprintf(key, len, "%s\t%s\t%" PRIu64, call, desc, *location_id);
+    if (key && where)
+        snprintf(key, len, "%s\t%s\t%s", call, desc, where);
     else if (key)
         snprintf(key, len, "%s\t%s", call, desc);
     return key;
@@ -337,22 +343,29 @@ static int add_to_row(struct audit *a, const char *call, const char *desc, uint6
 static int add_to_site(struct audit *a, const char *call, const char *desc, uint64_t caller_loc,
                        const struct figures *f)
 {
-    char *key = make_key(call, desc, &caller_loc);
-    if (!key)
+    /* Keyed by what the hint names: two calls in one function without
+     * line numbers are one site to a reader. */
+    char *where = describe_site(a, caller_loc);
+    char *key = where ? make_key(call, desc, where) : NULL;
+    if (!key) {
+        free(where);
         return -1;
+    }
     struct site *s;
     HASH_FIND_STR(a->sites, key, s);
     if (s) {
         free(key);
+        free(where);
     } else {
         s = calloc(1, sizeof *s);
         char *call_copy = strdup(call), *desc_copy = strdup(desc);
-        char *where = describe_site(a, caller_loc);
-        if (!s || !call_copy || !desc_copy || !where) {
+        char *caller = caller_name(a, caller_loc);
+        if (!s || !call_copy || !desc_copy || !where || !caller) {
             free(s);
             free(call_copy);
             free(desc_copy);
             free(where);
+            free(caller);
             free(key);
             return -1;
         }
@@ -360,6 +373,7 @@ static int add_to_site(struct audit *a, const char *call, const char *desc, uint
         s->call = call_copy;
         s->desc = desc_copy;
         s->where = where;
+        s->caller = caller;
         HASH_ADD_KEYPTR(hh, a->sites, s->key, strlen(s->key), s);
     }
     add_figures(&s->f, f);
@@ -522,6 +536,60 @@ static bool is_socket(const struct site *s, const char *type)
     return slash && strcmp(slash + 1, type) == 0;
 }
 
+/* Runtimes whose I/O functions make EAGAIN part of the design: a
+ * coroutine's call is tried first and the coroutine waits for readiness
+ * only after EAGAIN (state-threads: about one EAGAIN per wait), or an event
+ * loop reads and accepts until EAGAIN after each readiness event (libuv:
+ * one EAGAIN per event). At their call sites a high EAGAIN share says
+ * nothing about the program's readiness handling. Matched on the function
+ * that made the call. */
+struct eagain_by_design {
+    const char *runtime, *why;
+    const char *const *callers;
+};
+static const char *const st_callers[] = {
+    "st_read", "st_read_fully", "st_read_resid", "st_readv", "st_readv_resid", "st_recv",
+    "st_recvfrom", "st_recvmsg", "st_recvmmsg", "st_write", "st_write_resid", "st_writev",
+    "st_writev_resid", "st_send", "st_sendto", "st_sendmsg", "st_sendmmsg", "st_accept",
+    "st_connect", NULL};
+static const char *const uv_callers[] = {"uv__read", "uv__server_io", "uv__udp_recvmsg",
+                                         "uv__udp_io", "uv__write", "uv__try_write",
+                                         "uv__udp_sendmsg", "uv__stream_io", NULL};
+static const struct eagain_by_design by_design[] = {
+    {"state-threads", "a coroutine tries the call first and waits for readiness only after "
+                      "EAGAIN, so about one call per wait returns it",
+     st_callers},
+    {"libuv", "its loop reads or accepts until EAGAIN after each readiness event, so one "
+              "call per event returns it",
+     uv_callers},
+};
+
+static const struct eagain_by_design *eagain_runtime(const struct site *s)
+{
+    for (size_t i = 0; i < sizeof by_design / sizeof by_design[0]; i++)
+        if (in_list(s->caller, by_design[i].callers))
+            return &by_design[i];
+    return NULL;
+}
+
+static void eagain_hint(const struct site *s, double eagain)
+{
+    const struct eagain_by_design *rt = eagain_runtime(s);
+    if (rt) {
+        printf("- %.0f%% of %s calls at %s returned EAGAIN: by design of %s (%s); not a "
+               "readiness bug, though each is a system call\n",
+               100 * eagain, s->call, s->where, rt->runtime, rt->why);
+        return;
+    }
+    bool writes = in_list(s->call, write_calls);
+    printf("- %.0f%% of %s calls at %s returned EAGAIN: check readiness handling (%s)\n",
+           100 * eagain, s->call, s->where,
+           writes ? "after EAGAIN, wait for writability (EPOLLOUT) before writing again"
+                  : "after EAGAIN, wait for readability (EPOLLIN) before reading again; a "
+                    "loop that reads until EAGAIN after each readiness event makes one such "
+                    "call per event, which is expected");
+}
+
 /* Prints the hints for s; returns how many. */
 static int site_hints(const struct site *s, double seconds)
 {
@@ -548,12 +616,7 @@ static int site_hints(const struct site *s, double seconds)
         n++;
     }
     if (calls >= HINT_EAGAIN_MIN_CALLS && eagain > HINT_EAGAIN_SHARE) {
-        bool writes = in_list(s->call, write_calls);
-        printf("- %.0f%% of %s calls at %s returned EAGAIN: check readiness handling (%s)\n",
-               100 * eagain, s->call, s->where,
-               writes ? "after EAGAIN, wait for writability (EPOLLOUT) before writing again"
-                      : "edge-triggered epoll loops should read until EAGAIN once, not poll "
-                        "repeatedly");
+        eagain_hint(s, eagain);
         n++;
     }
     return n;
@@ -601,6 +664,7 @@ static void free_audit(struct audit *a)
         free(s->call);
         free(s->desc);
         free(s->where);
+        free(s->caller);
         free(s);
     }
     pprof_index_free(&a->ix);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "demangle.h"
 #include "pprof_build.h"
 #include "pprof_heap.h"
 #include "pprof_stack.h"
@@ -26,7 +27,9 @@ static int by_inuse_bytes(const void *a, const void *b)
 }
 
 /* The "#" lines of one frame, as Go's printStackRecord: the address inside
- * the call, then function and file:line, each inlined function first. */
+ * the call, then function and file:line, each inlined function first.
+ * These lines are for people (pprof reads the addresses): C++ names
+ * demangled. */
 static void print_frame(FILE *f, const struct pprof_proc_mappings *pm, uint64_t pc)
 {
     uint64_t addr = pc - 1;
@@ -37,9 +40,13 @@ static void print_frame(FILE *f, const struct pprof_proc_mappings *pm, uint64_t 
         fprintf(f, "#\t%#" PRIx64 "\n", addr);
         return;
     }
-    for (int i = 0; i < n; i++)
-        fprintf(f, "#\t%#" PRIx64 "\t%s\t%s:%d\n", addr, frames[i].function,
-                frames[i].file ? frames[i].file : "?", frames[i].line);
+    for (int i = 0; i < n; i++) {
+        char *demangled = demangle_name(frames[i].function);
+        fprintf(f, "#\t%#" PRIx64 "\t%s\t%s:%d\n", addr,
+                demangled ? demangled : frames[i].function, frames[i].file ? frames[i].file : "?",
+                frames[i].line);
+        free(demangled);
+    }
 }
 
 static void print_record(FILE *f, const struct record *r, const struct pprof_proc_mappings *pm)

@@ -1,7 +1,14 @@
 /* Heap and allocs profiles laid out as Go's runtime/pprof writes them
  * (protomem.go, writeHeapProto): four sample types, period_type space/bytes,
- * period = the sampling rate, values scaled like scaleHeapSample, a numeric
- * label "bytes" with the average block size. */
+ * period = the sampling rate, values scaled like scaleHeapSample.
+ *
+ * Unlike Go, no numeric label "bytes": Go's buckets are per stack and block
+ * size, so its label is a constant of the sample. Ours are per stack only
+ * (wire.h's HEAP_DELTA), so the label could only be an average, which
+ * changes as the program runs: two snapshots would then hold the same
+ * stack as two different samples (pprof merges samples by stack and
+ * labels), and `go tool pprof -base` would show both, one negative, with a
+ * total that counts each. */
 #include "pprof_heap.h"
 
 #include <math.h>
@@ -135,11 +142,8 @@ static int write_stack(struct heap_writer *w, const struct proc *p, const struct
     if (pprof_stack_locations(pm, s->pcs + first, n, w->locations) < 0)
         return -1;
 
-    struct pprof_label labels[2];
+    struct pprof_label labels[1];
     size_t n_labels = 0;
-    uint64_t block_size = s->alloc_objects ? s->alloc_bytes / s->alloc_objects : 0;
-    if (block_size != 0) /* as Go: no label for zero-sized blocks */
-        labels[n_labels++] = (struct pprof_label){.key = "bytes", .num = pprof_clamp_int64(block_size)};
     if (w->pid_labels)
         labels[n_labels++] = (struct pprof_label){.key = "pid", .num = (int64_t)p->pid};
     pprof_add_sample(w->b, w->locations, n, values, 4, labels, n_labels);

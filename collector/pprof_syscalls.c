@@ -36,7 +36,8 @@ const char *pprof_io_call_name(unsigned call)
         [WIRE_IO_EPOLL_PWAIT] = "epoll_pwait", [WIRE_IO_POLL] = "poll",
         [WIRE_IO_PPOLL] = "ppoll",         [WIRE_IO_SELECT] = "select",
         [WIRE_IO_PSELECT] = "pselect",     [WIRE_IO_SENDFILE] = "sendfile",
-        [WIRE_IO_SPLICE] = "splice",
+        [WIRE_IO_SPLICE] = "splice",        [WIRE_IO_EPOLL_CTL] = "epoll_ctl",
+        [WIRE_IO_EPOLL_CREATE] = "epoll_create", [WIRE_IO_EPOLL_CREATE1] = "epoll_create1",
     };
     return call < WIRE_IO_CALL_MAX ? names[call] : NULL;
 }

@@ -3,11 +3,7 @@
  * share of the process's CPU, start, lifetime and where each thread was
  * created. Everything comes from the labels ppx record puts on each
  * thread's sample; the creation site from its stack. */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* dlopen, RTLD_DEFAULT */
-#endif
 #include <ctype.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -17,6 +13,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "demangle.h"
 #include "pprof_read.h"
 #include "pprof_threads.h"
 
@@ -102,72 +99,12 @@ static void help(FILE *out)
 
 /* ---- names ---------------------------------------------------------------- */
 
-/* C++ names are stored mangled (pprof demangles them itself). libstdc++'s
- * demangler is used when the system has it; ppx does not link it, being C:
- * without it the names stay mangled. */
-static char *demangle(const char *name)
-{
-    typedef char *(*demangler)(const char *, char *, size_t *, int *);
-    static demangler fn;
-    static bool looked;
-    if (!looked) {
-        looked = true;
-        void *lib = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_LOCAL);
-        if (lib)
-            *(void **)&fn = dlsym(lib, "__cxa_demangle");
-    }
-    if (!fn || strncmp(name, "_Z", 2) != 0)
-        return NULL;
-    int status = -1;
-    char *out = fn(name, NULL, NULL, &status);
-    if (status != 0) {
-        free(out);
-        return NULL;
-    }
-    return out;
-}
-
-/* "ns::Pool::spawn" out of "void ns::Pool::spawn<int>(int) const", as
- * pprof shows names: no parameters, template arguments or return type. */
-static void simplify(const char *in, char *out, size_t outlen)
-{
-    static const char anon[] = "(anonymous namespace)";
-    size_t o = 0;
-    int depth = 0;
-    for (const char *p = in; *p && o + 1 < outlen; p++) {
-        if (depth == 0 && strncmp(p, anon, sizeof anon - 1) == 0) {
-            for (const char *a = "{anonymous}"; *a && o + 1 < outlen; a++)
-                out[o++] = *a;
-            p += sizeof anon - 2;
-            continue;
-        }
-        if (depth == 0 && strncmp(p, "operator()", 10) == 0) {
-            for (const char *a = "operator()"; *a && o + 1 < outlen; a++)
-                out[o++] = *a;
-            p += 9;
-            continue;
-        }
-        if (*p == '(' || *p == '<')
-            depth++;
-        else if ((*p == ')' || *p == '>') && depth > 0)
-            depth--;
-        else if (depth == 0)
-            out[o++] = *p;
-    }
-    out[o] = 0;
-    while (o >= 6 && strcmp(out + o - 6, " const") == 0)
-        out[o -= 6] = 0;
-    char *space = strrchr(out, ' '); /* after a return type */
-    if (space)
-        memmove(out, space + 1, strlen(space + 1) + 1);
-}
-
 /* name, demangled and simplified, in out; the tail kept when too long. */
 static void display_name(const char *name, char *out, size_t outlen)
 {
-    char *demangled = demangle(name);
+    char *demangled = demangle_name(name);
     char simple[1024];
-    simplify(demangled ? demangled : name, simple, sizeof simple);
+    demangle_simplify(demangled ? demangled : name, simple, sizeof simple);
     free(demangled);
     if (!*simple)
         snprintf(simple, sizeof simple, "%s", name);

@@ -3,7 +3,8 @@
  * forgotten, a new one forgotten or labelled at once when its kind is
  * known (socket, pipe, eventfd, ...). Each returns exactly what the real
  * call returned, errno included, and does nothing else with PPX_SYSCALLS=0.
- * pipe2 is in unwind.c, which also moves libunwind's pipe.
+ * pipe2 is in unwind.c, which also moves libunwind's pipe; epoll_create and
+ * epoll_create1 in hooks_io.c, which counts them.
  *
  * Not hooked: fcntl(F_DUPFD), accept's relatives outside hooks_io.c,
  * memfd_create, inotify, and closes inside libc (fclose): a number reused
@@ -25,8 +26,7 @@
 static void *real_close, *real_close_range, *real_closefrom, *real_dup, *real_dup2, *real_dup3,
     *real_socket, *real_socketpair, *real_pipe, *real_open, *real_open64, *real_openat,
     *real_openat64, *real_open_2, *real_open64_2, *real_openat_2, *real_openat64_2, *real_creat,
-    *real_creat64, *real_epoll_create, *real_epoll_create1, *real_eventfd, *real_timerfd_create,
-    *real_signalfd;
+    *real_creat64, *real_eventfd, *real_timerfd_create, *real_signalfd;
 
 #define NEXT(name, type) ((type)ppx_next(&real_##name, #name))
 #define NEXT_AS(slot, name, type) ((type)ppx_next(&real_##slot, name))
@@ -46,8 +46,7 @@ void ppx_fd_hooks_resolve(void)
         {&real_openat64, "openat64"},   {&real_open_2, "__open_2"},
         {&real_open64_2, "__open64_2"}, {&real_openat_2, "__openat_2"},
         {&real_openat64_2, "__openat64_2"}, {&real_creat, "creat"},
-        {&real_creat64, "creat64"},     {&real_epoll_create, "epoll_create"},
-        {&real_epoll_create1, "epoll_create1"}, {&real_eventfd, "eventfd"},
+        {&real_creat64, "creat64"},     {&real_eventfd, "eventfd"},
         {&real_timerfd_create, "timerfd_create"}, {&real_signalfd, "signalfd"},
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -247,20 +246,6 @@ PPX_EXPORT int creat64(const char *path, mode_t mode)
 {
     int r = NEXT(creat64, int (*)(const char *, mode_t))(path, mode);
     forget(r);
-    return r;
-}
-
-PPX_EXPORT int epoll_create(int size)
-{
-    int r = NEXT(epoll_create, int (*)(int))(size);
-    label(r, WIRE_FD_ANON);
-    return r;
-}
-
-PPX_EXPORT int epoll_create1(int flags)
-{
-    int r = NEXT(epoll_create1, int (*)(int))(flags);
-    label(r, WIRE_FD_ANON);
     return r;
 }
 

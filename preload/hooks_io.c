@@ -1,5 +1,6 @@
 /* The exported I/O calls: socket, pipe and file reads and writes, accept
- * and connect, and the readiness waits (epoll, poll, select). Each calls
+ * and connect, the readiness waits (epoll, poll, select) and epoll's set-up
+ * (epoll_create, epoll_create1, epoll_ctl). Each calls
  * the next definition (libc's, found with dlsym(RTLD_NEXT)), timed with
  * two CLOCK_MONOTONIC reads, and hands the outcome to io_sites.c. The
  * hook returns exactly what the real call returned, errno included.
@@ -36,7 +37,7 @@ enum real_index {
     R_RECVMSG, R_SENDMSG, R_RECVMMSG, R_SENDMMSG, R_ACCEPT, R_ACCEPT4, R_CONNECT,
     R_EPOLL_WAIT, R_EPOLL_PWAIT, R_POLL, R_PPOLL, R_SELECT, R_PSELECT, R_SENDFILE,
     R_SENDFILE64, R_SPLICE, R_READ_CHK, R_PREAD_CHK, R_PREAD64_CHK, R_RECV_CHK,
-    R_RECVFROM_CHK, R_POLL_CHK, R_PPOLL_CHK,
+    R_RECVFROM_CHK, R_POLL_CHK, R_PPOLL_CHK, R_EPOLL_CTL, R_EPOLL_CREATE, R_EPOLL_CREATE1,
     R_COUNT
 };
 
@@ -46,7 +47,7 @@ static const char *const real_names[R_COUNT] = {
     "recvmsg", "sendmsg", "recvmmsg", "sendmmsg", "accept", "accept4", "connect",
     "epoll_wait", "epoll_pwait", "poll", "ppoll", "select", "pselect", "sendfile",
     "sendfile64", "splice", "__read_chk", "__pread_chk", "__pread64_chk", "__recv_chk",
-    "__recvfrom_chk", "__poll_chk", "__ppoll_chk",
+    "__recvfrom_chk", "__poll_chk", "__ppoll_chk", "epoll_ctl", "epoll_create", "epoll_create1",
 };
 
 static void *real_fns[R_COUNT];
@@ -407,6 +408,54 @@ PPX_EXPORT int pselect(int n, fd_set *__restrict rd, fd_set *__restrict wr,
                        const sigset_t *__restrict mask)
 {
     OTHER_HOOK(WIRE_IO_PSELECT, -1, R_PSELECT, pselect_fn, n, rd, wr, ex, timeout, mask);
+}
+
+/* ---- epoll's set-up ----
+ * Counted because an event loop makes about as many epoll_ctl calls as it
+ * reads (one or two per connection and per change of interest), which is
+ * system call time a program can save (e.g. by not toggling EPOLLOUT).
+ * fcntl (O_NONBLOCK once per descriptor), setsockopt and the like are not:
+ * set-up that a loop does not repeat per request. */
+
+typedef int (*epoll_ctl_fn)(int, int, int, struct epoll_event *);
+typedef int (*epoll_create_fn)(int);
+
+/* Labelled by the watched descriptor: what the loop waits for. */
+PPX_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+    OTHER_HOOK(WIRE_IO_EPOLL_CTL, fd, R_EPOLL_CTL, epoll_ctl_fn, epfd, op, fd, event);
+}
+
+/* The new descriptor is an epoll one (fd_class.c's anon), whether the call
+ * is counted or not. */
+static inline __attribute__((always_inline)) int epoll_created(int r)
+{
+    if (r >= 0 && atomic_load_explicit(&ppx_io_active, memory_order_relaxed)) {
+        int saved_errno = errno;
+        ppx_fd_set_class(r, PPX_FD_CLASS(WIRE_FD_ANON, 0, 0));
+        errno = saved_errno;
+    }
+    return r;
+}
+
+PPX_EXPORT int epoll_create(int size)
+{
+    epoll_create_fn fn = REAL(R_EPOLL_CREATE, epoll_create_fn);
+    if (!counting(RET))
+        return epoll_created(fn(size));
+    uint64_t t0 = ppx_io_now();
+    int r = epoll_created(fn(size));
+    return other_done(WIRE_IO_EPOLL_CREATE, -1, RET, t0, r);
+}
+
+PPX_EXPORT int epoll_create1(int flags)
+{
+    epoll_create_fn fn = REAL(R_EPOLL_CREATE1, epoll_create_fn);
+    if (!counting(RET))
+        return epoll_created(fn(flags));
+    uint64_t t0 = ppx_io_now();
+    int r = epoll_created(fn(flags));
+    return other_done(WIRE_IO_EPOLL_CREATE1, -1, RET, t0, r);
 }
 
 /* ---- zero-copy ---- */

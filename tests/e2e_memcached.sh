@@ -47,7 +47,7 @@ fi
 
 cmd=("$PPX" record -q -o "$out" -- memcached -l 127.0.0.1 -p "$port" -U 0 -t 2 "${user[@]}")
 if [ "$use_strace" -eq 1 ]; then
-    strace -f -yy -qq -e signal=none -e trace=read,sendmsg,accept4,epoll_wait,write \
+    strace -f -yy -qq -e signal=none -e trace=read,sendmsg,accept4,epoll_wait,epoll_ctl,write \
         -o "$TMP/strace.log" -- "${cmd[@]}" >"$TMP/stdout" 2>"$TMP/stderr" &
     top_pid=$!
 else
@@ -149,6 +149,7 @@ if [ "$use_strace" -eq 1 ]; then
         expect_eq "$call bytes on TCP sockets: ppx = strace" "$(strace_fig 5 "$call" TCP)" "$(ppx "$call" "$TCP" 6)"
     done
     expect_eq "epoll_wait calls (finished): ppx = strace" "$(strace_fig 4 epoll_wait eventpoll)" "$(ppx epoll_wait '*' 4)"
+    expect_eq "epoll_ctl calls: ppx = strace" "$(strace_fig 4 epoll_ctl eventpoll)" "$(ppx epoll_ctl '*' 4)"
     # memcached's thread notifications: eventfd reads and writes
     expect_eq "read calls on eventfds: ppx = strace" "$(strace_fig 4 read eventfd)" "$(ppx read fd=anon 4)"
     expect_eq "write calls on eventfds: ppx = strace" "$(strace_fig 4 write eventfd)" "$(ppx write fd=anon 4)"

@@ -599,10 +599,10 @@ static void test_io_errors(void)
     b.len = 0;
     stream_io_site(&b, 5, 0, WIRE_FD_FILE, 0, 0, 0x10);
     expect_error("call 0", &good, &b, false, "ppx: pid 1234: bad IO_SITE record: site 5: call 0 "
-                                             "outside 1..27");
+                                             "outside 1..30");
     b.len = 0;
     stream_io_site(&b, 5, WIRE_IO_CALL_MAX, WIRE_FD_FILE, 0, 0, 0x10);
-    expect_error("call max", &good, &b, false, "site 5: call 28 outside 1..27");
+    expect_error("call max", &good, &b, false, "site 5: call 31 outside 1..30");
     b.len = 0;
     stream_io_site(&b, 5, WIRE_IO_READ, WIRE_FD_OTHER + 1, 0, 0, 0x10);
     expect_error("fd type", &good, &b, false, "site 5: descriptor type 7 outside 0..6");

@@ -146,6 +146,10 @@ enum wire_io_call {
     WIRE_IO_ACCEPT, WIRE_IO_ACCEPT4, WIRE_IO_CONNECT,
     WIRE_IO_EPOLL_WAIT, WIRE_IO_EPOLL_PWAIT, WIRE_IO_POLL, WIRE_IO_PPOLL,
     WIRE_IO_SELECT, WIRE_IO_PSELECT, WIRE_IO_SENDFILE, WIRE_IO_SPLICE,
+    /* Readiness set-up: an event loop's epoll_ctl calls are often as many
+     * as its reads. epoll_ctl's site is labelled by the watched descriptor
+     * (its third argument), epoll_create's by none. */
+    WIRE_IO_EPOLL_CTL, WIRE_IO_EPOLL_CREATE, WIRE_IO_EPOLL_CREATE1,
     WIRE_IO_CALL_MAX /* one past the last */
 };
 

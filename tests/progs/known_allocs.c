@@ -7,7 +7,9 @@
  *   pause  print "ready PID" on stdout, then wait for end of input on stdin;
  *          each input line "alloc" runs between_snapshots and prints "done";
  *          each line "poke" allocates and frees 1 byte in poke (not counted:
- *          a process without a collector looks for one at an allocation)
+ *          a process without a collector looks for one at an allocation);
+ *          "mixed N" runs mixed_sizes(N) (100 blocks of N bytes, kept, all
+ *          from one call stack) and prints "done"
  *   exit N exit with status N
  *
  * Each counted function is the direct caller of the allocator, so in a heap
@@ -292,9 +294,18 @@ static __attribute__((noinline)) void poke(void)
     free(p);
 }
 
+/* One stack, block sizes chosen by the input: its average block size
+ * changes between snapshots, its call stack does not. */
+COUNTED static void mixed_sizes(size_t size)
+{
+    for (int i = 0; i < 100; i++)
+        ESCAPE(malloc(size));
+}
+
 static void pause_until_eof(void)
 {
     char line[64];
+    unsigned long size;
     printf("ready %d\n", (int)getpid());
     fflush(stdout);
     while (fgets(line, sizeof line, stdin) != NULL) {
@@ -304,6 +315,10 @@ static void pause_until_eof(void)
             fflush(stdout);
         } else if (strcmp(line, "poke\n") == 0) {
             poke();
+        } else if (sscanf(line, "mixed %lu", &size) == 1 && size > 0) {
+            mixed_sizes(size);
+            printf("done\n");
+            fflush(stdout);
         }
     }
 }

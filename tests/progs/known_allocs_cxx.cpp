@@ -10,11 +10,21 @@
 //   cum  grow_vector          11  8188   0     0  (vector<int> capacity 1, 2, ..., 1024)
 //   cum  grow_vector_kept      9  2064   2  1048  (new vector<long>, capacity 1 ... 128)
 //   cum  make_strings        200 13300 200 13300  (new std::string(100, 'x'): 32 + 101)
+//   flat ns::Logger::format   10   640  10   640  (new char[64])
+// and I/O calls under a C++ name, for ppx audit: ns::Logger::write_log(int)
+// writes 1000 times 10 bytes to a Unix stream socket, 100 at a time, each
+// batch drained by log_some (a send buffer holds few small writes).
+//
+// Usage: known_allocs_cxx [pause]
+//   pause  then print "ready PID" and wait for end of input on stdin
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <string>
 #include <vector>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "known_allocs.h"
 
@@ -102,7 +112,57 @@ COUNTED void make_strings()
     }
 }
 
-int main()
+namespace ns {
+struct Logger {
+    int fd;
+    void write_log(int times);
+    static char *format(int size);
+};
+} // namespace ns
+
+COUNTED char *ns::Logger::format(int size)
+{
+    char *p = new char[size];
+    ESCAPE(p);
+    return p;
+}
+
+COUNTED void ns::Logger::write_log(int times)
+{
+    for (int i = 0; i < times; i++)
+        if (write(fd, "0123456789", 10) != 10) {
+            std::fprintf(stderr, "known_allocs_cxx: write failed\n");
+            std::exit(10);
+        }
+}
+
+static void log_some()
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) {
+        std::fprintf(stderr, "known_allocs_cxx: socketpair failed\n");
+        std::exit(10);
+    }
+    for (int i = 0; i < 10; i++)
+        kept[i] = ns::Logger::format(64);
+    ns::Logger log{sv[0]};
+    char buf[1000];
+    for (int round = 0; round < 10; round++) {
+        log.write_log(100);
+        for (size_t got = 0; got < sizeof buf;) {
+            ssize_t n = read(sv[1], buf + got, sizeof buf - got);
+            if (n <= 0) {
+                std::fprintf(stderr, "known_allocs_cxx: read failed\n");
+                std::exit(10);
+            }
+            got += (size_t)n;
+        }
+    }
+    close(sv[0]);
+    close(sv[1]);
+}
+
+int main(int argc, char **argv)
 {
     make_widgets();
     array_new_delete();
@@ -111,5 +171,13 @@ int main()
     grow_vector();
     grow_vector_kept();
     make_strings();
+    log_some();
+    if (argc > 1 && std::strcmp(argv[1], "pause") == 0) {
+        std::printf("ready %d\n", (int)getpid());
+        std::fflush(stdout);
+        char line[64];
+        while (std::fgets(line, sizeof line, stdin))
+            ;
+    }
     return 0;
 }

@@ -39,6 +39,10 @@
  *   epoll_pwait_10        epoll_pwait 10
  *   select_100            select     100
  *   pselect_10            pselect     10
+ *   epoll_create_2        epoll_create   2                  (no descriptor)
+ *   epoll_create1_3       epoll_create1  3                  (no descriptor)
+ *   epoll_ctl_30          epoll_ctl     30  (10 x add, modify, delete) pipe
+ *   epoll_ctl_enoent_5    epoll_ctl      5    5 ENOENT (delete what is not there) pipe
  *   fill_unix_stream      write      non-blocking unix stream socket written
  *                        with 1 MiB writes until EAGAIN: partial writes,
  *                        then exactly one EAGAIN; the calls and bytes it saw
@@ -648,14 +652,64 @@ COUNTED static void pselect_10(int fd)
     }
 }
 
+COUNTED static void epoll_create_2(void)
+{
+    for (int i = 0; i < 2; i++) {
+        errno = 0;
+        int ep = epoll_create(1);
+        note_fd(__func__, "epoll_create", ep, errno);
+        check(ep >= 0, "epoll_create");
+        close(ep);
+    }
+}
+
+/* Returns the last one, open. */
+COUNTED static int epoll_create1_3(void)
+{
+    int ep = -1;
+    for (int i = 0; i < 3; i++) {
+        if (ep >= 0)
+            close(ep);
+        errno = 0;
+        ep = epoll_create1(EPOLL_CLOEXEC);
+        note_fd(__func__, "epoll_create1", ep, errno);
+        check(ep >= 0, "epoll_create1");
+    }
+    return ep;
+}
+
+COUNTED static void epoll_ctl_30(int ep, int fd)
+{
+    static const int ops[3] = {EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL};
+    for (int i = 0; i < 30; i++) {
+        struct epoll_event ev = {.events = i % 3 == 1 ? EPOLLIN | EPOLLOUT : EPOLLIN,
+                                 .data.fd = fd};
+        errno = 0;
+        int r = epoll_ctl(ep, ops[i % 3], fd, &ev);
+        note(__func__, "epoll_ctl", r, errno);
+        check(r == 0, "epoll_ctl");
+    }
+}
+
+COUNTED static void epoll_ctl_enoent_5(int ep, int fd)
+{
+    for (int i = 0; i < 5; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+        errno = 0;
+        int r = epoll_ctl(ep, EPOLL_CTL_DEL, fd, &ev);
+        note(__func__, "epoll_ctl", r, errno);
+        check(r == -1 && errno == ENOENT, "epoll_ctl: expected ENOENT");
+    }
+}
+
 COUNTED static void run_readiness(void)
 {
     int p[2];
     check(pipe(p) == 0, "pipe");
-    int ep = epoll_create1(0);
-    check(ep >= 0, "epoll_create1");
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = p[0]};
-    check(epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev) == 0, "epoll_ctl");
+    epoll_create_2();
+    int ep = epoll_create1_3();
+    epoll_ctl_30(ep, p[0]);
+    epoll_ctl_enoent_5(ep, p[0]);
     poll_100(p[0]);
     ppoll_10(p[0]);
     epoll_wait_100(ep);
