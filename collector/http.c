@@ -385,13 +385,13 @@ static enum MHD_Result serve_symbol(struct http_server *h, struct MHD_Connection
 {
     struct http_reply r = {0};
     if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
-        struct upload u = {0};
-        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, each_symbol_arg, &u);
-        if (u.too_big)
+        struct upload args = {0};
+        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, each_symbol_arg, &args);
+        if (args.too_big)
             http_reply_error(&r, 413, "too many addresses");
         else
-            http_symbol_serve(h->live, u.data, u.len, &r);
-        free(u.data);
+            http_symbol_serve(h->live, args.data, args.len, &r);
+        free(args.data);
         return send_reply(c, &r, NULL, NULL);
     }
     if (!u->started) { /* the headers: the body follows */

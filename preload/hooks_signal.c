@@ -169,6 +169,9 @@ PPX_EXPORT sighandler_t signal(int sig, sighandler_t handler)
     return bsd_semantics(handler);
 }
 
+/* glibc declares it only for old X/Open levels */
+sighandler_t bsd_signal(int sig, sighandler_t handler);
+
 PPX_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
 {
     if (PPX_LIKELY(passes_through(sig)))
