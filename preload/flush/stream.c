@@ -46,7 +46,7 @@
  * collector therefore never stalls fork(): the child never uses the
  * parent's connection, and starts its stream afresh. Order: stream_mu,
  * then state_mu. */
-#include "ppx_preload.h"
+#include "../ppx_preload.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -9,7 +9,7 @@
 #ifndef PPX_IO_COUNTERS_H
 #define PPX_IO_COUNTERS_H
 
-#include "ppx_preload.h"
+#include "../ppx_preload.h"
 
 #define PPX_IO_ERRNO_SLOTS 8u
 

@@ -9,7 +9,7 @@
  * that no frame of ours sits at the root of its stacks. The profiler's own
  * threads (created with the guard held: the flusher) pass straight through
  * and are never registered. */
-#include "threads.h"
+#include "../cpu/threads.h"
 
 #include <errno.h>
 #include <stdarg.h>

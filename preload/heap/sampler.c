@@ -7,7 +7,7 @@
  * and an allocation of n bytes is sampled with probability 1 - exp(-n/rate),
  * which the collector undoes per stack. With rate 1 the distance is always
  * 0: every allocation, even of 0 bytes, is sampled (exact mode). */
-#include "ppx_preload.h"
+#include "../ppx_preload.h"
 
 #include <errno.h>
 #include <math.h>

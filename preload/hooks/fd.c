@@ -10,7 +10,7 @@
  * memfd_create, inotify, and closes inside libc (fclose): a number reused
  * after one of those may carry its old label until it is closed again. */
 #undef _FORTIFY_SOURCE /* its inline open() would clash with ours */
-#include "ppx_preload.h"
+#include "../ppx_preload.h"
 
 #include <errno.h>
 #include <fcntl.h>

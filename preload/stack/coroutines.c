@@ -34,7 +34,7 @@
  * this info up: libunwind 1.6 keeps the CIE it parses from dynamic info
  * (about 100 bytes of its own pool) instead of freeing it, which the fast
  * path pays once per thread and frame cache. */
-#include "ppx_preload.h"
+#include "../ppx_preload.h"
 
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>

@@ -15,7 +15,7 @@
  * (__read_chk, __recv_chk, __poll_chk, ...) are hooked as their plain
  * call: Debian builds its packages with them. */
 #undef _FORTIFY_SOURCE /* its inline wrappers would clash with our definitions */
-#include "ppx_preload.h"
+#include "../ppx_preload.h"
 
 #include <dlfcn.h>
 #include <errno.h>

@@ -56,7 +56,7 @@
  * so the new image is not killed by a late SIGPROF; a forked child has no
  * timers (they are not inherited) until its thread registry starts one
  * for the forking thread. */
-#include "ppx_preload.h"
+#include "../ppx_preload.h"
 
 #include <dlfcn.h>
 #include <errno.h>

@@ -23,7 +23,7 @@
  * libunwind would then read and write whatever the program opens at those
  * numbers next, so the flusher puts the pipe back while the numbers are
  * free, or stops unwinding if the program took them. */
-#include "ppx_preload.h"
+#include "../ppx_preload.h"
 
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>

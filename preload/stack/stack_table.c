@@ -8,7 +8,7 @@
  *
  * The flusher does not scan every stack: a record whose counters change is
  * pushed (once) on a lock-free dirty list, which the flusher takes whole. */
-#include "ppx_preload.h"
+#include "../ppx_preload.h"
 
 #include <string.h>
 

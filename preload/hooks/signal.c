@@ -26,7 +26,7 @@
  *
  * The program's action is kept without a lock: two threads racing to set
  * SIGPROF's action see one of them win, as with the real call. */
-#include "ppx_preload.h"
+#include "../ppx_preload.h"
 
 #include <errno.h>
 #include <signal.h>

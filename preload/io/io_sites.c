@@ -26,7 +26,7 @@
  * (recursion guard held) is still counted; it only gets no stack, since
  * unwinding and interning may take locks the interrupted code holds. The
  * profiler's own calls are told apart by their caller (hooks_io.c). */
-#include "ppx_preload.h"
+#include "../ppx_preload.h"
 #include "io_counters.h"
 
 #if defined(__x86_64__)

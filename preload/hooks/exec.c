@@ -10,7 +10,7 @@
  *
  * Every variant is hooked: glibc's execl, execvp and the rest call its
  * internal execve directly, not the exported one. */
-#include "ppx_preload.h"
+#include "../ppx_preload.h"
 
 #include <dlfcn.h>
 #include <errno.h>

@@ -7,7 +7,7 @@
  * (jemalloc has no pvalloc) is emulated with that allocator's own aligned
  * allocation instead of falling through to glibc's, whose blocks the next
  * free() would not know. */
-#include "ppx_preload.h"
+#include "../ppx_preload.h"
 
 #include <dlfcn.h>
 #include <errno.h>

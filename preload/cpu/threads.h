@@ -5,7 +5,7 @@
 #ifndef PPX_THREADS_H
 #define PPX_THREADS_H
 
-#include "ppx_preload.h"
+#include "../ppx_preload.h"
 
 /* The calling thread's record; a thread not created through the hook (the
  * main thread, one found at start, one created while the hooks only passed

@@ -18,7 +18,7 @@
  * does not miss one. There, as when the hard limit equals the soft one,
  * the descriptor goes to a high number under the limit (ppx_high_fd_base),
  * away from the low numbers programs expect open() to return. */
-#include "ppx_preload.h"
+#include "../ppx_preload.h"
 
 #include <errno.h>
 #include <fcntl.h>

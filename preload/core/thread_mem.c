@@ -19,7 +19,7 @@
  * A block owned by a watched thread is on no list. So a server that starts
  * and ends threads all day keeps about as many blocks as it ever had
  * threads at once, and a thread start looks at a few blocks, not all. */
-#include "ppx_preload.h"
+#include "../ppx_preload.h"
 
 #include <errno.h>
 #include <signal.h>

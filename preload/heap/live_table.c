@@ -6,7 +6,7 @@
  * front of them a counting filter: one counter per hash bucket of live
  * sampled addresses, so freeing an unsampled block (nearly all of them)
  * costs one relaxed load and never touches a lock. */
-#include "ppx_preload.h"
+#include "../ppx_preload.h"
 
 #include <string.h>
 #include <sys/mman.h>

@@ -23,7 +23,7 @@
  *                    leaves its final state in a spool file next to the socket
  *                    (spool.c); 0: it does not (1)
  *   PPX_SPOOL_MAX_MB all spool files together, 1..1048576 MiB (1024) */
-#include "ppx_preload.h"
+#include "../ppx_preload.h"
 
 #include <errno.h>
 #include <sched.h>
