@@ -3,7 +3,7 @@
  *
  * Records that live as long as the process (stacks, mappings, directory
  * chunks) come from a bump arena; tables that grow take whole pages. */
-#include "../ppx_preload.h"
+#include "core.h"
 
 #include <errno.h>
 #include <sys/mman.h>

@@ -2,7 +2,7 @@
  * getdents64, for the flusher's thread scan and the exit flush's spool
  * accounting, both of which run where the program's allocator must not be
  * entered. */
-#include "../ppx_preload.h"
+#include "core.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -18,7 +18,7 @@
  * does not miss one. There, as when the hard limit equals the soft one,
  * the descriptor goes to a high number under the limit (ppx_high_fd_base),
  * away from the low numbers programs expect open() to return. */
-#include "../ppx_preload.h"
+#include "core.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +29,21 @@
 #define ABOVE_LIMIT_MAX 4096u
 /* Room asked above the number wanted: a few of ours at once. */
 #define ABOVE_LIMIT_ROOM 64u
+
+int ppx_high_fd_base(void)
+{
+    struct rlimit rl;
+    long limit = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        limit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1u << 30) ? (1l << 30)
+                                                                          : (long)rl.rlim_cur;
+    long base = limit - 64;
+    if (base > 1000)
+        base = 1000; /* higher only grows the kernel's fd table for nothing */
+    if (base < 100)
+        base = limit > 100 ? 100 : limit / 2;
+    return base < 3 ? 3 : (int)base;
+}
 
 int ppx_fd_dup_from(int fd, int min)
 {

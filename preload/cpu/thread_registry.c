@@ -1,7 +1,7 @@
 /* The registry of the process's threads, and their THREAD records (wire.h).
  *
  * A thread gets a record when it starts through the pthread_create hook
- * (hooks_thread.c), on its own thread, before its start routine runs. The
+ * (hooks/thread.c), on its own thread, before its start routine runs. The
  * thread that initialises the library registers itself at init; threads
  * that existed before (or were created while the hooks only passed
  * through) are found by the flusher in /proc/self/task, or register
@@ -19,7 +19,7 @@
  * without it (a raw clone, or one found by the scan that never called a
  * hook) is seen ended by the flusher when its CPU clock is gone (EINVAL).
  *
- * The program's threads still running are counted (live_threads), as glibc
+ * The program's threads still running are counted (running_threads), as glibc
  * counts all threads: the one whose end brings the count to 0 is the
  * program's last (if the main thread has ended, or is this one), and stops
  * the flusher before glibc's own count reaches 0, so that glibc's exit(0)
@@ -37,7 +37,7 @@
  * process may read. A record is sent when it is new on the connection,
  * renamed, ended, or its CPU grew by >= 1 ms since it was last sent; at the
  * final flush every change goes out. */
-#include "threads.h"
+#include "cpu.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -52,7 +52,7 @@
 #define CPU_RESEND_NS 1000000ull
 
 struct thread_entry {
-    struct ppx_thread_rec rec; /* first: a record is handed out as &entry->rec */
+    struct ppx_thread_record rec; /* first: a record is handed out as &entry->rec */
     /* under reg_mu */
     struct thread_entry *found_next; /* records not created through the hook */
     bool has_handle;                 /* rec.handle is valid (registered on its own thread) */
@@ -61,36 +61,27 @@ struct thread_entry {
     uint64_t sent_cpu_ns;
 };
 
-PPX_TLS struct ppx_thread_rec *ppx_thread_self;
+PPX_TLS struct ppx_thread_record *ppx_self_record;
 
 /* Taken to register a thread, to rename one, and by the scan; never in a
  * signal handler, never while unwinding or allocating from the target. */
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic(struct ppx_thread_rec *) list_head;
+static _Atomic(struct ppx_thread_record *) list_head;
 static struct thread_entry *found_head; /* under reg_mu */
 static bool cpu_ready;                  /* ppx_cpu_init has run */
-static _Atomic(struct ppx_thread_rec *) main_rec; /* the record with WIRE_THREAD_MAIN */
+static _Atomic(struct ppx_thread_record *) main_rec; /* the record with WIRE_THREAD_MAIN */
 static atomic_uint next_id;
 /* Threads between pthread_create and their registration (see the scan). */
 static atomic_uint starting;
-static atomic_uint live_threads;
+static atomic_uint running_threads;
 static pthread_key_t end_key;
 static bool have_end_key;
+/* Set once by ppx_threads_init: what runs when the program's last thread
+ * ends, on that thread (the flusher stops first: flush/lifecycle.c). */
+static void (*on_last_thread_end)(void);
 
 /* ---- small helpers: raw syscalls, so that nothing here goes through the
  * hooks or takes a descriptor at a low number for longer than a read ---- */
-
-static pid_t own_tid(void)
-{
-    return (pid_t)syscall(SYS_gettid);
-}
-
-static uint64_t realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* NUL-terminated within WIRE_THREAD_NAME, NUL-padded (the wire demands it). */
 static void name_normalize(char name[WIRE_THREAD_NAME])
@@ -160,7 +151,7 @@ static int thread_cpu_ns(pid_t tid, uint64_t *ns)
 }
 
 /* Two readers (the flusher, the thread's own end) race: CPU never goes back. */
-static void cpu_raise(struct ppx_thread_rec *r, uint64_t ns)
+static void cpu_raise(struct ppx_thread_record *r, uint64_t ns)
 {
     uint64_t old = atomic_load_explicit(&r->cpu_ns, memory_order_relaxed);
     while (ns > old && !atomic_compare_exchange_weak_explicit(&r->cpu_ns, &old, ns,
@@ -169,21 +160,21 @@ static void cpu_raise(struct ppx_thread_rec *r, uint64_t ns)
     }
 }
 
-static void mark_changed(struct ppx_thread_rec *r)
+static void mark_changed(struct ppx_thread_record *r)
 {
     atomic_store_explicit(&r->changed, 1, memory_order_release);
 }
 
 /* Records r's end, once: whoever does (the thread's own end, the flusher)
  * counts it out. Whether the program has no other thread left. */
-static bool record_end(struct ppx_thread_rec *r)
+static bool record_end(struct ppx_thread_record *r)
 {
     uint64_t zero = 0;
-    if (!atomic_compare_exchange_strong_explicit(&r->end_ns, &zero, realtime_ns(),
+    if (!atomic_compare_exchange_strong_explicit(&r->end_ns, &zero, ppx_realtime_ns(),
                                                  memory_order_release, memory_order_relaxed))
         return false;
     mark_changed(r);
-    return atomic_fetch_sub_explicit(&live_threads, 1, memory_order_acq_rel) == 1;
+    return atomic_fetch_sub_explicit(&running_threads, 1, memory_order_acq_rel) == 1;
 }
 
 /* ---- registration ---- */
@@ -199,13 +190,13 @@ static struct thread_entry *entry_new(pid_t tid, uint32_t flags, uint32_t creato
                      NULL, NULL);
         return NULL;
     }
-    struct ppx_thread_rec *r = &e->rec;
+    struct ppx_thread_record *r = &e->rec;
     r->id = id;
     r->tid = tid;
     r->creator_id = creator_id;
     r->stack_id = stack_id;
     r->flags = flags;
-    r->start_ns = realtime_ns();
+    r->start_ns = ppx_realtime_ns();
     atomic_store_explicit(&r->changed, 1, memory_order_relaxed);
     return e;
 }
@@ -229,7 +220,7 @@ static uint32_t preexisting_flags(pid_t tid)
 }
 
 /* Called with reg_mu held. */
-static struct thread_entry *find_live_tid(const struct thread_entry *list_of_found, pid_t tid)
+static struct thread_entry *find_running_tid(const struct thread_entry *list_of_found, pid_t tid)
 {
     for (const struct thread_entry *e = list_of_found; e != NULL; e = e->found_next)
         if (e->rec.tid == tid && atomic_load(&e->rec.end_ns) == 0)
@@ -242,34 +233,34 @@ static struct thread_entry *find_live_tid(const struct thread_entry *list_of_fou
  * and must not come back from the scan as an unknown thread. */
 static bool known_tid(pid_t tid)
 {
-    for (struct ppx_thread_rec *r = atomic_load(&list_head); r != NULL; r = r->next)
+    for (struct ppx_thread_record *r = atomic_load(&list_head); r != NULL; r = r->next)
         if (r->tid == tid)
             return true;
     return false;
 }
 
 /* The calling thread's end is recorded by thread_ended. */
-static void watch_end(struct ppx_thread_rec *r)
+static void watch_end(struct ppx_thread_record *r)
 {
     if (have_end_key && pthread_getspecific(end_key) != r &&
         pthread_setspecific(end_key, r) == 0)
-        ppx_thread_mem_watched();
+        ppx_thread_buffers_watched();
 }
 
-struct ppx_thread_rec *ppx_threads_self(void)
+struct ppx_thread_record *ppx_threads_register_self(void)
 {
-    struct ppx_thread_rec *self = ppx_thread_self;
+    struct ppx_thread_record *self = ppx_self_record;
     if (self != NULL)
         return self;
-    pid_t tid = own_tid();
+    pid_t tid = ppx_gettid();
     pthread_mutex_lock(&reg_mu);
-    struct thread_entry *e = find_live_tid(found_head, tid);
+    struct thread_entry *e = find_running_tid(found_head, tid);
     if (e == NULL) {
         e = entry_new(tid, preexisting_flags(tid), WIRE_NO_ID, WIRE_NO_ID);
         if (e != NULL) {
             name_of_self(e->rec.name);
             publish(e, true);
-            atomic_fetch_add_explicit(&live_threads, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&running_threads, 1, memory_order_relaxed);
         }
     }
     bool start_cpu = false;
@@ -282,7 +273,7 @@ struct ppx_thread_rec *ppx_threads_self(void)
     pthread_mutex_unlock(&reg_mu);
     if (e == NULL)
         return NULL;
-    ppx_thread_self = &e->rec;
+    ppx_self_record = &e->rec;
     watch_end(&e->rec);
     if (start_cpu)
         ppx_cpu_thread_started(&e->rec);
@@ -291,19 +282,19 @@ struct ppx_thread_rec *ppx_threads_self(void)
 
 void ppx_threads_creating(void)
 {
-    atomic_fetch_add_explicit(&live_threads, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&running_threads, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&starting, 1, memory_order_seq_cst);
 }
 
 void ppx_threads_create_failed(void)
 {
     atomic_fetch_sub_explicit(&starting, 1, memory_order_seq_cst);
-    atomic_fetch_sub_explicit(&live_threads, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&running_threads, 1, memory_order_relaxed);
 }
 
 void ppx_threads_started(uint32_t creator_id, uint32_t stack_id)
 {
-    struct thread_entry *e = entry_new(own_tid(), 0, creator_id, stack_id);
+    struct thread_entry *e = entry_new(ppx_gettid(), 0, creator_id, stack_id);
     pthread_mutex_lock(&reg_mu);
     if (e != NULL) {
         /* The name is read under reg_mu: a pthread_setname_np from the
@@ -319,19 +310,19 @@ void ppx_threads_started(uint32_t creator_id, uint32_t stack_id)
     pthread_mutex_unlock(&reg_mu);
     if (e == NULL)
         return;
-    ppx_thread_self = &e->rec;
+    ppx_self_record = &e->rec;
     watch_end(&e->rec);
     /* Buffers now, so that the thread's first slow path (in a signal
      * handler, maybe) finds them. */
-    ppx_thread_mem_ensure(&ppx_thread);
+    ppx_thread_buffers_ensure(&ppx_tls);
     ppx_cpu_thread_started(&e->rec);
 }
 
 /* r, ending, is the main thread, or the main thread has ended: a check on
  * the count, which a thread that went unrecorded (no memory) leaves low. */
-static bool main_thread_gone(const struct ppx_thread_rec *r)
+static bool main_thread_gone(const struct ppx_thread_record *r)
 {
-    const struct ppx_thread_rec *m = atomic_load_explicit(&main_rec, memory_order_acquire);
+    const struct ppx_thread_record *m = atomic_load_explicit(&main_rec, memory_order_acquire);
     return r->tid == ppx_pid ||
            (m != NULL && atomic_load_explicit(&m->end_ns, memory_order_acquire) != 0);
 }
@@ -342,8 +333,8 @@ static bool main_thread_gone(const struct ppx_thread_rec *r)
  * counts the thread out (and exits if it was the last). */
 static void thread_ended(void *arg)
 {
-    struct ppx_thread_rec *r = arg;
-    struct ppx_thread *t = &ppx_thread;
+    struct ppx_thread_record *r = arg;
+    struct ppx_tls *t = &ppx_tls;
     int saved_errno = errno;
     /* pthread_exit from a handler that interrupted the profiler */
     bool inside = t->guard != 0;
@@ -362,15 +353,16 @@ static void thread_ended(void *arg)
     }
     bool last = record_end(r) && main_thread_gone(r);
     ppx_io_thread_exit();
-    ppx_thread_mem_end();
+    ppx_thread_buffers_end();
     if (last && !inside)
-        ppx_stream_last_thread_ending();
+        on_last_thread_end();
     t->guard--;
     errno = saved_errno;
 }
 
-void ppx_threads_init(void)
+void ppx_threads_init(void (*last_thread_ending)(void))
 {
+    on_last_thread_end = last_thread_ending;
     static atomic_flag said = ATOMIC_FLAG_INIT;
     ppx_cpu_init();
     cpu_ready = true;
@@ -380,7 +372,7 @@ void ppx_threads_init(void)
         ppx_log_once(&said, "cannot create a thread-specific key: ", strerror(rc),
                      "; thread ends are seen late", NULL);
     /* The initialising thread: the main thread, nearly always. */
-    ppx_threads_self();
+    ppx_threads_register_self();
 }
 
 /* ---- the scan: threads not created through the hook ---- */
@@ -422,7 +414,7 @@ void ppx_threads_scan(void)
     if (atomic_load_explicit(&ppx_state, memory_order_acquire) != PPX_READY)
         return;
     int saved_errno = errno;
-    pid_t self = own_tid(); /* the flusher: never registered */
+    pid_t self = ppx_gettid(); /* the flusher: never registered */
     unsigned n;
     bool settled;
     for (int tries = 0;; tries++) {
@@ -449,7 +441,7 @@ void ppx_threads_scan(void)
             break;
         name_of_tid(tids[i], e->rec.name);
         publish(e, true);
-        atomic_fetch_add_explicit(&live_threads, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&running_threads, 1, memory_order_relaxed);
     }
     for (struct thread_entry *e = found_head; e != NULL; e = e->found_next) {
         if (e->cpu_started || atomic_load(&e->rec.end_ns) != 0)
@@ -463,7 +455,7 @@ void ppx_threads_scan(void)
 
 bool ppx_threads_none_left(void)
 {
-    struct ppx_thread_rec *m = atomic_load_explicit(&main_rec, memory_order_acquire);
+    struct ppx_thread_record *m = atomic_load_explicit(&main_rec, memory_order_acquire);
     if (m == NULL || atomic_load_explicit(&m->end_ns, memory_order_relaxed) == 0)
         return false;
     /* The ended main thread stays listed (a zombie) until the process goes. */
@@ -471,12 +463,12 @@ bool ppx_threads_none_left(void)
     int saved_errno = errno;
     unsigned n = list_tasks(tids, 3);
     errno = saved_errno;
-    pid_t self = own_tid();
+    pid_t self = ppx_gettid();
     return n == 2 && (tids[0] == self || tids[1] == self) &&
            (tids[0] == ppx_pid || tids[1] == ppx_pid);
 }
 
-struct ppx_thread_rec *ppx_threads_list(void)
+struct ppx_thread_record *ppx_threads_list(void)
 {
     return atomic_load_explicit(&list_head, memory_order_acquire);
 }
@@ -485,7 +477,7 @@ struct ppx_thread_rec *ppx_threads_list(void)
 
 /* A live thread's CPU time, read now; a thread whose clock is gone ended
  * without our destructor: it ends now. */
-static void poll_cpu(struct ppx_thread_rec *r)
+static void poll_cpu(struct ppx_thread_record *r)
 {
     uint64_t ns = 0;
     int err = thread_cpu_ns(r->tid, &ns);
@@ -496,7 +488,7 @@ static void poll_cpu(struct ppx_thread_rec *r)
     }
 }
 
-static bool emit_thread(struct ppx_encoder *enc, struct ppx_thread_rec *r, struct ppx_stack *s,
+static bool emit_thread(struct ppx_encoder *enc, struct ppx_thread_record *r, struct ppx_stack *s,
                         uint64_t end_ns, uint64_t cpu_ns)
 {
     struct wire_thread w = {
@@ -519,8 +511,8 @@ static bool emit_thread(struct ppx_encoder *enc, struct ppx_thread_rec *r, struc
 
 bool ppx_threads_send(struct ppx_encoder *enc, uint64_t gen, uint32_t n_stacks)
 {
-    bool final = ppx_stream_final_flush();
-    for (struct ppx_thread_rec *r = ppx_threads_list(); r != NULL; r = r->next) {
+    bool final = enc->final;
+    for (struct ppx_thread_record *r = ppx_threads_list(); r != NULL; r = r->next) {
         struct thread_entry *e = (struct thread_entry *)r;
         struct ppx_stack *s = NULL;
         if (r->stack_id != WIRE_NO_ID) {
@@ -546,7 +538,7 @@ bool ppx_threads_send(struct ppx_encoder *enc, uint64_t gen, uint32_t n_stacks)
          * they run on, and the next connection sends them afresh. */
         bool ends_now = final && end_ns == 0;
         if (ends_now)
-            end_ns = realtime_ns();
+            end_ns = ppx_realtime_ns();
         if (!fresh && !changed && !cpu_due && !ends_now)
             continue;
         if (!emit_thread(enc, r, s, end_ns, cpu_ns)) {
@@ -574,11 +566,11 @@ void ppx_threads_reset_child(void)
     atomic_store_explicit(&main_rec, NULL, memory_order_relaxed);
     atomic_store_explicit(&next_id, 0, memory_order_relaxed);
     atomic_store_explicit(&starting, 0, memory_order_relaxed);
-    atomic_store_explicit(&live_threads, 0, memory_order_relaxed);
-    ppx_thread_self = NULL;
-    struct ppx_thread *t = &ppx_thread;
+    atomic_store_explicit(&running_threads, 0, memory_order_relaxed);
+    ppx_self_record = NULL;
+    struct ppx_tls *t = &ppx_tls;
     t->guard++;
-    pid_t tid = own_tid();
+    pid_t tid = ppx_gettid();
     struct thread_entry *e = entry_new(tid, preexisting_flags(tid), WIRE_NO_ID, WIRE_NO_ID);
     if (e != NULL) {
         name_of_self(e->rec.name);
@@ -586,13 +578,13 @@ void ppx_threads_reset_child(void)
         e->has_handle = true;
         e->cpu_started = true;
         publish(e, true);
-        atomic_store_explicit(&live_threads, 1, memory_order_relaxed);
-        ppx_thread_self = &e->rec;
+        atomic_store_explicit(&running_threads, 1, memory_order_relaxed);
+        ppx_self_record = &e->rec;
     }
     /* The key still names the parent's record: the end goes to the new one
      * (never set anew here: that could allocate). */
     if (have_end_key && pthread_getspecific(end_key) != NULL)
-        pthread_setspecific(end_key, ppx_thread_self);
+        pthread_setspecific(end_key, ppx_self_record);
     if (e != NULL)
         ppx_cpu_thread_started(&e->rec);
     t->guard--;
@@ -602,7 +594,7 @@ void ppx_threads_reset_child(void)
 
 void ppx_threads_renamed_self(void)
 {
-    struct ppx_thread_rec *r = ppx_threads_self();
+    struct ppx_thread_record *r = ppx_threads_register_self();
     if (r == NULL)
         return;
     pthread_mutex_lock(&reg_mu);
@@ -615,7 +607,7 @@ void ppx_threads_renamed(pthread_t handle, const char *name)
 {
     pthread_mutex_lock(&reg_mu);
     /* newest first: a handle reused after a join names the live thread */
-    for (struct ppx_thread_rec *r = atomic_load(&list_head); r != NULL; r = r->next) {
+    for (struct ppx_thread_record *r = atomic_load(&list_head); r != NULL; r = r->next) {
         struct thread_entry *e = (struct thread_entry *)r;
         if (!e->has_handle || atomic_load(&r->end_ns) != 0 || !pthread_equal(r->handle, handle))
             continue;

@@ -6,7 +6,7 @@
  * front of them a counting filter: one counter per hash bucket of live
  * sampled addresses, so freeing an unsampled block (nearly all of them)
  * costs one relaxed load and never touches a lock. */
-#include "../ppx_preload.h"
+#include "heap.h"
 
 #include <string.h>
 #include <sys/mman.h>
@@ -38,14 +38,14 @@ static inline struct live_shard *shard_of(uintptr_t ptr)
 
 static void shard_lock(struct live_shard *s)
 {
-    ppx_thread.holds_lock++;
+    ppx_tls.holds_lock++;
     pthread_mutex_lock(&s->mu);
 }
 
 static void shard_unlock(struct live_shard *s)
 {
     pthread_mutex_unlock(&s->mu);
-    ppx_thread.holds_lock--;
+    ppx_tls.holds_lock--;
 }
 
 bool ppx_live_init(void)

@@ -7,49 +7,13 @@
  * and an allocation of n bytes is sampled with probability 1 - exp(-n/rate),
  * which the collector undoes per stack. With rate 1 the distance is always
  * 0: every allocation, even of 0 bytes, is sampled (exact mode). */
-#include "../ppx_preload.h"
+#include "heap.h"
 
 #include <errno.h>
 #include <math.h>
 #include <time.h>
 
-PPX_TLS struct ppx_thread ppx_thread;
-
-static atomic_uint_fast64_t lost_samples;
-static atomic_uint_fast64_t seed_counter;
-
-static uint64_t splitmix64(uint64_t x)
-{
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
-/* xorshift64*: per-thread state, no shared state, no locks. */
-uint64_t ppx_random_next(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
-/* A nonzero seed unlike any other thread's: time, the state's address and
- * a process-wide counter, mixed. */
-uint64_t ppx_random_seed(const void *state)
-{
-    struct timespec ts = {0, 0};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)(uintptr_t)state ^
-                 (atomic_fetch_add_explicit(&seed_counter, 1, memory_order_relaxed) << 48);
-    x = splitmix64(x);
-    return x != 0 ? x : 0x9E3779B97F4A7C15ull;
-}
-
-static void seed(struct ppx_thread *t)
+static void seed(struct ppx_tls *t)
 {
     t->rng = ppx_random_seed(t);
     t->seeded = 1;
@@ -57,7 +21,7 @@ static void seed(struct ppx_thread *t)
 
 /* Bytes until the next sample: ceil of an exponential variate with mean
  * rate, so that an allocation of n bytes is sampled with P = 1 - exp(-n/rate). */
-static uint64_t draw_distance(struct ppx_thread *t)
+static uint64_t draw_distance(struct ppx_tls *t)
 {
     uint64_t rate = ppx_config.sample_rate;
     if (rate <= 1)
@@ -69,18 +33,11 @@ static uint64_t draw_distance(struct ppx_thread *t)
     return (uint64_t)d;
 }
 
-void ppx_note_lost(const char *why)
-{
-    static atomic_flag said = ATOMIC_FLAG_INIT;
-    atomic_fetch_add_explicit(&lost_samples, 1, memory_order_relaxed);
-    ppx_log_once(&said, why, "; some allocations go unrecorded", NULL, NULL);
-}
-
-static void record(struct ppx_thread *t, void *p, size_t size, const void *ret)
+static void record(struct ppx_tls *t, void *p, size_t size, const void *ret)
 {
     int saved_errno = errno;
     t->guard++;
-    if (!ppx_thread_mem_ensure(t)) {
+    if (!ppx_thread_buffers_ensure(t)) {
         ppx_note_lost("out of memory for per-thread buffers");
         t->guard--;
         errno = saved_errno;
@@ -107,11 +64,10 @@ static void record(struct ppx_thread *t, void *p, size_t size, const void *ret)
 
 void ppx_sample_alloc(void *p, size_t size, const void *ret)
 {
-    struct ppx_thread *t = &ppx_thread;
+    struct ppx_tls *t = &ppx_tls;
     if (t->guard != 0 || p == NULL || ppx_bootstrap_owns(p))
         return; /* the profiler's own allocation, a failed one, or one made
                  * while another thread was still initialising */
-    ppx_stream_start_if_due();
     if (PPX_UNLIKELY(!t->seeded)) {
         seed(t);
         uint64_t distance = draw_distance(t);
@@ -141,7 +97,7 @@ bool ppx_sample_forget(void *p, struct ppx_live_entry *out)
     /* A signal handler that frees while this thread is inside one of the
      * tables cannot take the lock again; the entry stays, and is replaced
      * when the address is sampled anew. */
-    if (ppx_thread.holds_lock != 0)
+    if (ppx_tls.holds_lock != 0)
         return false;
     int saved_errno = errno;
     bool found = ppx_live_remove((uintptr_t)p, out);
@@ -170,6 +126,6 @@ void ppx_sample_count_free(const struct ppx_live_entry *e)
 
 void ppx_sampler_reset_thread(void)
 {
-    ppx_thread.seeded = 0;
-    ppx_thread.next_sample = 0;
+    ppx_tls.seeded = 0;
+    ppx_tls.next_sample = 0;
 }

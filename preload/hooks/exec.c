@@ -10,7 +10,7 @@
  *
  * Every variant is hooked: glibc's execl, execvp and the rest call its
  * internal execve directly, not the exported one. */
-#include "../ppx_preload.h"
+#include "hooks.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -35,14 +35,14 @@ static void *next(const char *name)
 static void before_exec(void)
 {
     ppx_cpu_before_exec();
-    ppx_stream_before_exec(); /* drains the rings too: after the last tick */
+    ppx_flush_before_exec(); /* drains the rings too: after the last tick */
 }
 
 /* errno is what the real exec said. */
 static int after_exec(int rc)
 {
     int saved_errno = errno;
-    ppx_stream_after_exec_failed();
+    ppx_flush_after_exec_failed();
     ppx_cpu_after_exec_failed();
     errno = saved_errno;
     return rc;

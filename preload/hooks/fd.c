@@ -3,14 +3,14 @@
  * forgotten, a new one forgotten or labelled at once when its kind is
  * known (socket, pipe, eventfd, ...). Each returns exactly what the real
  * call returned, errno included, and does nothing else with PPX_SYSCALLS=0.
- * pipe2 is in unwind.c, which also moves libunwind's pipe; epoll_create and
- * epoll_create1 in hooks_io.c, which counts them.
+ * pipe2 also moves libunwind's pipe (stack/unwind_pipe.c); epoll_create
+ * and epoll_create1 are in io.c, which counts them.
  *
- * Not hooked: fcntl(F_DUPFD), accept's relatives outside hooks_io.c,
+ * Not hooked: fcntl(F_DUPFD), accept's relatives outside io.c,
  * memfd_create, inotify, and closes inside libc (fclose): a number reused
  * after one of those may carry its old label until it is closed again. */
 #undef _FORTIFY_SOURCE /* its inline open() would clash with ours */
-#include "../ppx_preload.h"
+#include "hooks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -153,6 +153,31 @@ PPX_EXPORT int pipe(int fds[2])
         label(fds[1], WIRE_FD_PIPE);
     }
     return r;
+}
+
+/* pipe2: labelled like pipe; also the way libunwind's own pipe is caught
+ * and moved out of the program's descriptor range (stack/unwind_pipe.c):
+ * the call that made it comes from libunwind's code, with the guard held. */
+static void label_pipe(const int fds[2])
+{
+    if (atomic_load_explicit(&ppx_io_active, memory_order_relaxed)) {
+        ppx_fd_set_class(fds[0], PPX_FD_CLASS(WIRE_FD_PIPE, 0, 0));
+        ppx_fd_set_class(fds[1], PPX_FD_CLASS(WIRE_FD_PIPE, 0, 0));
+    }
+}
+
+PPX_EXPORT int pipe2(int fds[2], int flags)
+{
+    int rc = ppx_unwind_real_pipe2(fds, flags);
+    if (rc == 0)
+        label_pipe(fds); /* for the I/O hooks' descriptor classes (io/fd_class.c) */
+    if (rc != 0 || ppx_tls.guard == 0 || !ppx_unwinder_pc((uintptr_t)__builtin_return_address(0)))
+        return rc;
+    int saved_errno = errno;
+    ppx_unwind_pipe_adopt(fds);
+    label_pipe(fds);
+    errno = saved_errno;
+    return 0;
 }
 
 /* The mode argument is there only when the flags ask for it. */

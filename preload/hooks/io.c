@@ -15,7 +15,7 @@
  * (__read_chk, __recv_chk, __poll_chk, ...) are hooked as their plain
  * call: Debian builds its packages with them. */
 #undef _FORTIFY_SOURCE /* its inline wrappers would clash with our definitions */
-#include "../ppx_preload.h"
+#include "hooks.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -52,34 +52,6 @@ static const char *const real_names[R_COUNT] = {
 
 static void *real_fns[R_COUNT];
 
-/* Stands in for a function the next object does not have (never with
- * glibc): fails the way a missing system call would. Returns long so that
- * both int and ssize_t callers read -1. */
-static long missing(void)
-{
-    errno = ENOSYS;
-    return -1;
-}
-
-void *ppx_next_fn(void **slot, const char *name)
-{
-    static atomic_flag said = ATOMIC_FLAG_INIT;
-    if (atomic_load_explicit(&ppx_state, memory_order_acquire) == PPX_UNINIT)
-        ppx_init(); /* resolves them all, unless this thread is inside it */
-    void *fn = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-    if (fn != NULL)
-        return fn;
-    int saved_errno = errno;
-    fn = dlsym(RTLD_NEXT, name);
-    if (fn == NULL) {
-        ppx_log_once(&said, "cannot find the next ", name, "; it fails with ENOSYS", NULL);
-        fn = (void *)missing;
-    }
-    __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
-    errno = saved_errno;
-    return fn;
-}
-
 static __attribute__((noinline)) void *resolve(unsigned i)
 {
     return ppx_next_fn(&real_fns[i], real_names[i]);
@@ -106,7 +78,7 @@ static inline bool counting(const void *ret)
 {
     if (PPX_UNLIKELY(!atomic_load_explicit(&ppx_io_active, memory_order_acquire)))
         return false;
-    return PPX_LIKELY(ppx_thread.guard == 0) || !ppx_unwind_own_pc((uintptr_t)ret);
+    return PPX_LIKELY(ppx_tls.guard == 0) || !ppx_unwind_own_pc((uintptr_t)ret);
 }
 
 /* A read or write of some kind finished with r. */
@@ -156,7 +128,7 @@ static inline __attribute__((always_inline)) int mmsg_done(unsigned call, int fd
         ppx_stream_check_program_use(fd);                                                       \
         if (!counting(RET))                                                                        \
             return fn_(__VA_ARGS__);                                                            \
-        uint64_t t0_ = ppx_io_now();                                                            \
+        uint64_t t0_ = ppx_ticks_now();                                                            \
         ssize_t r_ = fn_(__VA_ARGS__);                                                          \
         return data_done(call, fd, RET, t0_, r_);                                               \
     } while (0)
@@ -166,7 +138,7 @@ static inline __attribute__((always_inline)) int mmsg_done(unsigned call, int fd
         type fn_ = REAL(index, type);                                                           \
         if (!counting(RET))                                                                        \
             return fn_(__VA_ARGS__);                                                            \
-        uint64_t t0_ = ppx_io_now();                                                            \
+        uint64_t t0_ = ppx_ticks_now();                                                            \
         int r_ = fn_(__VA_ARGS__);                                                              \
         return other_done(call, fd, RET, t0_, r_);                                              \
     } while (0)
@@ -301,7 +273,7 @@ PPX_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flag
     recvmmsg_fn fn = REAL(R_RECVMMSG, recvmmsg_fn);
     if (!counting(RET))
         return fn(fd, vec, vlen, flags, timeout);
-    uint64_t t0 = ppx_io_now();
+    uint64_t t0 = ppx_ticks_now();
     int r = fn(fd, vec, vlen, flags, timeout);
     return mmsg_done(WIRE_IO_RECVMMSG, fd, RET, t0, r, vec);
 }
@@ -311,7 +283,7 @@ PPX_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flag
     sendmmsg_fn fn = REAL(R_SENDMMSG, sendmmsg_fn);
     if (!counting(RET))
         return fn(fd, vec, vlen, flags);
-    uint64_t t0 = ppx_io_now();
+    uint64_t t0 = ppx_ticks_now();
     int r = fn(fd, vec, vlen, flags);
     return mmsg_done(WIRE_IO_SENDMMSG, fd, RET, t0, r, vec);
 }
@@ -337,7 +309,7 @@ PPX_EXPORT int accept(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict addr_le
             ppx_fd_forget(r);
         return r;
     }
-    uint64_t t0 = ppx_io_now();
+    uint64_t t0 = ppx_ticks_now();
     int r = fn(fd, addr.__sockaddr__, addr_len);
     return accepted(WIRE_IO_ACCEPT, fd, RET, t0, r);
 }
@@ -351,7 +323,7 @@ PPX_EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict addr_l
             ppx_fd_forget(r);
         return r;
     }
-    uint64_t t0 = ppx_io_now();
+    uint64_t t0 = ppx_ticks_now();
     int r = fn(fd, addr.__sockaddr__, addr_len, flags);
     return accepted(WIRE_IO_ACCEPT4, fd, RET, t0, r);
 }
@@ -443,7 +415,7 @@ PPX_EXPORT int epoll_create(int size)
     epoll_create_fn fn = REAL(R_EPOLL_CREATE, epoll_create_fn);
     if (!counting(RET))
         return epoll_created(fn(size));
-    uint64_t t0 = ppx_io_now();
+    uint64_t t0 = ppx_ticks_now();
     int r = epoll_created(fn(size));
     return other_done(WIRE_IO_EPOLL_CREATE, -1, RET, t0, r);
 }
@@ -453,7 +425,7 @@ PPX_EXPORT int epoll_create1(int flags)
     epoll_create_fn fn = REAL(R_EPOLL_CREATE1, epoll_create_fn);
     if (!counting(RET))
         return epoll_created(fn(flags));
-    uint64_t t0 = ppx_io_now();
+    uint64_t t0 = ppx_ticks_now();
     int r = epoll_created(fn(flags));
     return other_done(WIRE_IO_EPOLL_CREATE1, -1, RET, t0, r);
 }
@@ -488,7 +460,7 @@ PPX_EXPORT ssize_t splice(int in_fd, off64_t *in_off, int out_fd, off64_t *out_o
     splice_fn fn = REAL(R_SPLICE, splice_fn);
     if (!counting(RET))
         return fn(in_fd, in_off, out_fd, out_off, len, flags);
-    uint64_t t0 = ppx_io_now();
+    uint64_t t0 = ppx_ticks_now();
     ssize_t r = fn(in_fd, in_off, out_fd, out_off, len, flags);
     int saved_errno = errno;
     int fd = splice_label_fd(in_fd, out_fd);

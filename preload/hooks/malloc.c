@@ -7,7 +7,7 @@
  * (jemalloc has no pvalloc) is emulated with that allocator's own aligned
  * allocation instead of falling through to glibc's, whose blocks the next
  * free() would not know. */
-#include "../ppx_preload.h"
+#include "hooks.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -59,11 +59,15 @@ static inline bool ready(void)
 /* Charges size bytes to the thread's countdown; samples when it runs out. */
 static inline __attribute__((always_inline)) void account(void *p, size_t size, const void *ret)
 {
-    struct ppx_thread *t = &ppx_thread;
+    struct ppx_tls *t = &ppx_tls;
     if (PPX_LIKELY(size < t->next_sample)) {
         t->next_sample -= size;
         return;
     }
+    /* the slow path of the program's own allocations: where a process
+     * without a flusher looks for a collector (flush/) */
+    if (t->guard == 0 && p != NULL && !ppx_bootstrap_owns(p))
+        ppx_flusher_start_if_due();
     ppx_sample_alloc(p, size, ret);
 }
 

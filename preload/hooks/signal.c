@@ -1,7 +1,7 @@
 /* SIGPROF belongs to the program: sigaction, signal, bsd_signal and sigset.
  *
- * While CPU sampling runs, SIGPROF's real action is cpu.c's handler, and
- * the program sees the action it set itself (SIG_DFL at first): a query
+ * While CPU sampling runs, SIGPROF's real action is cpu/'s handler, and
+ * the program sees the action it set itself (kept in cpu/sigprof_action.c) (SIG_DFL at first): a query
  * reports it, and setting SIG_DFL or SIG_IGN is remembered and reported
  * back while sampling goes on. A program that installs a handler of its
  * own (it profiles itself, or gperftools' libprofiler is loaded) gets it
@@ -26,7 +26,7 @@
  *
  * The program's action is kept without a lock: two threads racing to set
  * SIGPROF's action see one of them win, as with the real call. */
-#include "../ppx_preload.h"
+#include "hooks.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -34,108 +34,34 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
 typedef sighandler_t (*signal_fn)(int, sighandler_t);
 typedef int (*sigprocmask_fn)(int, const sigset_t *, sigset_t *);
 typedef int (*timer_create_fn)(clockid_t, struct sigevent *, timer_t *);
 
-static void *next_sigaction, *next_signal, *next_bsd_signal, *next_sysv_signal, *next_sigset,
+static void *next_signal, *next_bsd_signal, *next_sysv_signal, *next_sigset,
     *next_sigprocmask, *next_timer_create;
 
-/* Set by ppx_sigprof_install; cleared for good when the program installs
- * a handler of its own. */
-static atomic_bool ours;
-/* What the program believes SIGPROF's action is (zero: SIG_DFL). */
-static struct sigaction program_action;
-
-int ppx_real_sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
-{
-    return ((sigaction_fn)ppx_next(&next_sigaction, "sigaction"))(sig, act, oact);
-}
-
-static bool is_handler(const struct sigaction *act)
-{
-    return act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN;
-}
-
-bool ppx_sigprof_install(const struct sigaction *handler)
-{
-    struct sigaction old;
-    if (ppx_real_sigaction(SIGPROF, NULL, &old) != 0 || is_handler(&old))
-        return false;
-    program_action = old;
-    atomic_store(&ours, true);
-    if (ppx_real_sigaction(SIGPROF, handler, NULL) != 0) {
-        atomic_store(&ours, false);
-        return false;
-    }
-    return true;
-}
-
-void ppx_sigprof_hand_back(void)
-{
-    if (!atomic_load(&ours))
-        return;
-    struct sigaction ignore;
-    memset(&ignore, 0, sizeof ignore);
-    ignore.sa_handler = SIG_IGN;
-    ppx_real_sigaction(SIGPROF, &ignore, NULL); /* discards pending ticks */
-    ppx_real_sigaction(SIGPROF, &program_action, NULL);
-}
-
-void ppx_sigprof_foreign(void)
-{
-    if (!atomic_load(&ours) || program_action.sa_handler != SIG_DFL)
-        return; /* SIG_IGN: as the kernel would */
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    atomic_store(&ours, false);
-    ppx_real_sigaction(SIGPROF, &dfl, NULL);
-    /* blocked while this handler runs: delivered, fatally, on its return */
-    syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), SIGPROF);
-}
-
-void ppx_sigprof_take_back(const struct sigaction *handler)
-{
-    if (atomic_load(&ours))
-        ppx_real_sigaction(SIGPROF, handler, NULL);
-}
-
-/* SIGPROF while ours is installed: the program's view of it. */
-static int program_sigaction(const struct sigaction *act, struct sigaction *oact)
-{
-    struct sigaction prev = program_action;
-    if (act != NULL && is_handler(act)) {
-        struct sigaction ignore;
-        memset(&ignore, 0, sizeof ignore);
-        ignore.sa_handler = SIG_IGN;
-        atomic_store(&ours, false);
-        ppx_cpu_sigprof_taken(); /* stops the timers first */
-        ppx_real_sigaction(SIGPROF, &ignore, NULL);
-        int rc = ppx_real_sigaction(SIGPROF, act, NULL);
-        if (rc != 0)
-            return rc;
-    } else if (act != NULL) {
-        program_action = *act;
-    }
-    if (oact != NULL)
-        *oact = prev;
-    return 0;
-}
-
-/* Every signal but SIGPROF, and SIGPROF while cpu.c's handler is not
+/* Every signal but SIGPROF, and SIGPROF while cpu/'s handler is not
  * installed, goes straight to libc. */
 static inline bool passes_through(int sig)
 {
-    return sig != SIGPROF || !atomic_load_explicit(&ours, memory_order_acquire);
+    return sig != SIGPROF || !ppx_sigprof_ours();
+}
+
+/* The next sigaction; like every hook's next function, found once the
+ * library is initialised. */
+static int real_sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
+{
+    if (atomic_load_explicit(&ppx_state, memory_order_acquire) == PPX_UNINIT)
+        ppx_init();
+    return ppx_real_sigaction(sig, act, oact);
 }
 
 PPX_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *oact)
 {
     if (PPX_LIKELY(passes_through(sig)))
-        return ppx_real_sigaction(sig, act, oact);
-    return program_sigaction(act, oact);
+        return real_sigaction(sig, act, oact);
+    return ppx_sigprof_program_sigaction(act, oact);
 }
 
 /* signal() on SIGPROF while ours is installed: the program's action set
@@ -150,7 +76,7 @@ static sighandler_t program_signal(sighandler_t handler, int flags)
     if (!(flags & SA_NODEFER))
         sigaddset(&act.sa_mask, SIGPROF);
     act.sa_flags = flags;
-    if (program_sigaction(&act, &old) != 0)
+    if (ppx_sigprof_program_sigaction(&act, &old) != 0)
         return SIG_ERR;
     return old.sa_handler;
 }
@@ -206,7 +132,7 @@ PPX_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
  * calls are skipped. Everyone else's pass straight through. */
 PPX_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
-    if (PPX_UNLIKELY(ppx_cpu_in_handler != 0) &&
+    if (PPX_UNLIKELY(ppx_in_signal_walk != 0) &&
         ppx_unwind_own_pc((uintptr_t)__builtin_return_address(0))) {
         if (old != NULL)
             sigfillset(old); /* only ever given back to the call below */
@@ -226,13 +152,14 @@ PPX_EXPORT sighandler_t sigset(int sig, sighandler_t disp)
     if (disp == SIG_HOLD) {
         if (sigprocmask(SIG_BLOCK, &set, &old_mask) != 0)
             return SIG_ERR;
-        return sigismember(&old_mask, sig) ? SIG_HOLD : program_action.sa_handler;
+        return sigismember(&old_mask, sig) ? SIG_HOLD : ppx_sigprof_program_handler();
     }
     struct sigaction act, old;
     memset(&act, 0, sizeof act);
     act.sa_handler = disp;
     sigemptyset(&act.sa_mask);
-    if (program_sigaction(&act, &old) != 0 || sigprocmask(SIG_UNBLOCK, &set, &old_mask) != 0)
+    if (ppx_sigprof_program_sigaction(&act, &old) != 0 ||
+        sigprocmask(SIG_UNBLOCK, &set, &old_mask) != 0)
         return SIG_ERR;
     return sigismember(&old_mask, sig) ? SIG_HOLD : old.sa_handler;
 }
@@ -244,7 +171,7 @@ PPX_EXPORT int timer_create(clockid_t clock, struct sigevent *restrict ev, timer
     timer_create_fn real = (timer_create_fn)ppx_next(&next_timer_create, "timer_create");
     int rc = real(clock, ev, id);
     /* ppx's own calls (guard held) never take the program's place */
-    while (PPX_UNLIKELY(rc != 0) && errno == EAGAIN && ppx_thread.guard == 0 &&
+    while (PPX_UNLIKELY(rc != 0) && errno == EAGAIN && ppx_tls.guard == 0 &&
            ppx_cpu_give_back_timer())
         rc = real(clock, ev, id);
     return rc;

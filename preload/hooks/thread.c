@@ -9,7 +9,7 @@
  * that no frame of ours sits at the root of its stacks. The profiler's own
  * threads (created with the guard held: the flusher) pass straight through
  * and are never registered. */
-#include "../cpu/threads.h"
+#include "hooks.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -86,7 +86,7 @@ static void *thread_start(void *p)
     uint32_t creator_id = b->creator_id, stack_id = b->stack_id;
     size_t stack_size = b->stack_size;
     block_put(b);
-    struct ppx_thread *t = &ppx_thread;
+    struct ppx_tls *t = &ppx_tls;
     /* Where the stack ends, give or take glibc's thread block above us
      * (which makes it look larger: PPX_UNWIND_STACK_NEED allows for it). */
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
@@ -100,10 +100,10 @@ static void *thread_start(void *p)
 /* The start block of a thread about to be created from ret, with the guard
  * held; NULL when there is no memory (the thread then starts unwrapped and
  * registers itself, if ever, as preexisting). */
-static struct start_block *prepare(struct ppx_thread *t, const pthread_attr_t *attr,
+static struct start_block *prepare(struct ppx_tls *t, const pthread_attr_t *attr,
                                    void *(*start)(void *), void *arg, const void *ret)
 {
-    if (!ppx_thread_mem_ensure(t))
+    if (!ppx_thread_buffers_ensure(t))
         return NULL;
     struct start_block *b = block_get();
     if (b == NULL) {
@@ -112,7 +112,7 @@ static struct start_block *prepare(struct ppx_thread *t, const pthread_attr_t *a
                      "; some threads go unrecorded", NULL, NULL);
         return NULL;
     }
-    struct ppx_thread_rec *creator = ppx_threads_self();
+    struct ppx_thread_record *creator = ppx_threads_register_self();
     /* Unwind before any lock: unwinding may take the loader's. */
     unsigned depth = ppx_unwind(t->pcs, ppx_config.max_depth, ret);
     struct ppx_stack *s = ppx_stack_intern(t, t->pcs, depth);
@@ -133,7 +133,7 @@ PPX_EXPORT int pthread_create(pthread_t *restrict thread, const pthread_attr_t *
                               void *(*start)(void *), void *restrict arg)
 {
     create_fn real = (create_fn)ppx_next(&next_create, "pthread_create");
-    struct ppx_thread *t = &ppx_thread;
+    struct ppx_tls *t = &ppx_tls;
     if (t->guard != 0 || !active())
         return real(thread, attr, start, arg);
     int saved_errno = errno;
@@ -157,7 +157,7 @@ PPX_EXPORT int pthread_setname_np(pthread_t thread, const char *name)
 {
     setname_fn real = (setname_fn)ppx_next(&next_setname, "pthread_setname_np");
     int rc = real(thread, name);
-    struct ppx_thread *t = &ppx_thread;
+    struct ppx_tls *t = &ppx_tls;
     if (rc != 0 || t->guard != 0 || !active())
         return rc;
     int saved_errno = errno;
@@ -183,7 +183,7 @@ PPX_EXPORT int prctl(int option, ...)
     va_end(ap);
     prctl_fn real = (prctl_fn)ppx_next(&next_prctl, "prctl");
     int rc = real(option, a2, a3, a4, a5);
-    struct ppx_thread *t = &ppx_thread;
+    struct ppx_tls *t = &ppx_tls;
     if (option != PR_SET_NAME || rc != 0 || t->guard != 0 || !active())
         return rc;
     int saved_errno = errno;

@@ -13,7 +13,7 @@
  * generation that every forget bumps. A classification stores its result
  * only if the generation is still the one it read before its fstat, so a
  * close racing with it cannot leave the old descriptor's class behind. */
-#include "../ppx_preload.h"
+#include "io.h"
 
 #include <errno.h>
 #include <sys/socket.h>

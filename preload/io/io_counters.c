@@ -5,7 +5,7 @@
  * a block by winning a compare-and-swap on its owner flag. Taking and
  * giving back a block needs no lock, so a signal handler's I/O call may be
  * the first one of its thread. */
-#include "io_counters.h"
+#include "io.h"
 
 #include <string.h>
 

@@ -26,8 +26,7 @@
  * (recursion guard held) is still counted; it only gets no stack, since
  * unwinding and interning may take locks the interrupted code holds. The
  * profiler's own calls are told apart by their caller (hooks_io.c). */
-#include "../ppx_preload.h"
-#include "io_counters.h"
+#include "io.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -82,7 +81,7 @@ struct io_pair {
     uint64_t sent_generation, sent_samples; /* flusher only */
 };
 
-/* The site cache is in the thread's buffers (ppx_thread.mem). */
+/* The site cache is in the thread's buffers (ppx_tls.buffers). */
 struct io_thread {
     uint64_t countdown; /* calls until the next sampled one; 0: not seeded */
     uint64_t rng;
@@ -112,47 +111,10 @@ static struct {
     struct wire_io_stack_entry *stacks;
 } out;
 
-/* ---- the hooks' clock ---- */
-
-_Atomic int ppx_io_clock;
-/* Calibration base: a (ticks, ns) pair taken at initialisation; written
- * once by ppx_io_init, read by the flusher. */
-static uint64_t base_ticks, base_ns;
-
-bool ppx_io_tsc_probe(void)
-{
-    bool invariant = false;
-#if defined(__x86_64__)
-    unsigned a, b, c, d;
-    /* CPUID 0x80000007 EDX bit 8: invariant TSC. */
-    if (__get_cpuid(0x80000000u, &a, &b, &c, &d) && a >= 0x80000007u &&
-        __get_cpuid(0x80000007u, &a, &b, &c, &d))
-        invariant = (d & (1u << 8)) != 0;
-#endif
-    atomic_store_explicit(&ppx_io_clock, invariant ? 1 : 2, memory_order_relaxed);
-    return invariant;
-}
-
-double ppx_io_ns_per_tick(void)
-{
-    if (atomic_load_explicit(&ppx_io_clock, memory_order_relaxed) != 1)
-        return 1.0;
-    /* The rate over the whole run so far: reading errors of ~30 ns weigh
-     * nothing once some microseconds have passed; wait that long if not. */
-    uint64_t now_ns, now_ticks;
-    do {
-        now_ticks = ppx_io_now();
-        now_ns = ppx_monotonic_ns();
-    } while (now_ns - base_ns < 20000);
-    return (double)(now_ns - base_ns) / (double)(now_ticks - base_ticks);
-}
-
 void ppx_io_init(void)
 {
     uint32_t mean = ppx_config.syscall_sample;
     log_keep = mean > 1 ? log1p(-1.0 / (double)mean) : 0.0;
-    base_ticks = ppx_io_now();
-    base_ns = ppx_monotonic_ns();
 }
 
 /* ---- sampling ---- */
@@ -297,7 +259,7 @@ static __attribute__((noinline)) bool site_lookup_slow(struct ppx_io_cache_slot 
                                                        struct ppx_io_site **site,
                                                        struct ppx_io_local **counters)
 {
-    struct ppx_thread *pt = &ppx_thread;
+    struct ppx_tls *pt = &ppx_tls;
     pt->guard++;
     struct ppx_io_site *s = site_find(pc, key, h);
     struct ppx_io_local *local = NULL;
@@ -324,13 +286,13 @@ static __attribute__((noinline)) bool site_lookup_slow(struct ppx_io_cache_slot 
 
 static __attribute__((noinline)) void sample_stack(struct ppx_io_site *site, const void *ret)
 {
-    struct ppx_thread *t = &ppx_thread;
+    struct ppx_tls *t = &ppx_tls;
     /* No ppx_stream_start_if_due() here, unlike the allocation path:
      * this may run in a signal handler (write() is async-signal-safe,
      * malloc is not), and starting a thread there could deadlock. A process
      * without a flusher gets it from an allocation, or sends at exit. */
     t->guard++;
-    if (!ppx_thread_mem_ensure(t)) {
+    if (!ppx_thread_buffers_ensure(t)) {
         ppx_note_lost("out of memory for per-thread buffers");
         t->guard--;
         return;
@@ -432,24 +394,24 @@ static __attribute__((noinline)) bool first_call(struct ppx_io_site *s)
 
 /* The thread's buffers, taken now if it has none and may take them (not
  * from inside the profiler: a signal handler that interrupted it). */
-static __attribute__((noinline)) struct ppx_thread_mem *take_mem(void)
+static __attribute__((noinline)) struct ppx_thread_buffers *take_mem(void)
 {
-    struct ppx_thread *pt = &ppx_thread;
+    struct ppx_tls *pt = &ppx_tls;
     if (pt->guard != 0)
         return NULL;
     pt->guard++;
     int saved_errno = errno;
-    ppx_thread_mem_ensure(pt);
+    ppx_thread_buffers_ensure(pt);
     errno = saved_errno;
     pt->guard--;
-    return pt->mem;
+    return pt->buffers;
 }
 
 /* The site's slot in the thread's cache; spare (no cache: a lookup every
  * call) when the thread has no buffers. */
 static inline struct ppx_io_cache_slot *cache_slot(uint64_t h, struct ppx_io_cache_slot *spare)
 {
-    struct ppx_thread_mem *m = ppx_thread.mem;
+    struct ppx_thread_buffers *m = ppx_tls.buffers;
     if (PPX_UNLIKELY(m == NULL) && (m = take_mem()) == NULL)
         return spare;
     return &m->io_cache[(h >> 20) & (SITE_CACHE - 1)];
@@ -458,7 +420,7 @@ static inline struct ppx_io_cache_slot *cache_slot(uint64_t h, struct ppx_io_cac
 void ppx_io_count(unsigned call, int fd, const void *ret, uint64_t t0, int err, uint64_t bytes,
                   uint64_t messages)
 {
-    uint64_t t1 = ppx_io_now();
+    uint64_t t1 = ppx_ticks_now();
     uint32_t key = call | (fd >= 0 ? ppx_fd_class(fd) : 0) << 8;
     uintptr_t pc = (uintptr_t)ret;
     uint64_t h = site_hash(pc, key);
@@ -496,7 +458,7 @@ void ppx_io_count(unsigned call, int fd, const void *ret, uint64_t t0, int err, 
     } else {
         count_shared(s, t1 - t0, err, bytes, messages);
     }
-    if (PPX_UNLIKELY(ppx_thread.guard != 0))
+    if (PPX_UNLIKELY(ppx_tls.guard != 0))
         return; /* a signal handler interrupted the profiler: no stack */
     bool sample;
     if (PPX_LIKELY(t->countdown > 1)) {
@@ -719,7 +681,7 @@ bool ppx_io_send(struct ppx_encoder *enc, uint64_t gen, uint32_t n_stacks,
                            SEND_BUFFER / sizeof(struct wire_io_errno_entry)};
     struct batch stacks = {WIRE_IO_STACKS, out.stacks, sizeof(struct wire_io_stack_entry), 0,
                            SEND_BUFFER / sizeof(struct wire_io_stack_entry)};
-    double ns_per_tick = ppx_io_ns_per_tick(); /* once per flush */
+    double ns_per_tick = ppx_ns_per_tick(); /* once per flush */
     sum_totals(snap->sites);
     /* IO_SITE records go out as sites are met, before the batches that
      * name them; STACK records likewise before the IO_STACKS batch. */
@@ -778,7 +740,7 @@ void ppx_io_thread_exit(void)
 {
     struct io_thread *t = &io_thread;
     t->busy = 1; /* a late call of this thread counts in the shared counters */
-    struct ppx_thread_mem *m = ppx_thread.mem;
+    struct ppx_thread_buffers *m = ppx_tls.buffers;
     if (m != NULL)
         memset(m->io_cache, 0, sizeof m->io_cache);
     ppx_io_local_release();

@@ -34,7 +34,7 @@
  * this info up: libunwind 1.6 keeps the CIE it parses from dynamic info
  * (about 100 bytes of its own pool) instead of freeing it, which the fast
  * path pays once per thread and frame cache. */
-#include "../ppx_preload.h"
+#include "stack.h"
 
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
@@ -80,82 +80,6 @@ unsigned ppx_coroutine_cut(const uintptr_t *pcs, unsigned n)
         if (ppx_coroutine_entry(pcs[i] - 1)) /* return addresses: the call is before */
             return i + 1;
     return n;
-}
-
-/* ---- reading symbols from a file ---- */
-
-struct elf_image {
-    const unsigned char *base;
-    size_t len;
-};
-
-static bool elf_open(const char *path, struct elf_image *img)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    struct stat st;
-    void *map = MAP_FAILED;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= (off_t)sizeof(Elf64_Ehdr))
-        map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED)
-        return false;
-    img->base = map;
-    img->len = (size_t)st.st_size;
-    const Elf64_Ehdr *eh = map;
-    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_ident[EI_CLASS] == ELFCLASS64 &&
-        eh->e_shentsize == sizeof(Elf64_Shdr) && eh->e_shoff <= img->len &&
-        (img->len - eh->e_shoff) / sizeof(Elf64_Shdr) >= eh->e_shnum)
-        return true;
-    munmap(map, img->len);
-    return false;
-}
-
-static void elf_close(struct elf_image *img)
-{
-    munmap((void *)(uintptr_t)img->base, img->len);
-}
-
-/* st_value and st_size of the defined function name, from the table of
- * section type (SHT_SYMTAB or SHT_DYNSYM). */
-static bool elf_table_function(const struct elf_image *img, uint32_t type, const char *name,
-                               uint64_t *value, uint64_t *size)
-{
-    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img->base;
-    const Elf64_Shdr *sh = (const Elf64_Shdr *)(img->base + eh->e_shoff);
-    size_t name_len = strlen(name), len = img->len;
-    for (unsigned i = 0; i < eh->e_shnum; i++) {
-        if (sh[i].sh_type != type || sh[i].sh_link >= eh->e_shnum ||
-            sh[i].sh_entsize != sizeof(Elf64_Sym))
-            continue;
-        const Elf64_Shdr *strs = &sh[sh[i].sh_link];
-        if (sh[i].sh_offset > len || sh[i].sh_size > len - sh[i].sh_offset ||
-            strs->sh_offset > len || strs->sh_size > len - strs->sh_offset)
-            continue;
-        const Elf64_Sym *syms = (const Elf64_Sym *)(img->base + sh[i].sh_offset);
-        const char *names = (const char *)(img->base + strs->sh_offset);
-        size_t n = sh[i].sh_size / sizeof(Elf64_Sym);
-        for (size_t k = 0; k < n; k++) {
-            if (ELF64_ST_TYPE(syms[k].st_info) != STT_FUNC || syms[k].st_value == 0 ||
-                syms[k].st_shndx == SHN_UNDEF || syms[k].st_name >= strs->sh_size ||
-                strs->sh_size - syms[k].st_name <= name_len)
-                continue;
-            if (memcmp(names + syms[k].st_name, name, name_len + 1) == 0) {
-                *value = syms[k].st_value;
-                *size = syms[k].st_size;
-                return true;
-            }
-        }
-    }
-    return false;
-}
-
-static bool elf_function(const struct elf_image *img, const char *name, uint64_t *value,
-                         uint64_t *size)
-{
-    return elf_table_function(img, SHT_SYMTAB, name, value, size) ||
-           elf_table_function(img, SHT_DYNSYM, name, value, size);
 }
 
 /* ---- the entry inlined into st_thread_create ---- */
@@ -327,13 +251,13 @@ static void add_entry(uintptr_t lo, uintptr_t hi)
 /* path: an object loaded at bias. */
 static void scan_object(const char *path, uintptr_t bias)
 {
-    struct elf_image img;
-    if (!elf_open(path, &img))
+    struct ppx_elf_image img;
+    if (!ppx_elf_open(path, &img))
         return;
     uint64_t value, size;
-    if (elf_function(&img, "_st_thread_main", &value, &size)) {
+    if (ppx_elf_function(&img, "_st_thread_main", &value, &size)) {
         add_entry(bias + value, bias + value + (size != 0 ? size : 1));
-    } else if (elf_function(&img, "st_thread_create", &value, &size) && size != 0) {
+    } else if (ppx_elf_function(&img, "st_thread_create", &value, &size) && size != 0) {
         struct entry_range r;
         if (find_inlined_entry((const unsigned char *)(bias + value), size, bias + value, &r))
             add_entry(r.lo, r.hi);
@@ -343,7 +267,7 @@ static void scan_object(const char *path, uintptr_t bias)
                          ": stacks of its coroutines may run past their start", NULL);
         }
     }
-    elf_close(&img);
+    ppx_elf_close(&img);
 }
 
 struct object_query {

@@ -8,7 +8,7 @@
  *
  * The flusher does not scan every stack: a record whose counters change is
  * pushed (once) on a lock-free dirty list, which the flusher takes whole. */
-#include "../ppx_preload.h"
+#include "stack.h"
 
 #include <string.h>
 
@@ -123,7 +123,7 @@ static struct ppx_stack *lookup_or_create(uint64_t h, const uintptr_t *pcs, unsi
 {
     struct stack_shard *sh = &shards[h >> (64 - STACK_SHARD_BITS)];
     struct ppx_stack *found = NULL;
-    ppx_thread.holds_lock++;
+    ppx_tls.holds_lock++;
     pthread_mutex_lock(&sh->mu);
     if (sh->slots != NULL) {
         for (size_t i = h & sh->mask; sh->slots[i] != NULL; i = (i + 1) & sh->mask) {
@@ -146,18 +146,18 @@ static struct ppx_stack *lookup_or_create(uint64_t h, const uintptr_t *pcs, unsi
         }
     }
     pthread_mutex_unlock(&sh->mu);
-    ppx_thread.holds_lock--;
+    ppx_tls.holds_lock--;
     return found;
 }
 
-struct ppx_stack *ppx_stack_intern(struct ppx_thread *t, const uintptr_t *pcs, unsigned depth)
+struct ppx_stack *ppx_stack_intern(struct ppx_tls *t, const uintptr_t *pcs, unsigned depth)
 {
     uint64_t h = hash_pcs(pcs, depth);
     /* Every caller holds the guard, taken while it was 0 (the flusher's,
      * for good): the buffers may be taken here. */
-    if (PPX_UNLIKELY(!ppx_thread_mem_ensure(t)))
+    if (PPX_UNLIKELY(!ppx_thread_buffers_ensure(t)))
         return lookup_or_create(h, pcs, depth); /* no memory: no cache */
-    struct ppx_stack_cache_slot *slot = &t->mem->stack_cache[(h >> 32) & (PPX_STACK_CACHE - 1)];
+    struct ppx_stack_cache_slot *slot = &t->buffers->stack_cache[(h >> 32) & (PPX_STACK_CACHE - 1)];
     struct ppx_stack *s = slot->stack;
     if (s != NULL && slot->hash == h && same_stack(s, h, pcs, depth))
         return s;

@@ -8,7 +8,7 @@
  * allocation. dlpi_adds/dlpi_subs tell whether anything was loaded or
  * unloaded since the last scan; if not, the scan stops at the first object.
  * Segments of unloaded objects stay known: old stacks still point there. */
-#include "../ppx_preload.h"
+#include "stream.h"
 
 #include <elf.h>
 #include <errno.h>

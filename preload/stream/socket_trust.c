@@ -15,7 +15,7 @@
  * A refusal is said once on stderr; the stream then stays unconnected, and
  * the planted socket itself is not tried again (stream.c remembers it).
  * Flusher only (stream_mu held): no malloc, no stdio. */
-#include "../ppx_preload.h"
+#include "stream.h"
 
 #include <string.h>
 #include <sys/socket.h>

@@ -13,7 +13,7 @@
  * All spool files together stay under PPX_SPOOL_MAX_MB: a process that
  * would pass it writes nothing (said once). Only the exit or exec flush
  * comes here (stream_mu held): no malloc, no stdio. */
-#include "../ppx_preload.h"
+#include "stream.h"
 
 #include <errno.h>
 #include <fcntl.h>

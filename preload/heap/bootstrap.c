@@ -7,7 +7,7 @@
  * copies them out, malloc_usable_size() reads the size kept in front. Their
  * pages are marked in the live filter, so that only the slow paths of free()
  * and realloc() need to recognise them. */
-#include "../ppx_preload.h"
+#include "heap.h"
 
 #include <errno.h>
 

@@ -1,4 +1,4 @@
-/* Per-thread buffers (struct ppx_thread_mem): the unwinder's output and the
+/* Per-thread buffers (struct ppx_thread_buffers): the unwinder's output and the
  * stack and I/O site caches, 4 KiB a thread.
  *
  * They are not thread-local variables: glibc takes static TLS out of every
@@ -19,7 +19,7 @@
  * A block owned by a watched thread is on no list. So a server that starts
  * and ends threads all day keeps about as many blocks as it ever had
  * threads at once, and a thread start looks at a few blocks, not all. */
-#include "../ppx_preload.h"
+#include "core.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -30,7 +30,7 @@
 enum mem_list { LIST_NONE, LIST_FREE, LIST_ENDED, LIST_UNWATCHED, N_LISTS };
 
 struct mem_block {
-    struct ppx_thread_mem mem; /* first: a block is handed out as &block->mem */
+    struct ppx_thread_buffers buffers; /* first: handed out as &block->buffers */
     pid_t tid;                 /* under mem_mu: the owner */
     unsigned list;             /* under mem_mu: enum mem_list */
     struct mem_block *prev, *next; /* under mem_mu: on that list */
@@ -38,15 +38,11 @@ struct mem_block {
 };
 
 static pthread_mutex_t mem_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ppx_owner mem_mu_owner; /* check builds: who holds mem_mu */
 static struct mem_block *lists[N_LISTS]; /* under mem_mu; [LIST_NONE] unused */
 static _Atomic(struct mem_block *) all_blocks;
 /* This thread's end is watched (set before or after it takes a block). */
 static PPX_TLS bool end_watched;
-
-static pid_t own_tid(void)
-{
-    return (pid_t)syscall(SYS_gettid);
-}
 
 /* Whether thread tid of this process has ended. */
 static bool tid_gone(pid_t tid)
@@ -59,8 +55,21 @@ static bool tid_gone(pid_t tid)
 }
 
 /* Under mem_mu. */
+static void mem_lock(void)
+{
+    pthread_mutex_lock(&mem_mu);
+    ppx_owner_take(&mem_mu_owner);
+}
+
+static void mem_unlock(void)
+{
+    ppx_owner_drop(&mem_mu_owner);
+    pthread_mutex_unlock(&mem_mu);
+}
+
 static void list_remove(struct mem_block *b)
 {
+    PPX_CHECK_OWNED(&mem_mu_owner);
     if (b->list == LIST_NONE)
         return;
     if (b->prev != NULL)
@@ -76,6 +85,7 @@ static void list_remove(struct mem_block *b)
 /* Under mem_mu. */
 static void list_push(struct mem_block *b, unsigned list)
 {
+    PPX_CHECK_OWNED(&mem_mu_owner);
     list_remove(b);
     b->list = list;
     b->prev = NULL;
@@ -113,73 +123,75 @@ static struct mem_block *fresh(void)
 /* Under mem_mu: b is the calling thread's now. */
 static void own(struct mem_block *b)
 {
-    b->tid = own_tid();
+    b->tid = ppx_gettid();
     if (end_watched)
         list_remove(b);
     else
         list_push(b, LIST_UNWATCHED);
 }
 
-bool ppx_thread_mem_take(struct ppx_thread *t)
+bool ppx_thread_buffers_take(struct ppx_tls *t)
 {
-    pthread_mutex_lock(&mem_mu);
+    mem_lock();
     struct mem_block *b = reuse();
     if (b != NULL) {
         /* the last owner's cache entries point into its own counters */
-        memset(b->mem.stack_cache, 0, sizeof b->mem.stack_cache);
-        memset(b->mem.io_cache, 0, sizeof b->mem.io_cache);
+        memset(b->buffers.stack_cache, 0, sizeof b->buffers.stack_cache);
+        memset(b->buffers.io_cache, 0, sizeof b->buffers.io_cache);
     } else {
         b = fresh();
     }
     if (b != NULL)
         own(b);
-    pthread_mutex_unlock(&mem_mu);
+    mem_unlock();
     if (b == NULL) {
         static atomic_flag said = ATOMIC_FLAG_INIT;
         ppx_log_once(&said, "out of memory for per-thread buffers",
                      "; some calls go unrecorded", NULL, NULL);
         return false;
     }
-    t->pcs = b->mem.pcs;
-    /* mem last: a signal handler sees either no buffers or whole ones */
+    t->pcs = b->buffers.pcs;
+    /* buffers last: a signal handler sees either no buffers or whole ones */
     atomic_signal_fence(memory_order_seq_cst);
-    t->mem = &b->mem;
+    t->buffers = &b->buffers;
     return true;
 }
 
 static struct mem_block *own_block(void)
 {
-    return (struct mem_block *)ppx_thread.mem;
+    return (struct mem_block *)ppx_tls.buffers;
 }
 
-void ppx_thread_mem_watched(void)
+void ppx_thread_buffers_watched(void)
 {
     end_watched = true;
     struct mem_block *b = own_block();
     if (b == NULL)
         return;
-    pthread_mutex_lock(&mem_mu);
+    mem_lock();
     if (b->list == LIST_UNWATCHED)
         list_remove(b);
-    pthread_mutex_unlock(&mem_mu);
+    mem_unlock();
 }
 
-void ppx_thread_mem_end(void)
+void ppx_thread_buffers_end(void)
 {
     struct mem_block *b = own_block();
     if (b == NULL)
         return;
-    pthread_mutex_lock(&mem_mu);
+    mem_lock();
     list_push(b, LIST_ENDED);
-    pthread_mutex_unlock(&mem_mu);
+    mem_unlock();
 }
 
 /* The child has only the forking thread: every other block is free (the
  * lists are rebuilt: another thread may have been changing them), and
  * this thread's own has a new tid. */
-void ppx_thread_mem_reset_child(void)
+void ppx_thread_buffers_reset_child(void)
 {
     pthread_mutex_init(&mem_mu, NULL);
+    ppx_owner_reset(&mem_mu_owner);
+    ppx_owner_take(&mem_mu_owner); /* for list_push's check: nobody else runs */
     struct mem_block *mine = own_block();
     for (unsigned l = 0; l < N_LISTS; l++)
         lists[l] = NULL;
@@ -191,8 +203,9 @@ void ppx_thread_mem_reset_child(void)
             list_push(b, LIST_FREE);
     }
     if (mine != NULL) {
-        mine->tid = own_tid();
+        mine->tid = ppx_gettid();
         if (!end_watched)
             list_push(mine, LIST_UNWATCHED);
     }
+    ppx_owner_drop(&mem_mu_owner);
 }

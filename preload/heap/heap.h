@@ -1,0 +1,93 @@
+/* heap: the allocation recorder. The bootstrap memory served before the
+ * real allocator is known, which allocations are sampled (as Go's runtime
+ * does), the table of sampled blocks still live, and the HEAP_DELTA
+ * records. The malloc hooks (hooks/malloc.c) call in here. */
+#ifndef PPX_HEAP_H
+#define PPX_HEAP_H
+
+#include "../stream/stream.h"
+
+#pragma GCC visibility push(hidden)
+
+/* ---- sampler.c ---- */
+
+/* Slow path of every allocating hook: the thread's countdown ran out (or it
+ * was never seeded). Decides whether p (size bytes, NULL if the allocation
+ * failed) is sampled and records it. ret: return address into the caller
+ * of the hook. */
+void ppx_sample_alloc(void *p, size_t size, const void *ret);
+/* free(p) found p's page marked in the live filter: forget p and count
+ * the free if it was sampled. false: p is NULL or from the bootstrap arena,
+ * not for the real free. */
+bool ppx_sample_free(void *p);
+
+/* A sampled block, live: in the live table until freed. */
+struct ppx_live_entry {
+    uintptr_t ptr;
+    uint64_t size;
+    struct ppx_stack *stack;
+};
+/* Removes p from the live table if it is there. For realloc, which must
+ * forget the old block before the real realloc may hand its address to
+ * another thread, and restore it if the real realloc fails. */
+bool ppx_sample_forget(void *p, struct ppx_live_entry *out);
+void ppx_sample_restore(const struct ppx_live_entry *e);
+void ppx_sample_count_free(const struct ppx_live_entry *e);
+/* Fork: the child's next allocation on the forking thread reseeds. */
+void ppx_sampler_reset_thread(void);
+
+/* ---- live_table.c: sampled blocks not yet freed ---- */
+
+/* A counting filter over the live table: one counter per 4 KiB page of
+ * address space (modulo 4 GiB), counting the sampled live blocks that start
+ * there. Indexed by page, not by hash: frees that are near each other in
+ * memory read the same cache line, so the filter stays in cache (a hashed
+ * index cost a cache miss per free). Static, zero pages until touched:
+ * valid before initialisation, and free() pays one relaxed load. */
+#define PPX_FILTER_BITS 20
+#define PPX_FILTER_PAGE_SHIFT 12
+extern _Atomic uint32_t ppx_live_filter[1u << PPX_FILTER_BITS];
+static inline size_t ppx_live_filter_index(uintptr_t p)
+{
+    return (size_t)(p >> PPX_FILTER_PAGE_SHIFT) & ((1u << PPX_FILTER_BITS) - 1);
+}
+/* Cheap test for free(): false means p was certainly not sampled. */
+static inline bool ppx_live_maybe(const void *p)
+{
+    return atomic_load_explicit(&ppx_live_filter[ppx_live_filter_index((uintptr_t)p)],
+                                memory_order_relaxed) != 0;
+}
+bool ppx_live_init(void);
+/* Records a sampled block. If an entry for ptr is still there (its free went
+ * unseen), it is returned in *stale (stale->ptr != 0) to be counted freed.
+ * false when out of memory. */
+bool ppx_live_insert(const struct ppx_live_entry *e, struct ppx_live_entry *stale);
+bool ppx_live_remove(uintptr_t ptr, struct ppx_live_entry *out);
+void ppx_live_lock_all(void);
+void ppx_live_unlock_all(void);
+void ppx_live_reset_child(void);
+
+/* ---- bootstrap.c: memory before the real allocator is known ---- */
+
+void *ppx_bootstrap_alloc(size_t size, size_t align);
+size_t ppx_bootstrap_size(const void *p);
+void ppx_bootstrap_mark_filter(void);
+extern unsigned char ppx_bootstrap_arena[];
+#define PPX_BOOTSTRAP_BYTES (256u * 1024u)
+static inline bool ppx_bootstrap_owns(const void *p)
+{
+    return (uintptr_t)p - (uintptr_t)ppx_bootstrap_arena < PPX_BOOTSTRAP_BYTES;
+}
+
+/* ---- heap_delta.c: HEAP_DELTA records (the flusher) ---- */
+
+/* Encodes the heap figures that changed since the last flush on this
+ * connection (every stack's when fresh), stacks with id < n_stacks only;
+ * their STACK records first. false when the connection failed. */
+bool ppx_heap_send(struct ppx_encoder *enc, uint32_t n_stacks, bool fresh);
+/* Emits the HEAP_DELTA record built so far. */
+bool ppx_heap_send_pending(struct ppx_encoder *enc);
+
+#pragma GCC visibility pop
+
+#endif

@@ -1,0 +1,61 @@
+/* hooks: the exported entry points, where the program's calls arrive
+ * (malloc.c, io.c, fd.c, thread.c, signal.c, exec.c), and the library's
+ * lifecycle (init.c, fork.c). The top of the pipeline: a hook hands what it
+ * saw to a recorder (heap/, io/, cpu/), and the lifecycle drives flush/. */
+#ifndef PPX_HOOKS_H
+#define PPX_HOOKS_H
+
+#include "../flush/flush.h"
+
+#pragma GCC visibility push(hidden)
+
+/* ---- init.c ---- */
+
+/* Runs the one-time initialisation if nobody has started it. Returns with
+ * ppx_state READY, or INITIALIZING when another thread (or this one, from
+ * inside dlsym) is still at it; the caller then uses the bootstrap arena. */
+void ppx_init(void);
+/* The next definition of name (dlsym(RTLD_NEXT)), stored in *slot; a
+ * stand-in that fails with ENOSYS if there is none. Initialises the
+ * library first if nothing has yet. */
+void *ppx_next_fn(void **slot, const char *name);
+static inline void *ppx_next(void **slot, const char *name)
+{
+    void *fn = __atomic_load_n(slot, __ATOMIC_RELAXED);
+    return PPX_LIKELY(fn != NULL) ? fn : ppx_next_fn(slot, name);
+}
+
+/* ---- fork.c ---- */
+
+/* From the constructor, once the next allocator has set itself up. */
+void ppx_fork_handlers_install(void);
+
+/* ---- malloc.c: the next allocator ---- */
+
+struct ppx_real {
+    void *(*malloc)(size_t);
+    void (*free)(void *);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void *(*memalign)(size_t, size_t);
+    int (*posix_memalign)(void **, size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*valloc)(size_t);
+    void *(*pvalloc)(size_t);
+    size_t (*malloc_usable_size)(void *);
+};
+/* Written once by ppx_hooks_resolve (in ppx_init), read by every hook. */
+extern struct ppx_real ppx_real;
+/* dlsym(RTLD_NEXT) for every function; called once by ppx_init. */
+void ppx_hooks_resolve(void);
+
+/* ---- io.c, fd.c ---- */
+
+/* dlsym(RTLD_NEXT) for every hooked function, so that no hook needs the
+ * loader later (from a signal handler, say). */
+void ppx_io_hooks_resolve(void);
+void ppx_fd_hooks_resolve(void);
+
+#pragma GCC visibility pop
+
+#endif

@@ -1,0 +1,163 @@
+/* stack: call stacks. Unwinding (libunwind) in a hook or in the SIGPROF
+ * handler, where stacks of coroutines end, and the table that interns each
+ * distinct stack once and carries its heap figures. */
+#ifndef PPX_STACK_H
+#define PPX_STACK_H
+
+#include "../core/core.h"
+
+#pragma GCC visibility push(hidden)
+
+/* ---- unwind.c ---- */
+
+/* Called once from ppx_init, with the guard held. */
+void ppx_unwind_init(void);
+/* Fills pcs with up to max_depth return addresses, leaf first, starting at
+ * ret (the return address into the caller of the hook). Always >= 1. */
+unsigned ppx_unwind(uintptr_t *pcs, unsigned max_depth, const void *ret);
+/* fork: libunwind's own locks cannot be taken from outside; a child forked
+ * while some thread was inside libunwind stops unwinding (it could block on
+ * a lock that thread held). */
+void ppx_unwind_reset_child(void);
+
+/* ---- code_ranges.c ---- */
+
+/* Whether pc lies in libppx.so's or libunwind's code (set up by init). */
+bool ppx_unwind_own_pc(uintptr_t pc);
+/* Whether pc lies in libunwind's code. */
+bool ppx_unwinder_pc(uintptr_t pc);
+
+/* ---- unwind_signal.c: the SIGPROF handler's walk ---- */
+
+/* For the SIGPROF handler (cpu/), once, outside any handler: where the
+ * loader's code lies. */
+void ppx_unwind_signal_init(void);
+/* In the handler: whether unwinding now could deadlock or read a link map
+ * mid-update (the interrupted pc is in ld.so, or the thread is inside
+ * dl_iterate_phdr). The tick is then dropped. */
+bool ppx_unwind_signal_unsafe(const void *ucontext);
+/* In the handler (recursion guard held, ppx_in_signal_walk raised): fills
+ * pcs with up to max_depth frames of the interrupted code, from its
+ * ucontext_t. The leaf is the interrupted pc + 1 (wire.h), the others
+ * return addresses; frames of libppx.so and libunwind dropped.
+ * Async-signal-safe, never blocks. 0 when the tick must be dropped (the
+ * loader's lock was busy), else >= 1. */
+unsigned ppx_unwind_signal(uintptr_t *pcs, unsigned max_depth, const void *ucontext);
+/* > 0 while this thread walks its stack in the SIGPROF handler (every
+ * asynchronous signal blocked there): the loader and sigprocmask hooks
+ * then behave as the handler needs. Raised by the handler itself. */
+extern PPX_TLS unsigned ppx_in_signal_walk;
+
+/* ---- unwind_pipe.c: libunwind's pipe ---- */
+
+/* Flusher: make sure the program has not closed libunwind's pipe. */
+void ppx_unwind_check_fds(void);
+/* fork's prepare and parent handlers. */
+void ppx_unwind_lock(void);
+void ppx_unwind_unlock(void);
+/* The next pipe2 (ENOSYS if there is none), for the pipe2 hook. */
+int ppx_unwind_real_pipe2(int fds[2], int flags);
+/* The pipe2 hook: libunwind (guard held) made the pipe fds. Moves it out of
+ * the program's descriptor range and remembers it (fds updated). */
+void ppx_unwind_pipe_adopt(int fds[2]);
+
+/* ---- stack_table.c: interned stacks ---- */
+
+struct ppx_stack {
+    /* hot: updated by the hooks */
+    _Atomic uint64_t alloc_objects, alloc_bytes, free_objects, free_bytes;
+    atomic_uint dirty; /* on the dirty list, or will be */
+    uint32_t id;
+    struct ppx_stack *dirty_next;
+    /* flusher only: figures already sent on connection sent_generation */
+    uint64_t sent_generation;
+    uint64_t sent_alloc_objects, sent_alloc_bytes, sent_free_objects, sent_free_bytes;
+    /* immutable once published */
+    uint64_t hash;
+    uint32_t depth;
+    uint32_t pad;
+    uintptr_t pcs[];
+};
+
+void ppx_stacks_init(void);
+/* The stack's record, created if new. NULL when out of memory. */
+struct ppx_stack *ppx_stack_intern(struct ppx_tls *t, const uintptr_t *pcs, unsigned depth);
+void ppx_stack_count_alloc(struct ppx_stack *s, uint64_t bytes);
+void ppx_stack_count_free(struct ppx_stack *s, uint64_t bytes);
+/* Whether anything was counted since start (or fork). */
+bool ppx_stacks_any_counted(void);
+/* Stacks ever interned; ids are 0..count-1. */
+uint32_t ppx_stacks_count(void);
+/* The record of id, NULL if it is not published yet. */
+struct ppx_stack *ppx_stack_get(uint32_t id);
+/* Takes the whole dirty list (each record once, linked by dirty_next). */
+struct ppx_stack *ppx_stacks_take_dirty(void);
+/* Puts back a record taken from the dirty list, still dirty. */
+void ppx_stacks_requeue(struct ppx_stack *s);
+void ppx_stacks_lock_all(void);
+void ppx_stacks_unlock_all(void);
+void ppx_stacks_reset_child(void);
+
+/* ---- inside this stage only ---- */
+
+/* unwind.c: unwinding is set up and was not stopped; stop it for good
+ * (said once, with why). */
+bool ppx_unwind_usable(void);
+bool ppx_unwind_disabled(void);
+void ppx_unwind_disable(const char *why);
+/* unwind.c: marks the calling thread as inside libunwind, for a child
+ * forked meanwhile (lock-free: also from the SIGPROF handler). */
+void ppx_unwinder_enter(struct ppx_tls *t);
+void ppx_unwinder_leave(struct ppx_tls *t);
+
+/* unwind_pipe.c */
+void ppx_unwind_pipe_resolve(void);
+void ppx_unwind_pipe_reset_child(void);
+
+/* code_ranges.c: found once, at initialisation (the loader's for the
+ * SIGPROF walk). */
+void ppx_code_ranges_init(void);
+void ppx_code_ranges_init_loader(void);
+bool ppx_loader_pc(uintptr_t pc);
+
+/* loader_lock.c: the loader's lock and the dl_iterate_phdr hook. */
+struct dl_phdr_info;
+typedef int (*dl_iterate_fn)(int (*)(struct dl_phdr_info *, size_t, void *), void *);
+/* The next dl_iterate_phdr. */
+dl_iterate_fn ppx_loader_resolve(void);
+/* Once, at initialisation: finds glibc's lock (none if not glibc). */
+void ppx_loader_lock_locate(void);
+/* In the handler: whether the walk could wait for the lock. */
+bool ppx_loader_lock_signal_unsafe(void);
+/* The handler's walk met a busy loader lock (and was cut short). */
+extern PPX_TLS bool ppx_loader_refused;
+/* Child of fork: whether the lock is held (by a thread gone for good). */
+bool ppx_loader_lock_reset_child(void);
+
+/* coroutines.c */
+
+/* Once, from ppx_unwind_init (guard held): finds state-threads' coroutine
+ * entry in the executable and in the object that defines st_thread_create,
+ * and registers it with libunwind as the end of the stack. */
+void ppx_coroutines_init(void);
+/* Whether pc lies in a coroutine entry (pc as libunwind looks it up: an
+ * interrupted pc, or a return address - 1). Async-signal-safe. */
+bool ppx_coroutine_entry(uintptr_t pc);
+/* How many of the n return addresses pcs[] (leaf first) to keep: up to and
+ * including the first one in a coroutine entry. */
+unsigned ppx_coroutine_cut(const uintptr_t *pcs, unsigned n);
+
+/* elf_symbols.c: a file's symbols, from a read-only mapping. */
+struct ppx_elf_image {
+    const unsigned char *base;
+    size_t len;
+};
+bool ppx_elf_open(const char *path, struct ppx_elf_image *img);
+void ppx_elf_close(struct ppx_elf_image *img);
+/* st_value and st_size of the defined function name (.symtab, else .dynsym). */
+bool ppx_elf_function(const struct ppx_elf_image *img, const char *name, uint64_t *value,
+                      uint64_t *size);
+
+#pragma GCC visibility pop
+
+#endif
