@@ -26,6 +26,7 @@
 #define RING_FLUSHES 2u             /* flush intervals of samples a ring holds */
 
 static pthread_mutex_t cpu_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ppx_owner cpu_mu_owner; /* check builds: who holds cpu_mu */
 static atomic_bool configured; /* PPX_CPU_HZ > 0 or unset (on demand), our handler installed */
 static atomic_bool stopped;    /* the program took SIGPROF: for good */
 static bool running;           /* under cpu_mu: timers exist (false while exec is under way) */
@@ -41,6 +42,23 @@ static struct ppx_cpu_sampler *free_states; /* under cpu_mu */
 
 /* ---- timers ---- */
 
+static void cpu_lock(void)
+{
+    pthread_mutex_lock(&cpu_mu);
+    ppx_owner_take(&cpu_mu_owner);
+}
+
+static void cpu_unlock(void)
+{
+    ppx_owner_drop(&cpu_mu_owner);
+    pthread_mutex_unlock(&cpu_mu);
+}
+
+void ppx_cpu_check_locked(void)
+{
+    PPX_CHECK_OWNED(&cpu_mu_owner);
+}
+
 /* The CPU-time clock of thread tid, as the kernel's MAKE_THREAD_CPUCLOCK
  * (CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD): what CLOCK_THREAD_CPUTIME_ID is
  * for the calling thread, usable from another thread of the process. */
@@ -49,9 +67,10 @@ static clockid_t thread_cpu_clock(pid_t tid)
     return (clockid_t)((~(unsigned)tid << 3) | 6u);
 }
 
-/* Under cpu_mu. false with errno 0: refused by the rule above. */
+/* false with errno 0: refused by the rule above. */
 static bool start_timer(struct ppx_cpu_sampler *c)
 {
+    PPX_CHECK_OWNED(&cpu_mu_owner);
     if (c->has_timer)
         return true;
     if (!ppx_sigqueue_room()) {
@@ -87,9 +106,9 @@ static bool start_timer(struct ppx_cpu_sampler *c)
     return true;
 }
 
-/* Under cpu_mu. */
 static void stop_timer(struct ppx_cpu_sampler *c)
 {
+    PPX_CHECK_OWNED(&cpu_mu_owner);
     if (!c->has_timer)
         return;
     timer_delete(c->timer);
@@ -113,7 +132,7 @@ bool ppx_cpu_give_back_timer(void)
     int saved_errno = errno;
     t->guard++;
     bool gave = false;
-    pthread_mutex_lock(&cpu_mu);
+    cpu_lock();
     for (struct ppx_cpu_sampler *c = atomic_load_explicit(&all_states, memory_order_acquire);
          c != NULL && !gave; c = c->all_next) {
         if (c->has_timer) {
@@ -122,7 +141,7 @@ bool ppx_cpu_give_back_timer(void)
         }
     }
     ppx_sigqueue_reread(); /* the next thread start reads the count again */
-    pthread_mutex_unlock(&cpu_mu);
+    cpu_unlock();
     t->guard--;
     errno = saved_errno;
     if (gave)
@@ -140,7 +159,7 @@ static void note_timer_failure(int err)
 
 /* ---- thread states ---- */
 
-/* Under cpu_mu. */
+/* Under cpu_mu, or at init (before any timer exists). */
 static void set_period(uint32_t hz)
 {
     period_ns = 1000000000u / hz;
@@ -192,16 +211,16 @@ void ppx_cpu_init(void)
             say_no_cpu_profile();
         return;
     }
-    pthread_mutex_lock(&cpu_mu);
+    cpu_lock();
     sampling_hz = ppx_config.cpu_hz;
     running = sampling_hz != 0;
-    pthread_mutex_unlock(&cpu_mu);
+    cpu_unlock();
     atomic_store(&configured, true);
 }
 
-/* Under cpu_mu. */
 static void start_active_timers(void)
 {
+    PPX_CHECK_OWNED(&cpu_mu_owner);
     for (struct ppx_cpu_sampler *c = atomic_load_explicit(&all_states, memory_order_acquire);
          c != NULL; c = c->all_next)
         if (atomic_load_explicit(&c->status, memory_order_acquire) == CPU_ACTIVE &&
@@ -216,7 +235,7 @@ void ppx_cpu_set_rate(uint32_t hz)
     if (ppx_config.cpu_hz_fixed || hz > WIRE_MAX_CPU_HZ ||
         !atomic_load_explicit(&configured, memory_order_acquire))
         return;
-    pthread_mutex_lock(&cpu_mu);
+    cpu_lock();
     if (!atomic_load(&stopped) && !exec_paused && hz != sampling_hz) {
         stop_all_timers();
         sampling_hz = hz;
@@ -226,7 +245,7 @@ void ppx_cpu_set_rate(uint32_t hz)
             start_active_timers();
         }
     }
-    pthread_mutex_unlock(&cpu_mu);
+    cpu_unlock();
 }
 
 uint32_t ppx_cpu_sample_hz(void)
@@ -234,9 +253,10 @@ uint32_t ppx_cpu_sample_hz(void)
     return atomic_load_explicit(&batch_hz, memory_order_relaxed);
 }
 
-/* Under cpu_mu: a state with a fresh ring, not yet in use. */
+/* A sampler with a fresh ring, not yet in use. */
 static struct ppx_cpu_sampler *state_get(void)
 {
+    PPX_CHECK_OWNED(&cpu_mu_owner);
     struct ppx_cpu_sampler *c = free_states;
     if (c != NULL) {
         free_states = c->free_next;
@@ -251,6 +271,7 @@ static struct ppx_cpu_sampler *state_get(void)
                                                         memory_order_release,
                                                         memory_order_relaxed));
     }
+    PPX_CHECK(atomic_load_explicit(&c->status, memory_order_acquire) == CPU_FREE);
     c->ring = ppx_pages_alloc(ring_words * sizeof *c->ring);
     if (c->ring == NULL) {
         c->free_next = free_states;
@@ -263,9 +284,10 @@ static struct ppx_cpu_sampler *state_get(void)
     return c;
 }
 
-/* Under cpu_mu: back to the free list; its ring goes. */
+/* Back to the free list; its ring goes. */
 static void state_put(struct ppx_cpu_sampler *c)
 {
+    PPX_CHECK_OWNED(&cpu_mu_owner);
     atomic_fetch_add_explicit(&c->seq, 1, memory_order_release);
     atomic_store_explicit(&c->status, CPU_FREE, memory_order_release);
     if (c->ring != NULL)
@@ -286,7 +308,7 @@ void ppx_cpu_thread_started(struct ppx_thread_record *r)
     t->guard++;
     bool remote = r->tid != ppx_gettid();
     int err = 0;
-    pthread_mutex_lock(&cpu_mu);
+    cpu_lock();
     struct ppx_cpu_sampler *c = atomic_load(&stopped) ? NULL : state_get();
     if (c != NULL) {
         c->tid = r->tid;
@@ -309,7 +331,7 @@ void ppx_cpu_thread_started(struct ppx_thread_record *r)
         if (!remote)
             ppx_cpu_handler_adopt(c, seq);
     }
-    pthread_mutex_unlock(&cpu_mu);
+    cpu_unlock();
     if (err != 0)
         note_timer_failure(err);
     t->guard--;
@@ -327,13 +349,13 @@ void ppx_cpu_thread_ended(struct ppx_thread_record *r)
     int saved_errno = errno;
     t->guard++;
     ppx_cpu_handler_forget(c);
-    pthread_mutex_lock(&cpu_mu);
+    cpu_lock();
     stop_timer(c);
     if (c->remote)
         ppx_cpu_unpublish_remote(c);
     /* the flusher drains what is left, then recycles it */
     atomic_store_explicit(&c->status, CPU_ENDED, memory_order_release);
-    pthread_mutex_unlock(&cpu_mu);
+    cpu_unlock();
     t->guard--;
     errno = saved_errno;
 }
@@ -345,12 +367,12 @@ void ppx_cpu_sigprof_taken(void)
     struct ppx_tls *t = &ppx_tls;
     int saved_errno = errno;
     t->guard++;
-    pthread_mutex_lock(&cpu_mu);
+    cpu_lock();
     /* Nothing stops if no timer ran (on demand, and nobody asked): silence. */
     bool was_sampling = first && (running || exec_paused);
     running = false;
     stop_all_timers();
-    pthread_mutex_unlock(&cpu_mu);
+    cpu_unlock();
     t->guard--;
     errno = saved_errno;
     if (was_sampling)
@@ -368,7 +390,7 @@ void ppx_cpu_before_exec(void)
     struct ppx_tls *t = &ppx_tls;
     int saved_errno = errno;
     t->guard++;
-    pthread_mutex_lock(&cpu_mu);
+    cpu_lock();
     if (running) {
         running = false;
         exec_paused = true;
@@ -377,7 +399,7 @@ void ppx_cpu_before_exec(void)
          * terminates: discard them. */
         ppx_sigprof_hand_back();
     }
-    pthread_mutex_unlock(&cpu_mu);
+    cpu_unlock();
     t->guard--;
     errno = saved_errno;
 }
@@ -389,7 +411,7 @@ void ppx_cpu_after_exec_failed(void)
     struct ppx_tls *t = &ppx_tls;
     int saved_errno = errno;
     t->guard++;
-    pthread_mutex_lock(&cpu_mu);
+    cpu_lock();
     if (exec_paused && !atomic_load(&stopped)) {
         exec_paused = false;
         running = true;
@@ -399,7 +421,7 @@ void ppx_cpu_after_exec_failed(void)
             if (atomic_load_explicit(&c->status, memory_order_acquire) == CPU_ACTIVE)
                 start_timer(c); /* a thread that just ended: EINVAL, no timer */
     }
-    pthread_mutex_unlock(&cpu_mu);
+    cpu_unlock();
     t->guard--;
     errno = saved_errno;
 }
@@ -412,6 +434,8 @@ void ppx_cpu_after_exec_failed(void)
 void ppx_cpu_reset_child(void)
 {
     pthread_mutex_init(&cpu_mu, NULL);
+    ppx_owner_reset(&cpu_mu_owner);
+    ppx_owner_take(&cpu_mu_owner); /* for the checks: only this thread exists */
     pid_t self = ppx_gettid();
     free_states = NULL;
     for (struct ppx_cpu_sampler *c = atomic_load_explicit(&all_states, memory_order_acquire);
@@ -445,6 +469,7 @@ void ppx_cpu_reset_child(void)
         timers += c->has_timer;
     ppx_sigqueue_recount(timers);
     ppx_cpu_table_reset_child();
+    ppx_owner_drop(&cpu_mu_owner);
 }
 
 /* A thread started from elsewhere (found at start) ends without telling
@@ -457,20 +482,21 @@ int ppx_cpu_sampler_check_gone(struct ppx_cpu_sampler *c)
     struct ppx_thread_record *r = c->rec;
     struct ppx_cpu_sampler *expected = c;
     if (atomic_compare_exchange_strong(&r->cpu, &expected, NULL)) {
-        pthread_mutex_lock(&cpu_mu);
+        cpu_lock();
         stop_timer(c);
         ppx_cpu_unpublish_remote(c);
         atomic_store_explicit(&c->status, CPU_ENDED, memory_order_release);
-        pthread_mutex_unlock(&cpu_mu);
+        cpu_unlock();
     }
     return atomic_load_explicit(&c->status, memory_order_acquire);
 }
 
 void ppx_cpu_sampler_recycle(struct ppx_cpu_sampler *c)
 {
-    pthread_mutex_lock(&cpu_mu);
+    PPX_CHECK(atomic_load_explicit(&c->status, memory_order_acquire) == CPU_ENDED);
+    cpu_lock();
     state_put(c);
-    pthread_mutex_unlock(&cpu_mu);
+    cpu_unlock();
 }
 
 struct ppx_cpu_sampler *ppx_cpu_samplers(void)

@@ -195,6 +195,9 @@ void ppx_cpu_handler_adopt(struct ppx_cpu_sampler *c, unsigned seq);
 void ppx_cpu_handler_forget(struct ppx_cpu_sampler *c);
 void ppx_cpu_handler_reset_child(pid_t self);
 
+/* PPX_CHECK that the caller holds cpu_mu. */
+void ppx_cpu_check_locked(void);
+
 /* sigqueue.c: our timers within the user's queued-signal limit (cpu_mu). */
 bool ppx_sigqueue_room(void);
 void ppx_sigqueue_note_full(void);

@@ -165,6 +165,7 @@ void ppx_cpu_handler_set_rate(uint32_t hz)
 
 bool ppx_cpu_publish_remote(struct ppx_cpu_sampler *c)
 {
+    ppx_cpu_check_locked();
     for (unsigned i = 0; i < MAX_REMOTE; i++) {
         struct ppx_cpu_sampler *none = NULL;
         if (atomic_compare_exchange_strong_explicit(&remote_states[i], &none, c,
@@ -178,6 +179,7 @@ bool ppx_cpu_publish_remote(struct ppx_cpu_sampler *c)
 
 void ppx_cpu_unpublish_remote(struct ppx_cpu_sampler *c)
 {
+    ppx_cpu_check_locked();
     for (unsigned i = 0; i < MAX_REMOTE; i++) {
         struct ppx_cpu_sampler *expected = c;
         if (atomic_compare_exchange_strong_explicit(&remote_states[i], &expected, NULL,

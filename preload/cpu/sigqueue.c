@@ -62,6 +62,7 @@ static bool read_sigq(uint64_t *used, uint64_t *limit)
  * decides then. */
 bool ppx_sigqueue_room(void)
 {
+    ppx_cpu_check_locked();
     if (sigq_budget > 0) {
         sigq_budget--;
         return true;

@@ -66,6 +66,7 @@ PPX_TLS struct ppx_thread_record *ppx_self_record;
 /* Taken to register a thread, to rename one, and by the scan; never in a
  * signal handler, never while unwinding or allocating from the target. */
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ppx_owner reg_mu_owner; /* check builds: who holds reg_mu */
 static _Atomic(struct ppx_thread_record *) list_head;
 static struct thread_entry *found_head; /* under reg_mu */
 static bool cpu_ready;                  /* ppx_cpu_init has run */
@@ -201,9 +202,21 @@ static struct thread_entry *entry_new(pid_t tid, uint32_t flags, uint32_t creato
     return e;
 }
 
-/* Called with reg_mu held. */
+static void reg_lock(void)
+{
+    pthread_mutex_lock(&reg_mu);
+    ppx_owner_take(&reg_mu_owner);
+}
+
+static void reg_unlock(void)
+{
+    ppx_owner_drop(&reg_mu_owner);
+    pthread_mutex_unlock(&reg_mu);
+}
+
 static void publish(struct thread_entry *e, bool found)
 {
+    PPX_CHECK_OWNED(&reg_mu_owner);
     if (found) {
         e->found_next = found_head;
         found_head = e;
@@ -219,20 +232,21 @@ static uint32_t preexisting_flags(pid_t tid)
     return WIRE_THREAD_PREEXISTING | (tid == ppx_pid ? WIRE_THREAD_MAIN : 0u);
 }
 
-/* Called with reg_mu held. */
 static struct thread_entry *find_running_tid(const struct thread_entry *list_of_found, pid_t tid)
 {
+    PPX_CHECK_OWNED(&reg_mu_owner);
     for (const struct thread_entry *e = list_of_found; e != NULL; e = e->found_next)
         if (e->rec.tid == tid && atomic_load(&e->rec.end_ns) == 0)
             return (struct thread_entry *)e;
     return NULL;
 }
 
-/* Whether any record has tid, live or ended (reg_mu held): a thread that
- * has run its end (thread_ended) stays in /proc/self/task a little longer,
- * and must not come back from the scan as an unknown thread. */
+/* Whether any record has tid, running or ended: a thread that has run its
+ * end (thread_ended) stays in /proc/self/task a little longer, and must not
+ * come back from the scan as an unknown thread. */
 static bool known_tid(pid_t tid)
 {
+    PPX_CHECK_OWNED(&reg_mu_owner);
     for (struct ppx_thread_record *r = atomic_load(&list_head); r != NULL; r = r->next)
         if (r->tid == tid)
             return true;
@@ -253,7 +267,7 @@ struct ppx_thread_record *ppx_threads_register_self(void)
     if (self != NULL)
         return self;
     pid_t tid = ppx_gettid();
-    pthread_mutex_lock(&reg_mu);
+    reg_lock();
     struct thread_entry *e = find_running_tid(found_head, tid);
     if (e == NULL) {
         e = entry_new(tid, preexisting_flags(tid), WIRE_NO_ID, WIRE_NO_ID);
@@ -270,7 +284,7 @@ struct ppx_thread_record *ppx_threads_register_self(void)
         start_cpu = cpu_ready && !e->cpu_started;
         e->cpu_started |= start_cpu;
     }
-    pthread_mutex_unlock(&reg_mu);
+    reg_unlock();
     if (e == NULL)
         return NULL;
     ppx_self_record = &e->rec;
@@ -295,7 +309,7 @@ void ppx_threads_create_failed(void)
 void ppx_threads_started(uint32_t creator_id, uint32_t stack_id)
 {
     struct thread_entry *e = entry_new(ppx_gettid(), 0, creator_id, stack_id);
-    pthread_mutex_lock(&reg_mu);
+    reg_lock();
     if (e != NULL) {
         /* The name is read under reg_mu: a pthread_setname_np from the
          * creator either finds this record, or renamed the thread before
@@ -307,7 +321,7 @@ void ppx_threads_started(uint32_t creator_id, uint32_t stack_id)
         publish(e, false);
     }
     atomic_fetch_sub_explicit(&starting, 1, memory_order_seq_cst);
-    pthread_mutex_unlock(&reg_mu);
+    reg_unlock();
     if (e == NULL)
         return;
     ppx_self_record = &e->rec;
@@ -348,8 +362,9 @@ static void thread_ended(void *arg)
      * kernel's. trylock: pthread_exit from a handler that interrupted a
      * rename on this very thread must not deadlock. */
     if (pthread_mutex_trylock(&reg_mu) == 0) {
+        ppx_owner_take(&reg_mu_owner);
         name_of_self(r->name);
-        pthread_mutex_unlock(&reg_mu);
+        reg_unlock();
     }
     bool last = record_end(r) && main_thread_gone(r);
     ppx_io_thread_exit();
@@ -419,14 +434,14 @@ void ppx_threads_scan(void)
     bool settled;
     for (int tries = 0;; tries++) {
         n = list_tasks(tids, SCAN_MAX_TIDS);
-        pthread_mutex_lock(&reg_mu);
+        reg_lock();
         /* A thread listed above and started through the hook incremented
          * `starting` before it existed, and decrements it under reg_mu
          * once registered: at 0, every such thread is in the list. */
         settled = atomic_load_explicit(&starting, memory_order_seq_cst) == 0;
         if (settled || tries >= SCAN_WAIT_TRIES)
             break;
-        pthread_mutex_unlock(&reg_mu);
+        reg_unlock();
         struct timespec pause = {0, 1000000};
         nanosleep(&pause, NULL);
     }
@@ -449,7 +464,7 @@ void ppx_threads_scan(void)
         e->cpu_started = true;
         ppx_cpu_thread_started(&e->rec);
     }
-    pthread_mutex_unlock(&reg_mu);
+    reg_unlock();
     errno = saved_errno;
 }
 
@@ -561,6 +576,7 @@ bool ppx_threads_send(struct ppx_encoder *enc, uint64_t gen, uint32_t n_stacks)
 void ppx_threads_reset_child(void)
 {
     pthread_mutex_init(&reg_mu, NULL);
+    ppx_owner_reset(&reg_mu_owner);
     atomic_store_explicit(&list_head, NULL, memory_order_relaxed);
     found_head = NULL;
     atomic_store_explicit(&main_rec, NULL, memory_order_relaxed);
@@ -577,7 +593,9 @@ void ppx_threads_reset_child(void)
         e->rec.handle = pthread_self();
         e->has_handle = true;
         e->cpu_started = true;
+        ppx_owner_take(&reg_mu_owner); /* for the check: only this thread exists */
         publish(e, true);
+        ppx_owner_drop(&reg_mu_owner);
         atomic_store_explicit(&running_threads, 1, memory_order_relaxed);
         ppx_self_record = &e->rec;
     }
@@ -597,15 +615,15 @@ void ppx_threads_renamed_self(void)
     struct ppx_thread_record *r = ppx_threads_register_self();
     if (r == NULL)
         return;
-    pthread_mutex_lock(&reg_mu);
+    reg_lock();
     name_of_self(r->name);
-    pthread_mutex_unlock(&reg_mu);
+    reg_unlock();
     mark_changed(r);
 }
 
 void ppx_threads_renamed(pthread_t handle, const char *name)
 {
-    pthread_mutex_lock(&reg_mu);
+    reg_lock();
     /* newest first: a handle reused after a join names the live thread */
     for (struct ppx_thread_record *r = atomic_load(&list_head); r != NULL; r = r->next) {
         struct thread_entry *e = (struct thread_entry *)r;
@@ -620,5 +638,5 @@ void ppx_threads_renamed(pthread_t handle, const char *name)
     /* Not found: the thread has not registered yet, and reads the new name
      * from the kernel when it does; or it was never seen on its own thread
      * (found by the scan), and keeps its old name here. */
-    pthread_mutex_unlock(&reg_mu);
+    reg_unlock();
 }

@@ -115,6 +115,7 @@ static void spool_final_state(void)
  * stream_mu held. When no collector is reachable, spools it instead. */
 void ppx_flush_and_say_goodbye(void)
 {
+    PPX_CHECK_OWNED(&ppx_stream_mu_owner);
     struct ppx_encoder *enc = ppx_stream_encoder();
     enc->deadline_ns = ppx_monotonic_ns() + FINAL_FLUSH_BUDGET_NS;
     enc->final = true;

@@ -23,6 +23,7 @@
 
 static int (*next_pipe2)(int[2], int);
 static pthread_mutex_t pipe_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ppx_owner pipe_mu_owner; /* check builds: who holds pipe_mu */
 static int unwinder_pipe[2] = {-1, -1};
 static dev_t unwinder_pipe_dev[2];
 static ino_t unwinder_pipe_ino[2];
@@ -38,9 +39,21 @@ static int real_pipe2(int fds[2], int flags)
     return next_pipe2(fds, flags);
 }
 
-/* Called with pipe_mu held. */
+static void pipe_lock(void)
+{
+    pthread_mutex_lock(&pipe_mu);
+    ppx_owner_take(&pipe_mu_owner);
+}
+
+static void pipe_unlock(void)
+{
+    ppx_owner_drop(&pipe_mu_owner);
+    pthread_mutex_unlock(&pipe_mu);
+}
+
 static void remember_pipe(const int fds[2])
 {
+    PPX_CHECK_OWNED(&pipe_mu_owner);
     for (int i = 0; i < 2; i++) {
         struct stat st;
         unwinder_pipe[i] = fds[i];
@@ -92,7 +105,7 @@ void ppx_unwind_check_fds(void)
     if (ppx_unwind_disabled())
         return;
     int saved_errno = errno;
-    pthread_mutex_lock(&pipe_mu);
+    pipe_lock();
     if (unwinder_pipe[0] >= 0 && unwinder_pipe[1] >= 0) {
         enum pipe_end_state r = pipe_end(0), w = pipe_end(1);
         if (r == END_TAKEN || w == END_TAKEN || (r == END_GONE) != (w == END_GONE))
@@ -100,23 +113,24 @@ void ppx_unwind_check_fds(void)
         else if (r == END_GONE && !restore_pipe())
             ppx_unwind_disable("the program took libunwind's descriptor numbers");
     }
-    pthread_mutex_unlock(&pipe_mu);
+    pipe_unlock();
     errno = saved_errno;
 }
 
 void ppx_unwind_lock(void)
 {
-    pthread_mutex_lock(&pipe_mu);
+    pipe_lock();
 }
 
 void ppx_unwind_unlock(void)
 {
-    pthread_mutex_unlock(&pipe_mu);
+    pipe_unlock();
 }
 
 void ppx_unwind_pipe_reset_child(void)
 {
     pthread_mutex_init(&pipe_mu, NULL);
+    ppx_owner_reset(&pipe_mu_owner);
 }
 
 void ppx_unwind_pipe_resolve(void)
@@ -134,7 +148,7 @@ void ppx_unwind_pipe_adopt(int fds[2])
 {
     for (int i = 0; i < 2; i++)
         fds[i] = ppx_fd_above_limit(fds[i]);
-    pthread_mutex_lock(&pipe_mu);
+    pipe_lock();
     remember_pipe(fds);
-    pthread_mutex_unlock(&pipe_mu);
+    pipe_unlock();
 }
