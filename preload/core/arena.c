@@ -59,6 +59,20 @@ void *ppx_arena_alloc(size_t size, size_t align)
     return p;
 }
 
+void *ppx_pages_publish(_Atomic(void *) *slot, size_t bytes)
+{
+    void *fresh = ppx_pages_alloc(bytes);
+    if (fresh == NULL)
+        return NULL;
+    void *seen = NULL;
+    if (!atomic_compare_exchange_strong_explicit(slot, &seen, fresh, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        ppx_pages_free(fresh, bytes);
+        return seen;
+    }
+    return fresh;
+}
+
 void ppx_arena_lock(void)
 {
     pthread_mutex_lock(&arena_mu);

@@ -272,6 +272,12 @@ void *ppx_arena_alloc(size_t size, size_t align);
 /* Zeroed pages straight from mmap, for tables that grow. */
 void *ppx_pages_alloc(size_t bytes);
 void ppx_pages_free(void *p, size_t bytes);
+/* For a table whose chunks are mapped on first use: maps a zeroed chunk of
+ * bytes for *slot, which was NULL when the caller looked. The first of
+ * racing threads (or of a thread and its signal handler) to publish wins,
+ * the others' pages go back. The chunk now at *slot; NULL when out of
+ * memory. Lock-free. */
+void *ppx_pages_publish(_Atomic(void *) *slot, size_t bytes);
 void ppx_arena_lock(void);
 void ppx_arena_unlock(void);
 void ppx_arena_reset_child(void);

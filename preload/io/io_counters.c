@@ -17,7 +17,7 @@
 struct io_block {
     atomic_uint owned;
     struct io_block *next; /* immutable once on the list */
-    _Atomic(struct ppx_io_local *) chunks[CHUNKS];
+    _Atomic(void *) chunks[CHUNKS]; /* of struct ppx_io_local */
 };
 
 /* The list of every block ever made (owned by no one: lock-free). */
@@ -55,15 +55,7 @@ static struct ppx_io_local *chunk_get(struct io_block *b, unsigned c)
     /* Only the owner's thread maps a chunk, but a signal handler on that
      * thread may map the same one while it is at it: the first to publish
      * wins (the handler's cache keeps pointing into the chunk it used). */
-    struct ppx_io_local *fresh = ppx_pages_alloc(CHUNK * sizeof *fresh);
-    if (fresh == NULL)
-        return NULL;
-    if (!atomic_compare_exchange_strong_explicit(&b->chunks[c], &chunk, fresh,
-                                                 memory_order_acq_rel, memory_order_acquire)) {
-        ppx_pages_free(fresh, CHUNK * sizeof *fresh);
-        return chunk;
-    }
-    return fresh;
+    return ppx_pages_publish(&b->chunks[c], CHUNK * sizeof *chunk);
 }
 
 struct ppx_io_local *ppx_io_local_get(uint32_t site_id)

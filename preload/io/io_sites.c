@@ -95,10 +95,10 @@ static PPX_TLS struct io_thread io_thread;
 static _Atomic(struct ppx_io_site *) site_slots[SITE_SLOTS];
 /* Sites by id, in chunks mapped on demand: creating a site takes no lock
  * (a signal handler may create one while its thread is in the profiler). */
-static _Atomic(struct ppx_io_site *) site_chunks[MAX_SITES / SITE_CHUNK];
+static _Atomic(void *) site_chunks[MAX_SITES / SITE_CHUNK]; /* of struct ppx_io_site */
 static atomic_uint next_site_id;
 
-static _Atomic(struct io_pair *) pair_chunks[PAIR_CHUNKS];
+static _Atomic(void *) pair_chunks[PAIR_CHUNKS]; /* of struct io_pair */
 static _Atomic uint32_t pair_slots[PAIR_SLOTS]; /* index + 1 into the pairs; 0: empty */
 static atomic_uint next_pair;
 
@@ -146,17 +146,9 @@ static struct io_pair *pair_at(uint32_t index, bool create)
 {
     unsigned c = index >> PAIR_CHUNK_BITS;
     struct io_pair *chunk = atomic_load_explicit(&pair_chunks[c], memory_order_acquire);
-    if (chunk != NULL || !create)
-        return chunk != NULL ? &chunk[index & (PAIR_CHUNK - 1)] : NULL;
-    struct io_pair *fresh = ppx_pages_alloc(PAIR_CHUNK * sizeof *fresh);
-    if (fresh == NULL)
-        return NULL;
-    if (!atomic_compare_exchange_strong_explicit(&pair_chunks[c], &chunk, fresh,
-                                                 memory_order_acq_rel, memory_order_acquire)) {
-        ppx_pages_free(fresh, PAIR_CHUNK * sizeof *fresh);
-        return &chunk[index & (PAIR_CHUNK - 1)];
-    }
-    return &fresh[index & (PAIR_CHUNK - 1)];
+    if (chunk == NULL && create)
+        chunk = ppx_pages_publish(&pair_chunks[c], PAIR_CHUNK * sizeof *chunk);
+    return chunk != NULL ? &chunk[index & (PAIR_CHUNK - 1)] : NULL;
 }
 
 /* The pair's record, created if new; NULL when the table is full. A
@@ -196,17 +188,9 @@ static struct ppx_io_site *site_at(uint32_t id, bool create)
 {
     unsigned c = id >> SITE_CHUNK_BITS;
     struct ppx_io_site *chunk = atomic_load_explicit(&site_chunks[c], memory_order_acquire);
-    if (chunk != NULL || !create)
-        return chunk != NULL ? &chunk[id & (SITE_CHUNK - 1)] : NULL;
-    struct ppx_io_site *fresh = ppx_pages_alloc(SITE_CHUNK * sizeof *fresh);
-    if (fresh == NULL)
-        return NULL;
-    if (!atomic_compare_exchange_strong_explicit(&site_chunks[c], &chunk, fresh,
-                                                 memory_order_acq_rel, memory_order_acquire)) {
-        ppx_pages_free(fresh, SITE_CHUNK * sizeof *fresh);
-        return &chunk[id & (SITE_CHUNK - 1)];
-    }
-    return &fresh[id & (SITE_CHUNK - 1)];
+    if (chunk == NULL && create)
+        chunk = ppx_pages_publish(&site_chunks[c], SITE_CHUNK * sizeof *chunk);
+    return chunk != NULL ? &chunk[id & (SITE_CHUNK - 1)] : NULL;
 }
 
 /* The flusher's view: the site of id if it has been filled in. */

@@ -30,7 +30,7 @@ struct stack_shard {
 static struct stack_shard shards[STACK_SHARDS];
 /* id -> record, in chunks allocated on demand; never moved, so the flusher
  * reads it without locks. */
-static _Atomic(_Atomic(struct ppx_stack *) *) directory[DIR_CHUNKS];
+static _Atomic(void *) directory[DIR_CHUNKS]; /* of _Atomic(struct ppx_stack *) */
 static atomic_uint next_id;
 static _Atomic(struct ppx_stack *) dirty_head;
 static atomic_bool any_counted;
@@ -88,15 +88,7 @@ static _Atomic(struct ppx_stack *) *directory_chunk(uint32_t id, bool create)
     _Atomic(struct ppx_stack *) *chunk = atomic_load_explicit(&directory[c], memory_order_acquire);
     if (chunk != NULL || !create)
         return chunk;
-    _Atomic(struct ppx_stack *) *fresh = ppx_pages_alloc(DIR_CHUNK * sizeof *fresh);
-    if (fresh == NULL)
-        return NULL;
-    if (!atomic_compare_exchange_strong_explicit(&directory[c], &chunk, fresh,
-                                                 memory_order_acq_rel, memory_order_acquire)) {
-        ppx_pages_free(fresh, DIR_CHUNK * sizeof *fresh);
-        return chunk;
-    }
-    return fresh;
+    return ppx_pages_publish(&directory[c], DIR_CHUNK * sizeof *chunk);
 }
 
 /* Called with the shard locked. */
