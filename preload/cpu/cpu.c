@@ -176,6 +176,32 @@ static void say_no_cpu_profile(void)
                  NULL);
 }
 
+/* Rings big enough for RING_FLUSHES flush intervals of ticks at hz. */
+static void size_rings(uint32_t hz)
+{
+    uint64_t per_flush = (uint64_t)hz * ppx_config.flush_ms / 1000u + 1;
+    uint64_t want = RING_FLUSHES * per_flush * (1 + ppx_config.max_depth);
+    ring_words = RING_MIN_WORDS;
+    while (ring_words < want && ring_words < RING_MAX_WORDS)
+        ring_words <<= 1;
+}
+
+/* Our SIGPROF action. Other signals wait until the tick is recorded,
+ * except those that report a fault: a crash inside the handler must still
+ * reach the program's handlers and the debugger. */
+static void set_our_action(void)
+{
+    memset(&our_action, 0, sizeof our_action);
+    our_action.sa_sigaction = ppx_cpu_on_sigprof;
+    our_action.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&our_action.sa_mask);
+    sigdelset(&our_action.sa_mask, SIGSEGV);
+    sigdelset(&our_action.sa_mask, SIGBUS);
+    sigdelset(&our_action.sa_mask, SIGILL);
+    sigdelset(&our_action.sa_mask, SIGFPE);
+    sigdelset(&our_action.sa_mask, SIGTRAP);
+}
+
 void ppx_cpu_init(void)
 {
     bool on_demand = !ppx_config.cpu_hz_fixed;
@@ -187,24 +213,9 @@ void ppx_cpu_init(void)
     uint32_t ring_hz = on_demand ? PPX_DEFAULT_CPU_HZ : ppx_config.cpu_hz;
     set_period(ring_hz);
     ppx_cpu_handler_init();
-    uint64_t per_flush = (uint64_t)ring_hz * ppx_config.flush_ms / 1000u + 1;
-    uint64_t want = RING_FLUSHES * per_flush * (1 + ppx_config.max_depth);
-    ring_words = RING_MIN_WORDS;
-    while (ring_words < want && ring_words < RING_MAX_WORDS)
-        ring_words <<= 1;
+    size_rings(ring_hz);
     ppx_unwind_signal_init();
-    memset(&our_action, 0, sizeof our_action);
-    our_action.sa_sigaction = ppx_cpu_on_sigprof;
-    our_action.sa_flags = SA_SIGINFO | SA_RESTART;
-    /* Other signals wait until the tick is recorded, except those that
-     * report a fault: a crash inside the handler must still reach the
-     * program's handlers and the debugger. */
-    sigfillset(&our_action.sa_mask);
-    sigdelset(&our_action.sa_mask, SIGSEGV);
-    sigdelset(&our_action.sa_mask, SIGBUS);
-    sigdelset(&our_action.sa_mask, SIGILL);
-    sigdelset(&our_action.sa_mask, SIGFPE);
-    sigdelset(&our_action.sa_mask, SIGTRAP);
+    set_our_action();
     if (!ppx_sigprof_install(&our_action)) {
         atomic_store(&stopped, true);
         if (!on_demand) /* else said if a collector ever asks */

@@ -91,23 +91,24 @@ static bool unblocked_here(const void *ucontext)
     return false;
 }
 
-void ppx_cpu_on_sigprof(int sig, siginfo_t *si, void *ucontext)
+/* Sent by someone (kill, tgkill, sigqueue) or by the program's own
+ * ITIMER_PROF (SI_KERNEL): the program's action applies. A timer signal
+ * that is not our current one may be a stale tick of ours (one queued
+ * before an exec): never fatal. */
+static void not_our_tick(const siginfo_t *si)
 {
-    (void)sig;
-    if (si == NULL || si->si_code != SI_TIMER || si->si_value.sival_ptr != &ppx_cpu_timer_cookie) {
-        /* Sent by someone (kill, tgkill, sigqueue) or by the program's own
-         * ITIMER_PROF (SI_KERNEL): the program's action applies. A timer
-         * signal that is not our current one may be a stale tick of ours
-         * (one queued before an exec): never fatal. */
-        if (si != NULL && (si->si_code == SI_USER || si->si_code == SI_TKILL ||
-                           si->si_code == SI_QUEUE || si->si_code == SI_KERNEL)) {
-            int saved_errno = errno;
-            ppx_sigprof_foreign();
-            errno = saved_errno;
-        }
-        return;
+    if (si != NULL && (si->si_code == SI_USER || si->si_code == SI_TKILL ||
+                       si->si_code == SI_QUEUE || si->si_code == SI_KERNEL)) {
+        int saved_errno = errno;
+        ppx_sigprof_foreign();
+        errno = saved_errno;
     }
-    int saved_errno = errno;
+}
+
+/* The periods the tick stands for (doc/preload.md), capped; what goes
+ * over the cap is counted lost. */
+static uint64_t tick_weight(const siginfo_t *si, const void *ucontext)
+{
     uint64_t weight = 1 + (si->si_overrun > 0 ? (uint64_t)si->si_overrun : 0);
     uint64_t cap = unblocked_here(ucontext)
                        ? atomic_load_explicit(&unblock_weight, memory_order_relaxed)
@@ -116,23 +117,42 @@ void ppx_cpu_on_sigprof(int sig, siginfo_t *si, void *ucontext)
         atomic_fetch_add_explicit(&ppx_cpu_lost_ticks, weight - cap, memory_order_relaxed);
         weight = cap;
     }
+    return weight;
+}
+
+/* Walks the interrupted stack into the thread's ring (guard held); false
+ * when the tick is dropped. */
+static inline bool record_tick(const void *ucontext, uint64_t weight)
+{
+    struct ppx_cpu_sampler *c = self_state();
+    if (c == NULL || ppx_unwind_signal_unsafe(ucontext))
+        return false;
+    ppx_in_signal_walk++;
+    atomic_signal_fence(memory_order_seq_cst);
+    unsigned depth = 1;
+    if (PPX_LIKELY(ppx_stack_room()))
+        depth = ppx_unwind_signal(c->pcs, ppx_config.max_depth, ucontext);
+    else /* the leaf alone (wire.h: interrupted pc + 1) */
+        c->pcs[0] = (uintptr_t)((const ucontext_t *)ucontext)->uc_mcontext.gregs[REG_RIP] + 1;
+    atomic_signal_fence(memory_order_seq_cst);
+    ppx_in_signal_walk--;
+    return depth != 0 && ring_put(c, c->pcs, depth, weight);
+}
+
+void ppx_cpu_on_sigprof(int sig, siginfo_t *si, void *ucontext)
+{
+    (void)sig;
+    if (si == NULL || si->si_code != SI_TIMER || si->si_value.sival_ptr != &ppx_cpu_timer_cookie) {
+        not_our_tick(si);
+        return;
+    }
+    int saved_errno = errno;
+    uint64_t weight = tick_weight(si, ucontext);
     struct ppx_tls *t = &ppx_tls;
     bool recorded = false;
     if (t->guard == 0) {
         t->guard++;
-        struct ppx_cpu_sampler *c = self_state();
-        if (c != NULL && !ppx_unwind_signal_unsafe(ucontext)) {
-            ppx_in_signal_walk++;
-            atomic_signal_fence(memory_order_seq_cst);
-            unsigned depth = 1;
-            if (PPX_LIKELY(ppx_stack_room()))
-                depth = ppx_unwind_signal(c->pcs, ppx_config.max_depth, ucontext);
-            else /* the leaf alone (wire.h: interrupted pc + 1) */
-                c->pcs[0] = (uintptr_t)((const ucontext_t *)ucontext)->uc_mcontext.gregs[REG_RIP] + 1;
-            atomic_signal_fence(memory_order_seq_cst);
-            ppx_in_signal_walk--;
-            recorded = depth != 0 && ring_put(c, c->pcs, depth, weight);
-        }
+        recorded = record_tick(ucontext, weight);
         t->guard--;
     }
     if (!recorded)

@@ -26,28 +26,31 @@ static void command_refused(const char *why)
     ppx_flush_disconnect();
 }
 
-/* Acts on one complete, checked command; false when the connection went. */
-static bool run_command(uint32_t type, const unsigned char *payload)
+/* WIRE_CMD_CPU: sample at the rate asked (0: stop). */
+static bool run_cpu_command(const unsigned char *payload)
 {
-    if (type == WIRE_CMD_CPU) {
-        struct wire_cmd_cpu c;
-        memcpy(&c, payload, sizeof c);
-        if (c.hz > WIRE_MAX_CPU_HZ || c.reserved != 0) {
-            command_refused("CPU rate out of range");
-            return false;
-        }
-        /* The samples of one record share a rate: those at the old one go
-         * out before sampling at a new one starts. */
-        uint32_t old = ppx_cpu_sample_hz();
-        if (c.hz != 0 && old != 0 && c.hz != old) {
-            ppx_cpu_set_rate(0);
-            ppx_flush_locked();
-            if (!ppx_stream_connected())
-                return false;
-        }
-        ppx_cpu_set_rate(c.hz);
-        return true;
+    struct wire_cmd_cpu c;
+    memcpy(&c, payload, sizeof c);
+    if (c.hz > WIRE_MAX_CPU_HZ || c.reserved != 0) {
+        command_refused("CPU rate out of range");
+        return false;
     }
+    /* The samples of one record share a rate: those at the old one go
+     * out before sampling at a new one starts. */
+    uint32_t old = ppx_cpu_sample_hz();
+    if (c.hz != 0 && old != 0 && c.hz != old) {
+        ppx_cpu_set_rate(0);
+        ppx_flush_locked();
+        if (!ppx_stream_connected())
+            return false;
+    }
+    ppx_cpu_set_rate(c.hz);
+    return true;
+}
+
+/* WIRE_CMD_FLUSH: flush now, then say FLUSHED with the command's number. */
+static bool run_flush_command(const unsigned char *payload)
+{
     struct wire_cmd_flush f;
     memcpy(&f, payload, sizeof f);
     uint64_t gen = ppx_stream_generation();
@@ -62,6 +65,12 @@ static bool run_command(uint32_t type, const unsigned char *payload)
         return false;
     }
     return true;
+}
+
+/* Acts on one complete, checked command; false when the connection went. */
+static bool run_command(uint32_t type, const unsigned char *payload)
+{
+    return type == WIRE_CMD_CPU ? run_cpu_command(payload) : run_flush_command(payload);
 }
 
 /* Runs the complete commands in cmd_buf; false when the connection went. */

@@ -210,6 +210,39 @@ static void *next_from(const char *name, const void *allocator)
     return object_of(fn) == allocator ? fn : NULL;
 }
 
+/* The aligned allocators and the extras, from the allocator's own object
+ * (base) where it has them (next_memalign is known already). */
+static void resolve_extras(const void *base)
+{
+    next_posix_memalign = (int (*)(void **, size_t, size_t))next_from("posix_memalign", base);
+    next_aligned_alloc = (void *(*)(size_t, size_t))next_from("aligned_alloc", base);
+    ppx_real.valloc = (void *(*)(size_t))next_from("valloc", base);
+    ppx_real.pvalloc = (void *(*)(size_t))next_from("pvalloc", base);
+    ppx_real.malloc_usable_size = (size_t(*)(void *))next_from("malloc_usable_size", base);
+
+    if (next_memalign == NULL && next_posix_memalign == NULL && next_aligned_alloc == NULL) {
+        /* An allocator without any aligned allocation: what the program
+         * would have called without us. */
+        next_memalign = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "memalign");
+        next_posix_memalign = (int (*)(void **, size_t, size_t))dlsym(RTLD_NEXT, "posix_memalign");
+    }
+}
+
+/* What the next allocator lacks, emulated with what it has. */
+static void emulate_missing(void)
+{
+    ppx_real.memalign = next_memalign != NULL ? next_memalign : emul_memalign;
+    ppx_real.posix_memalign =
+        next_posix_memalign != NULL ? next_posix_memalign : emul_posix_memalign;
+    ppx_real.aligned_alloc = next_aligned_alloc != NULL ? next_aligned_alloc : emul_aligned_alloc;
+    if (ppx_real.valloc == NULL)
+        ppx_real.valloc = emul_valloc;
+    if (ppx_real.pvalloc == NULL)
+        ppx_real.pvalloc = emul_pvalloc;
+    if (ppx_real.malloc_usable_size == NULL)
+        ppx_real.malloc_usable_size = emul_malloc_usable_size;
+}
+
 void ppx_hooks_resolve(void)
 {
     long ps = sysconf(_SC_PAGESIZE);
@@ -236,28 +269,8 @@ void ppx_hooks_resolve(void)
         real_calloc = (void *(*)(size_t, size_t))next_from("calloc", base);
         next_memalign = (void *(*)(size_t, size_t))next_from("memalign", base);
     }
-    next_posix_memalign = (int (*)(void **, size_t, size_t))next_from("posix_memalign", base);
-    next_aligned_alloc = (void *(*)(size_t, size_t))next_from("aligned_alloc", base);
-    ppx_real.valloc = (void *(*)(size_t))next_from("valloc", base);
-    ppx_real.pvalloc = (void *(*)(size_t))next_from("pvalloc", base);
-    ppx_real.malloc_usable_size = (size_t(*)(void *))next_from("malloc_usable_size", base);
-
-    if (next_memalign == NULL && next_posix_memalign == NULL && next_aligned_alloc == NULL) {
-        /* An allocator without any aligned allocation: what the program
-         * would have called without us. */
-        next_memalign = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "memalign");
-        next_posix_memalign = (int (*)(void **, size_t, size_t))dlsym(RTLD_NEXT, "posix_memalign");
-    }
-    ppx_real.memalign = next_memalign != NULL ? next_memalign : emul_memalign;
-    ppx_real.posix_memalign =
-        next_posix_memalign != NULL ? next_posix_memalign : emul_posix_memalign;
-    ppx_real.aligned_alloc = next_aligned_alloc != NULL ? next_aligned_alloc : emul_aligned_alloc;
-    if (ppx_real.valloc == NULL)
-        ppx_real.valloc = emul_valloc;
-    if (ppx_real.pvalloc == NULL)
-        ppx_real.pvalloc = emul_pvalloc;
-    if (ppx_real.malloc_usable_size == NULL)
-        ppx_real.malloc_usable_size = emul_malloc_usable_size;
+    resolve_extras(base);
+    emulate_missing();
     /* malloc before calloc: the calloc emulation calls it */
     PUBLISH(malloc, real_malloc);
     PUBLISH(free, real_free);

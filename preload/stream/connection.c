@@ -203,23 +203,13 @@ static void remember_refused(const struct stat *st)
 }
 
 
-/* Connects if a collector we may trust is listening; quietly false if
- * none is, false with a message (once) if the socket is not to be
- * trusted. Not a byte is sent before both checks passed: the caller sends
- * the HELLO (hello.c) once its side is ready too. */
-bool ppx_stream_connect(void)
+/* A socket connected to the listener at path, whose uid we trust; -1 if
+ * none (a refused listener's socket file, st, is remembered). */
+static int connect_trusted(const char *path, const struct stat *st)
 {
-    const char *path = ppx_config.socket_path;
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
-        return false; /* nobody listening: do not even take a descriptor */
-    if (socket_was_refused(&st) || !ppx_socket_dir_trusted(path))
-        return false;
-    if (!ppx_stream_buffers_ready())
-        return false;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
-        return false;
+        return -1;
     struct sockaddr_un addr;
     memset(&addr, 0, sizeof addr);
     addr.sun_family = AF_UNIX;
@@ -227,13 +217,21 @@ bool ppx_stream_connect(void)
     /* non-blocking: a collector with a full backlog means "later", not a hang */
     if (connect(fd, (const struct sockaddr *)&addr, sizeof addr) != 0) {
         close(fd);
-        return false;
+        return -1;
     }
     if (!ppx_socket_peer_trusted(fd, path)) {
-        remember_refused(&st);
+        remember_refused(st);
         close(fd);
-        return false;
+        return -1;
     }
+    return fd;
+}
+
+/* The connected socket fd becomes the stream's: out of the program's
+ * descriptor range, blocking with a send timeout, and a new generation. */
+static bool adopt_socket(int fd)
+{
+    struct stat st;
     fd = ppx_fd_above_limit(fd);
     int flags = fcntl(fd, F_GETFL);
     struct timeval timeout = {SEND_TIMEOUT_S, 0};
@@ -252,6 +250,24 @@ bool ppx_stream_connect(void)
     generation++;
     ppx_stream_encoder_reset();
     return true;
+}
+
+/* Connects if a collector we may trust is listening; quietly false if
+ * none is, false with a message (once) if the socket is not to be
+ * trusted. Not a byte is sent before both checks passed: the caller sends
+ * the HELLO (hello.c) once its side is ready too. */
+bool ppx_stream_connect(void)
+{
+    const char *path = ppx_config.socket_path;
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
+        return false; /* nobody listening: do not even take a descriptor */
+    if (socket_was_refused(&st) || !ppx_socket_dir_trusted(path))
+        return false;
+    if (!ppx_stream_buffers_ready())
+        return false;
+    int fd = connect_trusted(path, &st);
+    return fd >= 0 && adopt_socket(fd);
 }
 
 void ppx_stream_spool_begin(int fd, uint64_t room)
