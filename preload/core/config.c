@@ -18,7 +18,7 @@
  *                    only while a collector asks (WIRE_CMD_CPU)
  *   PPX_SPOOL        1: a process that exits while no collector is reachable
  *                    leaves its final state in a spool file next to the socket
- *                    (spool.c); 0: it does not (1)
+ *                    (stream/spool.c); 0: it does not (1)
  *   PPX_SPOOL_MAX_MB all spool files together, 1..1048576 MiB (1024) */
 #include "core.h"
 

@@ -9,7 +9,7 @@
  * mem_mu, which is only taken with the caller's guard held (so a signal
  * handler never finds it held by its own thread):
  *  - free: nobody's (after a fork, the other threads' blocks);
- *  - ended: a thread's end was marked (threads.c's key destructor). Not
+ *  - ended: a thread's end was marked (cpu/thread_registry.c's key destructor). Not
  *    free yet: the thread still runs the program's other destructors and
  *    glibc's cleanup, which may allocate. It goes to another thread once
  *    its owner is gone (tgkill says ESRCH: a tid is not reused while its

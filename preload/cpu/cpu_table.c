@@ -207,7 +207,7 @@ bool ppx_cpu_send(struct ppx_encoder *enc, uint64_t gen)
         uint32_t index = table.pending[i];
         struct cpu_entry *e = entry_at(index);
         /* The thread's THREAD record is not out on this connection yet
-         * (registered after threads.c's part of this flush): next time. */
+         * (registered after thread_registry.c's part of this flush): next time. */
         if (e->rec->sent_generation != gen) {
             table.pending[kept++] = index;
             continue;

@@ -10,7 +10,7 @@
  *
  * Records come from the arena and are never freed: the list only grows at
  * its head, published with a release store under reg_mu, so the flusher
- * and cpu.c walk it without a lock. Kernel tids are reused, record ids
+ * and the CPU profile walk it without a lock. Kernel tids are reused, record ids
  * are not. Memory grows by one record (128 bytes) per thread ever started,
  * and the flusher walks every record each flush.
  *

@@ -7,11 +7,11 @@
 #include <errno.h>
 #include <unistd.h>
 
-/* The program's last thread is ending, on that thread (threads.c). glibc
+/* The program's last thread is ending, on that thread (cpu/thread_registry.c). glibc
  * ends the process when its last thread ends: that must be this one, as
  * without ppx (its atexit handlers run here, at once), so the flusher ends
  * first. The exit that follows sends the final state from this thread
- * (ppx_stream_shutdown). */
+ * (ppx_flush_shutdown). */
 void ppx_flush_last_thread_ending(void)
 {
     if (atomic_load_explicit(&ppx_state, memory_order_acquire) != PPX_READY ||

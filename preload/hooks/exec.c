@@ -4,7 +4,7 @@
  * first sends it, with GOODBYE, then calls the real function; if that
  * fails, the process goes on and reconnects later with its full state.
  *
- * CPU sampling stops first (cpu.c): the timers go and pending SIGPROF
+ * CPU sampling stops first (cpu/): the timers go and pending SIGPROF
  * ticks are discarded, since the new image starts with SIGPROF's default
  * action, which terminates it.
  *

@@ -1,5 +1,5 @@
 /* Calls that close, replace or create descriptors, hooked only to keep the
- * descriptor class cache (fd_class.c) true: a closed or replaced number is
+ * descriptor class cache (io/fd_class.c) true: a closed or replaced number is
  * forgotten, a new one forgotten or labelled at once when its kind is
  * known (socket, pipe, eventfd, ...). Each returns exactly what the real
  * call returned, errno included, and does nothing else with PPX_SYSCALLS=0.

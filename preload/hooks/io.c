@@ -2,7 +2,7 @@
  * and connect, the readiness waits (epoll, poll, select) and epoll's set-up
  * (epoll_create, epoll_create1, epoll_ctl). Each calls
  * the next definition (libc's, found with dlsym(RTLD_NEXT)), timed with
- * two CLOCK_MONOTONIC reads, and hands the outcome to io_sites.c. The
+ * two CLOCK_MONOTONIC reads, and hands the outcome to io/io_sites.c. The
  * hook returns exactly what the real call returned, errno included.
  *
  * Straight through, uncounted: before initialisation, with PPX_SYSCALLS=0,
@@ -398,7 +398,7 @@ PPX_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
     OTHER_HOOK(WIRE_IO_EPOLL_CTL, fd, R_EPOLL_CTL, epoll_ctl_fn, epfd, op, fd, event);
 }
 
-/* The new descriptor is an epoll one (fd_class.c's anon), whether the call
+/* The new descriptor is an epoll one (io/fd_class.c's anon), whether the call
  * is counted or not. */
 static inline __attribute__((always_inline)) int epoll_created(int r)
 {

@@ -1,7 +1,7 @@
 /* The exported malloc family. Each hook calls the next allocator (glibc's,
  * or a preloaded/linked jemalloc or tcmalloc: whatever dlsym(RTLD_NEXT)
  * finds), then charges the thread's sampling countdown; only when that runs
- * out does the slow path (sampler.c) unwind and record.
+ * out does the slow path (heap/sampler.c) unwind and record.
  *
  * Allocators are never mixed: a function the next allocator does not export
  * (jemalloc has no pvalloc) is emulated with that allocator's own aligned

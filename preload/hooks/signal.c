@@ -6,7 +6,7 @@
  * back while sampling goes on. A program that installs a handler of its
  * own (it profiles itself, or gperftools' libprofiler is loaded) gets it
  * installed exactly as asked; CPU sampling then stops for good, and ppx
- * says so once (cpu.c). SIG_IGN in between discards our pending ticks, so
+ * says so once (cpu/cpu.c). SIG_IGN in between discards our pending ticks, so
  * the program's handler sees none of them.
  *
  * Every other signal goes straight through. glibc's signal() (alias
@@ -18,7 +18,7 @@
  * sigprocmask is hooked only to spare libunwind's calls inside the SIGPROF
  * handler (below).
  *
- * timer_create: the program's timers and ours (cpu.c) share the user's
+ * timer_create: the program's timers and ours (cpu/) share the user's
  * queued-signal slots (RLIMIT_SIGPENDING). When the program's timer_create
  * fails for want of one (EAGAIN), ppx gives its own timers back, one at a
  * time, until the program's succeeds or ppx has none left: the program gets
@@ -127,7 +127,7 @@ PPX_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
 /* libunwind blocks every signal around each dl_iterate_phdr and each use
  * of its memory pool: dozens of sigprocmask calls per stack, which cost
  * more than the rest of a SIGPROF tick's unwinding together (a system
- * call is microseconds on a virtual machine). Inside cpu.c's handler every
+ * call is microseconds on a virtual machine). Inside cpu/'s handler every
  * asynchronous signal is blocked already (its sa_mask), so there those
  * calls are skipped. Everyone else's pass straight through. */
 PPX_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)

@@ -1,6 +1,6 @@
 /* The thread hooks: pthread_create (where threads are created, by whom),
  * pthread_setname_np and prctl(PR_SET_NAME) (what they are called). The
- * registry itself is threads.c.
+ * registry itself is cpu/thread_registry.c.
  *
  * pthread_create unwinds its caller's stack and interns it (the creation
  * stack), then starts the thread on thread_start with a small start block

@@ -4,7 +4,7 @@
  * Classifying takes an fstat and, for sockets, two getsockopt calls; the
  * result is cached per descriptor number (below FD_CACHE_SIZE; numbers
  * above it are classified on every call). The hooks on close, dup2, dup3
- * and on the calls that create descriptors (hooks_fd.c) forget an entry, so
+ * and on the calls that create descriptors (hooks/fd.c) forget an entry, so
  * a reused number is classified afresh. Closes the hooks do not see (glibc's
  * internal ones, fclose, a raw syscall) can leave a stale entry: that only
  * mislabels a site, it never changes what a call returns.

@@ -99,6 +99,47 @@ static inline void ppx_io_local_add(_Atomic uint64_t *c, uint64_t v)
                           memory_order_relaxed);
 }
 
+/* ---- inside this stage only: io_sites.c's tables, read by io_send.c ---- */
+
+#define PPX_IO_MAX_SITES 65536u /* the collector's WIRE_DECODE_MAX_IO_SITES */
+
+struct ppx_io_counts {
+    uint64_t calls, time_ns, bytes, messages, errors, eagain;
+};
+
+struct ppx_io_site {
+    /* immutable once published */
+    uintptr_t pc;
+    uint32_t key; /* call | class << 8 */
+    uint32_t id;
+    /* Shared counters, for calls a thread cannot count in its own block
+     * (a signal handler interrupting that, no memory). time_ns in ticks. */
+    _Atomic uint64_t calls, time_ns, bytes, messages, errors, eagain;
+    atomic_uint has_stack; /* a call of this site was sampled (or is being) */
+    atomic_uint published; /* pc, key and id are set */
+    _Atomic uint32_t err[PPX_IO_ERRNO_SLOTS]; /* 0: free slot; claimed once, never changed */
+    _Atomic uint64_t err_calls[PPX_IO_ERRNO_SLOTS];
+    _Atomic uint64_t err_unnamed; /* failures beyond the slots: errors without errno */
+    /* flusher only: the sum over the shared and per-thread counters, and
+     * what connection sent_generation has */
+    struct ppx_io_counts total;
+    uint64_t total_err_calls[PPX_IO_ERRNO_SLOTS];
+    uint64_t sent_generation;
+    struct ppx_io_counts sent;
+    uint64_t sent_err_calls[PPX_IO_ERRNO_SLOTS];
+} __attribute__((aligned(PPX_CACHELINE)));
+
+struct ppx_io_pair {
+    _Atomic uint64_t key; /* (site id << 32 | stack id) + 1; 0 until filled */
+    _Atomic uint64_t samples;
+    uint64_t sent_generation, sent_samples; /* flusher only */
+};
+
+/* The site of id, NULL if it is not published yet. */
+struct ppx_io_site *ppx_io_site_get(uint32_t id);
+/* The pair at index, NULL if its chunk was never mapped. */
+struct ppx_io_pair *ppx_io_pair_get(uint32_t index);
+
 #pragma GCC visibility pop
 
 #endif

@@ -11,8 +11,7 @@
 
 #define CHUNK_BITS 7
 #define CHUNK (1u << CHUNK_BITS)
-#define MAX_SITES 65536u /* io_sites.c's */
-#define CHUNKS (MAX_SITES / CHUNK)
+#define CHUNKS (PPX_IO_MAX_SITES / CHUNK)
 
 struct io_block {
     atomic_uint owned;
@@ -60,7 +59,7 @@ static struct ppx_io_local *chunk_get(struct io_block *b, unsigned c)
 
 struct ppx_io_local *ppx_io_local_get(uint32_t site_id)
 {
-    if (site_id >= MAX_SITES)
+    if (site_id >= PPX_IO_MAX_SITES)
         return NULL;
     struct io_block *b = my_block;
     if (PPX_UNLIKELY(b == NULL)) {

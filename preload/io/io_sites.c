@@ -11,7 +11,7 @@
  * counts calls down from a geometric variate with mean PPX_SYSCALL_SAMPLE
  * (1 = every call, PPX_SYSCALL_STACKS=all), and the first call of every
  * site is sampled too, so that every site has a stack. A sampled call's
- * stack is interned like an allocation's (stacks.c) and counted in a
+ * stack is interned like an allocation's (stack/stack_table.c) and counted in a
  * (site, stack) pair table; the collector divides the site's exact figures
  * among its stacks in proportion to these counts.
  *
@@ -25,12 +25,8 @@
  * So a call from a handler that interrupted the profiler on its thread
  * (recursion guard held) is still counted; it only gets no stack, since
  * unwinding and interning may take locks the interrupted code holds. The
- * profiler's own calls are told apart by their caller (hooks_io.c). */
+ * profiler's own calls are told apart by their caller (hooks/io.c). */
 #include "io.h"
-
-#if defined(__x86_64__)
-#include <cpuid.h>
-#endif
 
 #include <errno.h>
 #include <math.h>
@@ -38,48 +34,13 @@
 
 #define SITE_CHUNK_BITS 7
 #define SITE_CHUNK (1u << SITE_CHUNK_BITS)
-#define MAX_SITES 65536u          /* the collector's WIRE_DECODE_MAX_IO_SITES */
-#define SITE_SLOTS (2 * MAX_SITES) /* hash table of site pointers */
+#define SITE_SLOTS (2 * PPX_IO_MAX_SITES) /* hash table of site pointers */
 #define SITE_CACHE PPX_IO_SITE_CACHE
-#define ERRNO_SLOTS PPX_IO_ERRNO_SLOTS
 #define PAIR_CHUNK_BITS 12
 #define PAIR_CHUNK (1u << PAIR_CHUNK_BITS)
 #define PAIR_CHUNKS 64u
 #define MAX_PAIRS (PAIR_CHUNKS * PAIR_CHUNK) /* (site, stack) pairs */
 #define PAIR_SLOTS (2 * MAX_PAIRS)
-#define SEND_BUFFER (256u * 1024u) /* entries of one IO_* record */
-
-struct io_counts {
-    uint64_t calls, time_ns, bytes, messages, errors, eagain;
-};
-
-struct ppx_io_site {
-    /* immutable once published */
-    uintptr_t pc;
-    uint32_t key; /* call | class << 8 */
-    uint32_t id;
-    /* Shared counters, for calls a thread cannot count in its own block
-     * (a signal handler interrupting that, no memory). time_ns in ticks. */
-    _Atomic uint64_t calls, time_ns, bytes, messages, errors, eagain;
-    atomic_uint has_stack; /* a call of this site was sampled (or is being) */
-    atomic_uint published; /* pc, key and id are set */
-    _Atomic uint32_t err[ERRNO_SLOTS]; /* 0: free slot; claimed once, never changed */
-    _Atomic uint64_t err_calls[ERRNO_SLOTS];
-    _Atomic uint64_t err_unnamed; /* failures beyond the slots: errors without errno */
-    /* flusher only: the sum over the shared and per-thread counters, and
-     * what connection sent_generation has */
-    struct io_counts total;
-    uint64_t total_err_calls[ERRNO_SLOTS];
-    uint64_t sent_generation;
-    struct io_counts sent;
-    uint64_t sent_err_calls[ERRNO_SLOTS];
-} __attribute__((aligned(PPX_CACHELINE)));
-
-struct io_pair {
-    _Atomic uint64_t key; /* (site id << 32 | stack id) + 1; 0 until filled */
-    _Atomic uint64_t samples;
-    uint64_t sent_generation, sent_samples; /* flusher only */
-};
 
 /* The site cache is in the thread's buffers (ppx_tls.buffers). */
 struct io_thread {
@@ -95,21 +56,16 @@ static PPX_TLS struct io_thread io_thread;
 static _Atomic(struct ppx_io_site *) site_slots[SITE_SLOTS];
 /* Sites by id, in chunks mapped on demand: creating a site takes no lock
  * (a signal handler may create one while its thread is in the profiler). */
-static _Atomic(void *) site_chunks[MAX_SITES / SITE_CHUNK]; /* of struct ppx_io_site */
+static _Atomic(void *) site_chunks[PPX_IO_MAX_SITES / SITE_CHUNK]; /* of struct ppx_io_site */
 static atomic_uint next_site_id;
 
-static _Atomic(void *) pair_chunks[PAIR_CHUNKS]; /* of struct io_pair */
+static _Atomic(void *) pair_chunks[PAIR_CHUNKS]; /* of struct ppx_io_pair */
 static _Atomic uint32_t pair_slots[PAIR_SLOTS]; /* index + 1 into the pairs; 0: empty */
 static atomic_uint next_pair;
 
 static atomic_bool any_counted; /* a site was counted since start (or fork) */
 static double log_keep; /* log(1 - 1/PPX_SYSCALL_SAMPLE) */
 
-static struct {
-    struct wire_io_entry *delta;
-    struct wire_io_errno_entry *errnos;
-    struct wire_io_stack_entry *stacks;
-} out;
 
 void ppx_io_init(void)
 {
@@ -142,10 +98,10 @@ static uint64_t draw_countdown(struct io_thread *t)
 
 /* ---- the (site, stack) pairs ---- */
 
-static struct io_pair *pair_at(uint32_t index, bool create)
+static struct ppx_io_pair *pair_at(uint32_t index, bool create)
 {
     unsigned c = index >> PAIR_CHUNK_BITS;
-    struct io_pair *chunk = atomic_load_explicit(&pair_chunks[c], memory_order_acquire);
+    struct ppx_io_pair *chunk = atomic_load_explicit(&pair_chunks[c], memory_order_acquire);
     if (chunk == NULL && create)
         chunk = ppx_pages_publish(&pair_chunks[c], PAIR_CHUNK * sizeof *chunk);
     return chunk != NULL ? &chunk[index & (PAIR_CHUNK - 1)] : NULL;
@@ -153,7 +109,7 @@ static struct io_pair *pair_at(uint32_t index, bool create)
 
 /* The pair's record, created if new; NULL when the table is full. A
  * racing creator's spare record stays unused (its samples stay 0). */
-static struct io_pair *pair_find(uint32_t site_id, uint32_t stack_id)
+static struct ppx_io_pair *pair_find(uint32_t site_id, uint32_t stack_id)
 {
     uint64_t key = ((uint64_t)site_id << 32 | stack_id) + 1;
     size_t i = ppx_mix64(key) & (PAIR_SLOTS - 1);
@@ -161,7 +117,7 @@ static struct io_pair *pair_find(uint32_t site_id, uint32_t stack_id)
         uint32_t slot = atomic_load_explicit(&pair_slots[i], memory_order_acquire);
         if (slot == 0) {
             uint32_t index = atomic_fetch_add_explicit(&next_pair, 1, memory_order_relaxed);
-            struct io_pair *p = index < MAX_PAIRS ? pair_at(index, true) : NULL;
+            struct ppx_io_pair *p = index < MAX_PAIRS ? pair_at(index, true) : NULL;
             if (p == NULL)
                 return NULL;
             atomic_store_explicit(&p->key, key, memory_order_release);
@@ -170,7 +126,7 @@ static struct io_pair *pair_find(uint32_t site_id, uint32_t stack_id)
                                                         memory_order_acquire))
                 return p;
         }
-        struct io_pair *p = pair_at(slot - 1, false);
+        struct ppx_io_pair *p = pair_at(slot - 1, false);
         if (p != NULL && atomic_load_explicit(&p->key, memory_order_acquire) == key)
             return p;
     }
@@ -194,7 +150,7 @@ static struct ppx_io_site *site_at(uint32_t id, bool create)
 }
 
 /* The flusher's view: the site of id if it has been filled in. */
-static struct ppx_io_site *site_published(uint32_t id)
+struct ppx_io_site *ppx_io_site_get(uint32_t id)
 {
     struct ppx_io_site *s = site_at(id, false);
     return s != NULL && atomic_load_explicit(&s->published, memory_order_acquire) ? s : NULL;
@@ -203,7 +159,7 @@ static struct ppx_io_site *site_published(uint32_t id)
 static struct ppx_io_site *site_create(uintptr_t pc, uint32_t key)
 {
     uint32_t id = atomic_fetch_add_explicit(&next_site_id, 1, memory_order_relaxed);
-    struct ppx_io_site *s = id < MAX_SITES ? site_at(id, true) : NULL;
+    struct ppx_io_site *s = id < PPX_IO_MAX_SITES ? site_at(id, true) : NULL;
     if (s == NULL)
         return NULL;
     s->pc = pc;
@@ -271,7 +227,7 @@ static __attribute__((noinline)) bool site_lookup_slow(struct ppx_io_cache_slot 
 static __attribute__((noinline)) void sample_stack(struct ppx_io_site *site, const void *ret)
 {
     struct ppx_tls *t = &ppx_tls;
-    /* No ppx_stream_start_if_due() here, unlike the allocation path:
+    /* No ppx_flusher_start_if_due() here, unlike the allocation path:
      * this may run in a signal handler (write() is async-signal-safe,
      * malloc is not), and starting a thread there could deadlock. A process
      * without a flusher gets it from an allocation, or sends at exit. */
@@ -293,7 +249,7 @@ static __attribute__((noinline)) void sample_stack(struct ppx_io_site *site, con
         depth++;
     }
     struct ppx_stack *s = ppx_stack_intern(t, t->pcs, depth);
-    struct io_pair *p = s != NULL ? pair_find(site->id, s->id) : NULL;
+    struct ppx_io_pair *p = s != NULL ? pair_find(site->id, s->id) : NULL;
     if (p != NULL)
         atomic_fetch_add_explicit(&p->samples, 1, memory_order_relaxed);
     else
@@ -304,13 +260,13 @@ static __attribute__((noinline)) void sample_stack(struct ppx_io_site *site, con
 
 /* ---- counting ---- */
 
-/* The site's slot for errno err, claimed if new; ERRNO_SLOTS when every
+/* The site's slot for errno err, claimed if new; PPX_IO_ERRNO_SLOTS when every
  * slot holds another errno (or err is out of range). */
 static unsigned errno_slot(struct ppx_io_site *s, int err)
 {
     if (err < 1 || err > 4095)
-        return ERRNO_SLOTS;
-    for (unsigned i = 0; i < ERRNO_SLOTS; i++) {
+        return PPX_IO_ERRNO_SLOTS;
+    for (unsigned i = 0; i < PPX_IO_ERRNO_SLOTS; i++) {
         uint32_t v = atomic_load_explicit(&s->err[i], memory_order_acquire);
         if (v == 0 && atomic_compare_exchange_strong_explicit(&s->err[i], &v, (uint32_t)err,
                                                               memory_order_acq_rel,
@@ -319,7 +275,7 @@ static unsigned errno_slot(struct ppx_io_site *s, int err)
         if (v == (uint32_t)err)
             return i;
     }
-    return ERRNO_SLOTS;
+    return PPX_IO_ERRNO_SLOTS;
 }
 
 /* Counting in the site's shared counters: atomic adds. */
@@ -338,7 +294,7 @@ static __attribute__((noinline)) void count_shared(struct ppx_io_site *s, uint64
     else
         atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
     unsigned i = errno_slot(s, err);
-    atomic_fetch_add_explicit(i < ERRNO_SLOTS ? &s->err_calls[i] : &s->err_unnamed, 1,
+    atomic_fetch_add_explicit(i < PPX_IO_ERRNO_SLOTS ? &s->err_calls[i] : &s->err_unnamed, 1,
                               memory_order_relaxed);
 }
 
@@ -347,7 +303,7 @@ static __attribute__((noinline)) void count_local_error(struct ppx_io_site *s,
 {
     ppx_io_local_add(err == EAGAIN || err == EWOULDBLOCK ? &l->eagain : &l->errors, 1);
     unsigned i = errno_slot(s, err);
-    if (i < ERRNO_SLOTS) /* beyond the slots: counted in errors only */
+    if (i < PPX_IO_ERRNO_SLOTS) /* beyond the slots: counted in errors only */
         ppx_io_local_add(&l->err_calls[i], 1);
 }
 
@@ -462,226 +418,19 @@ bool ppx_io_any_counted(void)
     return atomic_load_explicit(&any_counted, memory_order_relaxed);
 }
 
-/* ---- the flusher ---- */
+/* ---- the flusher (io_send.c encodes) ---- */
 
 void ppx_io_snapshot(struct ppx_io_snapshot *snap)
 {
     uint32_t sites = atomic_load_explicit(&next_site_id, memory_order_acquire);
     uint32_t pairs = atomic_load_explicit(&next_pair, memory_order_acquire);
-    snap->sites = sites < MAX_SITES ? sites : MAX_SITES;
+    snap->sites = sites < PPX_IO_MAX_SITES ? sites : PPX_IO_MAX_SITES;
     snap->pairs = pairs < MAX_PAIRS ? pairs : MAX_PAIRS;
 }
 
-static bool buffers_ready(void)
+struct ppx_io_pair *ppx_io_pair_get(uint32_t index)
 {
-    if (out.delta == NULL)
-        out.delta = ppx_pages_alloc(SEND_BUFFER);
-    if (out.errnos == NULL)
-        out.errnos = ppx_pages_alloc(SEND_BUFFER);
-    if (out.stacks == NULL)
-        out.stacks = ppx_pages_alloc(SEND_BUFFER);
-    return out.delta != NULL && out.errnos != NULL && out.stacks != NULL;
-}
-
-/* A batch of entries of one IO_* record type. */
-struct batch {
-    uint32_t type;
-    void *entries;
-    size_t size, n, cap;
-};
-
-static bool batch_flush(struct ppx_encoder *enc, struct batch *b)
-{
-    if (b->n == 0)
-        return true;
-    struct wire_heap_delta head = {(uint32_t)b->n, 0}; /* the shared count header */
-    bool ok = ppx_emit(enc, b->type, &head, sizeof head, b->entries, b->n * b->size, NULL, 0);
-    b->n = 0;
-    return ok;
-}
-
-static void *batch_next(struct ppx_encoder *enc, struct batch *b, bool *ok)
-{
-    if (b->n == b->cap && !batch_flush(enc, b)) {
-        *ok = false;
-        return NULL;
-    }
-    return (char *)b->entries + b->size * b->n++;
-}
-
-/* total = the site's shared counters; the blocks are added after. */
-static void total_from_shared(struct ppx_io_site *s)
-{
-    s->total = (struct io_counts){
-        .calls = atomic_load_explicit(&s->calls, memory_order_acquire),
-        .time_ns = atomic_load_explicit(&s->time_ns, memory_order_acquire),
-        .bytes = atomic_load_explicit(&s->bytes, memory_order_acquire),
-        .messages = atomic_load_explicit(&s->messages, memory_order_acquire),
-        .errors = atomic_load_explicit(&s->errors, memory_order_acquire),
-        .eagain = atomic_load_explicit(&s->eagain, memory_order_acquire),
-    };
-    for (unsigned i = 0; i < ERRNO_SLOTS; i++)
-        s->total_err_calls[i] = atomic_load_explicit(&s->err_calls[i], memory_order_acquire);
-}
-
-static void total_add_local(void *arg, uint32_t site_id, const struct ppx_io_local *e)
-{
-    (void)arg;
-    struct ppx_io_site *s = site_published(site_id);
-    if (s == NULL)
-        return;
-    s->total.calls += atomic_load_explicit(&e->calls, memory_order_relaxed);
-    s->total.time_ns += atomic_load_explicit(&e->time, memory_order_relaxed);
-    s->total.bytes += atomic_load_explicit(&e->bytes, memory_order_relaxed);
-    s->total.messages += atomic_load_explicit(&e->messages, memory_order_relaxed);
-    s->total.errors += atomic_load_explicit(&e->errors, memory_order_relaxed);
-    s->total.eagain += atomic_load_explicit(&e->eagain, memory_order_relaxed);
-    for (unsigned i = 0; i < ERRNO_SLOTS; i++)
-        s->total_err_calls[i] += atomic_load_explicit(&e->err_calls[i], memory_order_relaxed);
-}
-
-/* Every site's total, as of now. A total may run ahead of another figure
- * of the same call (bytes counted, calls not yet read): the next flush
- * evens it out, as each record is an increment. */
-static void sum_totals(uint32_t n_sites)
-{
-    for (uint32_t id = 0; id < n_sites; id++) {
-        struct ppx_io_site *s = site_published(id);
-        if (s != NULL)
-            total_from_shared(s);
-    }
-    ppx_io_local_foreach(n_sites, total_add_local, NULL);
-}
-
-static bool send_site(struct ppx_encoder *enc, struct ppx_io_site *s, uint64_t gen)
-{
-    uint32_t cls = s->key >> 8;
-    struct wire_io_site w = {
-        .id = s->id,
-        .call = (uint8_t)(s->key & 0xff),
-        .fd_type = (uint8_t)(cls & 0xf),
-        .family = (uint8_t)((cls >> 4) & 0xf),
-        .socktype = (uint8_t)((cls >> 8) & 0xf),
-        .caller_pc = s->pc,
-    };
-    if (!ppx_emit(enc, WIRE_IO_SITE, &w, sizeof w, NULL, 0, NULL, 0))
-        return false;
-    s->sent_generation = gen;
-    memset(&s->sent, 0, sizeof s->sent);
-    memset(s->sent_err_calls, 0, sizeof s->sent_err_calls);
-    return true;
-}
-
-static bool encode_site(struct ppx_encoder *enc, struct ppx_io_site *s, uint64_t gen,
-                        double ns_per_tick, struct batch *delta, struct batch *errnos)
-{
-    struct io_counts c = s->total;
-    if (s->sent_generation != gen) {
-        if (c.calls == 0)
-            return true; /* nothing counted yet: not even the site is sent */
-        if (!send_site(enc, s, gen))
-            return false;
-    }
-    bool ok = true;
-    if (c.calls != s->sent.calls || c.time_ns != s->sent.time_ns || c.bytes != s->sent.bytes ||
-        c.messages != s->sent.messages || c.errors != s->sent.errors ||
-        c.eagain != s->sent.eagain) {
-        struct wire_io_entry *e = batch_next(enc, delta, &ok);
-        if (e == NULL)
-            return false;
-        *e = (struct wire_io_entry){
-            .site_id = s->id,
-            .reserved = 0,
-            .calls = c.calls - s->sent.calls,
-            .time_ns = (uint64_t)((double)(c.time_ns - s->sent.time_ns) * ns_per_tick + 0.5),
-            .bytes = c.bytes - s->sent.bytes,
-            .messages = c.messages - s->sent.messages,
-            .errors = c.errors - s->sent.errors,
-            .eagain = c.eagain - s->sent.eagain,
-        };
-        s->sent = c;
-    }
-    for (unsigned i = 0; i < ERRNO_SLOTS; i++) {
-        uint32_t err = atomic_load_explicit(&s->err[i], memory_order_acquire);
-        if (err == 0)
-            break;
-        uint64_t n = s->total_err_calls[i];
-        if (n == s->sent_err_calls[i])
-            continue;
-        struct wire_io_errno_entry *e = batch_next(enc, errnos, &ok);
-        if (e == NULL)
-            return false;
-        *e = (struct wire_io_errno_entry){.site_id = s->id, .err = err,
-                                          .calls = n - s->sent_err_calls[i]};
-        s->sent_err_calls[i] = n;
-    }
-    return true;
-}
-
-static bool encode_pair(struct ppx_encoder *enc, struct io_pair *p, uint64_t gen,
-                        uint32_t n_sites, uint32_t n_stacks, struct batch *stacks)
-{
-    uint64_t key = atomic_load_explicit(&p->key, memory_order_acquire);
-    if (key == 0)
-        return true;
-    uint32_t site_id = (uint32_t)((key - 1) >> 32), stack_id = (uint32_t)(key - 1);
-    if (site_id >= n_sites || stack_id >= n_stacks)
-        return true; /* newer than the mapping scan: next time */
-    struct ppx_io_site *site = site_published(site_id);
-    if (site == NULL || site->sent_generation != gen)
-        return true; /* its IO_SITE is not out yet */
-    if (p->sent_generation != gen) {
-        p->sent_generation = gen;
-        p->sent_samples = 0;
-    }
-    uint64_t samples = atomic_load_explicit(&p->samples, memory_order_acquire);
-    if (samples == p->sent_samples)
-        return true;
-    struct ppx_stack *s = ppx_stack_get(stack_id);
-    if (s == NULL)
-        return true;
-    if (!ppx_stream_send_stack(enc, s))
-        return false;
-    bool ok = true;
-    struct wire_io_stack_entry *e = batch_next(enc, stacks, &ok);
-    if (e == NULL)
-        return false;
-    *e = (struct wire_io_stack_entry){.site_id = site_id, .stack_id = stack_id,
-                                      .samples = samples - p->sent_samples};
-    p->sent_samples = samples;
-    return true;
-}
-
-bool ppx_io_send(struct ppx_encoder *enc, uint64_t gen, uint32_t n_stacks,
-                 const struct ppx_io_snapshot *snap)
-{
-    if (snap->sites == 0)
-        return true;
-    if (!buffers_ready())
-        return true; /* no memory: the figures wait */
-    struct batch delta = {WIRE_IO_DELTA, out.delta, sizeof(struct wire_io_entry), 0,
-                          SEND_BUFFER / sizeof(struct wire_io_entry)};
-    struct batch errnos = {WIRE_IO_ERRNO, out.errnos, sizeof(struct wire_io_errno_entry), 0,
-                           SEND_BUFFER / sizeof(struct wire_io_errno_entry)};
-    struct batch stacks = {WIRE_IO_STACKS, out.stacks, sizeof(struct wire_io_stack_entry), 0,
-                           SEND_BUFFER / sizeof(struct wire_io_stack_entry)};
-    double ns_per_tick = ppx_ns_per_tick(); /* once per flush */
-    sum_totals(snap->sites);
-    /* IO_SITE records go out as sites are met, before the batches that
-     * name them; STACK records likewise before the IO_STACKS batch. */
-    for (uint32_t id = 0; id < snap->sites; id++) {
-        struct ppx_io_site *s = site_published(id);
-        if (s != NULL && !encode_site(enc, s, gen, ns_per_tick, &delta, &errnos))
-            return false;
-    }
-    if (!batch_flush(enc, &delta) || !batch_flush(enc, &errnos))
-        return false;
-    for (uint32_t i = 0; i < snap->pairs; i++) {
-        struct io_pair *p = pair_at(i, false);
-        if (p != NULL && !encode_pair(enc, p, gen, snap->sites, n_stacks, &stacks))
-            return false;
-    }
-    return batch_flush(enc, &stacks);
+    return pair_at(index, false);
 }
 
 /* ---- fork ---- */
@@ -695,7 +444,7 @@ void ppx_io_reset_child(void)
     struct ppx_io_snapshot snap;
     ppx_io_snapshot(&snap);
     for (uint32_t id = 0; id < snap.sites; id++) {
-        struct ppx_io_site *s = site_published(id);
+        struct ppx_io_site *s = ppx_io_site_get(id);
         if (s == NULL)
             continue;
         atomic_store_explicit(&s->calls, 0, memory_order_relaxed);
@@ -705,13 +454,13 @@ void ppx_io_reset_child(void)
         atomic_store_explicit(&s->errors, 0, memory_order_relaxed);
         atomic_store_explicit(&s->eagain, 0, memory_order_relaxed);
         atomic_store_explicit(&s->has_stack, 0, memory_order_relaxed);
-        for (unsigned i = 0; i < ERRNO_SLOTS; i++)
+        for (unsigned i = 0; i < PPX_IO_ERRNO_SLOTS; i++)
             atomic_store_explicit(&s->err_calls[i], 0, memory_order_relaxed);
         atomic_store_explicit(&s->err_unnamed, 0, memory_order_relaxed);
         s->sent_generation = 0;
     }
     for (uint32_t i = 0; i < snap.pairs; i++) {
-        struct io_pair *p = pair_at(i, false);
+        struct ppx_io_pair *p = pair_at(i, false);
         if (p == NULL)
             continue;
         atomic_store_explicit(&p->samples, 0, memory_order_relaxed);

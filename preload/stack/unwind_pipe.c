@@ -6,7 +6,7 @@
  * shift every fd the program opens afterwards, and they would count
  * against its RLIMIT_NOFILE, so libunwind's pipe2() calls made while the
  * profiler runs get their descriptors moved above the soft limit where the
- * hard limit allows (fd_place.c), else to high numbers (they still show in
+ * hard limit allows (core/fd_place.c), else to high numbers (they still show in
  * /proc/self/fd, close-on-exec). A pipe that fails
  * instead is no way out: every check then fails, stacks end after a frame or
  * two, and each unwind takes libunwind's slow path. Daemons close every fd:

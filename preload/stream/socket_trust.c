@@ -13,7 +13,7 @@
  *   - the listener's uid (SO_PEERCRED, read after connect and before any
  *     send) is the effective uid or 0.
  * A refusal is said once on stderr; the stream then stays unconnected, and
- * the planted socket itself is not tried again (stream.c remembers it).
+ * the planted socket itself is not tried again (connection.c remembers it).
  * Flusher only (stream_mu held): no malloc, no stdio. */
 #include "stream.h"
 
