@@ -59,14 +59,6 @@ void ppx_cpu_check_locked(void)
     PPX_CHECK_OWNED(&cpu_mu_owner);
 }
 
-/* The CPU-time clock of thread tid, as the kernel's MAKE_THREAD_CPUCLOCK
- * (CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD): what CLOCK_THREAD_CPUTIME_ID is
- * for the calling thread, usable from another thread of the process. */
-static clockid_t thread_cpu_clock(pid_t tid)
-{
-    return (clockid_t)((~(unsigned)tid << 3) | 6u);
-}
-
 /* false with errno 0: refused by the rule above. */
 static bool start_timer(struct ppx_cpu_sampler *c)
 {
@@ -85,7 +77,7 @@ static bool start_timer(struct ppx_cpu_sampler *c)
     ev.sigev_value.sival_ptr = &ppx_cpu_timer_cookie;
     ev.sigev_notify_thread_id = c->tid;
     timer_t id;
-    if (timer_create(thread_cpu_clock(c->tid), &ev, &id) != 0)
+    if (timer_create(ppx_thread_cpu_clock(c->tid), &ev, &id) != 0)
         return false;
     if (c->rng == 0)
         c->rng = ppx_random_seed(c);
@@ -488,7 +480,7 @@ void ppx_cpu_reset_child(void)
 int ppx_cpu_sampler_check_gone(struct ppx_cpu_sampler *c)
 {
     struct timespec ts;
-    if (clock_gettime(thread_cpu_clock(c->tid), &ts) == 0 || errno != EINVAL)
+    if (clock_gettime(ppx_thread_cpu_clock(c->tid), &ts) == 0 || errno != EINVAL)
         return CPU_ACTIVE;
     struct ppx_thread_record *r = c->rec;
     struct ppx_cpu_sampler *expected = c;

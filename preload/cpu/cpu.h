@@ -33,6 +33,7 @@ struct ppx_thread_record {
     struct ppx_thread_record *next;         /* registry list, newest first */
     /* flusher only */
     uint64_t sent_generation;
+    uint64_t sent_cpu_ns;
 };
 
 /* The calling thread's record, NULL if it is not registered (yet): a
@@ -194,6 +195,32 @@ void ppx_cpu_unpublish_remote(struct ppx_cpu_sampler *c);
 void ppx_cpu_handler_adopt(struct ppx_cpu_sampler *c, unsigned seq);
 void ppx_cpu_handler_forget(struct ppx_cpu_sampler *c);
 void ppx_cpu_handler_reset_child(pid_t self);
+
+/* thread_registry.c, for thread_records.c */
+/* CPU time only grows (the flusher and the thread's own end race). */
+void ppx_thread_cpu_raise(struct ppx_thread_record *r, uint64_t ns);
+/* Something of r's to send. */
+void ppx_thread_mark_changed(struct ppx_thread_record *r);
+/* Records r's end, once: whoever does counts it out. Whether the program
+ * has no other thread left. */
+bool ppx_thread_record_end(struct ppx_thread_record *r);
+
+/* thread_info.c: what the kernel says about a thread */
+/* NUL-terminated within WIRE_THREAD_NAME, NUL-padded (the wire demands it). */
+void ppx_thread_name_normalize(char name[WIRE_THREAD_NAME]);
+void ppx_thread_name_of_self(char name[WIRE_THREAD_NAME]);
+/* /proc/self/task/<tid>/comm, without its newline; "" if unreadable. */
+void ppx_thread_name_of_tid(pid_t tid, char name[WIRE_THREAD_NAME]);
+/* The CPU time of thread tid: 0 when read, else the errno (EINVAL: the
+ * thread is gone). */
+int ppx_thread_cpu_ns(pid_t tid, uint64_t *ns);
+/* The CPU-time clock of thread tid, as the kernel's MAKE_THREAD_CPUCLOCK
+ * (CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD): what CLOCK_THREAD_CPUTIME_ID is
+ * for the calling thread, usable from another thread of the process. */
+static inline clockid_t ppx_thread_cpu_clock(pid_t tid)
+{
+    return (clockid_t)((~(unsigned)tid << 3) | 6u);
+}
 
 /* PPX_CHECK that the caller holds cpu_mu. */
 void ppx_cpu_check_locked(void);

@@ -31,7 +31,7 @@
  * count reach 0 while one runs, it goes on with no flusher, and the state
  * goes out at exit.
  *
- * CPU time of a live thread is read by the flusher from the thread's own
+ * CPU time of a running thread is read by the flusher from the thread's own
  * CPU clock: clockid ((~tid) << 3) | 6 (the kernel's MAKE_THREAD_CPUCLOCK,
  * CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD_MASK), which any thread of the
  * process may read. A record is sent when it is new on the connection,
@@ -49,7 +49,6 @@
 
 #define SCAN_MAX_TIDS 4096u
 #define SCAN_WAIT_TRIES 200 /* of 1 ms: threads being started through the hook */
-#define CPU_RESEND_NS 1000000ull
 
 struct thread_entry {
     struct ppx_thread_record rec; /* first: a record is handed out as &entry->rec */
@@ -57,8 +56,6 @@ struct thread_entry {
     struct thread_entry *found_next; /* records not created through the hook */
     bool has_handle;                 /* rec.handle is valid (registered on its own thread) */
     bool cpu_started;                /* ppx_cpu_thread_started was called for it */
-    /* flusher only */
-    uint64_t sent_cpu_ns;
 };
 
 PPX_TLS struct ppx_thread_record *ppx_self_record;
@@ -81,78 +78,8 @@ static bool have_end_key;
  * ends, on that thread (the flusher stops first: flush/lifecycle.c). */
 static void (*on_last_thread_end)(void);
 
-/* ---- small helpers: raw syscalls, so that nothing here goes through the
- * hooks or takes a descriptor at a low number for longer than a read ---- */
-
-/* NUL-terminated within WIRE_THREAD_NAME, NUL-padded (the wire demands it). */
-static void name_normalize(char name[WIRE_THREAD_NAME])
-{
-    name[WIRE_THREAD_NAME - 1] = '\0';
-    size_t n = strlen(name);
-    memset(name + n, 0, WIRE_THREAD_NAME - n);
-}
-
-static void name_of_self(char name[WIRE_THREAD_NAME])
-{
-    memset(name, 0, WIRE_THREAD_NAME);
-    syscall(SYS_prctl, PR_GET_NAME, name, 0, 0, 0);
-    name_normalize(name);
-}
-
-static size_t format_uint(char *buf, unsigned long v)
-{
-    char tmp[24];
-    size_t n = 0, len = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    while (n > 0)
-        buf[len++] = tmp[--n];
-    return len;
-}
-
-/* /proc/self/task/<tid>/comm, without its newline; "" if unreadable. */
-static void name_of_tid(pid_t tid, char name[WIRE_THREAD_NAME])
-{
-    char path[64] = "/proc/self/task/";
-    size_t len = strlen(path);
-    len += format_uint(path + len, (unsigned long)tid);
-    memcpy(path + len, "/comm", sizeof "/comm");
-    memset(name, 0, WIRE_THREAD_NAME);
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    char buf[WIRE_THREAD_NAME + 1];
-    long n;
-    do
-        n = syscall(SYS_read, fd, buf, sizeof buf - 1);
-    while (n < 0 && errno == EINTR);
-    syscall(SYS_close, fd);
-    if (n <= 0)
-        return;
-    buf[n] = '\0';
-    char *nl = strchr(buf, '\n');
-    if (nl != NULL)
-        *nl = '\0';
-    memcpy(name, buf, WIRE_THREAD_NAME);
-    name_normalize(name);
-}
-
-/* The CPU time of thread tid: 0 when read, else the errno (EINVAL: the
- * thread is gone). */
-static int thread_cpu_ns(pid_t tid, uint64_t *ns)
-{
-    clockid_t clock = (clockid_t)((~(unsigned)tid << 3) | 6u);
-    struct timespec ts;
-    if (clock_gettime(clock, &ts) != 0)
-        return errno;
-    *ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    return 0;
-}
-
 /* Two readers (the flusher, the thread's own end) race: CPU never goes back. */
-static void cpu_raise(struct ppx_thread_record *r, uint64_t ns)
+void ppx_thread_cpu_raise(struct ppx_thread_record *r, uint64_t ns)
 {
     uint64_t old = atomic_load_explicit(&r->cpu_ns, memory_order_relaxed);
     while (ns > old && !atomic_compare_exchange_weak_explicit(&r->cpu_ns, &old, ns,
@@ -161,20 +88,20 @@ static void cpu_raise(struct ppx_thread_record *r, uint64_t ns)
     }
 }
 
-static void mark_changed(struct ppx_thread_record *r)
+void ppx_thread_mark_changed(struct ppx_thread_record *r)
 {
     atomic_store_explicit(&r->changed, 1, memory_order_release);
 }
 
 /* Records r's end, once: whoever does (the thread's own end, the flusher)
  * counts it out. Whether the program has no other thread left. */
-static bool record_end(struct ppx_thread_record *r)
+bool ppx_thread_record_end(struct ppx_thread_record *r)
 {
     uint64_t zero = 0;
     if (!atomic_compare_exchange_strong_explicit(&r->end_ns, &zero, ppx_realtime_ns(),
                                                  memory_order_release, memory_order_relaxed))
         return false;
-    mark_changed(r);
+    ppx_thread_mark_changed(r);
     return atomic_fetch_sub_explicit(&running_threads, 1, memory_order_acq_rel) == 1;
 }
 
@@ -272,7 +199,7 @@ struct ppx_thread_record *ppx_threads_register_self(void)
     if (e == NULL) {
         e = entry_new(tid, preexisting_flags(tid), WIRE_NO_ID, WIRE_NO_ID);
         if (e != NULL) {
-            name_of_self(e->rec.name);
+            ppx_thread_name_of_self(e->rec.name);
             publish(e, true);
             atomic_fetch_add_explicit(&running_threads, 1, memory_order_relaxed);
         }
@@ -314,7 +241,7 @@ void ppx_threads_started(uint32_t creator_id, uint32_t stack_id)
         /* The name is read under reg_mu: a pthread_setname_np from the
          * creator either finds this record, or renamed the thread before
          * this read (it renames, then looks up under reg_mu). */
-        name_of_self(e->rec.name);
+        ppx_thread_name_of_self(e->rec.name);
         e->rec.handle = pthread_self();
         e->has_handle = true;
         e->cpu_started = true;
@@ -357,16 +284,16 @@ static void thread_ended(void *arg)
     ppx_cpu_thread_ended(r);
     struct timespec ts;
     if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
-        cpu_raise(r, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+        ppx_thread_cpu_raise(r, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
     /* A name written to /proc/.../comm went past the hooks: take the
      * kernel's. trylock: pthread_exit from a handler that interrupted a
      * rename on this very thread must not deadlock. */
     if (pthread_mutex_trylock(&reg_mu) == 0) {
         ppx_owner_take(&reg_mu_owner);
-        name_of_self(r->name);
+        ppx_thread_name_of_self(r->name);
         reg_unlock();
     }
-    bool last = record_end(r) && main_thread_gone(r);
+    bool last = ppx_thread_record_end(r) && main_thread_gone(r);
     ppx_io_thread_exit();
     ppx_thread_buffers_end();
     if (last && !inside)
@@ -454,7 +381,7 @@ void ppx_threads_scan(void)
                                            WIRE_NO_ID);
         if (e == NULL)
             break;
-        name_of_tid(tids[i], e->rec.name);
+        ppx_thread_name_of_tid(tids[i], e->rec.name);
         publish(e, true);
         atomic_fetch_add_explicit(&running_threads, 1, memory_order_relaxed);
     }
@@ -488,85 +415,6 @@ struct ppx_thread_record *ppx_threads_list(void)
     return atomic_load_explicit(&list_head, memory_order_acquire);
 }
 
-/* ---- sending ---- */
-
-/* A live thread's CPU time, read now; a thread whose clock is gone ended
- * without our destructor: it ends now. */
-static void poll_cpu(struct ppx_thread_record *r)
-{
-    uint64_t ns = 0;
-    int err = thread_cpu_ns(r->tid, &ns);
-    if (err == 0) {
-        cpu_raise(r, ns);
-    } else if (err == EINVAL) {
-        record_end(r); /* the last one: the flusher's own check sees it */
-    }
-}
-
-static bool emit_thread(struct ppx_encoder *enc, struct ppx_thread_record *r, struct ppx_stack *s,
-                        uint64_t end_ns, uint64_t cpu_ns)
-{
-    struct wire_thread w = {
-        .id = r->id,
-        .tid = (uint32_t)r->tid,
-        .creator_id = r->creator_id,
-        .stack_id = r->stack_id,
-        .start_ns = r->start_ns,
-        .end_ns = end_ns,
-        .cpu_ns = cpu_ns,
-        .flags = r->flags,
-        .reserved = 0,
-    };
-    memcpy(w.name, r->name, sizeof w.name); /* may race a rename: resent then */
-    name_normalize(w.name);
-    if (s != NULL && !ppx_stream_send_stack(enc, s))
-        return false;
-    return ppx_emit(enc, WIRE_THREAD, &w, sizeof w, NULL, 0, NULL, 0);
-}
-
-bool ppx_threads_send(struct ppx_encoder *enc, uint64_t gen, uint32_t n_stacks)
-{
-    bool final = enc->final;
-    for (struct ppx_thread_record *r = ppx_threads_list(); r != NULL; r = r->next) {
-        struct thread_entry *e = (struct thread_entry *)r;
-        struct ppx_stack *s = NULL;
-        if (r->stack_id != WIRE_NO_ID) {
-            /* a stack interned after this flush's mapping scan waits */
-            s = r->stack_id < n_stacks ? ppx_stack_get(r->stack_id) : NULL;
-            if (s == NULL)
-                continue;
-        }
-        /* changed, then the figures: a change after this is sent next time */
-        unsigned changed = atomic_exchange_explicit(&r->changed, 0, memory_order_acq_rel);
-        uint64_t end_ns = atomic_load_explicit(&r->end_ns, memory_order_acquire);
-        if (end_ns == 0) {
-            poll_cpu(r);
-            end_ns = atomic_load_explicit(&r->end_ns, memory_order_acquire);
-        }
-        uint64_t cpu_ns = atomic_load_explicit(&r->cpu_ns, memory_order_relaxed);
-        bool fresh = r->sent_generation != gen;
-        bool cpu_due = cpu_ns >= e->sent_cpu_ns + CPU_RESEND_NS ||
-                       (final && cpu_ns != e->sent_cpu_ns);
-        /* The process ends (exit or exec): so do the threads still running,
-         * though no destructor of theirs will say so (the main thread's
-         * never runs at exit). Only in what is sent: after a failed exec
-         * they run on, and the next connection sends them afresh. */
-        bool ends_now = final && end_ns == 0;
-        if (ends_now)
-            end_ns = ppx_realtime_ns();
-        if (!fresh && !changed && !cpu_due && !ends_now)
-            continue;
-        if (!emit_thread(enc, r, s, end_ns, cpu_ns)) {
-            if (changed)
-                mark_changed(r);
-            return false;
-        }
-        r->sent_generation = gen;
-        e->sent_cpu_ns = cpu_ns;
-    }
-    return true;
-}
-
 /* ---- fork ---- */
 
 /* The child of fork: one thread, the one that forked, now the main thread
@@ -589,7 +437,7 @@ void ppx_threads_reset_child(void)
     pid_t tid = ppx_gettid();
     struct thread_entry *e = entry_new(tid, preexisting_flags(tid), WIRE_NO_ID, WIRE_NO_ID);
     if (e != NULL) {
-        name_of_self(e->rec.name);
+        ppx_thread_name_of_self(e->rec.name);
         e->rec.handle = pthread_self();
         e->has_handle = true;
         e->cpu_started = true;
@@ -616,15 +464,15 @@ void ppx_threads_renamed_self(void)
     if (r == NULL)
         return;
     reg_lock();
-    name_of_self(r->name);
+    ppx_thread_name_of_self(r->name);
     reg_unlock();
-    mark_changed(r);
+    ppx_thread_mark_changed(r);
 }
 
 void ppx_threads_renamed(pthread_t handle, const char *name)
 {
     reg_lock();
-    /* newest first: a handle reused after a join names the live thread */
+    /* newest first: a handle reused after a join names the running thread */
     for (struct ppx_thread_record *r = atomic_load(&list_head); r != NULL; r = r->next) {
         struct thread_entry *e = (struct thread_entry *)r;
         if (!e->has_handle || atomic_load(&r->end_ns) != 0 || !pthread_equal(r->handle, handle))
@@ -632,7 +480,7 @@ void ppx_threads_renamed(pthread_t handle, const char *name)
         char fresh[WIRE_THREAD_NAME] = {0};
         memcpy(fresh, name, strnlen(name, WIRE_THREAD_NAME - 1));
         memcpy(r->name, fresh, sizeof fresh);
-        mark_changed(r);
+        ppx_thread_mark_changed(r);
         break;
     }
     /* Not found: the thread has not registered yet, and reads the new name
