@@ -14,6 +14,7 @@ static atomic_bool ours;
 /* What the program believes SIGPROF's action is (zero: SIG_DFL). */
 static struct sigaction program_action;
 
+/* The next sigaction, resolved on first use (then read-only). */
 static void *next_sigaction;
 
 int ppx_real_sigaction(int sig, const struct sigaction *act, struct sigaction *oact)

@@ -37,10 +37,12 @@
 #define FLUSHER_STACK (512u * 1024u)
 #define COLLECTOR_CHECK_NS 1000000000ull /* a process without a flusher looks at most once a second */
 
+/* One user of the connection at a time: the flusher, or the exit and exec
+ * flushes (ppx_flush_enter). The flusher sleeps on stream_cv. */
 static pthread_mutex_t stream_mu = PTHREAD_MUTEX_INITIALIZER;
 struct ppx_owner ppx_stream_mu_owner;
 static pthread_cond_t stream_cv;
-static pthread_t flusher;
+static pthread_t flusher; /* valid while ppx_flush_flags.flusher_running */
 struct ppx_flush_flags ppx_flush_flags;
 atomic_bool ppx_flusher_start_pending;
 static _Atomic uint64_t start_check_ns; /* CLOCK_MONOTONIC: the next look for a collector */

@@ -44,7 +44,8 @@ struct ppx_real {
     void *(*pvalloc)(size_t);
     size_t (*malloc_usable_size)(void *);
 };
-/* Written once by ppx_hooks_resolve (in ppx_init), read by every hook. */
+/* Set by ppx_hooks_resolve (in ppx_init), read by every hook; until then
+ * the hot four point at stubs that initialise (malloc.c). */
 extern struct ppx_real ppx_real;
 /* dlsym(RTLD_NEXT) for every function; called once by ppx_init. */
 void ppx_hooks_resolve(void);

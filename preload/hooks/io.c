@@ -50,6 +50,7 @@ static const char *const real_names[R_COUNT] = {
     "__recvfrom_chk", "__poll_chk", "__ppoll_chk", "epoll_ctl", "epoll_create", "epoll_create1",
 };
 
+/* The next definitions, resolved at initialisation (or on first use). */
 static void *real_fns[R_COUNT];
 
 static __attribute__((noinline)) void *resolve(unsigned i)

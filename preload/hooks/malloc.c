@@ -43,7 +43,7 @@ struct ppx_real ppx_real = {
 #define REAL(f) (__atomic_load_n(&ppx_real.f, __ATOMIC_RELAXED))
 #define PUBLISH(f, v) __atomic_store_n(&ppx_real.f, (v), __ATOMIC_RELEASE)
 
-static size_t page_size = 4096;
+static size_t page_size = 4096; /* set once at initialisation */
 /* The next allocator's own primitives behind the emulations. */
 static void *(*next_memalign)(size_t, size_t);
 static int (*next_posix_memalign)(void **, size_t, size_t);

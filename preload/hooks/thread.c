@@ -22,6 +22,7 @@ typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *),
 typedef int (*setname_fn)(pthread_t, const char *);
 typedef int (*prctl_fn)(int, unsigned long, unsigned long, unsigned long, unsigned long);
 
+/* The next definitions, resolved on first use (ppx_next). */
 static void *next_create, *next_setname, *next_prctl;
 
 /* What the new thread needs before it runs the program's code. */

@@ -54,7 +54,8 @@ static struct ppx_io_local *chunk_get(struct io_block *b, unsigned c)
     /* Only the owner's thread maps a chunk, but a signal handler on that
      * thread may map the same one while it is at it: the first to publish
      * wins (the handler's cache keeps pointing into the chunk it used). */
-    return ppx_pages_publish(&b->chunks[c], CHUNK * sizeof *chunk);
+    chunk = ppx_pages_publish(&b->chunks[c], CHUNK * sizeof *chunk);
+    return chunk;
 }
 
 struct ppx_io_local *ppx_io_local_get(uint32_t site_id)

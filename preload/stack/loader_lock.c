@@ -30,6 +30,7 @@ struct glibc_mutex { /* the head of glibc's struct __pthread_mutex_s */
 };
 #define GLIBC_MUTEX_RECURSIVE 1
 
+/* Found once at initialisation (NULL: not found), read-only after. */
 static const struct glibc_mutex *loader_lock;
 
 /* SIGPROF handlers at the loader's lock now: trying to take it, waiting
@@ -97,6 +98,7 @@ static bool loader_lock_busy(void)
 static PPX_TLS unsigned dl_iterate_depth;
 PPX_TLS bool ppx_loader_refused;
 
+/* Resolved on first use (or at initialisation), then read-only. */
 static dl_iterate_fn next_dl_iterate_phdr;
 
 dl_iterate_fn ppx_loader_resolve(void)

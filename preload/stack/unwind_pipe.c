@@ -21,7 +21,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Resolved at initialisation (or by the first pipe2 call), then read-only. */
 static int (*next_pipe2)(int[2], int);
+/* The pipe libunwind made, as we placed it: under pipe_mu. */
 static pthread_mutex_t pipe_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ppx_owner pipe_mu_owner; /* check builds: who holds pipe_mu */
 static int unwinder_pipe[2] = {-1, -1};

@@ -33,6 +33,9 @@ static size_t put_str(size_t at, const char *s)
     if (n > sizeof why - 1 - at)
         n = sizeof why - 1 - at;
     memcpy(why + at, s, n);
+    /* every at comes from put_str, so at <= sizeof why - 1 and the index
+     * stays inside why; cppcheck assumes any at */
+    // cppcheck-suppress arrayIndexOutOfBoundsCond
     why[at + n] = '\0';
     return at + n;
 }
