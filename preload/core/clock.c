@@ -39,7 +39,6 @@ double ppx_ns_per_tick(void)
     return (double)(now_ns - base_ns) / (double)(now_ticks - base_ticks);
 }
 
-
 void ppx_ticks_init(void)
 {
     base_ticks = ppx_ticks_now();

@@ -26,7 +26,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 #define MAX_SAMPLE_RATE (1ull << 40)
 #define MAX_FLUSH_MS 3600000u
 #define MAX_SYSCALL_SAMPLE 1000000000u
@@ -112,17 +111,17 @@ void ppx_config_load(void)
         (uint32_t)env_u64("PPX_MAX_DEPTH", 1, WIRE_MAX_DEPTH, PPX_DEFAULT_MAX_DEPTH);
     ppx_config.flush_ms = (uint32_t)env_u64("PPX_FLUSH_MS", 1, MAX_FLUSH_MS, PPX_DEFAULT_FLUSH_MS);
     ppx_config.syscalls = env_u64("PPX_SYSCALLS", 0, 1, 1) != 0;
-    ppx_config.syscall_sample = (uint32_t)env_u64("PPX_SYSCALL_SAMPLE", 1, MAX_SYSCALL_SAMPLE,
-                                                  PPX_DEFAULT_SYSCALL_SAMPLE);
+    ppx_config.syscall_sample =
+        (uint32_t)env_u64("PPX_SYSCALL_SAMPLE", 1, MAX_SYSCALL_SAMPLE, PPX_DEFAULT_SYSCALL_SAMPLE);
     const char *stacks = getenv("PPX_SYSCALL_STACKS");
     if (stacks != NULL && strcmp(stacks, "all") == 0)
         ppx_config.syscall_sample = 1;
     else if (stacks != NULL && strcmp(stacks, "sampled") != 0)
         report_invalid("PPX_SYSCALL_STACKS", stacks, "sampled");
     ppx_config.cpu_hz_fixed = getenv("PPX_CPU_HZ") != NULL;
-    ppx_config.cpu_hz = ppx_config.cpu_hz_fixed ? (uint32_t)env_u64("PPX_CPU_HZ", 0, MAX_CPU_HZ,
-                                                                    PPX_DEFAULT_CPU_HZ)
-                                                : 0;
+    ppx_config.cpu_hz = ppx_config.cpu_hz_fixed
+                            ? (uint32_t)env_u64("PPX_CPU_HZ", 0, MAX_CPU_HZ, PPX_DEFAULT_CPU_HZ)
+                            : 0;
 
     ppx_config.spool = env_u64("PPX_SPOOL", 0, 1, 1) != 0;
     ppx_config.spool_max_mb =

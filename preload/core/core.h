@@ -45,8 +45,7 @@
  * never harm its target. Async-signal-safe. */
 #ifdef PPX_CHECKS
 __attribute__((noreturn)) void ppx_check_failed(const char *file, int line, const char *what);
-#define PPX_CHECK(cond) \
-    (PPX_LIKELY(cond) ? (void)0 : ppx_check_failed(__FILE__, __LINE__, #cond))
+#define PPX_CHECK(cond) (PPX_LIKELY(cond) ? (void)0 : ppx_check_failed(__FILE__, __LINE__, #cond))
 #else
 #define PPX_CHECK(cond) ((void)0)
 #endif
@@ -74,7 +73,7 @@ static inline void ppx_owner_reset(struct ppx_owner *o)
 {
     atomic_store_explicit(&o->tid, 0, memory_order_relaxed);
 }
-#define PPX_CHECK_OWNED(o) \
+#define PPX_CHECK_OWNED(o)                                                                         \
     PPX_CHECK(atomic_load_explicit(&(o)->tid, memory_order_relaxed) == ppx_check_tid())
 #else
 static inline void ppx_owner_take(struct ppx_owner *o)
@@ -123,8 +122,8 @@ struct ppx_config {
     uint32_t syscall_sample; /* mean I/O calls between stacks; 1 = every call */
     uint32_t cpu_hz;         /* PPX_CPU_HZ: SIGPROF ticks per CPU second from the start; 0 = none */
     bool cpu_hz_fixed;       /* PPX_CPU_HZ was set; else CPU is sampled on demand only */
-    bool spool;              /* PPX_SPOOL: the final state goes to a spool file without a collector */
-    uint32_t spool_max_mb;   /* PPX_SPOOL_MAX_MB: all spool files together */
+    bool spool;            /* PPX_SPOOL: the final state goes to a spool file without a collector */
+    uint32_t spool_max_mb; /* PPX_SPOOL_MAX_MB: all spool files together */
     char socket_path[PPX_SOCKET_PATH_MAX];
 };
 /* Written once by ppx_config_load (in ppx_init), read-only after. */
@@ -155,8 +154,7 @@ void ppx_log(const char *a, const char *b, const char *c, const char *d);
 /* The same with any number of parts, up to a NULL. */
 void ppx_log_list(const char *first, ...) __attribute__((sentinel));
 /* Like ppx_log, but only the first time for a given flag. */
-void ppx_log_once(atomic_flag *once, const char *a, const char *b, const char *c,
-                  const char *d);
+void ppx_log_once(atomic_flag *once, const char *a, const char *b, const char *c, const char *d);
 /* v in decimal, NUL-terminated, cut to fit cap (no stdio). */
 void ppx_format_u64(uint64_t v, char *buf, size_t cap);
 /* A sample could not be recorded (no memory for the tables): counted, said once. */
@@ -225,7 +223,7 @@ struct ppx_tls {
     uint32_t guard;      /* > 0 while the profiler works on this thread */
     uint32_t holds_lock; /* > 0 inside a table's critical section */
     uint32_t seeded;
-    uint32_t unwind_slot; /* 1 + index of this thread's in-libunwind counter */
+    uint32_t unwind_slot;               /* 1 + index of this thread's in-libunwind counter */
     struct ppx_thread_buffers *buffers; /* NULL until ppx_thread_buffers_ensure */
     uintptr_t *pcs;                     /* buffers->pcs: the unwinder's output, guard held */
     /* Lowest address of the thread's stack as far as known (threads started

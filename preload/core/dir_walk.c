@@ -10,8 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-bool ppx_dir_walk(const char *path, bool (*each)(int dirfd, const char *name, void *arg),
-                  void *arg)
+bool ppx_dir_walk(const char *path, bool (*each)(int dirfd, const char *name, void *arg), void *arg)
 {
     int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)

@@ -36,7 +36,7 @@ int ppx_high_fd_base(void)
     long limit = 1024;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
         limit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1u << 30) ? (1l << 30)
-                                                                          : (long)rl.rlim_cur;
+                                                                         : (long)rl.rlim_cur;
     long base = limit - 64;
     if (base > 1000)
         base = 1000; /* higher only grows the kernel's fd table for nothing */
@@ -73,8 +73,8 @@ int ppx_fd_above_limit(int fd)
     int saved_errno = errno;
     struct rlimit rl;
     int high = -1;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        rl.rlim_cur >= 3 && rl.rlim_cur <= ABOVE_LIMIT_MAX)
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= 3 &&
+        rl.rlim_cur <= ABOVE_LIMIT_MAX)
         high = ppx_fd_dup_from(fd, (int)rl.rlim_cur);
     if (high < 0)
         high = fcntl(fd, F_DUPFD_CLOEXEC, ppx_high_fd_base());

@@ -88,7 +88,6 @@ void ppx_log_once(atomic_flag *once, const char *a, const char *b, const char *c
         ppx_log(a, b, c, d);
 }
 
-
 void ppx_log_remember_stderr(void)
 {
     stderr_remember();

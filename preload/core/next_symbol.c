@@ -30,4 +30,3 @@ void *ppx_next_symbol(void **slot, const char *name)
     errno = saved_errno;
     return fn;
 }
-

@@ -38,4 +38,3 @@ uint64_t ppx_random_seed(const void *state)
     x = splitmix64(x);
     return x != 0 ? x : 0x9E3779B97F4A7C15ull;
 }
-

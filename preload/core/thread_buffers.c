@@ -31,14 +31,14 @@ enum mem_list { LIST_NONE, LIST_FREE, LIST_ENDED, LIST_UNWATCHED, N_LISTS };
 
 struct mem_block {
     struct ppx_thread_buffers buffers; /* first: handed out as &block->buffers */
-    pid_t tid;                 /* under mem_mu: the owner */
-    unsigned list;             /* under mem_mu: enum mem_list */
-    struct mem_block *prev, *next; /* under mem_mu: on that list */
-    struct mem_block *all_next;    /* every block; immutable once published */
+    pid_t tid;                         /* under mem_mu: the owner */
+    unsigned list;                     /* under mem_mu: enum mem_list */
+    struct mem_block *prev, *next;     /* under mem_mu: on that list */
+    struct mem_block *all_next;        /* every block; immutable once published */
 };
 
 static pthread_mutex_t mem_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct ppx_owner mem_mu_owner; /* check builds: who holds mem_mu */
+static struct ppx_owner mem_mu_owner;    /* check builds: who holds mem_mu */
 static struct mem_block *lists[N_LISTS]; /* under mem_mu; [LIST_NONE] unused */
 static _Atomic(struct mem_block *) all_blocks;
 /* This thread's end is watched (set before or after it takes a block). */
@@ -48,8 +48,8 @@ static PPX_TLS bool end_watched;
 static bool tid_gone(pid_t tid)
 {
     int saved = errno;
-    bool gone = tid <= 0 ||
-                (syscall(SYS_tgkill, (long)ppx_pid, (long)tid, 0L) != 0 && errno == ESRCH);
+    bool gone =
+        tid <= 0 || (syscall(SYS_tgkill, (long)ppx_pid, (long)tid, 0L) != 0 && errno == ESRCH);
     errno = saved;
     return gone;
 }
@@ -146,8 +146,8 @@ bool ppx_thread_buffers_take(struct ppx_tls *t)
     mem_unlock();
     if (b == NULL) {
         static atomic_flag said = ATOMIC_FLAG_INIT;
-        ppx_log_once(&said, "out of memory for per-thread buffers",
-                     "; some calls go unrecorded", NULL, NULL);
+        ppx_log_once(&said, "out of memory for per-thread buffers", "; some calls go unrecorded",
+                     NULL, NULL);
         return false;
     }
     t->pcs = b->buffers.pcs;

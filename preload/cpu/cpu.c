@@ -21,9 +21,9 @@
 #define sigev_notify_thread_id _sigev_un._tid
 #endif
 
-#define RING_MIN_WORDS 1024u        /* 8 KiB */
-#define RING_MAX_WORDS (1u << 17)   /* 1 MiB */
-#define RING_FLUSHES 2u             /* flush intervals of samples a ring holds */
+#define RING_MIN_WORDS 1024u      /* 8 KiB */
+#define RING_MAX_WORDS (1u << 17) /* 1 MiB */
+#define RING_FLUSHES 2u           /* flush intervals of samples a ring holds */
 
 static pthread_mutex_t cpu_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ppx_owner cpu_mu_owner; /* check builds: who holds cpu_mu */
@@ -34,7 +34,7 @@ static bool exec_paused;       /* under cpu_mu */
 static uint32_t sampling_hz;   /* under cpu_mu: the timers' rate; 0: none */
 static atomic_uint batch_hz;   /* the rate of the samples in the flusher's table */
 static struct sigaction our_action;
-static uint64_t period_ns;     /* under cpu_mu */
+static uint64_t period_ns; /* under cpu_mu */
 static uint64_t ring_words;
 
 static _Atomic(struct ppx_cpu_sampler *) all_states;
@@ -137,7 +137,8 @@ bool ppx_cpu_give_back_timer(void)
     t->guard--;
     errno = saved_errno;
     if (gave)
-        ppx_log_once(&said, "the program needs the queued-signal slots (ulimit -i) of ppx's CPU timers",
+        ppx_log_once(&said,
+                     "the program needs the queued-signal slots (ulimit -i) of ppx's CPU timers",
                      ": given back, some threads are no longer in the CPU profile", NULL, NULL);
     return gave;
 }
@@ -197,8 +198,7 @@ static void set_our_action(void)
 void ppx_cpu_init(void)
 {
     bool on_demand = !ppx_config.cpu_hz_fixed;
-    if ((!on_demand && ppx_config.cpu_hz == 0) || atomic_load(&configured) ||
-        atomic_load(&stopped))
+    if ((!on_demand && ppx_config.cpu_hz == 0) || atomic_load(&configured) || atomic_load(&stopped))
         return;
     /* On demand, the rings are sized for the default rate: a faster one
      * asked for may count ticks lost. */
@@ -270,8 +270,7 @@ static struct ppx_cpu_sampler *state_get(void)
         struct ppx_cpu_sampler *head = atomic_load_explicit(&all_states, memory_order_relaxed);
         do {
             c->all_next = head;
-        } while (!atomic_compare_exchange_weak_explicit(&all_states, &head, c,
-                                                        memory_order_release,
+        } while (!atomic_compare_exchange_weak_explicit(&all_states, &head, c, memory_order_release,
                                                         memory_order_relaxed));
     }
     PPX_CHECK(atomic_load_explicit(&c->status, memory_order_acquire) == CPU_FREE);

@@ -28,9 +28,9 @@ struct ppx_thread_record {
     _Atomic uint64_t end_ns; /* 0 while it runs */
     _Atomic uint64_t cpu_ns; /* last read */
     char name[WIRE_THREAD_NAME];
-    atomic_uint changed;                    /* something to send */
-    _Atomic(struct ppx_cpu_sampler *) cpu;  /* owned by cpu.c; NULL: not sampled */
-    struct ppx_thread_record *next;         /* registry list, newest first */
+    atomic_uint changed;                   /* something to send */
+    _Atomic(struct ppx_cpu_sampler *) cpu; /* owned by cpu.c; NULL: not sampled */
+    struct ppx_thread_record *next;        /* registry list, newest first */
     /* flusher only */
     uint64_t sent_generation;
     uint64_t sent_cpu_ns;
@@ -155,8 +155,8 @@ struct ppx_cpu_sampler {
     _Alignas(PPX_CACHELINE) _Atomic uint64_t tail; /* words consumed */
     /* set while the state is not in use (under cpu_mu), then read-only */
     _Alignas(PPX_CACHELINE) uint64_t *ring;
-    uint64_t mask; /* ring words - 1 */
-    atomic_uint seq; /* bumped on every reuse */
+    uint64_t mask;     /* ring words - 1 */
+    atomic_uint seq;   /* bumped on every reuse */
     atomic_int status; /* enum cpu_status */
     pid_t tid;
     bool remote; /* started from another thread: the handler finds it by tid */

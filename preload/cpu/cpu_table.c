@@ -107,8 +107,8 @@ static uint32_t entry_find(struct ppx_stack *s, struct ppx_thread_record *r)
     struct cpu_entry **chunk = &table.chunks[index >> ENTRY_CHUNK_BITS];
     if (*chunk == NULL && (*chunk = ppx_pages_alloc(ENTRY_CHUNK * sizeof **chunk)) == NULL)
         return UINT32_MAX;
-    *entry_at(index) = (struct cpu_entry){.stack_id = s->id, .thread_id = r->id, .stack = s,
-                                          .rec = r};
+    *entry_at(index) =
+        (struct cpu_entry){.stack_id = s->id, .thread_id = r->id, .stack = s, .rec = r};
     table.n++;
     table.slots[i] = index + 1;
     return index;
@@ -149,8 +149,7 @@ static void drain(struct ppx_cpu_sampler *c)
 
 static void drain_all(void)
 {
-    for (struct ppx_cpu_sampler *c = ppx_cpu_samplers();
-         c != NULL; c = c->all_next) {
+    for (struct ppx_cpu_sampler *c = ppx_cpu_samplers(); c != NULL; c = c->all_next) {
         int status = atomic_load_explicit(&c->status, memory_order_acquire);
         if (status == CPU_FREE || c->rec == NULL)
             continue;
@@ -189,8 +188,7 @@ static bool emit_batch(struct ppx_encoder *enc, size_t n, uint64_t lost)
 {
     uint32_t hz = ppx_cpu_sample_hz();
     struct wire_cpu_samples h = {(uint32_t)n, hz != 0 ? hz : PPX_DEFAULT_CPU_HZ, lost};
-    return ppx_emit(enc, WIRE_CPU_SAMPLES, &h, sizeof h, table.out, n * sizeof *table.out, NULL,
-                    0);
+    return ppx_emit(enc, WIRE_CPU_SAMPLES, &h, sizeof h, table.out, n * sizeof *table.out, NULL, 0);
 }
 
 bool ppx_cpu_send(struct ppx_encoder *enc, uint64_t gen)
@@ -200,7 +198,8 @@ bool ppx_cpu_send(struct ppx_encoder *enc, uint64_t gen)
     drain_all();
     if (table.sent_generation != gen)
         resend_all(gen);
-    uint64_t lost_now = atomic_load_explicit(&ppx_cpu_lost_ticks, memory_order_relaxed) + table.lost;
+    uint64_t lost_now =
+        atomic_load_explicit(&ppx_cpu_lost_ticks, memory_order_relaxed) + table.lost;
     uint64_t lost = lost_now - table.sent_lost;
     size_t n = 0, kept = 0;
     for (size_t i = 0; i < table.n_pending; i++) {
@@ -217,9 +216,9 @@ bool ppx_cpu_send(struct ppx_encoder *enc, uint64_t gen)
             continue;
         if (!ppx_stream_send_stack(enc, e->stack))
             return false;
-        table.out[n++] = (struct wire_cpu_entry){
-            .stack_id = e->stack_id, .thread_id = e->thread_id,
-            .samples = e->samples - e->sent_samples};
+        table.out[n++] = (struct wire_cpu_entry){.stack_id = e->stack_id,
+                                                 .thread_id = e->thread_id,
+                                                 .samples = e->samples - e->sent_samples};
         e->sent_samples = e->samples;
         if (n == SEND_ENTRIES) {
             if (!emit_batch(enc, n, lost))

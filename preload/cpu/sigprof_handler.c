@@ -160,7 +160,6 @@ void ppx_cpu_on_sigprof(int sig, siginfo_t *si, void *ucontext)
     errno = saved_errno;
 }
 
-
 /* Where libc's signal-mask calls lie: the next definitions (ours of
  * sigprocmask only passes through), their sizes from the dynamic symbol
  * table. */

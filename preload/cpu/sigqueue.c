@@ -16,9 +16,9 @@
 
 #define SIGQ_BUDGET_MAX 1024u
 
-static uint64_t our_timers;        /* under cpu_mu: ours, in this process */
-static uint64_t sigq_budget;       /* under cpu_mu: timers allowed before the next reading */
-static char status_buf[8192];      /* under cpu_mu */
+static uint64_t our_timers;   /* under cpu_mu: ours, in this process */
+static uint64_t sigq_budget;  /* under cpu_mu: timers allowed before the next reading */
+static char status_buf[8192]; /* under cpu_mu */
 
 static bool parse_u64_at(const char **p, const char *end, uint64_t *v)
 {

@@ -62,8 +62,8 @@ bool ppx_threads_send(struct ppx_encoder *enc, uint64_t gen, uint32_t n_stacks)
         }
         uint64_t cpu_ns = atomic_load_explicit(&r->cpu_ns, memory_order_relaxed);
         bool fresh = r->sent_generation != gen;
-        bool cpu_due = cpu_ns >= r->sent_cpu_ns + CPU_RESEND_NS ||
-                       (final && cpu_ns != r->sent_cpu_ns);
+        bool cpu_due =
+            cpu_ns >= r->sent_cpu_ns + CPU_RESEND_NS || (final && cpu_ns != r->sent_cpu_ns);
         /* The process ends (exit or exec): so do the threads still running,
          * though no destructor of theirs will say so (the main thread's
          * never runs at exit). Only in what is sent: after a failed exec

@@ -65,8 +65,8 @@ PPX_TLS struct ppx_thread_record *ppx_self_record;
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ppx_owner reg_mu_owner; /* check builds: who holds reg_mu */
 static _Atomic(struct ppx_thread_record *) list_head;
-static struct thread_entry *found_head; /* under reg_mu */
-static bool cpu_ready;                  /* ppx_cpu_init has run */
+static struct thread_entry *found_head;              /* under reg_mu */
+static bool cpu_ready;                               /* ppx_cpu_init has run */
 static _Atomic(struct ppx_thread_record *) main_rec; /* the record with WIRE_THREAD_MAIN */
 static atomic_uint next_id;
 /* Threads between pthread_create and their registration (see the scan). */
@@ -82,9 +82,8 @@ static void (*on_last_thread_end)(void);
 void ppx_thread_cpu_raise(struct ppx_thread_record *r, uint64_t ns)
 {
     uint64_t old = atomic_load_explicit(&r->cpu_ns, memory_order_relaxed);
-    while (ns > old && !atomic_compare_exchange_weak_explicit(&r->cpu_ns, &old, ns,
-                                                              memory_order_relaxed,
-                                                              memory_order_relaxed)) {
+    while (ns > old && !atomic_compare_exchange_weak_explicit(
+                           &r->cpu_ns, &old, ns, memory_order_relaxed, memory_order_relaxed)) {
     }
 }
 
@@ -183,8 +182,7 @@ static bool known_tid(pid_t tid)
 /* The calling thread's end is recorded by thread_ended. */
 static void watch_end(struct ppx_thread_record *r)
 {
-    if (have_end_key && pthread_getspecific(end_key) != r &&
-        pthread_setspecific(end_key, r) == 0)
+    if (have_end_key && pthread_getspecific(end_key) != r && pthread_setspecific(end_key, r) == 0)
         ppx_thread_buffers_watched();
 }
 
@@ -377,8 +375,8 @@ void ppx_threads_scan(void)
     for (unsigned i = 0; settled && i < n; i++) {
         if (tids[i] == self || known_tid(tids[i]))
             continue;
-        struct thread_entry *e = entry_new(tids[i], preexisting_flags(tids[i]), WIRE_NO_ID,
-                                           WIRE_NO_ID);
+        struct thread_entry *e =
+            entry_new(tids[i], preexisting_flags(tids[i]), WIRE_NO_ID, WIRE_NO_ID);
         if (e == NULL)
             break;
         ppx_thread_name_of_tid(tids[i], e->rec.name);

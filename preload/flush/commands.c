@@ -116,7 +116,8 @@ void ppx_flush_read_commands(void)
             ppx_stream_forget();
             return;
         }
-        ssize_t n = recv(ppx_stream_socket(), cmd_buf + cmd_len, sizeof cmd_buf - cmd_len, MSG_DONTWAIT);
+        ssize_t n =
+            recv(ppx_stream_socket(), cmd_buf + cmd_len, sizeof cmd_buf - cmd_len, MSG_DONTWAIT);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

@@ -35,7 +35,8 @@
 
 #define JOIN_BUDGET_NS (2ull * 1000000000ull)
 #define FLUSHER_STACK (512u * 1024u)
-#define COLLECTOR_CHECK_NS 1000000000ull /* a process without a flusher looks at most once a second */
+#define COLLECTOR_CHECK_NS                                                                         \
+    1000000000ull /* a process without a flusher looks at most once a second */
 
 /* One user of the connection at a time: the flusher, or the exit and exec
  * flushes (ppx_flush_enter). The flusher sleeps on stream_cv. */
@@ -89,7 +90,8 @@ static void flusher_sleep(uint64_t wake)
             ppx_flush_leave();
             int rc = poll(&pfd, 1, left_ms > INT32_MAX ? INT32_MAX : (int)left_ms);
             ppx_flush_enter();
-            if (rc > 0 && !ppx_flush_flags.stopping && !ppx_flush_flags.exec_pending && ppx_stream_connected())
+            if (rc > 0 && !ppx_flush_flags.stopping && !ppx_flush_flags.exec_pending &&
+                ppx_stream_connected())
                 ppx_flush_read_commands();
             continue;
         }

@@ -14,8 +14,7 @@
  * (ppx_flush_shutdown). */
 void ppx_flush_last_thread_ending(void)
 {
-    if (atomic_load_explicit(&ppx_state, memory_order_acquire) != PPX_READY ||
-        getpid() != ppx_pid)
+    if (atomic_load_explicit(&ppx_state, memory_order_acquire) != PPX_READY || getpid() != ppx_pid)
         return;
     int saved_errno = errno;
     ppx_tls.guard++;

@@ -32,8 +32,8 @@ void *ppx_bootstrap_alloc(size_t size, size_t align)
             errno = ENOMEM;
             return NULL;
         }
-        if (atomic_compare_exchange_weak_explicit(&bootstrap_used, &used, end,
-                                                  memory_order_relaxed, memory_order_relaxed)) {
+        if (atomic_compare_exchange_weak_explicit(&bootstrap_used, &used, end, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
             unsigned char *p = ppx_bootstrap_arena + start;
             *(size_t *)(void *)(p - sizeof(size_t)) = size;
             /* Marks the page for good: free() and realloc() then take their

@@ -37,17 +37,28 @@ void ppx_fd_hooks_resolve(void)
         void **slot;
         const char *name;
     } const all[] = {
-        {&real_close, "close"},         {&real_close_range, "close_range"},
-        {&real_closefrom, "closefrom"}, {&real_dup, "dup"},
-        {&real_dup2, "dup2"},           {&real_dup3, "dup3"},
-        {&real_socket, "socket"},       {&real_socketpair, "socketpair"},
-        {&real_pipe, "pipe"},           {&real_open, "open"},
-        {&real_open64, "open64"},       {&real_openat, "openat"},
-        {&real_openat64, "openat64"},   {&real_open_2, "__open_2"},
-        {&real_open64_2, "__open64_2"}, {&real_openat_2, "__openat_2"},
-        {&real_openat64_2, "__openat64_2"}, {&real_creat, "creat"},
-        {&real_creat64, "creat64"},     {&real_eventfd, "eventfd"},
-        {&real_timerfd_create, "timerfd_create"}, {&real_signalfd, "signalfd"},
+        {&real_close, "close"},
+        {&real_close_range, "close_range"},
+        {&real_closefrom, "closefrom"},
+        {&real_dup, "dup"},
+        {&real_dup2, "dup2"},
+        {&real_dup3, "dup3"},
+        {&real_socket, "socket"},
+        {&real_socketpair, "socketpair"},
+        {&real_pipe, "pipe"},
+        {&real_open, "open"},
+        {&real_open64, "open64"},
+        {&real_openat, "openat"},
+        {&real_openat64, "openat64"},
+        {&real_open_2, "__open_2"},
+        {&real_open64_2, "__open64_2"},
+        {&real_openat_2, "__openat_2"},
+        {&real_openat64_2, "__openat64_2"},
+        {&real_creat, "creat"},
+        {&real_creat64, "creat64"},
+        {&real_eventfd, "eventfd"},
+        {&real_timerfd_create, "timerfd_create"},
+        {&real_signalfd, "signalfd"},
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         ppx_next(all[i].slot, all[i].name);
@@ -181,13 +192,13 @@ PPX_EXPORT int pipe2(int fds[2], int flags)
 }
 
 /* The mode argument is there only when the flags ask for it. */
-#define OPEN_MODE(flags, last)                                                                  \
-    mode_t mode = 0;                                                                            \
-    if (__OPEN_NEEDS_MODE(flags)) {                                                             \
-        va_list ap;                                                                             \
-        va_start(ap, last);                                                                     \
-        mode = va_arg(ap, mode_t);                                                              \
-        va_end(ap);                                                                             \
+#define OPEN_MODE(flags, last)                                                                     \
+    mode_t mode = 0;                                                                               \
+    if (__OPEN_NEEDS_MODE(flags)) {                                                                \
+        va_list ap;                                                                                \
+        va_start(ap, last);                                                                        \
+        mode = va_arg(ap, mode_t);                                                                 \
+        va_end(ap);                                                                                \
     }
 
 typedef int (*open_fn)(const char *, int, ...);

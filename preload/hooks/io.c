@@ -32,22 +32,59 @@
 #define RET __builtin_return_address(0)
 
 enum real_index {
-    R_READ, R_WRITE, R_READV, R_WRITEV, R_PREAD, R_PWRITE, R_PREAD64, R_PWRITE64,
-    R_PREADV, R_PWRITEV, R_PREADV64, R_PWRITEV64, R_RECV, R_SEND, R_RECVFROM, R_SENDTO,
-    R_RECVMSG, R_SENDMSG, R_RECVMMSG, R_SENDMMSG, R_ACCEPT, R_ACCEPT4, R_CONNECT,
-    R_EPOLL_WAIT, R_EPOLL_PWAIT, R_POLL, R_PPOLL, R_SELECT, R_PSELECT, R_SENDFILE,
-    R_SENDFILE64, R_SPLICE, R_READ_CHK, R_PREAD_CHK, R_PREAD64_CHK, R_RECV_CHK,
-    R_RECVFROM_CHK, R_POLL_CHK, R_PPOLL_CHK, R_EPOLL_CTL, R_EPOLL_CREATE, R_EPOLL_CREATE1,
+    R_READ,
+    R_WRITE,
+    R_READV,
+    R_WRITEV,
+    R_PREAD,
+    R_PWRITE,
+    R_PREAD64,
+    R_PWRITE64,
+    R_PREADV,
+    R_PWRITEV,
+    R_PREADV64,
+    R_PWRITEV64,
+    R_RECV,
+    R_SEND,
+    R_RECVFROM,
+    R_SENDTO,
+    R_RECVMSG,
+    R_SENDMSG,
+    R_RECVMMSG,
+    R_SENDMMSG,
+    R_ACCEPT,
+    R_ACCEPT4,
+    R_CONNECT,
+    R_EPOLL_WAIT,
+    R_EPOLL_PWAIT,
+    R_POLL,
+    R_PPOLL,
+    R_SELECT,
+    R_PSELECT,
+    R_SENDFILE,
+    R_SENDFILE64,
+    R_SPLICE,
+    R_READ_CHK,
+    R_PREAD_CHK,
+    R_PREAD64_CHK,
+    R_RECV_CHK,
+    R_RECVFROM_CHK,
+    R_POLL_CHK,
+    R_PPOLL_CHK,
+    R_EPOLL_CTL,
+    R_EPOLL_CREATE,
+    R_EPOLL_CREATE1,
     R_COUNT
 };
 
 static const char *const real_names[R_COUNT] = {
-    "read", "write", "readv", "writev", "pread", "pwrite", "pread64", "pwrite64",
-    "preadv", "pwritev", "preadv64", "pwritev64", "recv", "send", "recvfrom", "sendto",
-    "recvmsg", "sendmsg", "recvmmsg", "sendmmsg", "accept", "accept4", "connect",
-    "epoll_wait", "epoll_pwait", "poll", "ppoll", "select", "pselect", "sendfile",
-    "sendfile64", "splice", "__read_chk", "__pread_chk", "__pread64_chk", "__recv_chk",
-    "__recvfrom_chk", "__poll_chk", "__ppoll_chk", "epoll_ctl", "epoll_create", "epoll_create1",
+    "read",           "write",      "readv",       "writev",      "pread",         "pwrite",
+    "pread64",        "pwrite64",   "preadv",      "pwritev",     "preadv64",      "pwritev64",
+    "recv",           "send",       "recvfrom",    "sendto",      "recvmsg",       "sendmsg",
+    "recvmmsg",       "sendmmsg",   "accept",      "accept4",     "connect",       "epoll_wait",
+    "epoll_pwait",    "poll",       "ppoll",       "select",      "pselect",       "sendfile",
+    "sendfile64",     "splice",     "__read_chk",  "__pread_chk", "__pread64_chk", "__recv_chk",
+    "__recvfrom_chk", "__poll_chk", "__ppoll_chk", "epoll_ctl",   "epoll_create",  "epoll_create1",
 };
 
 /* The next definitions, resolved at initialisation (or on first use). */
@@ -83,9 +120,8 @@ static inline bool counting(const void *ret)
 }
 
 /* A read or write of some kind finished with r. */
-static inline __attribute__((always_inline)) ssize_t data_done(unsigned call, int fd,
-                                                               const void *ret, uint64_t t0,
-                                                               ssize_t r)
+static inline __attribute__((always_inline)) ssize_t
+data_done(unsigned call, int fd, const void *ret, uint64_t t0, ssize_t r)
 {
     int *errno_at = &errno; /* one __errno_location() call, not two */
     int saved_errno = *errno_at;
@@ -96,8 +132,8 @@ static inline __attribute__((always_inline)) ssize_t data_done(unsigned call, in
 }
 
 /* A call that moves no data finished with r (failure: -1). */
-static inline __attribute__((always_inline)) int other_done(unsigned call, int fd,
-                                                            const void *ret, uint64_t t0, int r)
+static inline __attribute__((always_inline)) int other_done(unsigned call, int fd, const void *ret,
+                                                            uint64_t t0, int r)
 {
     int *errno_at = &errno;
     int saved_errno = *errno_at;
@@ -108,9 +144,8 @@ static inline __attribute__((always_inline)) int other_done(unsigned call, int f
 }
 
 /* recvmmsg/sendmmsg finished with r messages. */
-static inline __attribute__((always_inline)) int mmsg_done(unsigned call, int fd, const void *ret,
-                                                           uint64_t t0, int r,
-                                                           const struct mmsghdr *vec)
+static inline __attribute__((always_inline)) int
+mmsg_done(unsigned call, int fd, const void *ret, uint64_t t0, int r, const struct mmsghdr *vec)
 {
     int saved_errno = errno;
     int err = r < 0 ? (saved_errno > 0 ? saved_errno : -1) : 0;
@@ -123,25 +158,25 @@ static inline __attribute__((always_inline)) int mmsg_done(unsigned call, int fd
 }
 
 /* The body of a data call's hook: fn(args) is the real call. */
-#define DATA_HOOK(call, fd, index, type, ...)                                                   \
-    do {                                                                                        \
-        type fn_ = REAL(index, type);                                                           \
-        ppx_stream_check_program_use(fd);                                                       \
+#define DATA_HOOK(call, fd, index, type, ...)                                                      \
+    do {                                                                                           \
+        type fn_ = REAL(index, type);                                                              \
+        ppx_stream_check_program_use(fd);                                                          \
         if (!counting(RET))                                                                        \
-            return fn_(__VA_ARGS__);                                                            \
+            return fn_(__VA_ARGS__);                                                               \
         uint64_t t0_ = ppx_ticks_now();                                                            \
-        ssize_t r_ = fn_(__VA_ARGS__);                                                          \
-        return data_done(call, fd, RET, t0_, r_);                                               \
+        ssize_t r_ = fn_(__VA_ARGS__);                                                             \
+        return data_done(call, fd, RET, t0_, r_);                                                  \
     } while (0)
 
-#define OTHER_HOOK(call, fd, index, type, ...)                                                  \
-    do {                                                                                        \
-        type fn_ = REAL(index, type);                                                           \
+#define OTHER_HOOK(call, fd, index, type, ...)                                                     \
+    do {                                                                                           \
+        type fn_ = REAL(index, type);                                                              \
         if (!counting(RET))                                                                        \
-            return fn_(__VA_ARGS__);                                                            \
+            return fn_(__VA_ARGS__);                                                               \
         uint64_t t0_ = ppx_ticks_now();                                                            \
-        int r_ = fn_(__VA_ARGS__);                                                              \
-        return other_done(call, fd, RET, t0_, r_);                                              \
+        int r_ = fn_(__VA_ARGS__);                                                                 \
+        return other_done(call, fd, RET, t0_, r_);                                                 \
     } while (0)
 
 /* ---- reads and writes ---- */
@@ -244,8 +279,8 @@ PPX_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
     DATA_HOOK(WIRE_IO_SEND, fd, R_SEND, send_fn, fd, buf, n, flags);
 }
 
-PPX_EXPORT ssize_t recvfrom(int fd, void *__restrict buf, size_t n, int flags,
-                            __SOCKADDR_ARG addr, socklen_t *__restrict addr_len)
+PPX_EXPORT ssize_t recvfrom(int fd, void *__restrict buf, size_t n, int flags, __SOCKADDR_ARG addr,
+                            socklen_t *__restrict addr_len)
 {
     DATA_HOOK(WIRE_IO_RECVFROM, fd, R_RECVFROM, recvfrom_fn, fd, buf, n, flags, addr.__sockaddr__,
               addr_len);
@@ -376,9 +411,8 @@ PPX_EXPORT int select(int n, fd_set *__restrict rd, fd_set *__restrict wr, fd_se
     OTHER_HOOK(WIRE_IO_SELECT, -1, R_SELECT, select_fn, n, rd, wr, ex, timeout);
 }
 
-PPX_EXPORT int pselect(int n, fd_set *__restrict rd, fd_set *__restrict wr,
-                       fd_set *__restrict ex, const struct timespec *__restrict timeout,
-                       const sigset_t *__restrict mask)
+PPX_EXPORT int pselect(int n, fd_set *__restrict rd, fd_set *__restrict wr, fd_set *__restrict ex,
+                       const struct timespec *__restrict timeout, const sigset_t *__restrict mask)
 {
     OTHER_HOOK(WIRE_IO_PSELECT, -1, R_PSELECT, pselect_fn, n, rd, wr, ex, timeout, mask);
 }
@@ -445,8 +479,7 @@ PPX_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 
 PPX_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t *offset, size_t count)
 {
-    DATA_HOOK(WIRE_IO_SENDFILE, out_fd, R_SENDFILE64, sendfile64_fn, out_fd, in_fd, offset,
-              count);
+    DATA_HOOK(WIRE_IO_SENDFILE, out_fd, R_SENDFILE64, sendfile64_fn, out_fd, in_fd, offset, count);
 }
 
 /* One end of a splice is a pipe; the site is labelled by the other. */
@@ -488,8 +521,8 @@ ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags);
 ssize_t __recvfrom_chk(int fd, void *__restrict buf, size_t n, size_t buflen, int flags,
                        struct sockaddr *__restrict addr, socklen_t *__restrict addr_len);
 int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen);
-int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
-                const sigset_t *mask, size_t fdslen);
+int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *timeout, const sigset_t *mask,
+                size_t fdslen);
 
 PPX_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
@@ -511,9 +544,8 @@ PPX_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int fl
     DATA_HOOK(WIRE_IO_RECV, fd, R_RECV_CHK, recv_chk_fn, fd, buf, n, buflen, flags);
 }
 
-PPX_EXPORT ssize_t __recvfrom_chk(int fd, void *__restrict buf, size_t n, size_t buflen,
-                                  int flags, struct sockaddr *__restrict addr,
-                                  socklen_t *__restrict addr_len)
+PPX_EXPORT ssize_t __recvfrom_chk(int fd, void *__restrict buf, size_t n, size_t buflen, int flags,
+                                  struct sockaddr *__restrict addr, socklen_t *__restrict addr_len)
 {
     DATA_HOOK(WIRE_IO_RECVFROM, fd, R_RECVFROM_CHK, recvfrom_chk_fn, fd, buf, n, buflen, flags,
               addr, addr_len);

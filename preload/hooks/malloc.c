@@ -396,7 +396,7 @@ static __attribute__((noinline)) void *realloc_slow(void *old, size_t size, cons
 }
 
 static inline __attribute__((always_inline)) void *realloc_impl(void *old, size_t size,
-                                                               const void *ret)
+                                                                const void *ret)
 {
     if (PPX_UNLIKELY(ppx_live_maybe(old)))
         return realloc_slow(old, size, ret);

@@ -1,13 +1,12 @@
 /* SIGPROF belongs to the program: sigaction, signal, bsd_signal and sigset.
  *
  * While CPU sampling runs, SIGPROF's real action is cpu/'s handler, and
- * the program sees the action it set itself (kept in cpu/sigprof_action.c) (SIG_DFL at first): a query
- * reports it, and setting SIG_DFL or SIG_IGN is remembered and reported
- * back while sampling goes on. A program that installs a handler of its
- * own (it profiles itself, or gperftools' libprofiler is loaded) gets it
- * installed exactly as asked; CPU sampling then stops for good, and ppx
- * says so once (cpu/cpu.c). SIG_IGN in between discards our pending ticks, so
- * the program's handler sees none of them.
+ * the program sees the action it set itself (kept in cpu/sigprof_action.c) (SIG_DFL at first): a
+ * query reports it, and setting SIG_DFL or SIG_IGN is remembered and reported back while sampling
+ * goes on. A program that installs a handler of its own (it profiles itself, or gperftools'
+ * libprofiler is loaded) gets it installed exactly as asked; CPU sampling then stops for good, and
+ * ppx says so once (cpu/cpu.c). SIG_IGN in between discards our pending ticks, so the program's
+ * handler sees none of them.
  *
  * Every other signal goes straight through. glibc's signal() (alias
  * bsd_signal), __sysv_signal() (what strict ISO C programs call for
@@ -38,8 +37,8 @@ typedef sighandler_t (*signal_fn)(int, sighandler_t);
 typedef int (*sigprocmask_fn)(int, const sigset_t *, sigset_t *);
 typedef int (*timer_create_fn)(clockid_t, struct sigevent *, timer_t *);
 
-static void *next_signal, *next_bsd_signal, *next_sysv_signal, *next_sigset,
-    *next_sigprocmask, *next_timer_create;
+static void *next_signal, *next_bsd_signal, *next_sysv_signal, *next_sigset, *next_sigprocmask,
+    *next_timer_create;
 
 /* Every signal but SIGPROF, and SIGPROF while cpu/'s handler is not
  * installed, goes straight to libc. */

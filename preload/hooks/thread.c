@@ -109,8 +109,8 @@ static struct start_block *prepare(struct ppx_tls *t, const pthread_attr_t *attr
     struct start_block *b = block_get();
     if (b == NULL) {
         static atomic_flag said = ATOMIC_FLAG_INIT;
-        ppx_log_once(&said, "out of memory for thread start blocks",
-                     "; some threads go unrecorded", NULL, NULL);
+        ppx_log_once(&said, "out of memory for thread start blocks", "; some threads go unrecorded",
+                     NULL, NULL);
         return NULL;
     }
     struct ppx_thread_record *creator = ppx_threads_register_self();

@@ -30,21 +30,30 @@ static _Atomic uint32_t fd_cache[FD_CACHE_SIZE];
 static uint32_t wire_family(int domain)
 {
     switch (domain) {
-    case AF_UNIX: return WIRE_FAMILY_UNIX;
-    case AF_INET: return WIRE_FAMILY_INET;
-    case AF_INET6: return WIRE_FAMILY_INET6;
-    default: return WIRE_FAMILY_OTHER;
+    case AF_UNIX:
+        return WIRE_FAMILY_UNIX;
+    case AF_INET:
+        return WIRE_FAMILY_INET;
+    case AF_INET6:
+        return WIRE_FAMILY_INET6;
+    default:
+        return WIRE_FAMILY_OTHER;
     }
 }
 
 static uint32_t wire_socktype(int type)
 {
     switch (type & 0xf) { /* without SOCK_NONBLOCK / SOCK_CLOEXEC */
-    case SOCK_STREAM: return WIRE_SOCK_STREAM;
-    case SOCK_DGRAM: return WIRE_SOCK_DGRAM;
-    case SOCK_SEQPACKET: return WIRE_SOCK_SEQPACKET;
-    case SOCK_RAW: return WIRE_SOCK_RAW;
-    default: return WIRE_SOCK_OTHER;
+    case SOCK_STREAM:
+        return WIRE_SOCK_STREAM;
+    case SOCK_DGRAM:
+        return WIRE_SOCK_DGRAM;
+    case SOCK_SEQPACKET:
+        return WIRE_SOCK_SEQPACKET;
+    case SOCK_RAW:
+        return WIRE_SOCK_RAW;
+    default:
+        return WIRE_SOCK_OTHER;
     }
 }
 
@@ -70,12 +79,18 @@ static uint32_t classify(int fd, bool *known)
         return PPX_FD_CLASS(WIRE_FD_NONE, 0, 0);
     *known = true;
     switch (st.st_mode & S_IFMT) {
-    case S_IFREG: return PPX_FD_CLASS(WIRE_FD_FILE, 0, 0);
-    case S_IFIFO: return PPX_FD_CLASS(WIRE_FD_PIPE, 0, 0);
-    case S_IFSOCK: return socket_class(fd);
-    case S_IFCHR: return PPX_FD_CLASS(WIRE_FD_CHAR, 0, 0);
-    case 0: return PPX_FD_CLASS(WIRE_FD_ANON, 0, 0); /* anon inode: epoll, eventfd, ... */
-    default: return PPX_FD_CLASS(WIRE_FD_OTHER, 0, 0);
+    case S_IFREG:
+        return PPX_FD_CLASS(WIRE_FD_FILE, 0, 0);
+    case S_IFIFO:
+        return PPX_FD_CLASS(WIRE_FD_PIPE, 0, 0);
+    case S_IFSOCK:
+        return socket_class(fd);
+    case S_IFCHR:
+        return PPX_FD_CLASS(WIRE_FD_CHAR, 0, 0);
+    case 0:
+        return PPX_FD_CLASS(WIRE_FD_ANON, 0, 0); /* anon inode: epoll, eventfd, ... */
+    default:
+        return PPX_FD_CLASS(WIRE_FD_OTHER, 0, 0);
     }
 }
 

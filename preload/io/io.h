@@ -45,7 +45,7 @@ void ppx_io_thread_exit(void);
 /* ---- fd_class.c: what a descriptor is, cached per fd number ---- */
 
 /* The class is packed as fd_type | family << 4 | socktype << 8 (wire.h enums). */
-#define PPX_FD_CLASS(type, family, socktype) \
+#define PPX_FD_CLASS(type, family, socktype)                                                       \
     ((uint32_t)(type) | (uint32_t)(family) << 4 | (uint32_t)(socktype) << 8)
 uint32_t ppx_fd_class(int fd);
 /* fd was closed or replaced, or is a new descriptor: classify it afresh. */
@@ -115,8 +115,8 @@ struct ppx_io_site {
     /* Shared counters, for calls a thread cannot count in its own block
      * (a signal handler interrupting that, no memory). time_ns in ticks. */
     _Atomic uint64_t calls, time_ns, bytes, messages, errors, eagain;
-    atomic_uint has_stack; /* a call of this site was sampled (or is being) */
-    atomic_uint published; /* pc, key and id are set */
+    atomic_uint has_stack;                    /* a call of this site was sampled (or is being) */
+    atomic_uint published;                    /* pc, key and id are set */
     _Atomic uint32_t err[PPX_IO_ERRNO_SLOTS]; /* 0: free slot; claimed once, never changed */
     _Atomic uint64_t err_calls[PPX_IO_ERRNO_SLOTS];
     _Atomic uint64_t err_unnamed; /* failures beyond the slots: errors without errno */

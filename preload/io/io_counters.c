@@ -15,7 +15,7 @@
 
 struct io_block {
     atomic_uint owned;
-    struct io_block *next; /* immutable once on the list */
+    struct io_block *next;          /* immutable once on the list */
     _Atomic(void *) chunks[CHUNKS]; /* of struct ppx_io_local */
 };
 
@@ -30,8 +30,8 @@ static struct io_block *block_take(void)
          b = b->next) {
         unsigned free_flag = 0;
         if (atomic_load_explicit(&b->owned, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_strong_explicit(&b->owned, &free_flag, 1,
-                                                    memory_order_acquire, memory_order_relaxed))
+            atomic_compare_exchange_strong_explicit(&b->owned, &free_flag, 1, memory_order_acquire,
+                                                    memory_order_relaxed))
             return b;
     }
     struct io_block *b = ppx_pages_alloc(sizeof *b);

@@ -153,8 +153,8 @@ static bool encode_site(struct ppx_encoder *enc, struct ppx_io_site *s, uint64_t
         struct wire_io_errno_entry *e = batch_next(enc, errnos, &ok);
         if (e == NULL)
             return false;
-        *e = (struct wire_io_errno_entry){.site_id = s->id, .err = err,
-                                          .calls = n - s->sent_err_calls[i]};
+        *e = (struct wire_io_errno_entry){
+            .site_id = s->id, .err = err, .calls = n - s->sent_err_calls[i]};
         s->sent_err_calls[i] = n;
     }
     return true;
@@ -188,8 +188,8 @@ static bool encode_pair(struct ppx_encoder *enc, struct ppx_io_pair *p, uint64_t
     struct wire_io_stack_entry *e = batch_next(enc, stacks, &ok);
     if (e == NULL)
         return false;
-    *e = (struct wire_io_stack_entry){.site_id = site_id, .stack_id = stack_id,
-                                      .samples = samples - p->sent_samples};
+    *e = (struct wire_io_stack_entry){
+        .site_id = site_id, .stack_id = stack_id, .samples = samples - p->sent_samples};
     p->sent_samples = samples;
     return true;
 }

@@ -60,12 +60,11 @@ static _Atomic(void *) site_chunks[PPX_IO_MAX_SITES / SITE_CHUNK]; /* of struct 
 static atomic_uint next_site_id;
 
 static _Atomic(void *) pair_chunks[PAIR_CHUNKS]; /* of struct ppx_io_pair */
-static _Atomic uint32_t pair_slots[PAIR_SLOTS]; /* index + 1 into the pairs; 0: empty */
+static _Atomic uint32_t pair_slots[PAIR_SLOTS];  /* index + 1 into the pairs; 0: empty */
 static atomic_uint next_pair;
 
 static atomic_bool any_counted; /* a site was counted since start (or fork) */
-static double log_keep; /* log(1 - 1/PPX_SYSCALL_SAMPLE) */
-
+static double log_keep;         /* log(1 - 1/PPX_SYSCALL_SAMPLE) */
 
 void ppx_io_init(void)
 {
@@ -122,8 +121,7 @@ static struct ppx_io_pair *pair_find(uint32_t site_id, uint32_t stack_id)
                 return NULL;
             atomic_store_explicit(&p->key, key, memory_order_release);
             if (atomic_compare_exchange_strong_explicit(&pair_slots[i], &slot, index + 1,
-                                                        memory_order_acq_rel,
-                                                        memory_order_acquire))
+                                                        memory_order_acq_rel, memory_order_acquire))
                 return p;
         }
         struct ppx_io_pair *p = pair_at(slot - 1, false);
@@ -182,8 +180,7 @@ static struct ppx_io_site *site_find(uintptr_t pc, uint32_t key, uint64_t h)
             /* A site that loses this race is published with an id but never
              * counted; the flusher skips sites without calls. */
             if (atomic_compare_exchange_strong_explicit(&site_slots[i], &s, mine,
-                                                        memory_order_acq_rel,
-                                                        memory_order_acquire))
+                                                        memory_order_acq_rel, memory_order_acquire))
                 return mine;
         }
         if (s->pc == pc && s->key == key)
@@ -268,9 +265,9 @@ static unsigned errno_slot(struct ppx_io_site *s, int err)
         return PPX_IO_ERRNO_SLOTS;
     for (unsigned i = 0; i < PPX_IO_ERRNO_SLOTS; i++) {
         uint32_t v = atomic_load_explicit(&s->err[i], memory_order_acquire);
-        if (v == 0 && atomic_compare_exchange_strong_explicit(&s->err[i], &v, (uint32_t)err,
-                                                              memory_order_acq_rel,
-                                                              memory_order_acquire))
+        if (v == 0 &&
+            atomic_compare_exchange_strong_explicit(&s->err[i], &v, (uint32_t)err,
+                                                    memory_order_acq_rel, memory_order_acquire))
             v = (uint32_t)err; /* claimed; on failure v is the winner's errno */
         if (v == (uint32_t)err)
             return i;

@@ -203,8 +203,8 @@ static size_t write_eh_frame(unsigned char *buf, uint64_t pc_begin, uint64_t ran
     memcpy(buf, &cie_len, 4);
 
     size_t fde = w.n;
-    put_u32(&w, 0);                      /* FDE length, below */
-    put_u32(&w, (uint32_t)(fde + 4));    /* back to the CIE, from this field */
+    put_u32(&w, 0);                   /* FDE length, below */
+    put_u32(&w, (uint32_t)(fde + 4)); /* back to the CIE, from this field */
     put_u64(&w, pc_begin);
     put_u64(&w, range);
     put_u8(&w, 0); /* augmentation data: none */
@@ -271,7 +271,7 @@ static void scan_object(const char *path, uintptr_t bias)
 }
 
 struct object_query {
-    uintptr_t addr;   /* st_thread_create, if some object exports it */
+    uintptr_t addr; /* st_thread_create, if some object exports it */
     uintptr_t exe_bias;
     uintptr_t lib_bias;
     char lib_path[256];

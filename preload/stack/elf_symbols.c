@@ -73,7 +73,7 @@ static bool elf_table_function(const struct ppx_elf_image *img, uint32_t type, c
 }
 
 bool ppx_elf_function(const struct ppx_elf_image *img, const char *name, uint64_t *value,
-                         uint64_t *size)
+                      uint64_t *size)
 {
     return elf_table_function(img, SHT_SYMTAB, name, value, size) ||
            elf_table_function(img, SHT_DYNSYM, name, value, size);

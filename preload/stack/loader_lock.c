@@ -163,8 +163,7 @@ bool ppx_loader_lock_signal_unsafe(void)
     if (loader_lock == NULL)
         return dl_iterate_depth != 0;
     /* busy with another thread's handler at it: the walk may wait */
-    return loader_lock_busy() &&
-           atomic_load_explicit(&handlers_at_lock, memory_order_acquire) == 0;
+    return loader_lock_busy() && atomic_load_explicit(&handlers_at_lock, memory_order_acquire) == 0;
 }
 
 bool ppx_loader_lock_reset_child(void)

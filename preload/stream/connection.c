@@ -38,7 +38,7 @@ static struct ppx_owner state_mu_owner; /* check builds: who holds state_mu */
 static int sock = -1;
 static dev_t sock_dev;
 static ino_t sock_ino;
-static pid_t sock_pid; /* the process that connected */
+static pid_t sock_pid;      /* the process that connected */
 static uint64_t generation; /* of the current connection; 0: none yet */
 /* While the exit or exec flush writes a spool file (spool.c), instead of
  * the socket: its descriptor and the bytes it may still take. */
@@ -201,7 +201,6 @@ static void remember_refused(const struct stat *st)
     refused_dev = st->st_dev;
     refused_ino = st->st_ino;
 }
-
 
 /* A socket connected to the listener at path, whose uid we trust; -1 if
  * none (a refused listener's socket file, st, is remembered). */

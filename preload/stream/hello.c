@@ -66,5 +66,6 @@ bool ppx_stream_send_hello(void)
         .cmdline_len = (uint32_t)cmdline_len,
         .flags = ppx_config.cpu_hz_fixed ? WIRE_HELLO_CPU_FIXED : 0,
     };
-    return ppx_emit(ppx_stream_encoder(), WIRE_HELLO, &h, sizeof h, exe, exe_len, cmdline, cmdline_len);
+    return ppx_emit(ppx_stream_encoder(), WIRE_HELLO, &h, sizeof h, exe, exe_len, cmdline,
+                    cmdline_len);
 }

@@ -57,8 +57,7 @@ static size_t put_octal(size_t at, unsigned mode)
 /* "not connecting to the collector socket PATH: <why>; ..." once. */
 static void refuse(const char *socket_path)
 {
-    ppx_log_once(&said_refused, "not connecting to the collector socket ", socket_path, ": ",
-                 why);
+    ppx_log_once(&said_refused, "not connecting to the collector socket ", socket_path, ": ", why);
 }
 
 static bool trusted_uid(uid_t uid)

@@ -61,8 +61,8 @@ static bool add_size(int dirfd, const char *name, void *arg)
 {
     uint64_t *total = arg;
     struct stat st;
-    if (strncmp(name, "spool.", 6) == 0 &&
-        fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+    if (strncmp(name, "spool.", 6) == 0 && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISREG(st.st_mode))
         *total += (uint64_t)st.st_size;
     return true;
 }

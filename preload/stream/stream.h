@@ -31,8 +31,8 @@ struct ppx_encoder {
 struct ppx_encoder *ppx_stream_encoder(void);
 /* Appends one record (header + up to three payload parts); false when the
  * connection failed. */
-bool ppx_emit(struct ppx_encoder *enc, uint32_t type, const void *a, size_t alen,
-              const void *b, size_t blen, const void *c, size_t clen);
+bool ppx_emit(struct ppx_encoder *enc, uint32_t type, const void *a, size_t alen, const void *b,
+              size_t blen, const void *c, size_t clen);
 /* Writes out what is buffered; false when the connection failed. */
 bool ppx_encoder_flush(struct ppx_encoder *enc);
 /* Nothing pending, nothing failed: for a new stream, or after a failed one. */
