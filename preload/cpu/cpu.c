@@ -1,25 +1,15 @@
-/* CPU profiles: a CPU-time timer per thread, started, recycled and
- * stopped here; SIGPROF ticks become stacks in the thread's ring
+/* CPU profiles: set-up, the sampling rate, and each thread's sampler
+ * (its timer, cpu_timers.c, and its ring) started, ended and recycled,
+ * across exec and fork. SIGPROF ticks become stacks in the thread's ring
  * (sigprof_handler.c), which the flusher drains into CPU_SAMPLES
- * (cpu_table.c). The design, and why: doc/preload.md, "CPU profiles".
- *
- * Timers are created and deleted under cpu_mu (never from the handler). */
+ * (cpu_table.c). The design, and why: doc/preload.md, "CPU profiles". */
 #include "cpu.h"
 
-#include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <link.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <ucontext.h>
 #include <unistd.h>
-
-#ifndef sigev_notify_thread_id
-#define sigev_notify_thread_id _sigev_un._tid
-#endif
 
 #define RING_MIN_WORDS 1024u      /* 8 KiB */
 #define RING_MAX_WORDS (1u << 17) /* 1 MiB */
@@ -33,22 +23,22 @@ static bool running;           /* under cpu_mu: timers exist (false while exec i
 static bool exec_paused;       /* under cpu_mu */
 static uint32_t sampling_hz;   /* under cpu_mu: the timers' rate; 0: none */
 static atomic_uint batch_hz;   /* the rate of the samples in the flusher's table */
-static struct sigaction our_action;
-static uint64_t period_ns; /* under cpu_mu */
-static uint64_t ring_words;
+static struct sigaction our_action; /* set once at init */
+static uint64_t ring_words;         /* set once at init */
 
+/* Every sampler ever made: a list that only grows at its head. */
 static _Atomic(struct ppx_cpu_sampler *) all_states;
 static struct ppx_cpu_sampler *free_states; /* under cpu_mu */
 
-/* ---- timers ---- */
+/* ---- the lock ---- */
 
-static void cpu_lock(void)
+void ppx_cpu_lock(void)
 {
     pthread_mutex_lock(&cpu_mu);
     ppx_owner_take(&cpu_mu_owner);
 }
 
-static void cpu_unlock(void)
+void ppx_cpu_unlock(void)
 {
     ppx_owner_drop(&cpu_mu_owner);
     pthread_mutex_unlock(&cpu_mu);
@@ -59,103 +49,12 @@ void ppx_cpu_check_locked(void)
     PPX_CHECK_OWNED(&cpu_mu_owner);
 }
 
-/* false with errno 0: refused by the rule above. */
-static bool start_timer(struct ppx_cpu_sampler *c)
-{
-    PPX_CHECK_OWNED(&cpu_mu_owner);
-    if (c->has_timer)
-        return true;
-    if (!ppx_sigqueue_room()) {
-        ppx_sigqueue_note_full();
-        errno = 0;
-        return false;
-    }
-    struct sigevent ev;
-    memset(&ev, 0, sizeof ev);
-    ev.sigev_notify = SIGEV_THREAD_ID;
-    ev.sigev_signo = SIGPROF;
-    ev.sigev_value.sival_ptr = &ppx_cpu_timer_cookie;
-    ev.sigev_notify_thread_id = c->tid;
-    timer_t id;
-    if (timer_create(ppx_thread_cpu_clock(c->tid), &ev, &id) != 0)
-        return false;
-    if (c->rng == 0)
-        c->rng = ppx_random_seed(c);
-    /* A random first expiry, so that threads started together do not tick
-     * in step, and short threads are sampled without bias. */
-    uint64_t first = 1 + ppx_random_next(&c->rng) % period_ns;
-    struct itimerspec its = {
-        .it_interval = {(time_t)(period_ns / 1000000000u), (long)(period_ns % 1000000000u)},
-        .it_value = {(time_t)(first / 1000000000u), (long)(first % 1000000000u)},
-    };
-    if (timer_settime(id, 0, &its, NULL) != 0) {
-        timer_delete(id);
-        return false;
-    }
-    c->timer = id;
-    c->has_timer = true;
-    ppx_sigqueue_timer_started();
-    return true;
-}
-
-static void stop_timer(struct ppx_cpu_sampler *c)
-{
-    PPX_CHECK_OWNED(&cpu_mu_owner);
-    if (!c->has_timer)
-        return;
-    timer_delete(c->timer);
-    c->has_timer = false;
-    ppx_sigqueue_timer_stopped();
-}
-
-static void stop_all_timers(void)
-{
-    for (struct ppx_cpu_sampler *c = atomic_load_explicit(&all_states, memory_order_acquire);
-         c != NULL; c = c->all_next)
-        stop_timer(c);
-}
-
-bool ppx_cpu_give_back_timer(void)
-{
-    static atomic_flag said = ATOMIC_FLAG_INIT;
-    if (!atomic_load_explicit(&configured, memory_order_acquire))
-        return false;
-    struct ppx_tls *t = &ppx_tls;
-    int saved_errno = errno;
-    t->guard++;
-    bool gave = false;
-    cpu_lock();
-    for (struct ppx_cpu_sampler *c = atomic_load_explicit(&all_states, memory_order_acquire);
-         c != NULL && !gave; c = c->all_next) {
-        if (c->has_timer) {
-            stop_timer(c);
-            gave = true;
-        }
-    }
-    ppx_sigqueue_reread(); /* the next thread start reads the count again */
-    cpu_unlock();
-    t->guard--;
-    errno = saved_errno;
-    if (gave)
-        ppx_log_once(&said,
-                     "the program needs the queued-signal slots (ulimit -i) of ppx's CPU timers",
-                     ": given back, some threads are no longer in the CPU profile", NULL, NULL);
-    return gave;
-}
-
-static void note_timer_failure(int err)
-{
-    static atomic_flag said = ATOMIC_FLAG_INIT;
-    ppx_log_once(&said, "cannot start a CPU timer: ", strerror(err),
-                 "; some threads are not in the CPU profile", NULL);
-}
-
-/* ---- thread states ---- */
+/* ---- set-up and rate ---- */
 
 /* Under cpu_mu, or at init (before any timer exists). */
 static void set_period(uint32_t hz)
 {
-    period_ns = 1000000000u / hz;
+    ppx_cpu_timers_set_period(1000000000u / hz);
     ppx_cpu_handler_set_rate(hz);
     atomic_store_explicit(&batch_hz, hz, memory_order_relaxed);
 }
@@ -214,21 +113,11 @@ void ppx_cpu_init(void)
             say_no_cpu_profile();
         return;
     }
-    cpu_lock();
+    ppx_cpu_lock();
     sampling_hz = ppx_config.cpu_hz;
     running = sampling_hz != 0;
-    cpu_unlock();
+    ppx_cpu_unlock();
     atomic_store(&configured, true);
-}
-
-static void start_active_timers(void)
-{
-    PPX_CHECK_OWNED(&cpu_mu_owner);
-    for (struct ppx_cpu_sampler *c = atomic_load_explicit(&all_states, memory_order_acquire);
-         c != NULL; c = c->all_next)
-        if (atomic_load_explicit(&c->status, memory_order_acquire) == CPU_ACTIVE &&
-            !start_timer(c) && errno != EINVAL && errno != 0) /* EINVAL: a thread that just ended */
-            note_timer_failure(errno);
 }
 
 void ppx_cpu_set_rate(uint32_t hz)
@@ -238,17 +127,17 @@ void ppx_cpu_set_rate(uint32_t hz)
     if (ppx_config.cpu_hz_fixed || hz > WIRE_MAX_CPU_HZ ||
         !atomic_load_explicit(&configured, memory_order_acquire))
         return;
-    cpu_lock();
+    ppx_cpu_lock();
     if (!atomic_load(&stopped) && !exec_paused && hz != sampling_hz) {
-        stop_all_timers();
+        ppx_cpu_timers_stop_all();
         sampling_hz = hz;
         running = hz != 0;
         if (running) {
             set_period(hz);
-            start_active_timers();
+            ppx_cpu_timers_start_active();
         }
     }
-    cpu_unlock();
+    ppx_cpu_unlock();
 }
 
 uint32_t ppx_cpu_sample_hz(void)
@@ -310,7 +199,7 @@ void ppx_cpu_thread_started(struct ppx_thread_record *r)
     t->guard++;
     bool remote = r->tid != ppx_gettid();
     int err = 0;
-    cpu_lock();
+    ppx_cpu_lock();
     struct ppx_cpu_sampler *c = atomic_load(&stopped) ? NULL : state_get();
     if (c != NULL) {
         c->tid = r->tid;
@@ -318,7 +207,7 @@ void ppx_cpu_thread_started(struct ppx_thread_record *r)
         c->remote = remote;
         /* While exec is under way the state waits without a timer; a failed
          * exec starts it with the others. */
-        if (running && !start_timer(c)) {
+        if (running && !ppx_cpu_timer_start(c)) {
             err = errno;
             state_put(c);
             c = NULL;
@@ -333,9 +222,9 @@ void ppx_cpu_thread_started(struct ppx_thread_record *r)
         if (!remote)
             ppx_cpu_handler_adopt(c, seq);
     }
-    cpu_unlock();
+    ppx_cpu_unlock();
     if (err != 0)
-        note_timer_failure(err);
+        ppx_cpu_note_timer_failure(err);
     t->guard--;
     errno = saved_errno;
 }
@@ -351,13 +240,13 @@ void ppx_cpu_thread_ended(struct ppx_thread_record *r)
     int saved_errno = errno;
     t->guard++;
     ppx_cpu_handler_forget(c);
-    cpu_lock();
-    stop_timer(c);
+    ppx_cpu_lock();
+    ppx_cpu_timer_stop(c);
     if (c->remote)
         ppx_cpu_unpublish_remote(c);
     /* the flusher drains what is left, then recycles it */
     atomic_store_explicit(&c->status, CPU_ENDED, memory_order_release);
-    cpu_unlock();
+    ppx_cpu_unlock();
     t->guard--;
     errno = saved_errno;
 }
@@ -369,12 +258,12 @@ void ppx_cpu_sigprof_taken(void)
     struct ppx_tls *t = &ppx_tls;
     int saved_errno = errno;
     t->guard++;
-    cpu_lock();
+    ppx_cpu_lock();
     /* Nothing stops if no timer ran (on demand, and nobody asked): silence. */
     bool was_sampling = first && (running || exec_paused);
     running = false;
-    stop_all_timers();
-    cpu_unlock();
+    ppx_cpu_timers_stop_all();
+    ppx_cpu_unlock();
     t->guard--;
     errno = saved_errno;
     if (was_sampling)
@@ -392,16 +281,16 @@ void ppx_cpu_before_exec(void)
     struct ppx_tls *t = &ppx_tls;
     int saved_errno = errno;
     t->guard++;
-    cpu_lock();
+    ppx_cpu_lock();
     if (running) {
         running = false;
         exec_paused = true;
-        stop_all_timers();
+        ppx_cpu_timers_stop_all();
         /* Ticks already queued would reach the new image, where SIGPROF
          * terminates: discard them. */
         ppx_sigprof_hand_back();
     }
-    cpu_unlock();
+    ppx_cpu_unlock();
     t->guard--;
     errno = saved_errno;
 }
@@ -413,7 +302,7 @@ void ppx_cpu_after_exec_failed(void)
     struct ppx_tls *t = &ppx_tls;
     int saved_errno = errno;
     t->guard++;
-    cpu_lock();
+    ppx_cpu_lock();
     if (exec_paused && !atomic_load(&stopped)) {
         exec_paused = false;
         running = true;
@@ -421,9 +310,9 @@ void ppx_cpu_after_exec_failed(void)
         for (struct ppx_cpu_sampler *c = atomic_load_explicit(&all_states, memory_order_acquire);
              c != NULL; c = c->all_next)
             if (atomic_load_explicit(&c->status, memory_order_acquire) == CPU_ACTIVE)
-                start_timer(c); /* a thread that just ended: EINVAL, no timer */
+                ppx_cpu_timer_start(c); /* a thread that just ended: EINVAL, no timer */
     }
-    cpu_unlock();
+    ppx_cpu_unlock();
     t->guard--;
     errno = saved_errno;
 }
@@ -460,7 +349,7 @@ void ppx_cpu_reset_child(void)
         /* a collector asked the parent, not this new process */
         for (struct ppx_cpu_sampler *c = atomic_load_explicit(&all_states, memory_order_acquire);
              c != NULL; c = c->all_next)
-            stop_timer(c);
+            ppx_cpu_timer_stop(c);
         sampling_hz = 0;
     }
     running = !atomic_load(&stopped) && sampling_hz != 0;
@@ -484,11 +373,11 @@ int ppx_cpu_sampler_check_gone(struct ppx_cpu_sampler *c)
     struct ppx_thread_record *r = c->rec;
     struct ppx_cpu_sampler *expected = c;
     if (atomic_compare_exchange_strong(&r->cpu, &expected, NULL)) {
-        cpu_lock();
-        stop_timer(c);
+        ppx_cpu_lock();
+        ppx_cpu_timer_stop(c);
         ppx_cpu_unpublish_remote(c);
         atomic_store_explicit(&c->status, CPU_ENDED, memory_order_release);
-        cpu_unlock();
+        ppx_cpu_unlock();
     }
     return atomic_load_explicit(&c->status, memory_order_acquire);
 }
@@ -496,9 +385,9 @@ int ppx_cpu_sampler_check_gone(struct ppx_cpu_sampler *c)
 void ppx_cpu_sampler_recycle(struct ppx_cpu_sampler *c)
 {
     PPX_CHECK(atomic_load_explicit(&c->status, memory_order_acquire) == CPU_ENDED);
-    cpu_lock();
+    ppx_cpu_lock();
     state_put(c);
-    cpu_unlock();
+    ppx_cpu_unlock();
 }
 
 struct ppx_cpu_sampler *ppx_cpu_samplers(void)

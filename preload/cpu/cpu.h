@@ -222,8 +222,22 @@ static inline clockid_t ppx_thread_cpu_clock(pid_t tid)
     return (clockid_t)((~(unsigned)tid << 3) | 6u);
 }
 
+/* cpu_mu: timers and samplers change under it (never in the handler). */
+void ppx_cpu_lock(void);
+void ppx_cpu_unlock(void);
 /* PPX_CHECK that the caller holds cpu_mu. */
 void ppx_cpu_check_locked(void);
+
+/* cpu_timers.c (cpu_mu held) */
+void ppx_cpu_timers_set_period(uint64_t ns);
+/* false with errno 0: refused by the queued-signal budget (sigqueue.c). */
+bool ppx_cpu_timer_start(struct ppx_cpu_sampler *c);
+void ppx_cpu_timer_stop(struct ppx_cpu_sampler *c);
+void ppx_cpu_timers_stop_all(void);
+/* Every active sampler's timer (a rate was set). */
+void ppx_cpu_timers_start_active(void);
+/* Said once. */
+void ppx_cpu_note_timer_failure(int err);
 
 /* sigqueue.c: our timers within the user's queued-signal limit (cpu_mu). */
 bool ppx_sigqueue_room(void);
