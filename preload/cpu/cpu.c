@@ -17,12 +17,12 @@
 
 static pthread_mutex_t cpu_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ppx_owner cpu_mu_owner; /* check builds: who holds cpu_mu */
-static atomic_bool configured; /* PPX_CPU_HZ > 0 or unset (on demand), our handler installed */
-static atomic_bool stopped;    /* the program took SIGPROF: for good */
-static bool running;           /* under cpu_mu: timers exist (false while exec is under way) */
-static bool exec_paused;       /* under cpu_mu */
-static uint32_t sampling_hz;   /* under cpu_mu: the timers' rate; 0: none */
-static atomic_uint batch_hz;   /* the rate of the samples in the flusher's table */
+static atomic_bool configured;      /* PPX_CPU_HZ > 0 or unset (on demand), our handler installed */
+static atomic_bool stopped;         /* the program took SIGPROF: for good */
+static bool running;                /* under cpu_mu: timers exist (false while exec is under way) */
+static bool exec_paused;            /* under cpu_mu */
+static uint32_t sampling_hz;        /* under cpu_mu: the timers' rate; 0: none */
+static atomic_uint batch_hz;        /* the rate of the samples in the flusher's table */
 static struct sigaction our_action; /* set once at init */
 static uint64_t ring_words;         /* set once at init */
 

@@ -67,8 +67,7 @@ void ppx_cpu_timer_stop(struct ppx_cpu_sampler *c)
 
 void ppx_cpu_timers_stop_all(void)
 {
-    for (struct ppx_cpu_sampler *c = ppx_cpu_samplers();
-         c != NULL; c = c->all_next)
+    for (struct ppx_cpu_sampler *c = ppx_cpu_samplers(); c != NULL; c = c->all_next)
         ppx_cpu_timer_stop(c);
 }
 
@@ -82,8 +81,7 @@ bool ppx_cpu_give_back_timer(void)
     t->guard++;
     bool gave = false;
     ppx_cpu_lock();
-    for (struct ppx_cpu_sampler *c = ppx_cpu_samplers();
-         c != NULL && !gave; c = c->all_next) {
+    for (struct ppx_cpu_sampler *c = ppx_cpu_samplers(); c != NULL && !gave; c = c->all_next) {
         if (c->has_timer) {
             ppx_cpu_timer_stop(c);
             gave = true;
@@ -110,9 +108,9 @@ void ppx_cpu_note_timer_failure(int err)
 void ppx_cpu_timers_start_active(void)
 {
     ppx_cpu_check_locked();
-    for (struct ppx_cpu_sampler *c = ppx_cpu_samplers();
-         c != NULL; c = c->all_next)
+    for (struct ppx_cpu_sampler *c = ppx_cpu_samplers(); c != NULL; c = c->all_next)
         if (atomic_load_explicit(&c->status, memory_order_acquire) == CPU_ACTIVE &&
-            !ppx_cpu_timer_start(c) && errno != EINVAL && errno != 0) /* EINVAL: a thread that just ended */
+            !ppx_cpu_timer_start(c) && errno != EINVAL &&
+            errno != 0) /* EINVAL: a thread that just ended */
             ppx_cpu_note_timer_failure(errno);
 }
