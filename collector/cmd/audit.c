@@ -1,4 +1,4 @@
-/* ppx audit: reads a syscalls.pb.gz (pprof_syscalls.h) and prints, for
+/* ppx audit: reads a syscalls.pb.gz (pprof.h) and prints, for
  * humans, what strace -c prints but per call and descriptor with the call
  * sites behind it, then plain-language hints where the figures call for a
  * change (batching, merging writes, readiness handling). */
@@ -138,7 +138,7 @@ static Profile *load_profile(const char *path)
 
 /* ---- profile access ----------------------------------------------------- */
 
-static const char *str(const struct audit *a, int64_t i)
+static const char *profile_string(const struct audit *a, int64_t i)
 {
     return pprof_index_string(&a->ix, i);
 }
@@ -174,8 +174,8 @@ static int index_profile(struct audit *a)
         a->type_index[t] = -1;
     for (size_t i = 0; i < p->n_sample_type; i++)
         for (int t = 0; t < N_TYPES; t++)
-            if (strcmp(str(a, p->sample_type[i]->type), type_names[t][0]) == 0 &&
-                strcmp(str(a, p->sample_type[i]->unit), type_names[t][1]) == 0)
+            if (strcmp(profile_string(a, p->sample_type[i]->type), type_names[t][0]) == 0 &&
+                strcmp(profile_string(a, p->sample_type[i]->unit), type_names[t][1]) == 0)
                 a->type_index[t] = (int)i;
     for (int t = 0; t < N_TYPES; t++) {
         if (a->type_index[t] >= 0 || t == T_MESSAGES)
@@ -184,8 +184,8 @@ static int index_profile(struct audit *a)
         size_t at = 0;
         for (size_t i = 0; i < p->n_sample_type && at < sizeof have; i++)
             at += (size_t)snprintf(have + at, sizeof have - at, "%s%s/%s", i ? ", " : "",
-                                   str(a, p->sample_type[i]->type),
-                                   str(a, p->sample_type[i]->unit));
+                                   profile_string(a, p->sample_type[i]->type),
+                                   profile_string(a, p->sample_type[i]->unit));
         return audit_error("%s is a pprof profile, but not of I/O calls: it has no %s/%s "
                            "sample type (it has: %s); ppx audit reads the syscalls.pb.gz "
                            "that ppx record writes",
@@ -202,31 +202,13 @@ static int index_profile(struct audit *a)
 
 /* ---- aggregation -------------------------------------------------------- */
 
-static const char *label_str(const struct audit *a, const Sample *s, const char *key)
-{
-    for (size_t i = 0; i < s->n_label; i++)
-        if (strcmp(str(a, s->label[i]->key), key) == 0 && s->label[i]->str)
-            return str(a, s->label[i]->str);
-    return NULL;
-}
-
-static bool label_num(const struct audit *a, const Sample *s, const char *key, int64_t *out)
-{
-    for (size_t i = 0; i < s->n_label; i++)
-        if (strcmp(str(a, s->label[i]->key), key) == 0 && !s->label[i]->str) {
-            *out = s->label[i]->num;
-            return true;
-        }
-    return false;
-}
-
 /* "inet/dgram" for sockets, the descriptor type otherwise, "-" for none. */
 static void describe_fd(const struct audit *a, const Sample *s, char *out, size_t outlen)
 {
-    const char *fd = label_str(a, s, "fd");
+    const char *fd = pprof_index_label_str(&a->ix, s, "fd");
     if (fd && strcmp(fd, "socket") == 0) {
-        const char *family = label_str(a, s, "family");
-        const char *type = label_str(a, s, "socktype");
+        const char *family = pprof_index_label_str(&a->ix, s, "family");
+        const char *type = pprof_index_label_str(&a->ix, s, "socktype");
         snprintf(out, outlen, "%s/%s", family ? family : "?", type ? type : "?");
     } else {
         snprintf(out, outlen, "%s", fd ? fd : "-");
@@ -246,8 +228,8 @@ static char *describe_site(const struct audit *a, uint64_t location_id)
     char buf[1024], name_buf[512];
     int64_t line = 0;
     const Function *f = location_id ? location_function(a, location_id, &line) : NULL;
-    const char *name = f ? demangle_into(str(a, f->name), name_buf, sizeof name_buf) : "";
-    const char *file = f ? str(a, f->filename) : "";
+    const char *name = f ? demangle_into(profile_string(a, f->name), name_buf, sizeof name_buf) : "";
+    const char *file = f ? profile_string(a, f->filename) : "";
     if (*name && *file && line > 0)
         snprintf(buf, sizeof buf, "%s (%s:%" PRId64 ")", name, base_name(file), line);
     else if (*name)
@@ -262,9 +244,9 @@ static char *describe_site(const struct audit *a, uint64_t location_id)
 static char *caller_name(const struct audit *a, uint64_t location_id)
 {
     const Function *f = location_id ? location_function(a, location_id, NULL) : NULL;
-    if (f && *str(a, f->name)) {
-        char *demangled = demangle_name(str(a, f->name));
-        return demangled ? demangled : strdup(str(a, f->name));
+    if (f && *profile_string(a, f->name)) {
+        char *demangled = demangle_name(profile_string(a, f->name));
+        return demangled ? demangled : strdup(profile_string(a, f->name));
     }
     const Location *loc = location_id ? find_location(a, location_id) : NULL;
     char buf[32];
@@ -385,7 +367,7 @@ static int aggregate(struct audit *a, bool want_pid, int64_t pid)
     for (size_t i = 0; i < p->n_sample; i++) {
         const Sample *s = p->sample[i];
         int64_t spid;
-        if (label_num(a, s, "pid", &spid)) {
+        if (pprof_index_label_num(&a->ix, s, "pid", &spid)) {
             a->has_pid_labels = true;
             if (want_pid && spid != pid)
                 continue;
@@ -396,7 +378,7 @@ static int aggregate(struct audit *a, bool want_pid, int64_t pid)
         if (s->n_location_id == 0)
             continue;
         const Function *leaf = location_function(a, s->location_id[0], NULL);
-        const char *call = leaf ? str(a, leaf->name) : "";
+        const char *call = leaf ? profile_string(a, leaf->name) : "";
         if (!*call)
             call = "?";
         char desc[64];

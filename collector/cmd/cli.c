@@ -1,4 +1,4 @@
-/* Option parsing helpers shared by the subcommands (cli.h). */
+/* Option parsing helpers shared by the subcommands (cmd.h). */
 #include "cmd/cmd.h"
 
 #include <errno.h>
@@ -113,4 +113,20 @@ int cli_report_args(const char *command, int argc, char **argv, uint64_t max_top
         return 1;
     }
     return -1;
+}
+
+int cli_other_option(const char *command, int c, char **argv, void (*help)(FILE *))
+{
+    if (c == 'h') {
+        help(stdout);
+        exit(0);
+    }
+    return cli_bad_option(command, c, argv);
+}
+
+int cli_no_operands(const char *command, int argc, char **argv)
+{
+    if (optind < argc)
+        return cli_usage_error(command, "unexpected argument '%s'", argv[optind]);
+    return 0;
 }

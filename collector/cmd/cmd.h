@@ -35,6 +35,14 @@ int cli_error(const char *command, const char *fmt, ...) __attribute__((format(p
  * usage error, as cli_usage_error(). */
 int cli_bad_option(const char *command, int c, char **argv);
 
+/* The end of a command's option switch: for 'h' (-h, --help) prints
+ * help on stdout and exits 0; anything else is cli_bad_option(). */
+int cli_other_option(const char *command, int c, char **argv, void (*help)(FILE *));
+
+/* After the options of a command that takes no operands (getopt's optind
+ * past them): 0, or the usage error naming the first operand. */
+int cli_no_operands(const char *command, int argc, char **argv);
+
 /* A decimal integer in [min, max] and nothing else: no sign, no space, no
  * suffix. Stores it in *out unless out is NULL. */
 bool cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);

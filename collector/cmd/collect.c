@@ -1,14 +1,14 @@
 /* ppx collect: the live collector. A daemon on a Unix socket that any
  * number of targets started with LD_PRELOAD=libppx.so stream to (no
  * variable needed: both default to the same path), serving their profiles
- * over HTTP the way Go's net/http/pprof does (http.h), writing them on
- * request (`ppx snapshot`, control.h) and, with -o, when a target exits.
- * Targets that exited while no collector ran left spool files (spool.h):
+ * over HTTP the way Go's net/http/pprof does (live.h), writing them on
+ * request (`ppx snapshot`, ingest.h) and, with -o, when a target exits.
+ * Targets that exited while no collector ran left spool files (ingest.h):
  * read at start, and as they appear.
  *
- * Threads: this one reads the targets' streams (server.h) under the
- * table's lock (live.h); the HTTP server has its own; profile files are
- * written by a background worker (collect_worker.h). */
+ * Threads: this one reads the targets' streams (ingest.h) under the
+ * table's lock (live.h); the HTTP streams has its own; profile files are
+ * written by a background worker (live.h). */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -120,15 +120,13 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'q':
             o->quiet = true;
             break;
-        case 'h':
-            help(stdout);
-            exit(0);
         default:
-            return cli_bad_option("collect", c, argv);
+            return cli_other_option("collect", c, argv, help);
         }
     }
-    if (optind < argc)
-        return usage_error("unexpected argument '%s'", argv[optind]);
+    int rc = cli_no_operands("collect", argc, argv);
+    if (rc)
+        return rc;
     if (o->http_allow_any_user && !o->http)
         return usage_error("--http-allow-any-user goes with --http%s", "");
     return 0;
@@ -137,9 +135,11 @@ static int parse_options(int argc, char **argv, struct options *o)
 struct collector {
     struct live *live;
     struct collect_worker *worker;
+    struct ingest *streams;
+    struct http_server *http; /* NULL without --http */
 };
 
-/* server.h hook, table lock held. */
+/* ingest.h hook, table lock held. */
 static void on_closed(void *arg, struct proc *p)
 {
     struct collector *c = arg;
@@ -149,7 +149,7 @@ static void on_closed(void *arg, struct proc *p)
     live_process_ended(c->live, p);
 }
 
-/* spool.h hook, table lock held: a spool file's process, read whole. */
+/* ingest.h hook, table lock held: a spool file's process, read whole. */
 static void on_spooled(void *arg, struct proc *p, const char *path)
 {
     struct collector *c = arg;
@@ -157,7 +157,7 @@ static void on_spooled(void *arg, struct proc *p, const char *path)
     live_process_ended(c->live, p);
 }
 
-/* server.h hook, table lock held. */
+/* ingest.h hook, table lock held. */
 static void on_opened(void *arg, struct proc *p)
 {
     struct collector *c = arg;
@@ -168,7 +168,7 @@ static void on_opened(void *arg, struct proc *p)
 static int send_command(void *arg, const struct proc *p, uint32_t type, const void *payload,
                         size_t len)
 {
-    return server_command(arg, p, type, payload, len);
+    return ingest_command(arg, p, type, payload, len);
 }
 
 static void on_control(void *arg, int fd, const uint8_t *rest, size_t len)
@@ -211,60 +211,87 @@ static bool stop_requested(int sfd)
     return stop;
 }
 
-static int run(const struct options *opt, const char *socket_path, int sfd)
+/* Stops what start_collector() started, in the order that lets every
+ * part finish: delta requests return at once; then the targets still
+ * connected get their profiles written (the closed hook, as the
+ * connections close). */
+static void stop_collector(struct collector *c)
+{
+    live_stop(c->live);
+    http_stop(c->http);
+    ingest_read_available(c->streams);
+    live_set_sender(c->live, NULL, NULL); /* the worker may still take a snapshot */
+    ingest_close(c->streams);
+    collect_worker_finish(c->worker);
+    live_free(c->live);
+}
+
+/* The shared state, the socket, the worker thread and the HTTP server,
+ * wired together. 0, or -1 after saying why and stopping what started. */
+static int start_collector(struct collector *c, const struct options *opt,
+                           const char *socket_path)
 {
     char err[1024] = "";
-    struct collector c = {.live = live_new()};
-    if (!c.live) {
+    c->live = live_new();
+    if (!c->live) {
         fprintf(stderr, "ppx: out of memory\n");
-        return 1;
+        return -1;
     }
-    struct server *server = server_open(socket_path, live_table(c.live), err, sizeof err);
-    if (!server) {
+    c->streams = ingest_open(socket_path, live_table(c->live), err, sizeof err);
+    if (!c->streams) {
         fprintf(stderr, "%s\n", err);
-        live_free(c.live);
-        return 1;
+        live_free(c->live);
+        return -1;
     }
-    c.worker = collect_worker_start(c.live, opt->output, opt->quiet);
-    struct http_server *http = NULL;
+    c->worker = collect_worker_start(c->live, opt->output, opt->quiet);
     struct http_config http_cfg = {opt->http, socket_path, opt->http_allow_any_user};
-    if (c.worker && opt->http && !(http = http_start(&http_cfg, c.live, err, sizeof err)))
+    if (c->worker && opt->http && !(c->http = http_start(&http_cfg, c->live, err, sizeof err)))
         fprintf(stderr, "%s\n", err);
-    if (!c.worker || (opt->http && !http)) {
-        collect_worker_finish(c.worker);
-        server_close(server);
-        live_free(c.live);
-        return 1;
+    if (!c->worker || (opt->http && !c->http)) {
+        collect_worker_finish(c->worker);
+        ingest_close(c->streams);
+        live_free(c->live);
+        return -1;
     }
-    struct server_hooks hooks = {
-        .lock = live_lock(c.live),
+    struct ingest_hooks hooks = {
+        .lock = live_lock(c->live),
         .check_uid = true,
         .uid = geteuid(),
         .closed = on_closed,
         .opened = on_opened,
         .control_magic = CONTROL_MAGIC,
         .control = on_control,
-        .arg = &c,
+        .arg = c,
     };
-    server_set_hooks(server, &hooks);
-    live_set_sender(c.live, send_command, server);
-    if (!opt->quiet) {
-        fprintf(stderr, "ppx: collecting on %s", socket_path);
-        if (http)
-            fprintf(stderr, "; profiles at %s/debug/pprof/", http_url(http));
-        if (http && http_token_path(http)[0])
-            fprintf(stderr, " (token in %s)", http_token_path(http));
-        else if (http)
-            fprintf(stderr, " (any local user may read them: --http-allow-any-user)");
-        if (opt->output)
-            fprintf(stderr, "; exited targets' profiles into %s/", opt->output);
-        fprintf(stderr, "\n");
-    }
+    ingest_set_hooks(c->streams, &hooks);
+    live_set_sender(c->live, send_command, c->streams);
+    return 0;
+}
 
-    /* Targets that exited while no collector ran; then new ones, as they
-     * appear (one may have found no collector just before this one). */
-    struct spool *spool = spool_new(socket_path, opt->output != NULL, live_table(c.live),
-                                    live_lock(c.live), on_spooled, &c);
+static void announce(const struct collector *c, const struct options *opt,
+                     const char *socket_path)
+{
+    fprintf(stderr, "ppx: collecting on %s", socket_path);
+    if (c->http)
+        fprintf(stderr, "; profiles at %s/debug/pprof/", http_url(c->http));
+    if (c->http && http_token_path(c->http)[0])
+        fprintf(stderr, " (token in %s)", http_token_path(c->http));
+    else if (c->http)
+        fprintf(stderr, " (any local user may read them: --http-allow-any-user)");
+    if (opt->output)
+        fprintf(stderr, "; exited targets' profiles into %s/", opt->output);
+    fprintf(stderr, "\n");
+}
+
+/* Reads the targets' streams until a signal on sfd asks to stop: spool
+ * files left by targets that exited while no collector ran, then new
+ * ones as they appear (one may have found no collector just before this
+ * one). 0, or 1 when polling failed. */
+static int collect_until_stopped(struct collector *c, const struct options *opt,
+                                 const char *socket_path, int sfd)
+{
+    struct spool *spool = spool_new(socket_path, opt->output != NULL, live_table(c->live),
+                                    live_lock(c->live), on_spooled, c);
     long long next_scan = 0;
     int rc = 0;
     for (;;) {
@@ -272,7 +299,7 @@ static int run(const struct options *opt, const char *socket_path, int sfd)
             spool_scan(spool);
             next_scan = monotonic_ms() + SPOOL_SCAN_MS;
         }
-        int ready = server_poll(server, spool ? SPOOL_SCAN_MS : -1, sfd);
+        int ready = ingest_poll(c->streams, spool ? SPOOL_SCAN_MS : -1, sfd);
         if (ready < 0) {
             fprintf(stderr, "ppx: poll: %s\n", strerror(errno));
             rc = 1;
@@ -282,16 +309,18 @@ static int run(const struct options *opt, const char *socket_path, int sfd)
             break;
     }
     spool_free(spool);
+    return rc;
+}
 
-    /* Delta requests return at once; then the targets still connected get
-     * their profiles written (the closed hook, as the connections close). */
-    live_stop(c.live);
-    http_stop(http);
-    server_read_available(server);
-    live_set_sender(c.live, NULL, NULL); /* the worker may still take a snapshot */
-    server_close(server);
-    collect_worker_finish(c.worker);
-    live_free(c.live);
+static int run_collector(const struct options *opt, const char *socket_path, int sfd)
+{
+    struct collector c = {0};
+    if (start_collector(&c, opt, socket_path) < 0)
+        return 1;
+    if (!opt->quiet)
+        announce(&c, opt, socket_path);
+    int rc = collect_until_stopped(&c, opt, socket_path, sfd);
+    stop_collector(&c);
     return rc;
 }
 
@@ -315,7 +344,7 @@ int cmd_collect(int argc, char **argv)
         fprintf(stderr, "ppx: cannot set up signal handling: %s\n", strerror(errno));
         return 1;
     }
-    rc = run(&opt, socket_path, sfd);
+    rc = run_collector(&opt, socket_path, sfd);
     close(sfd);
     return rc;
 }

@@ -116,9 +116,51 @@ static void help(FILE *out)
 
 #define usage_error(fmt, arg) cli_usage_error("record", fmt, arg)
 
+enum { OPT_RATE = 256, OPT_EXACT, OPT_MAX_DEPTH, OPT_FLUSH_MS };
+
+/* One option (getopt's c and optarg) into o: 0, or a usage error's exit
+ * status. */
+static int take_option(int c, struct options *o, bool *exact, char **argv)
+{
+    switch (c) {
+    case 'o':
+        /* "-o -- cmd" would take "--" for the directory. */
+        if (*optarg == 0 || *optarg == '-')
+            return usage_error("-o/--output needs a directory name, not '%s' "
+                               "(write ./-name for a name starting with '-')",
+                               optarg);
+        o->output = optarg;
+        return 0;
+    case OPT_RATE:
+        if (!cli_parse_u64(optarg, 1, UINT64_C(1) << 40, NULL))
+            return usage_error("--rate takes a number of bytes from 1 to 2^40, not '%s'", optarg);
+        o->rate = optarg;
+        return 0;
+    case OPT_EXACT:
+        *exact = true;
+        return 0;
+    case OPT_MAX_DEPTH:
+        if (!cli_parse_u64(optarg, 1, 256, NULL))
+            return usage_error("--max-depth takes a number of frames from 1 to 256, not '%s'",
+                               optarg);
+        o->max_depth = optarg;
+        return 0;
+    case OPT_FLUSH_MS:
+        if (!cli_parse_u64(optarg, 1, 3600000, NULL))
+            return usage_error("--flush-ms takes milliseconds from 1 to 3600000, not '%s'",
+                               optarg);
+        o->flush_ms = optarg;
+        return 0;
+    case 'q':
+        o->quiet = true;
+        return 0;
+    default:
+        return cli_other_option("record", c, argv, help);
+    }
+}
+
 static int parse_options(int argc, char **argv, struct options *o)
 {
-    enum { OPT_RATE = 256, OPT_EXACT, OPT_MAX_DEPTH, OPT_FLUSH_MS };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'},
         {"rate", required_argument, NULL, OPT_RATE},
@@ -135,45 +177,9 @@ static int parse_options(int argc, char **argv, struct options *o)
     int c;
     /* "+": stop at COMMAND, whose own options are not ours. */
     while ((c = getopt_long(argc, argv, "+:o:qh", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'o':
-            /* "-o -- cmd" would take "--" for the directory. */
-            if (*optarg == 0 || *optarg == '-')
-                return usage_error("-o/--output needs a directory name, not '%s' "
-                                   "(write ./-name for a name starting with '-')",
-                                   optarg);
-            o->output = optarg;
-            break;
-        case OPT_RATE:
-            if (!cli_parse_u64(optarg, 1, UINT64_C(1) << 40, NULL))
-                return usage_error("--rate takes a number of bytes from 1 to 2^40, not '%s'",
-                                   optarg);
-            o->rate = optarg;
-            break;
-        case OPT_EXACT:
-            exact = true;
-            break;
-        case OPT_MAX_DEPTH:
-            if (!cli_parse_u64(optarg, 1, 256, NULL))
-                return usage_error("--max-depth takes a number of frames from 1 to 256, not '%s'",
-                                   optarg);
-            o->max_depth = optarg;
-            break;
-        case OPT_FLUSH_MS:
-            if (!cli_parse_u64(optarg, 1, 3600000, NULL))
-                return usage_error("--flush-ms takes milliseconds from 1 to 3600000, not '%s'",
-                                   optarg);
-            o->flush_ms = optarg;
-            break;
-        case 'q':
-            o->quiet = true;
-            break;
-        case 'h':
-            help(stdout);
-            exit(0);
-        default:
-            return cli_bad_option("record", c, argv);
-        }
+        int rc = take_option(c, o, &exact, argv);
+        if (rc)
+            return rc;
     }
     if (exact) {
         if (o->rate && strcmp(o->rate, "1") != 0)
@@ -266,14 +272,14 @@ struct run {
     const struct options *opt;
     const char *dir;
     struct proc_table *table;
-    struct server *server;
+    struct ingest *streams;
     pid_t child;
     unsigned snapshots;
 };
 
-static void snapshot(struct run *r)
+static void write_snapshot(struct run *r)
 {
-    server_read_available(r->server);
+    ingest_read_available(r->streams);
     unsigned n = ++r->snapshots;
     if (output_write(r->dir, r->table, n, false) == 0 && !r->opt->quiet)
         fprintf(stderr, "ppx: wrote snapshot %u in %s: heap.%u.pb.gz, allocs.%u.pb.gz, "
@@ -294,7 +300,7 @@ static bool handle_signals(struct run *r, int sfd, int *status)
             if (w == r->child)
                 exited = true;
         } else if (sig == SIGUSR1) {
-            snapshot(r);
+            write_snapshot(r);
         } else if (!exited) {
             kill(r->child, sig);
         }
@@ -369,13 +375,13 @@ static bool preload_path_ok(const char *lib)
 struct setup {
     char *lib, *sock_dir, *sock_path, *output;
     struct proc_table *table;
-    struct server *server;
+    struct ingest *streams;
     int sfd;
 };
 
 static void teardown(struct setup *s)
 {
-    server_close(s->server);
+    ingest_close(s->streams);
     if (s->sock_dir)
         rmdir(s->sock_dir);
     if (s->sfd >= 0)
@@ -395,6 +401,115 @@ static int fail_setup(struct setup *s, const char *msg)
     return 1;
 }
 
+/* Everything the command needs before it starts: libppx.so, the output
+ * directory (when given), the socket listening. 0, or ppx's exit status
+ * after saying why and undoing s. */
+static int prepare(struct setup *s, const struct options *opt)
+{
+    char err[1024] = "";
+    s->lib = target_find_preload(err, sizeof err);
+    if (!s->lib)
+        return fail_setup(s, err);
+    if (!preload_path_ok(s->lib))
+        return fail_setup(s, NULL);
+    if (opt->output && output_dir_prepare(opt->output, err, sizeof err) < 0)
+        return fail_setup(s, err);
+    s->sock_dir = make_socket_dir(err, sizeof err);
+    if (!s->sock_dir)
+        return fail_setup(s, err);
+    s->sock_path = path_join(s->sock_dir, "ppx.sock");
+    s->table = proc_table_new();
+    if (!s->sock_path || !s->table)
+        return fail_setup(s, "ppx: out of memory");
+    s->streams = ingest_open(s->sock_path, s->table, err, sizeof err);
+    if (!s->streams)
+        return fail_setup(s, err);
+    return 0;
+}
+
+/* Starts the command with the profiler's environment, held before exec
+ * until the default output directory, named after its pid, exists. 0 with
+ * *pid, or ppx's exit status after saying why; when exec fails, ppx exits
+ * as a shell would. */
+static int start_command(struct setup *s, const struct options *opt, pid_t *pid)
+{
+    char err[1024] = "";
+    struct target_env env = {
+        .preload = s->lib,
+        .socket = s->sock_path,
+        .sample_rate = opt->rate,
+        .max_depth = opt->max_depth,
+        .flush_ms = opt->flush_ms,
+    };
+    struct saved_state saved = {.env = &env};
+    raise_nofile(&saved);
+    s->sfd = setup_signals(&saved);
+    if (s->sfd < 0) {
+        snprintf(err, sizeof err, "ppx: cannot set up signal handling: %s", strerror(errno));
+        return fail_setup(s, err);
+    }
+    struct target_child child;
+    if (target_spawn(opt->argv, in_child, &saved, &child) < 0) {
+        snprintf(err, sizeof err, "ppx: cannot fork: %s", strerror(errno));
+        return fail_setup(s, err);
+    }
+    if (!opt->output) {
+        s->output = default_output(opt->argv[0], child.pid);
+        if (!s->output || output_dir_prepare(s->output, err, sizeof err) < 0) {
+            target_release(&child, false);
+            waitpid(child.pid, NULL, 0);
+            return fail_setup(s, s->output ? err : "ppx: out of memory");
+        }
+    }
+    if (target_release(&child, true) < 0) {
+        /* The child exits 126 or 127, as a shell's would: pass that on. */
+        fprintf(stderr, "ppx: cannot run %s: %s\n", opt->argv[0], strerror(errno));
+        int status = 127 << 8;
+        waitpid(child.pid, &status, 0);
+        if (s->output)
+            rmdir(s->output); /* made for this run, and still empty */
+        teardown(s);
+        die_like(status);
+    }
+    *pid = child.pid;
+    return 0;
+}
+
+/* Reads the streams and handles signals until the command exits; returns
+ * its wait status. */
+static int wait_for_command(struct run *r, int sfd)
+{
+    int status = 0;
+    for (;;) {
+        int ready = ingest_poll(r->streams, -1, sfd);
+        if (ready < 0) {
+            fprintf(stderr, "ppx: poll: %s\n", strerror(errno));
+            waitpid(r->child, &status, 0);
+            return status;
+        }
+        if (ready == 1 && handle_signals(r, sfd, &status))
+            return status;
+    }
+}
+
+/* After the command: what its processes still send, then the final
+ * profiles, and what the user should know. */
+static void write_final(const struct run *r)
+{
+    const struct options *opt = r->opt;
+    size_t running = ingest_drain(r->streams, DRAIN_MS);
+    if (running && !opt->quiet)
+        fprintf(stderr, "ppx: %zu process%s still running after %s exited; the profiles hold "
+                        "what they sent until now\n",
+                running, running == 1 ? " is" : "es are", opt->argv[0]);
+    int written = output_write(r->dir, r->table, 0, true);
+    if (written == 0 && !opt->quiet)
+        summary(r);
+    if (proc_table_count(r->table) == 0)
+        fprintf(stderr, "ppx: %s never connected: nothing was profiled (was LD_PRELOAD "
+                        "removed from its environment, or is it setuid?)\n", opt->argv[0]);
+}
+
 int cmd_record(int argc, char **argv)
 {
     struct options opt = {0};
@@ -403,96 +518,22 @@ int cmd_record(int argc, char **argv)
         return rc;
     check_reachable(opt.argv);
 
-    char err[1024] = "";
     struct setup s = {.sfd = -1};
-    s.lib = target_find_preload(err, sizeof err);
-    if (!s.lib)
-        return fail_setup(&s, err);
-    if (!preload_path_ok(s.lib))
-        return fail_setup(&s, NULL);
-    if (opt.output && output_dir_prepare(opt.output, err, sizeof err) < 0)
-        return fail_setup(&s, err);
-    s.sock_dir = make_socket_dir(err, sizeof err);
-    if (!s.sock_dir)
-        return fail_setup(&s, err);
-    s.sock_path = path_join(s.sock_dir, "ppx.sock");
-    s.table = proc_table_new();
-    if (!s.sock_path || !s.table)
-        return fail_setup(&s, "ppx: out of memory");
-    s.server = server_open(s.sock_path, s.table, err, sizeof err);
-    if (!s.server)
-        return fail_setup(&s, err);
-
-    struct target_env env = {
-        .preload = s.lib,
-        .socket = s.sock_path,
-        .sample_rate = opt.rate,
-        .max_depth = opt.max_depth,
-        .flush_ms = opt.flush_ms,
-    };
-    struct saved_state saved = {.env = &env};
-    raise_nofile(&saved);
-    s.sfd = setup_signals(&saved);
-    if (s.sfd < 0) {
-        snprintf(err, sizeof err, "ppx: cannot set up signal handling: %s", strerror(errno));
-        return fail_setup(&s, err);
-    }
-    struct target_child child;
-    if (target_spawn(opt.argv, in_child, &saved, &child) < 0) {
-        snprintf(err, sizeof err, "ppx: cannot fork: %s", strerror(errno));
-        return fail_setup(&s, err);
-    }
-    /* The default directory is named after the command's pid: known only
-     * now, and still before the command runs. */
-    if (!opt.output) {
-        s.output = default_output(opt.argv[0], child.pid);
-        if (!s.output || output_dir_prepare(s.output, err, sizeof err) < 0) {
-            target_release(&child, false);
-            waitpid(child.pid, NULL, 0);
-            return fail_setup(&s, s.output ? err : "ppx: out of memory");
-        }
-    }
-    if (target_release(&child, true) < 0) {
-        /* The child exits 126 or 127, as a shell's would: pass that on. */
-        fprintf(stderr, "ppx: cannot run %s: %s\n", opt.argv[0], strerror(errno));
-        int status = 127 << 8;
-        waitpid(child.pid, &status, 0);
-        if (s.output)
-            rmdir(s.output); /* made for this run, and still empty */
-        teardown(&s);
-        die_like(status);
-    }
-
+    pid_t pid = 0;
+    rc = prepare(&s, &opt);
+    if (rc == 0)
+        rc = start_command(&s, &opt, &pid);
+    if (rc)
+        return rc;
     struct run r = {
         .opt = &opt,
         .dir = opt.output ? opt.output : s.output,
         .table = s.table,
-        .server = s.server,
-        .child = child.pid,
+        .streams = s.streams,
+        .child = pid,
     };
-    int status = 0;
-    for (;;) {
-        int ready = server_poll(s.server, -1, s.sfd);
-        if (ready < 0) {
-            fprintf(stderr, "ppx: poll: %s\n", strerror(errno));
-            waitpid(child.pid, &status, 0);
-            break;
-        }
-        if (ready == 1 && handle_signals(&r, s.sfd, &status))
-            break;
-    }
-
-    size_t running = server_drain(s.server, DRAIN_MS);
-    if (running && !opt.quiet)
-        fprintf(stderr, "ppx: %zu process%s still running after %s exited; the profiles hold "
-                        "what they sent until now\n",
-                running, running == 1 ? " is" : "es are", opt.argv[0]);
-    int written = output_write(r.dir, s.table, 0, true);
-    if (written == 0 && !opt.quiet)
-        summary(&r);
-    if (proc_table_count(s.table) == 0)
-        fprintf(stderr, "ppx: %s never connected: nothing was profiled (was LD_PRELOAD "
-                        "removed from its environment, or is it setuid?)\n", opt.argv[0]);
+    int status = wait_for_command(&r, s.sfd);
+    write_final(&r);
     teardown(&s);
     die_like(status);
     return 0;

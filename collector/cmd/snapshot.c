@@ -1,5 +1,5 @@
 /* ppx snapshot: asks the running collector (ppx collect) to write the
- * profiles it holds now, over its own socket (control.h), and prints the
+ * profiles it holds now, over its own socket (ingest.h), and prints the
  * files written. The collector writes them (it holds the data), so the
  * directory is sent as an absolute path. */
 #include <errno.h>
@@ -76,16 +76,11 @@ static int parse_options(int argc, char **argv, struct options *o)
                 return usage_error("-o/--output needs a directory name%s", "");
             o->output = optarg;
             break;
-        case 'h':
-            help(stdout);
-            exit(0);
         default:
-            return cli_bad_option("snapshot", c, argv);
+            return cli_other_option("snapshot", c, argv, help);
         }
     }
-    if (optind < argc)
-        return usage_error("unexpected argument '%s'", argv[optind]);
-    return 0;
+    return cli_no_operands("snapshot", argc, argv);
 }
 
 /* The directory as an absolute path: the collector runs elsewhere. */

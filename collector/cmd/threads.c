@@ -1,4 +1,4 @@
-/* ppx threads: reads a threadcreate.pb.gz (pprof_threads.h) and prints its
+/* ppx threads: reads a threadcreate.pb.gz (pprof.h) and prints its
  * threads as a table, like `top -H` summed over the whole run: CPU time,
  * share of the process's CPU, start, lifetime and where each thread was
  * created. Everything comes from the labels ppx record puts on each
@@ -200,24 +200,6 @@ static void creation_site(const struct report *r, const Sample *s, char *out, si
 
 /* ---- reading the samples ------------------------------------------------ */
 
-static const char *label_str(const struct report *r, const Sample *s, const char *key)
-{
-    for (size_t i = 0; i < s->n_label; i++)
-        if (s->label[i]->str && strcmp(pprof_index_string(&r->ix, s->label[i]->key), key) == 0)
-            return pprof_index_string(&r->ix, s->label[i]->str);
-    return NULL;
-}
-
-static bool label_num(const struct report *r, const Sample *s, const char *key, int64_t *out)
-{
-    for (size_t i = 0; i < s->n_label; i++)
-        if (!s->label[i]->str && strcmp(pprof_index_string(&r->ix, s->label[i]->key), key) == 0) {
-            *out = s->label[i]->num;
-            return true;
-        }
-    return false;
-}
-
 static int check_sample_type(const struct report *r)
 {
     const Profile *p = r->prof;
@@ -247,19 +229,19 @@ static int read_rows(struct report *r, bool want_pid, int64_t pid)
         const Sample *s = p->sample[i];
         struct thread_row row;
         memset(&row, 0, sizeof row);
-        if (!label_num(r, s, "tid", &row.tid))
+        if (!pprof_index_label_num(&r->ix, s, "tid", &row.tid))
             return threads_error("%s: sample %zu has no tid label: not a thread profile of "
                                  "ppx record (a Go program's threadcreate profile has no "
                                  "labels)",
                                  r->path, i);
-        label_num(r, s, "pid", &row.pid);
+        pprof_index_label_num(&r->ix, s, "pid", &row.pid);
         if (want_pid && row.pid != pid)
             continue;
-        const char *name = label_str(r, s, "thread");
+        const char *name = pprof_index_label_str(&r->ix, s, "thread");
         printable(name ? name : "?", row.name, sizeof row.name);
-        row.has_start = label_num(r, s, "start_ns", &row.start_ns);
-        row.has_end = label_num(r, s, "end_ns", &row.end_ns);
-        if (!label_num(r, s, "cpu", &row.cpu_ns) || row.cpu_ns < 0)
+        row.has_start = pprof_index_label_num(&r->ix, s, "start_ns", &row.start_ns);
+        row.has_end = pprof_index_label_num(&r->ix, s, "end_ns", &row.end_ns);
+        if (!pprof_index_label_num(&r->ix, s, "cpu", &row.cpu_ns) || row.cpu_ns < 0)
             row.cpu_ns = 0;
         creation_site(r, s, row.creator, sizeof row.creator);
         r->rows[r->n_rows++] = row;
@@ -273,7 +255,7 @@ static bool has_pid_labels(const struct report *r)
 {
     for (size_t i = 0; i < r->prof->n_sample; i++) {
         int64_t pid;
-        if (label_num(r, r->prof->sample[i], "pid", &pid))
+        if (pprof_index_label_num(&r->ix, r->prof->sample[i], "pid", &pid))
             return true;
     }
     return false;
@@ -295,7 +277,7 @@ static struct process *process_of(struct report *r, int64_t pid)
     return pr->rows ? pr : NULL;
 }
 
-static int group(struct report *r)
+static int group_by_process(struct report *r)
 {
     for (size_t i = 0; i < r->n_rows; i++) {
         struct thread_row *row = &r->rows[i];
@@ -429,7 +411,7 @@ static int run_report(const char *path, size_t top, bool want_pid, int64_t pid)
     if (rc == 0)
         rc = read_rows(&r, want_pid, pid);
     if (rc == 0)
-        rc = group(&r);
+        rc = group_by_process(&r);
     if (rc == 0 && want_pid && r.n_rows == 0) {
         if (has_pid_labels(&r))
             rc = threads_error("%s has no threads of pid %" PRId64, path, pid);

@@ -87,15 +87,15 @@ bool wire_decoder_said_goodbye(const struct wire_decoder *d);
  * if this connection was the one feeding it. */
 void wire_decoder_free(struct wire_decoder *d);
 
-/* ---- server ---- */
+/* ---- streams ---- */
 /* The collector's listening Unix socket and its connections: accepts
  * targets, reads their streams without blocking and feeds each to its own
- * wire decoder (wire_decode.h). A connection whose stream goes bad is
+ * wire decoder (ingest.h). A connection whose stream goes bad is
  * closed with a message on stderr; the others go on. */
-struct server;
+struct ingest;
 
-/* What the daemon (`ppx collect`) adds to the plain server of `ppx record`. */
-struct server_hooks {
+/* What the daemon (`ppx collect`) adds to the plain listener of `ppx record`. */
+struct ingest_hooks {
     /* Held while connections are accepted, read and decoded (never while
      * waiting in poll), so that other threads may read the proc table
      * under it. NULL: single-threaded. */
@@ -118,41 +118,41 @@ struct server_hooks {
     void (*control)(void *arg, int fd, const uint8_t *rest, size_t len);
     void *arg;
 };
-void server_set_hooks(struct server *s, const struct server_hooks *h);
+void ingest_set_hooks(struct ingest *s, const struct ingest_hooks *h);
 
 /* Listens on path. A path on which another collector answers is refused
  * ("socket PATH is in use by another collector"); a stale socket left by a
  * dead one is replaced. The socket gets mode 0600. NULL with a message in
  * err on failure. */
-struct server *server_open(const char *path, struct proc_table *t, char *err, size_t errlen);
+struct ingest *ingest_open(const char *path, struct proc_table *t, char *err, size_t errlen);
 
 /* Waits up to timeout_ms (-1: no limit) for connections, stream data, or
  * extra_fd (-1: none) becoming readable; handles what arrived. Returns 1
  * when extra_fd is readable, 0 otherwise, -1 on a poll error (EINTR is 0). */
-int server_poll(struct server *s, int timeout_ms, int extra_fd);
+int ingest_poll(struct ingest *s, int timeout_ms, int extra_fd);
 
 /* Accepts what is pending and reads what is already buffered on every
  * connection, without waiting. */
-void server_read_available(struct server *s);
+void ingest_read_available(struct ingest *s);
 
 /* Reads until every connection has ended or timeout_ms has passed,
  * accepting pending connections too. For the end of a run: processes that
  * have exited have all their data queued already. Returns the number of
  * connections still open at the deadline. */
-size_t server_drain(struct server *s, int timeout_ms);
+size_t ingest_drain(struct ingest *s, int timeout_ms);
 
-size_t server_connections(const struct server *s);
+size_t ingest_connections(const struct ingest *s);
 /* Writes a command (wire.h: a wire_header of type, then len bytes of
  * payload) to the connection that currently feeds p, without blocking;
  * with the hooks' lock held. 0 when written; -1 when p has no such
  * connection, or its socket is full (nothing written), or the write was
  * cut short: then the connection's writing side is shut, and the target,
  * seeing the end of its commands, reconnects. */
-int server_command(struct server *s, const struct proc *p, uint32_t type, const void *payload,
+int ingest_command(struct ingest *s, const struct proc *p, uint32_t type, const void *payload,
                    size_t len);
 
 /* Closes every connection, the listening socket, and unlinks its path. */
-void server_close(struct server *s);
+void ingest_close(struct ingest *s);
 
 /* ---- spool ---- */
 /* Spool files: the final state of targets that exited (or exec'd) while no
@@ -191,7 +191,7 @@ void spool_free(struct spool *s);
  * A target's stream starts with a record header whose first four bytes
  * are its type (WIRE_HELLO = 1); a control connection starts with
  * CONTROL_MAGIC instead, and the collector tells the two apart by those
- * four bytes (server.h hooks). Everything else a target gets applies too:
+ * four bytes (ingest.h hooks). Everything else a target gets applies too:
  * the peer's uid is checked first (SO_PEERCRED), and every byte is
  * validated.
  *

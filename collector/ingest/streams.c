@@ -44,7 +44,7 @@ struct conn {
     bool classified; /* a target's stream (control connections leave at once) */
 };
 
-struct server {
+struct ingest {
     int listen_fd;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     struct proc_table *table;
@@ -57,7 +57,7 @@ struct server {
      * listening socket stays readable, so skip it for a round rather than
      * spin. */
     bool accept_backoff;
-    struct server_hooks hooks;
+    struct ingest_hooks hooks;
     uid_t said_uids[MAX_SAID_UIDS];
     size_t n_said_uids;
     struct orphan orphans[MAX_ORPHANS];
@@ -66,18 +66,18 @@ struct server {
     uint8_t chunk[READ_CHUNK];
 };
 
-void server_set_hooks(struct server *s, const struct server_hooks *h)
+void ingest_set_hooks(struct ingest *s, const struct ingest_hooks *h)
 {
     s->hooks = *h;
 }
 
-static void lock(struct server *s)
+static void lock(struct ingest *s)
 {
     if (s->hooks.lock)
         pthread_mutex_lock(s->hooks.lock);
 }
 
-static void unlock(struct server *s)
+static void unlock(struct ingest *s)
 {
     if (s->hooks.lock)
         pthread_mutex_unlock(s->hooks.lock);
@@ -98,7 +98,7 @@ static int make_addr(const char *path, struct sockaddr_un *addr, char *err, size
 
 /* 1 when a collector answers on path, 0 when nothing does (a stale or
  * absent socket), -1 when path exists but is no socket. */
-static int socket_is_live(const char *path, const struct sockaddr_un *addr, char *err,
+static int socket_answers(const char *path, const struct sockaddr_un *addr, char *err,
                           size_t errlen)
 {
     struct stat st;
@@ -111,20 +111,20 @@ static int socket_is_live(const char *path, const struct sockaddr_un *addr, char
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return 0;
-    int live = connect(fd, (const struct sockaddr *)addr, sizeof *addr) == 0;
+    int answers = connect(fd, (const struct sockaddr *)addr, sizeof *addr) == 0;
     close(fd);
-    return live;
+    return answers;
 }
 
-struct server *server_open(const char *path, struct proc_table *t, char *err, size_t errlen)
+struct ingest *ingest_open(const char *path, struct proc_table *t, char *err, size_t errlen)
 {
     struct sockaddr_un addr;
     if (make_addr(path, &addr, err, errlen) < 0)
         return NULL;
-    int live = socket_is_live(path, &addr, err, errlen);
-    if (live < 0)
+    int answers = socket_answers(path, &addr, err, errlen);
+    if (answers < 0)
         return NULL;
-    if (live) {
+    if (answers) {
         snprintf(err, errlen, "ppx: socket %s is in use by another collector", path);
         return NULL;
     }
@@ -132,7 +132,7 @@ struct server *server_open(const char *path, struct proc_table *t, char *err, si
         snprintf(err, errlen, "ppx: cannot remove stale socket %s: %s", path, strerror(errno));
         return NULL;
     }
-    struct server *s = calloc(1, sizeof *s);
+    struct ingest *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "ppx: out of memory");
         return NULL;
@@ -177,10 +177,10 @@ static struct ucred peer_cred(int fd)
     return cred;
 }
 
-/* Whether a peer may feed this server; says once per uid why not. The
+/* Whether a peer may feed this collector; says once per uid why not. The
  * socket's directory is private already: this holds even if someone
  * loosens its permissions. */
-static bool peer_allowed(struct server *s, const struct ucred *cred)
+static bool peer_allowed(struct ingest *s, const struct ucred *cred)
 {
     if (!s->hooks.check_uid || cred->uid == s->hooks.uid)
         return true;
@@ -196,7 +196,7 @@ static bool peer_allowed(struct server *s, const struct ucred *cred)
     return false;
 }
 
-static void accept_pending(struct server *s)
+static void accept_pending(struct ingest *s)
 {
     for (;;) {
         int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -263,7 +263,7 @@ static uint32_t le32(const uint8_t *b)
 }
 
 /* p reconnected: its end is that of its new connection. */
-static void forget_orphan(struct server *s, const struct proc *p)
+static void forget_orphan(struct ingest *s, const struct proc *p)
 {
     for (size_t i = s->n_orphans; i-- > 0;)
         if (s->orphans[i].pid == p->pid && s->orphans[i].start_ns == p->start_ns)
@@ -273,7 +273,7 @@ static void forget_orphan(struct server *s, const struct proc *p)
 /* Collects a new connection's first bytes: a control connection leaves
  * for its handler with what followed them; a target's stream gets them
  * fed first. data and len: what is left of the chunk. */
-static enum conn_state classify(struct server *s, struct conn *c, const uint8_t **data,
+static enum conn_state classify(struct ingest *s, struct conn *c, const uint8_t **data,
                                 size_t *len)
 {
     size_t take = HEAD_LEN - c->head_len;
@@ -297,7 +297,7 @@ static enum conn_state classify(struct server *s, struct conn *c, const uint8_t 
     return CONN_OPEN;
 }
 
-static enum conn_state consume(struct server *s, struct conn *c, const uint8_t *data, size_t len)
+static enum conn_state consume(struct ingest *s, struct conn *c, const uint8_t *data, size_t len)
 {
     if (!c->classified) {
         enum conn_state st = classify(s, c, &data, &len);
@@ -320,7 +320,7 @@ static enum conn_state consume(struct server *s, struct conn *c, const uint8_t *
 
 /* Reads what c has (up to the budget). CONN_DONE when the connection is
  * finished: the peer closed it or its stream went bad. */
-static enum conn_state read_conn(struct server *s, struct conn *c)
+static enum conn_state read_conn(struct ingest *s, struct conn *c)
 {
     size_t budget = READ_BUDGET;
     while (budget > 0) {
@@ -366,7 +366,7 @@ static bool alive(pid_t pid)
  * its last connection may come in just before it dies). Its end is told
  * only if it dies without a newer connection. False when p's end is to be
  * told now (its pid unknown, or too many waited for). */
-static bool wait_for_reconnection(struct server *s, const struct conn *c, const struct proc *p)
+static bool wait_for_reconnection(struct ingest *s, const struct conn *c, const struct proc *p)
 {
     if (!wire_decoder_failed(c->decoder) || c->pid <= 0 || s->n_orphans == MAX_ORPHANS)
         return false;
@@ -375,7 +375,7 @@ static bool wait_for_reconnection(struct server *s, const struct conn *c, const 
 }
 
 /* Whether a connection of process pid is open (accepted, not yet done). */
-static bool has_connection(const struct server *s, pid_t pid)
+static bool has_connection(const struct ingest *s, pid_t pid)
 {
     for (size_t i = 0; i < s->n_conns; i++)
         if (s->conns[i].pid == pid)
@@ -386,8 +386,8 @@ static bool has_connection(const struct server *s, pid_t pid)
 /* The processes waited for: forgotten once they reconnected (or are gone
  * from the table), their end told once they died with no newer connection
  * (one made just before dying is accepted first: its HELLO may come); every
- * one of them when the server closes (all). */
-static void check_orphans(struct server *s, bool all)
+ * one of them when the listener closes (all). */
+static void check_orphans(struct ingest *s, bool all)
 {
     if (s->n_orphans > 0 && !all)
         accept_pending(s);
@@ -404,7 +404,7 @@ static void check_orphans(struct server *s, bool all)
 }
 
 /* handed_over: the fd now belongs to the control handler. */
-static void close_conn(struct server *s, size_t i, bool handed_over)
+static void close_conn(struct ingest *s, size_t i, bool handed_over)
 {
     struct conn *c = &s->conns[i];
     struct proc *p = wire_decoder_ended_proc(c->decoder);
@@ -418,7 +418,7 @@ static void close_conn(struct server *s, size_t i, bool handed_over)
     s->conns[i] = s->conns[--s->n_conns];
 }
 
-static void read_all(struct server *s, const struct pollfd *pfds, size_t n_polled)
+static void read_all(struct ingest *s, const struct pollfd *pfds, size_t n_polled)
 {
     /* Walk backwards: close_conn() moves the last connection into slot i. */
     for (size_t i = n_polled; i-- > 0;) {
@@ -430,7 +430,7 @@ static void read_all(struct server *s, const struct pollfd *pfds, size_t n_polle
     }
 }
 
-int server_poll(struct server *s, int timeout_ms, int extra_fd)
+int ingest_poll(struct ingest *s, int timeout_ms, int extra_fd)
 {
     size_t need = s->n_conns + 2;
     if (need > s->cap_pfds) {
@@ -471,7 +471,7 @@ int server_poll(struct server *s, int timeout_ms, int extra_fd)
     return extra ? 1 : 0;
 }
 
-void server_read_available(struct server *s)
+void ingest_read_available(struct ingest *s)
 {
     lock(s);
     accept_pending(s);
@@ -479,27 +479,27 @@ void server_read_available(struct server *s)
     unlock(s);
 }
 
-size_t server_drain(struct server *s, int timeout_ms)
+size_t ingest_drain(struct ingest *s, int timeout_ms)
 {
     long long deadline = monotonic_ms() + timeout_ms;
-    server_read_available(s);
+    ingest_read_available(s);
     for (;;) {
         if (s->n_conns == 0) {
             /* A process may have connected and exited just now: one more
              * look at the backlog. */
-            server_read_available(s);
+            ingest_read_available(s);
             if (s->n_conns == 0)
                 return 0;
         }
         long long left = deadline - monotonic_ms();
         if (left <= 0)
             return s->n_conns;
-        if (server_poll(s, (int)left, -1) < 0)
+        if (ingest_poll(s, (int)left, -1) < 0)
             return s->n_conns;
     }
 }
 
-int server_command(struct server *s, const struct proc *p, uint32_t type, const void *payload,
+int ingest_command(struct ingest *s, const struct proc *p, uint32_t type, const void *payload,
                    size_t len)
 {
     uint8_t buf[sizeof(struct wire_header) + 64];
@@ -526,12 +526,12 @@ int server_command(struct server *s, const struct proc *p, uint32_t type, const 
     return -1;
 }
 
-size_t server_connections(const struct server *s)
+size_t ingest_connections(const struct ingest *s)
 {
     return s->n_conns;
 }
 
-void server_close(struct server *s)
+void ingest_close(struct ingest *s)
 {
     if (!s)
         return;

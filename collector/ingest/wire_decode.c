@@ -134,7 +134,7 @@ static void vfail(struct wire_decoder *d, bool broke_protocol, const char *fmt, 
  * sent before, and may reconnect: a new connection starts with HELLO and
  * resends its whole state, so whatever garbage broke this one (a program
  * that wrote into our socket, say) is left behind. Returns -1. */
-static int fail(struct wire_decoder *d, const char *fmt, ...)
+static int protocol_error(struct wire_decoder *d, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -146,7 +146,7 @@ static int fail(struct wire_decoder *d, const char *fmt, ...)
 /* A stream that is no longer the process's: closed, nothing of it
  * applied, neither a protocol error nor the process's end, and nothing
  * to say (the process's newer stream says what there is). */
-static int fail_stale(struct wire_decoder *d, const char *fmt, ...)
+static int stale_stream(struct wire_decoder *d, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -157,14 +157,14 @@ static int fail_stale(struct wire_decoder *d, const char *fmt, ...)
 }
 
 /* "bad <TYPE> record: <reason>" */
-static int bad(struct wire_decoder *d, const char *fmt, ...)
+static int record_error(struct wire_decoder *d, const char *fmt, ...)
 {
     char reason[200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    return fail(d, "bad %s record: %s", type_name(d->type), reason);
+    return protocol_error(d, "bad %s record: %s", type_name(d->type), reason);
 }
 
 struct wire_decoder *wire_decoder_new(struct proc_table *t, uint32_t peer_pid)
@@ -264,40 +264,51 @@ static char *dup_string(const uint8_t *p, size_t n)
     return s;
 }
 
-static int apply_hello(struct wire_decoder *d, const uint8_t *p, size_t len)
+/* Validates a HELLO record into *h: 0, or the record error. */
+static int check_hello(struct wire_decoder *d, const uint8_t *p, size_t len,
+                       struct wire_hello *out)
 {
     struct wire_hello h;
     if (len < sizeof h)
-        return bad(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof h);
+        return record_error(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof h);
     memcpy(&h, p, sizeof h);
     if (h.magic != WIRE_MAGIC)
-        return bad(d, "bad magic 0x%08x (not a ppx stream)", h.magic);
+        return record_error(d, "bad magic 0x%08x (not a ppx stream)", h.magic);
     if (h.version != WIRE_VERSION)
-        return bad(d, "protocol version %u, this ppx speaks version %u", h.version,
+        return record_error(d, "protocol version %u, this ppx speaks version %u", h.version,
                    WIRE_VERSION);
     if (h.pid == 0)
-        return bad(d, "pid 0");
+        return record_error(d, "pid 0");
     if (h.sample_rate == 0)
-        return bad(d, "sample rate 0");
+        return record_error(d, "sample rate 0");
     if (h.max_depth < 1 || h.max_depth > WIRE_MAX_DEPTH)
-        return bad(d, "max depth %u outside 1..%u", h.max_depth, WIRE_MAX_DEPTH);
+        return record_error(d, "max depth %u outside 1..%u", h.max_depth, WIRE_MAX_DEPTH);
     if (h.exe_len > WIRE_MAX_PATH)
-        return bad(d, "executable path of %u bytes exceeds %u", h.exe_len, WIRE_MAX_PATH);
+        return record_error(d, "executable path of %u bytes exceeds %u", h.exe_len, WIRE_MAX_PATH);
     if (h.cmdline_len > WIRE_MAX_PATH)
-        return bad(d, "command line of %u bytes exceeds %u", h.cmdline_len, WIRE_MAX_PATH);
+        return record_error(d, "command line of %u bytes exceeds %u", h.cmdline_len, WIRE_MAX_PATH);
     if (h.flags & ~WIRE_HELLO_CPU_FIXED)
-        return bad(d, "unknown flags 0x%x", h.flags & ~WIRE_HELLO_CPU_FIXED);
+        return record_error(d, "unknown flags 0x%x", h.flags & ~WIRE_HELLO_CPU_FIXED);
     if ((uint64_t)sizeof h + h.exe_len + h.cmdline_len != len)
-        return bad(d, "length %zu, but the fixed part, exe_len %u and cmdline_len %u make %zu",
+        return record_error(d, "length %zu, but the fixed part, exe_len %u and cmdline_len %u make %zu",
                    len, h.exe_len, h.cmdline_len, sizeof h + h.exe_len + h.cmdline_len);
-    const uint8_t *exe = p + sizeof h, *cmdline = exe + h.exe_len;
-    if (has_nul(exe, h.exe_len))
-        return bad(d, "executable path contains a NUL byte");
+    if (has_nul(p + sizeof h, h.exe_len))
+        return record_error(d, "executable path contains a NUL byte");
+    *out = h;
+    return 0;
+}
 
+
+static int apply_hello(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    struct wire_hello h;
+    if (check_hello(d, p, len, &h) < 0)
+        return -1;
+    const uint8_t *exe = p + sizeof h, *cmdline = exe + h.exe_len;
     d->peer_pid = h.pid; /* name it by its own pid from here on */
     struct proc *known = proc_table_find(d->table, h.pid, h.start_ns);
     if (known && d->order != 0 && proc_table_hello_order(known) > d->order)
-        return fail_stale(d, "an older connection of the process, read after its newer one: "
+        return stale_stream(d, "an older connection of the process, read after its newer one: "
                              "ignored");
     char *exe_s = dup_string(exe, h.exe_len);
     char *cmdline_s = dup_string(cmdline, h.cmdline_len);
@@ -308,7 +319,7 @@ static int apply_hello(struct wire_decoder *d, const uint8_t *p, size_t len)
     if (!proc) {
         free(exe_s);
         free(cmdline_s);
-        return fail(d, "out of memory for a new process");
+        return protocol_error(d, "out of memory for a new process");
     }
     /* A reconnect resends everything from zero; the older connection, if
      * still open, is superseded and will be closed on its next record. */
@@ -340,53 +351,72 @@ static bool same_mapping(const struct proc_mapping *m, const struct wire_mapping
            strlen(m->path) == w->path_len && memcmp(m->path, path, w->path_len) == 0;
 }
 
-static int apply_mapping(struct wire_decoder *d, const uint8_t *p, size_t len)
+/* Validates a MAPPING record into *out: 0, or the record error. */
+static int check_mapping(struct wire_decoder *d, const uint8_t *p, size_t len,
+                         struct wire_mapping *out)
 {
     struct wire_mapping w;
     if (len < sizeof w)
-        return bad(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof w);
+        return record_error(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof w);
     memcpy(&w, p, sizeof w);
     if (w.build_id_len > WIRE_MAX_BUILD_ID)
-        return bad(d, "build id of %u bytes exceeds %u", w.build_id_len, WIRE_MAX_BUILD_ID);
+        return record_error(d, "build id of %u bytes exceeds %u", w.build_id_len, WIRE_MAX_BUILD_ID);
     if (w.path_len < 1 || w.path_len > WIRE_MAX_PATH)
-        return bad(d, "path length %u outside 1..%u", w.path_len, WIRE_MAX_PATH);
+        return record_error(d, "path length %u outside 1..%u", w.path_len, WIRE_MAX_PATH);
     if ((uint64_t)sizeof w + w.build_id_len + w.path_len != len)
-        return bad(d, "length %zu, but the fixed part, build_id_len %u and path_len %u make %zu",
+        return record_error(d, "length %zu, but the fixed part, build_id_len %u and path_len %u make %zu",
                    len, w.build_id_len, w.path_len, sizeof w + w.build_id_len + w.path_len);
     if (w.flags & ~WIRE_MAPPING_MAIN)
-        return bad(d, "unknown flags 0x%x", w.flags);
+        return record_error(d, "unknown flags 0x%x", w.flags);
     if (w.start >= w.limit)
-        return bad(d, "mapping %u has an empty range 0x%llx..0x%llx", w.id,
+        return record_error(d, "mapping %u has an empty range 0x%llx..0x%llx", w.id,
                    (unsigned long long)w.start, (unsigned long long)w.limit);
-    const uint8_t *build_id = p + sizeof w, *path = build_id + w.build_id_len;
-    if (has_nul(path, w.path_len))
-        return bad(d, "path contains a NUL byte");
+    if (has_nul(p + sizeof w + w.build_id_len, w.path_len))
+        return record_error(d, "path contains a NUL byte");
+    *out = w;
+    return 0;
+}
 
+
+/* Room for one more mapping in p: 0, or -1 when out of memory. */
+static int grow_mappings(struct proc *p)
+{
+    if (p->n_mappings < p->cap_mappings)
+        return 0;
+    size_t cap = p->cap_mappings ? 2 * p->cap_mappings : 16;
+    struct proc_mapping *grown = realloc(p->mappings, cap * sizeof *grown);
+    if (!grown)
+        return -1;
+    p->mappings = grown;
+    p->cap_mappings = cap;
+    return 0;
+}
+
+static int apply_mapping(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    struct wire_mapping w;
+    if (check_mapping(d, p, len, &w) < 0)
+        return -1;
+    const uint8_t *build_id = p + sizeof w, *path = build_id + w.build_id_len;
     struct proc *proc = d->proc;
     struct mapping_id *known;
     HASH_FIND(hh, d->mapping_ids, &w.id, sizeof w.id, known);
     if (known) {
         if (same_mapping(&proc->mappings[known->index], &w, build_id, path))
             return 0;
-        return bad(d, "mapping id %u redefined with different contents", w.id);
+        return record_error(d, "mapping id %u redefined with different contents", w.id);
     }
     if (proc->n_mappings >= PROC_MAX_MAPPINGS)
-        return fail(d, "more than %u mappings; closing the connection",
+        return protocol_error(d, "more than %u mappings; closing the connection",
                     PROC_MAX_MAPPINGS);
-    if (proc->n_mappings == proc->cap_mappings) {
-        size_t cap = proc->cap_mappings ? 2 * proc->cap_mappings : 16;
-        struct proc_mapping *grown = realloc(proc->mappings, cap * sizeof *grown);
-        if (!grown)
-            return fail(d, "out of memory for mappings");
-        proc->mappings = grown;
-        proc->cap_mappings = cap;
-    }
+    if (grow_mappings(proc) < 0)
+        return protocol_error(d, "out of memory for mappings");
     known = calloc(1, sizeof *known);
     char *path_s = dup_string(path, w.path_len);
     if (!known || !path_s) {
         free(known);
         free(path_s);
-        return fail(d, "out of memory for mappings");
+        return protocol_error(d, "out of memory for mappings");
     }
     struct proc_mapping *m = &proc->mappings[proc->n_mappings];
     memset(m, 0, sizeof *m);
@@ -409,15 +439,15 @@ static int apply_stack(struct wire_decoder *d, const uint8_t *p, size_t len)
 {
     struct wire_stack w;
     if (len < sizeof w)
-        return bad(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof w);
+        return record_error(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof w);
     memcpy(&w, p, sizeof w);
     if (w.depth < 1 || w.depth > WIRE_MAX_DEPTH)
-        return bad(d, "depth %u", w.depth);
+        return record_error(d, "depth %u", w.depth);
     if (w.depth > d->proc->max_depth)
-        return bad(d, "depth %u exceeds the max depth %u announced in HELLO", w.depth,
+        return record_error(d, "depth %u exceeds the max depth %u announced in HELLO", w.depth,
                    d->proc->max_depth);
     if (sizeof w + (uint64_t)w.depth * sizeof(uint64_t) != len)
-        return bad(d, "length %zu does not match depth %u (%zu bytes)", len, w.depth,
+        return record_error(d, "length %zu does not match depth %u (%zu bytes)", len, w.depth,
                    sizeof w + w.depth * sizeof(uint64_t));
     const uint8_t *pcs = p + sizeof w;
 
@@ -426,18 +456,18 @@ static int apply_stack(struct wire_decoder *d, const uint8_t *p, size_t len)
     if (s) {
         if (s->depth == w.depth && memcmp(s->pcs, pcs, w.depth * sizeof(uint64_t)) == 0)
             return 0;
-        return bad(d, "stack id %u redefined with different frames", w.id);
+        return record_error(d, "stack id %u redefined with different frames", w.id);
     }
     if (d->n_stacks >= PROC_MAX_STACKS ||
         d->n_frames + w.depth > PROC_MAX_FRAMES)
-        return fail(d, "more than %u stacks or %u frames; closing the connection",
+        return protocol_error(d, "more than %u stacks or %u frames; closing the connection",
                     PROC_MAX_STACKS, PROC_MAX_FRAMES);
     s = calloc(1, sizeof *s);
     uint64_t *copy = malloc(w.depth * sizeof(uint64_t));
     if (!s || !copy) {
         free(s);
         free(copy);
-        return fail(d, "out of memory for stacks");
+        return protocol_error(d, "out of memory for stacks");
     }
     memcpy(copy, pcs, w.depth * sizeof(uint64_t));
     s->id = w.id;
@@ -493,12 +523,12 @@ static int counted_entries(struct wire_decoder *d, const uint8_t *p, size_t len,
 {
     struct wire_heap_delta h;
     if (len < sizeof h)
-        return bad(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof h);
+        return record_error(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof h);
     memcpy(&h, p, sizeof h);
     if (h.reserved != 0)
-        return bad(d, "reserved field is %u, not 0", h.reserved);
+        return record_error(d, "reserved field is %u, not 0", h.reserved);
     if (sizeof h + (uint64_t)h.count * esize != len)
-        return bad(d, "length %zu does not match count %u (%llu bytes)", len, h.count,
+        return record_error(d, "length %zu does not match count %u (%llu bytes)", len, h.count,
                    (unsigned long long)(sizeof h + (uint64_t)h.count * esize));
     *count = h.count;
     return 0;
@@ -518,11 +548,11 @@ static int apply_heap_delta(struct wire_decoder *d, const uint8_t *p, size_t len
         struct wire_heap_entry e;
         memcpy(&e, ENTRY(p, i, esize), esize);
         if (e.reserved != 0)
-            return bad(d, "entry %u: reserved field is %u, not 0", i, e.reserved);
+            return record_error(d, "entry %u: reserved field is %u, not 0", i, e.reserved);
         struct proc_stack *s;
         HASH_FIND(hh, d->proc->stacks, &e.stack_id, sizeof e.stack_id, s);
         if (!s)
-            return bad(d, "entry %u: unknown stack id %u", i, e.stack_id);
+            return record_error(d, "entry %u: unknown stack id %u", i, e.stack_id);
     }
     for (uint32_t i = 0; i < count; i++) {
         struct wire_heap_entry e;
@@ -530,7 +560,7 @@ static int apply_heap_delta(struct wire_decoder *d, const uint8_t *p, size_t len
         struct proc_stack *s;
         HASH_FIND(hh, d->proc->stacks, &e.stack_id, sizeof e.stack_id, s);
         if (apply_entry(d, s, &e) < 0)
-            return fail(d, "out of memory for counters");
+            return protocol_error(d, "out of memory for counters");
     }
     return 0;
 }
@@ -554,21 +584,21 @@ static int apply_io_site(struct wire_decoder *d, const uint8_t *p, size_t len)
 {
     struct wire_io_site w;
     if (len != sizeof w)
-        return bad(d, "length %zu, not %zu", len, sizeof w);
+        return record_error(d, "length %zu, not %zu", len, sizeof w);
     memcpy(&w, p, sizeof w);
     if (w.call < 1 || w.call >= WIRE_IO_CALL_MAX)
-        return bad(d, "site %u: call %u outside 1..%u", w.id, w.call, WIRE_IO_CALL_MAX - 1);
+        return record_error(d, "site %u: call %u outside 1..%u", w.id, w.call, WIRE_IO_CALL_MAX - 1);
     if (w.fd_type > WIRE_FD_OTHER)
-        return bad(d, "site %u: descriptor type %u outside 0..%u", w.id, w.fd_type,
+        return record_error(d, "site %u: descriptor type %u outside 0..%u", w.id, w.fd_type,
                    WIRE_FD_OTHER);
     if (w.family > WIRE_FAMILY_OTHER)
-        return bad(d, "site %u: socket family %u outside 0..%u", w.id, w.family,
+        return record_error(d, "site %u: socket family %u outside 0..%u", w.id, w.family,
                    WIRE_FAMILY_OTHER);
     if (w.socktype > WIRE_SOCK_OTHER)
-        return bad(d, "site %u: socket type %u outside 0..%u", w.id, w.socktype,
+        return record_error(d, "site %u: socket type %u outside 0..%u", w.id, w.socktype,
                    WIRE_SOCK_OTHER);
     if (w.fd_type != WIRE_FD_SOCKET && (w.family != 0 || w.socktype != 0))
-        return bad(d, "site %u: socket family %u and type %u on a descriptor of type %u, "
+        return record_error(d, "site %u: socket family %u and type %u on a descriptor of type %u, "
                       "not a socket",
                    w.id, w.family, w.socktype, w.fd_type);
 
@@ -576,14 +606,14 @@ static int apply_io_site(struct wire_decoder *d, const uint8_t *p, size_t len)
     if (site) {
         if (same_site(site, &w))
             return 0;
-        return bad(d, "site id %u redefined with different contents", w.id);
+        return record_error(d, "site id %u redefined with different contents", w.id);
     }
     if (HASH_COUNT(d->proc->io_sites) >= PROC_MAX_IO_SITES)
-        return fail(d, "more than %u I/O sites; closing the connection",
+        return protocol_error(d, "more than %u I/O sites; closing the connection",
                     PROC_MAX_IO_SITES);
     site = calloc(1, sizeof *site);
     if (!site)
-        return fail(d, "out of memory for I/O sites");
+        return protocol_error(d, "out of memory for I/O sites");
     site->id = w.id;
     site->call = w.call;
     site->fd_type = w.fd_type;
@@ -604,9 +634,9 @@ static int apply_io_delta(struct wire_decoder *d, const uint8_t *p, size_t len)
         struct wire_io_entry e;
         memcpy(&e, ENTRY(p, i, esize), esize);
         if (e.reserved != 0)
-            return bad(d, "entry %u: reserved field is %u, not 0", i, e.reserved);
+            return record_error(d, "entry %u: reserved field is %u, not 0", i, e.reserved);
         if (!find_site(d->proc, e.site_id))
-            return bad(d, "entry %u: unknown site id %u", i, e.site_id);
+            return record_error(d, "entry %u: unknown site id %u", i, e.site_id);
     }
     /* No check that errors + eagain <= calls: the target reads its counters
      * without stopping its threads, so an increment may show up one delta
@@ -626,7 +656,7 @@ static int apply_io_delta(struct wire_decoder *d, const uint8_t *p, size_t len)
 }
 
 /* The arrays of a site grow by doubling from 4; their capacity follows
- * from their length, so process.h needs no capacity fields. */
+ * from their length, so model.h needs no capacity fields. */
 static bool needs_growth(size_t n)
 {
     return n == 0 || (n >= 4 && (n & (n - 1)) == 0);
@@ -671,15 +701,15 @@ static int apply_io_errno(struct wire_decoder *d, const uint8_t *p, size_t len)
         struct wire_io_errno_entry e;
         memcpy(&e, ENTRY(p, i, esize), esize);
         if (!find_site(d->proc, e.site_id))
-            return bad(d, "entry %u: unknown site id %u", i, e.site_id);
+            return record_error(d, "entry %u: unknown site id %u", i, e.site_id);
         if (e.err < 1 || e.err > 4095)
-            return bad(d, "entry %u: errno %u outside 1..4095", i, e.err);
+            return record_error(d, "entry %u: errno %u outside 1..4095", i, e.err);
     }
     for (uint32_t i = 0; i < count; i++) {
         struct wire_io_errno_entry e;
         memcpy(&e, ENTRY(p, i, esize), esize);
         if (add_io_errno(d, find_site(d->proc, e.site_id), e.err, e.calls) < 0)
-            return fail(d, "out of memory for I/O errno counts");
+            return protocol_error(d, "out of memory for I/O errno counts");
     }
     return 0;
 }
@@ -729,13 +759,13 @@ static int apply_io_stacks(struct wire_decoder *d, const uint8_t *p, size_t len)
         memcpy(&e, ENTRY(p, i, esize), esize);
         const struct proc_io_site *site = find_site(d->proc, e.site_id);
         if (!site)
-            return bad(d, "entry %u: unknown site id %u", i, e.site_id);
+            return record_error(d, "entry %u: unknown site id %u", i, e.site_id);
         struct proc_stack *st;
         HASH_FIND(hh, d->proc->stacks, &e.stack_id, sizeof e.stack_id, st);
         if (!st)
-            return bad(d, "entry %u: unknown stack id %u", i, e.stack_id);
+            return record_error(d, "entry %u: unknown stack id %u", i, e.stack_id);
         if (st->pcs[0] != site->caller_pc)
-            return bad(d, "entry %u: stack %u starts at 0x%llx, not at site %u's caller "
+            return record_error(d, "entry %u: stack %u starts at 0x%llx, not at site %u's caller "
                           "0x%llx",
                        i, e.stack_id, (unsigned long long)st->pcs[0], e.site_id,
                        (unsigned long long)site->caller_pc);
@@ -744,7 +774,7 @@ static int apply_io_stacks(struct wire_decoder *d, const uint8_t *p, size_t len)
         struct wire_io_stack_entry e;
         memcpy(&e, ENTRY(p, i, esize), esize);
         if (add_io_stack(d, find_site(d->proc, e.site_id), e.stack_id, e.samples) < 0)
-            return fail(d, "out of memory for I/O stacks");
+            return protocol_error(d, "out of memory for I/O stacks");
     }
     return 0;
 }
@@ -770,32 +800,32 @@ static struct proc_stack *find_stack(const struct proc *proc, uint32_t id)
 static int check_thread(struct wire_decoder *d, const struct wire_thread *w)
 {
     if (w->id == WIRE_NO_ID)
-        return bad(d, "thread id 0x%x is reserved for \"no thread\"", w->id);
+        return record_error(d, "thread id 0x%x is reserved for \"no thread\"", w->id);
     if (w->reserved != 0)
-        return bad(d, "thread %u: reserved field is %u, not 0", w->id, w->reserved);
+        return record_error(d, "thread %u: reserved field is %u, not 0", w->id, w->reserved);
     if (w->flags & ~(WIRE_THREAD_MAIN | WIRE_THREAD_PREEXISTING))
-        return bad(d, "thread %u: unknown flags 0x%x", w->id, w->flags);
+        return record_error(d, "thread %u: unknown flags 0x%x", w->id, w->flags);
     if (w->tid == 0)
-        return bad(d, "thread %u: tid 0", w->id);
+        return record_error(d, "thread %u: tid 0", w->id);
     if ((w->flags & WIRE_THREAD_MAIN) && w->tid != d->proc->pid)
-        return bad(d, "thread %u: main thread with tid %u, not the pid %u", w->id, w->tid,
+        return record_error(d, "thread %u: main thread with tid %u, not the pid %u", w->id, w->tid,
                    d->proc->pid);
     const char *nul = memchr(w->name, 0, sizeof w->name);
     size_t name_len = nul ? (size_t)(nul - w->name) : sizeof w->name;
     if (!nul)
-        return bad(d, "thread %u: name not NUL-terminated within %u bytes", w->id,
+        return record_error(d, "thread %u: name not NUL-terminated within %u bytes", w->id,
                    WIRE_THREAD_NAME);
     for (size_t i = name_len + 1; i < sizeof w->name; i++)
         if (w->name[i] != 0)
-            return bad(d, "thread %u: byte %zu after the name's NUL is not 0", w->id, i);
+            return record_error(d, "thread %u: byte %zu after the name's NUL is not 0", w->id, i);
     if (w->creator_id == w->id)
-        return bad(d, "thread %u names itself as its creator", w->id);
+        return record_error(d, "thread %u names itself as its creator", w->id);
     if (w->stack_id != WIRE_NO_ID) {
         if (w->flags & WIRE_THREAD_PREEXISTING)
-            return bad(d, "thread %u existed before ppx started, yet has creation stack %u",
+            return record_error(d, "thread %u existed before ppx started, yet has creation stack %u",
                        w->id, w->stack_id);
         if (!find_stack(d->proc, w->stack_id))
-            return bad(d, "thread %u: unknown creation stack id %u", w->id, w->stack_id);
+            return record_error(d, "thread %u: unknown creation stack id %u", w->id, w->stack_id);
     }
     return 0;
 }
@@ -809,7 +839,7 @@ static int apply_thread(struct wire_decoder *d, const uint8_t *p, size_t len)
 {
     struct wire_thread w;
     if (len != sizeof w)
-        return bad(d, "length %zu, not %zu", len, sizeof w);
+        return record_error(d, "length %zu, not %zu", len, sizeof w);
     memcpy(&w, p, sizeof w);
     if (check_thread(d, &w) < 0)
         return -1;
@@ -818,11 +848,11 @@ static int apply_thread(struct wire_decoder *d, const uint8_t *p, size_t len)
     if (t) {
         if (t->tid != w.tid || t->creator_id != w.creator_id || t->start_ns != w.start_ns ||
             t->flags != w.flags)
-            return bad(d, "thread id %u redefined with a different tid, creator, start time "
+            return record_error(d, "thread id %u redefined with a different tid, creator, start time "
                           "or flags",
                        w.id);
         if (t->stack_id != WIRE_NO_ID && t->stack_id != w.stack_id)
-            return bad(d, "thread id %u redefined with creation stack %u, was %u", w.id,
+            return record_error(d, "thread id %u redefined with creation stack %u, was %u", w.id,
                        w.stack_id, t->stack_id);
     } else {
         /* A server that starts a thread per request passes any bound in
@@ -834,7 +864,7 @@ static int apply_thread(struct wire_decoder *d, const uint8_t *p, size_t len)
         }
         t = calloc(1, sizeof *t);
         if (!t)
-            return fail(d, "out of memory for threads");
+            return protocol_error(d, "out of memory for threads");
         t->id = w.id;
         t->tid = w.tid;
         t->creator_id = w.creator_id;
@@ -897,27 +927,27 @@ static int apply_cpu_samples(struct wire_decoder *d, const uint8_t *p, size_t le
     struct wire_cpu_samples h;
     const size_t esize = sizeof(struct wire_cpu_entry);
     if (len < sizeof h)
-        return bad(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof h);
+        return record_error(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof h);
     memcpy(&h, p, sizeof h);
     if (h.hz < 1 || h.hz > WIRE_MAX_CPU_HZ)
-        return bad(d, "rate %u Hz outside 1..%u", h.hz, WIRE_MAX_CPU_HZ);
+        return record_error(d, "rate %u Hz outside 1..%u", h.hz, WIRE_MAX_CPU_HZ);
     if (sizeof h + (uint64_t)h.count * esize != len)
-        return bad(d, "length %zu does not match count %u (%llu bytes)", len, h.count,
+        return record_error(d, "length %zu does not match count %u (%llu bytes)", len, h.count,
                    (unsigned long long)(sizeof h + (uint64_t)h.count * esize));
     const uint8_t *entries = p + sizeof h;
     for (uint32_t i = 0; i < h.count; i++) {
         struct wire_cpu_entry e;
         memcpy(&e, entries + (size_t)i * esize, esize);
         if (!find_stack(d->proc, e.stack_id))
-            return bad(d, "entry %u: unknown stack id %u", i, e.stack_id);
+            return record_error(d, "entry %u: unknown stack id %u", i, e.stack_id);
         if (!find_thread(d->proc, e.thread_id) && !d->proc->threads_full)
-            return bad(d, "entry %u: unknown thread id %u", i, e.thread_id);
+            return record_error(d, "entry %u: unknown thread id %u", i, e.thread_id);
     }
     for (uint32_t i = 0; i < h.count; i++) {
         struct wire_cpu_entry e;
         memcpy(&e, entries + (size_t)i * esize, esize);
         if (add_cpu_entry(d, &e, h.hz) < 0)
-            return fail(d, "out of memory for CPU samples");
+            return protocol_error(d, "out of memory for CPU samples");
     }
     d->proc->cpu_lost = add_sat(d->proc->cpu_lost, h.lost);
     d->proc->cpu_lost_ns = add_sat(d->proc->cpu_lost_ns, ticks_ns(h.lost, h.hz));
@@ -931,10 +961,10 @@ static int apply_flushed(struct wire_decoder *d, const uint8_t *p, size_t len)
 {
     struct wire_flushed f;
     if (len != sizeof f)
-        return bad(d, "length %zu, not %zu", len, sizeof f);
+        return record_error(d, "length %zu, not %zu", len, sizeof f);
     memcpy(&f, p, sizeof f);
     if (f.seq == 0)
-        return bad(d, "seq 0 (never asked for)");
+        return record_error(d, "seq 0 (never asked for)");
     if (f.seq > d->proc->flushed_seq)
         d->proc->flushed_seq = f.seq;
     return 0;
@@ -943,7 +973,7 @@ static int apply_flushed(struct wire_decoder *d, const uint8_t *p, size_t len)
 static int apply_record(struct wire_decoder *d, const uint8_t *p, size_t len)
 {
     if (d->state == RECORDS && proc_table_owner(d->proc) != d)
-        return fail(d, "connection superseded by a reconnection of the same process");
+        return protocol_error(d, "connection superseded by a reconnection of the same process");
     switch (d->type) {
     case WIRE_HELLO: return apply_hello(d, p, len);
     case WIRE_MAPPING: return apply_mapping(d, p, len);
@@ -962,7 +992,7 @@ static int apply_record(struct wire_decoder *d, const uint8_t *p, size_t len)
         stop_feeding(d);
         return 0;
     }
-    return bad(d, "unknown record type"); /* excluded by check_header() */
+    return record_error(d, "unknown record type"); /* excluded by check_header() */
 }
 
 /* Checks a complete header against the state and the per-type bounds, so
@@ -974,14 +1004,14 @@ static int check_header(struct wire_decoder *d)
     d->type = h.type;
     d->length = h.length;
     if (h.type < WIRE_HELLO || h.type > WIRE_FLUSHED)
-        return fail(d, "unknown record type %u (length %u)", h.type, h.length);
+        return protocol_error(d, "unknown record type %u (length %u)", h.type, h.length);
     if (h.length > WIRE_MAX_RECORD)
-        return fail(d, "%s record of %u bytes exceeds the %u-byte limit", type_name(h.type),
+        return protocol_error(d, "%s record of %u bytes exceeds the %u-byte limit", type_name(h.type),
                     h.length, WIRE_MAX_RECORD);
     if (d->state == EXPECT_HELLO && h.type != WIRE_HELLO)
-        return fail(d, "%s record before HELLO", type_name(h.type));
+        return protocol_error(d, "%s record before HELLO", type_name(h.type));
     if (d->state == RECORDS && h.type == WIRE_HELLO)
-        return fail(d, "second HELLO on one connection");
+        return protocol_error(d, "second HELLO on one connection");
     size_t max = h.type == WIRE_HELLO     ? HELLO_MAX
                  : h.type == WIRE_MAPPING ? MAPPING_MAX
                  : h.type == WIRE_STACK   ? STACK_MAX
@@ -991,7 +1021,7 @@ static int check_header(struct wire_decoder *d)
                  : h.type == WIRE_FLUSHED ? sizeof(struct wire_flushed)
                                           : WIRE_MAX_RECORD;
     if (h.length > max)
-        return bad(d, "length %u exceeds %zu", h.length, max);
+        return record_error(d, "length %u exceeds %zu", h.length, max);
     return 0;
 }
 
@@ -1033,7 +1063,7 @@ int wire_decoder_feed(struct wire_decoder *d, const void *bytes, size_t len)
         if (d->state == FAILED)
             return -1;
         if (d->state == GOODBYE_SEEN)
-            return fail(d, "data after GOODBYE");
+            return protocol_error(d, "data after GOODBYE");
         if (!d->in_payload) {
             size_t take = HEADER_SIZE - d->header_have;
             if (take > len)
@@ -1064,7 +1094,7 @@ int wire_decoder_feed(struct wire_decoder *d, const void *bytes, size_t len)
         if (take > len)
             take = len;
         if (reserve(d, d->have + take) < 0)
-            return fail(d, "out of memory buffering a %u-byte record", d->length);
+            return protocol_error(d, "out of memory buffering a %u-byte record", d->length);
         memcpy(d->buf + d->have, in, take);
         d->have += take;
         in += take;

@@ -209,7 +209,7 @@ static size_t reply_files(int fd, const char *dir, uint64_t since_ns)
     return n;
 }
 
-static int snapshot(struct collect_worker *w, int fd, const struct control_snapshot *req,
+static int write_snapshot(struct collect_worker *w, int fd, const struct control_snapshot *req,
                     char *err, size_t errlen)
 {
     uint64_t since = live_now_ns();
@@ -266,7 +266,7 @@ static void answer_control(struct collect_worker *w, struct job *j)
     static struct control_snapshot req; /* 4 KiB: the worker is the only user */
     char err[1024] = "";
     if (control_read_request(j->fd, j->rest, j->rest_len, &req, err, sizeof err) < 0 ||
-        snapshot(w, j->fd, &req, err, sizeof err) < 0) {
+        write_snapshot(w, j->fd, &req, err, sizeof err) < 0) {
         /* output_dir_prepare's messages start with "ppx: " already */
         control_reply(j->fd, "error %s", strncmp(err, "ppx: ", 5) == 0 ? err + 5 : err);
         fprintf(stderr, "ppx: snapshot request: %s\n", strncmp(err, "ppx: ", 5) == 0 ? err + 5 : err);

@@ -17,9 +17,9 @@
  * table fed by the ingest loop (the main thread), read by the HTTP
  * handlers and the background worker.
  *
- * Locking: the ingest loop holds live_lock() while it decodes (server.h
+ * Locking: the ingest loop holds live_lock() while it decodes (ingest.h
  * hooks), never while it waits. Readers hold it only to copy what they
- * need (proc_copy.h) and build profiles from the copies afterwards, under
+ * need (model.h) and build profiles from the copies afterwards, under
  * the separate build lock: the symbolizer's cache is not thread-safe, and
  * builds are what takes time (symbolizing a large binary the first time),
  * so they must not stall ingest.
@@ -119,8 +119,8 @@ void live_cpu_end(struct live *l, struct live_cpu_window *w);
  * neither the ingest loop nor a control connection waits for symbolizing
  * and compressing. Jobs run one at a time, in order:
  *  - the final profiles of a process whose connection ended (with -o DIR):
- *    DIR/<exe>.<pid>/heap.pb.gz, allocs.pb.gz, ... (record_output.h);
- *  - a control request (`ppx snapshot`, control.h): the profiles of the
+ *    DIR/<exe>.<pid>/heap.pb.gz, allocs.pb.gz, ... (pprof.h);
+ *  - a control request (`ppx snapshot`, ingest.h): the profiles of the
  *    selected processes, merged, in the requested directory, plus each
  *    process's own in <exe>.<pid>/ there when several are selected; the
  *    files written are listed back to the client. */
@@ -134,11 +134,11 @@ struct collect_worker *collect_worker_start(struct live *l, const char *out_dir,
 /* From the ingest loop, table lock held: p's connection ended; exited
  * false when the collector is stopping (p may still run). Copies p when
  * its profiles are to be written. spool: the spool file p was read from
- * (spool.h), removed once they are; NULL for a connection. */
+ * (ingest.h), removed once they are; NULL for a connection. */
 void collect_worker_process_ended(struct collect_worker *w, const struct proc *p, bool exited,
                                   const char *spool);
 
-/* From the ingest loop: a control connection (server.h hooks); the worker
+/* From the ingest loop: a control connection (ingest.h hooks); the worker
  * owns fd from now on. */
 void collect_worker_control(struct collect_worker *w, int fd, const uint8_t *rest, size_t len);
 
@@ -151,7 +151,7 @@ void collect_proc_dirname(const struct proc *p, char *buf, size_t len);
 
 /* ---- http ---- */
 /* The live collector's HTTP server (libmicrohttpd): Go's net/http/pprof
- * endpoints under /debug/pprof/ (http_profiles.h).
+ * endpoints under /debug/pprof/ (live.h).
  *
  * Threads: MHD runs its own listening thread and one thread per
  * connection (at most HTTP_MAX_CONNECTIONS), outside the ingest loop. A
@@ -163,7 +163,7 @@ void collect_proc_dirname(const struct proc *p, char *buf, size_t len);
  * and the suspension of every delta request would then run on, or be
  * driven by, the thread that must keep reading the targets.)
  *
- * Every request is checked first (http_auth.h): its URI against
+ * Every request is checked first (live.h): its URI against
  * HTTP_MAX_URI and HTTP_MAX_ARGS (414), then its access token (401, 403). */
 #define HTTP_MAX_CONNECTIONS 64u
 #define HTTP_DEFAULT_HOST "127.0.0.1"
@@ -178,7 +178,7 @@ struct http_config {
      * 127.0.0.1 (never every interface: an address other than loopback
      * must be written out). Port 0 picks a free port. */
     const char *spec;
-    const char *socket_path;  /* the access token is written next to it (http_auth.h) */
+    const char *socket_path;  /* the access token is written next to it (live.h) */
     bool allow_any_user;      /* no token asked */
 };
 
@@ -249,10 +249,10 @@ enum http_auth_result http_auth_check(const struct http_auth *a, struct MHD_Conn
  * ?pid=N selects one process (its latest incarnation); without it every
  * process the collector holds, running or recently exited, is merged and
  * each sample labelled with its pid (as ppx record does). ?seconds=N makes
- * a delta profile over the next N seconds (proc_copy.h); `profile` is
+ * a delta profile over the next N seconds (model.h); `profile` is
  * always one (default 30 s, as Go: the target samples CPU continuously,
  * so the window's samples are its CPU profile). ?debug=1 on heap and
- * allocs gives Go's legacy text format (heap_text.h). ?gc is accepted and
+ * allocs gives Go's legacy text format (pprof.h). ?gc is accepted and
  * ignored (there is no collector to run). */
 /* A window longer than this is two profiles compared with -base. */
 #define HTTP_MAX_SECONDS 600u

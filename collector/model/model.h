@@ -117,7 +117,7 @@ struct proc {
     uint32_t cpu_hz;        /* rate of the latest CPU_SAMPLES record; 0 before one */
     uint64_t cpu_lost, cpu_lost_ns; /* ticks the target could not record */
     /* samples of (stack, thread) pairs beyond the decoder's limit
-     * (wire_decode.h): kept in the totals, without stack or thread */
+     * (ingest.h): kept in the totals, without stack or thread */
     uint64_t cpu_dropped, cpu_dropped_ns;
     bool threads_full;      /* past PROC_MAX_THREADS: new threads undescribed */
     bool connected;         /* a connection currently feeds it */
@@ -160,7 +160,7 @@ unsigned proc_table_hellos(const struct proc *p);
 uint64_t proc_table_hello_order(const struct proc *p);
 void proc_table_set_hello_order(struct proc *p, uint64_t order);
 
-/* Who currently feeds a process: the decoder of its live connection, or
+/* Who currently feeds a process: the decoder of its current connection, or
  * NULL. A reconnect takes ownership; the older connection then learns it
  * was superseded. */
 void *proc_table_owner(const struct proc *p);
@@ -195,7 +195,7 @@ bool proc_has_cpu(const struct proc *p);
 /* True when p described any thread. */
 bool proc_has_threads(const struct proc *p);
 
-/* I/O detail the decoder dropped beyond its limits (wire_decode.h), since
+/* I/O detail the decoder dropped beyond its limits (ingest.h), since
  * p's last HELLO: sampled calls whose stack was not kept, and failed calls
  * whose errno was not named. The sites' own figures include both. */
 void proc_table_count_io_drops(struct proc *p, uint64_t stack_samples, uint64_t errno_calls);
@@ -206,7 +206,7 @@ void proc_table_io_drops(const struct proc *p, uint64_t *stack_samples, uint64_t
 void proc_clear(struct proc *p);
 
 /* ---- proc_copy ---- */
-/* Copies of processes (process.h) that live on their own, and the
+/* Copies of processes (model.h) that stand on their own, and the
  * difference of two copies.
  *
  * The live collector's readers (HTTP handlers, snapshots, the profiles of

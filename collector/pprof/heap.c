@@ -107,7 +107,7 @@ static int write_stack(struct heap_writer *w, const struct proc *p, const struct
     scale_heap_sample(s->alloc_objects, s->alloc_bytes, p->sample_rate, &values[0], &values[1]);
     /* Frees are charged to the allocating stack, so over a whole run they
      * never exceed its allocations. Over a window (a delta profile,
-     * proc_copy.h) they may: blocks allocated before it and freed in it
+     * model.h) they may: blocks allocated before it and freed in it
      * make the stack's in-use figures negative, as in Go's delta heap
      * profiles. */
     if (s->alloc_objects >= s->free_objects && s->alloc_bytes >= s->free_bytes) {

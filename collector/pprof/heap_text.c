@@ -87,7 +87,7 @@ static uint64_t sat_add(uint64_t a, uint64_t b)
 }
 
 struct text_state {
-    struct pprof_builder *b; /* only to look mappings up (pprof_stack.h) */
+    struct pprof_builder *b; /* only to look mappings up (pprof.h) */
     struct pprof_proc_mappings *pms;
     size_t n_pms;
     struct record *records;

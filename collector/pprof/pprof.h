@@ -344,7 +344,7 @@ int output_dir_prepare(const char *dir, char *err, size_t errlen);
  * failed. */
 int output_write(const char *dir, struct proc_table *t, unsigned snapshot, bool final);
 
-/* Writes the profiles of procs[0..n) (copies, proc_copy.h, for the live
+/* Writes the profiles of procs[0..n) (copies, model.h, for the live
  * collector), merged, into dir: the same files as output_write(), with
  * pid labels when n > 1. Returns 0, or -1 after printing what failed. */
 int output_write_procs(const char *dir, struct proc *const *procs, size_t n);
@@ -380,5 +380,12 @@ const Perftools__Profiles__Function *pprof_index_function(const struct pprof_ind
                                                           uint64_t id);
 const Perftools__Profiles__Mapping *pprof_index_mapping(const struct pprof_index *ix,
                                                         uint64_t id);
+
+/* The first string (str) or numeric (num) label of s named key: NULL or
+ * false when s has none. */
+const char *pprof_index_label_str(const struct pprof_index *ix,
+                                  const Perftools__Profiles__Sample *s, const char *key);
+bool pprof_index_label_num(const struct pprof_index *ix, const Perftools__Profiles__Sample *s,
+                           const char *key, int64_t *out);
 
 #endif

@@ -218,3 +218,23 @@ const Mapping *pprof_index_mapping(const struct pprof_index *ix, uint64_t id)
 {
     FIND_BY_ID(ix->mappings, ix->prof->n_mapping, id);
 }
+
+const char *pprof_index_label_str(const struct pprof_index *ix,
+                                  const Perftools__Profiles__Sample *s, const char *key)
+{
+    for (size_t i = 0; i < s->n_label; i++)
+        if (s->label[i]->str && strcmp(pprof_index_string(ix, s->label[i]->key), key) == 0)
+            return pprof_index_string(ix, s->label[i]->str);
+    return NULL;
+}
+
+bool pprof_index_label_num(const struct pprof_index *ix, const Perftools__Profiles__Sample *s,
+                           const char *key, int64_t *out)
+{
+    for (size_t i = 0; i < s->n_label; i++)
+        if (!s->label[i]->str && strcmp(pprof_index_string(ix, s->label[i]->key), key) == 0) {
+            *out = s->label[i]->num;
+            return true;
+        }
+    return false;
+}

@@ -10,10 +10,10 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+static int sink_error(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+static int sink_error(char *err, size_t errlen, const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
@@ -33,12 +33,12 @@ static int gzip_buffer(const uint8_t *data, size_t len, uint8_t **out, size_t *o
     memset(&zs, 0, sizeof zs);
     if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
         Z_OK)
-        return fail(err, errlen, "cannot compress %s: zlib initialisation failed", path);
+        return sink_error(err, errlen, "cannot compress %s: zlib initialisation failed", path);
     size_t cap = deflateBound(&zs, (uLong)len) + 64;
     uint8_t *buf = malloc(cap);
     if (!buf) {
         deflateEnd(&zs);
-        return fail(err, errlen, "cannot compress %s: %s", path, strerror(ENOMEM));
+        return sink_error(err, errlen, "cannot compress %s: %s", path, strerror(ENOMEM));
     }
     zs.next_in = (Bytef *)data;
     zs.avail_in = (uInt)len;
@@ -49,7 +49,7 @@ static int gzip_buffer(const uint8_t *data, size_t len, uint8_t **out, size_t *o
     deflateEnd(&zs);
     if (rc != Z_STREAM_END) {
         free(buf);
-        return fail(err, errlen, "cannot compress %s: zlib error %d", path, rc);
+        return sink_error(err, errlen, "cannot compress %s: zlib error %d", path, rc);
     }
     *out = buf;
     *out_len = produced;
@@ -60,7 +60,7 @@ static int gzip_memory(const uint8_t *data, size_t len, uint8_t **out, size_t *o
                        const char *what, char *err, size_t errlen)
 {
     if (len > 0xffffffffu)
-        return fail(err, errlen, "cannot compress %s: profile too large (%zu bytes)", what, len);
+        return sink_error(err, errlen, "cannot compress %s: profile too large (%zu bytes)", what, len);
     return gzip_buffer(data, len, out, out_len, what, err, errlen);
 }
 
@@ -83,7 +83,7 @@ static int gzip_file(const char *path, const uint8_t *data, size_t len, char *er
                      size_t errlen)
 {
     if (len > 0xffffffffu)
-        return fail(err, errlen, "cannot write %s: profile too large (%zu bytes)", path, len);
+        return sink_error(err, errlen, "cannot write %s: profile too large (%zu bytes)", path, len);
     uint8_t *gz = NULL;
     size_t gz_len = 0;
     if (gzip_buffer(data, len, &gz, &gz_len, path, err, errlen) < 0)
@@ -93,7 +93,7 @@ static int gzip_file(const char *path, const uint8_t *data, size_t len, char *er
     char *tmp = malloc(tmp_len);
     if (!tmp) {
         free(gz);
-        return fail(err, errlen, "cannot write %s: %s", path, strerror(ENOMEM));
+        return sink_error(err, errlen, "cannot write %s: %s", path, strerror(ENOMEM));
     }
     snprintf(tmp, tmp_len, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp);
@@ -101,7 +101,7 @@ static int gzip_file(const char *path, const uint8_t *data, size_t len, char *er
         int e = errno;
         free(gz);
         free(tmp);
-        return fail(err, errlen, "cannot create %s: %s", path, strerror(e));
+        return sink_error(err, errlen, "cannot create %s: %s", path, strerror(e));
     }
     /* mkstemp makes the file 0600; a profile is an ordinary output file. */
     int e = 0;
@@ -115,7 +115,7 @@ static int gzip_file(const char *path, const uint8_t *data, size_t len, char *er
     if (e != 0) {
         unlink(tmp);
         free(tmp);
-        return fail(err, errlen, "cannot write %s: %s", path, strerror(e));
+        return sink_error(err, errlen, "cannot write %s: %s", path, strerror(e));
     }
     free(tmp);
     return 0;

@@ -36,7 +36,7 @@ int sym_lookup_inline(const struct proc_mapping *m, uint64_t pc, struct sym_fram
 #define SYM_MAX_INLINE 16
 
 /* ---- vdso_image ---- */
-/* The kernel's vDSO image as a readable file (vdso_image.c). */
+/* The kernel's vDSO image as a readable file (symbol/vdso_image.c). */
 /* The name targets give their vDSO mapping (preload/mappings.c). */
 #define VDSO_MAPPING_NAME "[vdso]"
 

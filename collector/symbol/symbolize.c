@@ -128,7 +128,7 @@ static const Dwfl_Callbacks offline_callbacks = {
 
 /* A file that cannot be read is said once, however many processes map it.
  * Names that are not absolute paths ([vdso]) are no files at all. The
- * vDSO is read from the collector's own copy (vdso_image.h): the same
+ * vDSO is read from the collector's own copy (symbol.h): the same
  * kernel's, as the build id check confirms. */
 static bool first_time(const char *path)
 {

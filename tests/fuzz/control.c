@@ -1,12 +1,12 @@
 /* libFuzzer target for the control connection of `ppx collect`: the
- * request parser (collector/control.c) and the server's dispatch on a new
+ * request parser (collector/control.c) and the streams's dispatch on a new
  * connection's first bytes between a target's stream and a control
- * request (collector/server.c).
+ * request (collector/ingest/streams.c).
  *
  * The first input byte splits the rest: that many bytes are handed to
  * control_read_request() as already read, the remainder arrives on a
  * socket whose other end is then shut. A request it accepts must be what
- * control.h promises. Then the whole rest goes to a real server on a
+ * ingest.h promises. Then the whole rest goes to a real streams on a
  * private socket, as one connection (its first split % 4 bytes read
  * apart from the others): it either reaches the control hook
  * (which parses and answers it as the collector does) or is decoded as a
@@ -28,7 +28,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct proc_table *table;
-static struct server *server;
+static struct ingest *streams;
 static char socket_path[108];
 
 static void check_request(const struct control_snapshot *req)
@@ -43,7 +43,7 @@ static char socket_dir[64];
 
 static void remove_socket(void)
 {
-    server_close(server);
+    ingest_close(streams);
     rmdir(socket_dir);
 }
 
@@ -91,7 +91,7 @@ static void parse_direct(const uint8_t *data, size_t size, size_t split)
     close(sv[1]);
 }
 
-static void through_server(const uint8_t *data, size_t size, size_t head_split)
+static void through_streams(const uint8_t *data, size_t size, size_t head_split)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -101,12 +101,12 @@ static void through_server(const uint8_t *data, size_t size, size_t head_split)
     /* The first bytes may arrive in two reads: a few, then the rest. */
     size_t first = head_split < size ? head_split : size;
     write_all(fd, data, first);
-    server_read_available(server);
+    ingest_read_available(streams);
     write_all(fd, data + first, size - first);
     shutdown(fd, SHUT_WR);
     /* The connection ends at once: its bytes are all there, then EOF. */
-    server_read_available(server);
-    if (server_connections(server) != 0)
+    ingest_read_available(streams);
+    if (ingest_connections(streams) != 0)
         abort();
     close(fd);
 }
@@ -121,18 +121,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (split > size)
         split = size;
     parse_direct(data, size, split);
-    through_server(data, size, split % 4);
+    through_streams(data, size, split % 4);
     proc_table_free(table);
     table = proc_table_new();
-    /* The server keeps its table: a fresh one per input needs a fresh
-     * server too. */
-    server_close(server);
+    /* The streams keeps its table: a fresh one per input needs a fresh
+     * streams too. */
+    ingest_close(streams);
     char err[256];
-    server = server_open(socket_path, table, err, sizeof err);
-    if (!server)
+    streams = ingest_open(socket_path, table, err, sizeof err);
+    if (!streams)
         abort();
-    struct server_hooks hooks = {.control_magic = CONTROL_MAGIC, .control = on_control};
-    server_set_hooks(server, &hooks);
+    struct ingest_hooks hooks = {.control_magic = CONTROL_MAGIC, .control = on_control};
+    ingest_set_hooks(streams, &hooks);
     return 0;
 }
 
@@ -183,12 +183,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     atexit(remove_socket);
     table = proc_table_new();
     char err[256];
-    server = server_open(socket_path, table, err, sizeof err);
-    if (!server) {
+    streams = ingest_open(socket_path, table, err, sizeof err);
+    if (!streams) {
         fprintf(stderr, "%s\n", err);
         abort();
     }
-    struct server_hooks hooks = {.control_magic = CONTROL_MAGIC, .control = on_control};
-    server_set_hooks(server, &hooks);
+    struct ingest_hooks hooks = {.control_magic = CONTROL_MAGIC, .control = on_control};
+    ingest_set_hooks(streams, &hooks);
     return 0;
 }

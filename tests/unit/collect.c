@@ -5,9 +5,9 @@
  *    figures where the window freed older blocks, as Go's delta heap has;
  *  - profiles built into memory (a pprof_sink without path) are the gzipped profiles
  *    the file writer would write;
- *  - the legacy text heap profile (heap_text.h): Go's header, records by
+ *  - the legacy text heap profile (pprof.h): Go's header, records by
  *    in-use bytes, symbolized "#" lines of this binary's own functions;
- *  - control requests (control.h) are validated like every other input;
+ *  - control requests (ingest.h) are validated like every other input;
  *  - live_flush: a target that lets a flush request pass unanswered costs
  *    one wait, not one per request, until it answers or reconnects (and
  *    one that reconnects during the wait is not late). */
