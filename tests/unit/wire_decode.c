@@ -135,31 +135,29 @@ static void test_errors(void)
     struct stream good = {0}, b = {0};
     prefix(&good);
 
-    /* HELLO problems */
-    struct wire_hello h = {.magic = 0x12345678, .version = 1, .pid = 7, .sample_rate = 1,
-                           .max_depth = 8};
-    stream_header(&b, WIRE_HELLO, sizeof h);
-    stream_put(&b, &h, sizeof h);
-    expect_error("bad magic", NULL, &b, false,
-                 "ppx: pid 999: bad HELLO record: bad magic 0x12345678");
-    b.len = 0;
-    h.magic = WIRE_MAGIC;
-    h.version = 2;
-    stream_header(&b, WIRE_HELLO, sizeof h);
-    stream_put(&b, &h, sizeof h);
-    expect_error("bad version", NULL, &b, false, "bad HELLO record: protocol version 2");
-    b.len = 0;
-    h.version = 1;
-    h.max_depth = 0;
-    stream_header(&b, WIRE_HELLO, sizeof h);
-    stream_put(&b, &h, sizeof h);
-    expect_error("hello depth 0", NULL, &b, false, "bad HELLO record: max depth 0");
-    b.len = 0;
-    h.max_depth = 8;
-    h.exe_len = 5; /* promised, not sent: length disagrees */
-    stream_header(&b, WIRE_HELLO, sizeof h);
-    stream_put(&b, &h, sizeof h);
-    expect_error("hello lengths", NULL, &b, false, "bad HELLO record: length 48, but");
+    /* HELLO problems: its fixed part alone, one field wrong */
+    static const struct {
+        const char *name;
+        uint32_t magic, version, max_depth, exe_len;
+        const char *want;
+    } hellos[] = {
+        {"bad magic", 0x12345678, 1, 8, 0, "ppx: pid 999: bad HELLO record: bad magic 0x12345678"},
+        {"bad version", WIRE_MAGIC, 2, 8, 0, "bad HELLO record: protocol version 2"},
+        {"hello depth 0", WIRE_MAGIC, 1, 0, 0, "bad HELLO record: max depth 0"},
+        /* exe_len promised, not sent: length disagrees */
+        {"hello lengths", WIRE_MAGIC, 1, 8, 5, "bad HELLO record: length 48, but"},
+    };
+    struct wire_hello h = {.pid = 7, .sample_rate = 1};
+    for (size_t i = 0; i < sizeof hellos / sizeof hellos[0]; i++) {
+        h.magic = hellos[i].magic;
+        h.version = hellos[i].version;
+        h.max_depth = hellos[i].max_depth;
+        h.exe_len = hellos[i].exe_len;
+        b.len = 0;
+        stream_header(&b, WIRE_HELLO, sizeof h);
+        stream_put(&b, &h, sizeof h);
+        expect_error(hellos[i].name, NULL, &b, false, hellos[i].want);
+    }
     b.len = 0;
     h.exe_len = WIRE_MAX_PATH + 1;
     stream_header(&b, WIRE_HELLO, sizeof h + WIRE_MAX_PATH + 1);
@@ -169,32 +167,34 @@ static void test_errors(void)
     expect_error("hello long exe", NULL, &b, false,
                  "bad HELLO record: executable path of 4097 bytes exceeds 4096");
     b.len = 0;
-    stream_header(&b, WIRE_HELLO, 9000);
-    expect_error("hello oversize", NULL, &b, false, "bad HELLO record: length 9000 exceeds 8240");
-    b.len = 0;
     stream_stack(&b, 1, 1, 0x10);
     expect_error("no hello", NULL, &b, false, "ppx: pid 999: STACK record before HELLO");
     b.len = 0;
     stream_hello(&b, 1234, 5, 1, 8, "/bin/x");
     expect_error("second hello", &good, &b, false, "second HELLO on one connection");
 
-    /* framing */
-    b.len = 0;
-    stream_header(&b, WIRE_FLUSHED + 1, 0);
-    expect_error("unknown type", &good, &b, false, "ppx: pid 1234: unknown record type 13");
-    b.len = 0;
-    stream_header(&b, WIRE_CMD_FLUSH, 8); /* a command, sent the wrong way */
-    expect_error("command type", &good, &b, false, "ppx: pid 1234: unknown record type 256");
-    b.len = 0;
-    stream_header(&b, 0, 0);
-    expect_error("type 0", &good, &b, false, "ppx: pid 1234: unknown record type 0");
-    b.len = 0;
-    stream_header(&b, WIRE_HEAP_DELTA, WIRE_MAX_RECORD + 1);
-    expect_error("oversize record", &good, &b, false,
-                 "HEAP_DELTA record of 16777217 bytes exceeds the 16777216-byte limit");
-    b.len = 0;
-    stream_header(&b, WIRE_STACK, 0x10000);
-    expect_error("oversize stack", &good, &b, false, "bad STACK record: length 65536 exceeds");
+    /* framing: a record header alone, refused for its type or length */
+    static const struct {
+        const char *name;
+        bool after_hello;
+        uint32_t type, length;
+        const char *want;
+    } headers[] = {
+        {"hello oversize", false, WIRE_HELLO, 9000, "bad HELLO record: length 9000 exceeds 8240"},
+        {"unknown type", true, WIRE_FLUSHED + 1, 0, "ppx: pid 1234: unknown record type 13"},
+        /* a command, sent the wrong way */
+        {"command type", true, WIRE_CMD_FLUSH, 8, "ppx: pid 1234: unknown record type 256"},
+        {"type 0", true, 0, 0, "ppx: pid 1234: unknown record type 0"},
+        {"oversize record", true, WIRE_HEAP_DELTA, WIRE_MAX_RECORD + 1,
+         "HEAP_DELTA record of 16777217 bytes exceeds the 16777216-byte limit"},
+        {"oversize stack", true, WIRE_STACK, 0x10000, "bad STACK record: length 65536 exceeds"},
+    };
+    for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
+        b.len = 0;
+        stream_header(&b, headers[i].type, headers[i].length);
+        expect_error(headers[i].name, headers[i].after_hello ? &good : NULL, &b, false,
+                     headers[i].want);
+    }
 
     /* STACK */
     b.len = 0;
@@ -596,36 +596,41 @@ static void test_io_errors(void)
     b.len = 0;
     stream_header(&b, WIRE_IO_SITE, sizeof w + 8);
     expect_error("site long", &good, &b, false, "bad IO_SITE record: length 24 exceeds 16");
-    b.len = 0;
-    stream_io_site(&b, 5, 0, WIRE_FD_FILE, 0, 0, 0x10);
-    expect_error("call 0", &good, &b, false, "ppx: pid 1234: bad IO_SITE record: site 5: call 0 "
-                                             "outside 1..30");
-    b.len = 0;
-    stream_io_site(&b, 5, WIRE_IO_CALL_MAX, WIRE_FD_FILE, 0, 0, 0x10);
-    expect_error("call max", &good, &b, false, "site 5: call 31 outside 1..30");
-    b.len = 0;
-    stream_io_site(&b, 5, WIRE_IO_READ, WIRE_FD_OTHER + 1, 0, 0, 0x10);
-    expect_error("fd type", &good, &b, false, "site 5: descriptor type 7 outside 0..6");
-    b.len = 0;
-    stream_io_site(&b, 5, WIRE_IO_RECV, WIRE_FD_SOCKET, WIRE_FAMILY_OTHER + 1, 0, 0x10);
-    expect_error("family", &good, &b, false, "site 5: socket family 5 outside 0..4");
-    b.len = 0;
-    stream_io_site(&b, 5, WIRE_IO_RECV, WIRE_FD_SOCKET, 0, WIRE_SOCK_OTHER + 1, 0x10);
-    expect_error("socktype", &good, &b, false, "site 5: socket type 6 outside 0..5");
-    b.len = 0;
-    stream_io_site(&b, 5, WIRE_IO_READ, WIRE_FD_FILE, WIRE_FAMILY_INET, 0, 0x10);
-    expect_error("family on a file", &good, &b, false,
-                 "site 5: socket family 2 and type 0 on a descriptor of type 1, not a socket");
-    b.len = 0;
-    stream_io_site(&b, 1, WIRE_IO_READ, WIRE_FD_PIPE, 0, 0, 0x1001);
-    expect_error("site redefined", &good, &b, false,
-                 "bad IO_SITE record: site id 1 redefined with different contents");
-    b.len = 0;
-    stream_io_site(&b, 1, WIRE_IO_READ, WIRE_FD_SOCKET, 0, 0, 0x1000);
-    expect_error("site class redefined", &good, &b, false, "site id 1 redefined");
-    b.len = 0;
-    stream_io_site(&b, 1, WIRE_IO_READ, WIRE_FD_PIPE, 0, 0, 0x1000);
-    expect_error("site before hello", NULL, &b, false, "ppx: pid 999: IO_SITE record before HELLO");
+    /* IO_SITE records, one field wrong */
+    static const struct {
+        const char *name;
+        bool after_prefix;
+        uint32_t id;
+        uint8_t call, fd_type, family, socktype;
+        uint64_t caller_pc;
+        const char *want;
+    } sites[] = {
+        {"call 0", true, 5, 0, WIRE_FD_FILE, 0, 0, 0x10,
+         "ppx: pid 1234: bad IO_SITE record: site 5: call 0 outside 1..30"},
+        {"call max", true, 5, WIRE_IO_CALL_MAX, WIRE_FD_FILE, 0, 0, 0x10,
+         "site 5: call 31 outside 1..30"},
+        {"fd type", true, 5, WIRE_IO_READ, WIRE_FD_OTHER + 1, 0, 0, 0x10,
+         "site 5: descriptor type 7 outside 0..6"},
+        {"family", true, 5, WIRE_IO_RECV, WIRE_FD_SOCKET, WIRE_FAMILY_OTHER + 1, 0, 0x10,
+         "site 5: socket family 5 outside 0..4"},
+        {"socktype", true, 5, WIRE_IO_RECV, WIRE_FD_SOCKET, 0, WIRE_SOCK_OTHER + 1, 0x10,
+         "site 5: socket type 6 outside 0..5"},
+        {"family on a file", true, 5, WIRE_IO_READ, WIRE_FD_FILE, WIRE_FAMILY_INET, 0, 0x10,
+         "site 5: socket family 2 and type 0 on a descriptor of type 1, not a socket"},
+        {"site redefined", true, 1, WIRE_IO_READ, WIRE_FD_PIPE, 0, 0, 0x1001,
+         "bad IO_SITE record: site id 1 redefined with different contents"},
+        {"site class redefined", true, 1, WIRE_IO_READ, WIRE_FD_SOCKET, 0, 0, 0x1000,
+         "site id 1 redefined"},
+        {"site before hello", false, 1, WIRE_IO_READ, WIRE_FD_PIPE, 0, 0, 0x1000,
+         "ppx: pid 999: IO_SITE record before HELLO"},
+    };
+    for (size_t i = 0; i < sizeof sites / sizeof sites[0]; i++) {
+        b.len = 0;
+        stream_io_site(&b, sites[i].id, sites[i].call, sites[i].fd_type, sites[i].family,
+                       sites[i].socktype, sites[i].caller_pc);
+        expect_error(sites[i].name, sites[i].after_prefix ? &good : NULL, &b, false,
+                     sites[i].want);
+    }
 
     /* IO_DELTA */
     b.len = 0;
@@ -666,18 +671,31 @@ static void test_io_errors(void)
     expect_error("delta truncated", &good, &b, true,
                  "stream ended inside a IO_DELTA record (54 of 64 payload bytes)");
 
-    /* IO_ERRNO */
-    b.len = 0;
-    stream_io_errno1(&b, 7, 4, 1);
-    expect_error("errno unknown site", &good, &b, false,
-                 "bad IO_ERRNO record: entry 0: unknown site id 7");
-    b.len = 0;
-    stream_io_errno1(&b, 1, 0, 1);
-    expect_error("errno 0", &good, &b, false, "bad IO_ERRNO record: entry 0: errno 0 outside "
-                                              "1..4095");
-    b.len = 0;
-    stream_io_errno1(&b, 1, 4096, 1);
-    expect_error("errno 4096", &good, &b, false, "entry 0: errno 4096 outside 1..4095");
+    /* IO_ERRNO and IO_STACKS records of one entry, one field wrong */
+    static const struct {
+        const char *name;
+        bool stacks; /* IO_STACKS (site, stack, samples), else IO_ERRNO (site, errno, calls) */
+        uint32_t site, what;
+        const char *want;
+    } entries[] = {
+        {"errno unknown site", false, 7, 4, "bad IO_ERRNO record: entry 0: unknown site id 7"},
+        {"errno 0", false, 1, 0, "bad IO_ERRNO record: entry 0: errno 0 outside 1..4095"},
+        {"errno 4096", false, 1, 4096, "entry 0: errno 4096 outside 1..4095"},
+        {"stacks unknown site", true, 8, 1, "bad IO_STACKS record: entry 0: unknown site id 8"},
+        {"stacks unknown stack", true, 1, 42,
+         "bad IO_STACKS record: entry 0: unknown stack id 42"},
+        {"stacks other leaf", true, 1, 2,
+         "bad IO_STACKS record: entry 0: stack 2 starts at 0x2000, not at site 1's caller "
+         "0x1000"},
+    };
+    for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++) {
+        b.len = 0;
+        if (entries[i].stacks)
+            stream_io_stacks1(&b, entries[i].site, entries[i].what, 1);
+        else
+            stream_io_errno1(&b, entries[i].site, entries[i].what, 1);
+        expect_error(entries[i].name, &good, &b, false, entries[i].want);
+    }
     b.len = 0;
     h.count = 3;
     stream_header(&b, WIRE_IO_ERRNO, sizeof h + 2 * sizeof(struct wire_io_errno_entry));
@@ -687,19 +705,6 @@ static void test_io_errors(void)
                  "bad IO_ERRNO record: length 40 does not match count 3 (56 bytes)");
 
     /* IO_STACKS */
-    b.len = 0;
-    stream_io_stacks1(&b, 8, 1, 1);
-    expect_error("stacks unknown site", &good, &b, false,
-                 "bad IO_STACKS record: entry 0: unknown site id 8");
-    b.len = 0;
-    stream_io_stacks1(&b, 1, 42, 1);
-    expect_error("stacks unknown stack", &good, &b, false,
-                 "bad IO_STACKS record: entry 0: unknown stack id 42");
-    b.len = 0;
-    stream_io_stacks1(&b, 1, 2, 1);
-    expect_error("stacks other leaf", &good, &b, false,
-                 "bad IO_STACKS record: entry 0: stack 2 starts at 0x2000, not at site 1's "
-                 "caller 0x1000");
     b.len = 0;
     h.count = 1;
     stream_header(&b, WIRE_IO_STACKS, sizeof h + sizeof(struct wire_io_stack_entry) + 1);
@@ -1095,32 +1100,42 @@ static void test_thread_errors(void)
     b.len = 0;
     raw_thread(&b, &w, sizeof w + 1);
     expect_error("thread long", &good, &b, false, "bad THREAD record: length 65 exceeds 64");
-    b.len = 0;
-    w.id = WIRE_NO_ID;
-    raw_thread(&b, &w, sizeof w);
-    expect_error("thread id none", &good, &b, false,
-                 "ppx: pid 1234: bad THREAD record: thread id 0xffffffff is reserved");
-    b.len = 0;
-    w = base;
-    w.reserved = 5;
-    raw_thread(&b, &w, sizeof w);
-    expect_error("thread reserved", &good, &b, false, "thread 9: reserved field is 5, not 0");
-    b.len = 0;
-    w = base;
-    w.flags = 4;
-    raw_thread(&b, &w, sizeof w);
-    expect_error("thread flags", &good, &b, false, "thread 9: unknown flags 0x4");
-    b.len = 0;
-    w = base;
-    w.tid = 0;
-    raw_thread(&b, &w, sizeof w);
-    expect_error("thread tid 0", &good, &b, false, "thread 9: tid 0");
-    b.len = 0;
-    w = base;
-    w.flags = WIRE_THREAD_MAIN;
-    raw_thread(&b, &w, sizeof w);
-    expect_error("main not pid", &good, &b, false,
-                 "thread 9: main thread with tid 1300, not the pid 1234");
+    /* The fixed fields, one wrong */
+    enum thread_field { T_ID, T_RESERVED, T_FLAGS, T_TID, T_CREATOR, T_STACK };
+    static const struct {
+        const char *name;
+        enum thread_field field;
+        uint32_t value;
+        const char *want;
+    } fields[] = {
+        {"thread id none", T_ID, WIRE_NO_ID,
+         "ppx: pid 1234: bad THREAD record: thread id 0xffffffff is reserved"},
+        {"thread reserved", T_RESERVED, 5, "thread 9: reserved field is 5, not 0"},
+        {"thread flags", T_FLAGS, 4, "thread 9: unknown flags 0x4"},
+        {"thread tid 0", T_TID, 0, "thread 9: tid 0"},
+        {"main not pid", T_FLAGS, WIRE_THREAD_MAIN,
+         "thread 9: main thread with tid 1300, not the pid 1234"},
+        {"own creator", T_CREATOR, 9, "thread 9 names itself as its creator"},
+        {"preexisting with stack", T_FLAGS, WIRE_THREAD_PREEXISTING,
+         "thread 9 existed before ppx started, yet has creation stack 3"},
+        {"unknown creation stack", T_STACK, 77, "thread 9: unknown creation stack id 77"},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        w = base;
+        uint32_t v = fields[i].value;
+        switch (fields[i].field) {
+        case T_ID: w.id = v; break;
+        case T_RESERVED: w.reserved = v; break;
+        case T_FLAGS: w.flags = v; break;
+        case T_TID: w.tid = v; break;
+        case T_CREATOR: w.creator_id = v; break;
+        case T_STACK: w.stack_id = v; break;
+        }
+        b.len = 0;
+        raw_thread(&b, &w, sizeof w);
+        expect_error(fields[i].name, &good, &b, false, fields[i].want);
+    }
+    /* The name */
     b.len = 0;
     w = base;
     memset(w.name, 'a', sizeof w.name);
@@ -1133,46 +1148,36 @@ static void test_thread_errors(void)
     raw_thread(&b, &w, sizeof w);
     expect_error("name padding", &good, &b, false,
                  "thread 9: byte 3 after the name's NUL is not 0");
-    b.len = 0;
-    w = base;
-    w.creator_id = 9;
-    raw_thread(&b, &w, sizeof w);
-    expect_error("own creator", &good, &b, false, "thread 9 names itself as its creator");
-    b.len = 0;
-    w = base;
-    w.flags = WIRE_THREAD_PREEXISTING;
-    raw_thread(&b, &w, sizeof w);
-    expect_error("preexisting with stack", &good, &b, false,
-                 "thread 9 existed before ppx started, yet has creation stack 3");
-    b.len = 0;
-    w = base;
-    w.stack_id = 77;
-    raw_thread(&b, &w, sizeof w);
-    expect_error("unknown creation stack", &good, &b, false,
-                 "thread 9: unknown creation stack id 77");
-    b.len = 0;
-    stream_thread(&b, 2, 1236, 1, 1, 6, 0, 0, 0, "w");
-    expect_error("tid redefined", &good, &b, false,
-                 "bad THREAD record: thread id 2 redefined with a different tid, creator, "
-                 "start time or flags");
-    b.len = 0;
-    stream_thread(&b, 2, 1235, WIRE_NO_ID, 1, 6, 0, 0, 0, "w");
-    expect_error("creator redefined", &good, &b, false, "thread id 2 redefined");
-    b.len = 0;
-    stream_thread(&b, 1, 1234, WIRE_NO_ID, WIRE_NO_ID, 5, 0, 0, WIRE_THREAD_MAIN, "x");
-    expect_error("flags redefined", &good, &b, false, "thread id 1 redefined");
-    b.len = 0;
-    stream_thread(&b, 2, 1235, 1, 3, 6, 0, 0, 0, "w");
-    expect_error("stack redefined", &good, &b, false,
-                 "thread id 2 redefined with creation stack 3, was 1");
-    b.len = 0;
-    stream_thread(&b, 2, 1235, 1, WIRE_NO_ID, 6, 0, 0, 0, "w");
-    expect_error("stack withdrawn", &good, &b, false,
-                 "thread id 2 redefined with creation stack 4294967295, was 1");
-    b.len = 0;
-    stream_thread(&b, 1, 1234, WIRE_NO_ID, WIRE_NO_ID, 5, 0, 0, 0, "x");
-    expect_error("thread before hello", NULL, &b, false,
-                 "ppx: pid 999: THREAD record before HELLO");
+    /* Whole records: a thread described again differently, or too early */
+    static const struct {
+        const char *name;
+        bool after_prefix;
+        uint32_t id, tid, creator_id, stack_id;
+        uint64_t start_ns;
+        uint32_t flags;
+        const char *thread_name, *want;
+    } records[] = {
+        {"tid redefined", true, 2, 1236, 1, 1, 6, 0, "w",
+         "bad THREAD record: thread id 2 redefined with a different tid, creator, start time "
+         "or flags"},
+        {"creator redefined", true, 2, 1235, WIRE_NO_ID, 1, 6, 0, "w", "thread id 2 redefined"},
+        {"flags redefined", true, 1, 1234, WIRE_NO_ID, WIRE_NO_ID, 5, WIRE_THREAD_MAIN, "x",
+         "thread id 1 redefined"},
+        {"stack redefined", true, 2, 1235, 1, 3, 6, 0, "w",
+         "thread id 2 redefined with creation stack 3, was 1"},
+        {"stack withdrawn", true, 2, 1235, 1, WIRE_NO_ID, 6, 0, "w",
+         "thread id 2 redefined with creation stack 4294967295, was 1"},
+        {"thread before hello", false, 1, 1234, WIRE_NO_ID, WIRE_NO_ID, 5, 0, "x",
+         "ppx: pid 999: THREAD record before HELLO"},
+    };
+    for (size_t i = 0; i < sizeof records / sizeof records[0]; i++) {
+        b.len = 0;
+        stream_thread(&b, records[i].id, records[i].tid, records[i].creator_id,
+                      records[i].stack_id, records[i].start_ns, 0, 0, records[i].flags,
+                      records[i].thread_name);
+        expect_error(records[i].name, records[i].after_prefix ? &good : NULL, &b, false,
+                     records[i].want);
+    }
     b.len = 0;
     stream_thread(&b, 3, 1300, 1, 1, 6, 0, 0, 0, "w");
     b.len -= 20;
@@ -1191,13 +1196,27 @@ static void test_cpu_errors(void)
     stream_put(&b, &h, 8);
     expect_error("cpu short", &good, &b, false,
                  "bad CPU_SAMPLES record: length 8 is shorter than the fixed part (16)");
-    b.len = 0;
-    stream_cpu1(&b, 0, 0, 1, 1, 1);
-    expect_error("cpu hz 0", &good, &b, false,
-                 "ppx: pid 1234: bad CPU_SAMPLES record: rate 0 Hz outside 1..10000");
-    b.len = 0;
-    stream_cpu1(&b, WIRE_MAX_CPU_HZ + 1, 0, 1, 1, 1);
-    expect_error("cpu hz high", &good, &b, false, "rate 10001 Hz outside 1..10000");
+    /* One entry of one sample, one field wrong */
+    static const struct {
+        const char *name;
+        bool after_prefix;
+        uint32_t hz, stack_id, thread_id;
+        const char *want;
+    } entries[] = {
+        {"cpu hz 0", true, 0, 1, 1,
+         "ppx: pid 1234: bad CPU_SAMPLES record: rate 0 Hz outside 1..10000"},
+        {"cpu hz high", true, WIRE_MAX_CPU_HZ + 1, 1, 1, "rate 10001 Hz outside 1..10000"},
+        {"cpu unknown stack", true, 100, 2, 1,
+         "bad CPU_SAMPLES record: entry 0: unknown stack id 2"},
+        {"cpu no thread", true, 100, 1, WIRE_NO_ID, "entry 0: unknown thread id 4294967295"},
+        {"cpu before hello", false, 100, 1, 1, "ppx: pid 999: CPU_SAMPLES record before HELLO"},
+    };
+    for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++) {
+        b.len = 0;
+        stream_cpu1(&b, entries[i].hz, 0, entries[i].stack_id, entries[i].thread_id, 1);
+        expect_error(entries[i].name, entries[i].after_prefix ? &good : NULL, &b, false,
+                     entries[i].want);
+    }
     b.len = 0;
     h.count = 2;
     struct wire_cpu_entry e = {.stack_id = 1, .thread_id = 1, .samples = 1};
@@ -1212,22 +1231,11 @@ static void test_cpu_errors(void)
     stream_put(&b, &h, sizeof h);
     expect_error("cpu huge count", &good, &b, false, "does not match count 4294967295");
     b.len = 0;
-    stream_cpu1(&b, 100, 0, 2, 1, 1);
-    expect_error("cpu unknown stack", &good, &b, false,
-                 "bad CPU_SAMPLES record: entry 0: unknown stack id 2");
-    b.len = 0;
     const struct wire_cpu_entry two[] = {{.stack_id = 1, .thread_id = 1, .samples = 1},
                                          {.stack_id = 1, .thread_id = 8, .samples = 1}};
     stream_cpu(&b, 100, 0, two, 2);
     expect_error("cpu unknown thread", &good, &b, false,
                  "bad CPU_SAMPLES record: entry 1: unknown thread id 8");
-    b.len = 0;
-    stream_cpu1(&b, 100, 0, 1, WIRE_NO_ID, 1);
-    expect_error("cpu no thread", &good, &b, false, "entry 0: unknown thread id 4294967295");
-    b.len = 0;
-    stream_cpu1(&b, 100, 0, 1, 1, 1);
-    expect_error("cpu before hello", NULL, &b, false,
-                 "ppx: pid 999: CPU_SAMPLES record before HELLO");
     b.len = 0;
     stream_cpu1(&b, 100, 0, 1, 1, 1);
     b.len -= 1;
