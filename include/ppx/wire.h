@@ -284,4 +284,103 @@ struct wire_cmd_cpu {
     uint32_t reserved; /* 0 */
 };
 
+/* The layout above is the protocol: both ends compile these structs and
+ * the collector copies records into them byte for byte, so a size or an
+ * offset that moves (a field added or widened, padding appearing) must be
+ * a deliberate protocol change (WIRE_VERSION), never an accident. */
+#ifndef __cplusplus
+#include <stddef.h>
+#define WIRE_SIZE(type, size) _Static_assert(sizeof(struct type) == (size), #type " size")
+#define WIRE_FIELD(type, field, offset) \
+    _Static_assert(offsetof(struct type, field) == (offset), #type "." #field " offset")
+WIRE_SIZE(wire_header, 8);
+WIRE_FIELD(wire_header, type, 0);
+WIRE_FIELD(wire_header, length, 4);
+WIRE_SIZE(wire_hello, 48);
+WIRE_FIELD(wire_hello, magic, 0);
+WIRE_FIELD(wire_hello, version, 4);
+WIRE_FIELD(wire_hello, pid, 8);
+WIRE_FIELD(wire_hello, ppid, 12);
+WIRE_FIELD(wire_hello, start_ns, 16);
+WIRE_FIELD(wire_hello, sample_rate, 24);
+WIRE_FIELD(wire_hello, max_depth, 32);
+WIRE_FIELD(wire_hello, exe_len, 36);
+WIRE_FIELD(wire_hello, cmdline_len, 40);
+WIRE_FIELD(wire_hello, flags, 44);
+WIRE_SIZE(wire_mapping, 48);
+WIRE_FIELD(wire_mapping, id, 0);
+WIRE_FIELD(wire_mapping, flags, 4);
+WIRE_FIELD(wire_mapping, start, 8);
+WIRE_FIELD(wire_mapping, limit, 16);
+WIRE_FIELD(wire_mapping, offset, 24);
+WIRE_FIELD(wire_mapping, load_bias, 32);
+WIRE_FIELD(wire_mapping, build_id_len, 40);
+WIRE_FIELD(wire_mapping, path_len, 44);
+WIRE_SIZE(wire_stack, 8);
+WIRE_FIELD(wire_stack, id, 0);
+WIRE_FIELD(wire_stack, depth, 4);
+WIRE_SIZE(wire_heap_entry, 40);
+WIRE_FIELD(wire_heap_entry, stack_id, 0);
+WIRE_FIELD(wire_heap_entry, reserved, 4);
+WIRE_FIELD(wire_heap_entry, alloc_objects, 8);
+WIRE_FIELD(wire_heap_entry, alloc_bytes, 16);
+WIRE_FIELD(wire_heap_entry, free_objects, 24);
+WIRE_FIELD(wire_heap_entry, free_bytes, 32);
+WIRE_SIZE(wire_heap_delta, 8);
+WIRE_FIELD(wire_heap_delta, count, 0);
+WIRE_FIELD(wire_heap_delta, reserved, 4);
+WIRE_SIZE(wire_flushed, 8);
+WIRE_FIELD(wire_flushed, seq, 0);
+WIRE_SIZE(wire_io_site, 16);
+WIRE_FIELD(wire_io_site, id, 0);
+WIRE_FIELD(wire_io_site, call, 4);
+WIRE_FIELD(wire_io_site, fd_type, 5);
+WIRE_FIELD(wire_io_site, family, 6);
+WIRE_FIELD(wire_io_site, socktype, 7);
+WIRE_FIELD(wire_io_site, caller_pc, 8);
+WIRE_SIZE(wire_io_entry, 56);
+WIRE_FIELD(wire_io_entry, site_id, 0);
+WIRE_FIELD(wire_io_entry, reserved, 4);
+WIRE_FIELD(wire_io_entry, calls, 8);
+WIRE_FIELD(wire_io_entry, time_ns, 16);
+WIRE_FIELD(wire_io_entry, bytes, 24);
+WIRE_FIELD(wire_io_entry, messages, 32);
+WIRE_FIELD(wire_io_entry, errors, 40);
+WIRE_FIELD(wire_io_entry, eagain, 48);
+WIRE_SIZE(wire_io_errno_entry, 16);
+WIRE_FIELD(wire_io_errno_entry, site_id, 0);
+WIRE_FIELD(wire_io_errno_entry, err, 4);
+WIRE_FIELD(wire_io_errno_entry, calls, 8);
+WIRE_SIZE(wire_io_stack_entry, 16);
+WIRE_FIELD(wire_io_stack_entry, site_id, 0);
+WIRE_FIELD(wire_io_stack_entry, stack_id, 4);
+WIRE_FIELD(wire_io_stack_entry, samples, 8);
+WIRE_SIZE(wire_thread, 64);
+WIRE_FIELD(wire_thread, id, 0);
+WIRE_FIELD(wire_thread, tid, 4);
+WIRE_FIELD(wire_thread, creator_id, 8);
+WIRE_FIELD(wire_thread, stack_id, 12);
+WIRE_FIELD(wire_thread, start_ns, 16);
+WIRE_FIELD(wire_thread, end_ns, 24);
+WIRE_FIELD(wire_thread, cpu_ns, 32);
+WIRE_FIELD(wire_thread, flags, 40);
+WIRE_FIELD(wire_thread, name, 44);
+WIRE_FIELD(wire_thread, reserved, 60);
+WIRE_SIZE(wire_cpu_samples, 16);
+WIRE_FIELD(wire_cpu_samples, count, 0);
+WIRE_FIELD(wire_cpu_samples, hz, 4);
+WIRE_FIELD(wire_cpu_samples, lost, 8);
+WIRE_SIZE(wire_cpu_entry, 16);
+WIRE_FIELD(wire_cpu_entry, stack_id, 0);
+WIRE_FIELD(wire_cpu_entry, thread_id, 4);
+WIRE_FIELD(wire_cpu_entry, samples, 8);
+WIRE_SIZE(wire_cmd_flush, 8);
+WIRE_FIELD(wire_cmd_flush, seq, 0);
+WIRE_SIZE(wire_cmd_cpu, 8);
+WIRE_FIELD(wire_cmd_cpu, hz, 0);
+WIRE_FIELD(wire_cmd_cpu, reserved, 4);
+#undef WIRE_SIZE
+#undef WIRE_FIELD
+#endif
+
 #endif
