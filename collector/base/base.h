@@ -3,6 +3,8 @@
 #ifndef PPX_BASE_H
 #define PPX_BASE_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -34,5 +36,9 @@ char *path_join(const char *dir, const char *name);
     } while (0)
 #endif
 _Noreturn void ppx_check_failed(const char *file, int line, const char *cond, const char *what);
+
+/* For PPX_CHECK: whether m is locked. pthread cannot say by whom, so this
+ * catches a lock not taken, not one taken by another thread. */
+bool ppx_mutex_held(pthread_mutex_t *m);
 
 #endif

@@ -502,6 +502,8 @@ size_t ingest_drain(struct ingest *s, int timeout_ms)
 int ingest_command(struct ingest *s, const struct proc *p, uint32_t type, const void *payload,
                    size_t len)
 {
+    PPX_CHECK(!s->hooks.lock || ppx_mutex_held(s->hooks.lock),
+              "commands are written under the hooks' lock");
     uint8_t buf[sizeof(struct wire_header) + 64];
     if (len > sizeof buf - sizeof(struct wire_header))
         return -1;

@@ -972,6 +972,10 @@ static int apply_flushed(struct wire_decoder *d, const uint8_t *p, size_t len)
 
 static int apply_record(struct wire_decoder *d, const uint8_t *p, size_t len)
 {
+    /* check_header() let through a HELLO only first, anything else only
+     * after it. */
+    PPX_CHECK(d->type == WIRE_HELLO ? d->state == EXPECT_HELLO : d->state == RECORDS && d->proc,
+              "a record is applied in the state its header was checked for");
     if (d->state == RECORDS && proc_table_owner(d->proc) != d)
         return protocol_error(d, "connection superseded by a reconnection of the same process");
     switch (d->type) {

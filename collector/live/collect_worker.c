@@ -79,6 +79,7 @@ static void enqueue(struct collect_worker *w, struct job *j)
 void collect_worker_process_ended(struct collect_worker *w, const struct proc *p, bool exited,
                                   const char *spool)
 {
+    PPX_CHECK(ppx_mutex_held(live_lock(w->live)), "the ingest loop holds the table lock");
     if (!w->out_dir)
         return;
     if (!worth_writing(p)) {

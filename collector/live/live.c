@@ -102,6 +102,7 @@ static void drop_exited(struct live *l, size_t i)
 
 bool live_process_ended(struct live *l, struct proc *p)
 {
+    PPX_CHECK(ppx_mutex_held(&l->lock), "the ingest loop holds the table lock");
     if (live_stopping(l))
         return false;
     /* A process that reconnected since it was last listed is running. */
@@ -113,6 +114,7 @@ bool live_process_ended(struct live *l, struct proc *p)
     struct exited *e = find_exited(l, p->pid, p->start_ns);
     if (e)
         drop_exited(l, (size_t)(e - l->exited));
+    PPX_CHECK(l->n_exited <= LIVE_KEEP_EXITED, "room for one more exited process");
     l->exited[l->n_exited++] = (struct exited){p->pid, p->start_ns, live_now_ns()};
     if (l->n_exited > LIVE_KEEP_EXITED) {
         struct proc *old = proc_table_find(l->table, l->exited[0].pid, l->exited[0].start_ns);
@@ -239,6 +241,7 @@ bool live_window_enter(struct live *l, unsigned max)
 void live_window_leave(struct live *l)
 {
     pthread_mutex_lock(&l->stop_lock);
+    PPX_CHECK(l->windows > 0, "a window left was entered");
     l->windows--;
     pthread_mutex_unlock(&l->stop_lock);
 }
@@ -270,6 +273,7 @@ void live_set_sender(struct live *l, live_send_fn send, void *arg)
 /* Under lock: the connected processes a request selects, in *ids (malloc'ed). */
 static size_t connected_procs(struct live *l, uint32_t pid, struct live_proc_id **ids)
 {
+    PPX_CHECK(ppx_mutex_held(&l->lock), "the table is read under its lock");
     *ids = NULL;
     size_t count = 0;
     struct proc **list = proc_table_list(l->table, &count);
@@ -292,6 +296,7 @@ static size_t connected_procs(struct live *l, uint32_t pid, struct live_proc_id 
 static int send_to(struct live *l, const struct live_proc_id *id, uint32_t type,
                    const void *payload, size_t len, struct proc **found)
 {
+    PPX_CHECK(ppx_mutex_held(&l->lock), "commands are sent under the table lock");
     struct proc *p = proc_table_find(l->table, id->pid, id->start_ns);
     *found = p;
     if (!p || !p->connected)
@@ -390,6 +395,7 @@ static void send_cpu(struct live *l, const struct live_proc_id *id, uint32_t hz,
 
 void live_process_opened(struct live *l, struct proc *p)
 {
+    PPX_CHECK(ppx_mutex_held(&l->lock), "the ingest loop holds the table lock");
     p->flush_late_seq = p->flush_asked_seq = 0; /* the new connection owes nothing */
     if (p->cpu_requests == 0 || p->cpu_fixed || !l->send)
         return;

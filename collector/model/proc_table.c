@@ -202,6 +202,7 @@ bool proc_table_first_corruption(struct proc *p)
 
 void proc_table_remove(struct proc_table *t, struct proc *p)
 {
+    PPX_CHECK(proc_table_owner(p) == NULL, "a process removed has no connection");
     struct proc_entry *e = entry_of(p);
     HASH_DEL(t->procs, e);
     proc_clear(&e->proc);

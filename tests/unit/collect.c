@@ -350,7 +350,9 @@ static unsigned flushes_of_pid2(struct live *l, const struct fake_targets *f)
 static void test_reconnect_during_flush(struct live *l, struct fake_targets *f, struct proc *p2)
 {
     p2->connected = true;
+    pthread_mutex_lock(live_lock(l)); /* as the ingest loop calls it */
     live_process_opened(l, p2);
+    pthread_mutex_unlock(live_lock(l));
     unsigned asked = f->flushes[2];
     pthread_t t;
     if (pthread_create(&t, NULL, flush_pid2, l) != 0) {
@@ -411,7 +413,9 @@ static void test_flush_late(void)
     /* It is late again; a reconnect (a new HELLO) clears that. */
     live_flush(l, 2, LONG_WAIT_MS);
     CHECK(f.flushes[2] == 2, "late again, pid 2 was asked %u times (2)", f.flushes[2]);
+    pthread_mutex_lock(live_lock(l));
     live_process_opened(l, p[2]);
+    pthread_mutex_unlock(live_lock(l));
     live_flush(l, 2, 50);
     CHECK(f.flushes[2] == 3, "after a reconnect pid 2 was asked %u times (3)", f.flushes[2]);
 
