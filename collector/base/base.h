@@ -1,10 +1,12 @@
-/* What every stage of the collector uses: its clock, path joining, and
- * the internal checks. The bottom stage: it includes nothing of ppx. */
+/* What every stage of the collector uses: its clock, path joining, hex,
+ * and the internal checks. The bottom stage: it includes nothing of ppx. */
 #ifndef PPX_BASE_H
 #define PPX_BASE_H
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -15,6 +17,11 @@ long long monotonic_ms(void);
 /* ---- path ---- */
 /* dir/name without a doubled slash, malloc'ed; NULL when out of memory. */
 char *path_join(const char *dir, const char *name);
+
+/* ---- hex ---- */
+/* bytes[0..len) as 2 * len lowercase hex digits and a NUL in out (a GNU
+ * build id as pprof and debuginfod write it). */
+void hex_encode(char *out, const uint8_t *bytes, size_t len);
 
 /* ---- checks ----
  * PPX_CHECK(cond, what) states an invariant of the collector's own code

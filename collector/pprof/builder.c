@@ -175,20 +175,10 @@ void pprof_set_time(struct pprof_builder *b, int64_t time_nanos, int64_t duratio
     b->profile.duration_nanos = duration_nanos;
 }
 
-static void hex(char *out, const uint8_t *bytes, size_t len)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = digits[bytes[i] >> 4];
-        out[2 * i + 1] = digits[bytes[i] & 15];
-    }
-    out[2 * len] = '\0';
-}
-
 uint64_t pprof_mapping(struct pprof_builder *b, const struct proc_mapping *m)
 {
     char build_id[2 * sizeof m->build_id + 1];
-    hex(build_id, m->build_id, m->build_id_len <= sizeof m->build_id ? m->build_id_len : 0);
+    hex_encode(build_id, m->build_id, m->build_id_len <= sizeof m->build_id ? m->build_id_len : 0);
     const char *path = m->path ? m->path : "";
     size_t klen = 3 * 17 + strlen(build_id) + 1 + strlen(path) + 1;
     char *key = malloc(klen);

@@ -15,8 +15,7 @@ struct cpu_writer {
     struct pprof_builder *b;
     bool pid_labels;
     uint64_t lost_location, dropped_location; /* synthetic, 0 until used */
-    uint64_t *locations;                      /* one sample's location ids */
-    size_t cap_locations;
+    struct pprof_location_ids loc; /* one sample's location ids */
 };
 
 static int write_sample(struct cpu_writer *w, const struct proc *p,
@@ -28,16 +27,11 @@ static int write_sample(struct cpu_writer *w, const struct proc *p,
     HASH_FIND(hh, p->stacks, &cs->key.stack_id, sizeof cs->key.stack_id, st);
     if (!st || st->depth == 0)
         return 0; /* the decoder lets none through; a hand-made proc might */
-    if (st->depth > w->cap_locations) {
-        uint64_t *grown = realloc(w->locations, st->depth * sizeof *grown);
-        if (!grown)
-            return -1;
-        w->locations = grown;
-        w->cap_locations = st->depth;
-    }
+    if (pprof_location_ids_reserve(&w->loc, st->depth) < 0)
+        return -1;
     /* The leaf is the interrupted pc + 1 (wire.h), so pc - 1 like every
      * other frame lands on the interrupted instruction itself. */
-    if (pprof_stack_locations(pm, st->pcs, st->depth, w->locations) < 0)
+    if (pprof_stack_locations(pm, st->pcs, st->depth, w->loc.ids) < 0)
         return -1;
 
     struct pprof_label labels[3];
@@ -51,7 +45,7 @@ static int write_sample(struct cpu_writer *w, const struct proc *p,
     if (w->pid_labels)
         labels[n_labels++] = (struct pprof_label){.key = "pid", .num = (int64_t)p->pid};
     const int64_t values[2] = {pprof_clamp_int64(cs->samples), pprof_clamp_int64(cs->cpu_ns)};
-    pprof_add_sample(w->b, w->locations, st->depth, values, 2, labels, n_labels);
+    pprof_add_sample(w->b, w->loc.ids, st->depth, values, 2, labels, n_labels);
     return 0;
 }
 
@@ -108,6 +102,6 @@ int pprof_cpu_write(struct proc *const *procs, size_t n, bool pid_labels, uint64
     if (!w.b)
         return -1;
     int rc = pprof_each_proc(w.b, procs, n, write_proc, &w);
-    free(w.locations);
+    free(w.loc.ids);
     return pprof_builder_finish(w.b, rc, out, err, errlen);
 }

@@ -96,8 +96,7 @@ static void scale_heap_sample(uint64_t count, uint64_t size, uint64_t rate, int6
 struct heap_writer {
     struct pprof_builder *b;
     bool pid_labels;
-    uint64_t *locations; /* scratch for one sample's location ids */
-    size_t cap_locations;
+    struct pprof_location_ids loc; /* one sample's location ids */
 };
 
 static int write_stack(struct heap_writer *w, const struct proc *p, const struct proc_stack *s,
@@ -124,26 +123,21 @@ static int write_stack(struct heap_writer *w, const struct proc *p, const struct
     if ((values[0] | values[1] | values[2] | values[3]) == 0 || s->depth == 0)
         return 0;
 
-    if (s->depth > w->cap_locations) {
-        uint64_t *grown = realloc(w->locations, s->depth * sizeof *grown);
-        if (!grown)
-            return -1;
-        w->locations = grown;
-        w->cap_locations = s->depth;
-    }
+    if (pprof_location_ids_reserve(&w->loc, s->depth) < 0)
+        return -1;
 
     /* Allocator entry points at the leaf end go, as Go drops its runtime
      * frames. */
     uint32_t first = pprof_heap_first_frame(pm, s);
     size_t n = s->depth - first;
-    if (pprof_stack_locations(pm, s->pcs + first, n, w->locations) < 0)
+    if (pprof_stack_locations(pm, s->pcs + first, n, w->loc.ids) < 0)
         return -1;
 
     struct pprof_label labels[1];
     size_t n_labels = 0;
     if (w->pid_labels)
         labels[n_labels++] = (struct pprof_label){.key = "pid", .num = (int64_t)p->pid};
-    pprof_add_sample(w->b, w->locations, n, values, 4, labels, n_labels);
+    pprof_add_sample(w->b, w->loc.ids, n, values, 4, labels, n_labels);
     return 0;
 }
 
@@ -179,6 +173,6 @@ int pprof_heap_write(struct proc *const *procs, size_t n, enum pprof_heap_kind k
     if (!w.b)
         return -1;
     int rc = pprof_each_proc(w.b, procs, n, write_proc, &w);
-    free(w.locations);
+    free(w.loc.ids);
     return pprof_builder_finish(w.b, rc, out, err, errlen);
 }

@@ -165,6 +165,15 @@ const struct pprof_mapping_ref *pprof_find_mapping(const struct pprof_proc_mappi
 int pprof_stack_locations(const struct pprof_proc_mappings *pm, const uint64_t *pcs, size_t n,
                           uint64_t *out);
 
+/* Room for one sample's location ids, grown as needed and kept for the
+ * next sample; the writer frees ids. */
+struct pprof_location_ids {
+    uint64_t *ids;
+    size_t cap;
+};
+/* Room for n ids: 0, or -1 when out of memory. */
+int pprof_location_ids_reserve(struct pprof_location_ids *l, size_t n);
+
 /* The middle of every writer: fn(writer, p, pm) for each process p of
  * procs[0..n) in turn, with its mappings registered in b (pm), until one
  * fails. Returns 0, or the failure (-1). */

@@ -81,3 +81,15 @@ int pprof_each_proc(struct pprof_builder *b, struct proc *const *procs, size_t n
     }
     return rc;
 }
+
+int pprof_location_ids_reserve(struct pprof_location_ids *l, size_t n)
+{
+    if (n <= l->cap)
+        return 0;
+    uint64_t *grown = realloc(l->ids, n * sizeof *grown);
+    if (!grown)
+        return -1;
+    l->ids = grown;
+    l->cap = n;
+    return 0;
+}

@@ -103,8 +103,7 @@ struct sys_writer {
     struct pprof_builder *b;
     bool pid_labels;
     uint64_t leaf[WIRE_IO_CALL_MAX]; /* synthetic location per call, 0 until used */
-    uint64_t *locations;             /* one sample's location ids */
-    size_t cap_locations;
+    struct pprof_location_ids loc; /* one sample's location ids */
     struct share *shares;
     struct share **order; /* shares sorted for the rounding */
     size_t cap_shares;
@@ -210,15 +209,10 @@ static size_t share_locations(struct sys_writer *w, const struct pprof_proc_mapp
                               uint8_t call, const struct share *s)
 {
     size_t n = (size_t)s->depth + 1;
-    if (n > w->cap_locations) {
-        uint64_t *grown = realloc(w->locations, n * sizeof *grown);
-        if (!grown)
-            return 0;
-        w->locations = grown;
-        w->cap_locations = n;
-    }
-    w->locations[0] = leaf_location(w, call);
-    if (w->locations[0] == 0 || pprof_stack_locations(pm, s->pcs, s->depth, w->locations + 1) < 0)
+    if (pprof_location_ids_reserve(&w->loc, n) < 0)
+        return 0;
+    w->loc.ids[0] = leaf_location(w, call);
+    if (w->loc.ids[0] == 0 || pprof_stack_locations(pm, s->pcs, s->depth, w->loc.ids + 1) < 0)
         return 0;
     return n;
 }
@@ -270,7 +264,7 @@ static int add_errno_samples(struct sys_writer *w, const struct pprof_proc_mappi
             return -1;
         int64_t values[PPROF_SYSCALLS_N_TYPES] = {0};
         values[column] = pprof_clamp_int64(w->shares[i].part);
-        pprof_add_sample(w->b, w->locations, n, values, PPROF_SYSCALLS_N_TYPES, labels,
+        pprof_add_sample(w->b, w->loc.ids, n, values, PPROF_SYSCALLS_N_TYPES, labels,
                          n_labels);
     }
     return 0;
@@ -316,7 +310,7 @@ static int write_site(struct sys_writer *w, const struct proc *p,
         if (n == 0)
             rc = -1;
         else
-            pprof_add_sample(w->b, w->locations, n, values[i], PPROF_SYSCALLS_N_TYPES, labels,
+            pprof_add_sample(w->b, w->loc.ids, n, values[i], PPROF_SYSCALLS_N_TYPES, labels,
                              n_labels);
     }
     free(values);
@@ -359,7 +353,7 @@ int pprof_syscalls_write(struct proc *const *procs, size_t n, bool pid_labels, u
     if (!w.b)
         return -1;
     int rc = pprof_each_proc(w.b, procs, n, write_proc, &w);
-    free(w.locations);
+    free(w.loc.ids);
     free(w.shares);
     free(w.order);
     return pprof_builder_finish(w.b, rc, out, err, errlen);

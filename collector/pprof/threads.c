@@ -21,11 +21,10 @@ struct threads_writer {
     struct pprof_builder *b;
     bool pid_labels;
     uint64_t synthetic[N_SYNTHETIC]; /* location ids, 0 until used */
-    uint64_t *locations;             /* one sample's location ids */
-    size_t cap_locations;
+    struct pprof_location_ids loc; /* one sample's location ids */
 };
 
-/* The thread's creation stack as locations in w->locations; returns
+/* The thread's creation stack as locations in w->loc.ids; returns
  * their count, 0 when out of memory. */
 static size_t creation_locations(struct threads_writer *w, const struct proc *p,
                                  const struct pprof_proc_mappings *pm,
@@ -35,15 +34,10 @@ static size_t creation_locations(struct threads_writer *w, const struct proc *p,
     if (t->stack_id != WIRE_NO_ID)
         HASH_FIND(hh, p->stacks, &t->stack_id, sizeof t->stack_id, st);
     if (st && st->depth > 0) {
-        if (st->depth > w->cap_locations) {
-            uint64_t *grown = realloc(w->locations, st->depth * sizeof *grown);
-            if (!grown)
-                return 0;
-            w->locations = grown;
-            w->cap_locations = st->depth;
-        }
+        if (pprof_location_ids_reserve(&w->loc, st->depth) < 0)
+            return 0;
         /* The leaf is the return address into pthread_create's caller. */
-        return pprof_stack_locations(pm, st->pcs, st->depth, w->locations) < 0 ? 0 : st->depth;
+        return pprof_stack_locations(pm, st->pcs, st->depth, w->loc.ids) < 0 ? 0 : st->depth;
     }
     enum synthetic kind = (t->flags & WIRE_THREAD_MAIN)          ? SYN_MAIN
                           : (t->flags & WIRE_THREAD_PREEXISTING) ? SYN_PREEXISTING
@@ -52,13 +46,9 @@ static size_t creation_locations(struct threads_writer *w, const struct proc *p,
         w->synthetic[kind] = pprof_function_location(w->b, synthetic_frames[kind], 0);
     if (!w->synthetic[kind])
         return 0;
-    if (w->cap_locations == 0) {
-        w->locations = malloc(16 * sizeof *w->locations);
-        if (!w->locations)
-            return 0;
-        w->cap_locations = 16;
-    }
-    w->locations[0] = w->synthetic[kind];
+    if (pprof_location_ids_reserve(&w->loc, 1) < 0)
+        return 0;
+    w->loc.ids[0] = w->synthetic[kind];
     return 1;
 }
 
@@ -88,7 +78,7 @@ static int write_thread(struct threads_writer *w, const struct proc *p,
     if (w->pid_labels)
         labels[n_labels++] = (struct pprof_label){.key = "pid", .num = (int64_t)p->pid};
     const int64_t one = 1;
-    pprof_add_sample(w->b, w->locations, n, &one, 1, labels, n_labels);
+    pprof_add_sample(w->b, w->loc.ids, n, &one, 1, labels, n_labels);
     return 0;
 }
 
@@ -118,6 +108,6 @@ int pprof_threads_write(struct proc *const *procs, size_t n, bool pid_labels, ui
     if (!w.b)
         return -1;
     int rc = pprof_each_proc(w.b, procs, n, write_proc, &w);
-    free(w.locations);
+    free(w.loc.ids);
     return pprof_builder_finish(w.b, rc, out, err, errlen);
 }

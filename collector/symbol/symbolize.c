@@ -153,16 +153,6 @@ static void warn_once(const char *path, const char *why)
         fprintf(stderr, "ppx: cannot symbolize %s: %s\n", path, why);
 }
 
-static void hex(char *out, const uint8_t *bytes, size_t len)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = digits[bytes[i] >> 4];
-        out[2 * i + 1] = digits[bytes[i] & 15];
-    }
-    out[2 * len] = '\0';
-}
-
 /* A mapping's path comes from the target (or a spool file), and is
  * opened while every profile build waits (live.h's build lock): it may
  * name anything by now. A FIFO would block the open (no writer) or the
@@ -243,7 +233,7 @@ static struct sym_file *file_for(const struct proc_mapping *m)
     if (!key)
         return NULL;
     memcpy(key, m->path, plen + 1);
-    hex(key + plen + 1, m->build_id, blen);
+    hex_encode(key + plen + 1, m->build_id, blen);
 
     struct sym_file *f;
     HASH_FIND(hh, files, key, klen, f);
