@@ -47,7 +47,7 @@ void collect_proc_dirname(const struct proc *p, char *buf, size_t len)
     char name[65];
     size_t n = 0;
     /* The exe path comes from the target: keep it a plain file name. */
-    for (; base[n] && n < sizeof name - 1; n++) {
+    for (; n < sizeof name - 1 && base[n]; n++) {
         char c = base[n];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '.' || c == '_' || c == '-' || c == '+';

@@ -72,10 +72,15 @@ static uint8_t *gunzip(const char *path, const uint8_t *in, size_t in_len, size_
     }
     size_t cap = in_len * 4 + 4096, n = 0;
     uint8_t *out = malloc(cap);
+    if (!out) {
+        inflateEnd(&zs);
+        snprintf(err, errlen, "out of memory decompressing %s", path);
+        return NULL;
+    }
     zs.next_in = (Bytef *)in;
     zs.avail_in = (uInt)in_len;
     int rc = Z_OK;
-    while (out && rc == Z_OK) {
+    while (rc == Z_OK) {
         if (n == cap) {
             uint8_t *grown = cap < MAX_PROFILE ? realloc(out, cap * 2) : NULL;
             if (!grown) {
@@ -97,10 +102,6 @@ static uint8_t *gunzip(const char *path, const uint8_t *in, size_t in_len, size_
             rc = Z_OK;
     }
     inflateEnd(&zs);
-    if (!out) {
-        snprintf(err, errlen, "out of memory decompressing %s", path);
-        return NULL;
-    }
     if (rc != Z_STREAM_END) {
         snprintf(err, errlen, "%s: corrupt or truncated gzip data%s%s", path,
                  zs.msg ? ": " : "", zs.msg ? zs.msg : "");

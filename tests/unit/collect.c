@@ -116,6 +116,8 @@ static void test_copy_and_delta(void)
 
     struct proc *base = proc_copy(p, PROC_COPY_COUNTERS);
     CHECK(base != NULL, "counters copy");
+    if (!base)
+        return;
     CHECK(base->n_mappings == 0 && base->exe == NULL, "a counters copy has no mappings or names");
     CHECK(stack_of(base, 1) && stack_of(base, 1)->pcs == NULL && stack_of(base, 1)->alloc_objects == 10,
           "a counters copy keeps counters, not frames");
@@ -136,6 +138,8 @@ static void test_copy_and_delta(void)
 
     struct proc *now = proc_copy(p, PROC_COPY_FULL);
     CHECK(now != NULL, "full copy");
+    if (!now)
+        return;
     CHECK(now->exe && now->exe != p->exe && strcmp(now->exe, "/bin/test") == 0, "exe copied");
     CHECK(now->mappings != p->mappings && now->n_mappings == p->n_mappings, "mappings copied");
     CHECK(stack_of(now, 1)->pcs != stack_of(p, 1)->pcs &&

@@ -309,8 +309,8 @@ static void test_sampled(uint64_t znwm_pc)
         if (sa->n_location_id == 3) {
             const char *mid = location_function(heap, sa->location_id[1]);
             const char *root = location_function(heap, sa->location_id[2]);
-            CHECK(mid && strcmp(mid, "ppx_test_caller") == 0, "frame 1 is %s", mid);
-            CHECK(root && strcmp(root, "ppx_test_root") == 0, "frame 2 is %s", root);
+            CHECK(mid && strcmp(mid, "ppx_test_caller") == 0, "frame 1 is %s", mid ? mid : "?");
+            CHECK(root && strcmp(root, "ppx_test_root") == 0, "frame 2 is %s", root ? root : "?");
         }
     }
     /* Stack b: large blocks, scale close to 1. */

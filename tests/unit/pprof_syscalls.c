@@ -346,16 +346,16 @@ static void check_audit(const char *dir)
     CHECK(strstr(out, "18151 I/O calls in 10.000 s, 410 failed (400 EAGAIN)"), "summary:\n%s",
           out);
     CHECK(has_line_with(out, "recvfrom ", "inet/dgram", " 10001 ", " 1000.1 ", " 55.1% ",
-                        " 2.00 ", " 100.0 ", " 0.0% ", "ppx_io_udp_loop 100%", NULL),
+                        " 2.00 ", " 100.0 ", " 0.0% ", "ppx_io_udp_loop 100%", (const char *)NULL),
           "recvfrom row:\n%s", out);
     CHECK(has_line_with(out, "read ", "inet/stream", " 1000 ", " 100.0 ", " 3.00 ", " 590.0 ",
-                        " 10 ", " 40.0% ", "ppx_io_conn_read 100%", NULL),
+                        " 10 ", " 40.0% ", "ppx_io_conn_read 100%", (const char *)NULL),
           "read row:\n%s", out);
     CHECK(has_line_with(out, "read ", " file ", " 50 ", " 5.0 ", " 4096.0 ",
-                        "ppx_io_load_config 100%", NULL),
+                        "ppx_io_load_config 100%", (const char *)NULL),
           "file read row:\n%s", out);
     CHECK(has_line_with(out, "epoll_wait ", " anon ", " 100 ", " 9000.00 ", " - ",
-                        "ppx_io_event_loop 100%", NULL),
+                        "ppx_io_event_loop 100%", (const char *)NULL),
           "epoll_wait row:\n%s", out);
     /* sorted by calls: recvfrom, write, sendto, read, epoll_wait, read file */
     const char *order[] = {"\nrecvfrom ", "\nwrite ", "\nsendto ", "\nread  ", "\nepoll_wait ",
@@ -369,18 +369,18 @@ static void check_audit(const char *dir)
     CHECK(!strstr(out, "connect"), "a site without calls got a row:\n%s", out);
 
     CHECK(has_line_with(out, "recvfrom at ppx_io_udp_loop (pprof_syscalls.c:", "recvmmsg",
-                        NULL),
+                        (const char *)NULL),
           "recvmmsg hint:\n%s", out);
-    CHECK(has_line_with(out, "sendto at ppx_io_unix_sender", "sendmmsg", NULL),
+    CHECK(has_line_with(out, "sendto at ppx_io_unix_sender", "sendmmsg", (const char *)NULL),
           "sendmmsg hint:\n%s", out);
     CHECK(has_line_with(out, "write at ppx_io_send_reply", "40 bytes each",
-                        "merging writes (writev)", NULL),
+                        "merging writes (writev)", (const char *)NULL),
           "writev hint:\n%s", out);
     CHECK(has_line_with(out, "40% of read calls at ppx_io_conn_read", "returned EAGAIN",
-                        "check readiness handling", NULL),
+                        "check readiness handling", (const char *)NULL),
           "EAGAIN hint:\n%s", out);
-    CHECK(!has_line_with(out, "ppx_io_load_config", "consider", NULL) &&
-              !has_line_with(out, "ppx_io_event_loop (", NULL),
+    CHECK(!has_line_with(out, "ppx_io_load_config", "consider", (const char *)NULL) &&
+              !has_line_with(out, "ppx_io_event_loop (", (const char *)NULL),
           "hint for a quiet site:\n%s", out);
     if (getenv("PPX_TEST_VERBOSE"))
         fputs(out, stderr);
@@ -416,7 +416,7 @@ static void check_merged(void)
         snprintf(cmd, sizeof cmd, "'%s' audit --pid 222 '%s' 2>&1", unit_ppx_bin(), path);
         char *out = unit_run(cmd, &st);
         CHECK(st == 0 && strstr(out, "36302 I/O calls of pid 222") &&
-                  has_line_with(out, "recvfrom ", " 20002 ", NULL),
+                  has_line_with(out, "recvfrom ", " 20002 ", (const char *)NULL),
               "audit --pid 222:\n%s", out);
         free(out);
         snprintf(cmd, sizeof cmd, "'%s' audit --pid 333 '%s' 2>&1", unit_ppx_bin(), path);

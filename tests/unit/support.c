@@ -21,6 +21,17 @@ NOINLINE uint64_t unit_return_address(void)
     return (uint64_t)(uintptr_t)__builtin_return_address(0);
 }
 
+/* realloc, or the test stops: a unit test out of memory has nothing to say. */
+static void *unit_grow(void *p, size_t size)
+{
+    void *grown = realloc(p, size);
+    if (!grown) {
+        fprintf(stderr, "unit test: out of memory\n");
+        abort();
+    }
+    return grown;
+}
+
 /* ---- synthetic process from this process's own mappings ---------------- */
 
 static void read_build_id(const struct dl_phdr_info *info, struct proc_mapping *m)
@@ -155,12 +166,12 @@ Profile *unit_read_profile(const char *path)
     if (!gz)
         return NULL;
     size_t cap = 1 << 16, len = 0;
-    uint8_t *buf = malloc(cap);
+    uint8_t *buf = unit_grow(NULL, cap);
     int n;
     while ((n = gzread(gz, buf + len, (unsigned)(cap - len))) > 0) {
         len += (size_t)n;
         if (len == cap)
-            buf = realloc(buf, cap *= 2);
+            buf = unit_grow(buf, cap *= 2);
     }
     gzclose(gz);
     Profile *p = n < 0 ? NULL : perftools__profiles__profile__unpack(NULL, len, buf);
@@ -178,11 +189,11 @@ char *unit_run(const char *cmd, int *status)
         return strdup("");
     }
     size_t cap = 1 << 16, len = 0, n;
-    char *out = malloc(cap);
+    char *out = unit_grow(NULL, cap);
     while ((n = fread(out + len, 1, cap - len - 1, f)) > 0) {
         len += n;
         if (len + 1 == cap)
-            out = realloc(out, cap *= 2);
+            out = unit_grow(out, cap *= 2);
     }
     out[len] = '\0';
     int st = pclose(f);
