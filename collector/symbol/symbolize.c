@@ -48,8 +48,10 @@ struct sym_warned {
     char path[]; /* key */
 };
 
+/* The one cache (symbol.h): owned by whoever builds profiles, one thread
+ * at a time (the live collector's build lock), freed by sym_cache_free(). */
 static struct sym_file *files;
-static struct sym_warned *warned;
+static struct sym_warned *warned; /* files said unreadable, said once */
 
 static bool first_time(const char *path);
 
@@ -118,6 +120,8 @@ static int find_elf_none(Dwfl_Module *mod, void **userdata, const char *modname,
     return -1;
 }
 
+/* libdwfl reads it through offline_callbacks; never written: NULL, the
+ * default search path. */
 static char *debuginfo_path;
 static const Dwfl_Callbacks offline_callbacks = {
     .find_elf = find_elf_none,
