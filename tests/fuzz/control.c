@@ -13,7 +13,7 @@
  * target's stream. ASan/UBSan/LSan catch the rest.
  *
  * With PPX_FUZZ_SEEDS=DIR in the environment, LLVMFuzzerInitialize writes
- * a few requests into DIR as a seed corpus (tests/fuzz_control.sh). */
+ * a few requests into DIR as a seed corpus (tests/fuzz/control.sh). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,7 +7,7 @@
  * the decoder's promises, checked below; ASan/UBSan/LSan catch the rest.
  *
  * With PPX_FUZZ_SEEDS=DIR in the environment, LLVMFuzzerInitialize writes
- * a few valid streams into DIR as a seed corpus (tests/fuzz_wire.sh). */
+ * a few valid streams into DIR as a seed corpus (tests/fuzz/wire.sh). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
