@@ -31,15 +31,15 @@ void hex_encode(char *out, const uint8_t *bytes, size_t len);
  * invariant aborts with its place and what was expected; otherwise the
  * condition is not evaluated at all. */
 #ifdef PPX_CHECKS
-#define PPX_CHECK(cond, what)                                                                  \
-    do {                                                                                       \
-        if (!(cond))                                                                           \
-            ppx_check_failed(__FILE__, __LINE__, #cond, what);                                 \
+#define PPX_CHECK(cond, what)                                                                      \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            ppx_check_failed(__FILE__, __LINE__, #cond, what);                                     \
     } while (0)
 #else
-#define PPX_CHECK(cond, what)                                                                  \
-    do {                                                                                       \
-        (void)sizeof(cond);                                                                    \
+#define PPX_CHECK(cond, what)                                                                      \
+    do {                                                                                           \
+        (void)sizeof(cond);                                                                        \
     } while (0)
 #endif
 _Noreturn void ppx_check_failed(const char *file, int line, const char *cond, const char *what);

@@ -34,8 +34,8 @@ typedef Perftools__Profiles__Function Function;
 
 enum { T_CALLS, T_TIME, T_BYTES, T_MESSAGES, T_ERRORS, T_EAGAIN, N_TYPES };
 static const char *const type_names[N_TYPES][2] = {
-    {"calls", "count"}, {"time", "nanoseconds"}, {"bytes", "bytes"},
-    {"messages", "count"}, {"errors", "count"}, {"eagain", "count"},
+    {"calls", "count"},    {"time", "nanoseconds"}, {"bytes", "bytes"},
+    {"messages", "count"}, {"errors", "count"},     {"eagain", "count"},
 };
 
 struct figures {
@@ -84,46 +84,45 @@ struct audit {
 static void help(FILE *out)
 {
     fprintf(out,
-        "Usage: ppx audit [options] DIR|FILE\n"
-        "\n"
-        "Summarizes the I/O calls of a profile written by `ppx record` (DIR/syscalls.pb.gz,\n"
-        "or a syscalls.N.pb.gz snapshot, or a per-process PID/syscalls.pb.gz): like\n"
-        "`strace -c`, but per call and kind of descriptor, with the functions that make\n"
-        "the calls, and hints where the figures suggest a change.\n"
-        "\n"
-        "Options:\n"
-        "  --top N     show the N rows with the most calls (default %d)\n"
-        "  --pid N     only the calls of process N (a profile of several processes)\n"
-        "  -h, --help  show this help\n"
-        "\n"
-        "Columns, one row per call and descriptor (socket family/type, file, pipe,\n"
-        "chardev, anon, other; - for calls without one, such as poll), most calls first:\n"
-        "  calls       calls made (every call is counted, not sampled)\n"
-        "  calls/s     calls per second over the profile's duration\n"
-        "  share       of all calls in the profile\n"
-        "  avg_us      wall time inside the call, microseconds per call\n"
-        "  avg_B       bytes moved per call (data calls only)\n"
-        "  errors      failed calls other than EAGAIN/EWOULDBLOCK\n"
-        "  eagain%%     calls that returned EAGAIN/EWOULDBLOCK: wasted calls\n"
-        "  top callers the functions making the call (the frame under the call), with\n"
-        "              their share of the row's calls\n"
-        "\n"
-        "Hints name the call site (function, file:line). A site qualifies with at least\n"
-        "%d calls (and %.0f per second when the profile has a duration) for:\n"
-        "  - datagram receives (recv, recvfrom, recvmsg, read) averaging under %.0f bytes:\n"
-        "    recvmmsg; datagram sends likewise: sendmmsg\n"
-        "  - writes to stream sockets averaging under %.0f bytes: merge them (writev) or\n"
-        "    buffer\n"
-        "and, with at least %d calls, for more than %.0f%% of its calls returning EAGAIN:\n"
-        "  check the readiness handling; unless the call is made by a runtime whose design\n"
-        "  it is (state-threads' st_read and friends, libuv's loop), which the hint says.\n"
-        "\n"
-        "Exit status: 0 table printed, 1 the file cannot be read or is no I/O profile,\n"
-        "2 usage error.\n",
-        DEFAULT_TOP, HINT_MIN_CALLS, HINT_MIN_RATE, HINT_SMALL_DATAGRAM, HINT_SMALL_WRITE,
-        HINT_EAGAIN_MIN_CALLS, HINT_EAGAIN_SHARE * 100);
+            "Usage: ppx audit [options] DIR|FILE\n"
+            "\n"
+            "Summarizes the I/O calls of a profile written by `ppx record` (DIR/syscalls.pb.gz,\n"
+            "or a syscalls.N.pb.gz snapshot, or a per-process PID/syscalls.pb.gz): like\n"
+            "`strace -c`, but per call and kind of descriptor, with the functions that make\n"
+            "the calls, and hints where the figures suggest a change.\n"
+            "\n"
+            "Options:\n"
+            "  --top N     show the N rows with the most calls (default %d)\n"
+            "  --pid N     only the calls of process N (a profile of several processes)\n"
+            "  -h, --help  show this help\n"
+            "\n"
+            "Columns, one row per call and descriptor (socket family/type, file, pipe,\n"
+            "chardev, anon, other; - for calls without one, such as poll), most calls first:\n"
+            "  calls       calls made (every call is counted, not sampled)\n"
+            "  calls/s     calls per second over the profile's duration\n"
+            "  share       of all calls in the profile\n"
+            "  avg_us      wall time inside the call, microseconds per call\n"
+            "  avg_B       bytes moved per call (data calls only)\n"
+            "  errors      failed calls other than EAGAIN/EWOULDBLOCK\n"
+            "  eagain%%     calls that returned EAGAIN/EWOULDBLOCK: wasted calls\n"
+            "  top callers the functions making the call (the frame under the call), with\n"
+            "              their share of the row's calls\n"
+            "\n"
+            "Hints name the call site (function, file:line). A site qualifies with at least\n"
+            "%d calls (and %.0f per second when the profile has a duration) for:\n"
+            "  - datagram receives (recv, recvfrom, recvmsg, read) averaging under %.0f bytes:\n"
+            "    recvmmsg; datagram sends likewise: sendmmsg\n"
+            "  - writes to stream sockets averaging under %.0f bytes: merge them (writev) or\n"
+            "    buffer\n"
+            "and, with at least %d calls, for more than %.0f%% of its calls returning EAGAIN:\n"
+            "  check the readiness handling; unless the call is made by a runtime whose design\n"
+            "  it is (state-threads' st_read and friends, libuv's loop), which the hint says.\n"
+            "\n"
+            "Exit status: 0 table printed, 1 the file cannot be read or is no I/O profile,\n"
+            "2 usage error.\n",
+            DEFAULT_TOP, HINT_MIN_CALLS, HINT_MIN_RATE, HINT_SMALL_DATAGRAM, HINT_SMALL_WRITE,
+            HINT_EAGAIN_MIN_CALLS, HINT_EAGAIN_SHARE * 100);
 }
-
 
 /* ---- reading the file --------------------------------------------------- */
 
@@ -189,8 +188,7 @@ static int index_profile(struct audit *a)
         return audit_error("%s is a pprof profile, but not of I/O calls: it has no %s/%s "
                            "sample type (it has: %s); ppx audit reads the syscalls.pb.gz "
                            "that ppx record writes",
-                           a->path, type_names[t][0], type_names[t][1],
-                           *have ? have : "none");
+                           a->path, type_names[t][0], type_names[t][1], *have ? have : "none");
     }
     for (size_t i = 0; i < p->n_sample; i++)
         if (p->sample[i]->n_value != p->n_sample_type)
@@ -228,7 +226,8 @@ static char *describe_site(const struct audit *a, uint64_t location_id)
     char buf[1024], name_buf[512];
     int64_t line = 0;
     const Function *f = location_id ? location_function(a, location_id, &line) : NULL;
-    const char *name = f ? demangle_into(profile_string(a, f->name), name_buf, sizeof name_buf) : "";
+    const char *name =
+        f ? demangle_into(profile_string(a, f->name), name_buf, sizeof name_buf) : "";
     const char *file = f ? profile_string(a, f->filename) : "";
     if (*name && *file && line > 0)
         snprintf(buf, sizeof buf, "%s (%s:%" PRId64 ")", name, base_name(file), line);
@@ -406,19 +405,17 @@ static bool in_list(const char *name, const char *const *list)
     return false;
 }
 
-static const char *const data_calls[] = {
-    "read", "write", "readv", "writev", "pread", "pwrite", "preadv", "pwritev", "recv",
-    "send", "recvfrom", "sendto", "recvmsg", "sendmsg", "recvmmsg", "sendmmsg", "sendfile",
-    "splice", NULL};
-static const char *const datagram_receives[] = {"recv", "recvfrom", "recvmsg", "read",
-                                                "readv", NULL};
-static const char *const datagram_sends[] = {"send", "sendto", "sendmsg", "write", "writev",
-                                             NULL};
-static const char *const stream_writes[] = {"write", "send", "sendto", "sendmsg", "writev",
-                                            NULL};
-static const char *const write_calls[] = {"write", "writev", "pwrite", "pwritev", "send",
-                                          "sendto", "sendmsg", "sendmmsg", "sendfile",
-                                          "splice", "connect", NULL};
+static const char *const data_calls[] = {"read",     "write",    "readv",   "writev",  "pread",
+                                         "pwrite",   "preadv",   "pwritev", "recv",    "send",
+                                         "recvfrom", "sendto",   "recvmsg", "sendmsg", "recvmmsg",
+                                         "sendmmsg", "sendfile", "splice",  NULL};
+static const char *const datagram_receives[] = {"recv", "recvfrom", "recvmsg",
+                                                "read", "readv",    NULL};
+static const char *const datagram_sends[] = {"send", "sendto", "sendmsg", "write", "writev", NULL};
+static const char *const stream_writes[] = {"write", "send", "sendto", "sendmsg", "writev", NULL};
+static const char *const write_calls[] = {"write",    "writev", "pwrite",  "pwritev",
+                                          "send",     "sendto", "sendmsg", "sendmmsg",
+                                          "sendfile", "splice", "connect", NULL};
 
 static int by_calls_row(const void *x, const void *y)
 {
@@ -492,8 +489,8 @@ static void print_table(const struct audit *a, size_t top, double seconds)
             snprintf(bytes, sizeof bytes, "%.1f", per_call(r->f.v[T_BYTES], calls));
         else
             snprintf(bytes, sizeof bytes, "-");
-        printf("%-12s %-13s %12" PRIu64 " %10s %5.1f%% %9.2f %9s %9" PRIu64 " %6.1f%%  ",
-               r->call, r->desc, calls, rate, 100 * per_call(calls, a->total.v[T_CALLS]),
+        printf("%-12s %-13s %12" PRIu64 " %10s %5.1f%% %9.2f %9s %9" PRIu64 " %6.1f%%  ", r->call,
+               r->desc, calls, rate, 100 * per_call(calls, a->total.v[T_CALLS]),
                per_call(r->f.v[T_TIME], calls) / 1000, bytes, r->f.v[T_ERRORS],
                100 * per_call(r->f.v[T_EAGAIN], calls));
         print_callers(r);
@@ -507,8 +504,7 @@ static void print_table(const struct audit *a, size_t top, double seconds)
 static bool frequent(const struct site *s, double seconds)
 {
     uint64_t calls = s->f.v[T_CALLS];
-    return calls >= HINT_MIN_CALLS &&
-           (seconds <= 0 || (double)calls / seconds >= HINT_MIN_RATE);
+    return calls >= HINT_MIN_CALLS && (seconds <= 0 || (double)calls / seconds >= HINT_MIN_RATE);
 }
 
 static bool is_socket(const struct site *s, const char *type)
@@ -529,19 +525,21 @@ struct eagain_by_design {
     const char *const *callers;
 };
 static const char *const st_callers[] = {
-    "st_read", "st_read_fully", "st_read_resid", "st_readv", "st_readv_resid", "st_recv",
-    "st_recvfrom", "st_recvmsg", "st_recvmmsg", "st_write", "st_write_resid", "st_writev",
-    "st_writev_resid", "st_send", "st_sendto", "st_sendmsg", "st_sendmmsg", "st_accept",
-    "st_connect", NULL};
-static const char *const uv_callers[] = {"uv__read", "uv__server_io", "uv__udp_recvmsg",
-                                         "uv__udp_io", "uv__write", "uv__try_write",
+    "st_read",        "st_read_fully", "st_read_resid",   "st_readv",    "st_readv_resid",
+    "st_recv",        "st_recvfrom",   "st_recvmsg",      "st_recvmmsg", "st_write",
+    "st_write_resid", "st_writev",     "st_writev_resid", "st_send",     "st_sendto",
+    "st_sendmsg",     "st_sendmmsg",   "st_accept",       "st_connect",  NULL};
+static const char *const uv_callers[] = {"uv__read",        "uv__server_io", "uv__udp_recvmsg",
+                                         "uv__udp_io",      "uv__write",     "uv__try_write",
                                          "uv__udp_sendmsg", "uv__stream_io", NULL};
 static const struct eagain_by_design by_design[] = {
-    {"state-threads", "a coroutine tries the call first and waits for readiness only after "
-                      "EAGAIN, so about one call per wait returns it",
+    {"state-threads",
+     "a coroutine tries the call first and waits for readiness only after "
+     "EAGAIN, so about one call per wait returns it",
      st_callers},
-    {"libuv", "its loop reads or accepts until EAGAIN after each readiness event, so one "
-              "call per event returns it",
+    {"libuv",
+     "its loop reads or accepts until EAGAIN after each readiness event, so one "
+     "call per event returns it",
      uv_callers},
 };
 
@@ -625,9 +623,11 @@ static void print_hints(const struct audit *a, double seconds)
 static void free_audit(struct audit *a)
 {
     struct row *r, *rtmp;
-    HASH_ITER(hh, a->rows, r, rtmp) {
+    HASH_ITER(hh, a->rows, r, rtmp)
+    {
         struct caller *c, *ctmp;
-        HASH_ITER(hh, r->callers, c, ctmp) {
+        HASH_ITER(hh, r->callers, c, ctmp)
+        {
             HASH_DEL(r->callers, c);
             free(c->name);
             free(c);
@@ -639,7 +639,8 @@ static void free_audit(struct audit *a)
         free(r);
     }
     struct site *s, *stmp;
-    HASH_ITER(hh, a->sites, s, stmp) {
+    HASH_ITER(hh, a->sites, s, stmp)
+    {
         HASH_DEL(a->sites, s);
         free(s->key);
         free(s->call);
@@ -675,8 +676,8 @@ static int run_audit(const char *path, size_t top, bool want_pid, int64_t pid)
             printf(" of pid %" PRId64, pid);
         if (seconds > 0)
             printf(" in %.3f s", seconds);
-        printf(", %" PRIu64 " failed (%" PRIu64 " EAGAIN)\n", a.total.v[T_ERRORS] +
-               a.total.v[T_EAGAIN], a.total.v[T_EAGAIN]);
+        printf(", %" PRIu64 " failed (%" PRIu64 " EAGAIN)\n",
+               a.total.v[T_ERRORS] + a.total.v[T_EAGAIN], a.total.v[T_EAGAIN]);
         if (a.total.v[T_CALLS] == 0 && HASH_COUNT(a.rows) == 0) {
             printf("no I/O calls recorded\n");
         } else {

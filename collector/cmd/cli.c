@@ -85,8 +85,9 @@ int cli_report_args(const char *command, int argc, char **argv, uint64_t max_top
         switch (c) {
         case 't':
             if (!cli_parse_u64(optarg, 1, max_top, &a->top)) {
-                snprintf(msg, sizeof msg, "--top takes a number of %s from 1 to %" PRIu64
-                         ", not '%s'", top_what, max_top, optarg);
+                snprintf(msg, sizeof msg,
+                         "--top takes a number of %s from 1 to %" PRIu64 ", not '%s'", top_what,
+                         max_top, optarg);
                 return cli_usage_error(command, "%s", msg);
             }
             break;
@@ -105,8 +106,7 @@ int cli_report_args(const char *command, int argc, char **argv, uint64_t max_top
     if (optind >= argc)
         return cli_usage_error(command, "no profile given%s", "");
     if (optind + 1 < argc)
-        return cli_usage_error(command, "one profile at a time, not also '%s'",
-                               argv[optind + 1]);
+        return cli_usage_error(command, "one profile at a time, not also '%s'", argv[optind + 1]);
     a->path = profile_path(argv[optind], file_name);
     if (a->path == NULL) {
         fprintf(stderr, "ppx %s: out of memory\n", command);

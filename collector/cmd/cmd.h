@@ -106,8 +106,7 @@ struct target_child {
 
 /* Forks; the child calls in_child(arg) (signal and environment setup), then
  * waits for the release and execvp()s argv. -1 on fork failure. */
-int target_spawn(char *const argv[], void (*in_child)(void *), void *arg,
-                 struct target_child *c);
+int target_spawn(char *const argv[], void (*in_child)(void *), void *arg, struct target_child *c);
 
 /* run: lets the child exec and returns 0, or -1 with errno set to why exec
  * failed (the child then exits 126 or 127). !run: the child exits

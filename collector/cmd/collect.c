@@ -35,51 +35,50 @@ struct options {
 
 static void help(FILE *out)
 {
-    fputs(
-        "Usage: ppx collect [--socket PATH] [--http [HOST:]PORT [--http-allow-any-user]]\n"
-        "                   [-o DIR]\n"
-        "\n"
-        "The live collector: runs until SIGINT or SIGTERM, collecting the profiles of\n"
-        "every program started with LD_PRELOAD=libppx.so by the same user, including\n"
-        "programs started before it (they keep retrying, and resend their whole\n"
-        "history when they connect).\n"
-        "\n"
-        "Options:\n"
-        "  -s, --socket PATH  listen on PATH (default $PPX_SOCKET if set, else\n"
-        "                     $XDG_RUNTIME_DIR/ppx/ppx.sock, else /tmp/ppx-UID/ppx.sock:\n"
-        "                     where libppx.so looks; elsewhere, give the targets\n"
-        "                     PPX_SOCKET=PATH). The default directory is created mode\n"
-        "                     0700 and refused if anyone else can use it; only\n"
-        "                     processes of this user may connect. One collector per\n"
-        "                     socket (a lock on PATH.lock).\n"
-        "      --http ADDR    serve Go's /debug/pprof/ endpoints on ADDR: PORT or\n"
-        "                     HOST:PORT, 127.0.0.1 unless a host is given (0.0.0.0:PORT\n"
-        "                     for every interface); port 0 picks a free one. Every\n"
-        "                     request needs the token written to PATH.token (mode\n"
-        "                     0600): the URL printed at start carries it. E.g.\n"
-        "                       go tool pprof http://ppx:TOKEN@127.0.0.1:6060/debug/pprof/heap\n"
-        "                       curl -H \"Authorization: Bearer $(cat PATH.token)\" URL\n"
-        "                     Endpoints: heap, allocs, profile (CPU), syscalls,\n"
-        "                     threadcreate, cmdline; ?pid=N selects a process (else all\n"
-        "                     are merged, labelled by pid); ?seconds=N the change over the\n"
-        "                     next N seconds (at most 600; 8 windows at once); ?hz=N\n"
-        "                     on profile (at most 1000); ?debug=1 on heap/allocs the\n"
-        "                     legacy text.\n"
-        "      --http-allow-any-user  no token: any local user may read the profiles and\n"
-        "                     command lines over HTTP, and start CPU sampling\n"
-        "  -o, --output DIR   when a target exits, write its profiles into\n"
-        "                     DIR/EXE.PID/ (heap.pb.gz, allocs.pb.gz, syscalls.pb.gz,\n"
-        "                     cpu.pb.gz, threadcreate.pb.gz); at SIGINT/SIGTERM, those of\n"
-        "                     the targets still running too\n"
-        "  -q, --quiet        no messages but errors\n"
-        "  -h, --help         show this help\n"
-        "\n"
-        "`ppx snapshot [-o DIR] [--pid N]` asks a running collector for profile files.\n"
-        "Exited targets stay in the profiles until more than 32 have exited since.\n"
-        "Targets that exited while no collector ran left spool files next to the\n"
-        "socket: they are read at start and as they appear; with -o each becomes\n"
-        "DIR/EXE.PID/ and its file is removed, without -o the files stay.\n",
-        out);
+    fputs("Usage: ppx collect [--socket PATH] [--http [HOST:]PORT [--http-allow-any-user]]\n"
+          "                   [-o DIR]\n"
+          "\n"
+          "The live collector: runs until SIGINT or SIGTERM, collecting the profiles of\n"
+          "every program started with LD_PRELOAD=libppx.so by the same user, including\n"
+          "programs started before it (they keep retrying, and resend their whole\n"
+          "history when they connect).\n"
+          "\n"
+          "Options:\n"
+          "  -s, --socket PATH  listen on PATH (default $PPX_SOCKET if set, else\n"
+          "                     $XDG_RUNTIME_DIR/ppx/ppx.sock, else /tmp/ppx-UID/ppx.sock:\n"
+          "                     where libppx.so looks; elsewhere, give the targets\n"
+          "                     PPX_SOCKET=PATH). The default directory is created mode\n"
+          "                     0700 and refused if anyone else can use it; only\n"
+          "                     processes of this user may connect. One collector per\n"
+          "                     socket (a lock on PATH.lock).\n"
+          "      --http ADDR    serve Go's /debug/pprof/ endpoints on ADDR: PORT or\n"
+          "                     HOST:PORT, 127.0.0.1 unless a host is given (0.0.0.0:PORT\n"
+          "                     for every interface); port 0 picks a free one. Every\n"
+          "                     request needs the token written to PATH.token (mode\n"
+          "                     0600): the URL printed at start carries it. E.g.\n"
+          "                       go tool pprof http://ppx:TOKEN@127.0.0.1:6060/debug/pprof/heap\n"
+          "                       curl -H \"Authorization: Bearer $(cat PATH.token)\" URL\n"
+          "                     Endpoints: heap, allocs, profile (CPU), syscalls,\n"
+          "                     threadcreate, cmdline; ?pid=N selects a process (else all\n"
+          "                     are merged, labelled by pid); ?seconds=N the change over the\n"
+          "                     next N seconds (at most 600; 8 windows at once); ?hz=N\n"
+          "                     on profile (at most 1000); ?debug=1 on heap/allocs the\n"
+          "                     legacy text.\n"
+          "      --http-allow-any-user  no token: any local user may read the profiles and\n"
+          "                     command lines over HTTP, and start CPU sampling\n"
+          "  -o, --output DIR   when a target exits, write its profiles into\n"
+          "                     DIR/EXE.PID/ (heap.pb.gz, allocs.pb.gz, syscalls.pb.gz,\n"
+          "                     cpu.pb.gz, threadcreate.pb.gz); at SIGINT/SIGTERM, those of\n"
+          "                     the targets still running too\n"
+          "  -q, --quiet        no messages but errors\n"
+          "  -h, --help         show this help\n"
+          "\n"
+          "`ppx snapshot [-o DIR] [--pid N]` asks a running collector for profile files.\n"
+          "Exited targets stay in the profiles until more than 32 have exited since.\n"
+          "Targets that exited while no collector ran left spool files next to the\n"
+          "socket: they are read at start and as they appear; with -o each becomes\n"
+          "DIR/EXE.PID/ and its file is removed, without -o the files stay.\n",
+          out);
 }
 
 #define usage_error(fmt, arg) cli_usage_error("collect", fmt, arg)
@@ -228,8 +227,7 @@ static void stop_collector(struct collector *c)
 
 /* The shared state, the socket, the worker thread and the HTTP server,
  * wired together. 0, or -1 after saying why and stopping what started. */
-static int start_collector(struct collector *c, const struct options *opt,
-                           const char *socket_path)
+static int start_collector(struct collector *c, const struct options *opt, const char *socket_path)
 {
     char err[1024] = "";
     c->live = live_new();
@@ -268,8 +266,7 @@ static int start_collector(struct collector *c, const struct options *opt,
     return 0;
 }
 
-static void announce(const struct collector *c, const struct options *opt,
-                     const char *socket_path)
+static void announce(const struct collector *c, const struct options *opt, const char *socket_path)
 {
     fprintf(stderr, "ppx: collecting on %s", socket_path);
     if (c->http)

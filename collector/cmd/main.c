@@ -17,7 +17,8 @@ static const struct command commands[] = {
     {"record", cmd_record,
      "run a command and write its heap, allocation, I/O, CPU and thread profiles"},
     {"audit", cmd_audit, "summarize the I/O calls of a recorded syscalls.pb.gz, with hints"},
-    {"collect", cmd_collect, "live collector: profiles of running programs over HTTP (/debug/pprof/)"},
+    {"collect", cmd_collect,
+     "live collector: profiles of running programs over HTTP (/debug/pprof/)"},
     {"snapshot", cmd_snapshot, "ask the running collector to write profile files now"},
     {"threads", cmd_threads, "list the threads of a recorded threadcreate.pb.gz, like top -H"},
 };

@@ -47,71 +47,70 @@ struct saved_state {
 
 static void help(FILE *out)
 {
-    fputs(
-        "Usage: ppx record [options] [--] COMMAND [ARGS...]\n"
-        "\n"
-        "Runs COMMAND with libppx.so preloaded, collects its memory allocations, I/O\n"
-        "calls, threads and CPU time and, when it exits, writes its heap, allocation,\n"
-        "I/O call, CPU and thread creation profiles in pprof format.\n"
-        "COMMAND's stdin, stdout, stderr, signals and exit status pass through.\n"
-        "Processes it forks and programs it execs are profiled too.\n"
-        "\n"
-        "Options:\n"
-        "  -o, --output DIR   write the profiles into DIR, created if missing\n"
-        "                     (default ./ppx-COMMAND-PID/, PID being COMMAND's pid)\n"
-        "      --rate BYTES   sample one allocation per BYTES allocated bytes on\n"
-        "                     average (sets PPX_SAMPLE_RATE; default 524288, as Go's\n"
-        "                     MemProfileRate); profiles are scaled back to totals\n"
-        "      --exact        record every allocation, unscaled (same as --rate 1)\n"
-        "      --max-depth N  keep at most N frames per stack, 1..256 (sets\n"
-        "                     PPX_MAX_DEPTH; default 64)\n"
-        "      --flush-ms N   the target sends its new data every N milliseconds\n"
-        "                     (sets PPX_FLUSH_MS; default 100)\n"
-        "  -q, --quiet        do not print the summary line\n"
-        "  -h, --help         show this help\n"
-        "\n"
-        "Files written in DIR:\n"
-        "  heap.pb.gz         memory in use when COMMAND exited, i.e. what it leaked\n"
-        "                     (default sample type inuse_space)\n"
-        "  allocs.pb.gz       all allocations of the run (default sample type\n"
-        "                     alloc_space)\n"
-        "  syscalls.pb.gz     the I/O calls of the run (read, write, recvmsg, sendmsg,\n"
-        "                     epoll_wait, ...) per call site: calls, time, bytes,\n"
-        "                     messages, errors, eagain (default sample type calls);\n"
-        "                     each stack's leaf names the call. Summarize it with\n"
-        "                     ppx audit DIR\n"
-        "  cpu.pb.gz          where the CPU time went, sampled per thread at PPX_CPU_HZ\n"
-        "                     (default 100) ticks per CPU second; labels thread (name)\n"
-        "                     and tid on every sample, e.g.\n"
-        "                     go tool pprof -top -tagfocus thread=worker DIR/cpu.pb.gz\n"
-        "  threadcreate.pb.gz where threads were created, one sample per thread with\n"
-        "                     its name, tid, times and CPU time in labels. Summarize it\n"
-        "                     with ppx threads DIR\n"
-        "  heap.N.pb.gz, allocs.N.pb.gz, syscalls.N.pb.gz, cpu.N.pb.gz,\n"
-        "  threadcreate.N.pb.gz\n"
-        "                     snapshot N (1, 2, ...), written whenever ppx receives\n"
-        "                     SIGUSR1: kill -USR1 <pid of ppx>\n"
-        "  PID/heap.pb.gz, PID/allocs.pb.gz, ... PID/threadcreate.pb.gz\n"
-        "                     with several processes (fork, exec): each one's own\n"
-        "                     profiles; PID.I/ for the I-th program exec'd by PID.\n"
-        "                     The files in DIR then merge all processes and label\n"
-        "                     every sample with its pid.\n"
-        "Read them with: go tool pprof -top DIR/heap.pb.gz\n"
-        "\n"
-        "Signals: ppx ignores SIGINT and SIGQUIT (the terminal sends them to COMMAND\n"
-        "too) and relays SIGTERM, SIGHUP, SIGUSR2, SIGCONT and SIGALRM to COMMAND.\n"
-        "\n"
-        "Exit status: COMMAND's; when a signal killed COMMAND, ppx kills itself with\n"
-        "the same signal. ppx's own failures: 2 usage error, 1 cannot set up (output\n"
-        "directory, libppx.so), 126 COMMAND not executable, 127 COMMAND not found.\n"
-        "\n"
-        "Statically linked programs cannot be profiled (LD_PRELOAD cannot interpose\n"
-        "them): ppx says so and runs them unprofiled.\n"
-        "\n"
-        "Environment: PPX_LIB, the path of libppx.so (default: found next to ppx);\n"
-        "PPX_CPU_HZ, CPU samples per CPU second of each thread, 0 to 10000 (default\n"
-        "100; 0: no CPU profile).\n",
-        out);
+    fputs("Usage: ppx record [options] [--] COMMAND [ARGS...]\n"
+          "\n"
+          "Runs COMMAND with libppx.so preloaded, collects its memory allocations, I/O\n"
+          "calls, threads and CPU time and, when it exits, writes its heap, allocation,\n"
+          "I/O call, CPU and thread creation profiles in pprof format.\n"
+          "COMMAND's stdin, stdout, stderr, signals and exit status pass through.\n"
+          "Processes it forks and programs it execs are profiled too.\n"
+          "\n"
+          "Options:\n"
+          "  -o, --output DIR   write the profiles into DIR, created if missing\n"
+          "                     (default ./ppx-COMMAND-PID/, PID being COMMAND's pid)\n"
+          "      --rate BYTES   sample one allocation per BYTES allocated bytes on\n"
+          "                     average (sets PPX_SAMPLE_RATE; default 524288, as Go's\n"
+          "                     MemProfileRate); profiles are scaled back to totals\n"
+          "      --exact        record every allocation, unscaled (same as --rate 1)\n"
+          "      --max-depth N  keep at most N frames per stack, 1..256 (sets\n"
+          "                     PPX_MAX_DEPTH; default 64)\n"
+          "      --flush-ms N   the target sends its new data every N milliseconds\n"
+          "                     (sets PPX_FLUSH_MS; default 100)\n"
+          "  -q, --quiet        do not print the summary line\n"
+          "  -h, --help         show this help\n"
+          "\n"
+          "Files written in DIR:\n"
+          "  heap.pb.gz         memory in use when COMMAND exited, i.e. what it leaked\n"
+          "                     (default sample type inuse_space)\n"
+          "  allocs.pb.gz       all allocations of the run (default sample type\n"
+          "                     alloc_space)\n"
+          "  syscalls.pb.gz     the I/O calls of the run (read, write, recvmsg, sendmsg,\n"
+          "                     epoll_wait, ...) per call site: calls, time, bytes,\n"
+          "                     messages, errors, eagain (default sample type calls);\n"
+          "                     each stack's leaf names the call. Summarize it with\n"
+          "                     ppx audit DIR\n"
+          "  cpu.pb.gz          where the CPU time went, sampled per thread at PPX_CPU_HZ\n"
+          "                     (default 100) ticks per CPU second; labels thread (name)\n"
+          "                     and tid on every sample, e.g.\n"
+          "                     go tool pprof -top -tagfocus thread=worker DIR/cpu.pb.gz\n"
+          "  threadcreate.pb.gz where threads were created, one sample per thread with\n"
+          "                     its name, tid, times and CPU time in labels. Summarize it\n"
+          "                     with ppx threads DIR\n"
+          "  heap.N.pb.gz, allocs.N.pb.gz, syscalls.N.pb.gz, cpu.N.pb.gz,\n"
+          "  threadcreate.N.pb.gz\n"
+          "                     snapshot N (1, 2, ...), written whenever ppx receives\n"
+          "                     SIGUSR1: kill -USR1 <pid of ppx>\n"
+          "  PID/heap.pb.gz, PID/allocs.pb.gz, ... PID/threadcreate.pb.gz\n"
+          "                     with several processes (fork, exec): each one's own\n"
+          "                     profiles; PID.I/ for the I-th program exec'd by PID.\n"
+          "                     The files in DIR then merge all processes and label\n"
+          "                     every sample with its pid.\n"
+          "Read them with: go tool pprof -top DIR/heap.pb.gz\n"
+          "\n"
+          "Signals: ppx ignores SIGINT and SIGQUIT (the terminal sends them to COMMAND\n"
+          "too) and relays SIGTERM, SIGHUP, SIGUSR2, SIGCONT and SIGALRM to COMMAND.\n"
+          "\n"
+          "Exit status: COMMAND's; when a signal killed COMMAND, ppx kills itself with\n"
+          "the same signal. ppx's own failures: 2 usage error, 1 cannot set up (output\n"
+          "directory, libppx.so), 126 COMMAND not executable, 127 COMMAND not found.\n"
+          "\n"
+          "Statically linked programs cannot be profiled (LD_PRELOAD cannot interpose\n"
+          "them): ppx says so and runs them unprofiled.\n"
+          "\n"
+          "Environment: PPX_LIB, the path of libppx.so (default: found next to ppx);\n"
+          "PPX_CPU_HZ, CPU samples per CPU second of each thread, 0 to 10000 (default\n"
+          "100; 0: no CPU profile).\n",
+          out);
 }
 
 #define usage_error(fmt, arg) cli_usage_error("record", fmt, arg)
@@ -147,8 +146,7 @@ static int take_option(int c, struct options *o, bool *exact, char **argv)
         return 0;
     case OPT_FLUSH_MS:
         if (!cli_parse_u64(optarg, 1, 3600000, NULL))
-            return usage_error("--flush-ms takes milliseconds from 1 to 3600000, not '%s'",
-                               optarg);
+            return usage_error("--flush-ms takes milliseconds from 1 to 3600000, not '%s'", optarg);
         o->flush_ms = optarg;
         return 0;
     case 'q':
@@ -282,8 +280,9 @@ static void write_snapshot(struct run *r)
     ingest_read_available(r->streams);
     unsigned n = ++r->snapshots;
     if (output_write(r->dir, r->table, n, false) == 0 && !r->opt->quiet)
-        fprintf(stderr, "ppx: wrote snapshot %u in %s: heap.%u.pb.gz, allocs.%u.pb.gz, "
-                        "syscalls.%u.pb.gz, cpu.%u.pb.gz, threadcreate.%u.pb.gz\n",
+        fprintf(stderr,
+                "ppx: wrote snapshot %u in %s: heap.%u.pb.gz, allocs.%u.pb.gz, "
+                "syscalls.%u.pb.gz, cpu.%u.pb.gz, threadcreate.%u.pb.gz\n",
                 n, r->dir, n, n, n, n, n);
 }
 
@@ -311,8 +310,9 @@ static bool handle_signals(struct run *r, int sfd, int *status)
 static void summary(const struct run *r)
 {
     size_t n = proc_table_count(r->table);
-    fprintf(stderr, "ppx: wrote heap.pb.gz, allocs.pb.gz, syscalls.pb.gz, cpu.pb.gz, "
-                    "threadcreate.pb.gz in %s (%zu process%s)\n",
+    fprintf(stderr,
+            "ppx: wrote heap.pb.gz, allocs.pb.gz, syscalls.pb.gz, cpu.pb.gz, "
+            "threadcreate.pb.gz in %s (%zu process%s)\n",
             r->dir, n, n == 1 ? "" : "es");
 }
 
@@ -350,13 +350,17 @@ static void check_reachable(char **argv)
     enum target_kind kind = target_inspect(path);
     free(path);
     if (kind == TARGET_STATIC) {
-        fprintf(stderr, "ppx: %s is statically linked: LD_PRELOAD cannot interpose it; "
-                        "running it without profiling\n", argv[0]);
+        fprintf(stderr,
+                "ppx: %s is statically linked: LD_PRELOAD cannot interpose it; "
+                "running it without profiling\n",
+                argv[0]);
         run_unprofiled(argv);
     }
     if (kind == TARGET_FOREIGN) {
-        fprintf(stderr, "ppx: %s is built for another architecture or word size than "
-                        "libppx.so; running it without profiling\n", argv[0]);
+        fprintf(stderr,
+                "ppx: %s is built for another architecture or word size than "
+                "libppx.so; running it without profiling\n",
+                argv[0]);
         run_unprofiled(argv);
     }
 }
@@ -365,8 +369,10 @@ static bool preload_path_ok(const char *lib)
 {
     /* LD_PRELOAD separates entries by spaces and colons. */
     if (strpbrk(lib, ": \t")) {
-        fprintf(stderr, "ppx: the path of libppx.so (%s) contains a space or colon, "
-                        "which LD_PRELOAD cannot express; set PPX_LIB to another copy\n", lib);
+        fprintf(stderr,
+                "ppx: the path of libppx.so (%s) contains a space or colon, "
+                "which LD_PRELOAD cannot express; set PPX_LIB to another copy\n",
+                lib);
         return false;
     }
     return true;
@@ -499,15 +505,18 @@ static void write_final(const struct run *r)
     const struct options *opt = r->opt;
     size_t running = ingest_drain(r->streams, DRAIN_MS);
     if (running && !opt->quiet)
-        fprintf(stderr, "ppx: %zu process%s still running after %s exited; the profiles hold "
-                        "what they sent until now\n",
+        fprintf(stderr,
+                "ppx: %zu process%s still running after %s exited; the profiles hold "
+                "what they sent until now\n",
                 running, running == 1 ? " is" : "es are", opt->argv[0]);
     int written = output_write(r->dir, r->table, 0, true);
     if (written == 0 && !opt->quiet)
         summary(r);
     if (proc_table_count(r->table) == 0)
-        fprintf(stderr, "ppx: %s never connected: nothing was profiled (was LD_PRELOAD "
-                        "removed from its environment, or is it setuid?)\n", opt->argv[0]);
+        fprintf(stderr,
+                "ppx: %s never connected: nothing was profiled (was LD_PRELOAD "
+                "removed from its environment, or is it setuid?)\n",
+                opt->argv[0]);
 }
 
 int cmd_record(int argc, char **argv)

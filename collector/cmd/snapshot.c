@@ -124,8 +124,8 @@ static int connect_collector(const char *path)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
         int e = errno;
-        fprintf(stderr, "ppx: no collector answers on %s: %s (start one with ppx collect)\n",
-                path, strerror(e));
+        fprintf(stderr, "ppx: no collector answers on %s: %s (start one with ppx collect)\n", path,
+                strerror(e));
         if (fd >= 0)
             close(fd);
         return -1;
@@ -159,8 +159,8 @@ static int read_reply(int fd)
         }
     }
     if (!ended)
-        fprintf(stderr, "ppx: snapshot: the collector did not answer%s%s\n",
-                ferror(f) ? ": " : "", ferror(f) ? strerror(errno) : "");
+        fprintf(stderr, "ppx: snapshot: the collector did not answer%s%s\n", ferror(f) ? ": " : "",
+                ferror(f) ? strerror(errno) : "");
     fclose(f);
     return rc;
 }

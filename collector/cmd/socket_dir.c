@@ -69,19 +69,23 @@ int socket_dir_prepare(const char *socket_path, bool strict, char *err, size_t e
         return -1;
     }
     if (!S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "ppx: %s is not a directory (a symlink?); refusing to put the "
-                              "socket there: remove it, or choose --socket", dir);
+        snprintf(err, errlen,
+                 "ppx: %s is not a directory (a symlink?); refusing to put the "
+                 "socket there: remove it, or choose --socket",
+                 dir);
         return -1;
     }
     if (st.st_uid != geteuid()) {
-        snprintf(err, errlen, "ppx: the socket's directory %s belongs to uid %lu, not to you "
-                              "(uid %lu); refusing to use it: remove it, or choose --socket",
+        snprintf(err, errlen,
+                 "ppx: the socket's directory %s belongs to uid %lu, not to you "
+                 "(uid %lu); refusing to use it: remove it, or choose --socket",
                  dir, (unsigned long)st.st_uid, (unsigned long)geteuid());
         return -1;
     }
     if (st.st_mode & 077) {
-        snprintf(err, errlen, "ppx: the socket's directory %s is open to others (mode %03o); "
-                              "refusing to use it: chmod 700 %s",
+        snprintf(err, errlen,
+                 "ppx: the socket's directory %s is open to others (mode %03o); "
+                 "refusing to use it: chmod 700 %s",
                  dir, (unsigned)(st.st_mode & 0777), dir);
         return -1;
     }
@@ -109,8 +113,10 @@ int socket_lock(const char *socket_path, char *err, size_t errlen)
     if (rc == 0)
         return fd;
     if (errno == EWOULDBLOCK)
-        snprintf(err, errlen, "ppx: another collector is running on %s (it holds %s); not "
-                              "starting a second one", socket_path, path);
+        snprintf(err, errlen,
+                 "ppx: another collector is running on %s (it holds %s); not "
+                 "starting a second one",
+                 socket_path, path);
     else
         snprintf(err, errlen, "ppx: cannot lock %s: %s", path, strerror(errno));
     close(fd);

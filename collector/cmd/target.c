@@ -57,8 +57,10 @@ char *target_resolve(const char *cmd, int *status, char *err, size_t errlen)
         p = end;
     }
     *status = exists_somewhere ? 126 : 127;
-    snprintf(err, errlen, exists_somewhere ? "ppx: cannot run %s: Permission denied"
-                                           : "ppx: %s: command not found", cmd);
+    snprintf(err, errlen,
+             exists_somewhere ? "ppx: cannot run %s: Permission denied"
+                              : "ppx: %s: command not found",
+             cmd);
     return NULL;
 }
 
@@ -203,8 +205,7 @@ int target_setenv(const struct target_env *e)
     return 0;
 }
 
-int target_spawn(char *const argv[], void (*in_child)(void *), void *arg,
-                 struct target_child *c)
+int target_spawn(char *const argv[], void (*in_child)(void *), void *arg, struct target_child *c)
 {
     int go[2], ex[2];
     if (pipe2(go, O_CLOEXEC) < 0)

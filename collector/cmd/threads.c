@@ -28,7 +28,7 @@ typedef Perftools__Profiles__Mapping Mapping;
 struct thread_row {
     int64_t pid; /* 0 without pid labels */
     int64_t tid;
-    char name[64];       /* printable */
+    char name[64]; /* printable */
     char creator[CREATOR_WIDTH + 1];
     bool has_start, has_end;
     int64_t start_ns, end_ns, cpu_ns;
@@ -61,39 +61,38 @@ struct report {
 static void help(FILE *out)
 {
     fprintf(out,
-        "Usage: ppx threads [options] DIR|FILE\n"
-        "\n"
-        "Lists the threads of a run recorded by `ppx record` (DIR/threadcreate.pb.gz,\n"
-        "or a threadcreate.N.pb.gz snapshot, or a per-process PID/threadcreate.pb.gz),\n"
-        "like `top -H` over the whole run: each thread's CPU time and share of its\n"
-        "process's CPU, when it started, how long it lived, and where it was created.\n"
-        "\n"
-        "Options:\n"
-        "  --top N     show the N threads of each process with the most CPU time\n"
-        "              (default %d)\n"
-        "  --pid N     only the threads of process N (a profile of several processes)\n"
-        "  -h, --help  show this help\n"
-        "\n"
-        "A header line per process (threads, how many still running, CPU seconds of all\n"
-        "its threads, seconds from its first thread's start to the last thread's end or\n"
-        "to the profile's time), then one row per thread, most CPU time first:\n"
-        "  TID         kernel thread id\n"
-        "  NAME        thread name (pthread_setname_np, prctl(PR_SET_NAME), or inherited)\n"
-        "  CREATED BY  the function that called pthread_create (the first frame of the\n"
-        "              creation stack outside system libraries and std::thread), or\n"
-        "              \"%s\" / \"%s\" for threads already\n"
-        "              running when ppx started\n"
-        "  START       seconds after the process's first thread (its start)\n"
-        "  LIFETIME    seconds from start to end; a + marks a thread still running when\n"
-        "              the profile was written (its lifetime until then)\n"
-        "  CPU         CPU seconds (user + system) the thread used\n"
-        "  SHARE       its part of the CPU time of all threads of its process\n"
-        "\n"
-        "Exit status: 0 table printed, 1 the file cannot be read or is no thread profile\n"
-        "of ppx record, 2 usage error.\n",
-        DEFAULT_TOP, PPROF_THREADS_MAIN_FRAME, PPROF_THREADS_PREEXISTING_FRAME);
+            "Usage: ppx threads [options] DIR|FILE\n"
+            "\n"
+            "Lists the threads of a run recorded by `ppx record` (DIR/threadcreate.pb.gz,\n"
+            "or a threadcreate.N.pb.gz snapshot, or a per-process PID/threadcreate.pb.gz),\n"
+            "like `top -H` over the whole run: each thread's CPU time and share of its\n"
+            "process's CPU, when it started, how long it lived, and where it was created.\n"
+            "\n"
+            "Options:\n"
+            "  --top N     show the N threads of each process with the most CPU time\n"
+            "              (default %d)\n"
+            "  --pid N     only the threads of process N (a profile of several processes)\n"
+            "  -h, --help  show this help\n"
+            "\n"
+            "A header line per process (threads, how many still running, CPU seconds of all\n"
+            "its threads, seconds from its first thread's start to the last thread's end or\n"
+            "to the profile's time), then one row per thread, most CPU time first:\n"
+            "  TID         kernel thread id\n"
+            "  NAME        thread name (pthread_setname_np, prctl(PR_SET_NAME), or inherited)\n"
+            "  CREATED BY  the function that called pthread_create (the first frame of the\n"
+            "              creation stack outside system libraries and std::thread), or\n"
+            "              \"%s\" / \"%s\" for threads already\n"
+            "              running when ppx started\n"
+            "  START       seconds after the process's first thread (its start)\n"
+            "  LIFETIME    seconds from start to end; a + marks a thread still running when\n"
+            "              the profile was written (its lifetime until then)\n"
+            "  CPU         CPU seconds (user + system) the thread used\n"
+            "  SHARE       its part of the CPU time of all threads of its process\n"
+            "\n"
+            "Exit status: 0 table printed, 1 the file cannot be read or is no thread profile\n"
+            "of ppx record, 2 usage error.\n",
+            DEFAULT_TOP, PPROF_THREADS_MAIN_FRAME, PPROF_THREADS_PREEXISTING_FRAME);
 }
-
 
 /* ---- names ---------------------------------------------------------------- */
 
@@ -142,8 +141,8 @@ static bool is_system_frame(const char *file, const char *function)
             return true;
     const char *base = strrchr(file, '/');
     base = base ? base + 1 : file;
-    static const char *const runtime[] = {"libc.so", "libc-", "libpthread", "libstdc++",
-                                          "libc++", "libgcc_s"};
+    static const char *const runtime[] = {"libc.so",   "libc-",  "libpthread",
+                                          "libstdc++", "libc++", "libgcc_s"};
     for (size_t i = 0; i < sizeof runtime / sizeof runtime[0]; i++)
         if (has_prefix(base, runtime[i]))
             return true;
@@ -370,8 +369,8 @@ static void print_process(const struct report *r, struct process *pr, size_t top
         printf("pid %" PRId64 ":", pr->pid);
     else
         printf("process:");
-    printf(" %zu thread%s (%zu still running), %.3f s CPU", pr->n_rows,
-           pr->n_rows == 1 ? "" : "s", pr->running, seconds((int64_t)pr->cpu_ns));
+    printf(" %zu thread%s (%zu still running), %.3f s CPU", pr->n_rows, pr->n_rows == 1 ? "" : "s",
+           pr->running, seconds((int64_t)pr->cpu_ns));
     if (pr->has_start) {
         int64_t last = pr->running ? end_ns : pr->first_start_ns;
         for (size_t i = 0; i < pr->n_rows; i++)
@@ -440,7 +439,8 @@ static int run_report(const char *path, size_t top, bool want_pid, int64_t pid)
 int cmd_threads(int argc, char **argv)
 {
     struct cli_report_args a = {.top = DEFAULT_TOP};
-    int status = cli_report_args("threads", argc, argv, 100000000, "threads", "threadcreate.pb.gz", help, &a);
+    int status = cli_report_args("threads", argc, argv, 100000000, "threads", "threadcreate.pb.gz",
+                                 help, &a);
     if (status >= 0)
         return status;
     int rc = run_report(a.path, (size_t)a.top, a.want_pid, (int64_t)a.pid);

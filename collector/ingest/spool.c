@@ -67,7 +67,8 @@ void spool_free(struct spool *s)
     if (!s)
         return;
     struct seen *e, *tmp;
-    HASH_ITER(hh, s->seen, e, tmp) {
+    HASH_ITER(hh, s->seen, e, tmp)
+    {
         HASH_DEL(s->seen, e);
         free(e);
     }
@@ -261,7 +262,7 @@ void spool_scan(struct spool *s)
 {
     struct seen *e, *tmp;
     HASH_ITER(hh, s->seen, e, tmp)
-        e->present = false;
+    e->present = false;
     size_t n;
     struct entry *list = list_new(s, &n);
     for (size_t i = 0; i < n; i++) {
@@ -270,7 +271,8 @@ void spool_scan(struct spool *s)
     }
     free(list);
     /* Forget the files gone since: a new one may reuse the name. */
-    HASH_ITER(hh, s->seen, e, tmp) {
+    HASH_ITER(hh, s->seen, e, tmp)
+    {
         if (!e->present) {
             HASH_DEL(s->seen, e);
             free(e);

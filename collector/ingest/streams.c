@@ -273,8 +273,7 @@ static void forget_orphan(struct ingest *s, const struct proc *p)
 /* Collects a new connection's first bytes: a control connection leaves
  * for its handler with what followed them; a target's stream gets them
  * fed first. data and len: what is left of the chunk. */
-static enum conn_state classify(struct ingest *s, struct conn *c, const uint8_t **data,
-                                size_t *len)
+static enum conn_state classify(struct ingest *s, struct conn *c, const uint8_t **data, size_t *len)
 {
     size_t take = HEAD_LEN - c->head_len;
     if (take > *len)
@@ -346,8 +345,8 @@ static enum conn_state read_conn(struct ingest *s, struct conn *c)
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return CONN_OPEN;
         struct proc *p = wire_decoder_proc(c->decoder);
-        fprintf(stderr, "ppx: pid %u: read error: %s; the data before it is kept\n",
-                p ? p->pid : 0, strerror(errno));
+        fprintf(stderr, "ppx: pid %u: read error: %s; the data before it is kept\n", p ? p->pid : 0,
+                strerror(errno));
         return CONN_DONE;
     }
     return CONN_OPEN;

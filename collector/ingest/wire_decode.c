@@ -80,19 +80,32 @@ struct wire_decoder {
 static const char *type_name(uint32_t type)
 {
     switch (type) {
-    case WIRE_HELLO: return "HELLO";
-    case WIRE_MAPPING: return "MAPPING";
-    case WIRE_STACK: return "STACK";
-    case WIRE_HEAP_DELTA: return "HEAP_DELTA";
-    case WIRE_GOODBYE: return "GOODBYE";
-    case WIRE_IO_SITE: return "IO_SITE";
-    case WIRE_IO_DELTA: return "IO_DELTA";
-    case WIRE_IO_ERRNO: return "IO_ERRNO";
-    case WIRE_IO_STACKS: return "IO_STACKS";
-    case WIRE_THREAD: return "THREAD";
-    case WIRE_CPU_SAMPLES: return "CPU_SAMPLES";
-    case WIRE_FLUSHED: return "FLUSHED";
-    default: return "unknown";
+    case WIRE_HELLO:
+        return "HELLO";
+    case WIRE_MAPPING:
+        return "MAPPING";
+    case WIRE_STACK:
+        return "STACK";
+    case WIRE_HEAP_DELTA:
+        return "HEAP_DELTA";
+    case WIRE_GOODBYE:
+        return "GOODBYE";
+    case WIRE_IO_SITE:
+        return "IO_SITE";
+    case WIRE_IO_DELTA:
+        return "IO_DELTA";
+    case WIRE_IO_ERRNO:
+        return "IO_ERRNO";
+    case WIRE_IO_STACKS:
+        return "IO_STACKS";
+    case WIRE_THREAD:
+        return "THREAD";
+    case WIRE_CPU_SAMPLES:
+        return "CPU_SAMPLES";
+    case WIRE_FLUSHED:
+        return "FLUSHED";
+    default:
+        return "unknown";
     }
 }
 
@@ -186,17 +199,20 @@ void wire_decoder_set_order(struct wire_decoder *d, uint64_t order)
 static void free_side_tables(struct wire_decoder *d)
 {
     struct mapping_id *m, *mtmp;
-    HASH_ITER(hh, d->mapping_ids, m, mtmp) {
+    HASH_ITER(hh, d->mapping_ids, m, mtmp)
+    {
         HASH_DEL(d->mapping_ids, m);
         free(m);
     }
     struct free_excess *x, *xtmp;
-    HASH_ITER(hh, d->excess, x, xtmp) {
+    HASH_ITER(hh, d->excess, x, xtmp)
+    {
         HASH_DEL(d->excess, x);
         free(x);
     }
     struct io_stack_index *ix, *ixtmp;
-    HASH_ITER(hh, d->io_stack_index, ix, ixtmp) {
+    HASH_ITER(hh, d->io_stack_index, ix, ixtmp)
+    {
         HASH_DEL(d->io_stack_index, ix);
         free(ix);
     }
@@ -229,9 +245,8 @@ struct proc *wire_decoder_ended_proc(const struct wire_decoder *d)
     const void *owner = proc_table_owner(d->proc);
     /* (unowned, but fed by a newer connection since ours: that one's end
      * was the process's) */
-    return owner == d || (owner == NULL && proc_table_hellos(d->proc) == d->hello_seq)
-               ? d->proc
-               : NULL;
+    return owner == d || (owner == NULL && proc_table_hellos(d->proc) == d->hello_seq) ? d->proc
+                                                                                       : NULL;
 }
 
 bool wire_decoder_failed(const struct wire_decoder *d)
@@ -265,8 +280,7 @@ static char *dup_string(const uint8_t *p, size_t n)
 }
 
 /* Validates a HELLO record into *h: 0, or the record error. */
-static int check_hello(struct wire_decoder *d, const uint8_t *p, size_t len,
-                       struct wire_hello *out)
+static int check_hello(struct wire_decoder *d, const uint8_t *p, size_t len, struct wire_hello *out)
 {
     struct wire_hello h;
     if (len < sizeof h)
@@ -276,7 +290,7 @@ static int check_hello(struct wire_decoder *d, const uint8_t *p, size_t len,
         return record_error(d, "bad magic 0x%08x (not a ppx stream)", h.magic);
     if (h.version != WIRE_VERSION)
         return record_error(d, "protocol version %u, this ppx speaks version %u", h.version,
-                   WIRE_VERSION);
+                            WIRE_VERSION);
     if (h.pid == 0)
         return record_error(d, "pid 0");
     if (h.sample_rate == 0)
@@ -290,14 +304,14 @@ static int check_hello(struct wire_decoder *d, const uint8_t *p, size_t len,
     if (h.flags & ~WIRE_HELLO_CPU_FIXED)
         return record_error(d, "unknown flags 0x%x", h.flags & ~WIRE_HELLO_CPU_FIXED);
     if ((uint64_t)sizeof h + h.exe_len + h.cmdline_len != len)
-        return record_error(d, "length %zu, but the fixed part, exe_len %u and cmdline_len %u make %zu",
-                   len, h.exe_len, h.cmdline_len, sizeof h + h.exe_len + h.cmdline_len);
+        return record_error(
+            d, "length %zu, but the fixed part, exe_len %u and cmdline_len %u make %zu", len,
+            h.exe_len, h.cmdline_len, sizeof h + h.exe_len + h.cmdline_len);
     if (has_nul(p + sizeof h, h.exe_len))
         return record_error(d, "executable path contains a NUL byte");
     *out = h;
     return 0;
 }
-
 
 static int apply_hello(struct wire_decoder *d, const uint8_t *p, size_t len)
 {
@@ -309,13 +323,12 @@ static int apply_hello(struct wire_decoder *d, const uint8_t *p, size_t len)
     struct proc *known = proc_table_find(d->table, h.pid, h.start_ns);
     if (known && d->order != 0 && proc_table_hello_order(known) > d->order)
         return stale_stream(d, "an older connection of the process, read after its newer one: "
-                             "ignored");
+                               "ignored");
     char *exe_s = dup_string(exe, h.exe_len);
     char *cmdline_s = dup_string(cmdline, h.cmdline_len);
     bool existed;
-    struct proc *proc = (exe_s && cmdline_s)
-                            ? proc_table_hello(d->table, h.pid, h.start_ns, &existed)
-                            : NULL;
+    struct proc *proc =
+        (exe_s && cmdline_s) ? proc_table_hello(d->table, h.pid, h.start_ns, &existed) : NULL;
     if (!proc) {
         free(exe_s);
         free(cmdline_s);
@@ -347,8 +360,8 @@ static bool same_mapping(const struct proc_mapping *m, const struct wire_mapping
     return m->is_main == ((w->flags & WIRE_MAPPING_MAIN) != 0) && m->start == w->start &&
            m->limit == w->limit && m->offset == w->offset && m->load_bias == w->load_bias &&
            m->build_id_len == w->build_id_len &&
-           memcmp(m->build_id, build_id, w->build_id_len) == 0 &&
-           strlen(m->path) == w->path_len && memcmp(m->path, path, w->path_len) == 0;
+           memcmp(m->build_id, build_id, w->build_id_len) == 0 && strlen(m->path) == w->path_len &&
+           memcmp(m->path, path, w->path_len) == 0;
 }
 
 /* Validates a MAPPING record into *out: 0, or the record error. */
@@ -360,23 +373,24 @@ static int check_mapping(struct wire_decoder *d, const uint8_t *p, size_t len,
         return record_error(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof w);
     memcpy(&w, p, sizeof w);
     if (w.build_id_len > WIRE_MAX_BUILD_ID)
-        return record_error(d, "build id of %u bytes exceeds %u", w.build_id_len, WIRE_MAX_BUILD_ID);
+        return record_error(d, "build id of %u bytes exceeds %u", w.build_id_len,
+                            WIRE_MAX_BUILD_ID);
     if (w.path_len < 1 || w.path_len > WIRE_MAX_PATH)
         return record_error(d, "path length %u outside 1..%u", w.path_len, WIRE_MAX_PATH);
     if ((uint64_t)sizeof w + w.build_id_len + w.path_len != len)
-        return record_error(d, "length %zu, but the fixed part, build_id_len %u and path_len %u make %zu",
-                   len, w.build_id_len, w.path_len, sizeof w + w.build_id_len + w.path_len);
+        return record_error(
+            d, "length %zu, but the fixed part, build_id_len %u and path_len %u make %zu", len,
+            w.build_id_len, w.path_len, sizeof w + w.build_id_len + w.path_len);
     if (w.flags & ~WIRE_MAPPING_MAIN)
         return record_error(d, "unknown flags 0x%x", w.flags);
     if (w.start >= w.limit)
         return record_error(d, "mapping %u has an empty range 0x%llx..0x%llx", w.id,
-                   (unsigned long long)w.start, (unsigned long long)w.limit);
+                            (unsigned long long)w.start, (unsigned long long)w.limit);
     if (has_nul(p + sizeof w + w.build_id_len, w.path_len))
         return record_error(d, "path contains a NUL byte");
     *out = w;
     return 0;
 }
-
 
 /* Room for one more mapping in p: 0, or -1 when out of memory. */
 static int grow_mappings(struct proc *p)
@@ -408,7 +422,7 @@ static int apply_mapping(struct wire_decoder *d, const uint8_t *p, size_t len)
     }
     if (proc->n_mappings >= PROC_MAX_MAPPINGS)
         return protocol_error(d, "more than %u mappings; closing the connection",
-                    PROC_MAX_MAPPINGS);
+                              PROC_MAX_MAPPINGS);
     if (grow_mappings(proc) < 0)
         return protocol_error(d, "out of memory for mappings");
     known = calloc(1, sizeof *known);
@@ -445,10 +459,10 @@ static int apply_stack(struct wire_decoder *d, const uint8_t *p, size_t len)
         return record_error(d, "depth %u", w.depth);
     if (w.depth > d->proc->max_depth)
         return record_error(d, "depth %u exceeds the max depth %u announced in HELLO", w.depth,
-                   d->proc->max_depth);
+                            d->proc->max_depth);
     if (sizeof w + (uint64_t)w.depth * sizeof(uint64_t) != len)
         return record_error(d, "length %zu does not match depth %u (%zu bytes)", len, w.depth,
-                   sizeof w + w.depth * sizeof(uint64_t));
+                            sizeof w + w.depth * sizeof(uint64_t));
     const uint8_t *pcs = p + sizeof w;
 
     struct proc_stack *s;
@@ -458,10 +472,9 @@ static int apply_stack(struct wire_decoder *d, const uint8_t *p, size_t len)
             return 0;
         return record_error(d, "stack id %u redefined with different frames", w.id);
     }
-    if (d->n_stacks >= PROC_MAX_STACKS ||
-        d->n_frames + w.depth > PROC_MAX_FRAMES)
+    if (d->n_stacks >= PROC_MAX_STACKS || d->n_frames + w.depth > PROC_MAX_FRAMES)
         return protocol_error(d, "more than %u stacks or %u frames; closing the connection",
-                    PROC_MAX_STACKS, PROC_MAX_FRAMES);
+                              PROC_MAX_STACKS, PROC_MAX_FRAMES);
     s = calloc(1, sizeof *s);
     uint64_t *copy = malloc(w.depth * sizeof(uint64_t));
     if (!s || !copy) {
@@ -529,7 +542,7 @@ static int counted_entries(struct wire_decoder *d, const uint8_t *p, size_t len,
         return record_error(d, "reserved field is %u, not 0", h.reserved);
     if (sizeof h + (uint64_t)h.count * esize != len)
         return record_error(d, "length %zu does not match count %u (%llu bytes)", len, h.count,
-                   (unsigned long long)(sizeof h + (uint64_t)h.count * esize));
+                            (unsigned long long)(sizeof h + (uint64_t)h.count * esize));
     *count = h.count;
     return 0;
 }
@@ -587,20 +600,22 @@ static int apply_io_site(struct wire_decoder *d, const uint8_t *p, size_t len)
         return record_error(d, "length %zu, not %zu", len, sizeof w);
     memcpy(&w, p, sizeof w);
     if (w.call < 1 || w.call >= WIRE_IO_CALL_MAX)
-        return record_error(d, "site %u: call %u outside 1..%u", w.id, w.call, WIRE_IO_CALL_MAX - 1);
+        return record_error(d, "site %u: call %u outside 1..%u", w.id, w.call,
+                            WIRE_IO_CALL_MAX - 1);
     if (w.fd_type > WIRE_FD_OTHER)
         return record_error(d, "site %u: descriptor type %u outside 0..%u", w.id, w.fd_type,
-                   WIRE_FD_OTHER);
+                            WIRE_FD_OTHER);
     if (w.family > WIRE_FAMILY_OTHER)
         return record_error(d, "site %u: socket family %u outside 0..%u", w.id, w.family,
-                   WIRE_FAMILY_OTHER);
+                            WIRE_FAMILY_OTHER);
     if (w.socktype > WIRE_SOCK_OTHER)
         return record_error(d, "site %u: socket type %u outside 0..%u", w.id, w.socktype,
-                   WIRE_SOCK_OTHER);
+                            WIRE_SOCK_OTHER);
     if (w.fd_type != WIRE_FD_SOCKET && (w.family != 0 || w.socktype != 0))
-        return record_error(d, "site %u: socket family %u and type %u on a descriptor of type %u, "
-                      "not a socket",
-                   w.id, w.family, w.socktype, w.fd_type);
+        return record_error(d,
+                            "site %u: socket family %u and type %u on a descriptor of type %u, "
+                            "not a socket",
+                            w.id, w.family, w.socktype, w.fd_type);
 
     struct proc_io_site *site = find_site(d->proc, w.id);
     if (site) {
@@ -610,7 +625,7 @@ static int apply_io_site(struct wire_decoder *d, const uint8_t *p, size_t len)
     }
     if (HASH_COUNT(d->proc->io_sites) >= PROC_MAX_IO_SITES)
         return protocol_error(d, "more than %u I/O sites; closing the connection",
-                    PROC_MAX_IO_SITES);
+                              PROC_MAX_IO_SITES);
     site = calloc(1, sizeof *site);
     if (!site)
         return protocol_error(d, "out of memory for I/O sites");
@@ -765,10 +780,11 @@ static int apply_io_stacks(struct wire_decoder *d, const uint8_t *p, size_t len)
         if (!st)
             return record_error(d, "entry %u: unknown stack id %u", i, e.stack_id);
         if (st->pcs[0] != site->caller_pc)
-            return record_error(d, "entry %u: stack %u starts at 0x%llx, not at site %u's caller "
-                          "0x%llx",
-                       i, e.stack_id, (unsigned long long)st->pcs[0], e.site_id,
-                       (unsigned long long)site->caller_pc);
+            return record_error(d,
+                                "entry %u: stack %u starts at 0x%llx, not at site %u's caller "
+                                "0x%llx",
+                                i, e.stack_id, (unsigned long long)st->pcs[0], e.site_id,
+                                (unsigned long long)site->caller_pc);
     }
     for (uint32_t i = 0; i < count; i++) {
         struct wire_io_stack_entry e;
@@ -809,12 +825,12 @@ static int check_thread(struct wire_decoder *d, const struct wire_thread *w)
         return record_error(d, "thread %u: tid 0", w->id);
     if ((w->flags & WIRE_THREAD_MAIN) && w->tid != d->proc->pid)
         return record_error(d, "thread %u: main thread with tid %u, not the pid %u", w->id, w->tid,
-                   d->proc->pid);
+                            d->proc->pid);
     const char *nul = memchr(w->name, 0, sizeof w->name);
     size_t name_len = nul ? (size_t)(nul - w->name) : sizeof w->name;
     if (!nul)
         return record_error(d, "thread %u: name not NUL-terminated within %u bytes", w->id,
-                   WIRE_THREAD_NAME);
+                            WIRE_THREAD_NAME);
     for (size_t i = name_len + 1; i < sizeof w->name; i++)
         if (w->name[i] != 0)
             return record_error(d, "thread %u: byte %zu after the name's NUL is not 0", w->id, i);
@@ -822,8 +838,9 @@ static int check_thread(struct wire_decoder *d, const struct wire_thread *w)
         return record_error(d, "thread %u names itself as its creator", w->id);
     if (w->stack_id != WIRE_NO_ID) {
         if (w->flags & WIRE_THREAD_PREEXISTING)
-            return record_error(d, "thread %u existed before ppx started, yet has creation stack %u",
-                       w->id, w->stack_id);
+            return record_error(d,
+                                "thread %u existed before ppx started, yet has creation stack %u",
+                                w->id, w->stack_id);
         if (!find_stack(d->proc, w->stack_id))
             return record_error(d, "thread %u: unknown creation stack id %u", w->id, w->stack_id);
     }
@@ -848,12 +865,13 @@ static int apply_thread(struct wire_decoder *d, const uint8_t *p, size_t len)
     if (t) {
         if (t->tid != w.tid || t->creator_id != w.creator_id || t->start_ns != w.start_ns ||
             t->flags != w.flags)
-            return record_error(d, "thread id %u redefined with a different tid, creator, start time "
-                          "or flags",
-                       w.id);
+            return record_error(d,
+                                "thread id %u redefined with a different tid, creator, start time "
+                                "or flags",
+                                w.id);
         if (t->stack_id != WIRE_NO_ID && t->stack_id != w.stack_id)
             return record_error(d, "thread id %u redefined with creation stack %u, was %u", w.id,
-                       w.stack_id, t->stack_id);
+                                w.stack_id, t->stack_id);
     } else {
         /* A server that starts a thread per request passes any bound in
          * time: past it, new threads go undescribed (their CPU samples are
@@ -933,7 +951,7 @@ static int apply_cpu_samples(struct wire_decoder *d, const uint8_t *p, size_t le
         return record_error(d, "rate %u Hz outside 1..%u", h.hz, WIRE_MAX_CPU_HZ);
     if (sizeof h + (uint64_t)h.count * esize != len)
         return record_error(d, "length %zu does not match count %u (%llu bytes)", len, h.count,
-                   (unsigned long long)(sizeof h + (uint64_t)h.count * esize));
+                            (unsigned long long)(sizeof h + (uint64_t)h.count * esize));
     const uint8_t *entries = p + sizeof h;
     for (uint32_t i = 0; i < h.count; i++) {
         struct wire_cpu_entry e;
@@ -979,17 +997,28 @@ static int apply_record(struct wire_decoder *d, const uint8_t *p, size_t len)
     if (d->state == RECORDS && proc_table_owner(d->proc) != d)
         return protocol_error(d, "connection superseded by a reconnection of the same process");
     switch (d->type) {
-    case WIRE_HELLO: return apply_hello(d, p, len);
-    case WIRE_MAPPING: return apply_mapping(d, p, len);
-    case WIRE_STACK: return apply_stack(d, p, len);
-    case WIRE_HEAP_DELTA: return apply_heap_delta(d, p, len);
-    case WIRE_IO_SITE: return apply_io_site(d, p, len);
-    case WIRE_IO_DELTA: return apply_io_delta(d, p, len);
-    case WIRE_IO_ERRNO: return apply_io_errno(d, p, len);
-    case WIRE_IO_STACKS: return apply_io_stacks(d, p, len);
-    case WIRE_THREAD: return apply_thread(d, p, len);
-    case WIRE_CPU_SAMPLES: return apply_cpu_samples(d, p, len);
-    case WIRE_FLUSHED: return apply_flushed(d, p, len);
+    case WIRE_HELLO:
+        return apply_hello(d, p, len);
+    case WIRE_MAPPING:
+        return apply_mapping(d, p, len);
+    case WIRE_STACK:
+        return apply_stack(d, p, len);
+    case WIRE_HEAP_DELTA:
+        return apply_heap_delta(d, p, len);
+    case WIRE_IO_SITE:
+        return apply_io_site(d, p, len);
+    case WIRE_IO_DELTA:
+        return apply_io_delta(d, p, len);
+    case WIRE_IO_ERRNO:
+        return apply_io_errno(d, p, len);
+    case WIRE_IO_STACKS:
+        return apply_io_stacks(d, p, len);
+    case WIRE_THREAD:
+        return apply_thread(d, p, len);
+    case WIRE_CPU_SAMPLES:
+        return apply_cpu_samples(d, p, len);
+    case WIRE_FLUSHED:
+        return apply_flushed(d, p, len);
     case WIRE_GOODBYE:
         d->proc->said_goodbye = true;
         d->state = GOODBYE_SEEN;
@@ -1010,8 +1039,8 @@ static int check_header(struct wire_decoder *d)
     if (h.type < WIRE_HELLO || h.type > WIRE_FLUSHED)
         return protocol_error(d, "unknown record type %u (length %u)", h.type, h.length);
     if (h.length > WIRE_MAX_RECORD)
-        return protocol_error(d, "%s record of %u bytes exceeds the %u-byte limit", type_name(h.type),
-                    h.length, WIRE_MAX_RECORD);
+        return protocol_error(d, "%s record of %u bytes exceeds the %u-byte limit",
+                              type_name(h.type), h.length, WIRE_MAX_RECORD);
     if (d->state == EXPECT_HELLO && h.type != WIRE_HELLO)
         return protocol_error(d, "%s record before HELLO", type_name(h.type));
     if (d->state == RECORDS && h.type == WIRE_HELLO)
@@ -1125,12 +1154,14 @@ int wire_decoder_end(struct wire_decoder *d)
     if (d->state == FAILED)
         return -1;
     if (d->in_payload)
-        return fail_truncated(d, "stream ended inside a %s record (%zu of %u payload bytes); "
-                                 "the data before it is kept",
+        return fail_truncated(d,
+                              "stream ended inside a %s record (%zu of %u payload bytes); "
+                              "the data before it is kept",
                               type_name(d->type), d->have, d->length);
     if (d->header_have > 0)
-        return fail_truncated(d, "stream ended inside a record header (%zu of %zu bytes); "
-                                 "the data before it is kept",
+        return fail_truncated(d,
+                              "stream ended inside a record header (%zu of %zu bytes); "
+                              "the data before it is kept",
                               d->header_have, HEADER_SIZE);
     stop_feeding(d);
     return 0;

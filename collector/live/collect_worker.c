@@ -23,7 +23,7 @@ struct job {
     struct proc *proc; /* a copy: final profiles to write */
     bool exited;
     char *spool; /* the spool file it came from, removed once written; or NULL */
-    int fd; /* a control connection, or -1 */
+    int fd;      /* a control connection, or -1 */
     uint8_t *rest;
     size_t rest_len;
 };
@@ -182,7 +182,8 @@ static size_t reply_files(int fd, const char *dir, uint64_t since_ns)
         char *path = path_join(dir, e->d_name);
         struct stat st;
         if (!path || stat(path, &st) < 0 ||
-            (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec + MTIME_SLACK_NS <
+            (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec +
+                    MTIME_SLACK_NS <
                 since_ns) {
             free(path);
             continue;
@@ -211,7 +212,7 @@ static size_t reply_files(int fd, const char *dir, uint64_t since_ns)
 }
 
 static int write_snapshot(struct collect_worker *w, int fd, const struct control_snapshot *req,
-                    char *err, size_t errlen)
+                          char *err, size_t errlen)
 {
     uint64_t since = live_now_ns();
     struct proc **procs;
@@ -270,7 +271,8 @@ static void answer_control(struct collect_worker *w, struct job *j)
         write_snapshot(w, j->fd, &req, err, sizeof err) < 0) {
         /* output_dir_prepare's messages start with "ppx: " already */
         control_reply(j->fd, "error %s", strncmp(err, "ppx: ", 5) == 0 ? err + 5 : err);
-        fprintf(stderr, "ppx: snapshot request: %s\n", strncmp(err, "ppx: ", 5) == 0 ? err + 5 : err);
+        fprintf(stderr, "ppx: snapshot request: %s\n",
+                strncmp(err, "ppx: ", 5) == 0 ? err + 5 : err);
     }
     close(j->fd);
 }

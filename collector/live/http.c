@@ -168,8 +168,8 @@ static int listen_on(const char *spec, char *url, size_t urllen, char *err, size
     socklen_t salen = sizeof sa;
     char numeric[INET6_ADDRSTRLEN + 8], service[16];
     if (getsockname(fd, (struct sockaddr *)&sa, &salen) < 0 ||
-        getnameinfo((struct sockaddr *)&sa, salen, numeric, sizeof numeric, service,
-                    sizeof service, NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        getnameinfo((struct sockaddr *)&sa, salen, numeric, sizeof numeric, service, sizeof service,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
         snprintf(err, errlen, "ppx: cannot tell where %s listens: %s", spec, strerror(errno));
         close(fd);
         return -1;
@@ -403,8 +403,8 @@ static enum MHD_Result serve_symbol(struct http_server *h, struct MHD_Connection
 /* The checks made before anything else, at a request's first call (its
  * headers read): a URI over the limits, then the access token. True with
  * the refusal in r. */
-static bool refuse_request(struct http_server *h, struct MHD_Connection *c,
-                           const struct upload *u, struct http_reply *r, bool *query_token)
+static bool refuse_request(struct http_server *h, struct MHD_Connection *c, const struct upload *u,
+                           struct http_reply *r, bool *query_token)
 {
     if (u->uri_long) {
         http_reply_error(r, 414, "URI too long: at most %u bytes", HTTP_MAX_URI);
@@ -443,8 +443,8 @@ static enum MHD_Result send_refusal(struct MHD_Connection *c, struct http_reply 
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
     (void)version;
     struct http_server *h = cls;
@@ -464,7 +464,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (refuse_request(h, c, u, &r, &query_token))
             return send_refusal(c, &r);
     }
-    bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    bool get =
+        strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     bool symbol = strcmp(url, PREFIX "symbol") == 0;
     if (symbol && (get || strcmp(method, MHD_HTTP_METHOD_POST) == 0))
         return serve_symbol(h, c, method, upload_data, upload_size, u);
@@ -537,10 +538,9 @@ struct http_server *http_start(const struct http_config *cfg, struct live *l, ch
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
-        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)POOL_BYTES,
-        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)POOL_BYTES, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
     if (!h->daemon) {
         snprintf(err, errlen, "ppx: cannot start the HTTP server on %s", cfg->spec);
         close(fd);

@@ -77,8 +77,8 @@ enum {
 
 /* The processes to build from: copies now, or the change over the next
  * seconds. 0, or -1 with the error in r. */
-static int select_procs(struct live *l, const struct http_query *q, unsigned seconds,
-                        unsigned sel, struct proc ***procs, size_t *n, struct http_reply *r)
+static int select_procs(struct live *l, const struct http_query *q, unsigned seconds, unsigned sel,
+                        struct proc ***procs, size_t *n, struct http_reply *r)
 {
     struct proc **base = NULL;
     size_t n_base = 0;
@@ -225,12 +225,23 @@ static void html_escaped(FILE *f, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '&': fputs("&amp;", f); break;
-        case '"': fputs("&#34;", f); break;
-        case '\'': fputs("&#39;", f); break;
-        default: fputc(*s, f);
+        case '<':
+            fputs("&lt;", f);
+            break;
+        case '>':
+            fputs("&gt;", f);
+            break;
+        case '&':
+            fputs("&amp;", f);
+            break;
+        case '"':
+            fputs("&#34;", f);
+            break;
+        case '\'':
+            fputs("&#39;", f);
+            break;
+        default:
+            fputc(*s, f);
         }
     }
 }
@@ -292,9 +303,10 @@ static void serve_index(struct live *l, const struct http_query *q, struct http_
           f);
     fprintf(f, "Profiles of every process below, merged, each sample labelled with its pid:<br>\n");
     profile_links(f, 0, q->link_token);
-    fprintf(f, "<br>\n<br>\n%zu process%s:\n<table>\n"
-               "<thead><td>PID</td><td>Executable</td><td>State</td><td>Uptime</td>"
-               "<td>Profiles</td></thead>\n",
+    fprintf(f,
+            "<br>\n<br>\n%zu process%s:\n<table>\n"
+            "<thead><td>PID</td><td>Executable</td><td>State</td><td>Uptime</td>"
+            "<td>Profiles</td></thead>\n",
             n, n == 1 ? "" : "es");
     for (size_t i = 0; i < n; i++) {
         const struct live_info *p = &info[i];

@@ -178,8 +178,8 @@ struct http_config {
      * 127.0.0.1 (never every interface: an address other than loopback
      * must be written out). Port 0 picks a free port. */
     const char *spec;
-    const char *socket_path;  /* the access token is written next to it (live.h) */
-    bool allow_any_user;      /* no token asked */
+    const char *socket_path; /* the access token is written next to it (live.h) */
+    bool allow_any_user;     /* no token asked */
 };
 
 /* Starts serving; NULL with a message in err on failure. */
@@ -269,10 +269,10 @@ enum http_auth_result http_auth_check(const struct http_auth *a, struct MHD_Conn
 
 /* A request's arguments, syntax already checked (http.c). */
 struct http_query {
-    uint32_t pid;     /* 0: every process */
-    unsigned seconds; /* 0: not given */
-    long debug;       /* 0: binary profile */
-    unsigned hz;      /* profile: CPU samples per second asked of the targets; 0: not given */
+    uint32_t pid;           /* 0: every process */
+    unsigned seconds;       /* 0: not given */
+    long debug;             /* 0: binary profile */
+    unsigned hz;            /* profile: CPU samples per second asked of the targets; 0: not given */
     const char *link_token; /* the index page's links carry ?token= (it came so); or NULL */
 };
 

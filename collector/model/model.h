@@ -19,11 +19,11 @@
 #define PROC_MAX_STACKS (1u << 22)
 #define PROC_MAX_FRAMES (1u << 26) /* program counters held per process: 512 MiB */
 #define PROC_MAX_IO_SITES 65536u
-#define PROC_MAX_IO_ERRNOS 64u         /* distinct errnos named per site */
-#define PROC_MAX_IO_SITE_STACKS 4096u  /* distinct sampled stacks per site */
+#define PROC_MAX_IO_ERRNOS 64u               /* distinct errnos named per site */
+#define PROC_MAX_IO_SITE_STACKS 4096u        /* distinct sampled stacks per site */
 #define PROC_MAX_IO_STACK_ENTRIES (1u << 20) /* (site, stack) pairs per process */
-#define PROC_MAX_THREADS (1u << 20)     /* threads described per process */
-#define PROC_MAX_CPU_ENTRIES (1u << 21) /* (stack, thread) pairs per process */
+#define PROC_MAX_THREADS (1u << 20)          /* threads described per process */
+#define PROC_MAX_CPU_ENTRIES (1u << 21)      /* (stack, thread) pairs per process */
 
 /* ---- process ---- */
 /* Per-process state held by the collector: what one target incarnation
@@ -71,15 +71,15 @@ struct proc_io_site {
 
 /* One thread (wire.h THREAD), as its latest record described it. */
 struct proc_thread {
-    uint32_t id;         /* the target's id, unique within the incarnation */
-    uint32_t tid;        /* kernel thread id (reused by the kernel; ids are not) */
-    uint32_t creator_id; /* a proc_thread's id, or WIRE_NO_ID; need not be known */
-    uint32_t stack_id;   /* creation stack (a proc_stack), or WIRE_NO_ID */
-    uint64_t start_ns, end_ns; /* CLOCK_REALTIME; end_ns 0 while it runs */
-    uint64_t cpu_ns;     /* CPU time used, cumulative */
-    uint32_t flags;      /* WIRE_THREAD_* */
+    uint32_t id;                 /* the target's id, unique within the incarnation */
+    uint32_t tid;                /* kernel thread id (reused by the kernel; ids are not) */
+    uint32_t creator_id;         /* a proc_thread's id, or WIRE_NO_ID; need not be known */
+    uint32_t stack_id;           /* creation stack (a proc_stack), or WIRE_NO_ID */
+    uint64_t start_ns, end_ns;   /* CLOCK_REALTIME; end_ns 0 while it runs */
+    uint64_t cpu_ns;             /* CPU time used, cumulative */
+    uint32_t flags;              /* WIRE_THREAD_* */
     char name[WIRE_THREAD_NAME]; /* NUL-terminated */
-    UT_hash_handle hh;   /* keyed by id */
+    UT_hash_handle hh;           /* keyed by id */
 };
 
 /* t's name for labels: never "", which profile.proto cannot tell from an
@@ -102,33 +102,33 @@ struct proc_cpu_sample {
 
 struct proc {
     uint32_t pid, ppid;
-    uint64_t start_ns;      /* identifies the incarnation with pid */
-    uint64_t sample_rate;   /* 1 = exact */
+    uint64_t start_ns;    /* identifies the incarnation with pid */
+    uint64_t sample_rate; /* 1 = exact */
     uint32_t max_depth;
-    char *exe;              /* executable path */
-    char *cmdline;          /* arguments separated by NUL */
+    char *exe;     /* executable path */
+    char *cmdline; /* arguments separated by NUL */
     size_t cmdline_len;
     struct proc_mapping *mappings;
     size_t n_mappings, cap_mappings;
-    struct proc_stack *stacks; /* uthash by id */
-    struct proc_io_site *io_sites; /* uthash by id */
-    struct proc_thread *threads;   /* uthash by id, in the order first described */
+    struct proc_stack *stacks;           /* uthash by id */
+    struct proc_io_site *io_sites;       /* uthash by id */
+    struct proc_thread *threads;         /* uthash by id, in the order first described */
     struct proc_cpu_sample *cpu_samples; /* uthash by (stack, thread) */
-    uint32_t cpu_hz;        /* rate of the latest CPU_SAMPLES record; 0 before one */
-    uint64_t cpu_lost, cpu_lost_ns; /* ticks the target could not record */
+    uint32_t cpu_hz;                     /* rate of the latest CPU_SAMPLES record; 0 before one */
+    uint64_t cpu_lost, cpu_lost_ns;      /* ticks the target could not record */
     /* samples of (stack, thread) pairs beyond the decoder's limit
      * (ingest.h): kept in the totals, without stack or thread */
     uint64_t cpu_dropped, cpu_dropped_ns;
-    bool threads_full;      /* past PROC_MAX_THREADS: new threads undescribed */
-    bool connected;         /* a connection currently feeds it */
+    bool threads_full; /* past PROC_MAX_THREADS: new threads undescribed */
+    bool connected;    /* a connection currently feeds it */
     bool said_goodbye;
-    bool cpu_fixed;         /* HELLO had WIRE_HELLO_CPU_FIXED: CPU commands are ignored */
-    uint64_t flushed_seq;   /* the latest FLUSHED record's seq; 0 before one */
-    uint64_t flush_late_seq; /* a flush it did not answer in time (live.c); 0: none */
+    bool cpu_fixed;           /* HELLO had WIRE_HELLO_CPU_FIXED: CPU commands are ignored */
+    uint64_t flushed_seq;     /* the latest FLUSHED record's seq; 0 before one */
+    uint64_t flush_late_seq;  /* a flush it did not answer in time (live.c); 0: none */
     uint64_t flush_asked_seq; /* the latest flush asked of its connection (live.c); 0: none */
-    unsigned cpu_requests;  /* profile windows asking it for CPU samples now (live.c) */
-    uint32_t cpu_hz_asked;  /* the rate they asked for: resent when it reconnects (live.c) */
-    unsigned incarnation;   /* 0 for the first process seen with this pid, 1.. after exec */
+    unsigned cpu_requests;    /* profile windows asking it for CPU samples now (live.c) */
+    uint32_t cpu_hz_asked;    /* the rate they asked for: resent when it reconnects (live.c) */
+    unsigned incarnation;     /* 0 for the first process seen with this pid, 1.. after exec */
 };
 
 /* ---- proc_table ---- */
@@ -148,8 +148,7 @@ struct proc *proc_table_find(const struct proc_table *t, uint32_t pid, uint64_t 
 /* Returns the process for (pid, start_ns), created if new, emptied if it
  * existed (its stacks, mappings, strings and counters dropped; pid, start_ns
  * and incarnation kept). *existed tells which. NULL when out of memory. */
-struct proc *proc_table_hello(struct proc_table *t, uint32_t pid, uint64_t start_ns,
-                              bool *existed);
+struct proc *proc_table_hello(struct proc_table *t, uint32_t pid, uint64_t start_ns, bool *existed);
 
 /* How many HELLOs p has had: a connection that took the n-th is the
  * process's latest while this is n. */

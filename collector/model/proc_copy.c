@@ -234,7 +234,8 @@ static void subtract_cpu(struct proc *now, const struct proc *base)
 static void drop_old_threads(struct proc *now, const struct proc *base)
 {
     struct proc_thread *t, *tmp;
-    HASH_ITER(hh, now->threads, t, tmp) {
+    HASH_ITER(hh, now->threads, t, tmp)
+    {
         const struct proc_thread *b;
         HASH_FIND(hh, base->threads, &t->id, sizeof t->id, b);
         if (b) {

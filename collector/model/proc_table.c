@@ -15,7 +15,7 @@ struct proc_entry {
     struct proc proc; /* first: a struct proc * is a struct proc_entry * */
     struct proc_key key;
     void *owner;
-    unsigned hellos; /* HELLOs taken for it so far */
+    unsigned hellos;      /* HELLOs taken for it so far */
     uint64_t hello_order; /* of the connection that said the last one */
     bool corruption_reported;
     uint64_t io_stack_samples_dropped, io_errno_calls_dropped;
@@ -47,12 +47,14 @@ struct proc_table *proc_table_new(void)
 void proc_clear(struct proc *p)
 {
     struct proc_cpu_sample *cs, *cs_tmp;
-    HASH_ITER(hh, p->cpu_samples, cs, cs_tmp) {
+    HASH_ITER(hh, p->cpu_samples, cs, cs_tmp)
+    {
         HASH_DEL(p->cpu_samples, cs);
         free(cs);
     }
     struct proc_thread *th, *th_tmp;
-    HASH_ITER(hh, p->threads, th, th_tmp) {
+    HASH_ITER(hh, p->threads, th, th_tmp)
+    {
         HASH_DEL(p->threads, th);
         free(th);
     }
@@ -61,14 +63,16 @@ void proc_clear(struct proc *p)
     p->cpu_dropped = p->cpu_dropped_ns = 0;
     p->threads_full = false;
     struct proc_io_site *site, *site_tmp;
-    HASH_ITER(hh, p->io_sites, site, site_tmp) {
+    HASH_ITER(hh, p->io_sites, site, site_tmp)
+    {
         HASH_DEL(p->io_sites, site);
         free(site->errnos);
         free(site->stacks);
         free(site);
     }
     struct proc_stack *s, *tmp;
-    HASH_ITER(hh, p->stacks, s, tmp) {
+    HASH_ITER(hh, p->stacks, s, tmp)
+    {
         HASH_DEL(p->stacks, s);
         free(s->pcs);
         free(s);
@@ -90,13 +94,15 @@ void proc_table_free(struct proc_table *t)
     if (!t)
         return;
     struct proc_entry *e, *etmp;
-    HASH_ITER(hh, t->procs, e, etmp) {
+    HASH_ITER(hh, t->procs, e, etmp)
+    {
         HASH_DEL(t->procs, e);
         proc_clear(&e->proc);
         free(e);
     }
     struct pid_entry *pe, *ptmp;
-    HASH_ITER(hh, t->pids, pe, ptmp) {
+    HASH_ITER(hh, t->pids, pe, ptmp)
+    {
         HASH_DEL(t->pids, pe);
         free(pe);
     }
@@ -135,8 +141,7 @@ static int next_incarnation(struct proc_table *t, uint32_t pid, unsigned *out)
     return 0;
 }
 
-struct proc *proc_table_hello(struct proc_table *t, uint32_t pid, uint64_t start_ns,
-                              bool *existed)
+struct proc *proc_table_hello(struct proc_table *t, uint32_t pid, uint64_t start_ns, bool *existed)
 {
     struct proc *p = proc_table_find(t, pid, start_ns);
     if (p) {

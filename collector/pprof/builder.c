@@ -5,7 +5,6 @@
 #include <string.h>
 #include <uthash.h>
 
-
 typedef Perftools__Profiles__Profile Profile;
 typedef Perftools__Profiles__ValueType ValueType;
 typedef Perftools__Profiles__Sample Sample;
@@ -155,8 +154,7 @@ void pprof_add_sample_type(struct pprof_builder *b, const char *type, const char
     push_or_fail(b, &b->sample_types, value_type_new(b, type, unit));
 }
 
-void pprof_set_period(struct pprof_builder *b, const char *type, const char *unit,
-                      int64_t period)
+void pprof_set_period(struct pprof_builder *b, const char *type, const char *unit, int64_t period)
 {
     b->period_type.type = pprof_string(b, type);
     b->period_type.unit = pprof_string(b, unit);
@@ -271,8 +269,8 @@ static bool is_libc_header_wrapper(const struct sym_frame *f)
            strstr(f->file, "/bits/") != NULL && strstr(f->file, "/c++/") == NULL;
 }
 
-static void symbolize_location(struct pprof_builder *b, Location *loc,
-                               const struct proc_mapping *m, uint64_t address)
+static void symbolize_location(struct pprof_builder *b, Location *loc, const struct proc_mapping *m,
+                               uint64_t address)
 {
     struct sym_frame frames[SYM_MAX_INLINE];
     int n = sym_lookup_inline(m, address, frames, SYM_MAX_INLINE);
@@ -311,8 +309,8 @@ static void symbolize_location(struct pprof_builder *b, Location *loc,
     loc->n_line = (size_t)n;
 }
 
-uint64_t pprof_location(struct pprof_builder *b, const struct proc_mapping *m,
-                        uint64_t mapping_id, uint64_t address)
+uint64_t pprof_location(struct pprof_builder *b, const struct proc_mapping *m, uint64_t mapping_id,
+                        uint64_t address)
 {
     if (mapping_id > b->mappings.n)
         mapping_id = 0;
@@ -354,8 +352,7 @@ uint64_t pprof_location(struct pprof_builder *b, const struct proc_mapping *m,
     return e->id;
 }
 
-uint64_t pprof_function_location(struct pprof_builder *b, const char *function,
-                                 uint64_t address)
+uint64_t pprof_function_location(struct pprof_builder *b, const char *function, uint64_t address)
 {
     Location *loc = malloc(sizeof *loc);
     Line *line = malloc(sizeof *line);
@@ -483,7 +480,8 @@ void pprof_builder_free(struct pprof_builder *b)
     free_ptr_array(&b->functions);
 
     struct string_entry *se, *stmp;
-    HASH_ITER(hh, b->string_index, se, stmp) {
+    HASH_ITER(hh, b->string_index, se, stmp)
+    {
         HASH_DEL(b->string_index, se);
         free(se);
     }
@@ -491,18 +489,21 @@ void pprof_builder_free(struct pprof_builder *b)
         free(b->strings[i]);
     free(b->strings);
     struct mapping_entry *me, *mtmp;
-    HASH_ITER(hh, b->mapping_index, me, mtmp) {
+    HASH_ITER(hh, b->mapping_index, me, mtmp)
+    {
         HASH_DEL(b->mapping_index, me);
         free(me->key);
         free(me);
     }
     struct location_entry *le, *ltmp;
-    HASH_ITER(hh, b->location_index, le, ltmp) {
+    HASH_ITER(hh, b->location_index, le, ltmp)
+    {
         HASH_DEL(b->location_index, le);
         free(le);
     }
     struct function_entry *fe, *ftmp;
-    HASH_ITER(hh, b->function_index, fe, ftmp) {
+    HASH_ITER(hh, b->function_index, fe, ftmp)
+    {
         HASH_DEL(b->function_index, fe);
         free(fe);
     }
@@ -536,8 +537,7 @@ struct pprof_builder *pprof_builder_start(const struct pprof_profile_type *type,
     return b;
 }
 
-int pprof_builder_write(struct pprof_builder *b, struct pprof_sink *out, char *err,
-                        size_t errlen)
+int pprof_builder_write(struct pprof_builder *b, struct pprof_sink *out, char *err, size_t errlen)
 {
     uint8_t *data = NULL;
     size_t len = 0;
@@ -552,8 +552,8 @@ int pprof_builder_write(struct pprof_builder *b, struct pprof_sink *out, char *e
     return rc;
 }
 
-int pprof_builder_finish(struct pprof_builder *b, int build_rc, struct pprof_sink *out,
-                         char *err, size_t errlen)
+int pprof_builder_finish(struct pprof_builder *b, int build_rc, struct pprof_sink *out, char *err,
+                         size_t errlen)
 {
     if (build_rc != 0) {
         pprof_builder_free(b);

@@ -10,12 +10,11 @@
 #include <uthash.h>
 #include <ppx/wire.h>
 
-
 struct cpu_writer {
     struct pprof_builder *b;
     bool pid_labels;
     uint64_t lost_location, dropped_location; /* synthetic, 0 until used */
-    struct pprof_location_ids loc; /* one sample's location ids */
+    struct pprof_location_ids loc;            /* one sample's location ids */
 };
 
 static int write_sample(struct cpu_writer *w, const struct proc *p,
@@ -75,8 +74,8 @@ static int write_proc(void *writer, const struct proc *p, const struct pprof_pro
         rc = write_synthetic(w, p, &w->lost_location, PPROF_CPU_LOST_FRAME, p->cpu_lost,
                              p->cpu_lost_ns);
     if (rc == 0)
-        rc = write_synthetic(w, p, &w->dropped_location, PPROF_CPU_DROPPED_FRAME,
-                             p->cpu_dropped, p->cpu_dropped_ns);
+        rc = write_synthetic(w, p, &w->dropped_location, PPROF_CPU_DROPPED_FRAME, p->cpu_dropped,
+                             p->cpu_dropped_ns);
     return rc;
 }
 

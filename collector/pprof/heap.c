@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static bool has_prefix(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
@@ -26,13 +25,35 @@ static bool has_prefix(const char *s, const char *prefix)
 bool pprof_is_allocator_entry(const char *name)
 {
     static const char *const exact[] = {
-        "malloc", "calloc", "realloc", "reallocarray", "free", "cfree", "posix_memalign",
-        "aligned_alloc", "memalign", "valloc", "pvalloc", "malloc_usable_size",
+        "malloc",
+        "calloc",
+        "realloc",
+        "reallocarray",
+        "free",
+        "cfree",
+        "posix_memalign",
+        "aligned_alloc",
+        "memalign",
+        "valloc",
+        "pvalloc",
+        "malloc_usable_size",
         /* jemalloc's non-standard API */
-        "mallocx", "rallocx", "xallocx", "sdallocx", "dallocx",
+        "mallocx",
+        "rallocx",
+        "xallocx",
+        "sdallocx",
+        "dallocx",
         /* tcmalloc's own names (its operator new is _Znwm like libstdc++'s) */
-        "tc_malloc", "tc_calloc", "tc_realloc", "tc_free", "tc_cfree", "tc_memalign",
-        "tc_posix_memalign", "tc_valloc", "tc_pvalloc", "tc_malloc_skip_new_handler",
+        "tc_malloc",
+        "tc_calloc",
+        "tc_realloc",
+        "tc_free",
+        "tc_cfree",
+        "tc_memalign",
+        "tc_posix_memalign",
+        "tc_valloc",
+        "tc_pvalloc",
+        "tc_malloc_skip_new_handler",
     };
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
         if (strcmp(name, exact[i]) == 0)
@@ -41,8 +62,8 @@ bool pprof_is_allocator_entry(const char *name)
      * align_val_t, sized): _Znwm, _Znam, _ZnwmRKSt9nothrow_t, _ZdlPvm, ...;
      * jemalloc built with a prefix (je_malloc); tcmalloc's tc_new*,
      * tc_delete*; glibc's internal aliases. */
-    static const char *const prefixes[] = {"_Znw", "_Zna", "_ZdlPv", "_ZdaPv", "je_",
-                                           "tc_new", "tc_delete", "__GI___libc_"};
+    static const char *const prefixes[] = {"_Znw", "_Zna",   "_ZdlPv",    "_ZdaPv",
+                                           "je_",  "tc_new", "tc_delete", "__GI___libc_"};
     for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
         if (has_prefix(name, prefixes[i]))
             return true;

@@ -37,9 +37,8 @@ static void print_frame(FILE *f, const struct pprof_proc_mappings *pm, uint64_t 
     }
     for (int i = 0; i < n; i++) {
         char *demangled = demangle_name(frames[i].function);
-        fprintf(f, "#\t%#" PRIx64 "\t%s\t%s:%d\n", addr,
-                demangled ? demangled : frames[i].function, frames[i].file ? frames[i].file : "?",
-                frames[i].line);
+        fprintf(f, "#\t%#" PRIx64 "\t%s\t%s:%d\n", addr, demangled ? demangled : frames[i].function,
+                frames[i].file ? frames[i].file : "?", frames[i].line);
         free(demangled);
     }
 }
@@ -115,7 +114,8 @@ static int collect(struct text_state *st, struct proc *const *procs, size_t n)
             r->proc = i;
             r->stack = s;
             r->first = pprof_heap_first_frame(&st->pms[i], s);
-            r->inuse_objects = s->alloc_objects > s->free_objects ? s->alloc_objects - s->free_objects : 0;
+            r->inuse_objects =
+                s->alloc_objects > s->free_objects ? s->alloc_objects - s->free_objects : 0;
             r->inuse_bytes = s->alloc_bytes > s->free_bytes ? s->alloc_bytes - s->free_bytes : 0;
         }
     }
@@ -134,9 +134,9 @@ static void print_header(FILE *f, const struct text_state *st, uint64_t rate)
     /* As Go: pprof takes alloc == inuse for a two-column profile. */
     if (ab == ib)
         ab++;
-    fprintf(f, "heap profile: %" PRIu64 ": %" PRIu64 " [%" PRIu64 ": %" PRIu64 "] @ heap/%" PRIu64
-               "\n",
-            io, ib, ao, ab, 2 * rate);
+    fprintf(
+        f, "heap profile: %" PRIu64 ": %" PRIu64 " [%" PRIu64 ": %" PRIu64 "] @ heap/%" PRIu64 "\n",
+        io, ib, ao, ab, 2 * rate);
 }
 
 int heap_text_write(struct proc *const *procs, size_t n, char **out, size_t *len)

@@ -57,8 +57,7 @@ int output_dir_prepare(const char *dir, char *err, size_t errlen)
     }
     int fd = mkstemp(probe);
     if (fd < 0) {
-        snprintf(err, errlen, "ppx: cannot write in output directory %s: %s", dir,
-                 strerror(errno));
+        snprintf(err, errlen, "ppx: cannot write in output directory %s: %s", dir, strerror(errno));
         free(probe);
         return -1;
     }

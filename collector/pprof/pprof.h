@@ -61,8 +61,7 @@ void pprof_builder_free(struct pprof_builder *b);
 int64_t pprof_string(struct pprof_builder *b, const char *s);
 
 void pprof_add_sample_type(struct pprof_builder *b, const char *type, const char *unit);
-void pprof_set_period(struct pprof_builder *b, const char *type, const char *unit,
-                      int64_t period);
+void pprof_set_period(struct pprof_builder *b, const char *type, const char *unit, int64_t period);
 void pprof_set_default_sample_type(struct pprof_builder *b, const char *type);
 void pprof_set_time(struct pprof_builder *b, int64_t time_nanos, int64_t duration_nanos);
 /* time_nanos = now_ns, duration_nanos = since the earliest start of procs. */
@@ -85,15 +84,14 @@ uint64_t pprof_mapping(struct pprof_builder *b, const struct proc_mapping *m);
  * mapping_id 0 and m NULL an address outside every mapping (no lines).
  * A new location is symbolized, inlined functions included, and the
  * mapping's has_* flags updated. 0 on failure. */
-uint64_t pprof_location(struct pprof_builder *b, const struct proc_mapping *m,
-                        uint64_t mapping_id, uint64_t address);
+uint64_t pprof_location(struct pprof_builder *b, const struct proc_mapping *m, uint64_t mapping_id,
+                        uint64_t address);
 
 /* A new Location without mapping at address whose one line names
  * function (no file): a synthetic frame, such as the I/O call at the leaf
  * of a syscalls sample. Not deduplicated: callers keep the id. 0 on
  * failure. */
-uint64_t pprof_function_location(struct pprof_builder *b, const char *function,
-                                 uint64_t address);
+uint64_t pprof_function_location(struct pprof_builder *b, const char *function, uint64_t address);
 
 /* Adds a sample: locations leaf first, values in sample_type order. */
 void pprof_add_sample(struct pprof_builder *b, const uint64_t *location_ids, size_t n_locations,
@@ -122,13 +120,12 @@ struct pprof_builder *pprof_builder_start(const struct pprof_profile_type *type,
 
 /* Encodes b, frees it (whatever happens) and puts the gzipped profile
  * into out. Returns 0, or -1 with a message in err. */
-int pprof_builder_write(struct pprof_builder *b, struct pprof_sink *out, char *err,
-                        size_t errlen);
+int pprof_builder_write(struct pprof_builder *b, struct pprof_sink *out, char *err, size_t errlen);
 /* The end of every writer: pprof_builder_write, unless building failed
  * (build_rc != 0: out of memory), in which case b is freed and the error
  * said in err. */
-int pprof_builder_finish(struct pprof_builder *b, int build_rc, struct pprof_sink *out,
-                         char *err, size_t errlen);
+int pprof_builder_finish(struct pprof_builder *b, int build_rc, struct pprof_sink *out, char *err,
+                         size_t errlen);
 
 /* ---- stack_locations ---- */
 /* A process's program counters as pprof locations: its mappings registered
@@ -179,8 +176,8 @@ int pprof_location_ids_reserve(struct pprof_location_ids *l, size_t n);
  * fails. Returns 0, or the failure (-1). */
 typedef int (*pprof_proc_fn)(void *writer, const struct proc *p,
                              const struct pprof_proc_mappings *pm);
-int pprof_each_proc(struct pprof_builder *b, struct proc *const *procs, size_t n,
-                    pprof_proc_fn fn, void *writer);
+int pprof_each_proc(struct pprof_builder *b, struct proc *const *procs, size_t n, pprof_proc_fn fn,
+                    void *writer);
 
 /* ---- heap ---- */
 /* Writes heap and allocs profiles in pprof format (profile.proto, gzipped),
@@ -242,9 +239,12 @@ int pprof_cpu_write(struct proc *const *procs, size_t n, bool pid_labels, uint64
  * per call site and stack, how many calls, how long they took, what they
  * moved and how many failed. */
 /* Sample types, in this order; the default is "calls". */
-#define PPROF_SYSCALLS_TYPES                                                                 \
-    {"calls", "count"}, {"time", "nanoseconds"}, {"bytes", "bytes"}, {"messages", "count"},  \
-        {"errors", "count"}, {"eagain", "count"}
+#define PPROF_SYSCALLS_TYPES                                                                       \
+    {"calls", "count"}, {"time", "nanoseconds"}, {"bytes", "bytes"}, {"messages", "count"},        \
+        {"errors", "count"},                                                                       \
+    {                                                                                              \
+        "eagain", "count"                                                                          \
+    }
 #define PPROF_SYSCALLS_N_TYPES 6
 
 /* Writes the merged I/O profile of procs[0..n) to out, also when no process made an I/O
@@ -387,8 +387,7 @@ const Perftools__Profiles__Location *pprof_index_location(const struct pprof_ind
                                                           uint64_t id);
 const Perftools__Profiles__Function *pprof_index_function(const struct pprof_index *ix,
                                                           uint64_t id);
-const Perftools__Profiles__Mapping *pprof_index_mapping(const struct pprof_index *ix,
-                                                        uint64_t id);
+const Perftools__Profiles__Mapping *pprof_index_mapping(const struct pprof_index *ix, uint64_t id);
 
 /* The first string (str) or numeric (num) label of s named key: NULL or
  * false when s has none. */

@@ -103,8 +103,8 @@ static uint8_t *gunzip(const char *path, const uint8_t *in, size_t in_len, size_
     }
     inflateEnd(&zs);
     if (rc != Z_STREAM_END) {
-        snprintf(err, errlen, "%s: corrupt or truncated gzip data%s%s", path,
-                 zs.msg ? ": " : "", zs.msg ? zs.msg : "");
+        snprintf(err, errlen, "%s: corrupt or truncated gzip data%s%s", path, zs.msg ? ": " : "",
+                 zs.msg ? zs.msg : "");
         free(out);
         return NULL;
     }
@@ -190,19 +190,19 @@ const char *pprof_index_string(const struct pprof_index *ix, int64_t i)
 
 /* Returns the element of array[0..n) (sorted by id) whose id is wanted,
  * or NULL. */
-#define FIND_BY_ID(array, n, wanted)                                                       \
-    do {                                                                                   \
-        size_t lo = 0, hi = (n);                                                           \
-        while (lo < hi) {                                                                  \
-            size_t mid = lo + (hi - lo) / 2;                                               \
-            if ((array)[mid]->id == (wanted))                                              \
-                return (array)[mid];                                                       \
-            if ((array)[mid]->id < (wanted))                                               \
-                lo = mid + 1;                                                              \
-            else                                                                           \
-                hi = mid;                                                                  \
-        }                                                                                  \
-        return NULL;                                                                       \
+#define FIND_BY_ID(array, n, wanted)                                                               \
+    do {                                                                                           \
+        size_t lo = 0, hi = (n);                                                                   \
+        while (lo < hi) {                                                                          \
+            size_t mid = lo + (hi - lo) / 2;                                                       \
+            if ((array)[mid]->id == (wanted))                                                      \
+                return (array)[mid];                                                               \
+            if ((array)[mid]->id < (wanted))                                                       \
+                lo = mid + 1;                                                                      \
+            else                                                                                   \
+                hi = mid;                                                                          \
+        }                                                                                          \
+        return NULL;                                                                               \
     } while (0)
 
 const Location *pprof_index_location(const struct pprof_index *ix, uint64_t id)

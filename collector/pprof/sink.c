@@ -60,7 +60,8 @@ static int gzip_memory(const uint8_t *data, size_t len, uint8_t **out, size_t *o
                        const char *what, char *err, size_t errlen)
 {
     if (len > 0xffffffffu)
-        return sink_error(err, errlen, "cannot compress %s: profile too large (%zu bytes)", what, len);
+        return sink_error(err, errlen, "cannot compress %s: profile too large (%zu bytes)", what,
+                          len);
     return gzip_buffer(data, len, out, out_len, what, err, errlen);
 }
 
@@ -79,8 +80,7 @@ static int write_all(int fd, const uint8_t *p, size_t len)
     return 0;
 }
 
-static int gzip_file(const char *path, const uint8_t *data, size_t len, char *err,
-                     size_t errlen)
+static int gzip_file(const char *path, const uint8_t *data, size_t len, char *err, size_t errlen)
 {
     if (len > 0xffffffffu)
         return sink_error(err, errlen, "cannot write %s: profile too large (%zu bytes)", path, len);

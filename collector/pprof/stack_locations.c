@@ -68,8 +68,8 @@ int pprof_stack_locations(const struct pprof_proc_mappings *pm, const uint64_t *
     return 0;
 }
 
-int pprof_each_proc(struct pprof_builder *b, struct proc *const *procs, size_t n,
-                    pprof_proc_fn fn, void *writer)
+int pprof_each_proc(struct pprof_builder *b, struct proc *const *procs, size_t n, pprof_proc_fn fn,
+                    void *writer)
 {
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {

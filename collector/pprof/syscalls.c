@@ -15,27 +15,41 @@
 #include <uthash.h>
 #include <ppx/wire.h>
 
-
 typedef unsigned __int128 u128;
 
 const char *pprof_io_call_name(unsigned call)
 {
     static const char *const names[WIRE_IO_CALL_MAX] = {
-        [WIRE_IO_READ] = "read",           [WIRE_IO_WRITE] = "write",
-        [WIRE_IO_READV] = "readv",         [WIRE_IO_WRITEV] = "writev",
-        [WIRE_IO_PREAD] = "pread",         [WIRE_IO_PWRITE] = "pwrite",
-        [WIRE_IO_PREADV] = "preadv",       [WIRE_IO_PWRITEV] = "pwritev",
-        [WIRE_IO_RECV] = "recv",           [WIRE_IO_SEND] = "send",
-        [WIRE_IO_RECVFROM] = "recvfrom",   [WIRE_IO_SENDTO] = "sendto",
-        [WIRE_IO_RECVMSG] = "recvmsg",     [WIRE_IO_SENDMSG] = "sendmsg",
-        [WIRE_IO_RECVMMSG] = "recvmmsg",   [WIRE_IO_SENDMMSG] = "sendmmsg",
-        [WIRE_IO_ACCEPT] = "accept",       [WIRE_IO_ACCEPT4] = "accept4",
-        [WIRE_IO_CONNECT] = "connect",     [WIRE_IO_EPOLL_WAIT] = "epoll_wait",
-        [WIRE_IO_EPOLL_PWAIT] = "epoll_pwait", [WIRE_IO_POLL] = "poll",
-        [WIRE_IO_PPOLL] = "ppoll",         [WIRE_IO_SELECT] = "select",
-        [WIRE_IO_PSELECT] = "pselect",     [WIRE_IO_SENDFILE] = "sendfile",
-        [WIRE_IO_SPLICE] = "splice",        [WIRE_IO_EPOLL_CTL] = "epoll_ctl",
-        [WIRE_IO_EPOLL_CREATE] = "epoll_create", [WIRE_IO_EPOLL_CREATE1] = "epoll_create1",
+        [WIRE_IO_READ] = "read",
+        [WIRE_IO_WRITE] = "write",
+        [WIRE_IO_READV] = "readv",
+        [WIRE_IO_WRITEV] = "writev",
+        [WIRE_IO_PREAD] = "pread",
+        [WIRE_IO_PWRITE] = "pwrite",
+        [WIRE_IO_PREADV] = "preadv",
+        [WIRE_IO_PWRITEV] = "pwritev",
+        [WIRE_IO_RECV] = "recv",
+        [WIRE_IO_SEND] = "send",
+        [WIRE_IO_RECVFROM] = "recvfrom",
+        [WIRE_IO_SENDTO] = "sendto",
+        [WIRE_IO_RECVMSG] = "recvmsg",
+        [WIRE_IO_SENDMSG] = "sendmsg",
+        [WIRE_IO_RECVMMSG] = "recvmmsg",
+        [WIRE_IO_SENDMMSG] = "sendmmsg",
+        [WIRE_IO_ACCEPT] = "accept",
+        [WIRE_IO_ACCEPT4] = "accept4",
+        [WIRE_IO_CONNECT] = "connect",
+        [WIRE_IO_EPOLL_WAIT] = "epoll_wait",
+        [WIRE_IO_EPOLL_PWAIT] = "epoll_pwait",
+        [WIRE_IO_POLL] = "poll",
+        [WIRE_IO_PPOLL] = "ppoll",
+        [WIRE_IO_SELECT] = "select",
+        [WIRE_IO_PSELECT] = "pselect",
+        [WIRE_IO_SENDFILE] = "sendfile",
+        [WIRE_IO_SPLICE] = "splice",
+        [WIRE_IO_EPOLL_CTL] = "epoll_ctl",
+        [WIRE_IO_EPOLL_CREATE] = "epoll_create",
+        [WIRE_IO_EPOLL_CREATE1] = "epoll_create1",
     };
     return call < WIRE_IO_CALL_MAX ? names[call] : NULL;
 }
@@ -56,36 +70,54 @@ const char *pprof_errno_name(int err, char *buf, size_t buflen)
 static const char *fd_label(uint8_t fd_type)
 {
     switch (fd_type) {
-    case WIRE_FD_FILE: return "file";
-    case WIRE_FD_PIPE: return "pipe";
-    case WIRE_FD_SOCKET: return "socket";
-    case WIRE_FD_CHAR: return "chardev";
-    case WIRE_FD_ANON: return "anon";
-    case WIRE_FD_OTHER: return "other";
-    default: return NULL;
+    case WIRE_FD_FILE:
+        return "file";
+    case WIRE_FD_PIPE:
+        return "pipe";
+    case WIRE_FD_SOCKET:
+        return "socket";
+    case WIRE_FD_CHAR:
+        return "chardev";
+    case WIRE_FD_ANON:
+        return "anon";
+    case WIRE_FD_OTHER:
+        return "other";
+    default:
+        return NULL;
     }
 }
 
 static const char *family_label(uint8_t family)
 {
     switch (family) {
-    case WIRE_FAMILY_UNIX: return "unix";
-    case WIRE_FAMILY_INET: return "inet";
-    case WIRE_FAMILY_INET6: return "inet6";
-    case WIRE_FAMILY_OTHER: return "other";
-    default: return NULL;
+    case WIRE_FAMILY_UNIX:
+        return "unix";
+    case WIRE_FAMILY_INET:
+        return "inet";
+    case WIRE_FAMILY_INET6:
+        return "inet6";
+    case WIRE_FAMILY_OTHER:
+        return "other";
+    default:
+        return NULL;
     }
 }
 
 static const char *socktype_label(uint8_t socktype)
 {
     switch (socktype) {
-    case WIRE_SOCK_STREAM: return "stream";
-    case WIRE_SOCK_DGRAM: return "dgram";
-    case WIRE_SOCK_SEQPACKET: return "seqpacket";
-    case WIRE_SOCK_RAW: return "raw";
-    case WIRE_SOCK_OTHER: return "other";
-    default: return NULL;
+    case WIRE_SOCK_STREAM:
+        return "stream";
+    case WIRE_SOCK_DGRAM:
+        return "dgram";
+    case WIRE_SOCK_SEQPACKET:
+        return "seqpacket";
+    case WIRE_SOCK_RAW:
+        return "raw";
+    case WIRE_SOCK_OTHER:
+        return "other";
+    default:
+        return NULL;
     }
 }
 
@@ -103,7 +135,7 @@ struct sys_writer {
     struct pprof_builder *b;
     bool pid_labels;
     uint64_t leaf[WIRE_IO_CALL_MAX]; /* synthetic location per call, 0 until used */
-    struct pprof_location_ids loc; /* one sample's location ids */
+    struct pprof_location_ids loc;   /* one sample's location ids */
     struct share *shares;
     struct share **order; /* shares sorted for the rounding */
     size_t cap_shares;
@@ -173,8 +205,8 @@ static size_t site_shares(struct sys_writer *w, const struct proc *p,
         HASH_FIND(hh, p->stacks, &ios->stack_id, sizeof ios->stack_id, st);
         if (!st || st->depth == 0 || ios->samples == 0)
             continue;
-        w->shares[k] = (struct share){
-            .pcs = st->pcs, .depth = st->depth, .weight = ios->samples, .index = k};
+        w->shares[k] =
+            (struct share){.pcs = st->pcs, .depth = st->depth, .weight = ios->samples, .index = k};
         *total += ios->samples;
         k++;
     }
@@ -188,8 +220,7 @@ static size_t site_shares(struct sys_writer *w, const struct proc *p,
         }
     }
     if (k == 0) {
-        w->shares[0] = (struct share){
-            .pcs = &site->caller_pc, .depth = 1, .weight = 1, .index = 0};
+        w->shares[0] = (struct share){.pcs = &site->caller_pc, .depth = 1, .weight = 1, .index = 0};
         *total = 1;
         k = 1;
     }
@@ -264,8 +295,7 @@ static int add_errno_samples(struct sys_writer *w, const struct pprof_proc_mappi
             return -1;
         int64_t values[PPROF_SYSCALLS_N_TYPES] = {0};
         values[column] = pprof_clamp_int64(w->shares[i].part);
-        pprof_add_sample(w->b, w->loc.ids, n, values, PPROF_SYSCALLS_N_TYPES, labels,
-                         n_labels);
+        pprof_add_sample(w->b, w->loc.ids, n, values, PPROF_SYSCALLS_N_TYPES, labels, n_labels);
     }
     return 0;
 }
@@ -281,7 +311,10 @@ static int write_site(struct sys_writer *w, const struct proc *p,
      * the named ones are more (counters read at different moments), those
      * stand. */
     const uint64_t totals[PPROF_SYSCALLS_N_TYPES] = {
-        site->calls, site->time_ns, site->bytes, site->messages,
+        site->calls,
+        site->time_ns,
+        site->bytes,
+        site->messages,
         site->errors > named_errors ? site->errors - named_errors : 0,
         site->eagain > named_eagain ? site->eagain - named_eagain : 0,
     };
@@ -289,7 +322,7 @@ static int write_site(struct sys_writer *w, const struct proc *p,
     size_t k = site_shares(w, p, site, &total);
     if (k == 0)
         return -1;
-    int64_t (*values)[PPROF_SYSCALLS_N_TYPES] = calloc(k, sizeof *values);
+    int64_t(*values)[PPROF_SYSCALLS_N_TYPES] = calloc(k, sizeof *values);
     if (!values)
         return -1;
     for (int c = 0; c < PPROF_SYSCALLS_N_TYPES; c++) {
@@ -318,8 +351,8 @@ static int write_site(struct sys_writer *w, const struct proc *p,
     for (size_t e = 0; e < site->n_errnos && rc == 0; e++) {
         char name[32];
         int err = (int)site->errnos[e].err;
-        labels[n_labels] = (struct pprof_label){
-            .key = "errno", .str = pprof_errno_name(err, name, sizeof name)};
+        labels[n_labels] =
+            (struct pprof_label){.key = "errno", .str = pprof_errno_name(err, name, sizeof name)};
         divide(w, k, total, site->errnos[e].calls);
         rc = add_errno_samples(w, pm, site, k, err == EAGAIN ? V_EAGAIN : V_ERRORS, labels,
                                n_labels + 1);

@@ -11,7 +11,6 @@
 #include <uthash.h>
 #include <ppx/wire.h>
 
-
 enum synthetic { SYN_MAIN, SYN_PREEXISTING, SYN_UNKNOWN, N_SYNTHETIC };
 
 static const char *const synthetic_frames[N_SYNTHETIC] = {
@@ -21,14 +20,13 @@ struct threads_writer {
     struct pprof_builder *b;
     bool pid_labels;
     uint64_t synthetic[N_SYNTHETIC]; /* location ids, 0 until used */
-    struct pprof_location_ids loc; /* one sample's location ids */
+    struct pprof_location_ids loc;   /* one sample's location ids */
 };
 
 /* The thread's creation stack as locations in w->loc.ids; returns
  * their count, 0 when out of memory. */
 static size_t creation_locations(struct threads_writer *w, const struct proc *p,
-                                 const struct pprof_proc_mappings *pm,
-                                 const struct proc_thread *t)
+                                 const struct pprof_proc_mappings *pm, const struct proc_thread *t)
 {
     const struct proc_stack *st = NULL;
     if (t->stack_id != WIRE_NO_ID)

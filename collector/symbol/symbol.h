@@ -31,8 +31,7 @@ void sym_cache_free(void);
  * last one the function whose symbol contains pc. Returns the number of
  * frames stored (at most max, the outermost always kept), 0 when no
  * function name was found. Not thread-safe, like the whole cache. */
-int sym_lookup_inline(const struct proc_mapping *m, uint64_t pc, struct sym_frame *frames,
-                      int max);
+int sym_lookup_inline(const struct proc_mapping *m, uint64_t pc, struct sym_frame *frames, int max);
 #define SYM_MAX_INLINE 16
 
 /* ---- vdso_image ---- */

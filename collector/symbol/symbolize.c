@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 struct sym_entry {
-    uint64_t addr; /* ELF virtual address */
-    int n;         /* frames found, 0 = unknown */
+    uint64_t addr;     /* ELF virtual address */
+    int n;             /* frames found, 0 = unknown */
     char *unversioned; /* the function name without its @VERSION suffix, owned */
     UT_hash_handle hh;
     struct sym_frame frames[]; /* innermost first */
@@ -93,23 +93,23 @@ static bool debuglink_candidates_safe(const char *file_name, const char *debugli
  * profile.d sets it): a profiler writing its output must not stall on
  * downloads, so then only the local /usr/lib/debug/.build-id tree is used. */
 static int find_debuginfo_local(Dwfl_Module *mod, void **userdata, const char *modname,
-                                GElf_Addr base, const char *file_name,
-                                const char *debuglink_file, GElf_Word debuglink_crc,
-                                char **debuginfo_file_name)
+                                GElf_Addr base, const char *file_name, const char *debuglink_file,
+                                GElf_Word debuglink_crc, char **debuginfo_file_name)
 {
     if (!debuglink_candidates_safe(file_name, debuglink_file)) {
         if (first_time(file_name))
-            fprintf(stderr, "ppx: %s: a candidate for its separate debug file is not a regular "
-                            "file: symbolized from its own symbols only\n", file_name);
+            fprintf(stderr,
+                    "ppx: %s: a candidate for its separate debug file is not a regular "
+                    "file: symbolized from its own symbols only\n",
+                    file_name);
         return -1;
     }
     const char *urls = getenv("DEBUGINFOD_URLS");
     if (urls && urls[0])
-        return dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name,
-                                            debuglink_file, debuglink_crc,
-                                            debuginfo_file_name);
-    return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name,
-                                        debuglink_file, debuglink_crc, debuginfo_file_name);
+        return dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+                                            debuglink_crc, debuginfo_file_name);
+    return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+                                        debuglink_crc, debuginfo_file_name);
 }
 
 /* Never called: every module is reported with its file already open. */
@@ -442,8 +442,7 @@ int sym_lookup(const struct proc_mapping *m, uint64_t pc, struct sym_frame *out)
     return 0;
 }
 
-int sym_lookup_inline(const struct proc_mapping *m, uint64_t pc, struct sym_frame *frames,
-                      int max)
+int sym_lookup_inline(const struct proc_mapping *m, uint64_t pc, struct sym_frame *frames, int max)
 {
     struct sym_entry *e = lookup(m, pc);
     if (!e || e->n == 0 || max <= 0)
@@ -461,9 +460,11 @@ int sym_lookup_inline(const struct proc_mapping *m, uint64_t pc, struct sym_fram
 void sym_cache_free(void)
 {
     struct sym_file *f, *ftmp;
-    HASH_ITER(hh, files, f, ftmp) {
+    HASH_ITER(hh, files, f, ftmp)
+    {
         struct sym_entry *e, *etmp;
-        HASH_ITER(hh, f->entries, e, etmp) {
+        HASH_ITER(hh, f->entries, e, etmp)
+        {
             HASH_DEL(f->entries, e);
             free(e->unversioned);
             free(e);

@@ -33,8 +33,7 @@ static void check_io_invariants(const struct proc *p)
             abort();
         if (site->fd_type != WIRE_FD_SOCKET && (site->family || site->socktype))
             abort();
-        if (site->n_errnos > PROC_MAX_IO_ERRNOS ||
-            site->n_stacks > PROC_MAX_IO_SITE_STACKS)
+        if (site->n_errnos > PROC_MAX_IO_ERRNOS || site->n_stacks > PROC_MAX_IO_SITE_STACKS)
             abort();
         for (size_t i = 0; i < site->n_errnos; i++) {
             if (site->errnos[i].err < 1 || site->errnos[i].err > 4095)

@@ -119,7 +119,8 @@ static void test_copy_and_delta(void)
     if (!base)
         return;
     CHECK(base->n_mappings == 0 && base->exe == NULL, "a counters copy has no mappings or names");
-    CHECK(stack_of(base, 1) && stack_of(base, 1)->pcs == NULL && stack_of(base, 1)->alloc_objects == 10,
+    CHECK(stack_of(base, 1) && stack_of(base, 1)->pcs == NULL &&
+              stack_of(base, 1)->alloc_objects == 10,
           "a counters copy keeps counters, not frames");
 
     /* The window: stack 1 allocates 3 more; stack 2 frees 4 blocks made
@@ -171,8 +172,8 @@ static void test_copy_and_delta(void)
     CHECK(c1 && c1->samples == 4 && c1->cpu_ns == 40000000u, "CPU delta of an old pair");
     CHECK(c2 && c2->samples == 1, "CPU of a new pair whole");
     CHECK(now->cpu_lost == 1, "lost ticks delta: %llu", (unsigned long long)now->cpu_lost);
-    CHECK(HASH_COUNT(now->threads) == 1 && now->threads->id == 2,
-          "threads of the window only: %u", HASH_COUNT(now->threads));
+    CHECK(HASH_COUNT(now->threads) == 1 && now->threads->id == 2, "threads of the window only: %u",
+          HASH_COUNT(now->threads));
 
     /* The delta heap profile, into memory: stack 2 is negative. The sink
      * is named like a file, which must not appear. */
@@ -332,7 +333,8 @@ static long long elapsed_ms(const struct timespec *since)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long long)(now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+    return (long long)(now.tv_sec - since->tv_sec) * 1000 +
+           (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
 #define LONG_WAIT_MS 20000

@@ -169,8 +169,7 @@ static void check_layout(const char *path, uint64_t now_ns, uint64_t start_ns)
     CHECK(strcmp(st[prof->default_sample_type], "cpu") == 0, "default sample type");
     CHECK(prof->time_nanos == (int64_t)now_ns &&
               prof->duration_nanos == (int64_t)(now_ns - start_ns),
-          "time %lld, duration %lld", (long long)prof->time_nanos,
-          (long long)prof->duration_nanos);
+          "time %lld, duration %lld", (long long)prof->time_nanos, (long long)prof->duration_nanos);
     CHECK(prof->n_sample == 4, "%zu samples, want 3 stacks and the lost one", prof->n_sample);
     size_t lost = 0, labeled = 0;
     for (size_t i = 0; i < prof->n_sample; i++) {
@@ -304,7 +303,7 @@ static void check_merged(void)
     CHECK(st == 0 && atoll(v) == 50000000, "pid 111 lost: %s", v);
     free(v);
     v = unit_pprof_query(path, "--label pid=222 --type samples --flat '" PPROF_CPU_LOST_FRAME "'",
-                    &st);
+                         &st);
     CHECK(st == 0 && atoll(v) == 10, "pid 222 lost: %s", v);
     free(v);
     unit_proc_free(p1);

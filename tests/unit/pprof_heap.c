@@ -26,7 +26,10 @@ static int leaf_line;
  * the call from becoming a tail call. */
 NOINLINE void ppx_test_alloc_site(void)
 {
+    /* __LINE__ must be the call's own line. */
+    /* clang-format off */
     leaf_pc = unit_return_address(); leaf_line = __LINE__;
+    /* clang-format on */
     __asm__ volatile("" ::: "memory");
 }
 
@@ -51,12 +54,18 @@ static int inlined_line, inlined_call_line;
 
 static inline __attribute__((always_inline)) void ppx_test_inlined(void)
 {
+    /* __LINE__ must be the call's own line. */
+    /* clang-format off */
     inlined_pc = unit_return_address(); inlined_line = __LINE__;
+    /* clang-format on */
 }
 
 NOINLINE void ppx_test_inline_outer(void)
 {
+    /* __LINE__ must be the call's own line. */
+    /* clang-format off */
     ppx_test_inlined(); inlined_call_line = __LINE__;
+    /* clang-format on */
     __asm__ volatile("" ::: "memory");
 }
 
@@ -173,8 +182,8 @@ static int64_t label_num(const Profile *p, const Perftools__Profiles__Sample *s,
     return -1;
 }
 
-static void check_values(const Perftools__Profiles__Sample *s, int64_t a0, int64_t a1,
-                         int64_t a2, int64_t a3, const char *what)
+static void check_values(const Perftools__Profiles__Sample *s, int64_t a0, int64_t a1, int64_t a2,
+                         int64_t a3, const char *what)
 {
     CHECK(s != NULL, "%s: sample missing", what);
     if (!s)
@@ -225,11 +234,11 @@ static void test_sampled(uint64_t znwm_pc)
 
     char err[512] = "";
     struct proc *procs[] = {p};
-    int rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, now_ns, PPROF_TO_FILE(unit_tmp_path("heap.pb.gz")), err,
-                              sizeof err);
+    int rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, now_ns,
+                              PPROF_TO_FILE(unit_tmp_path("heap.pb.gz")), err, sizeof err);
     CHECK(rc == 0, "heap write: %s", err);
-    rc = pprof_heap_write(procs, 1, PPROF_ALLOCS, false, now_ns, PPROF_TO_FILE(unit_tmp_path("allocs.pb.gz")), err,
-                          sizeof err);
+    rc = pprof_heap_write(procs, 1, PPROF_ALLOCS, false, now_ns,
+                          PPROF_TO_FILE(unit_tmp_path("allocs.pb.gz")), err, sizeof err);
     CHECK(rc == 0, "allocs write: %s", err);
 
     Profile *heap = unit_read_profile(unit_tmp_path("heap.pb.gz"));
@@ -344,8 +353,7 @@ static void test_sampled(uint64_t znwm_pc)
             found_unknown = true;
             CHECK(l0->mapping_id == 0 && l0->n_line == 0, "unknown pc has mapping %llu",
                   (unsigned long long)l0->mapping_id);
-            CHECK(s->n_location_id == 2 &&
-                      is_function(heap, s->location_id[1], "ppx_test_root"),
+            CHECK(s->n_location_id == 2 && is_function(heap, s->location_id[1], "ppx_test_root"),
                   "caller of the unknown pc");
             check_values(s, 8192, 524320, 0, 0, "unknown pc");
         }
@@ -391,8 +399,8 @@ static void test_merged_pids(void)
     proc_add_stack(p2, 1, stack_a, 3, 4, 4096, 1, 1024);
     struct proc *procs[] = {p1, p2};
     char err[512] = "";
-    int rc = pprof_heap_write(procs, 2, PPROF_HEAP, true, 5000, PPROF_TO_FILE(unit_tmp_path("merged.pb.gz")), err,
-                              sizeof err);
+    int rc = pprof_heap_write(procs, 2, PPROF_HEAP, true, 5000,
+                              PPROF_TO_FILE(unit_tmp_path("merged.pb.gz")), err, sizeof err);
     CHECK(rc == 0, "merged write: %s", err);
     Profile *prof = unit_read_profile(unit_tmp_path("merged.pb.gz"));
     CHECK(prof, "cannot decode merged profile");
@@ -439,8 +447,8 @@ static void test_unreadable_files(void)
 
     char err[512] = "";
     struct proc *procs[] = {p};
-    int rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, 2, PPROF_TO_FILE(unit_tmp_path("unreadable.pb.gz")),
-                              err, sizeof err);
+    int rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, 2,
+                              PPROF_TO_FILE(unit_tmp_path("unreadable.pb.gz")), err, sizeof err);
     CHECK(rc == 0, "write with unreadable files: %s", err);
     Profile *prof = unit_read_profile(unit_tmp_path("unreadable.pb.gz"));
     CHECK(prof && prof->n_sample == 2, "unreadable: samples");
@@ -455,8 +463,11 @@ static void test_unreadable_files(void)
         perftools__profiles__profile__free_unpacked(prof, NULL);
 
     /* The executable with a build id that is not the file's: unknown. */
-    struct proc_mapping fake = {.start = exe_start, .limit = exe_limit, .offset = exe_offset,
-                                .load_bias = exe_bias, .build_id_len = 20};
+    struct proc_mapping fake = {.start = exe_start,
+                                .limit = exe_limit,
+                                .offset = exe_offset,
+                                .load_bias = exe_bias,
+                                .build_id_len = 20};
     fake.path = exe ? exe->path : "/proc/self/exe";
     memset(fake.build_id, 0xab, 20);
     struct sym_frame frame;
@@ -491,7 +502,8 @@ static void test_write_errors(void)
     char err[512] = "";
 
     const char *missing = unit_tmp_path("no-such-dir/heap.pb.gz");
-    int rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, 2, PPROF_TO_FILE(missing), err, sizeof err);
+    int rc =
+        pprof_heap_write(procs, 1, PPROF_HEAP, false, 2, PPROF_TO_FILE(missing), err, sizeof err);
     CHECK(rc == -1, "write into a missing directory returned %d", rc);
     CHECK(strstr(err, missing) && strstr(err, strerror(ENOENT)), "message: %s", err);
 
@@ -502,7 +514,8 @@ static void test_write_errors(void)
     snprintf(inside, sizeof inside, "%s/keep", dir_target);
     fclose(fopen(inside, "w"));
     err[0] = '\0';
-    rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, 2, PPROF_TO_FILE(dir_target), err, sizeof err);
+    rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, 2, PPROF_TO_FILE(dir_target), err,
+                          sizeof err);
     CHECK(rc == -1, "write onto a directory returned %d", rc);
     CHECK(strstr(err, dir_target) != NULL, "message: %s", err);
     CHECK(count_temp_files(unit_tmpdir) == 0, "temporary file left behind");
@@ -515,17 +528,52 @@ static void test_write_errors(void)
 static void test_allocator_names(void)
 {
     static const char *const allocators[] = {
-        "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
-        "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t", "_Znwj", "_ZdlPv",
-        "_ZdlPvm", "_ZdaPv", "malloc", "calloc", "realloc", "reallocarray", "posix_memalign",
-        "aligned_alloc", "memalign", "valloc", "pvalloc", "free", "__libc_malloc",
-        "__libc_calloc", "__libc_realloc", "__libc_memalign", "__libc_free", "je_malloc",
-        "je_mallocx", "mallocx", "rallocx", "tc_malloc", "tc_new", "tc_newarray_nothrow",
+        "_Znwm",
+        "_Znam",
+        "_ZnwmRKSt9nothrow_t",
+        "_ZnamRKSt9nothrow_t",
+        "_ZnwmSt11align_val_t",
+        "_ZnamSt11align_val_t",
+        "_ZnwmSt11align_val_tRKSt9nothrow_t",
+        "_Znwj",
+        "_ZdlPv",
+        "_ZdlPvm",
+        "_ZdaPv",
+        "malloc",
+        "calloc",
+        "realloc",
+        "reallocarray",
+        "posix_memalign",
+        "aligned_alloc",
+        "memalign",
+        "valloc",
+        "pvalloc",
+        "free",
+        "__libc_malloc",
+        "__libc_calloc",
+        "__libc_realloc",
+        "__libc_memalign",
+        "__libc_free",
+        "je_malloc",
+        "je_mallocx",
+        "mallocx",
+        "rallocx",
+        "tc_malloc",
+        "tc_new",
+        "tc_newarray_nothrow",
         "tc_delete",
     };
     static const char *const users[] = {
-        "main", "zmalloc", "strdup", "my_malloc_wrapper", "_ZN3foo3newEv", "freelist_pop",
-        "__libc_start_main", "__libc_start_call_main", "tc_parse", "mallocate",
+        "main",
+        "zmalloc",
+        "strdup",
+        "my_malloc_wrapper",
+        "_ZN3foo3newEv",
+        "freelist_pop",
+        "__libc_start_main",
+        "__libc_start_call_main",
+        "tc_parse",
+        "mallocate",
         "_ZNSt6vectorIiSaIiEE9push_backERKi",
     };
     for (size_t i = 0; i < sizeof allocators / sizeof allocators[0]; i++)
@@ -604,8 +652,8 @@ static void test_go_pprof(void)
     proc_add_stack(p, 2, stack_b, 2, 10, 1000, 10, 1000);
     struct proc *procs[] = {p};
     char err[512] = "";
-    int rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, 2, PPROF_TO_FILE(unit_tmp_path("exact.pb.gz")), err,
-                              sizeof err);
+    int rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, 2,
+                              PPROF_TO_FILE(unit_tmp_path("exact.pb.gz")), err, sizeof err);
     CHECK(rc == 0, "exact write: %s", err);
     char *raw = pprof_raw(unit_tmp_path("exact.pb.gz"));
     CHECK(raw, "go tool pprof -raw failed");
@@ -614,11 +662,11 @@ static void test_go_pprof(void)
         CHECK(strstr(raw, "PeriodType: space bytes") && strstr(raw, "Period: 1\n"),
               "pprof header:\n%s", raw);
         CHECK(strstr(raw, "inuse_space/bytes[dflt]"), "default sample type:\n%s", raw);
-        CHECK(raw_sample(raw, "ppx_test_alloc_site", v) && v[0] == 4 && v[1] == 4096 &&
-                  v[2] == 3 && v[3] == 3072,
+        CHECK(raw_sample(raw, "ppx_test_alloc_site", v) && v[0] == 4 && v[1] == 4096 && v[2] == 3 &&
+                  v[3] == 3072,
               "ppx_test_alloc_site sample in pprof -raw:\n%s", raw);
-        CHECK(raw_sample(raw, "ppx_test_caller", v) && v[0] == 10 && v[1] == 1000 &&
-                  v[2] == 0 && v[3] == 0,
+        CHECK(raw_sample(raw, "ppx_test_caller", v) && v[0] == 10 && v[1] == 1000 && v[2] == 0 &&
+                  v[3] == 0,
               "ppx_test_caller sample in pprof -raw:\n%s", raw);
         CHECK(strstr(raw, "ppx_test_root"), "ppx_test_root missing:\n%s", raw);
         CHECK(!strstr(raw, "bytes:["), "a bytes label:\n%s", raw);

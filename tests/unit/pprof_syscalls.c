@@ -36,11 +36,11 @@ static uint64_t pc_conn_read, pc_send_reply, pc_unix_sender, pc_event_loop, pc_l
 
 /* Each stores a return address into itself, as the I/O call's would be;
  * the barrier after the call keeps it from becoming a tail call. */
-#define SITE(fn, var)                                                                      \
-    NOINLINE void fn(void)                                                                 \
-    {                                                                                      \
-        var = unit_return_address();                                                       \
-        __asm__ volatile("" ::: "memory");                                                 \
+#define SITE(fn, var)                                                                              \
+    NOINLINE void fn(void)                                                                         \
+    {                                                                                              \
+        var = unit_return_address();                                                               \
+        __asm__ volatile("" ::: "memory");                                                         \
     }
 SITE(ppx_io_udp_loop, pc_udp_loop)
 SITE(ppx_io_conn_read, pc_conn_read)
@@ -49,12 +49,12 @@ SITE(ppx_io_unix_sender, pc_unix_sender)
 SITE(ppx_io_event_loop, pc_event_loop)
 SITE(ppx_io_load_config, pc_load_config)
 
-#define CALLER(fn, var)                                                                    \
-    NOINLINE void fn(void)                                                                 \
-    {                                                                                      \
-        ppx_io_udp_loop();                                                                 \
-        var = unit_return_address();                                                       \
-        __asm__ volatile("" ::: "memory");                                                 \
+#define CALLER(fn, var)                                                                            \
+    NOINLINE void fn(void)                                                                         \
+    {                                                                                              \
+        ppx_io_udp_loop();                                                                         \
+        var = unit_return_address();                                                               \
+        __asm__ volatile("" ::: "memory");                                                         \
     }
 CALLER(ppx_io_worker_a, pc_worker_a)
 CALLER(ppx_io_worker_b, pc_worker_b)
@@ -141,41 +141,82 @@ static struct proc *audit_proc(uint32_t pid, uint64_t start_ns, uint64_t scale)
     unit_proc_add_stack(p, 7, s7, 2);
 
     const uint64_t k = scale;
-    struct site_spec a = {1, WIRE_IO_RECVFROM, WIRE_FD_SOCKET, WIRE_FAMILY_INET, WIRE_SOCK_DGRAM,
-                          pc_udp_loop, 10001 * k, 20000001 * k, 1000100 * k, 10001 * k, 0, 0};
+    struct site_spec a = {1,
+                          WIRE_IO_RECVFROM,
+                          WIRE_FD_SOCKET,
+                          WIRE_FAMILY_INET,
+                          WIRE_SOCK_DGRAM,
+                          pc_udp_loop,
+                          10001 * k,
+                          20000001 * k,
+                          1000100 * k,
+                          10001 * k,
+                          0,
+                          0};
     struct proc_io_site *sa = add_site(p, &a);
     site_stack(sa, 1, 3);
     site_stack(sa, 2, 1);
     site_stack(sa, 3, 0); /* sampled never: gets nothing */
 
-    struct site_spec b = {2, WIRE_IO_READ, WIRE_FD_SOCKET, WIRE_FAMILY_INET, WIRE_SOCK_STREAM,
-                          pc_conn_read, 1000 * k, 3000000 * k, 590000 * k, 590 * k, 10 * k,
-                          400 * k};
+    struct site_spec b = {
+        2,        WIRE_IO_READ, WIRE_FD_SOCKET, WIRE_FAMILY_INET, WIRE_SOCK_STREAM, pc_conn_read,
+        1000 * k, 3000000 * k,  590000 * k,     590 * k,          10 * k,           400 * k};
     struct proc_io_site *sb = add_site(p, &b);
     site_errno(sb, ECONNRESET, 6 * k);
     site_errno(sb, EAGAIN, 400 * k);
 
-    struct site_spec c = {3, WIRE_IO_WRITE, WIRE_FD_SOCKET, WIRE_FAMILY_INET6, WIRE_SOCK_STREAM,
-                          pc_send_reply, 5000 * k, 5000000 * k, 200000 * k, 5000 * k, 0, 0};
+    struct site_spec c = {3,
+                          WIRE_IO_WRITE,
+                          WIRE_FD_SOCKET,
+                          WIRE_FAMILY_INET6,
+                          WIRE_SOCK_STREAM,
+                          pc_send_reply,
+                          5000 * k,
+                          5000000 * k,
+                          200000 * k,
+                          5000 * k,
+                          0,
+                          0};
     site_stack(add_site(p, &c), 4, 17);
 
-    struct site_spec d = {4, WIRE_IO_SENDTO, WIRE_FD_SOCKET, WIRE_FAMILY_UNIX, WIRE_SOCK_DGRAM,
-                          pc_unix_sender, 2000 * k, 1000000 * k, 128000 * k, 2000 * k, 0, 0};
+    struct site_spec d = {4,
+                          WIRE_IO_SENDTO,
+                          WIRE_FD_SOCKET,
+                          WIRE_FAMILY_UNIX,
+                          WIRE_SOCK_DGRAM,
+                          pc_unix_sender,
+                          2000 * k,
+                          1000000 * k,
+                          128000 * k,
+                          2000 * k,
+                          0,
+                          0};
     add_site(p, &d);
 
-    struct site_spec e = {5, WIRE_IO_EPOLL_WAIT, WIRE_FD_ANON, 0, 0, pc_event_loop, 100 * k,
-                          900000000 * k, 0, 0, 0, 0};
+    struct site_spec e = {
+        5, WIRE_IO_EPOLL_WAIT, WIRE_FD_ANON, 0, 0, pc_event_loop, 100 * k, 900000000 * k, 0, 0, 0,
+        0};
     struct proc_io_site *se = add_site(p, &e);
     site_stack(se, 5, 2);
     site_stack(se, 6, 2);
     site_stack(se, 7, 2);
 
-    struct site_spec f = {6, WIRE_IO_READ, WIRE_FD_FILE, 0, 0, pc_load_config, 50 * k, 50000 * k,
-                          204800 * k, 50 * k, 0, 0};
+    struct site_spec f = {6,      WIRE_IO_READ, WIRE_FD_FILE, 0,      0, pc_load_config,
+                          50 * k, 50000 * k,    204800 * k,   50 * k, 0, 0};
     add_site(p, &f);
 
-    struct site_spec unused = {7, WIRE_IO_CONNECT, WIRE_FD_SOCKET, WIRE_FAMILY_INET,
-                               WIRE_SOCK_STREAM, pc_root, 0, 0, 0, 0, 0, 0};
+    struct site_spec unused = {7,
+                               WIRE_IO_CONNECT,
+                               WIRE_FD_SOCKET,
+                               WIRE_FAMILY_INET,
+                               WIRE_SOCK_STREAM,
+                               pc_root,
+                               0,
+                               0,
+                               0,
+                               0,
+                               0,
+                               0};
     add_site(p, &unused); /* defined, never called: no sample */
     return p;
 }
@@ -192,19 +233,22 @@ static void check_layout(const char *path)
     if (!prof)
         return;
     CHECK(prof->period == 1, "period %lld", (long long)prof->period);
-    CHECK(prof->duration_nanos == 10000000000ll, "duration %lld",
-          (long long)prof->duration_nanos);
+    CHECK(prof->duration_nanos == 10000000000ll, "duration %lld", (long long)prof->duration_nanos);
     size_t leaves = 0;
     for (size_t i = 0; i < prof->n_location; i++) {
         const Perftools__Profiles__Location *l = prof->location[i];
         if (l->mapping_id != 0)
             continue;
         leaves++;
-        CHECK(l->address == 0 && l->n_line == 1, "synthetic location %llu: address %llx, %zu "
-              "lines", (unsigned long long)l->id, (unsigned long long)l->address, l->n_line);
+        CHECK(l->address == 0 && l->n_line == 1,
+              "synthetic location %llu: address %llx, %zu "
+              "lines",
+              (unsigned long long)l->id, (unsigned long long)l->address, l->n_line);
     }
-    CHECK(leaves == 5, "%zu synthetic locations, expected 5 (recvfrom read write sendto "
-          "epoll_wait)", leaves);
+    CHECK(leaves == 5,
+          "%zu synthetic locations, expected 5 (recvfrom read write sendto "
+          "epoll_wait)",
+          leaves);
     /* Every sample: a synthetic leaf, then frames in a mapping. */
     for (size_t i = 0; i < prof->n_sample; i++) {
         const Perftools__Profiles__Sample *s = prof->sample[i];
@@ -245,10 +289,9 @@ static void check_through_pprof(const char *path)
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const char *c = want[i].call;
-        long long got[6] = {
-            unit_table_get(flat, c, "calls"),  unit_table_get(flat, c, "time"),
-            unit_table_get(flat, c, "bytes"),  unit_table_get(flat, c, "messages"),
-            unit_table_get(flat, c, "errors"), unit_table_get(flat, c, "eagain")};
+        long long got[6] = {unit_table_get(flat, c, "calls"),  unit_table_get(flat, c, "time"),
+                            unit_table_get(flat, c, "bytes"),  unit_table_get(flat, c, "messages"),
+                            unit_table_get(flat, c, "errors"), unit_table_get(flat, c, "eagain")};
         CHECK(got[0] == want[i].calls && got[1] == want[i].time && got[2] == want[i].bytes &&
                   got[3] == want[i].messages && got[4] == want[i].errors &&
                   got[5] == want[i].eagain,
@@ -343,10 +386,9 @@ static void check_audit(const char *dir)
     char *out = unit_run(cmd, &st);
     CHECK(st == 0, "ppx audit exit %d:\n%s", st, out);
     /* total 18151 calls over 10 s */
-    CHECK(strstr(out, "18151 I/O calls in 10.000 s, 410 failed (400 EAGAIN)"), "summary:\n%s",
-          out);
-    CHECK(has_line_with(out, "recvfrom ", "inet/dgram", " 10001 ", " 1000.1 ", " 55.1% ",
-                        " 2.00 ", " 100.0 ", " 0.0% ", "ppx_io_udp_loop 100%", (const char *)NULL),
+    CHECK(strstr(out, "18151 I/O calls in 10.000 s, 410 failed (400 EAGAIN)"), "summary:\n%s", out);
+    CHECK(has_line_with(out, "recvfrom ", "inet/dgram", " 10001 ", " 1000.1 ", " 55.1% ", " 2.00 ",
+                        " 100.0 ", " 0.0% ", "ppx_io_udp_loop 100%", (const char *)NULL),
           "recvfrom row:\n%s", out);
     CHECK(has_line_with(out, "read ", "inet/stream", " 1000 ", " 100.0 ", " 3.00 ", " 590.0 ",
                         " 10 ", " 40.0% ", "ppx_io_conn_read 100%", (const char *)NULL),
@@ -358,8 +400,8 @@ static void check_audit(const char *dir)
                         "ppx_io_event_loop 100%", (const char *)NULL),
           "epoll_wait row:\n%s", out);
     /* sorted by calls: recvfrom, write, sendto, read, epoll_wait, read file */
-    const char *order[] = {"\nrecvfrom ", "\nwrite ", "\nsendto ", "\nread  ", "\nepoll_wait ",
-                           "\nread  "};
+    const char *order[] = {"\nrecvfrom ", "\nwrite ",      "\nsendto ",
+                           "\nread  ",    "\nepoll_wait ", "\nread  "};
     const char *at = out;
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
         const char *next = strstr(at, order[i]);
@@ -401,7 +443,8 @@ static void check_merged(void)
     struct proc *procs[] = {p1, p2};
     char err[512] = "";
     const char *path = unit_tmp_path("merged.pb.gz");
-    int rc = pprof_syscalls_write(procs, 2, true, 11000000000ull, PPROF_TO_FILE(path), err, sizeof err);
+    int rc =
+        pprof_syscalls_write(procs, 2, true, 11000000000ull, PPROF_TO_FILE(path), err, sizeof err);
     CHECK(rc == 0, "merged write: %s", err);
     int st;
     char *flat = unit_pprof_query(path, "--label pid=222 --type calls --flat recvfrom", &st);
@@ -421,8 +464,7 @@ static void check_merged(void)
         free(out);
         snprintf(cmd, sizeof cmd, "'%s' audit --pid 333 '%s' 2>&1", unit_ppx_bin(), path);
         out = unit_run(cmd, &st);
-        CHECK(st == 1 && strstr(out, "no calls of pid 333"), "audit --pid 333 (%d):\n%s", st,
-              out);
+        CHECK(st == 1 && strstr(out, "no calls of pid 333"), "audit --pid 333 (%d):\n%s", st, out);
         free(out);
         snprintf(cmd, sizeof cmd, "'%s' audit '%s' 2>&1", unit_ppx_bin(), path);
         out = unit_run(cmd, &st);
@@ -453,10 +495,10 @@ static void check_audit_errors(const char *good)
     /* A real pprof profile of another kind: sample types of a heap profile. */
     gz = gzopen(unit_tmp_path("heap.pb.gz"), "wb");
     static const uint8_t heap_types[] = {
-        0x0a, 0x04, 0x08, 0x01, 0x10, 0x02,           /* sample_type {1, 2} */
-        0x32, 0x00,                                   /* "" */
-        0x32, 0x0b, 'i', 'n', 'u', 's', 'e', '_', 's', 'p', 'a', 'c', 'e', /* "inuse_space" */
-        0x32, 0x05, 'b', 'y', 't', 'e', 's',          /* "bytes" */
+        0x0a, 0x04, 0x08, 0x01, 0x10, 0x02, /* sample_type {1, 2} */
+        0x32, 0x00,                         /* "" */
+        0x32, 0x0b, 'i',  'n',  'u',  's',  'e', '_', 's', 'p', 'a', 'c', 'e', /* "inuse_space" */
+        0x32, 0x05, 'b',  'y',  't',  'e',  's',                               /* "bytes" */
     };
     gzwrite(gz, heap_types, sizeof heap_types);
     gzclose(gz);
@@ -472,8 +514,9 @@ static void check_audit_errors(const char *good)
         {"'%s/text.txt'", 1, "is not gzip-compressed"},
         {"'%s/junk.pb.gz'", 1, "not a pprof profile"},
         {"'%s/truncated.pb.gz'", 1, "corrupt or truncated gzip"},
-        {"'%s/heap.pb.gz'", 1, "not of I/O calls: it has no calls/count sample type (it has: "
-                               "inuse_space/bytes)"},
+        {"'%s/heap.pb.gz'", 1,
+         "not of I/O calls: it has no calls/count sample type (it has: "
+         "inuse_space/bytes)"},
         {"--top 0 '%s'", 2, "--top takes"},
         {"--top", 2, "needs a value"},
         {"--pid x '%s'", 2, "--pid takes"},
@@ -489,8 +532,8 @@ static void check_audit_errors(const char *good)
         char *out = unit_run(cmd, &st);
         CHECK(st == cases[i].status && strstr(out, cases[i].message) &&
                   strncmp(out, "ppx audit: ", 11) == 0,
-              "ppx audit %s: status %d, expected %d; message \"%s\", expected \"%s\"", args,
-              st, cases[i].status, out, cases[i].message);
+              "ppx audit %s: status %d, expected %d; message \"%s\", expected \"%s\"", args, st,
+              cases[i].status, out, cases[i].message);
         free(out);
     }
     char cmd[9000];
@@ -509,8 +552,8 @@ static void check_empty(void)
     struct proc *procs[] = {p};
     char err[512] = "";
     mkdir(unit_tmp_path("empty"), 0755);
-    int rc = pprof_syscalls_write(procs, 1, false, 2, PPROF_TO_FILE(unit_tmp_path("empty/syscalls.pb.gz")),
-                                  err, sizeof err);
+    int rc = pprof_syscalls_write(
+        procs, 1, false, 2, PPROF_TO_FILE(unit_tmp_path("empty/syscalls.pb.gz")), err, sizeof err);
     CHECK(rc == 0, "empty write: %s", err);
     int st;
     char *header = unit_pprof_query(unit_tmp_path("empty/syscalls.pb.gz"), "--header", &st);
@@ -553,7 +596,8 @@ int main(void)
     char err[512] = "";
     mkdir(unit_tmp_path("out"), 0755);
     const char *path = unit_tmp_path("out/syscalls.pb.gz");
-    int rc = pprof_syscalls_write(procs, 1, false, 11000000000ull, PPROF_TO_FILE(path), err, sizeof err);
+    int rc =
+        pprof_syscalls_write(procs, 1, false, 11000000000ull, PPROF_TO_FILE(path), err, sizeof err);
     CHECK(rc == 0, "write: %s", err);
     check_layout(path);
     if (system("go version >/dev/null 2>&1 && python3 --version >/dev/null 2>&1") == 0) {

@@ -104,12 +104,11 @@ static struct proc *threads_proc(uint32_t pid, int64_t shift)
     unit_proc_add_stack(p, 12, libc, 3);
     const uint32_t main_flags = WIRE_THREAD_MAIN | WIRE_THREAD_PREEXISTING;
     add_thread(p, 1, pid, WIRE_NO_ID, WIRE_NO_ID, main_flags, "server", S + shift, 0, 2 * S);
-    add_thread(p, 2, pid + 3, 1, 10, 0, "pool-1", S * 3 / 2 + shift, S * 7 / 2 + shift,
-               S * 3 / 2);
+    add_thread(p, 2, pid + 3, 1, 10, 0, "pool-1", S * 3 / 2 + shift, S * 7 / 2 + shift, S * 3 / 2);
     add_thread(p, 3, pid + 4, 1, 10, 0, "pool-2", S * 16 / 10 + shift, 0, S / 2);
     add_thread(p, 4, pid + 5, 2, 11, 0, "acceptor", 2 * S + shift, 4 * S + shift, S);
-    add_thread(p, 5, pid + 1, WIRE_NO_ID, WIRE_NO_ID, WIRE_THREAD_PREEXISTING, "gc", S + shift,
-               0, 0);
+    add_thread(p, 5, pid + 1, WIRE_NO_ID, WIRE_NO_ID, WIRE_THREAD_PREEXISTING, "gc", S + shift, 0,
+               0);
     add_thread(p, 6, pid + 6, 99, WIRE_NO_ID, 0, "", 3 * S + shift, 0, 0);
     add_thread(p, 7, pid + 7, 1, 12, 0, "cb", 3 * S + shift, S * 32 / 10 + shift, 0);
     return p;
@@ -194,10 +193,8 @@ static void check_through_pprof(const char *path)
         const char *leaf;
         long long count;
     } leaves[] = {
-        {"ppx_thr_spawn_pool", 2},
-        {"ppx_thr_start_server", 1},
-        {PPROF_THREADS_MAIN_FRAME, 1},
-        {PPROF_THREADS_PREEXISTING_FRAME, 1},
+        {"ppx_thr_spawn_pool", 2},        {"ppx_thr_start_server", 1},
+        {PPROF_THREADS_MAIN_FRAME, 1},    {PPROF_THREADS_PREEXISTING_FRAME, 1},
         {PPROF_THREADS_UNKNOWN_FRAME, 1},
     };
     for (size_t i = 0; i < sizeof leaves / sizeof leaves[0]; i++) {
@@ -219,8 +216,7 @@ static void check_through_pprof(const char *path)
     char *labels = unit_pprof_query(path, "--labels --leaf ppx_thr_spawn_pool", &st);
     CHECK(st == 0 && strstr(labels, "thread\tpool-1\n") && strstr(labels, "thread\tpool-2\n") &&
               strstr(labels, "tid\t5003\n") && strstr(labels, "tid\t5004\n") &&
-              strstr(labels, "creator_tid\t5000\n") &&
-              strstr(labels, "start_ns\t1500000000\n") &&
+              strstr(labels, "creator_tid\t5000\n") && strstr(labels, "start_ns\t1500000000\n") &&
               strstr(labels, "end_ns\t3500000000\n"),
           "labels of the pool threads:\n%s", labels);
     free(labels);
@@ -392,12 +388,33 @@ static void write_gz(const char *path, const Profile *p)
 static void write_cxx_profile(const char *path, bool labels)
 {
     static char *strings[] = {
-        "", "threadcreate", "count", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6", "/opt/app/bin/app",
+        "",
+        "threadcreate",
+        "count",
+        "/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
+        "/opt/app/bin/app",
         "_ZNSt6thread15_M_start_threadESt10unique_ptrINS_6_StateESt14default_deleteIS1_EEPFvvE",
-        "_ZNSt6threadC2IRFviEJRiEvEEOT_DpOT0_", "_ZN2ns4Pool5spawnEi",
-        "_ZN12_GLOBAL__N_16WorkerIiE5startEv", "thread", "tid", "worker", "anon"};
-    enum { S_TC = 1, S_COUNT, S_LIBSTDCXX, S_APP, S_START, S_CTOR, S_SPAWN, S_ANON, S_THREAD,
-           S_TID, S_WORKER, S_ANONNAME };
+        "_ZNSt6threadC2IRFviEJRiEvEEOT_DpOT0_",
+        "_ZN2ns4Pool5spawnEi",
+        "_ZN12_GLOBAL__N_16WorkerIiE5startEv",
+        "thread",
+        "tid",
+        "worker",
+        "anon"};
+    enum {
+        S_TC = 1,
+        S_COUNT,
+        S_LIBSTDCXX,
+        S_APP,
+        S_START,
+        S_CTOR,
+        S_SPAWN,
+        S_ANON,
+        S_THREAD,
+        S_TID,
+        S_WORKER,
+        S_ANONNAME
+    };
     ValueType vt = PERFTOOLS__PROFILES__VALUE_TYPE__INIT;
     vt.type = S_TC;
     vt.unit = S_COUNT;
@@ -479,8 +496,8 @@ static void check_cxx_names(void)
     const char *worker = row(out, "71 ");
     const char *anon = row(out, "72 ");
     CHECK(st == 0 && worker &&
-              strstr(worker, demangled ? "71 worker ns::Pool::spawn "
-                                       : "71 worker _ZN2ns4Pool5spawnEi "),
+              strstr(worker,
+                     demangled ? "71 worker ns::Pool::spawn " : "71 worker _ZN2ns4Pool5spawnEi "),
           "std::thread created in ns::Pool::spawn: \"%s\"\n%s", worker ? worker : "", out);
     CHECK(st == 0 && anon &&
               strstr(anon, demangled ? "72 anon {anonymous}::Worker::start "
@@ -517,9 +534,10 @@ static void check_errors(const char *cpu_like)
         {"'%s/emptydir'", 1, "emptydir/threadcreate.pb.gz: No such file"},
         {"'%s/text.txt'", 1, "is not gzip-compressed"},
         {"'%s/junk.pb.gz'", 1, "not a pprof profile"},
-        {"'%s/heapish.pb.gz'", 1, "is a pprof profile, but not of threads: it has no "
-                                  "threadcreate/count sample type (it has: samples/count, "
-                                  "cpu/nanoseconds)"},
+        {"'%s/heapish.pb.gz'", 1,
+         "is a pprof profile, but not of threads: it has no "
+         "threadcreate/count sample type (it has: samples/count, "
+         "cpu/nanoseconds)"},
         {"--top 0 '%s'", 2, "--top takes"},
         {"--pid", 2, "needs a value"},
         {"--pid x '%s'", 2, "--pid takes"},
@@ -537,8 +555,8 @@ static void check_errors(const char *cpu_like)
         char *out = unit_run(cmd, &st);
         CHECK(st == cases[i].status && strstr(out, cases[i].message) &&
                   strncmp(out, "ppx threads: ", 13) == 0,
-              "ppx threads %s: status %d, expected %d; message \"%s\", expected \"%s\"", args,
-              st, cases[i].status, out, cases[i].message);
+              "ppx threads %s: status %d, expected %d; message \"%s\", expected \"%s\"", args, st,
+              cases[i].status, out, cases[i].message);
         free(out);
     }
     int st;
@@ -568,8 +586,7 @@ static void check_empty(void)
     char args[4400];
     snprintf(args, sizeof args, "'%s'", unit_tmp_path("empty"));
     char *out = ppx_threads(args, &st);
-    CHECK(st == 0 && strstr(out, ": 0 threads\nno threads recorded\n"), "empty report:\n%s",
-          out);
+    CHECK(st == 0 && strstr(out, ": 0 threads\nno threads recorded\n"), "empty report:\n%s", out);
     free(out);
     unit_proc_free(p);
 }

@@ -46,8 +46,8 @@ static void read_build_id(const struct dl_phdr_info *info, struct proc_mapping *
             const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
             const char *name = p + sizeof *nh;
             const char *desc = name + ((nh->n_namesz + 3) & ~3u);
-            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
-                memcmp(name, "GNU", 4) == 0 && nh->n_descsz <= sizeof m->build_id) {
+            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
+                nh->n_descsz <= sizeof m->build_id) {
                 memcpy(m->build_id, desc, nh->n_descsz);
                 m->build_id_len = nh->n_descsz;
                 return;
@@ -104,8 +104,7 @@ static int add_object_mappings(struct dl_phdr_info *info, size_t size, void *dat
     return is_main && walk->main_only; /* nonzero stops the walk */
 }
 
-struct proc *unit_proc_new(uint32_t pid, uint64_t sample_rate, uint64_t start_ns,
-                           bool main_only)
+struct proc *unit_proc_new(uint32_t pid, uint64_t sample_rate, uint64_t start_ns, bool main_only)
 {
     struct proc *p = calloc(1, sizeof *p);
     p->pid = pid;

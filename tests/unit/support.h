@@ -17,14 +17,14 @@ typedef Perftools__Profiles__Profile Profile;
 /* Failed CHECKs so far; unit_finish turns it into the exit status. */
 extern int unit_failures;
 
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fputc('\n', stderr);                                                           \
-            unit_failures++;                                                               \
-        }                                                                                  \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            unit_failures++;                                                                       \
+        }                                                                                          \
     } while (0)
 
 /* Kept whole under their own names, so the symbol table names the pcs. */
@@ -40,8 +40,7 @@ uint64_t unit_return_address(void);
 /* A process of this test binary: the executable segments of the main
  * program, and with main_only false those of every shared object too
  * (the vdso aside), each with its GNU build ID. */
-struct proc *unit_proc_new(uint32_t pid, uint64_t sample_rate, uint64_t start_ns,
-                           bool main_only);
+struct proc *unit_proc_new(uint32_t pid, uint64_t sample_rate, uint64_t start_ns, bool main_only);
 /* Adds a stack of depth pcs (leaf first) with zero figures; returns it. */
 struct proc_stack *unit_proc_add_stack(struct proc *p, uint32_t id, const uint64_t *pcs,
                                        uint32_t depth);

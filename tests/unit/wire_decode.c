@@ -56,8 +56,7 @@ static void check_valid_figures(const struct proc *p, const char *how)
     check(p->pid == 4242 && p->ppid == 1 && p->start_ns == 77, "%s: identity", how);
     check(p->sample_rate == 524288 && p->max_depth == 64, "%s: rate/depth", how);
     check(p->exe && strcmp(p->exe, "/usr/bin/prog") == 0, "%s: exe", how);
-    check(p->cmdline_len == 11 && memcmp(p->cmdline, "prog\0--flag", 11) == 0, "%s: cmdline",
-          how);
+    check(p->cmdline_len == 11 && memcmp(p->cmdline, "prog\0--flag", 11) == 0, "%s: cmdline", how);
     check(p->n_mappings == 2, "%s: %zu mappings, want 2", how, p->n_mappings);
     if (p->n_mappings == 2) {
         check(p->mappings[0].is_main && !p->mappings[1].is_main, "%s: main flag", how);
@@ -308,7 +307,8 @@ static void test_data_kept(void)
     stream_stack(&s, 1, 1, 0x10);
     stream_delta1(&s, 1, 7, 70, 0, 0);
     d = wire_decoder_new(t, 0);
-    check(wire_decoder_feed(d, s.data, s.len) == 0, "kept: reconnection after a bad record refused");
+    check(wire_decoder_feed(d, s.data, s.len) == 0,
+          "kept: reconnection after a bad record refused");
     check(*wire_decoder_error(d) == 0, "kept: reconnection: \"%s\"", wire_decoder_error(d));
     p = proc_table_find(t, 10, 1);
     st = p ? stack_of(p, 1) : NULL;
@@ -408,7 +408,7 @@ static void test_reconnect_and_exec(void)
     stream_goodbye(&s);
     check(wire_decoder_feed(d_late, s.data, s.len) == 0, "reconnect: third stream");
     check(wire_decoder_ended_proc(d_late) == p, "reconnect: the latest stream's end is not the "
-          "process's");
+                                                "process's");
     check(wire_decoder_ended_proc(d1) == NULL, "reconnect: a stale stream ends the process");
     wire_decoder_free(d_late);
     wire_decoder_free(d1);
@@ -449,8 +449,7 @@ static void test_free_clamp(void)
     stream_delta1(&s, 1, 1, 10, 0, 0); /* the allocation arrives */
     check(wire_decoder_feed(d, s.data, s.len) == 0, "clamp: second delta refused");
     check(st->alloc_objects == 3 && st->free_objects == 3 && st->free_bytes == 30,
-          "clamp: excess not carried: free %llu, want 3",
-          (unsigned long long)st->free_objects);
+          "clamp: excess not carried: free %llu, want 3", (unsigned long long)st->free_objects);
     /* saturation instead of wrap-around */
     s.len = 0;
     stream_delta1(&s, 1, UINT64_MAX, UINT64_MAX, 0, 0);
@@ -497,7 +496,6 @@ static void test_empty(void)
     wire_decoder_free(d);
     proc_table_free(t);
 }
-
 
 /* ---- I/O call audits ----------------------------------------------------- */
 
@@ -628,8 +626,7 @@ static void test_io_errors(void)
         b.len = 0;
         stream_io_site(&b, sites[i].id, sites[i].call, sites[i].fd_type, sites[i].family,
                        sites[i].socktype, sites[i].caller_pc);
-        expect_error(sites[i].name, sites[i].after_prefix ? &good : NULL, &b, false,
-                     sites[i].want);
+        expect_error(sites[i].name, sites[i].after_prefix ? &good : NULL, &b, false, sites[i].want);
     }
 
     /* IO_DELTA */
@@ -682,8 +679,7 @@ static void test_io_errors(void)
         {"errno 0", false, 1, 0, "bad IO_ERRNO record: entry 0: errno 0 outside 1..4095"},
         {"errno 4096", false, 1, 4096, "entry 0: errno 4096 outside 1..4095"},
         {"stacks unknown site", true, 8, 1, "bad IO_STACKS record: entry 0: unknown site id 8"},
-        {"stacks unknown stack", true, 1, 42,
-         "bad IO_STACKS record: entry 0: unknown stack id 42"},
+        {"stacks unknown stack", true, 1, 42, "bad IO_STACKS record: entry 0: unknown stack id 42"},
         {"stacks other leaf", true, 1, 2,
          "bad IO_STACKS record: entry 0: stack 2 starts at 0x2000, not at site 1's caller "
          "0x1000"},
@@ -808,9 +804,10 @@ static void test_io_limits(void)
     uint64_t dropped_samples = 0, dropped_errnos = 0;
     if (p)
         proc_table_io_drops(p, &dropped_samples, &dropped_errnos);
-    check(dropped_samples == 6 && dropped_errnos == 6, "limits: drops %llu samples, %llu errno "
-          "calls, want 6 and 6", (unsigned long long)dropped_samples,
-          (unsigned long long)dropped_errnos);
+    check(dropped_samples == 6 && dropped_errnos == 6,
+          "limits: drops %llu samples, %llu errno "
+          "calls, want 6 and 6",
+          (unsigned long long)dropped_samples, (unsigned long long)dropped_errnos);
 
     /* One site more than PROC_MAX_IO_SITES closes the connection. */
     s.len = 0;
@@ -832,8 +829,10 @@ static void test_io_limits(void)
     dropped_samples = dropped_errnos = 1;
     if (p)
         proc_table_io_drops(p, &dropped_samples, &dropped_errnos);
-    check(dropped_samples == 0 && dropped_errnos == 0, "limits: drops %llu and %llu after a "
-          "new HELLO", (unsigned long long)dropped_samples, (unsigned long long)dropped_errnos);
+    check(dropped_samples == 0 && dropped_errnos == 0,
+          "limits: drops %llu and %llu after a "
+          "new HELLO",
+          (unsigned long long)dropped_samples, (unsigned long long)dropped_errnos);
     wire_decoder_free(d);
     proc_table_free(t);
     free(s.data);
@@ -860,8 +859,8 @@ static const struct proc_cpu_sample *cpu_of(const struct proc *p, uint32_t stack
     return s;
 }
 
-static bool cpu_is(const struct proc *p, uint32_t stack_id, uint32_t thread_id,
-                   uint64_t samples, uint64_t ns)
+static bool cpu_is(const struct proc *p, uint32_t stack_id, uint32_t thread_id, uint64_t samples,
+                   uint64_t ns)
 {
     const struct proc_cpu_sample *s = cpu_of(p, stack_id, thread_id);
     return s && s->samples == samples && s->cpu_ns == ns;
@@ -881,10 +880,9 @@ static void check_cpu_figures(const struct proc *p, uint32_t pid, uint64_t start
               strcmp(t1->name, "prog") == 0 && t1->start_ns == start_ns && t1->end_ns == 0 &&
               t1->cpu_ns == 40000000,
           "%s: thread 1", how);
-    check(t2 && t2->tid == pid + 1 && t2->creator_id == 1 && t2->stack_id == 5 &&
-              t2->flags == 0 && strcmp(t2->name, "worker") == 0 &&
-              t2->start_ns == start_ns + 200 && t2->end_ns == start_ns + 900 &&
-              t2->cpu_ns == 30000000,
+    check(t2 && t2->tid == pid + 1 && t2->creator_id == 1 && t2->stack_id == 5 && t2->flags == 0 &&
+              strcmp(t2->name, "worker") == 0 && t2->start_ns == start_ns + 200 &&
+              t2->end_ns == start_ns + 900 && t2->cpu_ns == 30000000,
           "%s: thread 2", how);
     check(t7 && t7->tid == pid + 2 && t7->creator_id == 2 && t7->stack_id == 5 &&
               strcmp(t7->name, "io") == 0 && t7->end_ns == 0 && t7->cpu_ns == 10000000,
@@ -951,8 +949,7 @@ static void test_cpu_rates(void)
     struct wire_decoder *d = wire_decoder_new(t, 0);
     check(feed_chunked(d, &s, 0, false) == 0, "rates: refused: %s", wire_decoder_error(d));
     struct proc *p = proc_table_find(t, 50, 1);
-    check(p && cpu_is(p, 1, 0, 6, 20000000 + 3000000 + 333333333),
-          "rates: samples/ns of (1, 0)");
+    check(p && cpu_is(p, 1, 0, 6, 20000000 + 3000000 + 333333333), "rates: samples/ns of (1, 0)");
     check(p && p->cpu_lost == 5 && p->cpu_lost_ns == 14000000 && p->cpu_hz == 7,
           "rates: lost %llu (%llu ns), hz %u", p ? (unsigned long long)p->cpu_lost : 0ull,
           p ? (unsigned long long)p->cpu_lost_ns : 0ull, p ? p->cpu_hz : 0);
@@ -1091,8 +1088,8 @@ static void test_thread_errors(void)
 {
     struct stream good = {0}, b = {0};
     cpu_prefix(&good);
-    const struct wire_thread base = {.id = 9, .tid = 1300, .creator_id = 1, .stack_id = 3,
-                                     .start_ns = 7, .name = "t"};
+    const struct wire_thread base = {
+        .id = 9, .tid = 1300, .creator_id = 1, .stack_id = 3, .start_ns = 7, .name = "t"};
     struct wire_thread w = base;
 
     raw_thread(&b, &w, sizeof w - 1);
@@ -1124,12 +1121,24 @@ static void test_thread_errors(void)
         w = base;
         uint32_t v = fields[i].value;
         switch (fields[i].field) {
-        case T_ID: w.id = v; break;
-        case T_RESERVED: w.reserved = v; break;
-        case T_FLAGS: w.flags = v; break;
-        case T_TID: w.tid = v; break;
-        case T_CREATOR: w.creator_id = v; break;
-        case T_STACK: w.stack_id = v; break;
+        case T_ID:
+            w.id = v;
+            break;
+        case T_RESERVED:
+            w.reserved = v;
+            break;
+        case T_FLAGS:
+            w.flags = v;
+            break;
+        case T_TID:
+            w.tid = v;
+            break;
+        case T_CREATOR:
+            w.creator_id = v;
+            break;
+        case T_STACK:
+            w.stack_id = v;
+            break;
         }
         b.len = 0;
         raw_thread(&b, &w, sizeof w);
@@ -1172,9 +1181,8 @@ static void test_thread_errors(void)
     };
     for (size_t i = 0; i < sizeof records / sizeof records[0]; i++) {
         b.len = 0;
-        stream_thread(&b, records[i].id, records[i].tid, records[i].creator_id,
-                      records[i].stack_id, records[i].start_ns, 0, 0, records[i].flags,
-                      records[i].thread_name);
+        stream_thread(&b, records[i].id, records[i].tid, records[i].creator_id, records[i].stack_id,
+                      records[i].start_ns, 0, 0, records[i].flags, records[i].thread_name);
         expect_error(records[i].name, records[i].after_prefix ? &good : NULL, &b, false,
                      records[i].want);
     }
@@ -1287,8 +1295,8 @@ static void test_cpu_reconnect(void)
     check(p && HASH_COUNT(p->threads) == 1 && th && th->end_ns == 0 && th->cpu_ns == 7 &&
               strcmp(th->name, "again") == 0,
           "cpu reconnect: threads not reset to the resent state");
-    check(p && HASH_COUNT(p->cpu_samples) == 1 && cpu_is(p, 6, 2, 1, 1000000) &&
-              p->cpu_lost == 0 && p->cpu_lost_ns == 0 && p->cpu_hz == 1000,
+    check(p && HASH_COUNT(p->cpu_samples) == 1 && cpu_is(p, 6, 2, 1, 1000000) && p->cpu_lost == 0 &&
+              p->cpu_lost_ns == 0 && p->cpu_hz == 1000,
           "cpu reconnect: CPU samples not reset");
     wire_decoder_free(d2);
 
@@ -1297,8 +1305,8 @@ static void test_cpu_reconnect(void)
     stream_hello(&s, 80, 3, 1, 8, "/usr/bin/prog");
     struct wire_decoder *d3 = wire_decoder_new(t, 0);
     check(wire_decoder_feed(d3, s.data, s.len) == 0, "cpu reconnect: third stream");
-    check(p && p->threads == NULL && p->cpu_samples == NULL && p->cpu_hz == 0 &&
-              !proc_has_cpu(p) && !proc_has_threads(p),
+    check(p && p->threads == NULL && p->cpu_samples == NULL && p->cpu_hz == 0 && !proc_has_cpu(p) &&
+              !proc_has_threads(p),
           "cpu reconnect: third HELLO kept threads or samples");
     wire_decoder_free(d3);
     proc_table_free(t);
@@ -1315,8 +1323,13 @@ static void stream_flushed(struct stream *s, uint64_t seq)
 /* HELLO with flags: the fixed part only, no exe, no command line. */
 static void stream_hello_flags(struct stream *s, uint32_t pid, uint32_t flags)
 {
-    struct wire_hello h = {.magic = WIRE_MAGIC, .version = WIRE_VERSION, .pid = pid,
-                           .start_ns = 1, .sample_rate = 1, .max_depth = 8, .flags = flags};
+    struct wire_hello h = {.magic = WIRE_MAGIC,
+                           .version = WIRE_VERSION,
+                           .pid = pid,
+                           .start_ns = 1,
+                           .sample_rate = 1,
+                           .max_depth = 8,
+                           .flags = flags};
     stream_header(s, WIRE_HELLO, sizeof h);
     stream_put(s, &h, sizeof h);
 }
@@ -1340,8 +1353,7 @@ static void test_flushed(void)
         check(p && !p->cpu_fixed, "flushed: CPU fixed without the flag");
         struct stream more = {0};
         stream_flushed(&more, 9);
-        check(feed_chunked(d, &more, bytewise, false) == 0, "flushed 9: %s",
-              wire_decoder_error(d));
+        check(feed_chunked(d, &more, bytewise, false) == 0, "flushed 9: %s", wire_decoder_error(d));
         check(p && p->flushed_seq == 9, "flushed: seq %llu, want 9",
               p ? (unsigned long long)p->flushed_seq : 0ull);
         free(more.data);

@@ -59,7 +59,7 @@ static void stream_hello(struct stream *s, uint32_t pid, uint64_t start_ns, uint
 static void stream_mapping(struct stream *s, uint32_t id, uint32_t flags, uint64_t start,
                            uint64_t limit, const char *path)
 {
-    static const uint8_t build_id[20] = {0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6,
+    static const uint8_t build_id[20] = {0xde, 0xad, 0xbe, 0xef, 1,  2,  3,  4,  5,  6,
                                          7,    8,    9,    10,   11, 12, 13, 14, 15, 16};
     struct wire_mapping m = {
         .id = id,
