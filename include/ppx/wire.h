@@ -65,8 +65,8 @@ struct wire_header {
  * separated by NUL bytes, as in /proc/PID/cmdline). length must equal
  * sizeof(struct wire_hello) + exe_len + cmdline_len. */
 struct wire_hello {
-    uint32_t magic;       /* WIRE_MAGIC */
-    uint32_t version;     /* WIRE_VERSION */
+    uint32_t magic;   /* WIRE_MAGIC */
+    uint32_t version; /* WIRE_VERSION */
     uint32_t pid;
     uint32_t ppid;
     uint64_t start_ns;    /* CLOCK_REALTIME at library start, identifies the incarnation */
@@ -87,11 +87,11 @@ struct wire_hello {
  * a - start + offset, and at ELF virtual address a - load_bias. */
 struct wire_mapping {
     uint32_t id;
-    uint32_t flags;       /* WIRE_MAPPING_MAIN for the main executable */
-    uint64_t start;       /* runtime address, page-aligned down */
-    uint64_t limit;       /* runtime address one past the segment */
-    uint64_t offset;      /* file offset of start */
-    uint64_t load_bias;   /* dlpi_addr: runtime address minus ELF vaddr */
+    uint32_t flags;        /* WIRE_MAPPING_MAIN for the main executable */
+    uint64_t start;        /* runtime address, page-aligned down */
+    uint64_t limit;        /* runtime address one past the segment */
+    uint64_t offset;       /* file offset of start */
+    uint64_t load_bias;    /* dlpi_addr: runtime address minus ELF vaddr */
     uint32_t build_id_len; /* <= WIRE_MAX_BUILD_ID */
     uint32_t path_len;     /* 1..WIRE_MAX_PATH */
 };
@@ -139,17 +139,39 @@ struct wire_flushed {
  * the site's exact figures among its stacks in that proportion. */
 
 enum wire_io_call {
-    WIRE_IO_READ = 1, WIRE_IO_WRITE, WIRE_IO_READV, WIRE_IO_WRITEV,
-    WIRE_IO_PREAD, WIRE_IO_PWRITE, WIRE_IO_PREADV, WIRE_IO_PWRITEV,
-    WIRE_IO_RECV, WIRE_IO_SEND, WIRE_IO_RECVFROM, WIRE_IO_SENDTO,
-    WIRE_IO_RECVMSG, WIRE_IO_SENDMSG, WIRE_IO_RECVMMSG, WIRE_IO_SENDMMSG,
-    WIRE_IO_ACCEPT, WIRE_IO_ACCEPT4, WIRE_IO_CONNECT,
-    WIRE_IO_EPOLL_WAIT, WIRE_IO_EPOLL_PWAIT, WIRE_IO_POLL, WIRE_IO_PPOLL,
-    WIRE_IO_SELECT, WIRE_IO_PSELECT, WIRE_IO_SENDFILE, WIRE_IO_SPLICE,
+    WIRE_IO_READ = 1,
+    WIRE_IO_WRITE,
+    WIRE_IO_READV,
+    WIRE_IO_WRITEV,
+    WIRE_IO_PREAD,
+    WIRE_IO_PWRITE,
+    WIRE_IO_PREADV,
+    WIRE_IO_PWRITEV,
+    WIRE_IO_RECV,
+    WIRE_IO_SEND,
+    WIRE_IO_RECVFROM,
+    WIRE_IO_SENDTO,
+    WIRE_IO_RECVMSG,
+    WIRE_IO_SENDMSG,
+    WIRE_IO_RECVMMSG,
+    WIRE_IO_SENDMMSG,
+    WIRE_IO_ACCEPT,
+    WIRE_IO_ACCEPT4,
+    WIRE_IO_CONNECT,
+    WIRE_IO_EPOLL_WAIT,
+    WIRE_IO_EPOLL_PWAIT,
+    WIRE_IO_POLL,
+    WIRE_IO_PPOLL,
+    WIRE_IO_SELECT,
+    WIRE_IO_PSELECT,
+    WIRE_IO_SENDFILE,
+    WIRE_IO_SPLICE,
     /* Readiness set-up: an event loop's epoll_ctl calls are often as many
      * as its reads. epoll_ctl's site is labelled by the watched descriptor
      * (its third argument), epoll_create's by none. */
-    WIRE_IO_EPOLL_CTL, WIRE_IO_EPOLL_CREATE, WIRE_IO_EPOLL_CREATE1,
+    WIRE_IO_EPOLL_CTL,
+    WIRE_IO_EPOLL_CREATE,
+    WIRE_IO_EPOLL_CREATE1,
     WIRE_IO_CALL_MAX /* one past the last */
 };
 
@@ -163,10 +185,21 @@ enum wire_fd_type {
     WIRE_FD_ANON = 5,  /* epoll, eventfd, timerfd, signalfd and the like */
     WIRE_FD_OTHER = 6, /* directory, block device */
 };
-enum wire_sock_family { WIRE_FAMILY_NONE = 0, WIRE_FAMILY_UNIX = 1, WIRE_FAMILY_INET = 2,
-                        WIRE_FAMILY_INET6 = 3, WIRE_FAMILY_OTHER = 4 };
-enum wire_sock_type { WIRE_SOCK_NONE = 0, WIRE_SOCK_STREAM = 1, WIRE_SOCK_DGRAM = 2,
-                      WIRE_SOCK_SEQPACKET = 3, WIRE_SOCK_RAW = 4, WIRE_SOCK_OTHER = 5 };
+enum wire_sock_family {
+    WIRE_FAMILY_NONE = 0,
+    WIRE_FAMILY_UNIX = 1,
+    WIRE_FAMILY_INET = 2,
+    WIRE_FAMILY_INET6 = 3,
+    WIRE_FAMILY_OTHER = 4
+};
+enum wire_sock_type {
+    WIRE_SOCK_NONE = 0,
+    WIRE_SOCK_STREAM = 1,
+    WIRE_SOCK_DGRAM = 2,
+    WIRE_SOCK_SEQPACKET = 3,
+    WIRE_SOCK_RAW = 4,
+    WIRE_SOCK_OTHER = 5
+};
 
 /* IO_SITE payload: defines a site id, before the first IO_* record that
  * names it. caller_pc is the return address into the function that made
@@ -234,7 +267,7 @@ struct wire_thread {
     uint64_t cpu_ns;     /* CPU time (user + system) it used so far, cumulative */
     uint32_t flags;      /* WIRE_THREAD_* */
     char name[WIRE_THREAD_NAME]; /* NUL-terminated, NUL-padded */
-    uint32_t reserved;   /* 0 */
+    uint32_t reserved;           /* 0 */
 };
 #define WIRE_THREAD_MAIN 1u        /* the process's main thread (tid == pid) */
 #define WIRE_THREAD_PREEXISTING 2u /* existed before libppx.so started */
@@ -283,5 +316,104 @@ struct wire_cmd_cpu {
     uint32_t hz;
     uint32_t reserved; /* 0 */
 };
+
+/* The layout above is the protocol: both ends compile these structs and
+ * the collector copies records into them byte for byte, so a size or an
+ * offset that moves (a field added or widened, padding appearing) must be
+ * a deliberate protocol change (WIRE_VERSION), never an accident. */
+#ifndef __cplusplus
+#include <stddef.h>
+#define WIRE_SIZE(type, size) _Static_assert(sizeof(struct type) == (size), #type " size")
+#define WIRE_FIELD(type, field, offset)                                                            \
+    _Static_assert(offsetof(struct type, field) == (offset), #type "." #field " offset")
+WIRE_SIZE(wire_header, 8);
+WIRE_FIELD(wire_header, type, 0);
+WIRE_FIELD(wire_header, length, 4);
+WIRE_SIZE(wire_hello, 48);
+WIRE_FIELD(wire_hello, magic, 0);
+WIRE_FIELD(wire_hello, version, 4);
+WIRE_FIELD(wire_hello, pid, 8);
+WIRE_FIELD(wire_hello, ppid, 12);
+WIRE_FIELD(wire_hello, start_ns, 16);
+WIRE_FIELD(wire_hello, sample_rate, 24);
+WIRE_FIELD(wire_hello, max_depth, 32);
+WIRE_FIELD(wire_hello, exe_len, 36);
+WIRE_FIELD(wire_hello, cmdline_len, 40);
+WIRE_FIELD(wire_hello, flags, 44);
+WIRE_SIZE(wire_mapping, 48);
+WIRE_FIELD(wire_mapping, id, 0);
+WIRE_FIELD(wire_mapping, flags, 4);
+WIRE_FIELD(wire_mapping, start, 8);
+WIRE_FIELD(wire_mapping, limit, 16);
+WIRE_FIELD(wire_mapping, offset, 24);
+WIRE_FIELD(wire_mapping, load_bias, 32);
+WIRE_FIELD(wire_mapping, build_id_len, 40);
+WIRE_FIELD(wire_mapping, path_len, 44);
+WIRE_SIZE(wire_stack, 8);
+WIRE_FIELD(wire_stack, id, 0);
+WIRE_FIELD(wire_stack, depth, 4);
+WIRE_SIZE(wire_heap_entry, 40);
+WIRE_FIELD(wire_heap_entry, stack_id, 0);
+WIRE_FIELD(wire_heap_entry, reserved, 4);
+WIRE_FIELD(wire_heap_entry, alloc_objects, 8);
+WIRE_FIELD(wire_heap_entry, alloc_bytes, 16);
+WIRE_FIELD(wire_heap_entry, free_objects, 24);
+WIRE_FIELD(wire_heap_entry, free_bytes, 32);
+WIRE_SIZE(wire_heap_delta, 8);
+WIRE_FIELD(wire_heap_delta, count, 0);
+WIRE_FIELD(wire_heap_delta, reserved, 4);
+WIRE_SIZE(wire_flushed, 8);
+WIRE_FIELD(wire_flushed, seq, 0);
+WIRE_SIZE(wire_io_site, 16);
+WIRE_FIELD(wire_io_site, id, 0);
+WIRE_FIELD(wire_io_site, call, 4);
+WIRE_FIELD(wire_io_site, fd_type, 5);
+WIRE_FIELD(wire_io_site, family, 6);
+WIRE_FIELD(wire_io_site, socktype, 7);
+WIRE_FIELD(wire_io_site, caller_pc, 8);
+WIRE_SIZE(wire_io_entry, 56);
+WIRE_FIELD(wire_io_entry, site_id, 0);
+WIRE_FIELD(wire_io_entry, reserved, 4);
+WIRE_FIELD(wire_io_entry, calls, 8);
+WIRE_FIELD(wire_io_entry, time_ns, 16);
+WIRE_FIELD(wire_io_entry, bytes, 24);
+WIRE_FIELD(wire_io_entry, messages, 32);
+WIRE_FIELD(wire_io_entry, errors, 40);
+WIRE_FIELD(wire_io_entry, eagain, 48);
+WIRE_SIZE(wire_io_errno_entry, 16);
+WIRE_FIELD(wire_io_errno_entry, site_id, 0);
+WIRE_FIELD(wire_io_errno_entry, err, 4);
+WIRE_FIELD(wire_io_errno_entry, calls, 8);
+WIRE_SIZE(wire_io_stack_entry, 16);
+WIRE_FIELD(wire_io_stack_entry, site_id, 0);
+WIRE_FIELD(wire_io_stack_entry, stack_id, 4);
+WIRE_FIELD(wire_io_stack_entry, samples, 8);
+WIRE_SIZE(wire_thread, 64);
+WIRE_FIELD(wire_thread, id, 0);
+WIRE_FIELD(wire_thread, tid, 4);
+WIRE_FIELD(wire_thread, creator_id, 8);
+WIRE_FIELD(wire_thread, stack_id, 12);
+WIRE_FIELD(wire_thread, start_ns, 16);
+WIRE_FIELD(wire_thread, end_ns, 24);
+WIRE_FIELD(wire_thread, cpu_ns, 32);
+WIRE_FIELD(wire_thread, flags, 40);
+WIRE_FIELD(wire_thread, name, 44);
+WIRE_FIELD(wire_thread, reserved, 60);
+WIRE_SIZE(wire_cpu_samples, 16);
+WIRE_FIELD(wire_cpu_samples, count, 0);
+WIRE_FIELD(wire_cpu_samples, hz, 4);
+WIRE_FIELD(wire_cpu_samples, lost, 8);
+WIRE_SIZE(wire_cpu_entry, 16);
+WIRE_FIELD(wire_cpu_entry, stack_id, 0);
+WIRE_FIELD(wire_cpu_entry, thread_id, 4);
+WIRE_FIELD(wire_cpu_entry, samples, 8);
+WIRE_SIZE(wire_cmd_flush, 8);
+WIRE_FIELD(wire_cmd_flush, seq, 0);
+WIRE_SIZE(wire_cmd_cpu, 8);
+WIRE_FIELD(wire_cmd_cpu, hz, 0);
+WIRE_FIELD(wire_cmd_cpu, reserved, 4);
+#undef WIRE_SIZE
+#undef WIRE_FIELD
+#endif
 
 #endif

@@ -1,0 +1,51 @@
+/* What every stage of the collector uses: its clock, path joining, hex,
+ * and the internal checks. The bottom stage: it includes nothing of ppx. */
+#ifndef PPX_BASE_H
+#define PPX_BASE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- clock ---- */
+/* CLOCK_MONOTONIC in milliseconds: deadlines and intervals. */
+long long monotonic_ms(void);
+
+/* ---- path ---- */
+/* dir/name without a doubled slash, malloc'ed; NULL when out of memory. */
+char *path_join(const char *dir, const char *name);
+
+/* ---- hex ---- */
+/* bytes[0..len) as 2 * len lowercase hex digits and a NUL in out (a GNU
+ * build id as pprof and debuginfod write it). */
+void hex_encode(char *out, const uint8_t *bytes, size_t len);
+
+/* ---- checks ----
+ * PPX_CHECK(cond, what) states an invariant of the collector's own code
+ * (lock ownership, states), never of its input: data from sockets and
+ * files is validated and refused with a message instead. Built with
+ * PPX_CHECKS (configure --enable-checks, as scripts/check does), a broken
+ * invariant aborts with its place and what was expected; otherwise the
+ * condition is not evaluated at all. */
+#ifdef PPX_CHECKS
+#define PPX_CHECK(cond, what)                                                                      \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            ppx_check_failed(__FILE__, __LINE__, #cond, what);                                     \
+    } while (0)
+#else
+#define PPX_CHECK(cond, what)                                                                      \
+    do {                                                                                           \
+        (void)sizeof(cond);                                                                        \
+    } while (0)
+#endif
+_Noreturn void ppx_check_failed(const char *file, int line, const char *cond, const char *what);
+
+/* For PPX_CHECK: whether m is locked. pthread cannot say by whom, so this
+ * catches a lock not taken, not one taken by another thread. */
+bool ppx_mutex_held(pthread_mutex_t *m);
+
+#endif

@@ -1,0 +1,244 @@
+/* The process model: what the collector knows of each target incarnation
+ * (cumulative since its HELLO), the table of them, and copies taken for
+ * readers. The bottom of the collector's stages: ingest fills it, the
+ * symbolizer and the pprof writers read it. */
+#ifndef PPX_MODEL_H
+#define PPX_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uthash.h>
+#include <ppx/wire.h>
+#include "base/base.h"
+
+/* ---- limits ----
+ * What one process may hold. The decoder enforces them (ingest.h says
+ * what happens beyond each); the profile writers report what was dropped. */
+#define PROC_MAX_MAPPINGS 65536u
+#define PROC_MAX_STACKS (1u << 22)
+#define PROC_MAX_FRAMES (1u << 26) /* program counters held per process: 512 MiB */
+#define PROC_MAX_IO_SITES 65536u
+#define PROC_MAX_IO_ERRNOS 64u               /* distinct errnos named per site */
+#define PROC_MAX_IO_SITE_STACKS 4096u        /* distinct sampled stacks per site */
+#define PROC_MAX_IO_STACK_ENTRIES (1u << 20) /* (site, stack) pairs per process */
+#define PROC_MAX_THREADS (1u << 20)          /* threads described per process */
+#define PROC_MAX_CPU_ENTRIES (1u << 21)      /* (stack, thread) pairs per process */
+
+/* ---- process ---- */
+/* Per-process state held by the collector: what one target incarnation
+ * has told us (wire.h), cumulative since its HELLO. Owned by the ingest
+ * side; the pprof writers only read it. */
+struct proc_mapping {
+    uint32_t id;
+    bool is_main;
+    uint64_t start, limit, offset, load_bias;
+    char *path;
+    uint8_t build_id[64];
+    size_t build_id_len;
+};
+
+struct proc_stack {
+    uint32_t id;
+    uint32_t depth;
+    uint64_t *pcs; /* leaf first; return addresses (symbolize at pc - 1) */
+    /* cumulative sampled figures, unscaled */
+    uint64_t alloc_objects, alloc_bytes, free_objects, free_bytes;
+    UT_hash_handle hh; /* keyed by id */
+};
+
+/* One I/O call site (wire.h IO_SITE) with its exact cumulative figures and
+ * the sampled stacks seen from it. */
+struct proc_io_errno {
+    uint32_t err;
+    uint64_t calls;
+};
+struct proc_io_stack {
+    uint32_t stack_id; /* a proc_stack */
+    uint64_t samples;
+};
+struct proc_io_site {
+    uint32_t id;
+    uint8_t call, fd_type, family, socktype; /* wire.h enums */
+    uint64_t caller_pc;
+    uint64_t calls, time_ns, bytes, messages, errors, eagain;
+    struct proc_io_errno *errnos;
+    size_t n_errnos;
+    struct proc_io_stack *stacks;
+    size_t n_stacks;
+    UT_hash_handle hh; /* keyed by id */
+};
+
+/* One thread (wire.h THREAD), as its latest record described it. */
+struct proc_thread {
+    uint32_t id;                 /* the target's id, unique within the incarnation */
+    uint32_t tid;                /* kernel thread id (reused by the kernel; ids are not) */
+    uint32_t creator_id;         /* a proc_thread's id, or WIRE_NO_ID; need not be known */
+    uint32_t stack_id;           /* creation stack (a proc_stack), or WIRE_NO_ID */
+    uint64_t start_ns, end_ns;   /* CLOCK_REALTIME; end_ns 0 while it runs */
+    uint64_t cpu_ns;             /* CPU time used, cumulative */
+    uint32_t flags;              /* WIRE_THREAD_* */
+    char name[WIRE_THREAD_NAME]; /* NUL-terminated */
+    UT_hash_handle hh;           /* keyed by id */
+};
+
+/* t's name for labels: never "", which profile.proto cannot tell from an
+ * absent string (a label with str 0 reads back as a numeric one). */
+static inline const char *proc_thread_name(const struct proc_thread *t)
+{
+    return t->name[0] ? t->name : "(unnamed)";
+}
+
+/* CPU samples of one (stack, thread), cumulative. cpu_ns adds each
+ * record's samples * 1e9 / hz, so a rate change keeps the time right. */
+struct proc_cpu_key {
+    uint32_t stack_id, thread_id;
+};
+struct proc_cpu_sample {
+    struct proc_cpu_key key;
+    uint64_t samples, cpu_ns;
+    UT_hash_handle hh; /* keyed by key */
+};
+
+struct proc {
+    uint32_t pid, ppid;
+    uint64_t start_ns;    /* identifies the incarnation with pid */
+    uint64_t sample_rate; /* 1 = exact */
+    uint32_t max_depth;
+    char *exe;     /* executable path */
+    char *cmdline; /* arguments separated by NUL */
+    size_t cmdline_len;
+    struct proc_mapping *mappings;
+    size_t n_mappings, cap_mappings;
+    struct proc_stack *stacks;           /* uthash by id */
+    struct proc_io_site *io_sites;       /* uthash by id */
+    struct proc_thread *threads;         /* uthash by id, in the order first described */
+    struct proc_cpu_sample *cpu_samples; /* uthash by (stack, thread) */
+    uint32_t cpu_hz;                     /* rate of the latest CPU_SAMPLES record; 0 before one */
+    uint64_t cpu_lost, cpu_lost_ns;      /* ticks the target could not record */
+    /* samples of (stack, thread) pairs beyond the decoder's limit
+     * (ingest.h): kept in the totals, without stack or thread */
+    uint64_t cpu_dropped, cpu_dropped_ns;
+    bool threads_full; /* past PROC_MAX_THREADS: new threads undescribed */
+    bool connected;    /* a connection currently feeds it */
+    bool said_goodbye;
+    bool cpu_fixed;           /* HELLO had WIRE_HELLO_CPU_FIXED: CPU commands are ignored */
+    uint64_t flushed_seq;     /* the latest FLUSHED record's seq; 0 before one */
+    uint64_t flush_late_seq;  /* a flush it did not answer in time (live.c); 0: none */
+    uint64_t flush_asked_seq; /* the latest flush asked of its connection (live.c); 0: none */
+    unsigned cpu_requests;    /* profile windows asking it for CPU samples now (live.c) */
+    uint32_t cpu_hz_asked;    /* the rate they asked for: resent when it reconnects (live.c) */
+    unsigned incarnation;     /* 0 for the first process seen with this pid, 1.. after exec */
+};
+
+/* ---- proc_table ---- */
+/* The collector's processes, keyed by (pid, start_ns): one entry per
+ * target incarnation. A HELLO creates an entry or, when the same
+ * incarnation reconnects, resets it (the target resends its full state).
+ * A new start_ns for a pid already seen is a new incarnation (the process
+ * exec'd): its `incarnation` number is one more than the last one's. */
+struct proc_table;
+
+struct proc_table *proc_table_new(void);
+/* Frees every process and the table. */
+void proc_table_free(struct proc_table *t);
+
+struct proc *proc_table_find(const struct proc_table *t, uint32_t pid, uint64_t start_ns);
+
+/* Returns the process for (pid, start_ns), created if new, emptied if it
+ * existed (its stacks, mappings, strings and counters dropped; pid, start_ns
+ * and incarnation kept). *existed tells which. NULL when out of memory. */
+struct proc *proc_table_hello(struct proc_table *t, uint32_t pid, uint64_t start_ns, bool *existed);
+
+/* How many HELLOs p has had: a connection that took the n-th is the
+ * process's latest while this is n. */
+unsigned proc_table_hellos(const struct proc *p);
+
+/* The order (wire_decoder_set_order) of the connection whose HELLO was
+ * taken last for p; 0 if none had one. */
+uint64_t proc_table_hello_order(const struct proc *p);
+void proc_table_set_hello_order(struct proc *p, uint64_t order);
+
+/* Who currently feeds a process: the decoder of its current connection, or
+ * NULL. A reconnect takes ownership; the older connection then learns it
+ * was superseded. */
+void *proc_table_owner(const struct proc *p);
+void proc_table_set_owner(struct proc *p, void *owner);
+
+/* True the first time it is called for p: a process whose stream broke
+ * the protocol keeps what it sent before the bad record, and is welcome to
+ * reconnect (its HELLO starts afresh, and it resends its whole state); if
+ * its streams keep breaking, saying so once is enough. */
+bool proc_table_first_corruption(struct proc *p);
+
+/* Removes p from the table and frees it. p must have no connection
+ * (proc_table_owner(p) == NULL): the live collector forgets exited
+ * processes this way. */
+void proc_table_remove(struct proc_table *t, struct proc *p);
+
+size_t proc_table_count(const struct proc_table *t);
+/* The processes in the order they first said HELLO, in a malloc'ed array
+ * the caller frees (the processes stay owned by the table). *n gets the
+ * count. NULL with *n == 0 for an empty table or when out of memory. */
+struct proc **proc_table_list(const struct proc_table *t, size_t *n);
+
+/* True when any stack of p has a sampled allocation. */
+bool proc_has_samples(const struct proc *p);
+
+/* True when p made any I/O call a site counted. */
+bool proc_has_io(const struct proc *p);
+
+/* True when p sent a CPU sample, or lost one. */
+bool proc_has_cpu(const struct proc *p);
+
+/* True when p described any thread. */
+bool proc_has_threads(const struct proc *p);
+
+/* I/O detail the decoder dropped beyond its limits (ingest.h), since
+ * p's last HELLO: sampled calls whose stack was not kept, and failed calls
+ * whose errno was not named. The sites' own figures include both. */
+void proc_table_count_io_drops(struct proc *p, uint64_t stack_samples, uint64_t errno_calls);
+void proc_table_io_drops(const struct proc *p, uint64_t *stack_samples, uint64_t *errno_calls);
+
+/* Drops everything a HELLO sent after: stacks, mappings, I/O sites,
+ * threads, CPU samples and counts, exe, cmdline. */
+void proc_clear(struct proc *p);
+
+/* ---- proc_copy ---- */
+/* Copies of processes (model.h) that stand on their own, and the
+ * difference of two copies.
+ *
+ * The live collector's readers (HTTP handlers, snapshots, the profiles of
+ * an exited process) copy what they need while holding the table's lock,
+ * and build profiles from the copy after letting go of it, so symbolizing
+ * and encoding never stall the ingest of the targets' streams.
+ *
+ * A delta profile (`?seconds=N`, Go's net/http/pprof semantics: the
+ * difference of two profiles) is made at this level: a copy of the
+ * counters at t0, a full copy at t1, and proc_copy_subtract(). Counters
+ * are cumulative per id (stack, I/O site, (stack, thread) CPU pair), and a
+ * target that reconnects resends them from zero under the same ids, so the
+ * subtraction is per id; a figure below its base (a reconnection still
+ * being resent) counts as no change. */
+enum proc_copy_depth {
+    PROC_COPY_FULL,     /* everything a pprof writer reads */
+    PROC_COPY_COUNTERS, /* ids and counters only: no frames, mappings, names */
+    PROC_COPY_MAPPINGS, /* mappings and names only: to look addresses up */
+};
+
+/* A malloc'ed copy of p that shares nothing with it; NULL when out of
+ * memory. Free it with proc_copy_free(). */
+struct proc *proc_copy(const struct proc *p, enum proc_copy_depth depth);
+void proc_copy_free(struct proc *copy);
+
+/* Turns now (a PROC_COPY_FULL copy) into the change since base (a copy of
+ * the same process, start_ns equal, taken earlier): heap, I/O and CPU
+ * counters become differences (a stack whose blocks were freed in the
+ * window has more frees than allocations: its in-use figures go
+ * negative), threads described in base are dropped (left: the threads
+ * created in the window), and start_ns becomes since_ns, so that a
+ * profile's duration is the window's. base NULL: the process started in
+ * the window, everything stays. */
+void proc_copy_subtract(struct proc *now, const struct proc *base, uint64_t since_ns);
+
+#endif
