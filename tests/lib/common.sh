@@ -1,7 +1,7 @@
 # Sourced by the end-to-end tests (bash). Exit codes follow automake:
 # 0 pass, 1 fail, 77 skip, 99 hard error.
 #
-# tests/e2e.inc exports top_builddir and top_srcdir (absolute); run by hand,
+# tests/e2e/Makefile.inc exports top_builddir and top_srcdir (absolute); run by hand,
 # the tests fall back to the build tree being the current directory.
 
 set -u

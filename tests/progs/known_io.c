@@ -1,4 +1,4 @@
-/* Exactly known I/O calls for the syscall audit tests (tests/e2e_syscalls.sh).
+/* Exactly known I/O calls for the syscall audit tests (tests/e2e/syscalls.sh).
  *
  * Usage: known_io [print]
  *   print  also print every call's return value and errno (errno is set to 0

@@ -1,5 +1,5 @@
 /* State-threads' read-then-wait, for the audit's EAGAIN hint
- * (tests/e2e_syscalls_st.sh). Two coroutines of Debian's libst play
+ * (tests/e2e/syscalls_st.sh). Two coroutines of Debian's libst play
  * ping-pong over a Unix stream socket pair: ROUNDS messages of MSG bytes
  * each way. st_read first tries read(2) on its non-blocking descriptor and
  * waits for readiness only when that returns EAGAIN, which it does here
