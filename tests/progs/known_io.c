@@ -170,7 +170,7 @@ COUNTED static void udp_sendmmsg_8(int fd, const struct sockaddr_in *to)
 
 COUNTED static void udp_recvmmsg_8(int fd)
 {
-    char bufs[MMSG_VLEN][MMSG_SIZE * 2];
+    char bufs[MMSG_VLEN][MMSG_SIZE * 2] = {{0}};
     struct iovec iov[MMSG_VLEN];
     struct mmsghdr msgs[MMSG_VLEN];
     memset(msgs, 0, sizeof msgs);
@@ -296,7 +296,7 @@ COUNTED static void pipe_writev_100(int fd)
 
 COUNTED static void pipe_readv_100(int fd)
 {
-    char a[30], b[30];
+    char a[30] = {0}, b[30] = {0};
     for (int i = 0; i < 100; i++) {
         struct iovec iov[2] = {{a, sizeof a}, {b, sizeof b}};
         errno = 0;
