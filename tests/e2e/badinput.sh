@@ -62,7 +62,7 @@ if command -v go >/dev/null 2>&1; then
     expect_eq "PPX_SAMPLE_RATE=abc: ppx: lines on stderr" 1 "$(grep -c '^ppx:' "$TMP/err")"
     grep -q 'PPX_SAMPLE_RATE' "$TMP/err" || fail "PPX_SAMPLE_RATE=abc: the warning does not name the variable: $(cat "$TMP/err")"
     expect_eq "PPX_SAMPLE_RATE=abc: period (the default rate)" 524288 \
-        "$(pprof_raw "$TMP/rate/heap.pb.gz" --header | awk -F'\t' '$1 == "period" { print $2 }')"
+        "$(header_field "$(pprof_raw "$TMP/rate/heap.pb.gz" --header)" period)"
 fi
 # The same straight from the preload, no collector: exactly one added line.
 "$PROGS/outputs" >"$TMP/plain.out" 2>"$TMP/plain.err"

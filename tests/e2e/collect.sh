@@ -24,14 +24,8 @@ sock="$TMP/sock/ppx.sock" # ppx collect creates the directory
 out="$TMP/out"
 prog="$PROGS/known_allocs"
 
-# target NAME ARGS... &: known_allocs under LD_PRELOAD, streaming to $sock
-# ($! is its pid: the background subshell becomes the program).
-target() {
-    local name=$1
-    shift
-    PPX_SOCKET="$sock" PPX_SAMPLE_RATE=1 LD_PRELOAD="$LIBPPX" exec "$prog" "$@" \
-        >"$TMP/$name.out" 2>"$TMP/$name.err"
-}
+# known_allocs under LD_PRELOAD, streaming to $sock, every allocation recorded.
+target=(env PPX_SOCKET="$sock" PPX_SAMPLE_RATE=1 LD_PRELOAD="$LIBPPX" "$prog")
 fetch() { curl -sf -o "$1" "$2"; }
 # has_figure URL FILE FUNC TYPE VALUE: the profile at URL (saved in FILE)
 # has VALUE for FUNC; for wait_for.
@@ -44,12 +38,8 @@ has_figure() {
 known_reference "$TMP/ref"
 
 # 1. The target first, with no collector anywhere: it runs, quietly.
-mkfifo "$TMP/a.in"
-target a pause <"$TMP/a.in" &
-a=$!
-cleanup_kill "$a"
-exec 3>"$TMP/a.in"
-wait_for 300 grep -q '^ready' "$TMP/a.out" || die "known_allocs pause never got ready: $(cat "$TMP/a.err")"
+start_fed a 3 "${target[@]}" pause
+a=$fed_pid
 [ ! -s "$TMP/a.err" ] || fail "the target said something without a collector: $(cat "$TMP/a.err")"
 
 # 2. The collector, later: at its next allocations the target finds it,
@@ -92,12 +82,12 @@ wait "$curl_pid" || fail "allocs?seconds=2 failed"
 flat=$(pprof_raw "$TMP/delta.pb.gz" --flat-table) || die "cannot read the delta profile"
 expect_figures "$flat" "allocs?seconds=2" between_snapshots 100 100000 100 100000
 expect_figures "$flat" "allocs?seconds=2" leak_64x1000 0 0 0 0
-duration=$(pprof_raw "$TMP/delta.pb.gz" --header | awk -F'\t' '$1 == "duration" { print $2 }')
+duration=$(header_field "$(pprof_raw "$TMP/delta.pb.gz" --header)" duration)
 case $duration in 2.* | 2) ;; *) fail "delta profile duration: expected the 2 s window, got '$duration'" ;; esac
 
 # 6. A second target, short-lived: its own final profiles; while it is
 # kept, the merged profile labels both.
-target b 3>&- &
+"${target[@]}" >"$TMP/b.out" 2>"$TMP/b.err" 3>&- &
 b=$!
 wait "$b"
 expect_eq "exit status of a second target" 0 "$?"
@@ -107,8 +97,8 @@ flat=$(pprof_raw "$out/known_allocs.$b/heap.pb.gz" --flat-table) || die "cannot 
 expect_figures "$flat" "second target's final heap" leak_64x1000 1000 64000 1000 64000
 expect_figures "$flat" "second target's final heap" between_snapshots 0 0 0 0
 fetch "$TMP/merged.pb.gz" "$url/debug/pprof/heap" || fail "merged heap: request failed"
-expect_eq "pid labels of the merged heap" "$(printf '%s\n' "$a" "$b" | sort -n | tr '\n' ' ')" \
-    "$(pprof_raw "$TMP/merged.pb.gz" --labels | awk -F'\t' '$1 == "pid" { print $2 }' | sort -nu | tr '\n' ' ')"
+expect_eq "pid labels of the merged heap" "$(printf '%s\n' "$a" "$b" | sort | paste -sd' ')" \
+    "$(label_values "$TMP/merged.pb.gz" pid)"
 expect_eq "merged heap: leak_64x1000 objects of both" 2000 \
     "$(pprof_raw "$TMP/merged.pb.gz" --type inuse_objects --flat leak_64x1000)"
 
@@ -149,12 +139,8 @@ grep -q "pid $a exited: profiles in $out/known_allocs.$a/" "$TMP/c2.log" ||
     fail "no message for the target's exit: $(cat "$TMP/c2.log")"
 
 # 9. SIGTERM: the profiles of a target still running are written too.
-mkfifo "$TMP/c.in"
-target c pause <"$TMP/c.in" &
-c=$!
-cleanup_kill "$c"
-exec 4>"$TMP/c.in"
-wait_for 300 grep -q '^ready' "$TMP/c.out" || die "third target never got ready"
+start_fed c 4 "${target[@]}" pause
+c=$fed_pid
 wait_for 100 has_figure "$url/debug/pprof/heap?pid=$c" "$TMP/c.pb.gz" leak_64x1000 inuse_space 64000 ||
     die "third target never showed up"
 kill -TERM "$collector"

@@ -215,8 +215,9 @@ stop_collector
 expect_eq "exit status of ppx collect" 0 "$?"
 
 # ---- the access token ----
-start_collector "$TMP/t.log" --socket "$TMP/t.sock" --http 127.0.0.1:0
-tokfile="$TMP/t.sock.token"
+sock="$TMP/t.sock"
+start_collector "$TMP/t.log" --socket "$sock" --http 127.0.0.1:0
+tokfile="$sock.token"
 expect_eq "mode of the token file" 600 "$(stat -c %a "$tokfile")"
 token=$(cat "$tokfile")
 [[ $token =~ ^[0-9a-f]{32}$ ]] || fail "the token file holds '$token', not 32 hex digits"
@@ -226,14 +227,8 @@ plain="http://$hostport"
 expect_eq "the printed URL: the token as its password" "http://ppx:$token@$hostport" "$url"
 # A target whose command line (its program's name) must stay private.
 cp "$PROGS/known_allocs" "$TMP/private_prog"
-mkfifo "$TMP/p.in"
-PPX_SOCKET="$TMP/t.sock" PPX_SAMPLE_RATE=1 LD_PRELOAD="$LIBPPX" "$TMP/private_prog" pause \
-    <"$TMP/p.in" >"$TMP/p.out" 2>"$TMP/p.err" &
-ppid_=$!
-cleanup_kill "$ppid_"
-exec 3>"$TMP/p.in"
-wait_for 300 grep -q '^ready' "$TMP/p.out" || die "private_prog never got ready: $(cat "$TMP/p.err")"
-wait_for 100 curl -sf -o /dev/null "$url/debug/pprof/cmdline?pid=$ppid_" || die "private_prog never connected"
+fifo_target p 3 PPX_SAMPLE_RATE=1 "$TMP/private_prog" pause
+ppid_=$target_pid
 for path in "" cmdline "cmdline?pid=$ppid_" heap "heap?debug=1&pid=$ppid_" "profile?seconds=1" "symbol?0x1"; do
     code=$(curl -s -o "$TMP/body" -w '%{http_code}' "$plain/debug/pprof/$path")
     expect_eq "no token: GET /debug/pprof/$path: status" 401 "$code"
@@ -269,15 +264,10 @@ grep -qF "href='heap?pid=$ppid_&amp;token=$token&amp;debug=1'" "$TMP/index.html"
 if command -v go >/dev/null 2>&1; then
     # go tool pprof through the printed URL, names from /debug/pprof/symbol
     # only: its symbol POSTs carry the URL's password (not its query).
-    mkdir -p "$TMP/pprof"
-    gopprof() {
-        HOME="$TMP" PPROF_TMPDIR="$TMP/pprof" GOTOOLCHAIN=local GOPROXY=off GOFLAGS= \
-            go tool pprof "$@"
-    }
-    top=$(gopprof -symbolize=remote -top -sample_index=inuse_space "$url/debug/pprof/heap?debug=1&pid=$ppid_" 2>"$TMP/pprof.err")
+    top=$(go_pprof -symbolize=remote -top -sample_index=inuse_space "$url/debug/pprof/heap?debug=1&pid=$ppid_" 2>"$TMP/pprof.err")
     printf '%s\n' "$top" | grep -q ' calloc_10x100_x200$' ||
         fail "go tool pprof -symbolize=remote on the printed URL: no calloc_10x100_x200: $top $(cat "$TMP/pprof.err")"
-    gopprof -raw "$plain/debug/pprof/heap?pid=$ppid_&token=$token" >"$TMP/raw" 2>"$TMP/pprof.err" ||
+    go_pprof -raw "$plain/debug/pprof/heap?pid=$ppid_&token=$token" >"$TMP/raw" 2>"$TMP/pprof.err" ||
         fail "go tool pprof with ?token=: $(cat "$TMP/pprof.err")"
     grep -q 'calloc_10x100_x200' "$TMP/raw" || fail "go tool pprof with ?token=: no calloc_10x100_x200"
 else

@@ -18,17 +18,11 @@ cd "$TMP" || exit 99
 sock="$TMP/sock/ppx.sock"
 
 start_collector "$TMP/collect.log" --socket "$sock" --http 127.0.0.1:0
-fifo_target t 3 spin_on_demand PPX_SAMPLE_RATE=1 PPX_FLUSH_MS=60000
+fifo_target t 3 PPX_SAMPLE_RATE=1 PPX_FLUSH_MS=60000 "$PROGS/spin_on_demand"
 target=$target_pid
 
-# cpu_samples DIR: the samples in the CPU profile of a snapshot (--pid: the
-# files are in DIR itself).
-cpu_samples() {
-    [ -s "$1/cpu.pb.gz" ] || die "no cpu.pb.gz in the snapshot $1: $(ls "$1" 2>&1)"
-    pprof_raw "$1/cpu.pb.gz" --total --type samples || die "cannot read $1/cpu.pb.gz"
-}
 sleep 1 # a target sampling at 100 Hz would have ~100 samples of spinning by now
-"$PPX" snapshot --socket "$sock" --pid "$target" -o "$TMP/s1" >/dev/null || die "ppx snapshot failed"
+snapshot_of "$target" "$TMP/s1" || die "ppx snapshot failed"
 expect_eq "CPU samples before anyone asked" 0 "$(cpu_samples "$TMP/s1")"
 
 curl -sf -o "$TMP/cpu.pb.gz" "$pp/profile?seconds=2&pid=$target" || fail "profile?seconds=2 failed"
@@ -40,11 +34,11 @@ note "profile?seconds=2: $samples samples, $spin in spin_forever"
 [ "$samples" -gt 0 ] || fail "profile?seconds=2: no CPU samples"
 [ $((spin * 2)) -gt "$samples" ] || fail "profile?seconds=2: only $spin of $samples samples in spin_forever"
 
-"$PPX" snapshot --socket "$sock" --pid "$target" -o "$TMP/s2" >/dev/null || die "ppx snapshot failed"
+snapshot_of "$target" "$TMP/s2" || die "ppx snapshot failed"
 sleep 1
-"$PPX" snapshot --socket "$sock" --pid "$target" -o "$TMP/s3" >/dev/null || die "ppx snapshot failed"
+snapshot_of "$target" "$TMP/s3" || die "ppx snapshot failed"
 after=$(cpu_samples "$TMP/s2")
-[ "$after" -gt 0 ] || fail "the snapshot after the profile has no CPU samples"
+[ "${after:-0}" -gt 0 ] || fail "the snapshot after the profile has no CPU samples"
 expect_eq "CPU samples one second after the profile window (sampling stopped)" "$after" "$(cpu_samples "$TMP/s3")"
 
 # Flush now: allocations made after the last flush (the one that answered
@@ -64,16 +58,16 @@ wait "$target"
 expect_eq "exit status of spin_on_demand" 0 "$?"
 
 # PPX_CPU_HZ set: sampled from the start, and still after a window.
-fifo_target f 4 spin_on_demand PPX_CPU_HZ=100 PPX_FLUSH_MS=60000
+fifo_target f 4 PPX_CPU_HZ=100 PPX_FLUSH_MS=60000 "$PROGS/spin_on_demand"
 fixed=$target_pid
 sleep 1
-"$PPX" snapshot --socket "$sock" --pid "$fixed" -o "$TMP/f1" >/dev/null || die "ppx snapshot failed"
-[ "$(cpu_samples "$TMP/f1")" -gt 0 ] || fail "PPX_CPU_HZ=100: no CPU samples before any profile window"
+snapshot_of "$fixed" "$TMP/f1" || die "ppx snapshot failed"
+[ "$(cpu_samples "$TMP/f1")" -gt 0 ] 2>/dev/null || fail "PPX_CPU_HZ=100: no CPU samples before any profile window"
 curl -sf -o /dev/null "$pp/profile?seconds=1&pid=$fixed" || fail "profile?seconds=1 (PPX_CPU_HZ=100) failed"
-"$PPX" snapshot --socket "$sock" --pid "$fixed" -o "$TMP/f2" >/dev/null || die "ppx snapshot failed"
+snapshot_of "$fixed" "$TMP/f2" || die "ppx snapshot failed"
 sleep 1
-"$PPX" snapshot --socket "$sock" --pid "$fixed" -o "$TMP/f3" >/dev/null || die "ppx snapshot failed"
-[ "$(cpu_samples "$TMP/f3")" -gt "$(cpu_samples "$TMP/f2")" ] ||
+snapshot_of "$fixed" "$TMP/f3" || die "ppx snapshot failed"
+[ "$(cpu_samples "$TMP/f3")" -gt "$(cpu_samples "$TMP/f2")" ] 2>/dev/null ||
     fail "PPX_CPU_HZ=100: sampling stopped after a profile window"
 exec 4>&-
 wait "$fixed"

@@ -10,17 +10,8 @@ cd "$TMP" || exit 99
 sock="$TMP/sock/ppx.sock"
 
 start_collector "$TMP/collect.log" --socket "$sock" --http 127.0.0.1:0
-# As fifo_target does, with an argument: every allocation recorded, then
-# it waits for the end of its input.
-mkfifo "$TMP/cxx.in"
-env -u PPX_CPU_HZ PPX_SOCKET="$sock" LD_PRELOAD="$LIBPPX" PPX_SAMPLE_RATE=1 \
-    "$PROGS/known_allocs_cxx" pause <"$TMP/cxx.in" >"$TMP/cxx.out" 2>"$TMP/cxx.err" &
-target_pid=$!
-cleanup_kill "$target_pid"
-exec 3>"$TMP/cxx.in"
-wait_for 300 grep -q '^ready' "$TMP/cxx.out" || die "known_allocs_cxx pause never got ready: $(cat "$TMP/cxx.err")"
-wait_for 100 curl -sf -o /dev/null "$pp/cmdline?pid=$target_pid" ||
-    die "known_allocs_cxx never connected to the collector"
+# Every allocation recorded; then it waits for the end of its input.
+fifo_target cxx 3 PPX_SAMPLE_RATE=1 "$PROGS/known_allocs_cxx" pause
 curl -sf -o "$TMP/heap.txt" "$pp/heap?debug=1&pid=$target_pid" || fail "heap?debug=1 failed"
 head -1 "$TMP/heap.txt" | grep -q '^heap profile: ' ||
     fail "heap?debug=1: not Go's header: $(head -1 "$TMP/heap.txt")"

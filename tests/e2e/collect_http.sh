@@ -22,12 +22,6 @@ done
 server=$(readlink -f "$(command -v redis-server)")
 cd "$TMP" || exit 99
 sock="$TMP/sock/ppx.sock"
-mkdir -p "$TMP/pprof"
-# go tool pprof offline, for any user (as tests/lib/pprof_raw.py runs it).
-gopprof() {
-    HOME="$TMP" PPROF_TMPDIR="$TMP/pprof" GOTOOLCHAIN=local GOPROXY=off GOFLAGS= \
-        go tool pprof "$@"
-}
 
 start_collector "$TMP/collect.log" --socket "$sock" --http 127.0.0.1:0
 
@@ -40,18 +34,11 @@ redis=$!
 cleanup_kill "$redis"
 ping() { [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ]; }
 wait_for 300 ping || die "redis-server never answered PING on port $port: $(tail -5 "$TMP/redis.log" "$TMP/redis.err")"
-known() { curl -sf -o /dev/null "$pp/cmdline?pid=$1"; }
-wait_for 100 known "$redis" || die "redis-server (pid $redis) never connected to the collector"
+wait_for 100 collector_knows "$redis" || die "redis-server (pid $redis) never connected to the collector"
 
 # A second process, so that merging and ?pid have something to choose from.
-mkfifo "$TMP/k.in"
-PPX_SOCKET="$sock" PPX_SAMPLE_RATE=1 LD_PRELOAD="$LIBPPX" "$PROGS/known_allocs" pause \
-    <"$TMP/k.in" >"$TMP/k.out" 2>"$TMP/k.err" &
-known_pid=$!
-cleanup_kill "$known_pid"
-exec 3>"$TMP/k.in"
-wait_for 300 grep -q '^ready' "$TMP/k.out" || die "known_allocs pause never got ready"
-wait_for 100 known "$known_pid" || die "known_allocs never connected to the collector"
+fifo_target k 3 PPX_SAMPLE_RATE=1 "$PROGS/known_allocs" pause
+known_pid=$target_pid
 
 curl -sf -o "$TMP/allocs1.pb.gz" "$pp/allocs?pid=$redis" || fail "allocs?pid=$redis (before the load) failed"
 # The CPU profile spans the load: it starts with it and lasts 2 s more at most.
@@ -80,7 +67,7 @@ is_redis_fn() { printf '%s\n' "$redis_symbols" | grep -qxF "$1"; }
 top_functions() {
     local u=$1
     shift
-    gopprof -top "$@" "$u" 2>"$TMP/pprof.err" | awk 'f { print $NF } /^ *flat  *flat%/ { f = 1 }'
+    go_pprof -top "$@" "$u" 2>"$TMP/pprof.err" | awk 'f { print $NF } /^ *flat  *flat%/ { f = 1 }'
 }
 for profile in heap allocs; do
     top=$(top_functions "$pp/$profile?pid=$redis" -nodecount=5)
@@ -129,12 +116,12 @@ expect_eq "allocs?seconds=2: start-up allocations (initServer)" 0 "$(table_get "
 
 # ?pid and merging.
 curl -sf -o "$TMP/merged.pb.gz" "$pp/heap" || fail "heap (merged) failed"
-expect_eq "pid labels of the merged heap" "$(printf '%s\n' "$redis" "$known_pid" | sort -n | tr '\n' ' ')" \
-    "$(pprof_raw "$TMP/merged.pb.gz" --labels | awk -F'\t' '$1 == "pid" { print $2 }' | sort -nu | tr '\n' ' ')"
+expect_eq "pid labels of the merged heap" "$(printf '%s\n' "$redis" "$known_pid" | sort | paste -sd' ')" \
+    "$(label_values "$TMP/merged.pb.gz" pid)"
 curl -sf -o "$TMP/one.pb.gz" "$pp/heap?pid=$known_pid" || fail "heap?pid=$known_pid failed"
 expect_eq "heap?pid=$known_pid: leak_64x1000" 64000 "$(pprof_raw "$TMP/one.pb.gz" --type inuse_space --flat leak_64x1000)"
 expect_eq "heap?pid=$known_pid: nothing of redis" 0 "$(pprof_raw "$TMP/one.pb.gz" --type inuse_space --cum processCommand)"
-expect_eq "heap?pid=$known_pid: no pid labels" "" "$(pprof_raw "$TMP/one.pb.gz" --labels | awk -F'\t' '$1 == "pid"' | head -1)"
+expect_eq "heap?pid=$known_pid: no pid labels" "" "$(label_values "$TMP/one.pb.gz" pid)"
 code=$(curl -s -o "$TMP/nopid" -w '%{http_code}' "$pp/heap?pid=999999999")
 expect_eq "heap?pid=999999999: status" 404 "$code"
 grep -q 'no process with pid 999999999' "$TMP/nopid" || fail "heap?pid=999999999: no message: $(cat "$TMP/nopid")"
@@ -144,7 +131,7 @@ curl -sf -o "$TMP/heap.txt" "$pp/heap?debug=1&pid=$redis" || fail "heap?debug=1 
 head -1 "$TMP/heap.txt" | grep -Eq '^heap profile: [0-9]+: [0-9]+ \[[0-9]+: [0-9]+\] @ heap/2$' ||
     fail "heap?debug=1: not Go's header: $(head -1 "$TMP/heap.txt")"
 grep -q $'^#\t0x[0-9a-f]*\tprocessCommand\t' "$TMP/heap.txt" || fail "heap?debug=1: no symbolized processCommand frame"
-text=$(gopprof -raw "$TMP/heap.txt" 2>"$TMP/pprof.err") || fail "go tool pprof cannot read heap?debug=1: $(cat "$TMP/pprof.err")"
+text=$(go_pprof -raw "$TMP/heap.txt" 2>"$TMP/pprof.err") || fail "go tool pprof cannot read heap?debug=1: $(cat "$TMP/pprof.err")"
 printf '%s\n' "$text" | grep -q '^alloc_objects/count alloc_space/bytes inuse_objects/count inuse_space/bytes' ||
     fail "go tool pprof -raw on heap?debug=1: not a four-column heap profile"
 printf '%s\n' "$text" | grep -q "$server" || fail "go tool pprof -raw on heap?debug=1: no mapping of redis-server"

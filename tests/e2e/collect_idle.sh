@@ -5,14 +5,12 @@
 # although it has nothing new to send.
 . "$(dirname "$0")/../lib/common.sh"
 require_built
+. "$(dirname "$0")/../lib/collect.sh"
 
 sock="$TMP/run/ppx.sock"
 mkdir -m 700 "$TMP/run"
 
-"$PPX" collect --socket "$sock" 2>"$TMP/c1.err" &
-c1=$!
-cleanup_kill "$c1"
-wait_for 100 test -S "$sock" || die "ppx collect did not start: $(cat "$TMP/c1.err")"
+start_collector "$TMP/c1.log" --socket "$sock"
 
 PPX_SOCKET="$sock" LD_PRELOAD="$LIBPPX" sleep 30 &
 target=$!
@@ -20,11 +18,9 @@ cleanup_kill "$target"
 wait_for 100 "$PPX" snapshot --socket "$sock" --pid "$target" -o "$TMP/s1" ||
     die "the first collector never saw pid $target"
 
-kill -KILL "$c1"
-wait "$c1" 2>/dev/null
-"$PPX" collect --socket "$sock" 2>"$TMP/c2.err" &
-cleanup_kill $!
-wait_for 100 test -S "$sock" || die "the second ppx collect did not start: $(cat "$TMP/c2.err")"
+kill -KILL "$collector"
+wait "$collector" 2>/dev/null
+start_collector "$TMP/c2.log" --socket "$sock"
 # A flush interval is 100 ms: 5 s is a bound, not a measurement.
 wait_for 50 "$PPX" snapshot --socket "$sock" --pid "$target" -o "$TMP/s2" ||
     fail "the restarted collector never saw the idle pid $target"

@@ -36,14 +36,9 @@ end_collector() { # NAME
 start_collector "$TMP/c1.log" --socket "$sock" --http 127.0.0.1:0 -o "$TMP/out"
 prog="$TMP/fifo_allocs"
 cp "$PROGS/known_allocs" "$prog"
-mkfifo "$TMP/k.in"
 # Every allocation recorded: the stacks in that mapping are certain.
-PPX_SOCKET="$sock" PPX_SAMPLE_RATE=1 LD_PRELOAD="$LIBPPX" "$prog" pause <"$TMP/k.in" >"$TMP/k.out" 2>"$TMP/k.err" &
-target=$!
-cleanup_kill "$target"
-exec 3>"$TMP/k.in"
-wait_for 300 grep -q '^ready' "$TMP/k.out" || die "known_allocs pause never got ready: $(cat "$TMP/k.err")"
-wait_for 100 curl -sf -o /dev/null "$pp/cmdline?pid=$target" || die "the target never connected"
+fifo_target k 3 PPX_SAMPLE_RATE=1 "$prog" pause
+target=$target_pid
 # The program runs on from its deleted file; its path now names a FIFO
 # nobody writes to. No profile was built before: the symbolizer has not
 # opened the file yet.
@@ -92,14 +87,8 @@ if command -v strip >/dev/null 2>&1; then
     cp "$PROGS/known_allocs" "$prog"
     strip --strip-debug "$prog" || die "strip --strip-debug $prog failed"
     mkfifo "$prog.debug"
-    mkfifo "$TMP/d.in"
-    PPX_SOCKET="$sock" PPX_SAMPLE_RATE=1 LD_PRELOAD="$LIBPPX" "$prog" pause <"$TMP/d.in" \
-        >"$TMP/d.out" 2>"$TMP/d.err" &
-    target=$!
-    cleanup_kill "$target"
-    exec 3>"$TMP/d.in"
-    wait_for 300 grep -q '^ready' "$TMP/d.out" || die "nodebug_allocs never got ready: $(cat "$TMP/d.err")"
-    wait_for 100 curl -sf -o /dev/null "$pp/cmdline?pid=$target" || die "nodebug_allocs never connected"
+    fifo_target d 3 PPX_SAMPLE_RATE=1 "$prog" pause
+    target=$target_pid
     code=$(timeout 20 curl -s -o "$TMP/d.pb.gz" -w '%{http_code}' "$pp/heap?pid=$target")
     if [ $? -eq 124 ]; then
         fail "heap?pid=$target: no answer in 20 s (the collector waits on $prog.debug)"

@@ -16,19 +16,8 @@ cd "$TMP" || exit 99
 sock="$TMP/sock/ppx.sock"
 
 start_collector "$TMP/collect.log" --socket "$sock" --http 127.0.0.1:0
-fifo_target t 3 spin_close_fds PPX_FLUSH_MS=100
+fifo_target t 3 PPX_FLUSH_MS=100 "$PROGS/spin_close_fds"
 target=$target_pid
-
-# snapshot DIR: ppx snapshot of the target into DIR (--pid: the files are
-# in DIR itself); cpu_samples DIR: the samples of its CPU profile.
-snapshot() {
-    rm -rf "$1"
-    "$PPX" snapshot --socket "$sock" --pid "$target" -o "$1" >/dev/null
-}
-cpu_samples() {
-    [ -s "$1/cpu.pb.gz" ] || { echo 0; return; }
-    pprof_raw "$1/cpu.pb.gz" --total --type samples 2>/dev/null || echo 0
-}
 
 curl -sf -o "$TMP/cpu.pb.gz" "$pp/profile?seconds=6&pid=$target" &
 profile=$!
@@ -53,11 +42,11 @@ note "profile?seconds=6: $samples samples, $before in spin_before, $after in spi
 [ "$after" -gt 0 ] || fail "profile?seconds=6: no samples in spin_after (after the reconnect)"
 
 # The window ended: the command that stops sampling reached the new connection.
-snapshot "$TMP/s1" || die "ppx snapshot failed"
+snapshot_of "$target" "$TMP/s1" || die "ppx snapshot failed"
 sleep 1
-snapshot "$TMP/s2" || die "ppx snapshot failed"
+snapshot_of "$target" "$TMP/s2" || die "ppx snapshot failed"
 first=$(cpu_samples "$TMP/s1")
-[ "$first" -gt 0 ] || fail "the snapshot after the profile has no CPU samples"
+[ "${first:-0}" -gt 0 ] || fail "the snapshot after the profile has no CPU samples"
 expect_eq "CPU samples one second after the profile window (sampling stopped)" "$first" \
     "$(cpu_samples "$TMP/s2")"
 

@@ -127,14 +127,8 @@ wait_for 50 test -s "$out/known_allocs.$b/allocs.pb.gz" ||
     fail "a spool file that appeared while the collector ran was not read (log: $(cat "$TMP/c2.log"))"
 
 # 6. The collector killed mid-run; the target exits meanwhile.
-mkfifo "$TMP/c.in"
-PPX_SOCKET="$sock" PPX_SAMPLE_RATE=1 LD_PRELOAD="$LIBPPX" "$prog" pause <"$TMP/c.in" \
-    >"$TMP/c.out" 2>"$TMP/c.err" &
-c=$!
-cleanup_kill "$c"
-exec 3>"$TMP/c.in"
-wait_for 300 grep -q '^ready' "$TMP/c.out" || die "known_allocs pause never got ready: $(cat "$TMP/c.err")"
-wait_for 100 curl -sf -o /dev/null "$url/debug/pprof/cmdline?pid=$c" || die "the target never connected"
+fifo_target c 3 PPX_SAMPLE_RATE=1 "$prog" pause
+c=$target_pid
 kill -KILL "$collector"
 wait "$collector" 2>/dev/null
 echo alloc >&3

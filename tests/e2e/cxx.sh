@@ -42,8 +42,7 @@ done
 
 # The function's system name is the mangled one: go tool pprof's own
 # demangling (and its -symbolize=demangle=... choices) applies.
-HOME="$TMP" GOTOOLCHAIN=local GOPROXY=off GOFLAGS= go tool pprof -raw "$out/heap.pb.gz" \
-    >"$TMP/raw" 2>"$TMP/raw.err" || die "go tool pprof -raw: $(cat "$TMP/raw.err")"
+go_pprof -raw "$out/heap.pb.gz" >"$TMP/raw" 2>"$TMP/raw.err" || die "go tool pprof -raw: $(cat "$TMP/raw.err")"
 grep -Eq ' ns::Logger::format .* s=[0-9]+\(_ZN2ns6Logger6formatEi\)$' "$TMP/raw" ||
     fail "heap.pb.gz: no function ns::Logger::format with system name _ZN2ns6Logger6formatEi: $(grep -m3 format "$TMP/raw")"
 

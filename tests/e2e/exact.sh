@@ -17,9 +17,9 @@ for f in heap allocs; do
     [ -s "$file" ] || die "$file not written (ls: $(ls "$out" 2>&1))"
     header=$(pprof_raw "$file" --header) || die "go tool pprof cannot read $file"
     expect_eq "$f sample types" "alloc_objects alloc_space inuse_objects inuse_space" \
-        "$(printf '%s\n' "$header" | awk -F'\t' '$1 == "sample_types" { print $2 }')"
-    expect_eq "$f period type" "space bytes" "$(printf '%s\n' "$header" | awk -F'\t' '$1 == "period_type" { print $2 }')"
-    expect_eq "$f period (exact mode)" 1 "$(printf '%s\n' "$header" | awk -F'\t' '$1 == "period" { print $2 }')"
+        "$(header_field "$header" sample_types)"
+    expect_eq "$f period type" "space bytes" "$(header_field "$header" period_type)"
+    expect_eq "$f period (exact mode)" 1 "$(header_field "$header" period)"
     main_map=$(printf '%s\n' "$header" | awk -F'\t' '$1 == "mapping" && $2 == 1 { print $3 }')
     expect_eq "$f first mapping is the main executable" "$(readlink -f "$prog")" "$(readlink -f "$main_map" 2>/dev/null || echo "$main_map")"
     flags=$(printf '%s\n' "$header" | awk -F'\t' '$1 == "mapping" && $2 == 1 { print $5 }')
@@ -61,10 +61,9 @@ for f in heap allocs; do
         $2 ~ /^(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|valloc|pvalloc|__libc_[a-z_]*)$/ && $3 !~ /\/ld-linux/ ||
         $3 ~ /libppx\.so/')
     [ -z "$bad" ] || fail "$f: samples whose leaf is an allocator entry point or libppx.so: $bad"
-    expect_eq "$f pid labels (one process)" "" "$(pprof_raw "$file" --labels | awk -F'\t' '$1 == "pid"' | head -1)"
+    expect_eq "$f pid labels (one process)" "" "$(label_values "$file" pid)"
     # No bytes label: per stack it could only be an average (snapshot_base.sh).
-    expect_eq "$f bytes labels of leak_64x1000" "" \
-        "$(pprof_raw "$file" --labels --leaf leak_64x1000 | awk -F'\t' '$1 == "bytes" { print $2 }' | sort -u | tr '\n' ' ' | sed 's/ $//')"
+    expect_eq "$f bytes labels of leak_64x1000" "" "$(label_values "$file" bytes --leaf leak_64x1000)"
 done
 expect_eq "heap.pb.gz default sample type" inuse_space "$(pprof_raw "$out/heap.pb.gz" --default-type)"
 expect_eq "allocs.pb.gz default sample type" alloc_space "$(pprof_raw "$out/allocs.pb.gz" --default-type)"

@@ -40,8 +40,8 @@ expect_figures "$merged" "fork merged pid=parent" child_work           0      0 
 merged=$(pprof_raw "$TMP/fork/heap.pb.gz" --flat-table --label "pid=$child") || die "cannot read merged heap.pb.gz"
 expect_figures "$merged" "fork merged pid=child" child_work          200 100000 200 100000
 expect_figures "$merged" "fork merged pid=child" parent_work           0      0   0      0
-expect_eq "fork merged: pid label values" "$(printf '%s\n' "$parent" "$child" | sort | tr '\n' ' ')" \
-    "$(pprof_raw "$TMP/fork/heap.pb.gz" --labels | awk -F'\t' '$1 == "pid" { print $2 }' | sort -u | tr '\n' ' ')"
+expect_eq "fork merged: pid label values" "$(printf '%s\n' "$parent" "$child" | sort | paste -sd' ')" \
+    "$(label_values "$TMP/fork/heap.pb.gz" pid)"
 if [ -s "$TMP/fork/$parent/heap.pb.gz" ]; then
     t=$(pprof_raw "$TMP/fork/$parent/heap.pb.gz" --flat-table) || die "cannot read per-process heap of parent"
     expect_figures "$t" "fork $parent/heap.pb.gz" parent_work 100 30000 100 30000
@@ -101,7 +101,7 @@ expect_figures "$all" "system merged (all processes)" exec_work 300 60000 300 60
 merged=$(pprof_raw "$TMP/system/allocs.pb.gz" --flat-table --label "pid=$parent") || die "cannot read merged allocs.pb.gz"
 expect_figures "$merged" "system merged pid=parent" parent_work 100 30000 100 30000
 expect_figures "$merged" "system merged pid=parent" exec_work     0     0   0     0
-pids=$(pprof_raw "$TMP/system/allocs.pb.gz" --labels | awk -F'\t' '$1 == "pid" { print $2 }' | sort -u | wc -l)
+pids=$(label_values "$TMP/system/allocs.pb.gz" pid | wc -w)
 [ "$pids" -ge 2 ] || fail "system: expected samples of 2 or more processes, got pid labels of $pids"
 dirs=$(find "$TMP/system" -mindepth 1 -maxdepth 1 -type d | wc -l)
 [ "$dirs" -ge 2 ] || fail "system: expected 2 or more per-process directories, got $dirs ($(ls "$TMP/system"))"

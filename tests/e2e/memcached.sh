@@ -25,8 +25,6 @@ require_built
 require_pprof
 command -v memcached >/dev/null 2>&1 || skip "memcached not found (apt-get install memcached)"
 server=$(readlink -f "$(command -v memcached)")
-IO_SITES="$top_srcdir/tests/lib/io_sites.py"
-io_sites() { python3 "$IO_SITES" "$@"; }
 
 KEYS=250
 CONNS=4

@@ -47,12 +47,8 @@ expect_eq "known_allocs exit 7: exit status under ppx record" 7 "$?"
 
 # SIGTERM to ppx goes to the command, and ppx ends as the command did.
 gone() { [ ! -e "/proc/$1" ] || grep -q '^[0-9]* (.*) [ZX]' "/proc/$1/stat" 2>/dev/null; }
-mkfifo "$TMP/fifo"
-"$PPX" record -q -o "$TMP/term" -- "$PROGS/known_allocs" pause <"$TMP/fifo" >"$TMP/term.out" 2>"$TMP/term.err" &
-ppx_pid=$!
-cleanup_kill "$ppx_pid"
-exec 3>"$TMP/fifo"
-wait_for 300 grep -q '^ready' "$TMP/term.out" || die "known_allocs pause never got ready under ppx: $(cat "$TMP/term.err")"
+start_fed term 3 "$PPX" record -q -o "$TMP/term" -- "$PROGS/known_allocs" pause
+ppx_pid=$fed_pid
 target=$(awk '/^ready/ { print $2 }' "$TMP/term.out")
 kill -TERM "$ppx_pid"
 wait "$ppx_pid"

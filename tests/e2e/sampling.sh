@@ -39,7 +39,7 @@ run() { # NAME RATE(empty: default) -> flat table of heap.pb.gz in $TMP/NAME.tab
     printf '%s\n' "$heap" >"$TMP/$name.table"
 }
 
-period() { pprof_raw "$1" --header | awk -F'\t' '$1 == "period" { print $2 }'; }
+period() { header_field "$(pprof_raw "$1" --header)" period; }
 
 # Default rate.
 run default
@@ -52,8 +52,7 @@ check_site "$t" default big_keep_2048_x16384   16384   33554432 1 60
 # No bytes label: per stack it could only be an average, which breaks -base
 # (snapshot_base.sh).
 expect_eq "default: bytes labels of big_alloc_free_1024" "" \
-    "$(pprof_raw "$TMP/default/heap.pb.gz" --labels --leaf big_alloc_free_1024 |
-       awk -F'\t' '$1 == "bytes" { print $2 }' | sort -u | tr '\n' ' ' | sed 's/ $//')"
+    "$(label_values "$TMP/default/heap.pb.gz" bytes --leaf big_alloc_free_1024)"
 
 # --rate: 65536 bytes between samples, eight times as many samples.
 run rate --rate 65536

@@ -35,13 +35,8 @@ expect_eq "threads at the end, allocating with no collector" "threads 1" "$(tail
 
 # A collector started after the target.
 sock="$TMP/run/ppx.sock"
-mkfifo "$TMP/t.in"
-PPX_SOCKET="$sock" PPX_SAMPLE_RATE=1 LD_PRELOAD="$LIBPPX" "$prog" wait \
-    <"$TMP/t.in" >"$TMP/t.out" 2>"$TMP/t.err" &
-target=$!
-cleanup_kill "$target"
-exec 3>"$TMP/t.in"
-wait_for 300 grep -q '^ready' "$TMP/t.out" || die "single_thread wait never got ready: $(cat "$TMP/t.err")"
+start_fed t 3 env PPX_SOCKET="$sock" PPX_SAMPLE_RATE=1 LD_PRELOAD="$LIBPPX" "$prog" wait
+target=$fed_pid
 expect_eq "threads of the waiting target with no collector" "threads 1" "$(head -n 1 "$TMP/t.out")"
 start_collector "$TMP/c.log" --socket "$sock" -o "$TMP/out"
 # poke: one "alloc" line (alloc_100x1000 runs), then is the target known?

@@ -8,12 +8,8 @@ require_built
 require_pprof
 
 out="$TMP/snap"
-mkfifo "$TMP/fifo"
-"$PPX" record -q --exact -o "$out" -- "$PROGS/known_allocs" pause <"$TMP/fifo" >"$TMP/stdout" 2>"$TMP/stderr" &
-ppx_pid=$!
-cleanup_kill "$ppx_pid"
-exec 3>"$TMP/fifo"
-wait_for 300 grep -q '^ready' "$TMP/stdout" || die "known_allocs pause never got ready under ppx: $(cat "$TMP/stderr")"
+start_fed k 3 "$PPX" record -q --exact -o "$out" -- "$PROGS/known_allocs" pause
+ppx_pid=$fed_pid
 
 for n in 1 2; do
     kill -USR1 "$ppx_pid" || die "cannot signal ppx (pid $ppx_pid)"
@@ -22,9 +18,10 @@ for n in 1 2; do
         die "no snapshot $n after SIGUSR1: ls $out: $(ls "$out" 2>&1)"
 done
 for f in heap.1 allocs.1 heap.2 allocs.2; do
-    types=$(pprof_raw "$out/$f.pb.gz" --header | awk -F'\t' '$1 == "sample_types" { print $2 }') ||
+    header=$(pprof_raw "$out/$f.pb.gz" --header) ||
         { fail "go tool pprof cannot read snapshot $f.pb.gz"; continue; }
-    expect_eq "$f.pb.gz sample types" "alloc_objects alloc_space inuse_objects inuse_space" "$types"
+    expect_eq "$f.pb.gz sample types" "alloc_objects alloc_space inuse_objects inuse_space" \
+        "$(header_field "$header" sample_types)"
 done
 expect_eq "heap.1.pb.gz default sample type" inuse_space "$(pprof_raw "$out/heap.1.pb.gz" --default-type)"
 expect_eq "allocs.1.pb.gz default sample type" alloc_space "$(pprof_raw "$out/allocs.1.pb.gz" --default-type)"
@@ -33,7 +30,7 @@ expect_eq "allocs.1.pb.gz default sample type" alloc_space "$(pprof_raw "$out/al
 # them shows exactly that. The target streams every --flush-ms, so take
 # snapshots until one holds the new allocations (bounded).
 echo alloc >&3
-wait_for 300 grep -q '^done' "$TMP/stdout" || die "known_allocs never finished between_snapshots"
+wait_for 300 grep -q '^done' "$TMP/k.out" || die "known_allocs never finished between_snapshots"
 n=2 seen=0
 while [ $n -lt 40 ] && [ $seen -eq 0 ]; do
     n=$((n + 1))

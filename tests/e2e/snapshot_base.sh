@@ -11,18 +11,9 @@
 require_built
 require_pprof
 
-gopprof() {
-    HOME="$TMP" PPROF_TMPDIR="$TMP/pprof" GOTOOLCHAIN=local GOPROXY=off GOFLAGS= \
-        go tool pprof "$@"
-}
-
 out="$TMP/snap"
-mkfifo "$TMP/fifo"
-"$PPX" record -q --exact -o "$out" -- "$PROGS/known_allocs" pause <"$TMP/fifo" >"$TMP/stdout" 2>"$TMP/stderr" &
-ppx_pid=$!
-cleanup_kill "$ppx_pid"
-exec 3>"$TMP/fifo"
-wait_for 300 grep -q '^ready' "$TMP/stdout" || die "known_allocs pause never got ready under ppx: $(cat "$TMP/stderr")"
+start_fed k 3 "$PPX" record -q --exact -o "$out" -- "$PROGS/known_allocs" pause
+ppx_pid=$fed_pid
 
 # snapshot_with OBJECTS: takes snapshots until one holds OBJECTS blocks of
 # mixed_sizes (the target streams every --flush-ms); prints its number.
@@ -38,7 +29,7 @@ snapshot_with() {
     [ "$seen" = "$1" ] || die "no snapshot with $1 mixed_sizes blocks (last: $seen)"
 }
 
-done_lines() { [ "$(grep -c '^done' "$TMP/stdout")" -ge "$1" ]; }
+done_lines() { [ "$(grep -c '^done' "$TMP/k.out")" -ge "$1" ]; }
 echo "mixed 100" >&3
 wait_for 300 done_lines 1 || die "mixed 100 never done"
 snapshot_with 100
@@ -60,7 +51,7 @@ negative=$(pprof_raw "$s2" --base "$s1" --dump | awk -F'\t' '
 for type in alloc_objects alloc_space; do
     t1=$(pprof_raw "$s1" --total --type "$type")
     t2=$(pprof_raw "$s2" --total --type "$type")
-    top=$(gopprof -top -sample_index="$type" -unit=byte -base "$s1" "$s2" 2>"$TMP/pprof.err") ||
+    top=$(go_pprof -top -sample_index="$type" -unit=byte -base "$s1" "$s2" 2>"$TMP/pprof.err") ||
         { fail "go tool pprof -top -base: $(cat "$TMP/pprof.err")"; continue; }
     total=$(printf '%s\n' "$top" | sed -n 's/^Showing nodes accounting for .* of \(-\{0,1\}[0-9]*\)[A-Za-z]* total$/\1/p')
     expect_eq "go tool pprof -top -base $type total" "$((t2 - t1))" "$total"

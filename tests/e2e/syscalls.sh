@@ -16,8 +16,6 @@ require_built
 require_pprof
 
 prog="$PROGS/${KNOWN_IO:-known_io}"
-IO_SITES="$top_srcdir/tests/lib/io_sites.py"
-io_sites() { python3 "$IO_SITES" "$@"; }
 export TMPDIR="$TMP" # known_io's temporary file
 
 "$prog" print >"$TMP/plain.txt" 2>"$TMP/plain.err" ||

@@ -9,7 +9,6 @@ require_built
 require_pprof
 
 prog="$PROGS/io_signals"
-IO_SITES="$top_srcdir/tests/lib/io_sites.py"
 
 for mode in default stacks_all; do
     case $mode in
@@ -23,7 +22,7 @@ for mode in default stacks_all; do
         's/^handler_writes=\([0-9]*\) main_writes=\([0-9]*\) thread_writes=\([0-9]*\)$/\1 \2 \3/p' \
         "$TMP/$mode.txt")
     [ -n "${thread:-}" ] || die "$mode: io_signals printed: $(cat "$TMP/$mode.txt")"
-    python3 "$IO_SITES" "$out/syscalls.pb.gz" >"$TMP/$mode.sites" ||
+    io_sites "$out/syscalls.pb.gz" >"$TMP/$mode.sites" ||
         die "$mode: go tool pprof cannot read $out/syscalls.pb.gz"
     calls_from() { awk -v f="$1" '$1 == "write" && $2 == f { s += $4 } END { print s + 0 }' "$TMP/$mode.sites"; }
     expect_eq "$mode: write calls from the SIGALRM handler" "$handler" "$(calls_from alarm_write)"

@@ -11,7 +11,6 @@ require_built
 require_pprof
 prog="$PROGS/st_pingpong"
 [ -x "$prog" ] || skip "st_pingpong not built: no libst (apt-get install libst-dev)"
-IO_SITES="$top_srcdir/tests/lib/io_sites.py"
 
 out="$TMP/st"
 "$PPX" record -q --exact -o "$out" -- "$prog" >"$TMP/stdout" 2>"$TMP/stderr" ||
@@ -19,7 +18,7 @@ out="$TMP/st"
 expect_eq "st_pingpong output" "reads=1000 bytes=100000" "$(cat "$TMP/stdout")"
 
 # call caller labels calls time bytes messages errors eagain mapping
-python3 "$IO_SITES" "$out/syscalls.pb.gz" >"$TMP/sites" || die "go tool pprof cannot read the profile"
+io_sites "$out/syscalls.pb.gz" >"$TMP/sites" || die "go tool pprof cannot read the profile"
 read -r calls bytes messages errors eagain < <(awk -F'\t' '$1 == "read" && $2 == "st_read" {
     c += $4; b += $6; m += $7; e += $8; a += $9 } END { print c + 0, b + 0, m + 0, e + 0, a + 0 }' "$TMP/sites")
 expect_eq "read calls from st_read that moved data" 1000 "$((calls - eagain))"

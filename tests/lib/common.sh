@@ -93,6 +93,29 @@ trap _cleanup EXIT
 trap 'exit 1' INT TERM HUP PIPE
 
 pprof_raw() { python3 "$PPROF_RAW" "$@"; }
+# io_sites FILE [--by-mapping]: syscalls.pb.gz a line per call site (tests/lib/io_sites.py).
+io_sites() { python3 "$top_srcdir/tests/lib/io_sites.py" "$@"; }
+
+# go_pprof ARGS...: `go tool pprof` itself, offline and for any user, as
+# pprof_raw.py runs it (no toolchain download, its files under $TMP).
+go_pprof() {
+    mkdir -p "$TMP/pprof"
+    HOME="$TMP" PPROF_TMPDIR="$TMP/pprof" GOTOOLCHAIN=local GOPROXY=off GOFLAGS= go tool pprof "$@"
+}
+
+# header_field HEADER KEY: a value from pprof_raw.py --header output.
+header_field() {
+    printf '%s\n' "$1" | awk -F'\t' -v k="$2" '$1 == k { print $2; exit }'
+}
+
+# label_values FILE KEY [PPROF_RAW_ARGS...]: the values of label KEY in the
+# profile FILE (of the samples pprof_raw.py --labels ARGS selects), sorted,
+# each once, on one line.
+label_values() {
+    local file=$1 key=$2
+    shift 2
+    pprof_raw "$file" --labels "$@" | awk -F'\t' -v k="$key" '$1 == k { print $2 }' | sort -u | paste -sd' '
+}
 
 # table_get TABLE FUNC TYPE: a value from pprof_raw.py --flat-table/--cum-table output.
 table_get() {
@@ -110,6 +133,22 @@ expect_figures() {
         i=$((i + 1))
         expect_eq "$where $fn $t" "${!i}" "$(table_get "$table" "$fn" "$t")"
     done
+}
+
+# start_fed NAME FD COMMAND...: COMMAND in the background, its stdin the
+# fifo $TMP/NAME.in that the test holds open as descriptor FD (a line
+# written there is a command to the program; closing it ends the program),
+# its output in $TMP/NAME.out and .err. Returns once it printed "ready";
+# sets fed_pid.
+start_fed() {
+    local name=$1 fd=$2
+    shift 2
+    mkfifo "$TMP/$name.in"
+    "$@" <"$TMP/$name.in" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    fed_pid=$!
+    cleanup_kill "$fed_pid"
+    eval "exec $fd>\"\$TMP/\$name.in\""
+    wait_for 300 grep -q '^ready' "$TMP/$name.out" || die "$* never got ready: $(cat "$TMP/$name.err")"
 }
 
 # free_port: a TCP port on 127.0.0.1 nobody listens on now.
