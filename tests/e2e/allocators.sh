@@ -3,6 +3,7 @@
 # allocator is not glibc's: jemalloc or tcmalloc preloaded by the user
 # (LD_PRELOAD set before ppx record, which puts libppx.so in front of it).
 . "$(dirname "$0")/../lib/common.sh"
+. "$(dirname "$0")/../lib/known_allocs.sh"
 require_built
 require_pprof
 
@@ -25,17 +26,7 @@ for lib in "$libdir/libjemalloc.so.2" "$libdir/libtcmalloc_minimal.so.4"; do
     for f in heap allocs; do
         flat=$(pprof_raw "$out/$f.pb.gz" --flat-table) || { fail "$name: go tool pprof cannot read $out/$f.pb.gz"; continue; }
         w="$name $f"
-        expect_figures "$flat" "$w" leak_64x1000          1000   64000 1000  64000
-        expect_figures "$flat" "$w" alloc_free_1000x500    500  500000    0      0
-        expect_figures "$flat" "$w" calloc_10x100_x200     200  200000  200 200000
-        expect_figures "$flat" "$w" realloc_chain           90   81760    0      0
-        expect_figures "$flat" "$w" posix_memalign_10x256   10    2560   10   2560
-        expect_figures "$flat" "$w" aligned_alloc_5x4096     5   20480    5  20480
-        expect_figures "$flat" "$w" memalign_3x512           3    1536    3   1536
-        expect_figures "$flat" "$w" valloc_2x1000            2    2000    2   2000
-        expect_figures "$flat" "$w" reallocarray_grow       10   15000    5  10000
-        expect_figures "$flat" "$w" failed_allocs            1     100    1    100
-        expect_figures "$flat" "$w" thread_worker         1000  128000 1000 128000
+        expect_known_figures "$flat" "$w"
         bad=$(pprof_raw "$out/$f.pb.gz" --leaves --type alloc_objects | awk -F'\t' '
             $2 ~ /^(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|valloc|pvalloc)$/ && $3 !~ /\/ld-linux/ ||
             $2 ~ /^(je_|tc_|__libc_)/ || $3 ~ /libppx\.so|libjemalloc|libtcmalloc/')

@@ -15,12 +15,9 @@
 #  - at SIGTERM the collector writes the profiles of targets still running.
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/known_allocs.sh"
-require_built
 require_pprof
 . "$(dirname "$0")/../lib/collect.sh"
 
-cd "$TMP" || exit 99
-sock="$TMP/sock/ppx.sock" # ppx collect creates the directory
 out="$TMP/out"
 prog="$PROGS/known_allocs"
 

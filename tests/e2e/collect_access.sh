@@ -17,10 +17,8 @@
 #  - hz and seconds are capped (400 beyond); past 8 windows at once, more
 #    are refused at once (429) while other requests are served.
 . "$(dirname "$0")/../lib/common.sh"
-require_built
 . "$(dirname "$0")/../lib/collect.sh"
 command -v python3 >/dev/null 2>&1 || skip "python3 not found"
-cd "$TMP" || exit 99
 
 # ---- the default socket directory ----
 xdg="$TMP/xdg"

@@ -11,11 +11,8 @@
 #  - under PPX_CPU_HZ it samples from the start, and a profile window does
 #    not stop it.
 . "$(dirname "$0")/../lib/common.sh"
-require_built
 require_pprof
 . "$(dirname "$0")/../lib/collect.sh"
-cd "$TMP" || exit 99
-sock="$TMP/sock/ppx.sock"
 
 start_collector "$TMP/collect.log" --socket "$sock" --http 127.0.0.1:0
 fifo_target t 3 PPX_SAMPLE_RATE=1 PPX_FLUSH_MS=60000 "$PROGS/spin_on_demand"

@@ -10,11 +10,8 @@
 # record header written (nothing the collector can see until more follows:
 # without the hook, the final state would go after it, and be lost).
 . "$(dirname "$0")/../lib/common.sh"
-require_built
 require_pprof
 . "$(dirname "$0")/../lib/collect.sh"
-cd "$TMP" || exit 99
-sock="$TMP/sock/ppx.sock"
 out="$TMP/out"
 start_collector "$TMP/c.log" --socket "$sock" -o "$out"
 for mode in write raw half; do

@@ -3,11 +3,8 @@
 # functions demangled in full, as c++filt would: ns::Logger::format(int),
 # Widget::Widget(); the stack addresses pprof reads are unchanged.
 . "$(dirname "$0")/../lib/common.sh"
-require_built
 require_pprof
 . "$(dirname "$0")/../lib/collect.sh"
-cd "$TMP" || exit 99
-sock="$TMP/sock/ppx.sock"
 
 start_collector "$TMP/collect.log" --socket "$sock" --http 127.0.0.1:0
 # Every allocation recorded; then it waits for the end of its input.

@@ -13,15 +13,12 @@
 #  - heap?debug=1 is Go's legacy text format, which go tool pprof reads;
 #  - /debug/pprof/ lists the processes with links to their profiles.
 . "$(dirname "$0")/../lib/common.sh"
-require_built
 require_pprof
 . "$(dirname "$0")/../lib/collect.sh"
 for tool in redis-server redis-benchmark redis-cli; do
     command -v "$tool" >/dev/null 2>&1 || skip "$tool not found (apt-get install redis-server redis-tools)"
 done
 server=$(readlink -f "$(command -v redis-server)")
-cd "$TMP" || exit 99
-sock="$TMP/sock/ppx.sock"
 
 start_collector "$TMP/collect.log" --socket "$sock" --http 127.0.0.1:0
 

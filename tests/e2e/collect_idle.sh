@@ -4,7 +4,6 @@
 # the target notices the closed connection at its next flush and reconnects,
 # although it has nothing new to send.
 . "$(dirname "$0")/../lib/common.sh"
-require_built
 . "$(dirname "$0")/../lib/collect.sh"
 
 sock="$TMP/run/ppx.sock"

@@ -11,10 +11,8 @@
 #    as fast as it can; ppx says each message at most once a second (a few
 #    lines, not megabytes) and answers again once the descriptors are back.
 . "$(dirname "$0")/../lib/common.sh"
-require_built
 require_pprof
 . "$(dirname "$0")/../lib/collect.sh"
-cd "$TMP" || exit 99
 mkdir -m 700 "$TMP/run"
 sock="$TMP/run/ppx.sock"
 

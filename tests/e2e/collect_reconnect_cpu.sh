@@ -9,11 +9,8 @@
 # spin_after in the profile was asked for again. Once the window ended,
 # sampling has stopped (on the new connection).
 . "$(dirname "$0")/../lib/common.sh"
-require_built
 require_pprof
 . "$(dirname "$0")/../lib/collect.sh"
-cd "$TMP" || exit 99
-sock="$TMP/sock/ppx.sock"
 
 start_collector "$TMP/collect.log" --socket "$sock" --http 127.0.0.1:0
 fifo_target t 3 PPX_FLUSH_MS=100 "$PROGS/spin_close_fds"

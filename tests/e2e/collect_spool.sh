@@ -18,10 +18,8 @@
 #    when there is no directory; a full spool directory is said once.
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/known_allocs.sh"
-require_built
 require_pprof
 . "$(dirname "$0")/../lib/collect.sh"
-cd "$TMP" || exit 99
 dir="$TMP/sock"
 sock="$dir/ppx.sock"
 out="$TMP/out"

@@ -57,15 +57,25 @@ leaf_figure() {
         END { print s + 0 }' "$TMP/$1.$2.dump"
 }
 
+# expect_leaf_figures PROG: for each line "LEAF PROFILE COLUMN EXPECTED
+# WHAT" of stdin, the leaf_figure of PROG is EXPECTED.
+expect_leaf_figures() {
+    local leaf profile col want what
+    while read -r leaf profile col want what; do
+        expect_eq "$1 $leaf $what" "$want" "$(leaf_figure "$1" "$profile" "$leaf" "$col")"
+    done
+}
+
 # coro_entry: stack root and exact figures
 check_prog coro_entry _st_thread_main
-#                               profile  leaf        column: value
-expect_eq "coro_entry one_leaf alloc_objects"   200   "$(leaf_figure coro_entry allocs one_leaf 1)"
-expect_eq "coro_entry one_leaf alloc_space"     8000  "$(leaf_figure coro_entry allocs one_leaf 2)"
-expect_eq "coro_entry two_leaf alloc_objects"   100   "$(leaf_figure coro_entry allocs two_leaf 1)"
-expect_eq "coro_entry two_leaf alloc_space"     30000 "$(leaf_figure coro_entry allocs two_leaf 2)"
-expect_eq "coro_entry three_leaf write calls"   50    "$(leaf_figure coro_entry syscalls three_leaf 1)"
-expect_eq "coro_entry three_leaf write bytes"   1600  "$(leaf_figure coro_entry syscalls three_leaf 3)"
+expect_leaf_figures coro_entry <<'EOF'
+one_leaf    allocs   1 200   alloc_objects
+one_leaf    allocs   2 8000  alloc_space
+two_leaf    allocs   1 100   alloc_objects
+two_leaf    allocs   2 30000 alloc_space
+three_leaf  syscalls 1 50    write calls
+three_leaf  syscalls 3 1600  write bytes
+EOF
 expect_eq "coro_entry bytes credited to main"   0 \
     "$(awk -F'\t' 'NR > 1 && $3 ~ /(^|;)coro_/ && $3 ~ /(^|;)main(;|$)/ { split($1, v, " "); s += v[2] }
         END { print s + 0 }' "$TMP/coro_entry.allocs.dump")"
@@ -87,12 +97,14 @@ fi
 if [ -x "$PROGS/st_coro" ] && [ -x "$PROGS/st_coro_static" ]; then
     for p in st_coro st_coro_static; do
         check_prog $p st_thread_create
-        expect_eq "$p alpha_leaf alloc_objects"  100   "$(leaf_figure $p allocs alpha_leaf 1)"
-        expect_eq "$p alpha_leaf alloc_space"    4800  "$(leaf_figure $p allocs alpha_leaf 2)"
-        expect_eq "$p beta_leaf alloc_objects"   50    "$(leaf_figure $p allocs beta_leaf 1)"
-        expect_eq "$p beta_leaf alloc_space"     10000 "$(leaf_figure $p allocs beta_leaf 2)"
-        expect_eq "$p gamma_leaf alloc_objects"  30    "$(leaf_figure $p allocs gamma_leaf 1)"
-        expect_eq "$p gamma_leaf alloc_space"    30000 "$(leaf_figure $p allocs gamma_leaf 2)"
+        expect_leaf_figures $p <<'EOF'
+alpha_leaf  allocs 1 100   alloc_objects
+alpha_leaf  allocs 2 4800  alloc_space
+beta_leaf   allocs 1 50    alloc_objects
+beta_leaf   allocs 2 10000 alloc_space
+gamma_leaf  allocs 1 30    alloc_objects
+gamma_leaf  allocs 2 30000 alloc_space
+EOF
         # st_write and st_read call write/read from libst: counted per
         # stack, whichever st_ frames lie between.
         expect_eq "$p writes from coro_writer (bytes)" 2560 \

@@ -3,6 +3,7 @@
 # equals the known value, in heap.pb.gz and in allocs.pb.gz, with Go's heap
 # profile layout; the leaf of each sample is the code that called malloc.
 . "$(dirname "$0")/../lib/common.sh"
+. "$(dirname "$0")/../lib/known_allocs.sh"
 require_built
 require_pprof
 
@@ -31,18 +32,7 @@ for f in heap allocs; do
     fi
 
     flat=$(pprof_raw "$file" --flat-table) || die "cannot read $file"
-    #                          function              alloc_objects alloc_space inuse_objects inuse_space
-    expect_figures "$flat" $f leak_64x1000          1000   64000 1000  64000
-    expect_figures "$flat" $f alloc_free_1000x500    500  500000    0      0
-    expect_figures "$flat" $f calloc_10x100_x200     200  200000  200 200000
-    expect_figures "$flat" $f realloc_chain           90   81760    0      0
-    expect_figures "$flat" $f posix_memalign_10x256   10    2560   10   2560
-    expect_figures "$flat" $f aligned_alloc_5x4096     5   20480    5  20480
-    expect_figures "$flat" $f memalign_3x512           3    1536    3   1536
-    expect_figures "$flat" $f valloc_2x1000            2    2000    2   2000
-    expect_figures "$flat" $f reallocarray_grow       10   15000    5  10000
-    expect_figures "$flat" $f failed_allocs            1     100    1    100
-    expect_figures "$flat" $f thread_worker         1000  128000 1000 128000
+    expect_known_figures "$flat" "$f"
     # pvalloc: the size recorded may be the request (100) or the page it rounds to
     expect_eq "$f pvalloc_4x100 alloc_objects" 4 "$(table_get "$flat" pvalloc_4x100 alloc_objects)"
     expect_eq "$f pvalloc_4x100 inuse_objects" 4 "$(table_get "$flat" pvalloc_4x100 inuse_objects)"

@@ -42,16 +42,14 @@ expect_figures "$merged" "fork merged pid=child" child_work          200 100000 
 expect_figures "$merged" "fork merged pid=child" parent_work           0      0   0      0
 expect_eq "fork merged: pid label values" "$(printf '%s\n' "$parent" "$child" | sort | paste -sd' ')" \
     "$(label_values "$TMP/fork/heap.pb.gz" pid)"
-if [ -s "$TMP/fork/$parent/heap.pb.gz" ]; then
-    t=$(pprof_raw "$TMP/fork/$parent/heap.pb.gz" --flat-table) || die "cannot read per-process heap of parent"
-    expect_figures "$t" "fork $parent/heap.pb.gz" parent_work 100 30000 100 30000
-    expect_figures "$t" "fork $parent/heap.pb.gz" child_work 0 0 0 0
-fi
-if [ -s "$TMP/fork/$child/allocs.pb.gz" ]; then
-    t=$(pprof_raw "$TMP/fork/$child/allocs.pb.gz" --flat-table) || die "cannot read per-process allocs of child"
-    expect_figures "$t" "fork $child/allocs.pb.gz" child_work 200 100000 200 100000
-    expect_figures "$t" "fork $child/allocs.pb.gz" parent_work 0 0 0 0
-fi
+file="$TMP/fork/$parent/heap.pb.gz"
+[ ! -s "$file" ] || expect_file_figures "$file" "fork $parent/heap.pb.gz" \
+    parent_work 100 30000 100 30000 \
+    child_work 0 0 0 0
+file="$TMP/fork/$child/allocs.pb.gz"
+[ ! -s "$file" ] || expect_file_figures "$file" "fork $child/allocs.pb.gz" \
+    child_work 200 100000 200 100000 \
+    parent_work 0 0 0 0
 
 # exec: the forked child becomes a new image of forker running exec_work.
 record_forker exec
@@ -81,17 +79,17 @@ record_forker work-exec
 merged=$(pprof_raw "$TMP/work-exec/allocs.pb.gz" --flat-table --label "pid=$child") || die "cannot read merged allocs.pb.gz"
 expect_figures "$merged" "work-exec merged pid=child" child_work 200 100000 200 100000
 expect_figures "$merged" "work-exec merged pid=child" exec_work  300  60000 300  60000
-if [ -s "$TMP/work-exec/$child/allocs.pb.gz" ]; then
-    t=$(pprof_raw "$TMP/work-exec/$child/allocs.pb.gz" --flat-table) || die "cannot read $child/allocs.pb.gz"
-    expect_figures "$t" "work-exec $child/allocs.pb.gz" child_work 200 100000 200 100000
-    expect_figures "$t" "work-exec $child/allocs.pb.gz" exec_work    0      0   0      0
-fi
-if [ -s "$TMP/work-exec/$child.1/allocs.pb.gz" ]; then
-    t=$(pprof_raw "$TMP/work-exec/$child.1/allocs.pb.gz" --flat-table) || die "cannot read $child.1/allocs.pb.gz"
-    expect_figures "$t" "work-exec $child.1/allocs.pb.gz" exec_work  300 60000 300 60000
-    expect_figures "$t" "work-exec $child.1/allocs.pb.gz" child_work   0     0   0     0
+file="$TMP/work-exec/$child/allocs.pb.gz"
+[ ! -s "$file" ] || expect_file_figures "$file" "work-exec $child/allocs.pb.gz" \
+    child_work 200 100000 200 100000 \
+    exec_work 0 0 0 0
+file="$TMP/work-exec/$child.1/allocs.pb.gz"
+if [ -s "$file" ]; then
+    expect_file_figures "$file" "work-exec $child.1/allocs.pb.gz" \
+        exec_work 300 60000 300 60000 \
+        child_work 0 0 0 0
 else
-    fail "work-exec: $TMP/work-exec/$child.1/allocs.pb.gz not written (ls: $(ls "$TMP/work-exec" | tr '\n' ' '))"
+    fail "work-exec: $file not written (ls: $(ls "$TMP/work-exec" | tr '\n' ' '))"
 fi
 
 # system(): through /bin/sh, which is profiled too.

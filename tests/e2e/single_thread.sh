@@ -5,7 +5,6 @@
 # sampled allocation, looks for one at most once a second, and then starts
 # its flusher; the collector gets the whole profile.
 . "$(dirname "$0")/../lib/common.sh"
-require_built
 require_pprof
 . "$(dirname "$0")/../lib/collect.sh"
 

@@ -4,9 +4,7 @@
 # once, collector, targets and snapshots meet; --socket wins over it; an
 # unusable PPX_SOCKET is said, and the default used (as libppx.so does).
 . "$(dirname "$0")/../lib/common.sh"
-require_built
 . "$(dirname "$0")/../lib/collect.sh"
-cd "$TMP" || exit 99
 export PPX_SOCKET="$TMP/env/ppx.sock"
 mkdir -m 700 "$TMP/env"
 # ppx snapshot, with only PPX_SOCKET to go by.

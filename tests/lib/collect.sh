@@ -1,5 +1,10 @@
 # Running ppx collect in the collector tests (sourced after common.sh).
+# A test runs in its $TMP; its collector's socket is $sock unless it sets
+# another (ppx collect creates the directory).
+require_built
 command -v curl >/dev/null 2>&1 || skip "curl not found (apt-get install curl)"
+cd "$TMP" || exit 99
+sock="$TMP/sock/ppx.sock"
 
 # start_collector LOG ARGS...: `ppx collect ARGS` in the background, its
 # stderr in LOG, not holding the test's descriptors 3 and 4 (targets that

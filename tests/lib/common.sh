@@ -151,6 +151,19 @@ start_fed() {
     wait_for 300 grep -q '^ready' "$TMP/$name.out" || die "$* never got ready: $(cat "$TMP/$name.err")"
 }
 
+# expect_file_figures FILE WHERE FUNC ALLOC_OBJECTS ALLOC_SPACE INUSE_OBJECTS
+# INUSE_SPACE [FUNC ...]: expect_figures for each FUNC, in the flat table of
+# the profile FILE.
+expect_file_figures() {
+    local file=$1 where=$2 table
+    shift 2
+    table=$(pprof_raw "$file" --flat-table) || { fail "$where: cannot read $file"; return 1; }
+    while [ $# -ge 5 ]; do
+        expect_figures "$table" "$where" "$1" "$2" "$3" "$4" "$5"
+        shift 5
+    done
+}
+
 # free_port: a TCP port on 127.0.0.1 nobody listens on now.
 free_port() {
     python3 -c 'import socket
