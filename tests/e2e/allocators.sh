@@ -3,7 +3,7 @@
 # allocator is not glibc's: jemalloc or tcmalloc preloaded by the user
 # (LD_PRELOAD set before ppx record, which puts libppx.so in front of it).
 . "$(dirname "$0")/../lib/common.sh"
-. "$(dirname "$0")/../lib/known_allocs.sh"
+. "$TESTS_LIB/known_allocs.sh"
 require_built
 require_pprof
 

@@ -56,7 +56,7 @@ status=$?
 grep -qF "$TMP/no/such/command" "$TMP/err" || fail "missing executable: message does not name it: $(cat "$TMP/err")"
 
 # PPX_SAMPLE_RATE=abc: one warning from the target, default rate used.
-if command -v go >/dev/null 2>&1; then
+if have go; then
     PPX_SAMPLE_RATE=abc "$PPX" record -q -o "$TMP/rate" -- "$PROGS/known_allocs" >"$TMP/out" 2>"$TMP/err"
     expect_eq "PPX_SAMPLE_RATE=abc: exit status" 0 "$?"
     expect_eq "PPX_SAMPLE_RATE=abc: ppx: lines on stderr" 1 "$(grep -c '^ppx:' "$TMP/err")"

@@ -14,9 +14,9 @@
 #  - ppx snapshot writes the profiles now and lists them;
 #  - at SIGTERM the collector writes the profiles of targets still running.
 . "$(dirname "$0")/../lib/common.sh"
-. "$(dirname "$0")/../lib/known_allocs.sh"
+. "$TESTS_LIB/known_allocs.sh"
 require_pprof
-. "$(dirname "$0")/../lib/collect.sh"
+. "$TESTS_LIB/collect.sh"
 
 out="$TMP/out"
 prog="$PROGS/known_allocs"

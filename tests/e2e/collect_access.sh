@@ -17,8 +17,8 @@
 #  - hz and seconds are capped (400 beyond); past 8 windows at once, more
 #    are refused at once (429) while other requests are served.
 . "$(dirname "$0")/../lib/common.sh"
-. "$(dirname "$0")/../lib/collect.sh"
-command -v python3 >/dev/null 2>&1 || skip "python3 not found"
+. "$TESTS_LIB/collect.sh"
+require_cmd python3
 
 # ---- the default socket directory ----
 xdg="$TMP/xdg"
@@ -52,9 +52,9 @@ fi
 # ---- another user's processes ----
 as_nobody=()
 if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
-    if command -v setpriv >/dev/null 2>&1; then
+    if have setpriv; then
         as_nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
-    elif command -v runuser >/dev/null 2>&1; then
+    elif have runuser; then
         as_nobody=(runuser -u nobody --)
     fi
 fi
@@ -259,7 +259,7 @@ expect_eq "the token as the URL's password" "$TMP/private_prog pause" \
 curl -sf -o "$TMP/index.html" "$plain/debug/pprof/?token=$token" || fail "the index page with ?token= failed"
 grep -qF "href='heap?pid=$ppid_&amp;token=$token&amp;debug=1'" "$TMP/index.html" ||
     fail "the index page's links do not carry the token: $(grep -o "href='heap[^']*'" "$TMP/index.html" | head -3)"
-if command -v go >/dev/null 2>&1; then
+if have go; then
     # go tool pprof through the printed URL, names from /debug/pprof/symbol
     # only: its symbol POSTs carry the URL's password (not its query).
     top=$(go_pprof -symbolize=remote -top -sample_index=inuse_space "$url/debug/pprof/heap?debug=1&pid=$ppid_" 2>"$TMP/pprof.err")

@@ -12,7 +12,7 @@
 #    not stop it.
 . "$(dirname "$0")/../lib/common.sh"
 require_pprof
-. "$(dirname "$0")/../lib/collect.sh"
+. "$TESTS_LIB/collect.sh"
 
 start_collector "$TMP/collect.log" --socket "$sock" --http 127.0.0.1:0
 fifo_target t 3 PPX_SAMPLE_RATE=1 PPX_FLUSH_MS=60000 "$PROGS/spin_on_demand"

@@ -11,7 +11,7 @@
 # without the hook, the final state would go after it, and be lost).
 . "$(dirname "$0")/../lib/common.sh"
 require_pprof
-. "$(dirname "$0")/../lib/collect.sh"
+. "$TESTS_LIB/collect.sh"
 out="$TMP/out"
 start_collector "$TMP/c.log" --socket "$sock" -o "$out"
 for mode in write raw half; do

@@ -4,7 +4,7 @@
 # Widget::Widget(); the stack addresses pprof reads are unchanged.
 . "$(dirname "$0")/../lib/common.sh"
 require_pprof
-. "$(dirname "$0")/../lib/collect.sh"
+. "$TESTS_LIB/collect.sh"
 
 start_collector "$TMP/collect.log" --socket "$sock" --http 127.0.0.1:0
 # Every allocation recorded; then it waits for the end of its input.

@@ -14,23 +14,17 @@
 #  - /debug/pprof/ lists the processes with links to their profiles.
 . "$(dirname "$0")/../lib/common.sh"
 require_pprof
-. "$(dirname "$0")/../lib/collect.sh"
-for tool in redis-server redis-benchmark redis-cli; do
-    command -v "$tool" >/dev/null 2>&1 || skip "$tool not found (apt-get install redis-server redis-tools)"
-done
-server=$(readlink -f "$(command -v redis-server)")
+. "$TESTS_LIB/collect.sh"
+. "$TESTS_LIB/redis.sh"
 
 start_collector "$TMP/collect.log" --socket "$sock" --http 127.0.0.1:0
 
-port=$(free_port) || die "no free port"
 # Every allocation recorded, so that the top sites are not left to chance.
-PPX_SOCKET="$sock" PPX_SAMPLE_RATE=1 LD_PRELOAD="$LIBPPX" redis-server --port "$port" \
-    --bind 127.0.0.1 --save "" --appendonly no --daemonize no --dir "$TMP" \
-    --logfile "$TMP/redis.log" >"$TMP/redis.out" 2>"$TMP/redis.err" &
+PPX_SOCKET="$sock" PPX_SAMPLE_RATE=1 LD_PRELOAD="$LIBPPX" redis-server "${REDIS_ARGS[@]}" \
+    >"$TMP/redis.out" 2>"$TMP/redis.err" &
 redis=$!
 cleanup_kill "$redis"
-ping() { [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ]; }
-wait_for 300 ping || die "redis-server never answered PING on port $port: $(tail -5 "$TMP/redis.log" "$TMP/redis.err")"
+wait_for 300 redis_answers || die "redis-server never answered PING on port $port: $(tail -5 "$TMP/redis.log" "$TMP/redis.err")"
 wait_for 100 collector_knows "$redis" || die "redis-server (pid $redis) never connected to the collector"
 
 # A second process, so that merging and ?pid have something to choose from.

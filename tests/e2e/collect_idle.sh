@@ -4,7 +4,7 @@
 # the target notices the closed connection at its next flush and reconnects,
 # although it has nothing new to send.
 . "$(dirname "$0")/../lib/common.sh"
-. "$(dirname "$0")/../lib/collect.sh"
+. "$TESTS_LIB/collect.sh"
 
 sock="$TMP/run/ppx.sock"
 mkdir -m 700 "$TMP/run"

@@ -12,7 +12,7 @@
 #    lines, not megabytes) and answers again once the descriptors are back.
 . "$(dirname "$0")/../lib/common.sh"
 require_pprof
-. "$(dirname "$0")/../lib/collect.sh"
+. "$TESTS_LIB/collect.sh"
 mkdir -m 700 "$TMP/run"
 sock="$TMP/run/ppx.sock"
 
@@ -78,7 +78,7 @@ done
 # A program without debug information: libdwfl looks for NAME.debug
 # beside it (and under .debug/ there), and would open a FIFO found there
 # and wait on it. Its own symbol table names its functions instead.
-if command -v strip >/dev/null 2>&1; then
+if have strip; then
     start_collector "$TMP/c3.log" --socket "$sock" --http 127.0.0.1:0
     mkdir "$TMP/bin"
     prog="$TMP/bin/nodebug_allocs"

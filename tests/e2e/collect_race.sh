@@ -45,7 +45,7 @@ judge() {
 }
 
 # ---- deterministic: a hold point between the check and the bind ----
-if command -v strace >/dev/null 2>&1 && strace -q -o /dev/null true 2>/dev/null; then
+if have strace && strace -q -o /dev/null true 2>/dev/null; then
     for pair in s1 s2; do
         pids=()
         for side in a b; do

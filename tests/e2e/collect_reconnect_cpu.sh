@@ -10,7 +10,7 @@
 # sampling has stopped (on the new connection).
 . "$(dirname "$0")/../lib/common.sh"
 require_pprof
-. "$(dirname "$0")/../lib/collect.sh"
+. "$TESTS_LIB/collect.sh"
 
 start_collector "$TMP/collect.log" --socket "$sock" --http 127.0.0.1:0
 fifo_target t 3 PPX_FLUSH_MS=100 "$PROGS/spin_close_fds"

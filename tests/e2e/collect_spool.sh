@@ -17,9 +17,9 @@
 #  - no spool file with PPX_SPOOL=0, in a directory others may enter, or
 #    when there is no directory; a full spool directory is said once.
 . "$(dirname "$0")/../lib/common.sh"
-. "$(dirname "$0")/../lib/known_allocs.sh"
+. "$TESTS_LIB/known_allocs.sh"
 require_pprof
-. "$(dirname "$0")/../lib/collect.sh"
+. "$TESTS_LIB/collect.sh"
 dir="$TMP/sock"
 sock="$dir/ppx.sock"
 out="$TMP/out"

@@ -121,7 +121,7 @@ fi
 # libunwind's system calls: a fixed number at start (one look-up per new
 # pc), none per further allocation. Without address randomisation, which
 # decides how many pages the first walks validate.
-if command -v strace >/dev/null 2>&1; then
+if have strace; then
     norandom=()
     setarch "$(uname -m)" -R true 2>/dev/null && norandom=(setarch "$(uname -m)" -R)
     for rounds in 1 3; do

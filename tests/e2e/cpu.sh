@@ -16,7 +16,7 @@
 # - PPX_CPU_HZ=0 records no CPU samples; an invalid PPX_CPU_HZ is reported
 #   once and the default 100 Hz used.
 . "$(dirname "$0")/../lib/common.sh"
-. "$(dirname "$0")/../lib/cpu_common.sh"
+. "$TESTS_LIB/cpu_common.sh"
 require_built
 require_pprof
 

@@ -9,14 +9,14 @@
 # threads up to the exec: no image dies of a tick left over from the one
 # before it.
 . "$(dirname "$0")/../lib/common.sh"
-. "$(dirname "$0")/../lib/cpu_common.sh"
+. "$TESTS_LIB/cpu_common.sh"
 require_built
 require_pprof
 
 # A deadlock must fail the test, not hang CI: a bound on the wait, far above
 # the few seconds the run takes.
 limit=300
-command -v timeout >/dev/null 2>&1 || skip "timeout (coreutils) not found"
+require_cmd timeout coreutils
 
 timeout -k 10 "$limit" "$PROGS/cpu_stress" >"$TMP/plain.out" 2>"$TMP/plain.err"
 plain=$?

@@ -3,7 +3,7 @@
 # equals the known value, in heap.pb.gz and in allocs.pb.gz, with Go's heap
 # profile layout; the leaf of each sample is the code that called malloc.
 . "$(dirname "$0")/../lib/common.sh"
-. "$(dirname "$0")/../lib/known_allocs.sh"
+. "$TESTS_LIB/known_allocs.sh"
 require_built
 require_pprof
 
@@ -25,7 +25,7 @@ for f in heap allocs; do
     expect_eq "$f first mapping is the main executable" "$(readlink -f "$prog")" "$(readlink -f "$main_map" 2>/dev/null || echo "$main_map")"
     flags=$(printf '%s\n' "$header" | awk -F'\t' '$1 == "mapping" && $2 == 1 { print $5 }')
     case $flags in *'[FN]'*) ;; *) fail "$f main mapping lacks has_functions: flags '$flags'" ;; esac
-    if command -v readelf >/dev/null 2>&1; then
+    if have readelf; then
         build_id=$(readelf -n "$prog" | awk '/Build ID:/ { print $3 }')
         expect_eq "$f main mapping build id" "$build_id" \
             "$(printf '%s\n' "$header" | awk -F'\t' '$1 == "mapping" && $2 == 1 { print $4 }')"

@@ -6,7 +6,7 @@
 # sits above the soft limit (preload/fd_place.c). Whatever else libppx.so
 # opens (libunwind's pipe) is in both counts alike.
 . "$(dirname "$0")/../lib/common.sh"
-. "$(dirname "$0")/../lib/collect.sh"
+. "$TESTS_LIB/collect.sh"
 hard=$(ulimit -Hn)
 [ "$hard" = unlimited ] || [ "$hard" -gt 1100 ] || skip "hard RLIMIT_NOFILE $hard leaves no room above 1024"
 prog="$PROGS/open_until_emfile"

@@ -9,10 +9,10 @@
 #    call and prints the longest.
 . "$(dirname "$0")/../lib/common.sh"
 require_built
-command -v python3 >/dev/null 2>&1 || skip "python3 not found"
+require_cmd python3
 
 sock="$TMP/run/ppx.sock"
-python3 "$top_srcdir/tests/lib/stalled_collector.py" "$sock" >"$TMP/listener.out" 2>"$TMP/listener.err" &
+python3 "$TESTS_LIB/stalled_collector.py" "$sock" >"$TMP/listener.out" 2>"$TMP/listener.err" &
 listener=$!
 cleanup_kill "$listener"
 wait_for 100 test -S "$sock" || die "the stalled collector did not start: $(cat "$TMP/listener.err")"

@@ -23,7 +23,7 @@
 . "$(dirname "$0")/../lib/common.sh"
 require_built
 require_pprof
-command -v memcached >/dev/null 2>&1 || skip "memcached not found (apt-get install memcached)"
+require_cmd memcached memcached
 server=$(readlink -f "$(command -v memcached)")
 
 KEYS=250
@@ -35,7 +35,7 @@ user=()
 [ "$(id -u)" -eq 0 ] && user=(-u root) # memcached refuses root without -u
 
 use_strace=1
-if ! command -v strace >/dev/null 2>&1; then
+if ! have strace; then
     use_strace=0
     note "strace not found: comparing with memcached's stats only"
 elif ! strace -qq -o /dev/null true 2>/dev/null; then
@@ -66,7 +66,7 @@ fi
 # ppx's own threads, told apart in the strace log
 exclude=()
 for tid in $(ls "/proc/$ppx_pid/task" 2>/dev/null); do exclude+=(--exclude-pid "$tid"); done
-python3 "$top_srcdir/tests/lib/memcached_load.py" "$port" "$KEYS" "$CONNS" >"$TMP/load" 2>"$TMP/load.err" ||
+python3 "$TESTS_LIB/memcached_load.py" "$port" "$KEYS" "$CONNS" >"$TMP/load" 2>"$TMP/load.err" ||
     fail "memcached_load.py failed: $(cat "$TMP/load.err")"
 kill -TERM "$ppx_pid"
 stopped() { ! kill -0 "$top_pid" 2>/dev/null; }
@@ -131,7 +131,7 @@ expect_eq "ppx audit: sendmsg inet/stream calls" $((requests + 1)) \
 
 # The same run as strace saw it.
 if [ "$use_strace" -eq 1 ]; then
-    python3 "$top_srcdir/tests/lib/strace_io.py" "$TMP/strace.log" "${exclude[@]}" \
+    python3 "$TESTS_LIB/strace_io.py" "$TMP/strace.log" "${exclude[@]}" \
         >"$TMP/strace" || die "cannot read the strace log"
     note "strace (call kind started finished bytes errors):"$'\n'"$(cat "$TMP/strace")"
     # strace COLUMN CALL KIND: 3 started, 4 finished, 5 bytes, 6 errors

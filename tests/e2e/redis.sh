@@ -8,22 +8,15 @@
 . "$(dirname "$0")/../lib/common.sh"
 require_built
 require_pprof
-for tool in redis-server redis-benchmark redis-cli; do
-    command -v "$tool" >/dev/null 2>&1 || skip "$tool not found (apt-get install redis-server redis-tools)"
-done
-server=$(readlink -f "$(command -v redis-server)")
+. "$TESTS_LIB/redis.sh"
 
-port=$(free_port) || die "no free port"
 out="$TMP/redis"
 cd "$TMP" || exit 99
-"$PPX" record -q --exact -o "$out" -- redis-server --port "$port" --bind 127.0.0.1 \
-    --save "" --appendonly no --daemonize no --dir "$TMP" --logfile "$TMP/redis.log" \
-    >"$TMP/stdout" 2>"$TMP/stderr" &
+"$PPX" record -q --exact -o "$out" -- redis-server "${REDIS_ARGS[@]}" >"$TMP/stdout" 2>"$TMP/stderr" &
 ppx_pid=$!
 cleanup_kill "$ppx_pid"
 
-ping() { [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ]; }
-wait_for 300 ping || die "redis-server under ppx never answered PING on port $port: $(tail -5 "$TMP/redis.log" "$TMP/stderr" 2>&1)"
+wait_for 300 redis_answers || die "redis-server under ppx never answered PING on port $port: $(tail -5 "$TMP/redis.log" "$TMP/stderr" 2>&1)"
 redis-benchmark -q -n 20000 -p "$port" -t set,get,lpush >"$TMP/bench" 2>&1 ||
     fail "redis-benchmark failed: $(cat "$TMP/bench")"
 redis-cli -p "$port" shutdown nosave >/dev/null 2>&1

@@ -14,7 +14,7 @@
 # - ppx says nothing when a program takes SIGPROF while CPU sampling was never on,
 #   and never writes into a file the program put on fd 2 (tests/progs/stderr_redirect).
 . "$(dirname "$0")/../lib/common.sh"
-. "$(dirname "$0")/../lib/cpu_common.sh"
+. "$TESTS_LIB/cpu_common.sh"
 require_built
 require_pprof
 

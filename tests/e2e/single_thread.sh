@@ -6,7 +6,7 @@
 # its flusher; the collector gets the whole profile.
 . "$(dirname "$0")/../lib/common.sh"
 require_pprof
-. "$(dirname "$0")/../lib/collect.sh"
+. "$TESTS_LIB/collect.sh"
 
 prog="$PROGS/single_thread"
 "$prog" unshare >"$TMP/plain.out" 2>&1

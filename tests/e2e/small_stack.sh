@@ -49,7 +49,7 @@ note "churn: VmRSS grew by ${growth:-?} KiB over 3000 threads"
 [ -n "$growth" ] && [ "$growth" -lt 4096 ] ||
     fail "churn: VmRSS grew by ${growth:-?} KiB over 3000 short threads (per-thread buffers not recycled?), expected < 4096"
 
-if command -v readelf >/dev/null 2>&1; then
+if have readelf; then
     tls=$(readelf -lW "$LIBPPX" | awk '$1 == "TLS" { print $6 }')
     note "libppx.so static TLS: $tls bytes ($((tls)))"
     [ -n "$tls" ] && [ $((tls)) -lt 512 ] || fail "libppx.so static TLS is $tls bytes, expected < 512"

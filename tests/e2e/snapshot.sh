@@ -4,19 +4,15 @@
 # a -base diff of two snapshots shows what happened between them;
 # the final files are still written, exact, when the command exits.
 . "$(dirname "$0")/../lib/common.sh"
+. "$TESTS_LIB/known_allocs.sh"
 require_built
 require_pprof
 
 out="$TMP/snap"
-start_fed k 3 "$PPX" record -q --exact -o "$out" -- "$PROGS/known_allocs" pause
-ppx_pid=$fed_pid
+record_paused "$out"
 
-for n in 1 2; do
-    kill -USR1 "$ppx_pid" || die "cannot signal ppx (pid $ppx_pid)"
-    # A bound on the wait, not a measurement: the files appear atomically.
-    wait_for 300 test -s "$out/allocs.$n.pb.gz" -a -s "$out/heap.$n.pb.gz" ||
-        die "no snapshot $n after SIGUSR1: ls $out: $(ls "$out" 2>&1)"
-done
+next_snapshot
+next_snapshot
 for f in heap.1 allocs.1 heap.2 allocs.2; do
     header=$(pprof_raw "$out/$f.pb.gz" --header) ||
         { fail "go tool pprof cannot read snapshot $f.pb.gz"; continue; }
@@ -31,11 +27,9 @@ expect_eq "allocs.1.pb.gz default sample type" alloc_space "$(pprof_raw "$out/al
 # snapshots until one holds the new allocations (bounded).
 echo alloc >&3
 wait_for 300 grep -q '^done' "$TMP/k.out" || die "known_allocs never finished between_snapshots"
-n=2 seen=0
+seen=0
 while [ $n -lt 40 ] && [ $seen -eq 0 ]; do
-    n=$((n + 1))
-    kill -USR1 "$ppx_pid"
-    wait_for 300 test -s "$out/allocs.$n.pb.gz" || die "no snapshot $n after SIGUSR1"
+    next_snapshot
     seen=$(pprof_raw "$out/allocs.$n.pb.gz" --type alloc_objects --flat between_snapshots)
 done
 expect_eq "between_snapshots objects in snapshot $n" 100 "$seen"

@@ -8,22 +8,20 @@
 # minus the first's (pprof adds up absolute values: a stack left twice,
 # once negative, would count twice).
 . "$(dirname "$0")/../lib/common.sh"
+. "$TESTS_LIB/known_allocs.sh"
 require_built
 require_pprof
 
-out="$TMP/snap"
-start_fed k 3 "$PPX" record -q --exact -o "$out" -- "$PROGS/known_allocs" pause
-ppx_pid=$fed_pid
+out="$TMP/base"
+record_paused "$out"
 
 # snapshot_with OBJECTS: takes snapshots until one holds OBJECTS blocks of
-# mixed_sizes (the target streams every --flush-ms); prints its number.
-n=0
+# mixed_sizes (the target streams every --flush-ms); its number is n.
 snapshot_with() {
     local seen=-1 tries=0
     while [ "$seen" != "$1" ] && [ $tries -lt 40 ]; do
-        n=$((n + 1)) tries=$((tries + 1))
-        kill -USR1 "$ppx_pid" || die "cannot signal ppx (pid $ppx_pid)"
-        wait_for 300 test -s "$out/allocs.$n.pb.gz" || die "no snapshot $n after SIGUSR1"
+        tries=$((tries + 1))
+        next_snapshot
         seen=$(pprof_raw "$out/allocs.$n.pb.gz" --type alloc_objects --flat mixed_sizes)
     done
     [ "$seen" = "$1" ] || die "no snapshot with $1 mixed_sizes blocks (last: $seen)"

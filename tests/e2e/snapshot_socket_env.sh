@@ -4,7 +4,7 @@
 # once, collector, targets and snapshots meet; --socket wins over it; an
 # unusable PPX_SOCKET is said, and the default used (as libppx.so does).
 . "$(dirname "$0")/../lib/common.sh"
-. "$(dirname "$0")/../lib/collect.sh"
+. "$TESTS_LIB/collect.sh"
 export PPX_SOCKET="$TMP/env/ppx.sock"
 mkdir -m 700 "$TMP/env"
 # ppx snapshot, with only PPX_SOCKET to go by.

@@ -16,7 +16,7 @@
 require_built
 [ "$(id -u)" -eq 0 ] || skip "not root: cannot act as other users"
 id daemon >/dev/null 2>&1 && id nobody >/dev/null 2>&1 || skip "no daemon or nobody user"
-command -v setpriv >/dev/null 2>&1 || skip "setpriv not found (apt-get install util-linux)"
+require_cmd setpriv util-linux
 py=/usr/bin/python3 # the system's: one from root's PATH may be closed to others
 [ -x "$py" ] || skip "$py not found"
 as_daemon=(setpriv --reuid=daemon --regid=daemon --clear-groups --)

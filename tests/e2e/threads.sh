@@ -13,7 +13,7 @@
 #   process's CPU) with the same figures, sorted by CPU; bad input is refused
 #   with a clear message.
 . "$(dirname "$0")/../lib/common.sh"
-. "$(dirname "$0")/../lib/cpu_common.sh"
+. "$TESTS_LIB/cpu_common.sh"
 require_built
 require_pprof
 

@@ -2,7 +2,7 @@
 # A test runs in its $TMP; its collector's socket is $sock unless it sets
 # another (ppx collect creates the directory).
 require_built
-command -v curl >/dev/null 2>&1 || skip "curl not found (apt-get install curl)"
+require_cmd curl curl
 cd "$TMP" || exit 99
 sock="$TMP/sock/ppx.sock"
 

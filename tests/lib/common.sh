@@ -14,7 +14,9 @@ TEST_NAME=$(basename "$0" .sh)
 PPX="$top_builddir/ppx"
 LIBPPX="$top_builddir/.libs/libppx.so"
 PROGS="$top_builddir/tests/progs"
-PPROF_RAW="$top_srcdir/tests/lib/pprof_raw.py"
+# The helpers: absolute, as the tests cd into their $TMP.
+TESTS_LIB="$top_srcdir/tests/lib"
+PPROF_RAW="$TESTS_LIB/pprof_raw.py"
 FAILURES=0
 
 # Never leave core files of the signal tests behind.
@@ -68,13 +70,20 @@ expect_within_pct() { # NAME EXPECTED ACTUAL PCT
 
 # require_built: the parts under test exist, else the run is a hard error.
 require_built() {
-    [ -x "$PPX" ] || { note "ERROR: $PPX not built"; exit 99; }
-    [ -f "$LIBPPX" ] || { note "ERROR: $LIBPPX not built"; exit 99; }
+    local part
+    for part in "$PPX" "$LIBPPX"; do
+        [ -f "$part" ] || { note "ERROR: $part not built"; exit 99; }
+    done
 }
 
+# have CMD: CMD is installed. require_cmd CMD [PACKAGE]: the test is
+# skipped unless it is.
+have() { command -v "$1" >/dev/null 2>&1; }
+require_cmd() { have "$1" || skip "$1 not found${2:+ (apt-get install $2)}"; }
+
 require_pprof() {
-    command -v go >/dev/null 2>&1 || skip "go not found (apt-get install golang-go)"
-    command -v python3 >/dev/null 2>&1 || skip "python3 not found"
+    require_cmd go golang-go
+    require_cmd python3
 }
 
 # A private temporary directory, removed at exit together with any process
@@ -94,7 +103,7 @@ trap 'exit 1' INT TERM HUP PIPE
 
 pprof_raw() { python3 "$PPROF_RAW" "$@"; }
 # io_sites FILE [--by-mapping]: syscalls.pb.gz a line per call site (tests/lib/io_sites.py).
-io_sites() { python3 "$top_srcdir/tests/lib/io_sites.py" "$@"; }
+io_sites() { python3 "$TESTS_LIB/io_sites.py" "$@"; }
 
 # go_pprof ARGS...: `go tool pprof` itself, offline and for any user, as
 # pprof_raw.py runs it (no toolchain download, its files under $TMP).

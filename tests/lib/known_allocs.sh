@@ -50,3 +50,20 @@ expect_known_figures() {
     expect_figures "$t" "$w" failed_allocs            1     100    1    100
     expect_figures "$t" "$w" thread_worker         1000  128000 1000 128000
 }
+
+# record_paused DIR: `ppx record -q --exact -o DIR` of `known_allocs pause`,
+# fed as start_fed feeds it (named k, on descriptor 3); sets ppx_pid.
+record_paused() {
+    start_fed k 3 "$PPX" record -q --exact -o "$1" -- "$PROGS/known_allocs" pause
+    ppx_pid=$fed_pid snapshot_dir=$1 n=0
+}
+
+# next_snapshot: SIGUSR1 to that ppx record; returns once its next numbered
+# snapshot, n (heap.n.pb.gz and allocs.n.pb.gz), is written.
+next_snapshot() {
+    n=$((n + 1))
+    kill -USR1 "$ppx_pid" || die "cannot signal ppx (pid $ppx_pid)"
+    # A bound on the wait, not a measurement: the files appear atomically.
+    wait_for 300 test -s "$snapshot_dir/allocs.$n.pb.gz" -a -s "$snapshot_dir/heap.$n.pb.gz" ||
+        die "no snapshot $n after SIGUSR1: ls $snapshot_dir: $(ls "$snapshot_dir" 2>&1)"
+}
