@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "workers.h"
+
 #define RING 4096
 
 struct worker {
@@ -75,24 +77,17 @@ static void *worker_main(void *arg)
 
 int main(int argc, char **argv)
 {
-    int threads = argc > 1 ? atoi(argv[1]) : 4;
-    long steps = argc > 2 ? atol(argv[2]) : 2000000;
-    if (threads < 1 || threads > 256 || steps < 1) {
-        fprintf(stderr, "usage: malloc_bench [threads 1..256] [steps]\n");
-        return 2;
-    }
-    pthread_t tids[256];
-    struct worker workers[256];
-    for (int t = 0; t < threads; t++) {
+    int threads = 4;
+    long steps = 2000000;
+    bench_args(argc, argv, &threads, &steps, "malloc_bench [threads 1..256] [steps]");
+    struct worker workers[MAX_THREADS];
+    for (int t = 0; t < threads; t++)
         workers[t] = (struct worker){.seed = 12345u + (unsigned)t, .steps = steps};
-        if (pthread_create(&tids[t], NULL, worker_main, &workers[t]) != 0)
-            return 1;
-    }
+    if (run_workers(worker_main, workers, sizeof workers[0], threads) != 0)
+        return 1;
     uint64_t sum = 0;
-    for (int t = 0; t < threads; t++) {
-        pthread_join(tids[t], NULL);
+    for (int t = 0; t < threads; t++)
         sum += workers[t].checksum;
-    }
     printf("%llu\n", (unsigned long long)sum);
     return 0;
 }
