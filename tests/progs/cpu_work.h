@@ -8,11 +8,22 @@
 #ifndef PPX_TESTS_CPU_WORK_H
 #define PPX_TESTS_CPU_WORK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/types.h>
 #include <time.h>
+
+/* A thread that spins and measures itself: its tid, and its own CPU clock
+ * at its end, which the program prints once the thread is joined. */
+struct measured_thread {
+    pthread_t handle;
+    pid_t tid;
+    uint64_t cpu_ns;
+    uint64_t result; /* what the spinning computed: used, so it is not optimized out */
+};
 
 /* Not inlined: samples that land in the clock read are then thread_cpu_ns
  * (or the libc/vDSO code under it) called from the counted function. */
