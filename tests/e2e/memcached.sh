@@ -76,34 +76,34 @@ expect_eq "exit status of memcached (SIGTERM relayed by ppx)" 0 "$?"
 
 file="$out/syscalls.pb.gz"
 [ -s "$file" ] || die "$file not written after SIGTERM (stderr: $(cat "$TMP/stderr"))"
-stat() { sed -n "s/^$1=//p" "$TMP/load"; }
-requests=$(stat requests)
-connections=$(stat connections)
-expect_eq "memcached cmd_get" $((KEYS * CONNS)) "$(stat stat_cmd_get)"
-expect_eq "memcached cmd_set" $((KEYS * CONNS)) "$(stat stat_cmd_set)"
-expect_eq "memcached get_hits" $((KEYS * CONNS)) "$(stat stat_get_hits)"
+load_stat() { sed -n "s/^$1=//p" "$TMP/load"; }
+requests=$(load_stat requests)
+connections=$(load_stat connections)
+expect_eq "memcached cmd_get" $((KEYS * CONNS)) "$(load_stat stat_cmd_get)"
+expect_eq "memcached cmd_set" $((KEYS * CONNS)) "$(load_stat stat_cmd_set)"
+expect_eq "memcached get_hits" $((KEYS * CONNS)) "$(load_stat stat_get_hits)"
 
 # ppx's figures per call and descriptor, callers grouped by mapping:
 # call mapping labels calls time bytes messages errors eagain
 io_sites "$file" --by-mapping >"$TMP/sites" || die "go tool pprof cannot read $file"
 note "sites by caller mapping:"$'\n'"$(cat "$TMP/sites")"
 TCP=fd=socket,family=inet,socktype=stream
-# ppx CALL LABELS COLUMN: the total of a column (4 calls, 6 bytes, 8 errors)
+# ppx_total CALL LABELS COLUMN: the total of a column (4 calls, 6 bytes, 8 errors)
 # over the sites of CALL on descriptors LABELS (any for "*").
-ppx() {
+ppx_total() {
     awk -F'\t' -v c="$1" -v l="$2" -v col="$3" '
         $1 == c && (l == "*" || $3 == l) { s += $col } END { print s + 0 }' "$TMP/sites"
 }
 
 # The profile agrees with the server's own figures.
 expect_eq "bytes read from TCP sockets = memcached bytes_read" \
-    "$(stat stat_bytes_read)" "$(ppx read "$TCP" 6)"
+    "$(load_stat stat_bytes_read)" "$(ppx_total read "$TCP" 6)"
 expect_eq "bytes sent (sendmsg) = memcached bytes_written + the stats reply" \
-    $(($(stat stat_bytes_written) + $(stat stats_reply))) "$(ppx sendmsg "$TCP" 6)"
-expect_eq "sendmsg calls on TCP sockets: one per response" $((requests + 1)) "$(ppx sendmsg "$TCP" 4)"
-expect_eq "accept4 calls on TCP sockets: one per connection" "$connections" "$(ppx accept4 "$TCP" 4)"
+    $(($(load_stat stat_bytes_written) + $(load_stat stats_reply))) "$(ppx_total sendmsg "$TCP" 6)"
+expect_eq "sendmsg calls on TCP sockets: one per response" $((requests + 1)) "$(ppx_total sendmsg "$TCP" 4)"
+expect_eq "accept4 calls on TCP sockets: one per connection" "$connections" "$(ppx_total accept4 "$TCP" 4)"
 # every request is read: one read per request (one at a time), at least
-reads=$(ppx read "$TCP" 4)
+reads=$(ppx_total read "$TCP" 4)
 [ "$reads" -ge "$requests" ] || fail "read calls on TCP sockets: $reads, fewer than the $requests requests"
 
 # The call sites are memcached's own, under libevent's loop.
@@ -139,17 +139,17 @@ if [ "$use_strace" -eq 1 ]; then
         awk -F'\t' -v c="$2" -v k="$3" -v col="$1" '$1 == c && $2 == k { s += $col } END { print s + 0 }' "$TMP/strace"
     }
     for call in read sendmsg accept4; do
-        expect_eq "$call calls on TCP sockets: ppx = strace" "$(strace_fig 4 "$call" TCP)" "$(ppx "$call" "$TCP" 4)"
+        expect_eq "$call calls on TCP sockets: ppx = strace" "$(strace_fig 4 "$call" TCP)" "$(ppx_total "$call" "$TCP" 4)"
         expect_eq "$call failures on TCP sockets: ppx = strace" "$(strace_fig 6 "$call" TCP)" \
-            $(($(ppx "$call" "$TCP" 8) + $(ppx "$call" "$TCP" 9)))
+            $(($(ppx_total "$call" "$TCP" 8) + $(ppx_total "$call" "$TCP" 9)))
     done
     for call in read sendmsg; do
-        expect_eq "$call bytes on TCP sockets: ppx = strace" "$(strace_fig 5 "$call" TCP)" "$(ppx "$call" "$TCP" 6)"
+        expect_eq "$call bytes on TCP sockets: ppx = strace" "$(strace_fig 5 "$call" TCP)" "$(ppx_total "$call" "$TCP" 6)"
     done
-    expect_eq "epoll_wait calls (finished): ppx = strace" "$(strace_fig 4 epoll_wait eventpoll)" "$(ppx epoll_wait '*' 4)"
-    expect_eq "epoll_ctl calls: ppx = strace" "$(strace_fig 4 epoll_ctl eventpoll)" "$(ppx epoll_ctl '*' 4)"
+    expect_eq "epoll_wait calls (finished): ppx = strace" "$(strace_fig 4 epoll_wait eventpoll)" "$(ppx_total epoll_wait '*' 4)"
+    expect_eq "epoll_ctl calls: ppx = strace" "$(strace_fig 4 epoll_ctl eventpoll)" "$(ppx_total epoll_ctl '*' 4)"
     # memcached's thread notifications: eventfd reads and writes
-    expect_eq "read calls on eventfds: ppx = strace" "$(strace_fig 4 read eventfd)" "$(ppx read fd=anon 4)"
-    expect_eq "write calls on eventfds: ppx = strace" "$(strace_fig 4 write eventfd)" "$(ppx write fd=anon 4)"
+    expect_eq "read calls on eventfds: ppx = strace" "$(strace_fig 4 read eventfd)" "$(ppx_total read fd=anon 4)"
+    expect_eq "write calls on eventfds: ppx = strace" "$(strace_fig 4 write eventfd)" "$(ppx_total write fd=anon 4)"
 fi
 finish

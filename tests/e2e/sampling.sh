@@ -27,7 +27,7 @@ check_site() {
     fi
 }
 
-run() { # NAME RATE(empty: default) -> flat table of heap.pb.gz in $TMP/NAME.table
+record_big() { # NAME RATE(empty: default) -> flat table of heap.pb.gz in $TMP/NAME.table
     local name=$1 out="$TMP/$1"
     shift
     "$PPX" record -q -o "$out" "$@" -- "$PROGS/known_allocs" big 2>"$TMP/$name.stderr" ||
@@ -42,7 +42,7 @@ run() { # NAME RATE(empty: default) -> flat table of heap.pb.gz in $TMP/NAME.tab
 period() { header_field "$(pprof_raw "$1" --header)" period; }
 
 # Default rate.
-run default
+record_big default
 t=$(cat "$TMP/default.table")
 expect_eq "default period" 524288 "$(period "$TMP/default/heap.pb.gz")"
 check_site "$t" default big_alloc_free_1024  2000000 2048000000 0 10
@@ -55,7 +55,7 @@ expect_eq "default: bytes labels of big_alloc_free_1024" "" \
     "$(label_values "$TMP/default/heap.pb.gz" bytes --leaf big_alloc_free_1024)"
 
 # --rate: 65536 bytes between samples, eight times as many samples.
-run rate --rate 65536
+record_big rate --rate 65536
 t=$(cat "$TMP/rate.table")
 expect_eq "--rate 65536 period" 65536 "$(period "$TMP/rate/heap.pb.gz")"
 check_site "$t" rate big_alloc_free_1024  2000000 2048000000 0 10

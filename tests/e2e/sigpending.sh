@@ -22,7 +22,7 @@ used=$(awk '$1 == "SigQ:" { split($2, q, "/"); print q[1] }' /proc/self/status)
 limit=$((used + 40))
 note "queued signals of this user now: $used; ulimit -i $limit"
 
-run() { # NAME WHAT ENV...
+run_limited() { # NAME WHAT ENV...: timer_limit 30 WHAT at ulimit -i $limit
     local name=$1 what=$2
     shift 2
     (ulimit -i "$limit" && env "$@" "$prog" 30 "$what") >"$TMP/$name.out" 2>"$TMP/$name.err"
@@ -30,12 +30,12 @@ run() { # NAME WHAT ENV...
 figure() { awk -v k="$2:" '$1 == k { print $2 }' "$TMP/$1.out"; }
 
 for what in timers signals; do
-    run "plain.$what" "$what" X=plain ||
+    run_limited "plain.$what" "$what" X=plain ||
         die "timer_limit 30 $what (no ppx, ulimit -i $limit): exit status $?, stderr: $(cat "$TMP/plain.$what.err")"
     plain=$(figure "plain.$what" "$what")
     [ "${plain:-0}" -ge 20 ] ||
         skip "only ${plain:-0} $what at ulimit -i $limit without ppx: the user's other processes use too many"
-    run "ppx.$what" "$what" LD_PRELOAD="$LIBPPX" PPX_SOCKET="$TMP/nonexistent/ppx.sock" PPX_CPU_HZ=100
+    run_limited "ppx.$what" "$what" LD_PRELOAD="$LIBPPX" PPX_SOCKET="$TMP/nonexistent/ppx.sock" PPX_CPU_HZ=100
     expect_eq "timer_limit 30 $what under ppx (PPX_CPU_HZ=100, ulimit -i $limit): exit status" 0 "$?"
     got=$(figure "ppx.$what" "$what")
     note "$what: $plain without ppx, ${got:-?} under ppx"
