@@ -1,8 +1,9 @@
 # Sourced by the end-to-end tests (bash). Exit codes follow automake:
 # 0 pass, 1 fail, 77 skip, 99 hard error.
 #
-# tests/e2e/Makefile.inc exports top_builddir and top_srcdir (absolute); run by hand,
-# the tests fall back to the build tree being the current directory.
+# tests/e2e/Makefile.inc exports top_builddir and top_srcdir (absolute);
+# run by hand, the tests fall back to the build tree being the current
+# directory. The profile readers are in profiles.sh, sourced at the end.
 
 set -u
 
@@ -32,7 +33,7 @@ fail() {
 
 # die MESSAGE: a failure after which the test cannot go on.
 die() {
-    note "FAIL: $*"
+    fail "$*"
     exit 1
 }
 
@@ -101,49 +102,6 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/ppx-$TEST_NAME.XXXXXX") || exit 99
 trap _cleanup EXIT
 trap 'exit 1' INT TERM HUP PIPE
 
-pprof_raw() { python3 "$PPROF_RAW" "$@"; }
-# io_sites FILE [--by-mapping]: syscalls.pb.gz a line per call site (tests/lib/io_sites.py).
-io_sites() { python3 "$TESTS_LIB/io_sites.py" "$@"; }
-
-# go_pprof ARGS...: `go tool pprof` itself, offline and for any user, as
-# pprof_raw.py runs it (no toolchain download, its files under $TMP).
-go_pprof() {
-    mkdir -p "$TMP/pprof"
-    HOME="$TMP" PPROF_TMPDIR="$TMP/pprof" GOTOOLCHAIN=local GOPROXY=off GOFLAGS= go tool pprof "$@"
-}
-
-# header_field HEADER KEY: a value from pprof_raw.py --header output.
-header_field() {
-    printf '%s\n' "$1" | awk -F'\t' -v k="$2" '$1 == k { print $2; exit }'
-}
-
-# label_values FILE KEY [PPROF_RAW_ARGS...]: the values of label KEY in the
-# profile FILE (of the samples pprof_raw.py --labels ARGS selects), sorted,
-# each once, on one line.
-label_values() {
-    local file=$1 key=$2
-    shift 2
-    pprof_raw "$file" --labels "$@" | awk -F'\t' -v k="$key" '$1 == k { print $2 }' | sort -u | paste -sd' '
-}
-
-# table_get TABLE FUNC TYPE: a value from pprof_raw.py --flat-table/--cum-table output.
-table_get() {
-    printf '%s\n' "$1" | awk -F'\t' -v f="$2" -v t="$3" '
-        NR == 1 { for (i = 2; i <= NF; i++) if ($i == t) col = i; next }
-        $1 == f && col { v = $col }
-        END { print (v == "" ? 0 : v) }'
-}
-
-# expect_figures TABLE WHERE FUNC ALLOC_OBJECTS ALLOC_SPACE INUSE_OBJECTS INUSE_SPACE
-expect_figures() {
-    local table=$1 where=$2 fn=$3 t i=0
-    shift 3
-    for t in alloc_objects alloc_space inuse_objects inuse_space; do
-        i=$((i + 1))
-        expect_eq "$where $fn $t" "${!i}" "$(table_get "$table" "$fn" "$t")"
-    done
-}
-
 # start_fed NAME FD COMMAND...: COMMAND in the background, its stdin the
 # fifo $TMP/NAME.in that the test holds open as descriptor FD (a line
 # written there is a command to the program; closing it ends the program),
@@ -158,19 +116,6 @@ start_fed() {
     cleanup_kill "$fed_pid"
     eval "exec $fd>\"\$TMP/\$name.in\""
     wait_for 300 grep -q '^ready' "$TMP/$name.out" || die "$* never got ready: $(cat "$TMP/$name.err")"
-}
-
-# expect_file_figures FILE WHERE FUNC ALLOC_OBJECTS ALLOC_SPACE INUSE_OBJECTS
-# INUSE_SPACE [FUNC ...]: expect_figures for each FUNC, in the flat table of
-# the profile FILE.
-expect_file_figures() {
-    local file=$1 where=$2 table
-    shift 2
-    table=$(pprof_raw "$file" --flat-table) || { fail "$where: cannot read $file"; return 1; }
-    while [ $# -ge 5 ]; do
-        expect_figures "$table" "$where" "$1" "$2" "$3" "$4" "$5"
-        shift 5
-    done
 }
 
 # free_port: a TCP port on 127.0.0.1 nobody listens on now.
@@ -191,3 +136,5 @@ wait_for() {
     done
     return 1
 }
+
+. "$TESTS_LIB/profiles.sh"
