@@ -121,8 +121,8 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("cpu_bench: %d threads x %ld rounds, checksum %016llx, cpu %.3f s, wall %.3f s\n", threads,
-           rounds, (unsigned long long)sum,
+    printf("cpu_bench: %d threads x %ld rounds, checksum %016llx, cpu %.3f s, wall %.3f s\n",
+           threads, rounds, (unsigned long long)sum,
            (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);

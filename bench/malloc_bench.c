@@ -27,8 +27,14 @@ static uint32_t next_random(unsigned *state)
 }
 
 /* Distinct call paths, as a server's request, buffer and string code would be. */
-__attribute__((noinline)) static void *alloc_request(size_t n) { return malloc(n); }
-__attribute__((noinline)) static void *alloc_buffer(size_t n) { return calloc(1, n); }
+__attribute__((noinline)) static void *alloc_request(size_t n)
+{
+    return malloc(n);
+}
+__attribute__((noinline)) static void *alloc_buffer(size_t n)
+{
+    return calloc(1, n);
+}
 __attribute__((noinline)) static void *alloc_nested(int depth, size_t n)
 {
     if (depth == 0)
@@ -50,9 +56,15 @@ static void *worker_main(void *arg)
             size *= 8;
         void *p;
         switch ((r >> 12) % 3) {
-        case 0: p = alloc_request(size); break;
-        case 1: p = alloc_buffer(size); break;
-        default: p = alloc_nested((int)((r >> 16) % 8), size); break;
+        case 0:
+            p = alloc_request(size);
+            break;
+        case 1:
+            p = alloc_buffer(size);
+            break;
+        default:
+            p = alloc_nested((int)((r >> 16) % 8), size);
+            break;
         }
         if (p == NULL)
             abort();

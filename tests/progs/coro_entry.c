@@ -168,8 +168,8 @@ COUNTED void warm_up(void)
  * return address, then what the stack held above. */
 static void *new_stack(uintptr_t stale_fp, uintptr_t **stale_ra)
 {
-    unsigned char *lo = mmap(NULL, STACK_BYTES, PROT_READ | PROT_WRITE,
-                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char *lo =
+        mmap(NULL, STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (lo == MAP_FAILED)
         exit(2);
     uintptr_t *top = (uintptr_t *)(lo + STACK_BYTES);

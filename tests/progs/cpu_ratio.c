@@ -68,7 +68,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < 2; i++)
         pthread_join(s[i].m.handle, NULL);
     for (int i = 0; i < 2; i++)
-        printf("%s tid %d cpu_ns %llu\n", s[i].name, (int)s[i].m.tid, (unsigned long long)s[i].m.cpu_ns);
+        printf("%s tid %d cpu_ns %llu\n", s[i].name, (int)s[i].m.tid,
+               (unsigned long long)s[i].m.cpu_ns);
     printf("rusage_cpu_ns %llu\n", (unsigned long long)process_rusage_ns());
     return (s[0].m.result | s[1].m.result) != 0 ? 0 : 11;
 }

@@ -219,7 +219,8 @@ static void run_threads(void)
     static void *slots[THREADS][250];
     pthread_t tids[THREADS];
     for (int i = 0; i < THREADS; i++)
-        check(pthread_create(&tids[i], NULL, thread_worker, slots[i]) == 0, "pthread_create failed");
+        check(pthread_create(&tids[i], NULL, thread_worker, slots[i]) == 0,
+              "pthread_create failed");
     for (int i = 0; i < THREADS; i++)
         check(pthread_join(tids[i], NULL) == 0, "pthread_join failed");
 }

@@ -744,8 +744,7 @@ COUNTED static void fill_unix_stream(int fd, char *buf)
         partial += n < FILL_SIZE;
         check(calls < 100000, "write never returned EAGAIN");
     }
-    printf("fill_unix_stream calls=%ld bytes=%ld partial=%ld eagain=1\n", calls, bytes,
-           partial);
+    printf("fill_unix_stream calls=%ld bytes=%ld partial=%ld eagain=1\n", calls, bytes, partial);
 }
 
 COUNTED static void run_fill(void)

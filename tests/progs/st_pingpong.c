@@ -62,8 +62,7 @@ int main(void)
     st_thread_t ta = st_thread_create(player_main, &a, 1, 0);
     st_thread_t tb = st_thread_create(player_main, &b, 1, 0);
     void *ra = NULL, *rb = NULL;
-    if (!ta || !tb || st_thread_join(ta, &ra) != 0 || st_thread_join(tb, &rb) != 0 || !ra ||
-        !rb) {
+    if (!ta || !tb || st_thread_join(ta, &ra) != 0 || st_thread_join(tb, &rb) != 0 || !ra || !rb) {
         fprintf(stderr, "st_pingpong: a player failed\n");
         return 1;
     }
