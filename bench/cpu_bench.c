@@ -16,6 +16,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "workers.h"
+
 #define KEYS 65536
 
 struct worker {
@@ -97,36 +99,30 @@ static void *worker_main(void *arg)
 
 int main(int argc, char **argv)
 {
-    int threads = argc > 1 ? atoi(argv[1]) : 4;
-    long rounds = argc > 2 ? atol(argv[2]) : 300;
-    if (threads < 1 || threads > 256 || rounds < 1) {
-        fprintf(stderr, "usage: cpu_bench [threads 1..256] [rounds per thread]\n");
-        return 2;
-    }
+    int threads = 4;
+    long rounds = 300;
+    bench_args(argc, argv, &threads, &rounds, "cpu_bench [threads 1..256] [rounds per thread]");
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct worker *w = calloc((size_t)threads, sizeof *w);
-    pthread_t *t = calloc((size_t)threads, sizeof *t);
-    if (w == NULL || t == NULL)
+    if (w == NULL)
         return 1;
     for (int i = 0; i < threads; i++) {
         w[i].seed = 2463534242u + (uint32_t)i;
         w[i].rounds = rounds;
-        if (pthread_create(&t[i], NULL, worker_main, &w[i]) != 0) {
-            fprintf(stderr, "cpu_bench: pthread_create failed\n");
-            return 1;
-        }
+    }
+    if (run_workers(worker_main, w, sizeof *w, threads) != 0) {
+        fprintf(stderr, "cpu_bench: pthread_create failed\n");
+        return 1;
     }
     uint64_t sum = 0;
-    for (int i = 0; i < threads; i++) {
-        pthread_join(t[i], NULL);
+    for (int i = 0; i < threads; i++)
         sum ^= w[i].checksum;
-    }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("cpu_bench: %d threads x %ld rounds, checksum %016llx, cpu %.3f s, wall %.3f s\n", threads,
-           rounds, (unsigned long long)sum,
+    printf("cpu_bench: %d threads x %ld rounds, checksum %016llx, cpu %.3f s, wall %.3f s\n",
+           threads, rounds, (unsigned long long)sum,
            (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6,
            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);

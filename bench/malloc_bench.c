@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "workers.h"
+
 #define RING 4096
 
 struct worker {
@@ -25,8 +27,14 @@ static uint32_t next_random(unsigned *state)
 }
 
 /* Distinct call paths, as a server's request, buffer and string code would be. */
-__attribute__((noinline)) static void *alloc_request(size_t n) { return malloc(n); }
-__attribute__((noinline)) static void *alloc_buffer(size_t n) { return calloc(1, n); }
+__attribute__((noinline)) static void *alloc_request(size_t n)
+{
+    return malloc(n);
+}
+__attribute__((noinline)) static void *alloc_buffer(size_t n)
+{
+    return calloc(1, n);
+}
 __attribute__((noinline)) static void *alloc_nested(int depth, size_t n)
 {
     if (depth == 0)
@@ -48,9 +56,15 @@ static void *worker_main(void *arg)
             size *= 8;
         void *p;
         switch ((r >> 12) % 3) {
-        case 0: p = alloc_request(size); break;
-        case 1: p = alloc_buffer(size); break;
-        default: p = alloc_nested((int)((r >> 16) % 8), size); break;
+        case 0:
+            p = alloc_request(size);
+            break;
+        case 1:
+            p = alloc_buffer(size);
+            break;
+        default:
+            p = alloc_nested((int)((r >> 16) % 8), size);
+            break;
         }
         if (p == NULL)
             abort();
@@ -75,24 +89,17 @@ static void *worker_main(void *arg)
 
 int main(int argc, char **argv)
 {
-    int threads = argc > 1 ? atoi(argv[1]) : 4;
-    long steps = argc > 2 ? atol(argv[2]) : 2000000;
-    if (threads < 1 || threads > 256 || steps < 1) {
-        fprintf(stderr, "usage: malloc_bench [threads 1..256] [steps]\n");
-        return 2;
-    }
-    pthread_t tids[256];
-    struct worker workers[256];
-    for (int t = 0; t < threads; t++) {
+    int threads = 4;
+    long steps = 2000000;
+    bench_args(argc, argv, &threads, &steps, "malloc_bench [threads 1..256] [steps]");
+    struct worker workers[MAX_THREADS];
+    for (int t = 0; t < threads; t++)
         workers[t] = (struct worker){.seed = 12345u + (unsigned)t, .steps = steps};
-        if (pthread_create(&tids[t], NULL, worker_main, &workers[t]) != 0)
-            return 1;
-    }
+    if (run_workers(worker_main, workers, sizeof workers[0], threads) != 0)
+        return 1;
     uint64_t sum = 0;
-    for (int t = 0; t < threads; t++) {
-        pthread_join(tids[t], NULL);
+    for (int t = 0; t < threads; t++)
         sum += workers[t].checksum;
-    }
     printf("%llu\n", (unsigned long long)sum);
     return 0;
 }

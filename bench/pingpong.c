@@ -118,8 +118,8 @@ static void udp_pair(int fd[2])
         fd[i] = socket(AF_INET, SOCK_DGRAM, 0);
         if (fd[i] < 0)
             die("socket");
-        addr[i] = (struct sockaddr_in){.sin_family = AF_INET,
-                                       .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        addr[i] =
+            (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         socklen_t len = sizeof addr[i];
         if (bind(fd[i], (struct sockaddr *)&addr[i], len) < 0 ||
             getsockname(fd[i], (struct sockaddr *)&addr[i], &len) < 0)
@@ -152,8 +152,8 @@ int main(int argc, char **argv)
     struct pair p[64];
     pthread_t threads[128];
     for (int i = 0; i < pairs; i++) {
-        p[i] = (struct pair){
-            .rounds = rounds, .cpu = strcmp(pinning, "pin") == 0 ? allowed_cpu(i) : -1};
+        p[i] = (struct pair){.rounds = rounds,
+                             .cpu = strcmp(pinning, "pin") == 0 ? allowed_cpu(i) : -1};
         if (strcmp(kind, "udp") == 0)
             udp_pair(p[i].fd);
         else if (socketpair(AF_UNIX, SOCK_DGRAM, 0, p[i].fd) < 0)

@@ -101,7 +101,7 @@ static inline void ppx_io_local_add(_Atomic uint64_t *c, uint64_t v)
 
 /* ---- inside this stage only: io_sites.c's tables, read by io_send.c ---- */
 
-#define PPX_IO_MAX_SITES 65536u /* the collector's WIRE_DECODE_MAX_IO_SITES */
+#define PPX_IO_MAX_SITES 65536u /* the collector's PROC_MAX_IO_SITES */
 
 struct ppx_io_counts {
     uint64_t calls, time_ns, bytes, messages, errors, eagain;

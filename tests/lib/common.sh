@@ -1,8 +1,9 @@
 # Sourced by the end-to-end tests (bash). Exit codes follow automake:
 # 0 pass, 1 fail, 77 skip, 99 hard error.
 #
-# tests/e2e.inc exports top_builddir and top_srcdir (absolute); run by hand,
-# the tests fall back to the build tree being the current directory.
+# tests/e2e/Makefile.inc exports top_builddir and top_srcdir (absolute);
+# run by hand, the tests fall back to the build tree being the current
+# directory. The profile readers are in profiles.sh, sourced at the end.
 
 set -u
 
@@ -14,7 +15,9 @@ TEST_NAME=$(basename "$0" .sh)
 PPX="$top_builddir/ppx"
 LIBPPX="$top_builddir/.libs/libppx.so"
 PROGS="$top_builddir/tests/progs"
-PPROF_RAW="$top_srcdir/tests/lib/pprof_raw.py"
+# The helpers: absolute, as the tests cd into their $TMP.
+TESTS_LIB="$top_srcdir/tests/lib"
+PPROF_RAW="$TESTS_LIB/pprof_raw.py"
 FAILURES=0
 
 # Never leave core files of the signal tests behind.
@@ -30,7 +33,7 @@ fail() {
 
 # die MESSAGE: a failure after which the test cannot go on.
 die() {
-    note "FAIL: $*"
+    fail "$*"
     exit 1
 }
 
@@ -68,13 +71,20 @@ expect_within_pct() { # NAME EXPECTED ACTUAL PCT
 
 # require_built: the parts under test exist, else the run is a hard error.
 require_built() {
-    [ -x "$PPX" ] || { note "ERROR: $PPX not built"; exit 99; }
-    [ -f "$LIBPPX" ] || { note "ERROR: $LIBPPX not built"; exit 99; }
+    local part
+    for part in "$PPX" "$LIBPPX"; do
+        [ -f "$part" ] || { note "ERROR: $part not built"; exit 99; }
+    done
 }
 
+# have CMD: CMD is installed. require_cmd CMD [PACKAGE]: the test is
+# skipped unless it is.
+have() { command -v "$1" >/dev/null 2>&1; }
+require_cmd() { have "$1" || skip "$1 not found${2:+ (apt-get install $2)}"; }
+
 require_pprof() {
-    command -v go >/dev/null 2>&1 || skip "go not found (apt-get install golang-go)"
-    command -v python3 >/dev/null 2>&1 || skip "python3 not found"
+    require_cmd go golang-go
+    require_cmd python3
 }
 
 # A private temporary directory, removed at exit together with any process
@@ -92,24 +102,20 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/ppx-$TEST_NAME.XXXXXX") || exit 99
 trap _cleanup EXIT
 trap 'exit 1' INT TERM HUP PIPE
 
-pprof_raw() { python3 "$PPROF_RAW" "$@"; }
-
-# table_get TABLE FUNC TYPE: a value from pprof_raw.py --flat-table/--cum-table output.
-table_get() {
-    printf '%s\n' "$1" | awk -F'\t' -v f="$2" -v t="$3" '
-        NR == 1 { for (i = 2; i <= NF; i++) if ($i == t) col = i; next }
-        $1 == f && col { v = $col }
-        END { print (v == "" ? 0 : v) }'
-}
-
-# expect_figures TABLE WHERE FUNC ALLOC_OBJECTS ALLOC_SPACE INUSE_OBJECTS INUSE_SPACE
-expect_figures() {
-    local table=$1 where=$2 fn=$3 t i=0
-    shift 3
-    for t in alloc_objects alloc_space inuse_objects inuse_space; do
-        i=$((i + 1))
-        expect_eq "$where $fn $t" "${!i}" "$(table_get "$table" "$fn" "$t")"
-    done
+# start_fed NAME FD COMMAND...: COMMAND in the background, its stdin the
+# fifo $TMP/NAME.in that the test holds open as descriptor FD (a line
+# written there is a command to the program; closing it ends the program),
+# its output in $TMP/NAME.out and .err. Returns once it printed "ready";
+# sets fed_pid.
+start_fed() {
+    local name=$1 fd=$2
+    shift 2
+    mkfifo "$TMP/$name.in"
+    "$@" <"$TMP/$name.in" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    fed_pid=$!
+    cleanup_kill "$fed_pid"
+    eval "exec $fd>\"\$TMP/\$name.in\""
+    wait_for 300 grep -q '^ready' "$TMP/$name.out" || die "$* never got ready: $(cat "$TMP/$name.err")"
 }
 
 # free_port: a TCP port on 127.0.0.1 nobody listens on now.
@@ -130,3 +136,5 @@ wait_for() {
     done
     return 1
 }
+
+. "$TESTS_LIB/profiles.sh"

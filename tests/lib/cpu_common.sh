@@ -35,11 +35,6 @@
 # timer and a handler of some 30 us lost up to all of a thread's ticks).
 # These tests expect a CI machine running tests, not that.
 
-# header_field HEADER KEY: a value from pprof_raw.py --header output.
-header_field() {
-    printf '%s\n' "$1" | awk -F'\t' -v k="$2" '$1 == k { print $2; exit }'
-}
-
 # check_cpu_header WHERE FILE HZ: cpu.pb.gz is laid out as Go writes CPU
 # profiles: sample types samples/count and cpu/nanoseconds (cpu shown by
 # default), period type cpu/nanoseconds, period 1e9/HZ, time and duration set.

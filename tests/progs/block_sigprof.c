@@ -54,11 +54,26 @@ static void set_sigprof(int how)
     }
 }
 
-COUNTED static uint64_t main_work_blocked(void) { return BURN_CHUNKS(CHUNKS, 11); }
-COUNTED static uint64_t work_before_unblock(void) { return BURN_CHUNKS(CHUNKS, 13); }
-COUNTED static uint64_t work_after_unblock(void) { return BURN_CHUNKS(CHUNKS, 15); }
-COUNTED static uint64_t work_blocked(void) { return BURN_CHUNKS(CHUNKS, 17); }
-COUNTED static uint64_t work_unblocked(void) { return BURN_CHUNKS(CHUNKS, 19); }
+COUNTED static uint64_t main_work_blocked(void)
+{
+    return BURN_CHUNKS(CHUNKS, 11);
+}
+COUNTED static uint64_t work_before_unblock(void)
+{
+    return BURN_CHUNKS(CHUNKS, 13);
+}
+COUNTED static uint64_t work_after_unblock(void)
+{
+    return BURN_CHUNKS(CHUNKS, 15);
+}
+COUNTED static uint64_t work_blocked(void)
+{
+    return BURN_CHUNKS(CHUNKS, 17);
+}
+COUNTED static uint64_t work_unblocked(void)
+{
+    return BURN_CHUNKS(CHUNKS, 19);
+}
 
 /* 2000 messages of 64 bytes through a pipe and back, each checked. */
 static int pipe_round_trips(int seed)
@@ -142,7 +157,8 @@ static void *unblocked_main(void *arg)
 
 int main(void)
 {
-    struct result res[4] = {{.name = "main"}, {.name = "inherit"}, {.name = "blocked"}, {.name = "unblocked"}};
+    struct result res[4] = {
+        {.name = "main"}, {.name = "inherit"}, {.name = "blocked"}, {.name = "unblocked"}};
     void *(*const entry[4])(void *) = {NULL, inherit_main, blocked_main, unblocked_main};
     pthread_t t[4];
     int failures = 0;

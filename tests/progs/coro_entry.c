@@ -168,8 +168,8 @@ COUNTED void warm_up(void)
  * return address, then what the stack held above. */
 static void *new_stack(uintptr_t stale_fp, uintptr_t **stale_ra)
 {
-    unsigned char *lo = mmap(NULL, STACK_BYTES, PROT_READ | PROT_WRITE,
-                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char *lo =
+        mmap(NULL, STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (lo == MAP_FAILED)
         exit(2);
     uintptr_t *top = (uintptr_t *)(lo + STACK_BYTES);
@@ -195,7 +195,7 @@ int main(int argc, char **argv)
     void *gone = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (gone == MAP_FAILED || munmap(gone, 4096) != 0 || pipe(pipe_fds) != 0)
         return 2;
-    void (*const fns[N_CORO])(void) = {coro_one, coro_two, coro_three, coro_spin};
+    static void (*const fns[N_CORO])(void) = {coro_one, coro_two, coro_three, coro_spin};
     for (int i = 0; i < N_CORO; i++) {
         coro_fn[i] = fns[i];
         coro_sp[i] = new_stack((uintptr_t)gone + 256, &stale_return[i]);

@@ -24,10 +24,7 @@ struct spinner {
     const char *name;
     uint64_t (*spin)(uint64_t ms);
     uint64_t ms;
-    pthread_t handle;
-    pid_t tid;
-    uint64_t cpu_ns;
-    uint64_t result;
+    struct measured_thread m;
 };
 
 static pthread_barrier_t start_together;
@@ -45,10 +42,10 @@ COUNTED static uint64_t spin_one(uint64_t ms)
 static void *spinner_main(void *arg)
 {
     struct spinner *s = arg;
-    s->tid = gettid();
+    s->m.tid = gettid();
     pthread_barrier_wait(&start_together);
-    s->result = s->spin(s->ms);
-    s->cpu_ns = thread_cpu_ns();
+    s->m.result = s->spin(s->ms);
+    s->m.cpu_ns = thread_cpu_ns();
     return NULL;
 }
 
@@ -61,17 +58,18 @@ int main(int argc, char **argv)
     if (pthread_barrier_init(&start_together, NULL, 2) != 0)
         return 10;
     for (int i = 0; i < 2; i++) {
-        int err = pthread_create(&s[i].handle, NULL, spinner_main, &s[i]);
+        int err = pthread_create(&s[i].m.handle, NULL, spinner_main, &s[i]);
         if (err != 0) {
             fprintf(stderr, "cpu_ratio: pthread_create: error %d\n", err);
             return 10;
         }
-        pthread_setname_np(s[i].handle, i == 0 ? "three" : "one");
+        pthread_setname_np(s[i].m.handle, i == 0 ? "three" : "one");
     }
     for (int i = 0; i < 2; i++)
-        pthread_join(s[i].handle, NULL);
+        pthread_join(s[i].m.handle, NULL);
     for (int i = 0; i < 2; i++)
-        printf("%s tid %d cpu_ns %llu\n", s[i].name, (int)s[i].tid, (unsigned long long)s[i].cpu_ns);
+        printf("%s tid %d cpu_ns %llu\n", s[i].name, (int)s[i].m.tid,
+               (unsigned long long)s[i].m.cpu_ns);
     printf("rusage_cpu_ns %llu\n", (unsigned long long)process_rusage_ns());
-    return (s[0].result | s[1].result) != 0 ? 0 : 11;
+    return (s[0].m.result | s[1].m.result) != 0 ? 0 : 11;
 }

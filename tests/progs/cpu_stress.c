@@ -115,8 +115,12 @@ COUNTED static void *heap_worker(void *arg)
         }
         size_t n = (size_t)(mix((uint64_t)(i + j->seed)) % 4096) + 1;
         switch (i % 3) {
-        case 0: slot[k] = malloc(n); break;
-        case 1: slot[k] = calloc(1, n); break;
+        case 0:
+            slot[k] = malloc(n);
+            break;
+        case 1:
+            slot[k] = calloc(1, n);
+            break;
         default:
             slot[k] = malloc(n / 2 + 1);
             slot[k] = slot[k] ? realloc(slot[k], n) : NULL;
@@ -352,7 +356,7 @@ int main(int argc, char **argv)
         return 10;
     }
     void *(*const entry[8])(void *) = {heap_worker, heap_worker, pipe_writer, pipe_reader,
-                                       sock_echo, sock_client, stress_burn, stress_burn};
+                                       sock_echo,   sock_client, stress_burn, stress_burn};
     void *const args[8] = {&heap[0], &heap[1], &pj, &pj, &sj, &sj, &burn[0], &burn[1]};
     for (; n < 8; n++)
         if (pthread_create(&t[n], NULL, entry[n], args[n]) != 0) {
@@ -374,11 +378,14 @@ int main(int argc, char **argv)
     printf("socket %llu %s\n", (unsigned long long)sj.bytes, sj.ok ? "ok" : "WRONG");
     printf("threads %llu %s\n", (unsigned long long)churn_sum, churn_ok ? "ok" : "WRONG");
     printf("fork %s\n", fork_ok && child_sum == 0x5eed ? "ok" : "WRONG");
-    printf("burn %016llx %016llx\n", (unsigned long long)burn[0].result, (unsigned long long)burn[1].result);
+    printf("burn %016llx %016llx\n", (unsigned long long)burn[0].result,
+           (unsigned long long)burn[1].result);
     printf("%s\n", ok ? "all checks passed" : "some checks failed");
-    fprintf(stderr, "cpu_stress: %ld system calls interrupted (EINTR) and retried\n", atomic_load(&eintr_count));
+    fprintf(stderr, "cpu_stress: %ld system calls interrupted (EINTR) and retried\n",
+            atomic_load(&eintr_count));
     /* the process's own CPU (not the forked child's): what its profile's total
      * is checked against (on stderr: stdout is the same with and without ppx) */
-    fprintf(stderr, "rusage_cpu_ns %llu\npid %d\n", (unsigned long long)process_rusage_ns(), (int)getpid());
+    fprintf(stderr, "rusage_cpu_ns %llu\npid %d\n", (unsigned long long)process_rusage_ns(),
+            (int)getpid());
     return ok ? 0 : 1;
 }

@@ -24,10 +24,7 @@
 struct worker {
     int k;
     uint64_t ms;
-    pthread_t handle;
-    pid_t tid;
-    uint64_t cpu_ns;
-    uint64_t result;
+    struct measured_thread m;
 };
 
 static pthread_barrier_t start_together;
@@ -43,10 +40,10 @@ static void *worker_main(void *arg)
     char name[] = "wK";
     name[1] = (char)('0' + w->k);
     pthread_setname_np(pthread_self(), name);
-    w->tid = gettid();
+    w->m.tid = gettid();
     pthread_barrier_wait(&start_together);
-    w->result = worker(w->ms, (uint64_t)w->k);
-    w->cpu_ns = thread_cpu_ns();
+    w->m.result = worker(w->ms, (uint64_t)w->k);
+    w->m.cpu_ns = thread_cpu_ns();
     return NULL;
 }
 
@@ -60,18 +57,18 @@ int main(int argc, char **argv)
         return 10;
     for (int i = 0; i < THREADS; i++) {
         w[i] = (struct worker){.k = i + 1, .ms = (uint64_t)(i + 1) * unit};
-        int err = pthread_create(&w[i].handle, NULL, worker_main, &w[i]);
+        int err = pthread_create(&w[i].m.handle, NULL, worker_main, &w[i]);
         if (err != 0) {
             fprintf(stderr, "cpu_threads8: pthread_create: error %d\n", err);
             return 10;
         }
     }
     for (int i = 0; i < THREADS; i++)
-        pthread_join(w[i].handle, NULL);
+        pthread_join(w[i].m.handle, NULL);
     for (int i = 0; i < THREADS; i++) {
-        printf("thread w%d tid %d cpu_ns %llu\n", w[i].k, (int)w[i].tid,
-               (unsigned long long)w[i].cpu_ns);
-        all |= w[i].result;
+        printf("thread w%d tid %d cpu_ns %llu\n", w[i].k, (int)w[i].m.tid,
+               (unsigned long long)w[i].m.cpu_ns);
+        all |= w[i].m.result;
     }
     printf("rusage_cpu_ns %llu\n", (unsigned long long)process_rusage_ns());
     return all != 0 ? 0 : 11;

@@ -8,11 +8,22 @@
 #ifndef PPX_TESTS_CPU_WORK_H
 #define PPX_TESTS_CPU_WORK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/types.h>
 #include <time.h>
+
+/* A thread that spins and measures itself: its tid, and its own CPU clock
+ * at its end, which the program prints once the thread is joined. */
+struct measured_thread {
+    pthread_t handle;
+    pid_t tid;
+    uint64_t cpu_ns;
+    uint64_t result; /* what the spinning computed: used, so it is not optimized out */
+};
 
 /* Not inlined: samples that land in the clock read are then thread_cpu_ns
  * (or the libc/vDSO code under it) called from the counted function. */
@@ -47,38 +58,38 @@ static inline uint64_t process_rusage_ns(void)
  * BURN_CHUNK(x): pure computation between two clock reads (~85 us here):
  * the clock read is a real system call (the vDSO does not serve thread CPU
  * clocks), so most samples should land in the caller's own code. */
-#define BURN_CHUNK(x)                                                                    \
-    ({                                                                                   \
-        uint64_t burn_x_ = (x);                                                          \
-        for (int burn_i_ = 0; burn_i_ < 50000; burn_i_++) {                              \
-            burn_x_ ^= burn_x_ << 13;                                                    \
-            burn_x_ ^= burn_x_ >> 7;                                                     \
-            burn_x_ ^= burn_x_ << 17;                                                    \
-        }                                                                                \
-        burn_x_;                                                                         \
+#define BURN_CHUNK(x)                                                                              \
+    ({                                                                                             \
+        uint64_t burn_x_ = (x);                                                                    \
+        for (int burn_i_ = 0; burn_i_ < 50000; burn_i_++) {                                        \
+            burn_x_ ^= burn_x_ << 13;                                                              \
+            burn_x_ ^= burn_x_ >> 7;                                                               \
+            burn_x_ ^= burn_x_ << 17;                                                              \
+        }                                                                                          \
+        burn_x_;                                                                                   \
     })
 
 /* BURN_CPU_MS(ms, seed): spins until the calling thread has used `ms` more
  * milliseconds of CPU; its value depends on the work, so none of it can be
  * dropped. */
-#define BURN_CPU_MS(ms, seed)                                                            \
-    ({                                                                                   \
-        uint64_t burn_v_ = (uint64_t)(seed) | 1;                                         \
-        const uint64_t burn_until_ = thread_cpu_ns() + (uint64_t)(ms) * 1000000u;        \
-        do                                                                               \
-            burn_v_ = BURN_CHUNK(burn_v_);                                               \
-        while (thread_cpu_ns() < burn_until_);                                           \
-        burn_v_;                                                                         \
+#define BURN_CPU_MS(ms, seed)                                                                      \
+    ({                                                                                             \
+        uint64_t burn_v_ = (uint64_t)(seed) | 1;                                                   \
+        const uint64_t burn_until_ = thread_cpu_ns() + 1000000u * (uint64_t)(ms);                  \
+        do                                                                                         \
+            burn_v_ = BURN_CHUNK(burn_v_);                                                         \
+        while (thread_cpu_ns() < burn_until_);                                                     \
+        burn_v_;                                                                                   \
     })
 
 /* BURN_CHUNKS(n, seed): a fixed amount of work (n chunks), for programs
  * whose output must be the same with and without ppx. */
-#define BURN_CHUNKS(n, seed)                                                             \
-    ({                                                                                   \
-        uint64_t burn_w_ = (uint64_t)(seed) | 1;                                         \
-        for (uint64_t burn_n_ = (n); burn_n_ > 0; burn_n_--)                             \
-            burn_w_ = BURN_CHUNK(burn_w_);                                               \
-        burn_w_;                                                                         \
+#define BURN_CHUNKS(n, seed)                                                                       \
+    ({                                                                                             \
+        uint64_t burn_w_ = (uint64_t)(seed) | 1;                                                   \
+        for (uint64_t burn_n_ = (n); burn_n_ > 0; burn_n_--)                                       \
+            burn_w_ = BURN_CHUNK(burn_w_);                                                         \
+        burn_w_;                                                                                   \
     })
 
 #endif

@@ -55,6 +55,12 @@ static void check(int ok, const char *what)
     }
 }
 
+/* A call that must fail: it returned NULL, and allocated nothing to free. */
+static void expect_null(const void *p, const char *what)
+{
+    check(p == NULL, what);
+}
+
 /* Written, never read: each kept pointer also goes through ESCAPE, or the
  * compiler could drop the stores and then the allocations. */
 static void *leaked[16384];
@@ -98,8 +104,9 @@ COUNTED static void realloc_chain(void)
         check(p != NULL, "malloc(16) failed");
         memcpy(p, "realloc chain 1", 16);
         for (size_t size = 32; size <= 4096; size *= 2) {
-            p = realloc(p, size);
-            check(p != NULL, "realloc failed");
+            char *grown = realloc(p, size);
+            check(grown != NULL, "realloc failed");
+            p = grown;
             check(strcmp(p, "realloc chain 1") == 0, "realloc lost the contents");
         }
         free(p);
@@ -162,8 +169,9 @@ COUNTED static void reallocarray_grow(void)
     for (int i = 0; i < 5; i++) {
         char *p = reallocarray(NULL, 10, 100);
         check(p != NULL, "reallocarray(NULL, 10, 100) failed");
-        p = reallocarray(p, 20, 100);
-        check(p != NULL, "reallocarray(p, 20, 100) failed");
+        char *grown = reallocarray(p, 20, 100);
+        check(grown != NULL, "reallocarray(p, 20, 100) failed");
+        p = grown;
         leaked[i] = p;
         ESCAPE(p);
     }
@@ -173,12 +181,12 @@ COUNTED static void reallocarray_grow(void)
 COUNTED static void failed_allocs(void)
 {
     volatile size_t huge = (size_t)1 << 62;
-    check(malloc(huge) == NULL, "malloc(2^62) succeeded");
-    check(calloc(huge, 16) == NULL, "calloc overflow succeeded");
-    check(reallocarray(NULL, huge, 16) == NULL, "reallocarray overflow succeeded");
+    expect_null(malloc(huge), "malloc(2^62) succeeded");
+    expect_null(calloc(huge, 16), "calloc overflow succeeded");
+    expect_null(reallocarray(NULL, huge, 16), "reallocarray overflow succeeded");
     char *p = malloc(100);
     check(p != NULL, "malloc(100) failed");
-    check(realloc(p, huge) == NULL, "realloc(p, 2^62) succeeded");
+    expect_null(realloc(p, huge), "realloc(p, 2^62) succeeded");
     leaked[0] = p;
     ESCAPE(p);
 }
@@ -211,7 +219,8 @@ static void run_threads(void)
     static void *slots[THREADS][250];
     pthread_t tids[THREADS];
     for (int i = 0; i < THREADS; i++)
-        check(pthread_create(&tids[i], NULL, thread_worker, slots[i]) == 0, "pthread_create failed");
+        check(pthread_create(&tids[i], NULL, thread_worker, slots[i]) == 0,
+              "pthread_create failed");
     for (int i = 0; i < THREADS; i++)
         check(pthread_join(tids[i], NULL) == 0, "pthread_join failed");
 }

@@ -112,7 +112,8 @@ COUNTED void make_strings()
     }
 }
 
-namespace ns {
+namespace ns
+{
 struct Logger {
     int fd;
     void write_log(int times);

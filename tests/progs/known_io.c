@@ -1,4 +1,4 @@
-/* Exactly known I/O calls for the syscall audit tests (tests/e2e_syscalls.sh).
+/* Exactly known I/O calls for the syscall audit tests (tests/e2e/syscalls.sh).
  *
  * Usage: known_io [print]
  *   print  also print every call's return value and errno (errno is set to 0
@@ -170,7 +170,7 @@ COUNTED static void udp_sendmmsg_8(int fd, const struct sockaddr_in *to)
 
 COUNTED static void udp_recvmmsg_8(int fd)
 {
-    char bufs[MMSG_VLEN][MMSG_SIZE * 2];
+    char bufs[MMSG_VLEN][MMSG_SIZE * 2] = {{0}};
     struct iovec iov[MMSG_VLEN];
     struct mmsghdr msgs[MMSG_VLEN];
     memset(msgs, 0, sizeof msgs);
@@ -296,7 +296,7 @@ COUNTED static void pipe_writev_100(int fd)
 
 COUNTED static void pipe_readv_100(int fd)
 {
-    char a[30], b[30];
+    char a[30] = {0}, b[30] = {0};
     for (int i = 0; i < 100; i++) {
         struct iovec iov[2] = {{a, sizeof a}, {b, sizeof b}};
         errno = 0;
@@ -744,8 +744,7 @@ COUNTED static void fill_unix_stream(int fd, char *buf)
         partial += n < FILL_SIZE;
         check(calls < 100000, "write never returned EAGAIN");
     }
-    printf("fill_unix_stream calls=%ld bytes=%ld partial=%ld eagain=1\n", calls, bytes,
-           partial);
+    printf("fill_unix_stream calls=%ld bytes=%ld partial=%ld eagain=1\n", calls, bytes, partial);
 }
 
 COUNTED static void run_fill(void)

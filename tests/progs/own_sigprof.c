@@ -97,10 +97,12 @@ int main(int argc, char **argv)
             return 10;
     before_own_handler();
 
-    check(sigaction(SIGPROF, NULL, &old) == 0 && is_default(&old), "SIGPROF action is SIG_DFL before");
+    check(sigaction(SIGPROF, NULL, &old) == 0 && is_default(&old),
+          "SIGPROF action is SIG_DFL before");
 
     if (use_signal) {
-        check(signal(SIGPROF, on_sigprof_plain) == SIG_DFL, "signal() returns SIG_DFL as the old handler");
+        check(signal(SIGPROF, on_sigprof_plain) == SIG_DFL,
+              "signal() returns SIG_DFL as the old handler");
     } else {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -131,7 +133,8 @@ int main(int argc, char **argv)
 
     /* Reinstalling, ignoring and restoring: ppx says nothing more. */
     if (use_signal) {
-        check(signal(SIGPROF, on_sigprof_plain) == on_sigprof_plain, "signal() again returns the handler");
+        check(signal(SIGPROF, on_sigprof_plain) == on_sigprof_plain,
+              "signal() again returns the handler");
         check(signal(SIGPROF, SIG_IGN) == on_sigprof_plain, "signal(SIG_IGN) returns the handler");
         check(signal(SIGPROF, SIG_DFL) == SIG_IGN, "signal(SIG_DFL) returns SIG_IGN");
     } else {
@@ -141,10 +144,12 @@ int main(int argc, char **argv)
         check(sigaction(SIGPROF, &ign, &old) == 0 && (old.sa_flags & SA_SIGINFO) &&
                   old.sa_sigaction == on_sigprof_info,
               "sigaction(SIG_IGN) returns the handler");
-        check(sigaction(SIGPROF, NULL, &now) == 0 && now.sa_handler == SIG_IGN, "SIGPROF is now ignored");
+        check(sigaction(SIGPROF, NULL, &now) == 0 && now.sa_handler == SIG_IGN,
+              "SIGPROF is now ignored");
     }
     fprintf(stderr, "own_sigprof: %ld ticks, %ld from a POSIX timer\n",
-            use_signal ? atomic_load(&plain_ticks) : atomic_load(&ticks), atomic_load(&foreign_ticks));
+            use_signal ? atomic_load(&plain_ticks) : atomic_load(&ticks),
+            atomic_load(&foreign_ticks));
     printf("%s\n", failures == 0 ? "all checks passed" : "some checks failed");
     return failures == 0 ? 0 : 1;
 }

@@ -1,5 +1,5 @@
 /* State-threads coroutines with exactly known allocations and I/O, for
- * tests/e2e_coroutines.sh. Built twice: against Debian's libst.so
+ * tests/e2e/coroutines.sh. Built twice: against Debian's libst.so
  * (st_coro) and with /usr/lib/libst.a linked in (st_coro_static). Each
  * coroutine's stack starts at state-threads' coroutine entry, on a stack
  * of its own; a profiler's walk must end there.

@@ -1,5 +1,5 @@
 /* State-threads' read-then-wait, for the audit's EAGAIN hint
- * (tests/e2e_syscalls_st.sh). Two coroutines of Debian's libst play
+ * (tests/e2e/syscalls_st.sh). Two coroutines of Debian's libst play
  * ping-pong over a Unix stream socket pair: ROUNDS messages of MSG bytes
  * each way. st_read first tries read(2) on its non-blocking descriptor and
  * waits for readiness only when that returns EAGAIN, which it does here
@@ -62,8 +62,7 @@ int main(void)
     st_thread_t ta = st_thread_create(player_main, &a, 1, 0);
     st_thread_t tb = st_thread_create(player_main, &b, 1, 0);
     void *ra = NULL, *rb = NULL;
-    if (!ta || !tb || st_thread_join(ta, &ra) != 0 || st_thread_join(tb, &rb) != 0 || !ra ||
-        !rb) {
+    if (!ta || !tb || st_thread_join(ta, &ra) != 0 || st_thread_join(tb, &rb) != 0 || !ra || !rb) {
         fprintf(stderr, "st_pingpong: a player failed\n");
         return 1;
     }

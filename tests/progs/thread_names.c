@@ -60,13 +60,13 @@ static struct thread_info *new_info(const char *site, uint64_t ms)
 
 /* A macro: the spawn_* function itself must call pthread_create, so that
  * it is the leaf of the creation stack. */
-#define START_OR_DIE(t, fn)                                                              \
-    do {                                                                                 \
-        int err_ = pthread_create(&(t)->handle, NULL, (fn), (t));                        \
-        if (err_ != 0) {                                                                 \
-            fprintf(stderr, "thread_names: pthread_create: error %d\n", err_);           \
-            exit(10);                                                                    \
-        }                                                                                \
+#define START_OR_DIE(t, fn)                                                                        \
+    do {                                                                                           \
+        int err_ = pthread_create(&(t)->handle, NULL, (fn), (t));                                  \
+        if (err_ != 0) {                                                                           \
+            fprintf(stderr, "thread_names: pthread_create: error %d\n", err_);                     \
+            exit(10);                                                                              \
+        }                                                                                          \
     } while (0)
 
 COUNTED static uint64_t named_thread_work(uint64_t ms, uint64_t seed)
@@ -199,8 +199,9 @@ int main(int argc, char **argv)
             pthread_join(infos[i].handle, NULL);
     prctl(PR_SET_NAME, (unsigned long)"tn-main", 0, 0, 0);
     for (int i = 0; i < n_infos; i++)
-        printf("thread %s tid %d creator %d site %s cpu_ns %llu\n", infos[i].name, (int)infos[i].tid,
-               (int)infos[i].creator, infos[i].site, (unsigned long long)infos[i].cpu_ns);
+        printf("thread %s tid %d creator %d site %s cpu_ns %llu\n", infos[i].name,
+               (int)infos[i].tid, (int)infos[i].creator, infos[i].site,
+               (unsigned long long)infos[i].cpu_ns);
     printf("thread tn-main tid %d creator 0 site main cpu_ns %llu\n", (int)getpid(),
            (unsigned long long)thread_cpu_ns());
     return 0;
