@@ -399,7 +399,7 @@ void live_process_opened(struct live *l, struct proc *p)
     p->flush_late_seq = p->flush_asked_seq = 0; /* the new connection owes nothing */
     if (p->cpu_requests == 0 || p->cpu_fixed || !l->send)
         return;
-    /* preload/stream.c: a new connection starts with sampling off */
+    /* preload/flush/flush.c: a new connection starts with sampling off */
     struct wire_cmd_cpu cmd = {p->cpu_hz_asked, 0};
     l->send(l->send_arg, p, WIRE_CMD_CPU, &cmd, sizeof cmd);
 }

@@ -70,7 +70,7 @@ static bool have_socket(void)
 }
 
 /* Waits up to 10 s for libppx's new connection; then a few ticks more:
- * it turns sampling off just after connecting (preload/stream.c), and
+ * it turns sampling off just after connecting (preload/flush/flush.c), and
  * spin_after() must not start before that. */
 static bool wait_for_socket(void)
 {
