@@ -40,15 +40,14 @@ void ppx_sampler_reset_thread(void);
 
 /* The live filter, free()'s test: one bit per 512-byte grain of address
  * space (modulo 4 GiB), set while a sampled live block starts in that grain
- * (or in one 4 GiB apart). A bit per 512 bytes of heap: 2 KiB of filter per
- * 8 MiB of heap, which stays in cache, where the 32-bit counter per 4 KiB
- * page it replaces (8x the lines) cost a cache miss per free on a large
- * heap; and a sampled small block sends only the frees of its grain's
- * neighbours, not of its page's, to the slow path. The counts behind the
- * bits are kept by live_table.c on its slow path only. Indexed by address,
- * not by hash: frees near each other in memory read the same line. Static,
- * zero pages until touched: valid before initialisation, and free() pays
- * one relaxed load. */
+ * (or in one 4 GiB apart). 2 KiB of filter per 8 MiB of heap, a quarter of
+ * the lines of the 32-bit counter per 4 KiB page it replaces (a cache miss
+ * per free on a large heap); and a sampled small block sends only the frees
+ * of its grain's neighbours, not of its page's, to the slow path. The counts
+ * behind the bits are kept by live_table.c on its slow path only. Indexed
+ * by address, not by hash: frees near each other in memory read the same
+ * line. Static, zero pages until touched: valid before initialisation, and
+ * free() pays one relaxed load. */
 #define PPX_FILTER_GRAIN_SHIFT 9
 #define PPX_FILTER_BITS (32 - PPX_FILTER_GRAIN_SHIFT)
 #define PPX_FILTER_WORD_BITS 64
