@@ -5,7 +5,7 @@
  * calls are served here: a bump allocator over a static array, never reused,
  * so its memory is zero (calloc-safe). free() ignores these blocks, realloc()
  * copies them out, malloc_usable_size() reads the size kept in front. Their
- * pages are marked in the live filter, so that only the slow paths of free()
+ * grains are marked in the live filter, so that only the slow paths of free()
  * and realloc() need to recognise them. */
 #include "heap.h"
 
@@ -36,10 +36,9 @@ void *ppx_bootstrap_alloc(size_t size, size_t align)
                                                   memory_order_relaxed)) {
             unsigned char *p = ppx_bootstrap_arena + start;
             *(size_t *)(void *)(p - sizeof(size_t)) = size;
-            /* Marks the page for good: free() and realloc() then take their
+            /* Marks the grain for good: free() and realloc() then take their
              * slow path for it, which knows bootstrap blocks. */
-            atomic_fetch_add_explicit(&ppx_live_filter[ppx_live_filter_index((uintptr_t)p)], 1,
-                                      memory_order_relaxed);
+            ppx_live_filter_mark(p);
             return p;
         }
     }
@@ -51,12 +50,10 @@ size_t ppx_bootstrap_size(const void *p)
 }
 
 /* After fork the child's live filter starts from zero: mark the arena's
- * used pages again, or free() would hand bootstrap blocks to the real free. */
+ * used grains again, or free() would hand bootstrap blocks to the real free. */
 void ppx_bootstrap_mark_filter(void)
 {
     size_t used = atomic_load_explicit(&bootstrap_used, memory_order_relaxed);
-    for (size_t off = 0; off < used; off += 4096) {
-        size_t i = ppx_live_filter_index((uintptr_t)(ppx_bootstrap_arena + off));
-        atomic_store_explicit(&ppx_live_filter[i], 1, memory_order_relaxed);
-    }
+    for (size_t off = 0; off < used; off += (size_t)1 << PPX_FILTER_GRAIN_SHIFT)
+        ppx_live_filter_mark(ppx_bootstrap_arena + off);
 }

@@ -16,7 +16,7 @@
  * failed) is sampled and records it. ret: return address into the caller
  * of the hook. */
 void ppx_sample_alloc(void *p, size_t size, const void *ret);
-/* free(p) found p's page marked in the live filter: forget p and count
+/* free(p) found p's grain marked in the live filter: forget p and count
  * the free if it was sampled. false: p is NULL or from the bootstrap arena,
  * not for the real free. */
 bool ppx_sample_free(void *p);
@@ -38,24 +38,38 @@ void ppx_sampler_reset_thread(void);
 
 /* ---- live_table.c: sampled blocks not yet freed ---- */
 
-/* A counting filter over the live table: one counter per 4 KiB page of
- * address space (modulo 4 GiB), counting the sampled live blocks that start
- * there. Indexed by page, not by hash: frees that are near each other in
- * memory read the same cache line, so the filter stays in cache (a hashed
- * index cost a cache miss per free). Static, zero pages until touched:
- * valid before initialisation, and free() pays one relaxed load. */
-#define PPX_FILTER_BITS 20
-#define PPX_FILTER_PAGE_SHIFT 12
-extern _Atomic uint32_t ppx_live_filter[1u << PPX_FILTER_BITS];
+/* The live filter, free()'s test: one bit per 512-byte grain of address
+ * space (modulo 4 GiB), set while a sampled live block starts in that grain
+ * (or in one 4 GiB apart). 2 KiB of filter per 8 MiB of heap, a quarter of
+ * the lines of the 32-bit counter per 4 KiB page it replaces (a cache miss
+ * per free on a large heap); and a sampled small block sends only the frees
+ * of its grain's neighbours, not of its page's, to the slow path. The counts
+ * behind the bits are kept by live_table.c on its slow path only. Indexed
+ * by address, not by hash: frees near each other in memory read the same
+ * line. Static, zero pages until touched: valid before initialisation, and
+ * free() pays one relaxed load. */
+#define PPX_FILTER_GRAIN_SHIFT 9
+#define PPX_FILTER_BITS (32 - PPX_FILTER_GRAIN_SHIFT)
+#define PPX_FILTER_WORD_BITS 64
+extern _Atomic uint64_t ppx_live_filter[(1u << PPX_FILTER_BITS) / PPX_FILTER_WORD_BITS];
 static inline size_t ppx_live_filter_index(uintptr_t p)
 {
-    return (size_t)(p >> PPX_FILTER_PAGE_SHIFT) & ((1u << PPX_FILTER_BITS) - 1);
+    return (size_t)(p >> PPX_FILTER_GRAIN_SHIFT) & ((1u << PPX_FILTER_BITS) - 1);
 }
 /* Cheap test for free(): false means p was certainly not sampled. */
 static inline bool ppx_live_maybe(const void *p)
 {
-    return atomic_load_explicit(&ppx_live_filter[ppx_live_filter_index((uintptr_t)p)],
-                                memory_order_relaxed) != 0;
+    size_t i = ppx_live_filter_index((uintptr_t)p);
+    uint64_t word =
+        atomic_load_explicit(&ppx_live_filter[i / PPX_FILTER_WORD_BITS], memory_order_relaxed);
+    return (word >> (i % PPX_FILTER_WORD_BITS)) & 1u;
+}
+/* Sets the filter bit of p's grain for good (bootstrap blocks). */
+static inline void ppx_live_filter_mark(const void *p)
+{
+    size_t i = ppx_live_filter_index((uintptr_t)p);
+    atomic_fetch_or_explicit(&ppx_live_filter[i / PPX_FILTER_WORD_BITS],
+                             UINT64_C(1) << (i % PPX_FILTER_WORD_BITS), memory_order_relaxed);
 }
 bool ppx_live_init(void);
 /* Records a sampled block. If an entry for ptr is still there (its free went

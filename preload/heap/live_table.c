@@ -3,9 +3,18 @@
  *
  * Sharded open-addressing tables (linear probing, backward-shift deletion,
  * no tombstones), each behind its own mutex, grown with fresh pages. In
- * front of them a counting filter: one counter per hash bucket of live
- * sampled addresses, so freeing an unsampled block (nearly all of them)
- * costs one relaxed load and never touches a lock. */
+ * front of them the live filter (heap.h): one bit per 512-byte grain, so
+ * freeing an unsampled block (nearly all of them) costs one relaxed load of
+ * a line that stays in cache, and never touches a lock.
+ *
+ * Bits cannot count, and a grain may hold several sampled blocks: a count
+ * per grain sits behind them, read and written only here, under the lock of
+ * the shard that owns the grain, and the bit follows it (set on 0 -> 1,
+ * cleared on 1 -> 0). Ordering: the insert sets the bit before malloc
+ * returns the block, so any thread the program hands the block to (with
+ * whatever ordering it uses) reads the bit set, or a later value of its
+ * word; a later value clears that bit only once the count is 0, under the
+ * same lock, so after this block's remove. */
 #include "heap.h"
 
 #include <string.h>
@@ -15,7 +24,15 @@
 #define LIVE_SHARDS (1u << LIVE_SHARD_BITS)
 #define LIVE_INITIAL_SLOTS 128u /* 3 KiB: one page */
 
-_Alignas(4096) _Atomic uint32_t ppx_live_filter[1u << PPX_FILTER_BITS];
+_Alignas(4096) _Atomic uint64_t ppx_live_filter[(1u << PPX_FILTER_BITS) / PPX_FILTER_WORD_BITS];
+/* Sampled live blocks starting in each grain (modulo 4 GiB): owned by the
+ * shard that owns the grain (shard_of), under its lock. Zero pages until
+ * touched; only inserts and removes touch them. A count that reaches
+ * COUNT_STUCK stays there, its bit set for good: a false positive at worst
+ * (it takes 255 live sampled blocks starting in one grain, or in grains
+ * 4 GiB apart). */
+#define COUNT_STUCK UINT8_MAX
+_Alignas(4096) static uint8_t live_counts[1u << PPX_FILTER_BITS];
 
 struct live_shard {
     pthread_mutex_t mu;
@@ -29,11 +46,47 @@ static struct live_shard shards[LIVE_SHARDS];
 /* Shards by 4 MiB region, not by block: allocators hand each thread its own
  * regions (glibc's per-thread arenas, jemalloc's and tcmalloc's caches), so a
  * thread's blocks share a shard whose lock and slots stay in that thread's
- * cache, instead of every operation pulling a line from another core. */
+ * cache, instead of every operation pulling a line from another core.
+ * Regions 4 GiB apart share a shard, as their grains share filter bits: one
+ * lock then covers a grain's count and its filter word. */
 #define LIVE_REGION_SHIFT 22
+#define LIVE_REGIONS (1u << (PPX_FILTER_BITS + PPX_FILTER_GRAIN_SHIFT - LIVE_REGION_SHIFT))
+_Static_assert(LIVE_REGION_SHIFT >= PPX_FILTER_GRAIN_SHIFT + 6,
+               "a filter word's grains lie in one region");
 static inline struct live_shard *shard_of(uintptr_t ptr)
 {
-    return &shards[ppx_mix64(ptr >> LIVE_REGION_SHIFT) >> (64 - LIVE_SHARD_BITS)];
+    uint64_t region = (ptr >> LIVE_REGION_SHIFT) & (LIVE_REGIONS - 1);
+    return &shards[ppx_mix64(region) >> (64 - LIVE_SHARD_BITS)];
+}
+
+/* The bootstrap arena's grains keep their bits for good (bootstrap.c). */
+static bool bootstrap_grain(size_t i)
+{
+    size_t first = ppx_live_filter_index((uintptr_t)ppx_bootstrap_arena);
+    size_t grains = PPX_BOOTSTRAP_BYTES >> PPX_FILTER_GRAIN_SHIFT;
+    return ((i - first) & ((1u << PPX_FILTER_BITS) - 1)) < grains;
+}
+
+/* Under the lock of shard_of(ptr). */
+static void count_grain(uintptr_t ptr)
+{
+    size_t i = ppx_live_filter_index(ptr);
+    if (live_counts[i] == COUNT_STUCK)
+        return;
+    if (live_counts[i]++ == 0)
+        atomic_fetch_or_explicit(&ppx_live_filter[i / PPX_FILTER_WORD_BITS],
+                                 UINT64_C(1) << (i % PPX_FILTER_WORD_BITS), memory_order_relaxed);
+}
+
+static void uncount_grain(uintptr_t ptr)
+{
+    size_t i = ppx_live_filter_index(ptr);
+    if (live_counts[i] == COUNT_STUCK)
+        return;
+    if (--live_counts[i] == 0 && !bootstrap_grain(i))
+        atomic_fetch_and_explicit(&ppx_live_filter[i / PPX_FILTER_WORD_BITS],
+                                  ~(UINT64_C(1) << (i % PPX_FILTER_WORD_BITS)),
+                                  memory_order_relaxed);
 }
 
 static void shard_lock(struct live_shard *s)
@@ -100,8 +153,7 @@ bool ppx_live_insert(const struct ppx_live_entry *e, struct ppx_live_entry *stal
         if (slot->ptr == 0) {
             *slot = *e;
             s->count++;
-            atomic_fetch_add_explicit(&ppx_live_filter[ppx_live_filter_index(e->ptr)], 1,
-                                      memory_order_relaxed);
+            count_grain(e->ptr);
             break;
         }
         if (slot->ptr == e->ptr) {
@@ -158,8 +210,7 @@ bool ppx_live_remove(uintptr_t ptr, struct ppx_live_entry *out)
     }
     s->slots[i].ptr = 0;
     s->count--;
-    atomic_fetch_sub_explicit(&ppx_live_filter[ppx_live_filter_index(ptr)], 1,
-                              memory_order_relaxed);
+    uncount_grain(ptr);
     shard_unlock(s);
     return true;
 }
@@ -189,7 +240,9 @@ void ppx_live_reset_child(void)
         s->mask = 0;
         s->count = 0;
     }
-    /* Anonymous pages: dropping them reads back zero, without touching 4 MiB. */
+    /* Anonymous pages: dropping them reads back zero, without touching them. */
+    if (madvise(live_counts, sizeof live_counts, MADV_DONTNEED) != 0)
+        memset(live_counts, 0, sizeof live_counts);
     if (madvise(ppx_live_filter, sizeof ppx_live_filter, MADV_DONTNEED) != 0)
         memset(ppx_live_filter, 0, sizeof ppx_live_filter);
     ppx_bootstrap_mark_filter();

@@ -323,7 +323,7 @@ static void *early_calloc(size_t n, size_t m)
     return ppx_bootstrap_alloc(total, 16); /* never reused: already zero */
 }
 
-/* Bootstrap blocks never get here (their pages are marked in the live
+/* Bootstrap blocks never get here (their grains are marked in the live
  * filter, so realloc takes its slow path). */
 static void *early_realloc(void *old, size_t size)
 {
@@ -345,8 +345,8 @@ PPX_EXPORT void *malloc(size_t size)
     return p;
 }
 
-/* The filter also covers NULL (page 0, practically never marked) and the
- * bootstrap arena's pages (always marked): the slow path sorts them out. */
+/* The filter also covers NULL (grain 0, practically never marked) and the
+ * bootstrap arena's grains (always marked): the slow path sorts them out. */
 PPX_EXPORT void free(void *p)
 {
     if (PPX_UNLIKELY(ppx_live_maybe(p)) && !ppx_sample_free(p))
