@@ -34,6 +34,16 @@ void sym_cache_free(void);
 int sym_lookup_inline(const struct proc_mapping *m, uint64_t pc, struct sym_frame *frames, int max);
 #define SYM_MAX_INLINE 16
 
+/* ---- debug_cache ---- */
+/* The separate debug file of the module with this build id, as an
+ * uncompressed copy kept on disk in $XDG_CACHE_HOME/ppx/debug (else
+ * ~/.cache/ppx/debug; PPX_CACHE=off: none), made on first need from the
+ * one shipped in /usr/lib/debug/.build-id when its sections are
+ * compressed. Returns the copy's descriptor and its malloc'd path in
+ * *copy_path, or -1 (*copy_path untouched) when there is none to use: libdwfl's own
+ * lookup then finds what it finds. */
+int debug_cache_open(const uint8_t *build_id, size_t build_id_len, char **copy_path);
+
 /* ---- vdso_image ---- */
 /* The kernel's vDSO image as a readable file (symbol/vdso_image.c). */
 /* The name targets give their vDSO mapping (preload/mappings.c). */

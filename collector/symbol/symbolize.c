@@ -88,6 +88,18 @@ static bool debuglink_candidates_safe(const char *file_name, const char *debugli
     return !there_but_not_regular(path);
 }
 
+/* The inflated copy of the module's debug file from the cache (symbol.h),
+ * or -1. Asked before libdwfl's own lookup: when that one finds the file
+ * by build id it keeps the Elf it opened, and libdw would then inflate
+ * every compressed section again, however few addresses are looked up. */
+static int cached_copy(Dwfl_Module *mod, char **name)
+{
+    const unsigned char *bits;
+    GElf_Addr vaddr;
+    int len = dwfl_module_build_id(mod, &bits, &vaddr);
+    return len > 0 ? debug_cache_open(bits, (size_t)len, name) : -1;
+}
+
 /* Separate debug info from the local disk only. libdw's standard lookup
  * ends by asking debuginfod servers when DEBUGINFOD_URLS is set (Debian's
  * profile.d sets it): a profiler writing its output must not stall on
@@ -104,6 +116,9 @@ static int find_debuginfo_local(Dwfl_Module *mod, void **userdata, const char *m
                     file_name);
         return -1;
     }
+    int fd = cached_copy(mod, debuginfo_file_name);
+    if (fd >= 0)
+        return fd;
     const char *urls = getenv("DEBUGINFOD_URLS");
     if (urls && urls[0])
         return dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
