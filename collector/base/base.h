@@ -17,6 +17,11 @@ long long monotonic_ms(void);
 /* ---- path ---- */
 /* dir/name without a doubled slash, malloc'ed; NULL when out of memory. */
 char *path_join(const char *dir, const char *name);
+/* Creates dir and its missing parents with mode; existing ones are fine if
+ * dir itself is a directory. 0, or -1 with errno set and, when a mkdir
+ * failed, *failed the prefix it could not make (malloc'ed; else NULL:
+ * ENOTDIR when dir is no directory, ENOMEM). */
+int path_make_dirs(const char *dir, unsigned mode, char **failed);
 
 /* ---- hex ---- */
 /* bytes[0..len) as 2 * len lowercase hex digits and a NUL in out (a GNU

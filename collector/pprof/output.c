@@ -9,37 +9,21 @@
 #include <time.h>
 #include <unistd.h>
 
-static int mkdir_p(const char *dir, char *err, size_t errlen)
+/* dir and its parents made as needed, or err says why not. */
+static int make_output_dir(const char *dir, char *err, size_t errlen)
 {
-    char *path = strdup(dir);
-    if (!path) {
+    char *failed;
+    if (path_make_dirs(dir, 0777, &failed) == 0)
+        return 0;
+    int saved_errno = errno;
+    if (failed)
+        snprintf(err, errlen, "ppx: cannot create directory %s: %s", failed, strerror(saved_errno));
+    else if (saved_errno == ENOMEM)
         snprintf(err, errlen, "ppx: out of memory");
-        return -1;
-    }
-    /* Create each prefix; existing ones are fine if they are directories. */
-    for (char *p = path + 1;; p++) {
-        bool last = *p == 0;
-        if (*p != '/' && !last)
-            continue;
-        char saved = *p;
-        *p = 0;
-        if (mkdir(path, 0777) < 0 && errno != EEXIST) {
-            snprintf(err, errlen, "ppx: cannot create directory %s: %s", path, strerror(errno));
-            free(path);
-            return -1;
-        }
-        *p = saved;
-        if (last)
-            break;
-    }
-    struct stat st;
-    if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+    else
         snprintf(err, errlen, "ppx: %s is not a directory", dir);
-        free(path);
-        return -1;
-    }
-    free(path);
-    return 0;
+    free(failed);
+    return -1;
 }
 
 int output_dir_prepare(const char *dir, char *err, size_t errlen)
@@ -48,7 +32,7 @@ int output_dir_prepare(const char *dir, char *err, size_t errlen)
         snprintf(err, errlen, "ppx: empty output directory name");
         return -1;
     }
-    if (mkdir_p(dir, err, errlen) < 0)
+    if (make_output_dir(dir, err, errlen) < 0)
         return -1;
     char *probe = path_join(dir, ".ppx-probe-XXXXXX");
     if (!probe) {

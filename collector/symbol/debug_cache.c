@@ -48,23 +48,6 @@ static char *cache_dir(void)
     return strdup(buf);
 }
 
-/* Creates dir and its parents (private to the user) as needed. */
-static bool make_dirs(char *dir)
-{
-    for (char *p = dir + 1;; p++) {
-        bool last = *p == 0;
-        if (*p != '/' && !last)
-            continue;
-        *p = 0;
-        bool ok = mkdir(dir, 0700) == 0 || errno == EEXIST;
-        *p = last ? 0 : '/';
-        if (!ok)
-            return false;
-        if (last)
-            return true;
-    }
-}
-
 /* Whether elf has a compressed section worth inflating once for all. */
 static bool has_compressed(Elf *elf)
 {
@@ -220,10 +203,12 @@ int debug_cache_open(const uint8_t *build_id, size_t build_id_len, char **copy_p
     if (path && fd < 0) {
         hex[2 * build_id_len] = 0;
         int shipped = open_shipped(hex);
-        if (shipped >= 0 && make_dirs(dir)) {
+        char *failed = NULL;
+        if (shipped >= 0 && path_make_dirs(dir, 0700, &failed) == 0) {
             write_copy(shipped, path);
             fd = open_copy(path, build_id, build_id_len);
         }
+        free(failed);
         if (shipped >= 0)
             close(shipped);
     }
