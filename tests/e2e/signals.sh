@@ -29,27 +29,38 @@ for how in sigaction signal; do
     plain=$?
     expect_eq "$where (no ppx): exit status" 0 "$plain"
 
-    "$PPX" record -q -o "$TMP/$how" -- "$PROGS/own_sigprof" "$how" >"$TMP/$how.out" 2>"$TMP/$how.err"
-    same_run "$where under ppx record" "$plain" "$?" "$TMP/plain.$how.out" "$TMP/$how.out"
-    ppx_lines=$(grep '^ppx:' "$TMP/$how.err")
-    expect_eq "$where: ppx lines on stderr" 1 "$(printf '%s' "$ppx_lines" | grep -c .)"
-    case $ppx_lines in *SIGPROF*) ;; *) fail "$where: ppx's message does not name SIGPROF: $ppx_lines" ;; esac
-    note "$where: $ppx_lines"
-    note "$where: $(grep '^own_sigprof:' "$TMP/$how.err")"
+    # The tick count is tried twice: on an overloaded machine the kernel may
+    # hold back all of a thread's CPU-timer signals for longer than these
+    # 100 ms (tests/lib/cpu_common.sh); the rest is checked on every run.
+    for attempt in 1 2; do
+        out="$TMP/$how.$attempt"
+        "$PPX" record -q -o "$out" -- "$PROGS/own_sigprof" "$how" >"$out.out" 2>"$out.err"
+        same_run "$where under ppx record" "$plain" "$?" "$TMP/plain.$how.out" "$out.out"
+        ppx_lines=$(grep '^ppx:' "$out.err")
+        expect_eq "$where: ppx lines on stderr" 1 "$(printf '%s' "$ppx_lines" | grep -c .)"
+        case $ppx_lines in *SIGPROF*) ;; *) fail "$where: ppx's message does not name SIGPROF: $ppx_lines" ;; esac
+        note "$where: $ppx_lines"
+        note "$where: $(grep '^own_sigprof:' "$out.err")"
 
-    file="$TMP/$how/cpu.pb.gz"
-    if [ -s "$file" ]; then
+        file="$out/cpu.pb.gz"
+        [ -s "$file" ] || { fail "$where: cpu.pb.gz not written (ls: $(ls "$out" 2>&1))"; break; }
         dump_profile "$file" "$how"
+        expect_eq "$where: samples of after_own_handler (sampling stopped)" 0 \
+            "$(dq "$how" samples cum after_own_handler)"
+        # 100 ms of main's CPU at 100 Hz: 10 ticks, within the bounds
+        # tests/lib/cpu_common.sh explains (ticks ppx could not record may be
+        # any thread's)
         before=$(dq "$how" samples cum before_own_handler)
-        after=$(dq "$how" samples cum after_own_handler)
-        # 100 ms of main's CPU at 100 Hz: 10 ticks (at least half of them:
-        # tests/lib/cpu_common.sh says what a busy machine may cost)
-        [ "${before:-0}" -ge 5 ] && [ "${before:-0}" -le $((10 + $(tick_bound 100))) ] ||
-            fail "$where: $before samples of before_own_handler (100 ms of CPU), expected 5..$((10 + $(tick_bound 100)))"
-        expect_eq "$where: samples of after_own_handler (sampling stopped)" 0 "$after"
-    else
-        fail "$where: cpu.pb.gz not written (ls: $(ls "$TMP/$how" 2>&1))"
-    fi
+        lost=$(lost_samples "$how")
+        if [ "$attempt" -eq 1 ] && ! (expect_ticks "" 100000000 "$before" 10000000 \
+            "$(tick_bound 100)" "$lost" 2>/dev/null); then
+            note "$where: $before samples of before_own_handler, 10 expected: once more"
+            continue
+        fi
+        expect_ticks "$where: before_own_handler" 100000000 "$before" 10000000 \
+            "$(tick_bound 100)" "$lost"
+        break
+    done
 
     # libppx.so preloaded, no collector: the same program, the same behaviour.
     LD_PRELOAD="$LIBPPX" PPX_SOCKET="$TMP/nonexistent/ppx.sock" "$PROGS/own_sigprof" "$how" \

@@ -6,10 +6,12 @@
  * Usage: own_sigprof sigaction|signal
  *   how the handler is installed (sigaction with SA_SIGINFO, or signal()).
  *
- * Two background threads spin meanwhile, so a profiler's timers on other
- * threads must be stopped too. The main thread spins in before_own_handler
- * (100 ms of CPU, before the handler is installed) and after_own_handler
- * (300 ms, with the handler and the itimer running).
+ * The main thread spins in before_own_handler (100 ms of CPU, before the
+ * handler is installed, alone: its tick count is checked, and threads
+ * competing for the cores would only make it coarser), then starts two
+ * background threads that spin from then on, so a profiler's timers on other
+ * threads must be stopped too, and spins in after_own_handler (300 ms, with
+ * the handler and the itimer running).
  *
  * stdout is the same with and without ppx; exit 0 when every check passed.
  * On stderr: how many ticks arrived and how many were not the itimer's
@@ -92,10 +94,10 @@ int main(int argc, char **argv)
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
+    before_own_handler();
     for (int i = 0; i < 2; i++)
         if (pthread_create(&bg[i], NULL, background_spin, (void *)(uintptr_t)(i + 1)) != 0)
             return 10;
-    before_own_handler();
 
     check(sigaction(SIGPROF, NULL, &old) == 0 && is_default(&old),
           "SIGPROF action is SIG_DFL before");
