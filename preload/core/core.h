@@ -179,6 +179,8 @@ void *ppx_next_symbol(void **slot, const char *name);
  * cannot be opened. */
 bool ppx_dir_walk(const char *path, bool (*each)(int dirfd, const char *name, void *arg),
                   void *arg);
+/* The same over an open directory, from its start (it is rewound). */
+bool ppx_dir_walk_fd(int fd, bool (*each)(int dirfd, const char *name, void *arg), void *arg);
 
 /* ---- the calling thread's state: thread_state.c, thread_buffers.c ---- */
 

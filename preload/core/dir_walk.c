@@ -10,10 +10,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-bool ppx_dir_walk(const char *path, bool (*each)(int dirfd, const char *name, void *arg), void *arg)
+bool ppx_dir_walk_fd(int fd, bool (*each)(int dirfd, const char *name, void *arg), void *arg)
 {
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
+    if (syscall(SYS_lseek, fd, 0L, SEEK_SET) != 0)
         return false;
     _Alignas(8) char buf[4096];
     bool more = true;
@@ -33,6 +32,15 @@ bool ppx_dir_walk(const char *path, bool (*each)(int dirfd, const char *name, vo
             off += reclen;
         }
     }
-    syscall(SYS_close, fd);
     return true;
+}
+
+bool ppx_dir_walk(const char *path, bool (*each)(int dirfd, const char *name, void *arg), void *arg)
+{
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = ppx_dir_walk_fd(fd, each, arg);
+    syscall(SYS_close, fd);
+    return ok;
 }

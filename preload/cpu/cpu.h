@@ -56,6 +56,13 @@ struct ppx_thread_record *ppx_threads_list(void);
  * stacks first). false when the connection failed. */
 bool ppx_threads_send(struct ppx_encoder *enc, uint64_t gen, uint32_t n_stacks);
 void ppx_threads_reset_child(void);
+/* task_dir.c: /proc/self/task kept open for the flusher's listings, away
+ * from the program's descriptors. ppx_task_dir_open: by whoever starts the
+ * flusher; the walk: the flusher (reopened as a passing descriptor if the
+ * program closed it). */
+void ppx_task_dir_open(void);
+bool ppx_task_dir_walk(bool (*each)(int dirfd, const char *name, void *arg), void *arg);
+void ppx_task_dir_reset_child(void);
 /* Flusher: the main thread called pthread_exit and every other thread but
  * the caller has ended. glibc exits the process (status 0) when its last
  * thread ends; the flusher, a thread too, must then do it. */

@@ -344,7 +344,7 @@ static bool add_task(int dirfd, const char *name, void *arg)
 static unsigned list_tasks(pid_t *tids, unsigned max)
 {
     struct task_list l = {tids, 0, max};
-    ppx_dir_walk("/proc/self/task", add_task, &l);
+    ppx_task_dir_walk(add_task, &l);
     return l.n;
 }
 
@@ -421,6 +421,7 @@ struct ppx_thread_record *ppx_threads_list(void)
  * new one (after ppx_cpu_reset_child has forgotten the parent's). */
 void ppx_threads_reset_child(void)
 {
+    ppx_task_dir_reset_child();
     pthread_mutex_init(&reg_mu, NULL);
     ppx_owner_reset(&reg_mu_owner);
     atomic_store_explicit(&list_head, NULL, memory_order_relaxed);

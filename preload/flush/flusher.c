@@ -154,6 +154,7 @@ static void start_flusher(void)
     static atomic_flag said = ATOMIC_FLAG_INIT;
     ppx_flush_enter();
     if (!ppx_flush_flags.flusher_running && !ppx_flush_flags.stopping) {
+        ppx_task_dir_open(); /* here: before main() when a collector is there at start */
         /* Every signal blocked: the program's signals never land on our thread. */
         sigset_t all, old;
         sigfillset(&all);
