@@ -56,19 +56,36 @@ static inline bool ready(void)
     return atomic_load_explicit(&ppx_state, memory_order_acquire) == PPX_READY;
 }
 
-/* Charges size bytes to the thread's countdown; samples when it runs out. */
-static inline __attribute__((always_inline)) void account(void *p, size_t size, const void *ret)
+/* The countdown ran out: the allocation (p, size) is sampled. */
+static __attribute__((noinline)) void account_slow(void *p, size_t size, const void *ret)
+{
+    /* the slow path of the program's own allocations: where a process
+     * without a flusher looks for a collector (flush/) */
+    if (ppx_tls.guard == 0 && p != NULL && !ppx_bootstrap_owns(p))
+        ppx_flusher_start_if_due();
+    ppx_sample_alloc(p, size, ret);
+}
+
+/* Charges size bytes to the thread's countdown before the allocation is
+ * made: true when it did not run out. The hooks then end in a tail call
+ * to the next allocator, with no frame of their own: the cost of a
+ * forwarding shim and a thread-local countdown. (A failed allocation is
+ * charged too: its bytes only bring the next sample forward.) */
+static inline __attribute__((always_inline)) bool charge(size_t size)
 {
     struct ppx_tls *t = &ppx_tls;
     if (PPX_LIKELY(size < t->next_sample)) {
         t->next_sample -= size;
-        return;
+        return true;
     }
-    /* the slow path of the program's own allocations: where a process
-     * without a flusher looks for a collector (flush/) */
-    if (t->guard == 0 && p != NULL && !ppx_bootstrap_owns(p))
-        ppx_flusher_start_if_due();
-    ppx_sample_alloc(p, size, ret);
+    return false;
+}
+
+/* Charges size bytes to the thread's countdown; samples when it runs out. */
+static inline __attribute__((always_inline)) void account(void *p, size_t size, const void *ret)
+{
+    if (PPX_UNLIKELY(!charge(size)))
+        account_slow(p, size, ret);
 }
 
 /* ---- resolution and emulation ---- */
@@ -338,11 +355,18 @@ static void *early_realloc(void *old, size_t size)
 
 /* ---- the hooks ---- */
 
-PPX_EXPORT void *malloc(size_t size)
+static __attribute__((noinline)) void *malloc_sampled(size_t size, const void *ret)
 {
     void *p = REAL(malloc)(size);
-    account(p, size, RET);
+    account_slow(p, size, ret);
     return p;
+}
+
+PPX_EXPORT void *malloc(size_t size)
+{
+    if (PPX_LIKELY(charge(size)))
+        return REAL(malloc)(size);
+    return malloc_sampled(size, RET);
 }
 
 /* The filter also covers NULL (grain 0, practically never marked) and the
@@ -354,13 +378,21 @@ PPX_EXPORT void free(void *p)
     REAL(free)(p);
 }
 
-PPX_EXPORT void *calloc(size_t n, size_t m)
+static __attribute__((noinline)) void *calloc_sampled(size_t n, size_t m, size_t total,
+                                                      const void *ret)
 {
     void *p = REAL(calloc)(n, m);
-    size_t total;
-    if (PPX_LIKELY(!__builtin_mul_overflow(n, m, &total)))
-        account(p, total, RET);
+    account_slow(p, total, ret);
     return p;
+}
+
+PPX_EXPORT void *calloc(size_t n, size_t m)
+{
+    size_t total;
+    /* an overflow is calloc's to refuse, and nothing is charged */
+    if (PPX_UNLIKELY(__builtin_mul_overflow(n, m, &total)) || PPX_LIKELY(charge(total)))
+        return REAL(calloc)(n, m);
+    return calloc_sampled(n, m, total, RET);
 }
 
 static void *realloc_from_bootstrap(void *old, size_t size, const void *ret)
@@ -400,8 +432,10 @@ static inline __attribute__((always_inline)) void *realloc_impl(void *old, size_
 {
     if (PPX_UNLIKELY(ppx_live_maybe(old)))
         return realloc_slow(old, size, ret);
+    if (PPX_LIKELY(charge(size)))
+        return REAL(realloc)(old, size);
     void *p = REAL(realloc)(old, size);
-    account(p, size, ret);
+    account_slow(p, size, ret);
     return p;
 }
 
