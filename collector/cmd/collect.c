@@ -241,6 +241,8 @@ static int start_collector(struct collector *c, const struct options *opt, const
         live_free(c->live);
         return -1;
     }
+    if (!live_start_timeline(c->live))
+        fprintf(stderr, "ppx: cannot start the timeline thread: no timelines\n");
     c->worker = collect_worker_start(c->live, opt->output, opt->quiet);
     struct http_config http_cfg = {opt->http, socket_path, opt->http_allow_any_user};
     if (c->worker && opt->http && !(c->http = http_start(&http_cfg, c->live, err, sizeof err)))

@@ -515,9 +515,14 @@ static int apply_entry(struct wire_decoder *d, struct proc_stack *s,
     HASH_FIND(hh, d->excess, &s->id, sizeof s->id, x);
     struct free_excess none = {0};
     struct free_excess *use = x ? x : &none;
+    struct proc_heap_counts before = {s->alloc_objects, s->alloc_bytes, s->free_objects,
+                                      s->free_bytes};
     add_clamped(&s->alloc_objects, &s->free_objects, &use->objects, e->alloc_objects,
                 e->free_objects);
     add_clamped(&s->alloc_bytes, &s->free_bytes, &use->bytes, e->alloc_bytes, e->free_bytes);
+    struct proc_heap_counts after = {s->alloc_objects, s->alloc_bytes, s->free_objects,
+                                     s->free_bytes};
+    proc_totals_heap(d->proc, &before, &after);
     if (x || (none.objects == 0 && none.bytes == 0))
         return 0;
     x = malloc(sizeof *x);
@@ -663,6 +668,8 @@ static int apply_io_delta(struct wire_decoder *d, const uint8_t *p, size_t len)
         s->calls = add_sat(s->calls, e.calls);
         s->time_ns = add_sat(s->time_ns, e.time_ns);
         s->bytes = add_sat(s->bytes, e.bytes);
+        d->proc->totals.io_calls = add_sat(d->proc->totals.io_calls, e.calls);
+        d->proc->totals.io_bytes = add_sat(d->proc->totals.io_bytes, e.bytes);
         s->messages = add_sat(s->messages, e.messages);
         s->errors = add_sat(s->errors, e.errors);
         s->eagain = add_sat(s->eagain, e.eagain);
@@ -896,10 +903,21 @@ static int apply_thread(struct wire_decoder *d, const uint8_t *p, size_t len)
     /* The target reads a thread's CPU clock from two places (the flusher,
      * the thread's own exit): an older reading may be sent after a newer
      * one. An end, once seen, stays. */
-    if (w.cpu_ns > t->cpu_ns)
+    struct proc_totals *totals = &d->proc->totals;
+    if (w.cpu_ns > t->cpu_ns) {
+        totals->cpu_ns = add_sat(totals->cpu_ns, w.cpu_ns - t->cpu_ns);
         t->cpu_ns = w.cpu_ns;
-    if (w.end_ns != 0)
+    }
+    if (t->end_ns == 0 && w.end_ns == 0 && !t->counted_running) {
+        totals->threads++;
+        t->counted_running = true;
+    }
+    if (w.end_ns != 0) {
+        if (t->counted_running)
+            totals->threads--;
+        t->counted_running = false;
         t->end_ns = w.end_ns;
+    }
     return 0;
 }
 

@@ -239,6 +239,12 @@ static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *
                      HTTP_MAX_HZ, WIRE_MAX_CPU_HZ);
         else
             a->q.hz = (unsigned)v;
+    } else if (strcmp(key, "format") == 0) {
+        if (!value || (strcmp(value, "csv") != 0 && strcmp(value, "json") != 0))
+            snprintf(a->error, sizeof a->error,
+                     "invalid value for \"format\" - json or csv (timeline)");
+        else
+            a->q.csv = strcmp(value, "csv") == 0;
     } else if (strcmp(key, "debug") == 0) {
         if (!parse_number(value, 0, 1000000, &v))
             snprintf(a->error, sizeof a->error,

@@ -277,7 +277,9 @@ static void profile_links(FILE *f, uint32_t pid, const char *token)
         fprintf(f, "<a href='%s%s%s'>%s</a> ", ep->name, all[0] ? "?" : "",
                 all[0] ? all + strlen("&amp;") : "", ep->name);
     }
-    fprintf(f, "<a href='cmdline%s%s'>cmdline</a>", args[0] ? "?" : "",
+    fprintf(f, "<a href='cmdline%s%s'>cmdline</a> ", args[0] ? "?" : "",
+            args[0] ? args + strlen("&amp;") : "");
+    fprintf(f, "<a href='timeline%s%s'>timeline</a>", args[0] ? "?" : "",
             args[0] ? args + strlen("&amp;") : "");
 }
 
@@ -330,6 +332,9 @@ static void serve_index(struct live *l, const struct http_query *q, struct http_
                 endpoints[i].description);
     fputs("<li><div class=profile-name>cmdline: </div> The command line invocation of the "
           "program</li>\n"
+          "<li><div class=profile-name>timeline: </div> Heap in use, allocation, CPU and I/O "
+          "rates and threads, a point a second over the last hour (ppx; JSON, format=csv for "
+          "CSV)</li>\n"
           "</ul>\nQuery parameters: pid=N selects one process; seconds=N on heap, allocs, "
           "syscalls and threadcreate gives the change over the next N seconds; hz=N on profile "
           "sets the CPU sampling rate asked of processes started without PPX_CPU_HZ (100, at most "
@@ -349,6 +354,10 @@ void http_profiles_serve(struct live *l, const char *name, const struct http_que
     }
     if (strcmp(name, "cmdline") == 0) {
         serve_cmdline(l, q, r);
+        return;
+    }
+    if (strcmp(name, "timeline") == 0) {
+        http_timeline_serve(l, q, r);
         return;
     }
     for (size_t i = 0; i < N_ENDPOINTS; i++)

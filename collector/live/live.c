@@ -34,6 +34,9 @@ struct live {
     pthread_mutex_t stop_lock;
     pthread_cond_t stop_cv; /* CLOCK_MONOTONIC */
     bool stopping;
+
+    pthread_t ticker; /* timeline.c's thread */
+    bool ticker_started;
 };
 
 uint64_t live_now_ns(void)
@@ -64,10 +67,20 @@ struct live *live_new(void)
     return l;
 }
 
+bool live_start_timeline(struct live *l)
+{
+    l->ticker_started = pthread_create(&l->ticker, NULL, live_timeline_main, l) == 0;
+    return l->ticker_started;
+}
+
 void live_free(struct live *l)
 {
     if (!l)
         return;
+    if (l->ticker_started) {
+        live_stop(l);
+        pthread_join(l->ticker, NULL);
+    }
     proc_table_free(l->table);
     pthread_mutex_destroy(&l->lock);
     pthread_mutex_destroy(&l->build_lock);

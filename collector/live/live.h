@@ -83,6 +83,26 @@ bool live_stopping(struct live *l);
 
 uint64_t live_now_ns(void); /* CLOCK_REALTIME */
 
+/* ---- timeline ---- */
+/* Starts the thread that takes a point of each connected process's totals
+ * every second (model.h, timeline): live_timeline_main(l). It ends with
+ * live_stop(); live_free() joins it. false when it could not start. */
+bool live_start_timeline(struct live *l);
+void *live_timeline_main(void *l);
+/* A process's timeline, copied out. */
+struct live_timeline {
+    uint32_t pid;
+    uint64_t start_ns, sample_rate;
+    char exe[256];
+    struct timeline_point *points; /* oldest first */
+    size_t n;
+};
+/* The timelines of every process (pid 0) or of the latest incarnation of
+ * pid: 0 with *out (live_timelines_free()) and *n, LIVE_NO_SUCH_PID, or
+ * -1 when out of memory. */
+int live_timelines(struct live *l, uint32_t pid, struct live_timeline **out, size_t *n);
+void live_timelines_free(struct live_timeline *t, size_t n);
+
 /* ---- commands to the targets (wire.h) ----
  * The ingest loop's server writes them: live_set_sender() gives the
  * function (called with live_lock() held) that writes one to the
@@ -272,6 +292,7 @@ struct http_query {
     uint32_t pid;           /* 0: every process */
     unsigned seconds;       /* 0: not given */
     long debug;             /* 0: binary profile */
+    bool csv;               /* timeline: format=csv (else JSON) */
     unsigned hz;            /* profile: CPU samples per second asked of the targets; 0: not given */
     const char *link_token; /* the index page's links carry ?token= (it came so); or NULL */
 };
@@ -289,6 +310,12 @@ struct http_reply {
  * window: call it from a thread of its own (http.c). */
 void http_profiles_serve(struct live *l, const char *name, const struct http_query *q,
                          struct http_reply *r);
+
+/* ---- http_timeline ---- */
+/* /debug/pprof/timeline: each process's figures a second over the last
+ * hour (JSON, or CSV with format=csv): heap in use (scaled as the heap
+ * profile), allocation, CPU and I/O rates, running threads. */
+void http_timeline_serve(struct live *l, const struct http_query *q, struct http_reply *r);
 
 /* Sets r to an error: status and one line of text. */
 void http_reply_error(struct http_reply *r, unsigned status, const char *fmt, ...)

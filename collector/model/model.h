@@ -78,6 +78,7 @@ struct proc_thread {
     uint64_t start_ns, end_ns;   /* CLOCK_REALTIME; end_ns 0 while it runs */
     uint64_t cpu_ns;             /* CPU time used, cumulative */
     uint32_t flags;              /* WIRE_THREAD_* */
+    bool counted_running;        /* in the process's totals.threads */
     char name[WIRE_THREAD_NAME]; /* NUL-terminated */
     UT_hash_handle hh;           /* keyed by id */
 };
@@ -98,6 +99,16 @@ struct proc_cpu_sample {
     struct proc_cpu_key key;
     uint64_t samples, cpu_ns;
     UT_hash_handle hh; /* keyed by key */
+};
+
+/* What a process's profiles sum to now (proc_totals.c): the heap figures
+ * scaled as the heap profile scales them, CPU as its threads' clocks say,
+ * I/O as its sites count. Kept by the decoder; reset with the counters. */
+struct proc_totals {
+    double alloc_objects, alloc_bytes, inuse_objects, inuse_bytes;
+    uint64_t cpu_ns;   /* the sum of its threads' CPU clocks */
+    uint64_t io_calls, io_bytes;
+    uint32_t threads;  /* described and not ended */
 };
 
 struct proc {
@@ -129,7 +140,37 @@ struct proc {
     unsigned cpu_requests;    /* profile windows asking it for CPU samples now (live.c) */
     uint32_t cpu_hz_asked;    /* the rate they asked for: resent when it reconnects (live.c) */
     unsigned incarnation;     /* 0 for the first process seen with this pid, 1.. after exec */
+    struct proc_totals totals;
 };
+
+/* ---- proc_totals ---- */
+/* Go's scaleHeapSample: an allocation of size S is sampled with probability
+ * 1 - exp(-S/rate), so a sampled figure of count blocks of size bytes in
+ * all stands for this many times as much (1 in exact mode). */
+double proc_heap_scale(uint64_t count, uint64_t size, uint64_t rate);
+/* A stack's four heap counters, before and after a change. */
+struct proc_heap_counts {
+    uint64_t alloc_objects, alloc_bytes, free_objects, free_bytes;
+};
+/* Moves p's heap totals by what the change from before to after does to
+ * that stack's scaled figures. */
+void proc_totals_heap(struct proc *p, const struct proc_heap_counts *before,
+                      const struct proc_heap_counts *after);
+
+/* ---- timeline ---- */
+/* A point a second of a process's totals, for the last hour (timeline.c). */
+#define TIMELINE_MAX_POINTS 3600u
+struct timeline_point {
+    uint64_t t_ns; /* CLOCK_REALTIME */
+    struct proc_totals totals;
+};
+struct proc_timeline;
+/* Appends a point of p's totals at t_ns to *tl (made on first use); the
+ * oldest goes once TIMELINE_MAX_POINTS are held. false when out of memory. */
+bool proc_timeline_add(struct proc_timeline **tl, const struct proc *p, uint64_t t_ns);
+/* The points, oldest first, in a malloc'ed array; NULL with *n 0 if none. */
+struct timeline_point *proc_timeline_copy(const struct proc_timeline *tl, size_t *n);
+void proc_timeline_free(struct proc_timeline *tl);
 
 /* ---- proc_table ---- */
 /* The collector's processes, keyed by (pid, start_ns): one entry per
@@ -170,6 +211,9 @@ void proc_table_set_owner(struct proc *p, void *owner);
  * reconnect (its HELLO starts afresh, and it resends its whole state); if
  * its streams keep breaking, saying so once is enough. */
 bool proc_table_first_corruption(struct proc *p);
+
+/* p's timeline (kept by the table: a HELLO that resets p keeps it). */
+struct proc_timeline **proc_table_timeline(struct proc *p);
 
 /* Removes p from the table and frees it. p must have no connection
  * (proc_table_owner(p) == NULL): the live collector forgets exited

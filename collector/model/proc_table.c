@@ -19,6 +19,7 @@ struct proc_entry {
     uint64_t hello_order; /* of the connection that said the last one */
     bool corruption_reported;
     uint64_t io_stack_samples_dropped, io_errno_calls_dropped;
+    struct proc_timeline *timeline;
     UT_hash_handle hh;
 };
 
@@ -87,6 +88,7 @@ void proc_clear(struct proc *p)
     free(p->cmdline);
     p->cmdline = NULL;
     p->cmdline_len = 0;
+    memset(&p->totals, 0, sizeof p->totals);
 }
 
 void proc_table_free(struct proc_table *t)
@@ -98,6 +100,7 @@ void proc_table_free(struct proc_table *t)
     {
         HASH_DEL(t->procs, e);
         proc_clear(&e->proc);
+        proc_timeline_free(e->timeline);
         free(e);
     }
     struct pid_entry *pe, *ptmp;
@@ -211,7 +214,13 @@ void proc_table_remove(struct proc_table *t, struct proc *p)
     struct proc_entry *e = entry_of(p);
     HASH_DEL(t->procs, e);
     proc_clear(&e->proc);
+    proc_timeline_free(e->timeline);
     free(e);
+}
+
+struct proc_timeline **proc_table_timeline(struct proc *p)
+{
+    return &entry_of(p)->timeline;
 }
 
 size_t proc_table_count(const struct proc_table *t)

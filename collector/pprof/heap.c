@@ -11,7 +11,6 @@
  * total that counts each. */
 #include "pprof/pprof.h"
 
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,8 +93,7 @@ static int64_t to_int64(double v)
     return (int64_t)v; /* truncates, as Go's int64() does */
 }
 
-/* Go's scaleHeapSample: an allocation of size S is sampled with probability
- * 1 - exp(-S/rate), so each sampled figure stands for 1/that many. */
+/* A sampled figure scaled (model.h, proc_heap_scale), as Go's int64(). */
 static void scale_heap_sample(uint64_t count, uint64_t size, uint64_t rate, int64_t *out_count,
                               int64_t *out_size)
 {
@@ -108,8 +106,7 @@ static void scale_heap_sample(uint64_t count, uint64_t size, uint64_t rate, int6
         *out_size = pprof_clamp_int64(size);
         return;
     }
-    double avg = (double)size / (double)count;
-    double scale = 1 / (1 - exp(-avg / (double)rate));
+    double scale = proc_heap_scale(count, size, rate);
     *out_count = to_int64((double)count * scale);
     *out_size = to_int64((double)size * scale);
 }

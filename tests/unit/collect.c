@@ -8,6 +8,9 @@
  *  - the legacy text heap profile (pprof.h): Go's header, records by
  *    in-use bytes, symbolized "#" lines of this binary's own functions;
  *  - control requests (ingest.h) are validated like every other input;
+ *  - a timeline keeps the latest TIMELINE_MAX_POINTS points, oldest
+ *    first, across its growth and once full;
+ *  - heap totals move as the heap profile's scaled figures do;
  *  - live_flush: a target that lets a flush request pass unanswered costs
  *    one wait, not one per request, until it answers or reconnects (and
  *    one that reconnects during the wait is not late). */
@@ -439,6 +442,50 @@ static void test_flush_late(void)
     live_free(l);
 }
 
+static void test_timeline(void)
+{
+    struct proc *p = unit_proc_new(9, 1, 1000, true);
+    struct proc_timeline *tl = NULL;
+    size_t n;
+    CHECK(proc_timeline_copy(tl, &n) == NULL && n == 0, "no timeline: no points");
+    const unsigned total = TIMELINE_MAX_POINTS + 1400;
+    bool added = true;
+    for (unsigned i = 0; i < total; i++) {
+        p->totals.threads = i;
+        added &= proc_timeline_add(&tl, p, 1000 + i);
+        if (i == 99) { /* growing: every point so far */
+            struct timeline_point *pts = proc_timeline_copy(tl, &n);
+            CHECK(pts && n == 100 && pts[0].t_ns == 1000 && pts[99].totals.threads == 99,
+                  "100 points, oldest first");
+            free(pts);
+        }
+    }
+    CHECK(added, "every point added");
+    struct timeline_point *pts = proc_timeline_copy(tl, &n);
+    CHECK(pts && n == TIMELINE_MAX_POINTS, "full: %zu points", n);
+    bool ordered = pts != NULL;
+    for (size_t i = 0; pts && i < n; i++)
+        ordered &= pts[i].t_ns == 1000 + 1400 + i && pts[i].totals.threads == 1400 + i;
+    CHECK(ordered, "the latest points, oldest first");
+    free(pts);
+    proc_timeline_free(tl);
+
+    /* 4 blocks of 1 MiB at rate 512 KiB: the heap profile's scaling */
+    struct proc_heap_counts none = {0, 0, 0, 0}, four = {4, 4 << 20, 0, 0},
+                            freed = {4, 4 << 20, 4, 4 << 20};
+    p->sample_rate = 512 * 1024;
+    proc_totals_heap(p, &none, &four);
+    double scale = proc_heap_scale(4, 4 << 20, p->sample_rate);
+    CHECK(scale > 1.15 && scale < 1.16, "1 / (1 - e^-2): %f", scale);
+    CHECK(p->totals.inuse_bytes == (4 << 20) * scale && p->totals.inuse_objects == 4 * scale &&
+              p->totals.alloc_bytes == p->totals.inuse_bytes,
+          "in use after the allocations");
+    proc_totals_heap(p, &four, &freed);
+    CHECK(p->totals.inuse_bytes == 0 && p->totals.alloc_bytes == (4 << 20) * scale,
+          "nothing in use after the frees, allocations kept");
+    unit_proc_free(p);
+}
+
 int main(void)
 {
     ppx_collect_test_root();
@@ -448,5 +495,6 @@ int main(void)
     test_heap_text();
     test_control();
     test_flush_late();
+    test_timeline();
     return unit_finish("unit_collect: all checks passed");
 }

@@ -1,0 +1,69 @@
+/* A program whose figures over time are known, for the timeline:
+ *   grow:  12 blocks of 4 MiB, one every 250 ms, each written through,
+ *          and 100 write()s of 4 KiB to /dev/null after each;
+ *   spin:  1.5 s of CPU, holding the 48 MiB;
+ *   free:  every block freed, then 2.5 s asleep.
+ * Prints "phases pid N" first, then each phase's start as it begins
+ * ("grow", "spin", "free") with CLOCK_REALTIME seconds.
+ *
+ * Usage: phases */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "known_allocs.h"
+
+#define BLOCKS 12
+#define BLOCK (4u << 20)
+
+static void say(const char *phase)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    printf("%s %.3f\n", phase, (double)now.tv_sec + (double)now.tv_nsec / 1e9);
+    fflush(stdout);
+}
+
+static double cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+int main(void)
+{
+    static char page[4096];
+    void *blocks[BLOCKS];
+    int fd = open("/dev/null", O_WRONLY);
+    if (fd < 0)
+        return 10;
+    printf("phases pid %d\n", (int)getpid());
+    say("grow");
+    for (int i = 0; i < BLOCKS; i++) {
+        blocks[i] = malloc(BLOCK);
+        if (!blocks[i])
+            return 11;
+        memset(blocks[i], i + 1, BLOCK);
+        for (int k = 0; k < 100; k++)
+            if (write(fd, page, sizeof page) != (ssize_t)sizeof page)
+                return 12;
+        usleep(250000);
+    }
+    say("spin");
+    volatile unsigned long x = 0;
+    for (double start = cpu_s(); cpu_s() - start < 1.5;)
+        for (int k = 0; k < 10000; k++)
+            x += (unsigned long)k;
+    say("free");
+    for (int i = 0; i < BLOCKS; i++)
+        free(blocks[i]);
+    sleep(2);
+    usleep(500000);
+    say("end");
+    close(fd);
+    return 0;
+}
