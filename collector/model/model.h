@@ -106,9 +106,9 @@ struct proc_cpu_sample {
  * I/O as its sites count. Kept by the decoder; reset with the counters. */
 struct proc_totals {
     double alloc_objects, alloc_bytes, inuse_objects, inuse_bytes;
-    uint64_t cpu_ns;   /* the sum of its threads' CPU clocks */
+    uint64_t cpu_ns; /* the sum of its threads' CPU clocks */
     uint64_t io_calls, io_bytes;
-    uint32_t threads;  /* described and not ended */
+    uint32_t threads; /* described and not ended */
 };
 
 struct proc {
