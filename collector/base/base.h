@@ -13,6 +13,8 @@
 /* ---- clock ---- */
 /* CLOCK_MONOTONIC in milliseconds: deadlines and intervals. */
 long long monotonic_ms(void);
+/* CLOCK_REALTIME in nanoseconds: when something happened. */
+uint64_t realtime_ns(void);
 
 /* ---- path ---- */
 /* dir/name without a doubled slash, malloc'ed; NULL when out of memory. */

@@ -508,22 +508,56 @@ static void add_clamped(uint64_t *alloc, uint64_t *freed, uint64_t *excess, uint
     *excess = want - *freed;
 }
 
+/* s's counters once e is applied, and the excess of frees kept for it. */
+static void entry_result(const struct wire_decoder *d, const struct proc_stack *s,
+                         const struct wire_heap_entry *e, struct proc_heap_counts *after,
+                         struct free_excess *excess)
+{
+    const struct free_excess *x;
+    HASH_FIND(hh, d->excess, &s->id, sizeof s->id, x);
+    excess->objects = x ? x->objects : 0;
+    excess->bytes = x ? x->bytes : 0;
+    *after =
+        (struct proc_heap_counts){s->alloc_objects, s->alloc_bytes, s->free_objects, s->free_bytes};
+    add_clamped(&after->alloc_objects, &after->free_objects, &excess->objects, e->alloc_objects,
+                e->free_objects);
+    add_clamped(&after->alloc_bytes, &after->free_bytes, &excess->bytes, e->alloc_bytes,
+                e->free_bytes);
+}
+
+/* What e would move the heap in use by (scaled). */
+static double entry_inuse_change(const struct wire_decoder *d, const struct proc_stack *s,
+                                 const struct wire_heap_entry *e)
+{
+    struct proc_heap_counts before = {s->alloc_objects, s->alloc_bytes, s->free_objects,
+                                      s->free_bytes};
+    struct proc_heap_counts after;
+    struct free_excess excess;
+    entry_result(d, s, e, &after, &excess);
+    return proc_heap_inuse_change(d->proc, &before, &after);
+}
+
 static int apply_entry(struct wire_decoder *d, struct proc_stack *s,
                        const struct wire_heap_entry *e)
 {
     struct free_excess *x;
     HASH_FIND(hh, d->excess, &s->id, sizeof s->id, x);
-    struct free_excess none = {0};
-    struct free_excess *use = x ? x : &none;
     struct proc_heap_counts before = {s->alloc_objects, s->alloc_bytes, s->free_objects,
                                       s->free_bytes};
-    add_clamped(&s->alloc_objects, &s->free_objects, &use->objects, e->alloc_objects,
-                e->free_objects);
-    add_clamped(&s->alloc_bytes, &s->free_bytes, &use->bytes, e->alloc_bytes, e->free_bytes);
-    struct proc_heap_counts after = {s->alloc_objects, s->alloc_bytes, s->free_objects,
-                                     s->free_bytes};
+    struct proc_heap_counts after;
+    struct free_excess none = {0};
+    entry_result(d, s, e, &after, &none);
+    s->alloc_objects = after.alloc_objects;
+    s->alloc_bytes = after.alloc_bytes;
+    s->free_objects = after.free_objects;
+    s->free_bytes = after.free_bytes;
     proc_totals_heap(d->proc, &before, &after);
-    if (x || (none.objects == 0 && none.bytes == 0))
+    if (x) {
+        x->objects = none.objects;
+        x->bytes = none.bytes;
+        return 0;
+    }
+    if (none.objects == 0 && none.bytes == 0)
         return 0;
     x = malloc(sizeof *x);
     if (!x)
@@ -561,7 +595,9 @@ static int apply_heap_delta(struct wire_decoder *d, const uint8_t *p, size_t len
     if (counted_entries(d, p, len, esize, &count) < 0)
         return -1;
 
-    /* Check every entry before applying any, so a bad record changes nothing. */
+    /* Check every entry before applying any, so a bad record changes nothing;
+     * and sum what they do to the heap in use, for the peak (model.h). */
+    double change = 0;
     for (uint32_t i = 0; i < count; i++) {
         struct wire_heap_entry e;
         memcpy(&e, ENTRY(p, i, esize), esize);
@@ -571,7 +607,9 @@ static int apply_heap_delta(struct wire_decoder *d, const uint8_t *p, size_t len
         HASH_FIND(hh, d->proc->stacks, &e.stack_id, sizeof e.stack_id, s);
         if (!s)
             return record_error(d, "entry %u: unknown stack id %u", i, e.stack_id);
+        change += entry_inuse_change(d, s, &e);
     }
+    proc_peak_before_delta(d->proc, change);
     for (uint32_t i = 0; i < count; i++) {
         struct wire_heap_entry e;
         memcpy(&e, ENTRY(p, i, esize), esize);
@@ -580,6 +618,7 @@ static int apply_heap_delta(struct wire_decoder *d, const uint8_t *p, size_t len
         if (apply_entry(d, s, &e) < 0)
             return protocol_error(d, "out of memory for counters");
     }
+    proc_peak_after_delta(d->proc, realtime_ns());
     return 0;
 }
 

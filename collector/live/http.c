@@ -239,6 +239,11 @@ static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *
                      HTTP_MAX_HZ, WIRE_MAX_CPU_HZ);
         else
             a->q.hz = (unsigned)v;
+    } else if (strcmp(key, "peak") == 0) {
+        if (!parse_number(value, 0, 1, &v))
+            snprintf(a->error, sizeof a->error, "invalid value for \"peak\" - 0 or 1");
+        else
+            a->q.peak = v == 1;
     } else if (strcmp(key, "format") == 0) {
         if (!value || (strcmp(value, "csv") != 0 && strcmp(value, "json") != 0))
             snprintf(a->error, sizeof a->error,

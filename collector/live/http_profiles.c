@@ -151,6 +151,12 @@ static void serve_profile(struct live *l, const struct endpoint *ep, const struc
         http_reply_error(r, 400, "seconds and debug params are incompatible");
         return;
     }
+    if (q->peak && (ep->profile != PPROF_PROFILE_HEAP || q->seconds || q->debug)) {
+        http_reply_error(r, 400,
+                         "peak=1 is the heap profile at its peak: on heap alone, "
+                         "without seconds or debug");
+        return;
+    }
     unsigned seconds = q->seconds;
     if (!seconds && (ep->flags & EP_ALWAYS_DELTA))
         seconds = HTTP_CPU_DEFAULT_SECONDS;
@@ -169,7 +175,8 @@ static void serve_profile(struct live *l, const struct endpoint *ep, const struc
             snprintf(err, sizeof err, "out of memory");
     } else {
         struct pprof_sink mem = {.name = ep->name}; /* in memory */
-        rc = pprof_write(ep->profile, procs, n, n > 1, live_now_ns(), &mem, err, sizeof err);
+        enum pprof_profile which = q->peak ? PPROF_PROFILE_PEAK : ep->profile;
+        rc = pprof_write(which, procs, n, n > 1, live_now_ns(), &mem, err, sizeof err);
         r->body = (char *)mem.data;
         r->len = mem.len;
     }
@@ -184,7 +191,10 @@ static void serve_profile(struct live *l, const struct endpoint *ep, const struc
         r->content_type = "text/plain; charset=utf-8";
     } else {
         r->content_type = "application/octet-stream";
-        snprintf(r->attachment, sizeof r->attachment, "%s%s", ep->name, seconds ? "-delta" : "");
+        snprintf(r->attachment, sizeof r->attachment, "%s%s", ep->name,
+                 seconds   ? "-delta"
+                 : q->peak ? "-peak"
+                           : "");
     }
 }
 
@@ -339,7 +349,8 @@ static void serve_index(struct live *l, const struct http_query *q, struct http_
           "syscalls and threadcreate gives the change over the next N seconds; hz=N on profile "
           "sets the CPU sampling rate asked of processes started without PPX_CPU_HZ (100, at most "
           "1000); "
-          "debug=1 on heap and allocs gives the legacy text format.\n</p>\n</body>\n</html>\n",
+          "debug=1 on heap and allocs gives the legacy text format; peak=1 on heap gives the heap "
+          "at its peak.\n</p>\n</body>\n</html>\n",
           f);
     free(info);
     http_reply_stream(r, f, "text/html; charset=utf-8");

@@ -41,9 +41,7 @@ struct live {
 
 uint64_t live_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return realtime_ns();
 }
 
 struct live *live_new(void)

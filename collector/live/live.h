@@ -293,6 +293,7 @@ struct http_query {
     unsigned seconds;       /* 0: not given */
     long debug;             /* 0: binary profile */
     bool csv;               /* timeline: format=csv (else JSON) */
+    bool peak;              /* heap: peak=1, the heap at its peak */
     unsigned hz;            /* profile: CPU samples per second asked of the targets; 0: not given */
     const char *link_token; /* the index page's links carry ?token= (it came so); or NULL */
 };

@@ -111,6 +111,18 @@ struct proc_totals {
     uint32_t threads; /* described and not ended */
 };
 
+/* The peak heap (peak.c): the highest heap in use seen at a flush, and
+ * what each stack had in use then. Outlives the HELLOs that reset the
+ * process's counters (its history), not the process. */
+struct proc_peak_stack;
+struct proc_peak {
+    double inuse_bytes; /* scaled, as totals.inuse_bytes */
+    uint64_t t_ns;      /* CLOCK_REALTIME of the collector, when it was seen */
+    bool pending;       /* the process's counters now are the peak's: not copied yet */
+    struct proc_peak_stack *stacks;
+    size_t n;
+};
+
 struct proc {
     uint32_t pid, ppid;
     uint64_t start_ns;    /* identifies the incarnation with pid */
@@ -141,6 +153,7 @@ struct proc {
     uint32_t cpu_hz_asked;    /* the rate they asked for: resent when it reconnects (live.c) */
     unsigned incarnation;     /* 0 for the first process seen with this pid, 1.. after exec */
     struct proc_totals totals;
+    struct proc_peak *peak; /* NULL until some heap was in use; kept by proc_clear() */
 };
 
 /* ---- proc_totals ---- */
@@ -157,12 +170,34 @@ struct proc_heap_counts {
 void proc_totals_heap(struct proc *p, const struct proc_heap_counts *before,
                       const struct proc_heap_counts *after);
 
+/* The heap in use of one stack's counters moving from before to after,
+ * scaled (what proc_totals_heap adds to totals.inuse_bytes). */
+double proc_heap_inuse_change(const struct proc *p, const struct proc_heap_counts *before,
+                              const struct proc_heap_counts *after);
+
+/* ---- peak ---- */
+/* From the decoder: a HEAP_DELTA is about to move the heap in use by
+ * inuse_change (the sum of proc_heap_inuse_change over its entries), and
+ * it was applied at t_ns. */
+void proc_peak_before_delta(struct proc *p, double inuse_change);
+void proc_peak_after_delta(struct proc *p, uint64_t t_ns);
+/* A pending peak copied now: p's counters are about to go (a HELLO). */
+void proc_peak_settle(struct proc *p);
+/* A malloc'ed copy (NULL for NULL, or out of memory). */
+struct proc_peak *proc_peak_copy(const struct proc_peak *peak);
+void proc_peak_free(struct proc_peak *peak);
+/* Turns c, a full copy (proc_copy() copies the peak), into its heap at the
+ * peak: each stack's allocations are what it had in use then, nothing
+ * freed; none for a process that never had heap in use. */
+void proc_peak_apply(struct proc *c);
+
 /* ---- timeline ---- */
 /* A point a second of a process's totals, for the last hour (timeline.c). */
 #define TIMELINE_MAX_POINTS 3600u
 struct timeline_point {
     uint64_t t_ns; /* CLOCK_REALTIME */
     struct proc_totals totals;
+    struct proc_peak *peak; /* NULL until some heap was in use; kept by proc_clear() */
 };
 struct proc_timeline;
 /* Appends a point of p's totals at t_ns to *tl (made on first use); the

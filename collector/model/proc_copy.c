@@ -113,9 +113,12 @@ struct proc *proc_copy(const struct proc *p, enum proc_copy_depth depth)
     c->io_sites = NULL;
     c->threads = NULL;
     c->cpu_samples = NULL;
+    c->peak = NULL;
     bool full = depth == PROC_COPY_FULL;
     bool ok = depth == PROC_COPY_MAPPINGS || (copy_stacks(c, p, full) && copy_io_sites(c, p) &&
                                               copy_threads(c, p) && copy_cpu(c, p));
+    if (ok && full && p->peak)
+        ok = (c->peak = proc_peak_copy(p->peak)) != NULL;
     if (ok && depth != PROC_COPY_COUNTERS) {
         ok = copy_mappings(c, p);
         if (ok && p->exe)
@@ -137,6 +140,7 @@ void proc_copy_free(struct proc *copy)
     if (!copy)
         return;
     proc_clear(copy);
+    proc_peak_free(copy->peak);
     free(copy);
 }
 

@@ -100,6 +100,7 @@ void proc_table_free(struct proc_table *t)
     {
         HASH_DEL(t->procs, e);
         proc_clear(&e->proc);
+        proc_peak_free(e->proc.peak);
         proc_timeline_free(e->timeline);
         free(e);
     }
@@ -150,6 +151,7 @@ struct proc *proc_table_hello(struct proc_table *t, uint32_t pid, uint64_t start
     if (p) {
         *existed = true;
         entry_of(p)->hellos++;
+        proc_peak_settle(p); /* the counters a pending peak stands on go now */
         proc_clear(p);
         entry_of(p)->io_stack_samples_dropped = 0;
         entry_of(p)->io_errno_calls_dropped = 0;
@@ -214,6 +216,7 @@ void proc_table_remove(struct proc_table *t, struct proc *p)
     struct proc_entry *e = entry_of(p);
     HASH_DEL(t->procs, e);
     proc_clear(&e->proc);
+    proc_peak_free(e->proc.peak);
     proc_timeline_free(e->timeline);
     free(e);
 }

@@ -30,6 +30,15 @@ static void stack_figures(const struct proc_heap_counts *c, uint64_t rate, doubl
     }
 }
 
+double proc_heap_inuse_change(const struct proc *p, const struct proc_heap_counts *before,
+                              const struct proc_heap_counts *after)
+{
+    double b[4], a[4];
+    stack_figures(before, p->sample_rate, b);
+    stack_figures(after, p->sample_rate, a);
+    return a[3] - b[3];
+}
+
 void proc_totals_heap(struct proc *p, const struct proc_heap_counts *before,
                       const struct proc_heap_counts *after)
 {

@@ -63,6 +63,28 @@ static void say_error(const char *err)
     fprintf(stderr, "%s%s\n", strncmp(err, "ppx:", 4) == 0 ? "" : "ppx: ", err);
 }
 
+/* The heap profile of each process at its peak (model.h): from copies. */
+static int write_peak(struct proc *const *procs, size_t n, bool pid_labels, uint64_t now_ns,
+                      struct pprof_sink *out, char *err, size_t errlen)
+{
+    struct proc **at_peak = n ? calloc(n, sizeof *at_peak) : NULL;
+    int rc = n && !at_peak ? -1 : 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (!(at_peak[i] = proc_copy(procs[i], PROC_COPY_FULL)))
+            rc = -1;
+        else
+            proc_peak_apply(at_peak[i]);
+    }
+    if (rc == 0)
+        rc = pprof_heap_write(at_peak, n, PPROF_HEAP, pid_labels, now_ns, out, err, errlen);
+    else
+        snprintf(err, errlen, "out of memory for the peak heap profile");
+    for (size_t i = 0; i < n && at_peak; i++)
+        proc_copy_free(at_peak[i]);
+    free(at_peak);
+    return rc;
+}
+
 int pprof_write(enum pprof_profile which, struct proc *const *procs, size_t n, bool pid_labels,
                 uint64_t now_ns, struct pprof_sink *out, char *err, size_t errlen)
 {
@@ -77,12 +99,14 @@ int pprof_write(enum pprof_profile which, struct proc *const *procs, size_t n, b
         return pprof_cpu_write(procs, n, pid_labels, now_ns, out, err, errlen);
     case PPROF_PROFILE_THREADCREATE:
         return pprof_threads_write(procs, n, pid_labels, now_ns, out, err, errlen);
+    case PPROF_PROFILE_PEAK:
+        return write_peak(procs, n, pid_labels, now_ns, out, err, errlen);
     }
     snprintf(err, errlen, "no such profile (%d)", (int)which);
     return -1;
 }
 
-/* heap, allocs, syscalls, cpu and threadcreate <suffix>.pb.gz in dir. Each
+/* heap, allocs, syscalls, cpu, threadcreate and peak <suffix>.pb.gz in dir. Each
  * is written even without data of its kind (then it holds no sample), so a
  * reused output directory never keeps a stale one. */
 static int write_set(const char *dir, const char *suffix, struct proc *const *procs, size_t n,
@@ -95,7 +119,8 @@ static int write_set(const char *dir, const char *suffix, struct proc *const *pr
                  {"allocs", PPROF_PROFILE_ALLOCS},
                  {"syscalls", PPROF_PROFILE_SYSCALLS},
                  {"cpu", PPROF_PROFILE_CPU},
-                 {"threadcreate", PPROF_PROFILE_THREADCREATE}};
+                 {"threadcreate", PPROF_PROFILE_THREADCREATE},
+                 {"peak", PPROF_PROFILE_PEAK}};
     int rc = 0;
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char name[64], err[512] = "";

@@ -332,6 +332,7 @@ enum pprof_profile {
     PPROF_PROFILE_SYSCALLS,
     PPROF_PROFILE_CPU,
     PPROF_PROFILE_THREADCREATE,
+    PPROF_PROFILE_PEAK, /* the heap profile at each process's peak (model.h) */
 };
 /* Writes profile which of procs[0..n) to out with its writer (above). */
 int pprof_write(enum pprof_profile which, struct proc *const *procs, size_t n, bool pid_labels,

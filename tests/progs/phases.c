@@ -1,10 +1,16 @@
-/* A program whose figures over time are known, for the timeline:
- *   grow:  12 blocks of 4 MiB, one every 250 ms, each written through,
- *          and 100 write()s of 4 KiB to /dev/null after each;
- *   spin:  1.5 s of CPU, holding the 48 MiB;
- *   free:  every block freed, then 2.5 s asleep.
+/* A program whose figures over time are known, for the timeline and the
+ * peak heap:
+ *   grow:    12 blocks of 4 MiB from grow_block(), one every 250 ms, each
+ *            written through, and 100 write()s of 4 KiB to /dev/null after
+ *            each;
+ *   spin:    1.5 s of CPU, holding the 48 MiB;
+ *   free:    every block freed, then 1.2 s asleep;
+ *   regrow:  6 blocks of 4 MiB from regrow_block() at once, 1.2 s asleep,
+ *            then freed;
+ *   end:     2 s asleep.
+ * The peak heap is grow_block()'s 48 MiB; nothing is in use at the end.
  * Prints "phases pid N" first, then each phase's start as it begins
- * ("grow", "spin", "free") with CLOCK_REALTIME seconds.
+ * ("grow", "spin", ...) with CLOCK_REALTIME seconds.
  *
  * Usage: phases */
 #include <fcntl.h>
@@ -34,6 +40,28 @@ static double cpu_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+COUNTED void *grow_block(int fill)
+{
+    void *p = malloc(BLOCK);
+    if (p)
+        memset(p, fill, BLOCK);
+    return p;
+}
+
+COUNTED void *regrow_block(int fill)
+{
+    void *p = malloc(BLOCK);
+    if (p)
+        memset(p, fill, BLOCK);
+    return p;
+}
+
+static void free_all(void **blocks, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(blocks[i]);
+}
+
 int main(void)
 {
     static char page[4096];
@@ -44,10 +72,8 @@ int main(void)
     printf("phases pid %d\n", (int)getpid());
     say("grow");
     for (int i = 0; i < BLOCKS; i++) {
-        blocks[i] = malloc(BLOCK);
-        if (!blocks[i])
+        if (!(blocks[i] = grow_block(i + 1)))
             return 11;
-        memset(blocks[i], i + 1, BLOCK);
         for (int k = 0; k < 100; k++)
             if (write(fd, page, sizeof page) != (ssize_t)sizeof page)
                 return 12;
@@ -59,11 +85,16 @@ int main(void)
         for (int k = 0; k < 10000; k++)
             x += (unsigned long)k;
     say("free");
-    for (int i = 0; i < BLOCKS; i++)
-        free(blocks[i]);
-    sleep(2);
-    usleep(500000);
+    free_all(blocks, BLOCKS);
+    usleep(1200000);
+    say("regrow");
+    for (int i = 0; i < BLOCKS / 2; i++)
+        if (!(blocks[i] = regrow_block(i + 1)))
+            return 11;
+    usleep(1200000);
+    free_all(blocks, BLOCKS / 2);
     say("end");
+    sleep(2);
     close(fd);
     return 0;
 }
