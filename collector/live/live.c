@@ -143,6 +143,27 @@ void live_free_copies(struct proc **procs, size_t n)
     free(procs);
 }
 
+struct proc **live_select_locked(struct live *l, uint32_t pid, size_t *count, int *rc)
+{
+    struct proc **list = proc_table_list(l->table, count);
+    if (!list && proc_table_count(l->table) > 0) {
+        *rc = -1;
+        return NULL;
+    }
+    if (pid) {
+        /* The latest incarnation: the program pid runs now (or ran last). */
+        struct proc *chosen = NULL;
+        for (size_t i = 0; i < *count; i++)
+            if (list[i]->pid == pid)
+                chosen = list[i];
+        *count = chosen ? 1 : 0;
+        if (chosen)
+            list[0] = chosen;
+    }
+    *rc = pid && *count == 0 ? LIVE_NO_SUCH_PID : 0;
+    return list;
+}
+
 int live_copy(struct live *l, uint32_t pid, enum proc_copy_depth depth, struct proc ***out,
               size_t *n)
 {
@@ -150,22 +171,8 @@ int live_copy(struct live *l, uint32_t pid, enum proc_copy_depth depth, struct p
     *n = 0;
     pthread_mutex_lock(&l->lock);
     size_t count = 0;
-    struct proc **list = proc_table_list(l->table, &count);
-    if (!list && proc_table_count(l->table) > 0) {
-        pthread_mutex_unlock(&l->lock);
-        return -1;
-    }
-    if (pid) {
-        /* The latest incarnation: the program pid runs now (or ran last). */
-        struct proc *chosen = NULL;
-        for (size_t i = 0; i < count; i++)
-            if (list[i]->pid == pid)
-                chosen = list[i];
-        count = chosen ? 1 : 0;
-        if (chosen)
-            list[0] = chosen;
-    }
-    int rc = pid && count == 0 ? LIVE_NO_SUCH_PID : 0;
+    int rc;
+    struct proc **list = live_select_locked(l, pid, &count, &rc);
     struct proc **copies = count ? calloc(count, sizeof *copies) : NULL;
     if (count && !copies)
         rc = -1;

@@ -56,6 +56,10 @@ void live_process_opened(struct live *l, struct proc *p);
 int live_copy(struct live *l, uint32_t pid, enum proc_copy_depth depth, struct proc ***out,
               size_t *n);
 void live_free_copies(struct proc **procs, size_t n);
+/* With live_lock() held: the table's processes a request selects, as
+ * live_copy() does, in a malloc'ed array (*count of them); *rc 0,
+ * LIVE_NO_SUCH_PID or -1 (out of memory: NULL). */
+struct proc **live_select_locked(struct live *l, uint32_t pid, size_t *count, int *rc);
 
 /* What the index page lists of a process. */
 struct live_info {

@@ -34,21 +34,10 @@ int live_timelines(struct live *l, uint32_t pid, struct live_timeline **out, siz
     *n = 0;
     pthread_mutex_lock(live_lock(l));
     size_t count = 0;
-    struct proc **list = proc_table_list(live_table(l), &count);
-    if (!list && count > 0) {
-        pthread_mutex_unlock(live_lock(l));
-        return -1;
-    }
-    if (pid) { /* the latest incarnation, as live_copy() */
-        struct proc *chosen = NULL;
-        for (size_t i = 0; i < count; i++)
-            if (list[i]->pid == pid)
-                chosen = list[i];
-        count = chosen ? 1 : 0;
-        if (chosen)
-            list[0] = chosen;
-    }
-    int rc = pid && count == 0 ? LIVE_NO_SUCH_PID : 0;
+    int rc;
+    struct proc **list = live_select_locked(l, pid, &count, &rc);
+    if (rc < 0)
+        count = 0;
     struct live_timeline *t = count ? calloc(count, sizeof *t) : NULL;
     if (count && !t)
         rc = -1;
