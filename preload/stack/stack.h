@@ -63,12 +63,28 @@ void ppx_unwind_pipe_adopt(int fds[2]);
 
 /* ---- stack_table.c: interned stacks ---- */
 
-struct ppx_stack {
-    /* hot: updated by the hooks */
-    _Atomic uint64_t alloc_objects, alloc_bytes, free_objects, free_bytes;
+/* A stack's heap figures, or one stripe's share of them. */
+struct ppx_stack_figures {
+    uint64_t alloc_objects, alloc_bytes, free_objects, free_bytes;
+};
+
+/* Each thread adds to one stripe of a stack's counters (threads take
+ * stripes in turn), each stripe on a line of its own: threads that allocate
+ * or free through the same stack (under exact mode, every call) do not
+ * pull one line back and forth, and a count touches that line alone: the
+ * stripe carries its own dirty mark and link. The flusher adds the stripes
+ * up. */
+#define PPX_STACK_STRIPES 4
+struct ppx_stack_stripe {
+    _Alignas(PPX_CACHELINE) _Atomic uint64_t alloc_objects, alloc_bytes, free_objects, free_bytes;
     atomic_uint dirty; /* on the dirty list, or will be */
+    struct ppx_stack_stripe *dirty_next;
+    struct ppx_stack *stack; /* whose stripe this is */
+};
+
+struct ppx_stack {
     uint32_t id;
-    struct ppx_stack *dirty_next;
+    uint32_t pad0;
     /* flusher only: figures already sent on connection sent_generation */
     uint64_t sent_generation;
     uint64_t sent_alloc_objects, sent_alloc_bytes, sent_free_objects, sent_free_bytes;
@@ -76,6 +92,8 @@ struct ppx_stack {
     uint64_t hash;
     uint32_t depth;
     uint32_t pad;
+    /* hot: updated by the hooks */
+    struct ppx_stack_stripe stripes[PPX_STACK_STRIPES];
     uintptr_t pcs[];
 };
 
@@ -84,16 +102,20 @@ void ppx_stacks_init(void);
 struct ppx_stack *ppx_stack_intern(struct ppx_tls *t, const uintptr_t *pcs, unsigned depth);
 void ppx_stack_count_alloc(struct ppx_stack *s, uint64_t bytes);
 void ppx_stack_count_free(struct ppx_stack *s, uint64_t bytes);
+/* s's figures so far: every stripe's frees, then every stripe's
+ * allocations (seq_cst), so that a free is never seen without its alloc. */
+void ppx_stack_figures(const struct ppx_stack *s, struct ppx_stack_figures *out);
 /* Whether anything was counted since start (or fork). */
 bool ppx_stacks_any_counted(void);
 /* Stacks ever interned; ids are 0..count-1. */
 uint32_t ppx_stacks_count(void);
 /* The record of id, NULL if it is not published yet. */
 struct ppx_stack *ppx_stack_get(uint32_t id);
-/* Takes the whole dirty list (each record once, linked by dirty_next). */
-struct ppx_stack *ppx_stacks_take_dirty(void);
-/* Puts back a record taken from the dirty list, still dirty. */
-void ppx_stacks_requeue(struct ppx_stack *s);
+/* Takes the whole dirty list: stripes whose counts changed, each once,
+ * linked by dirty_next (a stack may be there once per stripe). */
+struct ppx_stack_stripe *ppx_stacks_take_dirty(void);
+/* Puts back a stripe taken from the dirty list, still dirty. */
+void ppx_stacks_requeue(struct ppx_stack_stripe *st);
 void ppx_stacks_lock_all(void);
 void ppx_stacks_unlock_all(void);
 void ppx_stacks_reset_child(void);
