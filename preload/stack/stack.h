@@ -132,6 +132,21 @@ void ppx_unwind_disable(const char *why);
 void ppx_unwinder_enter(struct ppx_tls *t);
 void ppx_unwinder_leave(struct ppx_tls *t);
 
+/* frame_cache.c: walks by rules learned per return address. */
+/* The n >= 1 return addresses from ra up (ra: where the frame whose CFA is
+ * sp returns to; rbp: the value of rbp in ra's frame), at most max; 0 when
+ * a frame's rule is not known (*learnable: a learning walk may find it) or
+ * the walk cannot go on this way (unw_backtrace can). */
+unsigned ppx_frames_walk(uintptr_t *pcs, unsigned max, uintptr_t sp, uintptr_t rbp, uintptr_t ra,
+                         bool *learnable);
+/* With libunwind from the caller, learning each frame's rule: the return
+ * addresses of the frames above the one whose CFA is start_sp, at most
+ * max; 0 when libunwind cannot walk there or a frame has no such rule.
+ * Called inside ppx_unwinder_enter/leave. */
+unsigned ppx_frames_learn(uintptr_t *pcs, unsigned max, uintptr_t start_sp);
+bool ppx_frames_usable(void);
+void ppx_frames_disable(const char *why);
+
 /* unwind_pipe.c */
 void ppx_unwind_pipe_resolve(void);
 void ppx_unwind_pipe_reset_child(void);

@@ -111,15 +111,77 @@ static int backtrace_tracked(struct ppx_tls *t, uintptr_t *pcs, int size)
     return n;
 }
 
-unsigned ppx_unwind(uintptr_t *pcs, unsigned max_depth, const void *ret)
+/* Walks checked against unw_backtrace on this thread: the first few, then
+ * one in VERIFY_EVERY. */
+#define VERIFY_FIRST 16u
+#define VERIFY_EVERY 1024u
+static PPX_TLS unsigned walks;
+
+/* Whether unw_backtrace agrees with the n frames in pcs (from the caller
+ * of ppx_unwind up, at most size): its own walk starts in here, so pcs[0]
+ * is looked for among its first frames. */
+static bool verified(struct ppx_tls *t, const uintptr_t *pcs, unsigned n, unsigned size)
+{
+    uintptr_t check[96]; /* a deeper stack is compared up to here */
+    if (size > sizeof check / sizeof check[0])
+        size = sizeof check / sizeof check[0];
+    int m = backtrace_tracked(t, check, (int)size);
+    for (int start = 0; start < m && start < (int)PPX_UNWIND_SLACK; start++) {
+        if (check[start] != pcs[0])
+            continue;
+        unsigned have = (unsigned)(m - start);
+        unsigned common = have < n ? have : n;
+        if (memcmp(check + start, pcs, common * sizeof *pcs) != 0)
+            return false;
+        /* equal lengths, unless one of the walks was cut at size */
+        return have == n || (have > n && n >= size) || (have < n && (unsigned)m >= size);
+    }
+    return false;
+}
+
+/* From the caller of ppx_unwind up: the frame cache (frame_cache.c), else
+ * a learning walk, else unw_backtrace. Returns the frames found, or -1 to
+ * fall back. fp is ppx_unwind's frame (it keeps a frame pointer). */
+static int walk_cached(struct ppx_tls *t, uintptr_t *pcs, unsigned size, const uintptr_t *fp)
+{
+    uintptr_t sp = (uintptr_t)(fp + 2), rbp = fp[0], ra = fp[1];
+    bool learnable;
+    unsigned n = ppx_frames_walk(pcs, size, sp, rbp, ra, &learnable);
+    if (n == 0) {
+        if (!learnable)
+            return -1;
+        ppx_unwinder_enter(t);
+        n = ppx_frames_learn(pcs, size, sp);
+        ppx_unwinder_leave(t);
+        return n == 0 ? -1 : (int)n;
+    }
+    unsigned w = ++walks;
+    if ((w <= VERIFY_FIRST || w % VERIFY_EVERY == 0) && !verified(t, pcs, n, size)) {
+        ppx_frames_disable("the frame cache and unw_backtrace disagree on a stack");
+        return -1;
+    }
+    return (int)n;
+}
+
+/* Keeps a frame pointer (__builtin_frame_address): the frame cache's walk
+ * starts from this frame's CFA, its caller's rbp and return address. */
+__attribute__((noinline)) unsigned ppx_unwind(uintptr_t *pcs, unsigned max_depth, const void *ret)
 {
     int n = 0;
     if (PPX_UNLIKELY(!ppx_stack_room())) {
         pcs[0] = (uintptr_t)ret; /* no room for a walk: the caller alone */
         return 1;
     }
-    if (ppx_unwind_usable())
-        n = backtrace_tracked(&ppx_tls, pcs, (int)(max_depth + PPX_UNWIND_SLACK));
+    if (ppx_unwind_usable()) {
+        struct ppx_tls *t = &ppx_tls;
+        unsigned size = max_depth + PPX_UNWIND_SLACK;
+        const uintptr_t *fp = __builtin_frame_address(0);
+        n = -1;
+        if (ppx_frames_usable() && fp[1] == (uintptr_t)__builtin_return_address(0))
+            n = walk_cached(t, pcs, size, fp);
+        if (n < 0)
+            n = backtrace_tracked(t, pcs, (int)size);
+    }
     if (n < 0)
         n = 0;
     /* Our frames come first; the caller of the hook starts at ret. */
