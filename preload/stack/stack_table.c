@@ -35,23 +35,36 @@ static atomic_uint next_id;
 static _Atomic(struct ppx_stack_stripe *) dirty_head;
 static atomic_bool any_counted;
 
+/* Every sample hashes its stack: two lanes of xor-and-multiply (each step
+ * a bijection, so stacks that differ in one frame differ in their lane)
+ * run side by side instead of one chain of dependent multiplies, and one
+ * finaliser spreads the result over all bits (shard, slot, cache index). */
 static inline uint64_t hash_pcs(const uintptr_t *pcs, unsigned depth)
 {
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ depth;
-    for (unsigned i = 0; i < depth; i++) {
-        h ^= pcs[i];
-        h *= 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
+    uint64_t a = 0x9E3779B97F4A7C15ull ^ depth, b = 0x6A09E667F3BCC909ull;
+    unsigned i = 0;
+    for (; i + 1 < depth; i += 2) {
+        a = (a ^ pcs[i]) * 0xff51afd7ed558ccdull;
+        b = (b ^ pcs[i + 1]) * 0xc4ceb9fe1a85ec53ull;
     }
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 29;
-    return h;
+    if (i < depth)
+        a = (a ^ pcs[i]) * 0xff51afd7ed558ccdull;
+    return ppx_mix64(a ^ (b << 31 | b >> 33));
+}
+
+static inline bool same_pcs(const uintptr_t *x, const uintptr_t *y, unsigned depth)
+{
+    for (unsigned i = 0; i < depth; i++) {
+        if (x[i] != y[i])
+            return false;
+    }
+    return true;
 }
 
 static inline bool same_stack(const struct ppx_stack *s, uint64_t h, const uintptr_t *pcs,
                               unsigned depth)
 {
-    return s->hash == h && s->depth == depth && memcmp(s->pcs, pcs, depth * sizeof *pcs) == 0;
+    return s->hash == h && s->depth == depth && same_pcs(s->pcs, pcs, depth);
 }
 
 void ppx_stacks_init(void)
