@@ -84,6 +84,9 @@ bool ppx_live_init(void);
  * false when out of memory. */
 bool ppx_live_insert(const struct ppx_live_entry *e, struct ppx_live_entry *stale);
 bool ppx_live_remove(uintptr_t ptr, struct ppx_live_entry *out);
+/* Starts loading ptr's home slot: under exact mode nearly every insert
+ * waits for that line, so it is fetched while the stack is unwound. */
+void ppx_live_prefetch(uintptr_t ptr);
 void ppx_live_lock_all(void);
 void ppx_live_unlock_all(void);
 void ppx_live_reset_child(void);

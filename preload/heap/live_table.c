@@ -172,9 +172,21 @@ static bool grow(struct live_shard *s)
         slots[j] = *e;
     }
     ppx_pages_free(s->slots, slots_bytes(old_cap));
-    s->slots = slots;
-    s->mask = cap - 1;
+    /* atomic stores: ppx_live_prefetch reads them without the lock */
+    __atomic_store_n(&s->slots, slots, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->mask, cap - 1, __ATOMIC_RELAXED);
     return true;
+}
+
+/* A hint, without the lock: the table may grow meanwhile (a prefetch of
+ * an old array's address never faults). */
+void ppx_live_prefetch(uintptr_t ptr)
+{
+    const struct live_shard *s = shard_of(ptr);
+    const struct ppx_live_entry *slots = __atomic_load_n(&s->slots, __ATOMIC_RELAXED);
+    size_t mask = __atomic_load_n(&s->mask, __ATOMIC_RELAXED);
+    if (slots != NULL)
+        __builtin_prefetch(&slots[slot_home(ptr, mask)], 1);
 }
 
 bool ppx_live_insert(const struct ppx_live_entry *e, struct ppx_live_entry *stale)
@@ -277,8 +289,8 @@ void ppx_live_reset_child(void)
         atomic_store_explicit(&s->lock, 0, memory_order_relaxed);
         if (s->slots != NULL)
             ppx_pages_free(s->slots, slots_bytes(s->mask + 1));
-        s->slots = NULL;
-        s->mask = 0;
+        __atomic_store_n(&s->slots, NULL, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->mask, 0, __ATOMIC_RELAXED);
         s->count = 0;
     }
     /* Anonymous pages: dropping them reads back zero, without touching them. */

@@ -43,6 +43,8 @@ static void record(struct ppx_tls *t, void *p, size_t size, const void *ret)
         errno = saved_errno;
         return;
     }
+    /* the slot's line arrives while we unwind */
+    ppx_live_prefetch((uintptr_t)p);
     /* Unwind first, with no lock held: unwinding may take the loader's lock. */
     unsigned depth = ppx_unwind(t->pcs, ppx_config.max_depth, ret);
     struct ppx_stack *s = ppx_stack_intern(t, t->pcs, depth);
@@ -99,6 +101,9 @@ bool ppx_sample_forget(void *p, struct ppx_live_entry *out)
      * when the address is sampled anew. */
     if (ppx_tls.holds_lock != 0)
         return false;
+    /* The block's header, which the real free reads next (wherever the
+     * allocator keeps it: a hint only), loads while the table is searched. */
+    __builtin_prefetch((const char *)p - 2 * sizeof(size_t));
     int saved_errno = errno;
     bool found = ppx_live_remove((uintptr_t)p, out);
     errno = saved_errno;
