@@ -84,6 +84,19 @@ static struct {
 } slots[FRAME_SLOTS];
 static atomic_uint slots_used;
 static atomic_bool cache_off;
+/* Bumped when the table is emptied (dlclose). */
+static atomic_uint generation;
+
+/* Each thread's own copies of the rules it used last, packed in a few
+ * lines: a walk reads a dozen rules, which in the big table lie on a dozen
+ * lines that the program's own memory traffic keeps evicting. Emptied when
+ * the table's generation moves. */
+#define LOCAL_BITS 5
+static PPX_TLS struct {
+    uintptr_t key;
+    uint64_t rule;
+} local[1u << LOCAL_BITS];
+static PPX_TLS unsigned local_generation;
 
 static inline size_t slot_home(uintptr_t ra)
 {
@@ -105,6 +118,19 @@ static inline uint64_t lookup(uintptr_t ra)
         return atomic_load_explicit(&slots[i].key, memory_order_relaxed) == ra ? r : 0;
     }
     return 0;
+}
+
+static inline uint64_t lookup_local(uintptr_t ra)
+{
+    size_t i = (size_t)(((uint64_t)ra * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - LOCAL_BITS));
+    if (local[i].key == ra)
+        return local[i].rule;
+    uint64_t r = lookup(ra);
+    if (r != 0) {
+        local[i].key = ra;
+        local[i].rule = r;
+    }
+    return r;
 }
 
 /* Slots are claimed by CAS on an empty key, then the rule is written and
@@ -145,6 +171,7 @@ static void forget_all(void)
             atomic_store_explicit(&slots[i].key, 0, memory_order_release);
     }
     atomic_store_explicit(&slots_used, 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
 }
 
 PPX_EXPORT int dlclose(void *handle)
@@ -169,16 +196,42 @@ void ppx_frames_disable(const char *why)
     ppx_log_once(&said, why, "; walking every stack with unw_backtrace from now on", NULL, NULL);
 }
 
+static inline void note_read(struct ppx_walk_reads *reads, uintptr_t addr, uintptr_t v)
+{
+    if (reads->n < reads->cap) {
+        reads->addr[reads->n] = addr;
+        reads->val[reads->n] = v;
+    }
+    if (reads->n <= reads->cap)
+        reads->n++;
+}
+
+unsigned ppx_frames_epoch(void)
+{
+    if (atomic_load_explicit(&cache_off, memory_order_relaxed))
+        return 0;
+    return 1 + atomic_load_explicit(&generation, memory_order_acquire);
+}
+
 unsigned ppx_frames_walk(uintptr_t *pcs, unsigned max, uintptr_t sp, uintptr_t rbp, uintptr_t ra,
-                         bool *learnable)
+                         bool *learnable, struct ppx_walk_reads *reads)
 {
     unsigned n = 0;
+    /* Where rbp was last read from (0: it is the one the walk started
+     * with); a saved rbp counts as read for a memo only once a frame's CFA
+     * comes from it (elsewhere it is the program's data, changing). */
+    uintptr_t rbp_from = 0;
     *learnable = false;
+    unsigned g = atomic_load_explicit(&generation, memory_order_acquire);
+    if (PPX_UNLIKELY(g != local_generation)) {
+        memset(local, 0, sizeof local);
+        local_generation = g;
+    }
     while (n < max) {
         if (ra == 0)
             return n;
         pcs[n++] = ra;
-        uint64_t r = lookup(ra);
+        uint64_t r = lookup_local(ra);
         unsigned kind = rule_kind(r);
         if (kind == RULE_LAST)
             return n;
@@ -188,12 +241,22 @@ unsigned ppx_frames_walk(uintptr_t *pcs, unsigned max, uintptr_t sp, uintptr_t r
                          atomic_load_explicit(&slots_used, memory_order_relaxed) < FRAME_SLOTS / 2;
             return 0;
         }
+        if (kind == RULE_FP && reads != NULL) {
+            if (rbp_from == 0)
+                reads->rbp_used = true;
+            else
+                note_read(reads, rbp_from, rbp);
+        }
         uintptr_t cfa = (kind == RULE_SP ? sp : rbp) + (intptr_t)rule_cfa_off(r);
         if (cfa <= sp || cfa - sp > WALK_MAX_FRAME)
             return 0;
-        if (rule_rbp_saved(r))
-            rbp = *(const uintptr_t *)(cfa + (intptr_t)rule_rbp_off(r));
+        if (rule_rbp_saved(r)) {
+            rbp_from = cfa + (intptr_t)rule_rbp_off(r);
+            rbp = *(const uintptr_t *)rbp_from;
+        }
         ra = *(const uintptr_t *)(cfa - sizeof(uintptr_t));
+        if (reads != NULL)
+            note_read(reads, cfa - sizeof(uintptr_t), ra);
         sp = cfa;
     }
     return n;

@@ -15,6 +15,13 @@ void ppx_unwind_init(void);
 /* Fills pcs with up to max_depth return addresses, leaf first, starting at
  * ret (the return address into the caller of the hook). Always >= 1. */
 unsigned ppx_unwind(uintptr_t *pcs, unsigned max_depth, const void *ret);
+/* The interned stack of the caller of the caller (the hook) of this
+ * function's caller, as ppx_stack_intern(t, pcs, ppx_unwind(...)) would
+ * give it (t->pcs is used), but a walk that repeats one of this thread's
+ * recent walks read for read (same start, same words found on the stack)
+ * is not walked or interned again. NULL when out of memory. Guard held,
+ * thread buffers taken. */
+struct ppx_stack *ppx_stack_sample(struct ppx_tls *t, unsigned max_depth, const void *ret);
 /* fork: libunwind's own locks cannot be taken from outside; a child forked
  * while some thread was inside libunwind stops unwinding (it could block on
  * a lock that thread held). */
@@ -137,8 +144,16 @@ void ppx_unwinder_leave(struct ppx_tls *t);
  * sp returns to; rbp: the value of rbp in ra's frame), at most max; 0 when
  * a frame's rule is not known (*learnable: a learning walk may find it) or
  * the walk cannot go on this way (unw_backtrace can). */
+struct ppx_walk_reads {
+    uintptr_t *addr, *val; /* each word the walk read, in order */
+    unsigned n, cap;       /* n > cap: there were more */
+    bool rbp_used;         /* the walk used the rbp it started with */
+};
 unsigned ppx_frames_walk(uintptr_t *pcs, unsigned max, uintptr_t sp, uintptr_t rbp, uintptr_t ra,
-                         bool *learnable);
+                         bool *learnable, struct ppx_walk_reads *reads);
+/* 0 while the frame cache is off, else a number that changes whenever
+ * rules may have been forgotten. */
+unsigned ppx_frames_epoch(void);
 /* With libunwind from the caller, learning each frame's rule: the return
  * addresses of the frames above the one whose CFA is start_sp, at most
  * max; 0 when libunwind cannot walk there or a frame has no such rule.
