@@ -106,17 +106,23 @@ static inline void cpu_relax(void)
 /* The holder may have been preempted (more threads than cores): after a
  * short spin the waiter gives its core away. A signal handler never waits
  * here for its own thread (ppx_sample_forget checks holds_lock). */
-static void spin_lock(atomic_uint *lock)
+static __attribute__((noinline)) void spin_wait(atomic_uint *lock)
 {
     unsigned spins = 0;
-    while (atomic_exchange_explicit(lock, 1, memory_order_acquire) != 0) {
+    do {
         while (atomic_load_explicit(lock, memory_order_relaxed) != 0) {
             if (++spins < 128)
                 cpu_relax();
             else
                 sched_yield();
         }
-    }
+    } while (atomic_exchange_explicit(lock, 1, memory_order_acquire) != 0);
+}
+
+static inline void spin_lock(atomic_uint *lock)
+{
+    if (PPX_UNLIKELY(atomic_exchange_explicit(lock, 1, memory_order_acquire) != 0))
+        spin_wait(lock);
 }
 
 static inline void shard_lock(struct live_shard *s)
