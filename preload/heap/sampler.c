@@ -100,9 +100,6 @@ bool ppx_sample_forget(void *p, struct ppx_live_entry *out)
      * when the address is sampled anew. */
     if (ppx_tls.holds_lock != 0)
         return false;
-    /* The block's header, which the real free reads next (wherever the
-     * allocator keeps it: a hint only), loads while the table is searched. */
-    __builtin_prefetch((const char *)p - 2 * sizeof(size_t));
     int saved_errno = errno;
     bool found = ppx_live_remove((uintptr_t)p, out);
     errno = saved_errno;
