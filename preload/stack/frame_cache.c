@@ -87,16 +87,12 @@ static atomic_bool cache_off;
 /* Bumped when the table is emptied (dlclose). */
 static atomic_uint generation;
 
-/* Each thread's own copies of the rules it used last, packed in a few
- * lines: a walk reads a dozen rules, which in the big table lie on a dozen
- * lines that the program's own memory traffic keeps evicting. Emptied when
- * the table's generation moves. */
+/* Each thread's own copies of the rules it used last (its buffers'
+ * frame_rules), packed in a few lines: a walk reads a dozen rules, which
+ * in the big table lie on a dozen lines that the program's own memory
+ * traffic keeps evicting. Emptied when the table's generation moves. */
 #define LOCAL_BITS 5
-static PPX_TLS struct {
-    uintptr_t key;
-    uint64_t rule;
-} local[1u << LOCAL_BITS];
-static PPX_TLS unsigned local_generation;
+_Static_assert(PPX_FRAME_RULE_COPIES == 1u << LOCAL_BITS, "copies indexed by LOCAL_BITS");
 
 static inline size_t slot_home(uintptr_t ra)
 {
@@ -120,8 +116,10 @@ static inline uint64_t lookup(uintptr_t ra)
     return 0;
 }
 
-static inline uint64_t lookup_local(uintptr_t ra)
+static inline uint64_t lookup_local(struct ppx_frame_rule_copy *local, uintptr_t ra)
 {
+    if (local == NULL)
+        return lookup(ra);
     size_t i = (size_t)(((uint64_t)ra * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - LOCAL_BITS));
     if (local[i].key == ra)
         return local[i].rule;
@@ -213,8 +211,8 @@ unsigned ppx_frames_epoch(void)
     return 1 + atomic_load_explicit(&generation, memory_order_acquire);
 }
 
-unsigned ppx_frames_walk(uintptr_t *pcs, unsigned max, uintptr_t sp, uintptr_t rbp, uintptr_t ra,
-                         bool *learnable, struct ppx_walk_reads *reads)
+unsigned ppx_frames_walk(struct ppx_tls *t, uintptr_t *pcs, unsigned max, uintptr_t sp,
+                         uintptr_t rbp, uintptr_t ra, bool *learnable, struct ppx_walk_reads *reads)
 {
     unsigned n = 0;
     /* Where rbp was last read from (0: it is the one the walk started
@@ -223,15 +221,19 @@ unsigned ppx_frames_walk(uintptr_t *pcs, unsigned max, uintptr_t sp, uintptr_t r
     uintptr_t rbp_from = 0;
     *learnable = false;
     unsigned g = atomic_load_explicit(&generation, memory_order_acquire);
-    if (PPX_UNLIKELY(g != local_generation)) {
-        memset(local, 0, sizeof local);
-        local_generation = g;
+    struct ppx_frame_rule_copy *local = NULL;
+    if (PPX_LIKELY(t->buffers != NULL)) {
+        local = t->buffers->frame_rules;
+        if (PPX_UNLIKELY(g != t->buffers->frame_rules_generation)) {
+            memset(local, 0, sizeof t->buffers->frame_rules);
+            t->buffers->frame_rules_generation = g;
+        }
     }
     while (n < max) {
         if (ra == 0)
             return n;
         pcs[n++] = ra;
-        uint64_t r = lookup_local(ra);
+        uint64_t r = lookup_local(local, ra);
         unsigned kind = rule_kind(r);
         if (kind == RULE_LAST)
             return n;

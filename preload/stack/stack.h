@@ -149,8 +149,9 @@ struct ppx_walk_reads {
     unsigned n, cap;       /* n > cap: there were more */
     bool rbp_used;         /* the walk used the rbp it started with */
 };
-unsigned ppx_frames_walk(uintptr_t *pcs, unsigned max, uintptr_t sp, uintptr_t rbp, uintptr_t ra,
-                         bool *learnable, struct ppx_walk_reads *reads);
+unsigned ppx_frames_walk(struct ppx_tls *t, uintptr_t *pcs, unsigned max, uintptr_t sp,
+                         uintptr_t rbp, uintptr_t ra, bool *learnable,
+                         struct ppx_walk_reads *reads);
 /* 0 while the frame cache is off, else a number that changes whenever
  * rules may have been forgotten. */
 unsigned ppx_frames_epoch(void);

@@ -149,7 +149,7 @@ static int walk_cached(struct ppx_tls *t, uintptr_t *pcs, unsigned size, const u
 {
     uintptr_t sp = (uintptr_t)(fp + 2), rbp = fp[0], ra = fp[1];
     bool learnable;
-    unsigned n = ppx_frames_walk(pcs, size, sp, rbp, ra, &learnable, reads);
+    unsigned n = ppx_frames_walk(t, pcs, size, sp, rbp, ra, &learnable, reads);
     if (n == 0) {
         if (reads != NULL)
             reads->n = reads->cap + 1;
