@@ -83,11 +83,13 @@ struct ppx_stack_figures {
  * up. */
 #define PPX_STACK_STRIPES 4
 struct ppx_stack_stripe {
-    _Alignas(PPX_CACHELINE) _Atomic uint64_t alloc_objects, alloc_bytes, free_objects, free_bytes;
+    _Alignas(PPX_CACHELINE) _Atomic uint64_t alloc_objects; /* the stripe starts a line */
+    _Atomic uint64_t alloc_bytes, free_objects, free_bytes;
     atomic_uint dirty; /* on the dirty list, or will be */
     struct ppx_stack_stripe *dirty_next;
     struct ppx_stack *stack; /* whose stripe this is */
 };
+_Static_assert(sizeof(struct ppx_stack_stripe) == PPX_CACHELINE, "a stripe is one line");
 
 struct ppx_stack {
     uint32_t id;
