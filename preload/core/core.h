@@ -208,10 +208,19 @@ struct ppx_io_cache_slot {
  * taken on the thread's first slow path (or when it starts through the
  * pthread_create hook) and handed to another thread once this one is gone
  * (thread_buffers.c). */
+#define PPX_WALK_MEMO_BYTES 4096 /* stack/unwind.c's memos of recent walks */
+#define PPX_FRAME_RULE_COPIES 32 /* stack/frame_cache.c's, power of two */
+struct ppx_frame_rule_copy {
+    uintptr_t key;
+    uint64_t rule;
+};
 struct ppx_thread_buffers {
     struct ppx_stack_cache_slot stack_cache[PPX_STACK_CACHE];
     struct ppx_io_cache_slot io_cache[PPX_IO_SITE_CACHE];
     uintptr_t pcs[WIRE_MAX_DEPTH + PPX_UNWIND_SLACK];
+    _Alignas(PPX_CACHELINE) unsigned char walk_memo[PPX_WALK_MEMO_BYTES];
+    struct ppx_frame_rule_copy frame_rules[PPX_FRAME_RULE_COPIES];
+    unsigned frame_rules_generation;
 };
 
 /* The calling thread's profiler state, in static TLS: a few words only

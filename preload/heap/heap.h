@@ -56,9 +56,16 @@ static inline size_t ppx_live_filter_index(uintptr_t p)
 {
     return (size_t)(p >> PPX_FILTER_GRAIN_SHIFT) & ((1u << PPX_FILTER_BITS) - 1);
 }
+/* Exact mode (PPX_SAMPLE_RATE=1), set once by ppx_live_init: every block
+ * is sampled, nearly every grain would be marked, and free() goes to the
+ * table without reading the filter; inserts and removes then keep neither
+ * counts nor bits (two lines fewer per call, one of them a locked RMW). */
+extern bool ppx_live_all;
 /* Cheap test for free(): false means p was certainly not sampled. */
 static inline bool ppx_live_maybe(const void *p)
 {
+    if (ppx_live_all)
+        return true;
     size_t i = ppx_live_filter_index((uintptr_t)p);
     uint64_t word =
         atomic_load_explicit(&ppx_live_filter[i / PPX_FILTER_WORD_BITS], memory_order_relaxed);
@@ -77,6 +84,9 @@ bool ppx_live_init(void);
  * false when out of memory. */
 bool ppx_live_insert(const struct ppx_live_entry *e, struct ppx_live_entry *stale);
 bool ppx_live_remove(uintptr_t ptr, struct ppx_live_entry *out);
+/* Starts loading ptr's home slot: under exact mode nearly every insert
+ * waits for that line, so it is fetched while the stack is unwound. */
+void ppx_live_prefetch(uintptr_t ptr);
 void ppx_live_lock_all(void);
 void ppx_live_unlock_all(void);
 void ppx_live_reset_child(void);

@@ -21,11 +21,9 @@ bool ppx_heap_send_pending(struct ppx_encoder *enc)
  * the entry is emitted after it). */
 static bool encode_stack(struct ppx_encoder *enc, struct ppx_stack *s)
 {
-    /* frees before allocations: a free is never counted before its alloc */
-    uint64_t fo = atomic_load_explicit(&s->free_objects, memory_order_seq_cst);
-    uint64_t fb = atomic_load_explicit(&s->free_bytes, memory_order_seq_cst);
-    uint64_t ao = atomic_load_explicit(&s->alloc_objects, memory_order_seq_cst);
-    uint64_t ab = atomic_load_explicit(&s->alloc_bytes, memory_order_seq_cst);
+    struct ppx_stack_figures f;
+    ppx_stack_figures(s, &f);
+    uint64_t fo = f.free_objects, fb = f.free_bytes, ao = f.alloc_objects, ab = f.alloc_bytes;
     if (s->sent_generation != ppx_stream_generation()) {
         if (ao == 0 && ab == 0 && fo == 0 && fb == 0)
             return true;
@@ -52,19 +50,21 @@ static bool encode_stack(struct ppx_encoder *enc, struct ppx_stack *s)
     return true;
 }
 
+/* A stack with several dirty stripes is read once per stripe; after the
+ * first, nothing has moved (or what moved since is sent). */
 static bool send_dirty(struct ppx_encoder *enc, uint32_t n_stacks)
 {
-    struct ppx_stack *list = ppx_stacks_take_dirty();
+    struct ppx_stack_stripe *list = ppx_stacks_take_dirty();
     while (list != NULL) {
-        struct ppx_stack *s = list;
-        list = s->dirty_next;
-        if (s->id >= n_stacks || enc->failed) {
-            ppx_stacks_requeue(s); /* still flagged dirty: next time */
+        struct ppx_stack_stripe *st = list;
+        list = st->dirty_next;
+        if (st->stack->id >= n_stacks || enc->failed) {
+            ppx_stacks_requeue(st); /* still flagged dirty: next time */
             continue;
         }
         /* clear, then read (pairs with mark_dirty's add-then-check) */
-        atomic_store_explicit(&s->dirty, 0, memory_order_seq_cst);
-        if (!encode_stack(enc, s))
+        atomic_store_explicit(&st->dirty, 0, memory_order_seq_cst);
+        if (!encode_stack(enc, st->stack))
             enc->failed = true;
     }
     return !enc->failed;

@@ -43,9 +43,10 @@ static void record(struct ppx_tls *t, void *p, size_t size, const void *ret)
         errno = saved_errno;
         return;
     }
+    /* the slot's line arrives while we unwind */
+    ppx_live_prefetch((uintptr_t)p);
     /* Unwind first, with no lock held: unwinding may take the loader's lock. */
-    unsigned depth = ppx_unwind(t->pcs, ppx_config.max_depth, ret);
-    struct ppx_stack *s = ppx_stack_intern(t, t->pcs, depth);
+    struct ppx_stack *s = ppx_stack_sample(t, ppx_config.max_depth, ret);
     if (s != NULL) {
         struct ppx_live_entry e = {(uintptr_t)p, size, s}, stale;
         if (ppx_live_insert(&e, &stale)) {

@@ -15,6 +15,13 @@ void ppx_unwind_init(void);
 /* Fills pcs with up to max_depth return addresses, leaf first, starting at
  * ret (the return address into the caller of the hook). Always >= 1. */
 unsigned ppx_unwind(uintptr_t *pcs, unsigned max_depth, const void *ret);
+/* The interned stack of the caller of the caller (the hook) of this
+ * function's caller, as ppx_stack_intern(t, pcs, ppx_unwind(...)) would
+ * give it (t->pcs is used), but a walk that repeats one of this thread's
+ * recent walks read for read (same start, same words found on the stack)
+ * is not walked or interned again. NULL when out of memory. Guard held,
+ * thread buffers taken. */
+struct ppx_stack *ppx_stack_sample(struct ppx_tls *t, unsigned max_depth, const void *ret);
 /* fork: libunwind's own locks cannot be taken from outside; a child forked
  * while some thread was inside libunwind stops unwinding (it could block on
  * a lock that thread held). */
@@ -63,12 +70,30 @@ void ppx_unwind_pipe_adopt(int fds[2]);
 
 /* ---- stack_table.c: interned stacks ---- */
 
-struct ppx_stack {
-    /* hot: updated by the hooks */
-    _Atomic uint64_t alloc_objects, alloc_bytes, free_objects, free_bytes;
+/* A stack's heap figures, or one stripe's share of them. */
+struct ppx_stack_figures {
+    uint64_t alloc_objects, alloc_bytes, free_objects, free_bytes;
+};
+
+/* Each thread adds to one stripe of a stack's counters (threads take
+ * stripes in turn), each stripe on a line of its own: threads that allocate
+ * or free through the same stack (under exact mode, every call) do not
+ * pull one line back and forth, and a count touches that line alone: the
+ * stripe carries its own dirty mark and link. The flusher adds the stripes
+ * up. */
+#define PPX_STACK_STRIPES 4
+struct ppx_stack_stripe {
+    _Alignas(PPX_CACHELINE) _Atomic uint64_t alloc_objects; /* the stripe starts a line */
+    _Atomic uint64_t alloc_bytes, free_objects, free_bytes;
     atomic_uint dirty; /* on the dirty list, or will be */
+    struct ppx_stack_stripe *dirty_next;
+    struct ppx_stack *stack; /* whose stripe this is */
+};
+_Static_assert(sizeof(struct ppx_stack_stripe) == PPX_CACHELINE, "a stripe is one line");
+
+struct ppx_stack {
     uint32_t id;
-    struct ppx_stack *dirty_next;
+    uint32_t pad0;
     /* flusher only: figures already sent on connection sent_generation */
     uint64_t sent_generation;
     uint64_t sent_alloc_objects, sent_alloc_bytes, sent_free_objects, sent_free_bytes;
@@ -76,6 +101,8 @@ struct ppx_stack {
     uint64_t hash;
     uint32_t depth;
     uint32_t pad;
+    /* hot: updated by the hooks */
+    struct ppx_stack_stripe stripes[PPX_STACK_STRIPES];
     uintptr_t pcs[];
 };
 
@@ -84,16 +111,20 @@ void ppx_stacks_init(void);
 struct ppx_stack *ppx_stack_intern(struct ppx_tls *t, const uintptr_t *pcs, unsigned depth);
 void ppx_stack_count_alloc(struct ppx_stack *s, uint64_t bytes);
 void ppx_stack_count_free(struct ppx_stack *s, uint64_t bytes);
+/* s's figures so far: every stripe's frees, then every stripe's
+ * allocations (seq_cst), so that a free is never seen without its alloc. */
+void ppx_stack_figures(const struct ppx_stack *s, struct ppx_stack_figures *out);
 /* Whether anything was counted since start (or fork). */
 bool ppx_stacks_any_counted(void);
 /* Stacks ever interned; ids are 0..count-1. */
 uint32_t ppx_stacks_count(void);
 /* The record of id, NULL if it is not published yet. */
 struct ppx_stack *ppx_stack_get(uint32_t id);
-/* Takes the whole dirty list (each record once, linked by dirty_next). */
-struct ppx_stack *ppx_stacks_take_dirty(void);
-/* Puts back a record taken from the dirty list, still dirty. */
-void ppx_stacks_requeue(struct ppx_stack *s);
+/* Takes the whole dirty list: stripes whose counts changed, each once,
+ * linked by dirty_next (a stack may be there once per stripe). */
+struct ppx_stack_stripe *ppx_stacks_take_dirty(void);
+/* Puts back a stripe taken from the dirty list, still dirty. */
+void ppx_stacks_requeue(struct ppx_stack_stripe *st);
 void ppx_stacks_lock_all(void);
 void ppx_stacks_unlock_all(void);
 void ppx_stacks_reset_child(void);
@@ -109,6 +140,30 @@ void ppx_unwind_disable(const char *why);
  * forked meanwhile (lock-free: also from the SIGPROF handler). */
 void ppx_unwinder_enter(struct ppx_tls *t);
 void ppx_unwinder_leave(struct ppx_tls *t);
+
+/* frame_cache.c: walks by rules learned per return address. */
+/* The n >= 1 return addresses from ra up (ra: where the frame whose CFA is
+ * sp returns to; rbp: the value of rbp in ra's frame), at most max; 0 when
+ * a frame's rule is not known (*learnable: a learning walk may find it) or
+ * the walk cannot go on this way (unw_backtrace can). */
+struct ppx_walk_reads {
+    uintptr_t *addr, *val; /* each word the walk read, in order */
+    unsigned n, cap;       /* n > cap: there were more */
+    bool rbp_used;         /* the walk used the rbp it started with */
+};
+unsigned ppx_frames_walk(struct ppx_tls *t, uintptr_t *pcs, unsigned max, uintptr_t sp,
+                         uintptr_t rbp, uintptr_t ra, bool *learnable,
+                         struct ppx_walk_reads *reads);
+/* 0 while the frame cache is off, else a number that changes whenever
+ * rules may have been forgotten. */
+unsigned ppx_frames_epoch(void);
+/* With libunwind from the caller, learning each frame's rule: the return
+ * addresses of the frames above the one whose CFA is start_sp, at most
+ * max; 0 when libunwind cannot walk there or a frame has no such rule.
+ * Called inside ppx_unwinder_enter/leave. */
+unsigned ppx_frames_learn(uintptr_t *pcs, unsigned max, uintptr_t start_sp);
+bool ppx_frames_usable(void);
+void ppx_frames_disable(const char *why);
 
 /* unwind_pipe.c */
 void ppx_unwind_pipe_resolve(void);

@@ -2,11 +2,11 @@
  *
  * A stack (leaf-first return addresses) is interned once into a record that
  * lives for the rest of the process, with an id dense from 0 (the wire id)
- * and four atomic counters the hooks add to. Lookups first try a small
- * per-thread cache (a server repeats the same few stacks), then a sharded
- * hash table, each shard behind its own mutex.
+ * and atomic counters the hooks add to, one stripe per thread (stack.h).
+ * Lookups first try a small per-thread cache (a server repeats the same few
+ * stacks), then a sharded hash table, each shard behind its own mutex.
  *
- * The flusher does not scan every stack: a record whose counters change is
+ * The flusher does not scan every stack: a stripe whose counters change is
  * pushed (once) on a lock-free dirty list, which the flusher takes whole. */
 #include "stack.h"
 
@@ -32,26 +32,39 @@ static struct stack_shard shards[STACK_SHARDS];
  * reads it without locks. */
 static _Atomic(void *) directory[DIR_CHUNKS]; /* of _Atomic(struct ppx_stack *) */
 static atomic_uint next_id;
-static _Atomic(struct ppx_stack *) dirty_head;
+static _Atomic(struct ppx_stack_stripe *) dirty_head;
 static atomic_bool any_counted;
 
+/* Every sample hashes its stack: two lanes of xor-and-multiply (each step
+ * a bijection, so stacks that differ in one frame differ in their lane)
+ * run side by side instead of one chain of dependent multiplies, and one
+ * finaliser spreads the result over all bits (shard, slot, cache index). */
 static inline uint64_t hash_pcs(const uintptr_t *pcs, unsigned depth)
 {
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ depth;
-    for (unsigned i = 0; i < depth; i++) {
-        h ^= pcs[i];
-        h *= 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
+    uint64_t a = 0x9E3779B97F4A7C15ull ^ depth, b = 0x6A09E667F3BCC909ull;
+    unsigned i = 0;
+    for (; i + 1 < depth; i += 2) {
+        a = (a ^ pcs[i]) * 0xff51afd7ed558ccdull;
+        b = (b ^ pcs[i + 1]) * 0xc4ceb9fe1a85ec53ull;
     }
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 29;
-    return h;
+    if (i < depth)
+        a = (a ^ pcs[i]) * 0xff51afd7ed558ccdull;
+    return ppx_mix64(a ^ (b << 31 | b >> 33));
+}
+
+static inline bool same_pcs(const uintptr_t *x, const uintptr_t *y, unsigned depth)
+{
+    for (unsigned i = 0; i < depth; i++) {
+        if (x[i] != y[i])
+            return false;
+    }
+    return true;
 }
 
 static inline bool same_stack(const struct ppx_stack *s, uint64_t h, const uintptr_t *pcs,
                               unsigned depth)
 {
-    return s->hash == h && s->depth == depth && memcmp(s->pcs, pcs, depth * sizeof *pcs) == 0;
+    return s->hash == h && s->depth == depth && same_pcs(s->pcs, pcs, depth);
 }
 
 void ppx_stacks_init(void)
@@ -104,6 +117,8 @@ static struct ppx_stack *create(uint64_t h, const uintptr_t *pcs, unsigned depth
     if (chunk == NULL)
         return NULL;
     s->id = id;
+    for (unsigned i = 0; i < PPX_STACK_STRIPES; i++)
+        s->stripes[i].stack = s;
     s->hash = h;
     s->depth = depth;
     memcpy(s->pcs, pcs, depth * sizeof *pcs);
@@ -162,16 +177,16 @@ struct ppx_stack *ppx_stack_intern(struct ppx_tls *t, const uintptr_t *pcs, unsi
 }
 
 /* The counters were just changed (seq_cst): if the flusher already cleared
- * the flag it will not have seen the change, so queue the record again.
+ * the flag it will not have seen the change, so queue the stripe again.
  * Pairs with the store-then-load in the flusher (ppx_stacks_take_dirty's
  * users clear the flag before reading the counters). */
-static inline void mark_dirty(struct ppx_stack *s)
+static inline void mark_dirty(struct ppx_stack_stripe *st)
 {
-    if (atomic_load_explicit(&s->dirty, memory_order_seq_cst) != 0)
+    if (atomic_load_explicit(&st->dirty, memory_order_seq_cst) != 0)
         return;
-    if (atomic_exchange_explicit(&s->dirty, 1, memory_order_seq_cst) != 0)
+    if (atomic_exchange_explicit(&st->dirty, 1, memory_order_seq_cst) != 0)
         return;
-    ppx_stacks_requeue(s);
+    ppx_stacks_requeue(st);
     if (!atomic_load_explicit(&any_counted, memory_order_relaxed))
         atomic_store_explicit(&any_counted, true, memory_order_relaxed);
 }
@@ -181,18 +196,50 @@ bool ppx_stacks_any_counted(void)
     return atomic_load_explicit(&any_counted, memory_order_relaxed);
 }
 
+/* 1 + the calling thread's stripe, 0 until it first counts. */
+static PPX_TLS unsigned stripe_plus1;
+static atomic_uint next_stripe;
+
+static inline struct ppx_stack_stripe *stripe_of(struct ppx_stack *s)
+{
+    unsigned i = stripe_plus1;
+    if (PPX_UNLIKELY(i == 0)) {
+        i = 1 +
+            atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % PPX_STACK_STRIPES;
+        stripe_plus1 = i;
+    }
+    return &s->stripes[i - 1];
+}
+
 void ppx_stack_count_alloc(struct ppx_stack *s, uint64_t bytes)
 {
-    atomic_fetch_add_explicit(&s->alloc_objects, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->alloc_bytes, bytes, memory_order_seq_cst);
-    mark_dirty(s);
+    struct ppx_stack_stripe *st = stripe_of(s);
+    atomic_fetch_add_explicit(&st->alloc_objects, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->alloc_bytes, bytes, memory_order_seq_cst);
+    mark_dirty(st);
 }
 
 void ppx_stack_count_free(struct ppx_stack *s, uint64_t bytes)
 {
-    atomic_fetch_add_explicit(&s->free_objects, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->free_bytes, bytes, memory_order_seq_cst);
-    mark_dirty(s);
+    struct ppx_stack_stripe *st = stripe_of(s);
+    atomic_fetch_add_explicit(&st->free_objects, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->free_bytes, bytes, memory_order_seq_cst);
+    mark_dirty(st);
+}
+
+void ppx_stack_figures(const struct ppx_stack *s, struct ppx_stack_figures *out)
+{
+    *out = (struct ppx_stack_figures){0, 0, 0, 0};
+    for (unsigned i = 0; i < PPX_STACK_STRIPES; i++) {
+        const struct ppx_stack_stripe *st = &s->stripes[i];
+        out->free_objects += atomic_load_explicit(&st->free_objects, memory_order_seq_cst);
+        out->free_bytes += atomic_load_explicit(&st->free_bytes, memory_order_seq_cst);
+    }
+    for (unsigned i = 0; i < PPX_STACK_STRIPES; i++) {
+        const struct ppx_stack_stripe *st = &s->stripes[i];
+        out->alloc_objects += atomic_load_explicit(&st->alloc_objects, memory_order_seq_cst);
+        out->alloc_bytes += atomic_load_explicit(&st->alloc_bytes, memory_order_seq_cst);
+    }
 }
 
 uint32_t ppx_stacks_count(void)
@@ -211,17 +258,17 @@ struct ppx_stack *ppx_stack_get(uint32_t id)
     return atomic_load_explicit(&chunk[id & (DIR_CHUNK - 1)], memory_order_acquire);
 }
 
-struct ppx_stack *ppx_stacks_take_dirty(void)
+struct ppx_stack_stripe *ppx_stacks_take_dirty(void)
 {
     return atomic_exchange_explicit(&dirty_head, NULL, memory_order_acquire);
 }
 
-void ppx_stacks_requeue(struct ppx_stack *s)
+void ppx_stacks_requeue(struct ppx_stack_stripe *st)
 {
-    struct ppx_stack *head = atomic_load_explicit(&dirty_head, memory_order_relaxed);
+    struct ppx_stack_stripe *head = atomic_load_explicit(&dirty_head, memory_order_relaxed);
     do {
-        s->dirty_next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&dirty_head, &head, s, memory_order_release,
+        st->dirty_next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&dirty_head, &head, st, memory_order_release,
                                                     memory_order_relaxed));
 }
 
@@ -250,12 +297,15 @@ void ppx_stacks_reset_child(void)
         struct ppx_stack *s = ppx_stack_get(id);
         if (s == NULL)
             continue;
-        atomic_store_explicit(&s->alloc_objects, 0, memory_order_relaxed);
-        atomic_store_explicit(&s->alloc_bytes, 0, memory_order_relaxed);
-        atomic_store_explicit(&s->free_objects, 0, memory_order_relaxed);
-        atomic_store_explicit(&s->free_bytes, 0, memory_order_relaxed);
-        atomic_store_explicit(&s->dirty, 0, memory_order_relaxed);
-        s->dirty_next = NULL;
+        for (unsigned i = 0; i < PPX_STACK_STRIPES; i++) {
+            struct ppx_stack_stripe *st = &s->stripes[i];
+            atomic_store_explicit(&st->alloc_objects, 0, memory_order_relaxed);
+            atomic_store_explicit(&st->alloc_bytes, 0, memory_order_relaxed);
+            atomic_store_explicit(&st->free_objects, 0, memory_order_relaxed);
+            atomic_store_explicit(&st->free_bytes, 0, memory_order_relaxed);
+            atomic_store_explicit(&st->dirty, 0, memory_order_relaxed);
+            st->dirty_next = NULL;
+        }
         s->sent_generation = 0;
         s->sent_alloc_objects = s->sent_alloc_bytes = 0;
         s->sent_free_objects = s->sent_free_bytes = 0;

@@ -111,15 +111,84 @@ static int backtrace_tracked(struct ppx_tls *t, uintptr_t *pcs, int size)
     return n;
 }
 
-unsigned ppx_unwind(uintptr_t *pcs, unsigned max_depth, const void *ret)
+/* Walks checked against unw_backtrace on this thread: the first few, then
+ * one in VERIFY_EVERY. */
+#define VERIFY_FIRST 16u
+#define VERIFY_EVERY 1024u
+static PPX_TLS unsigned walks;
+
+/* Whether unw_backtrace agrees with the n frames in pcs (from the caller
+ * of ppx_unwind up, at most size): its own walk starts in here, so pcs[0]
+ * is looked for among its first frames. */
+static bool verified(struct ppx_tls *t, const uintptr_t *pcs, unsigned n, unsigned size)
+{
+    uintptr_t check[96]; /* a deeper stack is compared up to here */
+    if (size > sizeof check / sizeof check[0])
+        size = sizeof check / sizeof check[0];
+    int m = backtrace_tracked(t, check, (int)size);
+    for (int start = 0; start < m && start < (int)PPX_UNWIND_SLACK; start++) {
+        if (check[start] != pcs[0])
+            continue;
+        unsigned have = (unsigned)(m - start);
+        unsigned common = have < n ? have : n;
+        if (memcmp(check + start, pcs, common * sizeof *pcs) != 0)
+            return false;
+        /* equal lengths, unless one of the walks was cut at size */
+        return have == n || (have > n && n >= size) || (have < n && (unsigned)m >= size);
+    }
+    return false;
+}
+
+/* From the caller of fp's function up: the frame cache (frame_cache.c),
+ * else a learning walk. Returns the frames found, or -1 to fall back to
+ * unw_backtrace. fp is a frame with a frame pointer; reads (or NULL) gets
+ * the words the walk read, its n set past its cap unless the walk came
+ * from the cache alone. */
+static int walk_cached(struct ppx_tls *t, uintptr_t *pcs, unsigned size, const uintptr_t *fp,
+                       struct ppx_walk_reads *reads)
+{
+    uintptr_t sp = (uintptr_t)(fp + 2), rbp = fp[0], ra = fp[1];
+    bool learnable;
+    unsigned n = ppx_frames_walk(t, pcs, size, sp, rbp, ra, &learnable, reads);
+    if (n == 0) {
+        if (reads != NULL)
+            reads->n = reads->cap + 1;
+        if (!learnable)
+            return -1;
+        ppx_unwinder_enter(t);
+        n = ppx_frames_learn(pcs, size, sp);
+        ppx_unwinder_leave(t);
+        return n == 0 ? -1 : (int)n;
+    }
+    unsigned w = ++walks;
+    if ((w <= VERIFY_FIRST || w % VERIFY_EVERY == 0) && !verified(t, pcs, n, size)) {
+        ppx_frames_disable("the frame cache and unw_backtrace disagree on a stack");
+        if (reads != NULL)
+            reads->n = reads->cap + 1;
+        return -1;
+    }
+    return (int)n;
+}
+
+/* The hook's caller and up, in pcs; fp: the frame of ppx_unwind or
+ * ppx_stack_sample (either keeps a frame pointer: __builtin_frame_address),
+ * NULL if its return address did not check out. */
+static unsigned unwind_from(struct ppx_tls *t, uintptr_t *pcs, unsigned max_depth, const void *ret,
+                            const uintptr_t *fp, struct ppx_walk_reads *reads)
 {
     int n = 0;
     if (PPX_UNLIKELY(!ppx_stack_room())) {
         pcs[0] = (uintptr_t)ret; /* no room for a walk: the caller alone */
         return 1;
     }
-    if (ppx_unwind_usable())
-        n = backtrace_tracked(&ppx_tls, pcs, (int)(max_depth + PPX_UNWIND_SLACK));
+    if (ppx_unwind_usable()) {
+        unsigned size = max_depth + PPX_UNWIND_SLACK;
+        n = -1;
+        if (fp != NULL && ppx_frames_usable())
+            n = walk_cached(t, pcs, size, fp, reads);
+        if (n < 0)
+            n = backtrace_tracked(t, pcs, (int)size);
+    }
     if (n < 0)
         n = 0;
     /* Our frames come first; the caller of the hook starts at ret. */
@@ -141,4 +210,101 @@ unsigned ppx_unwind(uintptr_t *pcs, unsigned max_depth, const void *ret)
     if (start != 0)
         memmove(pcs, pcs + start, depth * sizeof *pcs);
     return depth;
+}
+
+__attribute__((noinline)) unsigned ppx_unwind(uintptr_t *pcs, unsigned max_depth, const void *ret)
+{
+    const uintptr_t *fp = __builtin_frame_address(0);
+    if (fp[1] != (uintptr_t)__builtin_return_address(0))
+        fp = NULL;
+    return unwind_from(&ppx_tls, pcs, max_depth, ret, fp, NULL);
+}
+
+/* ---- memos of recent walks ----
+ * Under exact mode a thread samples the same few stacks over and over, and
+ * each walk reads the same words from the same addresses. A memo keeps a
+ * walk's start (its caller's CFA and return address, rbp if the walk
+ * used it, and ret), every
+ * word it read with its address, and the stack it interned. A sample whose
+ * start matches and whose stack still holds each of those words would walk
+ * exactly that way again (the rules are the same while the frame cache's
+ * epoch is): its stack is the memo's, for a few loads. */
+#define MEMO_READS 24
+#define MEMOS 8
+struct walk_memo {
+    uintptr_t sp, rbp, ra, ret;
+    unsigned epoch, n_reads;
+    unsigned owner;          /* thread_serial of the thread that walked */
+    bool rbp_used;           /* the walk depended on rbp */
+    unsigned stamp;          /* memo_clock when last used */
+    struct ppx_stack *stack; /* NULL: empty */
+    uintptr_t addr[MEMO_READS], val[MEMO_READS];
+};
+_Static_assert(MEMOS * sizeof(struct walk_memo) <= PPX_WALK_MEMO_BYTES, "memos fit the buffer");
+
+/* Buffers go to another thread once theirs ends, and its stack may lie
+ * where the old one did but end lower: a memo is only for the thread that
+ * walked (its addresses above sp are then on its live stack). */
+static PPX_TLS unsigned thread_serial;
+static PPX_TLS unsigned memo_clock;
+static atomic_uint next_serial;
+static inline unsigned this_thread_serial(void)
+{
+    if (PPX_UNLIKELY(thread_serial == 0)) {
+        unsigned n;
+        do {
+            n = atomic_fetch_add_explicit(&next_serial, 1, memory_order_relaxed) + 1;
+        } while (n == 0);
+        thread_serial = n;
+    }
+    return thread_serial;
+}
+
+static inline bool memo_holds(const struct walk_memo *m)
+{
+    for (unsigned i = 0; i < m->n_reads; i++) {
+        if (*(const uintptr_t *)m->addr[i] != m->val[i])
+            return false;
+    }
+    return true;
+}
+
+__attribute__((noinline)) struct ppx_stack *ppx_stack_sample(struct ppx_tls *t, unsigned max_depth,
+                                                             const void *ret)
+{
+    const uintptr_t *fp = __builtin_frame_address(0);
+    uintptr_t sp = (uintptr_t)(fp + 2), rbp = fp[0], ra = fp[1];
+    unsigned epoch = ppx_frames_epoch();
+    if (ra != (uintptr_t)__builtin_return_address(0) || epoch == 0 || !ppx_stack_room() ||
+        !ppx_unwind_usable())
+        return ppx_stack_intern(t, t->pcs, unwind_from(t, t->pcs, max_depth, ret, NULL, NULL));
+    struct walk_memo *pair = (struct walk_memo *)(void *)t->buffers->walk_memo +
+                             (ppx_mix64(sp ^ ra) >> 32) % (MEMOS / 2) * 2;
+    unsigned owner = this_thread_serial();
+    for (struct walk_memo *m = pair; m < pair + 2; m++) {
+        if (m->stack != NULL && m->sp == sp && (m->rbp == rbp || !m->rbp_used) && m->ra == ra &&
+            m->ret == (uintptr_t)ret && m->epoch == epoch && m->owner == owner && memo_holds(m)) {
+            m->stamp = ++memo_clock;
+            return m->stack;
+        }
+    }
+    /* two ways: the one used less recently goes */
+    struct walk_memo *m = pair[0].stamp <= pair[1].stamp ? &pair[0] : &pair[1];
+    m->stack = NULL;
+    struct ppx_walk_reads reads = {m->addr, m->val, 0, MEMO_READS, false}; /* filled in place */
+    unsigned depth = unwind_from(t, t->pcs, max_depth, ret, fp, &reads);
+    struct ppx_stack *s = ppx_stack_intern(t, t->pcs, depth);
+    if (s != NULL && reads.n <= MEMO_READS) {
+        m->sp = sp;
+        m->rbp = rbp;
+        m->ra = ra;
+        m->ret = (uintptr_t)ret;
+        m->epoch = epoch;
+        m->n_reads = reads.n;
+        m->rbp_used = reads.rbp_used;
+        m->owner = owner;
+        m->stamp = ++memo_clock;
+        m->stack = s;
+    }
+    return s;
 }
