@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Block and mutex profiles (block.pb.gz, mutex.pb.gz), as Go defines them:
+# block charges a wait at the stack that waited, mutex at the stack that
+# released the lock others waited for. tests/progs/contention measures its
+# own waits; the profiles must agree within 5%:
+# - with every event recorded (PPX_BLOCK_RATE=1, PPX_MUTEX_FRACTION=1): a
+#   mutex held 50 ms while another thread waits, 20 times: block ~1.0 s and
+#   20 contentions at wait_mutex, mutex ~1.0 s and 20 contentions at
+#   hold_mutex; a condition variable waited 30 ms x 10 (~0.3 s at
+#   wait_cond); an rwlock's read side waiting for its writer (40 ms x 10,
+#   at wait_rwlock, and at hold_rwlock in the mutex profile); a semaphore
+#   (20 ms x 10 at wait_sem). The profiles are laid out as Go writes them
+#   (sample types contentions/count, delay/nanoseconds, period type
+#   contentions/count, period 1) and no sample has ppx's frames.
+# - return values are glibc's (trylock's EBUSY, EDEADLK, EPERM, ETIMEDOUT,
+#   a robust mutex's EOWNERDEAD; errno after a semaphore wait); contended
+#   locks inside a dl_iterate_phdr callback with stdio and malloc busy on
+#   another thread do not deadlock; a child forked while a thread waits for
+#   a lock its parent holds uses that lock.
+# - C++: std::mutex, std::shared_mutex, std::condition_variable
+#   (tests/progs/contention_cxx), the same way.
+# - the defaults (PPX_BLOCK_RATE 10000 ns: every wait here is longer, so the
+#   block figures are exact; PPX_MUTEX_FRACTION 10: whatever mutex events
+#   were taken stand for 10 each, each ~50 ms);
+# - PPX_BLOCK_RATE=0 PPX_MUTEX_FRACTION=0: empty profiles.
+# - live: /debug/pprof/ lists block and mutex, and mutex?seconds=2 holds
+#   the contention of those 2 seconds only.
+. "$(dirname "$0")/../lib/common.sh"
+. "$TESTS_LIB/cpu_common.sh"
+require_built
+require_pprof
+cd "$TMP" || exit 99
+
+# record WHERE PROGRAM [ENV...]: PROGRAM under ppx record into $TMP/WHERE.
+record() {
+    local where=$1 prog=$2
+    shift 2
+    env "$@" "$PPX" record -q -o "$TMP/$where" -- "$PROGS/$prog" \
+        >"$TMP/$where.out" 2>"$TMP/$where.err" ||
+        die "$where: ppx record -- $prog: exit status $?, stderr: $(cat "$TMP/$where.err")"
+    for f in block mutex; do
+        [ -s "$TMP/$where/$f.pb.gz" ] || die "$where: $f.pb.gz not written"
+        dump_profile "$TMP/$where/$f.pb.gz" "$where.$f" || return
+    done
+}
+
+# waited WHERE FUNC: the wait_ns FUNC printed for itself.
+waited() {
+    prog_field "$(cat "$TMP/$1.out")" "$2" wait_ns
+}
+
+# check_header WHERE PROFILE: laid out as Go's printCountCycleProfile.
+check_header() {
+    local header
+    header=$(pprof_raw "$TMP/$1/$2.pb.gz" --header) || { fail "$1: cannot read $2.pb.gz"; return; }
+    expect_eq "$1 $2 sample types" "contentions delay" "$(header_field "$header" sample_types)"
+    expect_eq "$1 $2 period type" "contentions count" "$(header_field "$header" period_type)"
+    expect_eq "$1 $2 period" 1 "$(header_field "$header" period)"
+    expect_eq "$1 $2 default sample type (none, as Go)" "" "$(header_field "$header" default_type)"
+}
+
+# expect_wait WHERE PROFILE FUNC WANT_NS COUNT [flat|cum]: FUNC has WANT_NS
+# of delay within 5%, and COUNT contentions (if not "-").
+expect_wait() {
+    local where=$1 prof=$2 func=$3 want=$4 count=$5 how=${6:-flat} delay n
+    delay=$(dq "$where.$prof" delay "$how" "$func")
+    n=$(dq "$where.$prof" contentions "$how" "$func")
+    note "$where $prof: $func $(awk -v d="$delay" 'BEGIN { printf "%.1f", d / 1e6 }') ms in $n contentions (it measured $(awk -v d="$want" 'BEGIN { printf "%.1f", d / 1e6 }') ms)"
+    expect_within_pct "$where $prof: delay at $func (ns)" "$want" "$delay" 5
+    [ "$count" = - ] || expect_eq "$where $prof: contentions at $func" "$count" "$n"
+}
+
+# no_own_frames WHERE PROFILE: no sample has ppx's or libunwind's frames,
+# nor a pthread or sem function at its leaf.
+no_own_frames() {
+    local bad
+    bad=$(awk -F'\t' 'NR > 1 && $3 ~ /(^|;)(ppx_[^;]*|lock_slow|unlock_slow|cond_wait|sem_wait_slow|_ULx86_64[^;]*|unw_[^;]*)(;|$)/' "$TMP/$1.$2.dump" | head -3)
+    [ -z "$bad" ] || fail "$1 $2: samples with ppx's or libunwind's frames: $bad"
+    bad=$(awk -F'\t' 'NR > 1 { split($3, f, ";"); if (f[1] ~ /^(pthread_|sem_)/) print }' "$TMP/$1.$2.dump" | head -3)
+    [ -z "$bad" ] || fail "$1 $2: samples whose leaf is the lock call itself: $bad"
+}
+
+# ---- every event recorded ---------------------------------------------------
+record all contention PPX_BLOCK_RATE=1 PPX_MUTEX_FRACTION=1
+out=$(cat "$TMP/all.out")
+check_header all block
+check_header all mutex
+expect_wait all block wait_mutex "$(waited all wait_mutex)" 20
+expect_wait all block wait_cond "$(waited all wait_cond)" 10
+expect_wait all block wait_rwlock "$(waited all wait_rwlock)" 10
+expect_wait all block wait_sem "$(waited all wait_sem)" 10
+expect_wait all mutex hold_mutex "$(waited all wait_mutex)" 20
+expect_wait all mutex hold_rwlock "$(waited all wait_rwlock)" 10
+no_own_frames all block
+no_own_frames all mutex
+grep -qx 'semantics ok' <<<"$out" || fail "return values: $(cat "$TMP/all.err")"
+expect_eq "fork: the child's exit status" 0 "$(prog_field "$out" fork child_status)"
+[ "$(prog_field "$out" loader callbacks)" -gt 0 ] 2>/dev/null ||
+    fail "loader: no dl_iterate_phdr callback ran: $out"
+
+# ---- C++ ----------------------------------------------------------------------
+record cxx contention_cxx PPX_BLOCK_RATE=1 PPX_MUTEX_FRACTION=1
+expect_wait cxx block cxx_wait "$(waited cxx cxx_wait)" 10 cum
+expect_wait cxx block cxx_wait_shared "$(waited cxx cxx_wait_shared)" 10 cum
+expect_wait cxx block cxx_wait_cv "$(waited cxx cxx_wait_cv)" 10 cum
+expect_wait cxx mutex cxx_hold "$(waited cxx cxx_wait)" 10 cum
+expect_wait cxx mutex cxx_hold_shared "$(waited cxx cxx_wait_shared)" 10 cum
+
+# ---- the defaults ---------------------------------------------------------------
+record defaults contention -u PPX_BLOCK_RATE -u PPX_MUTEX_FRACTION
+expect_wait defaults block wait_mutex "$(waited defaults wait_mutex)" 20
+expect_wait defaults block wait_cond "$(waited defaults wait_cond)" 10
+n=$(dq defaults.mutex contentions flat hold_mutex)
+delay=$(dq defaults.mutex delay flat hold_mutex)
+note "defaults mutex: hold_mutex $n contentions, $(awk -v d="$delay" 'BEGIN { printf "%.1f", d / 1e6 }') ms"
+[ $((n % 10)) -eq 0 ] || fail "defaults mutex: $n contentions at hold_mutex, not a multiple of 10"
+if [ "$n" -gt 0 ]; then
+    # each event taken is one ~50 ms wait standing for 10
+    expect_within_pct "defaults mutex: delay per contention at hold_mutex (ns)" \
+        "$(awk -v w="$(waited defaults wait_mutex)" 'BEGIN { printf "%.0f", w / 20 }')" \
+        "$(awk -v d="$delay" -v n="$n" 'BEGIN { printf "%.0f", d / n }')" 5
+fi
+
+# ---- off ----------------------------------------------------------------------
+record off contention PPX_BLOCK_RATE=0 PPX_MUTEX_FRACTION=0
+expect_eq "off: block samples" 0 "$(dq off.block delay total)"
+expect_eq "off: mutex samples" 0 "$(dq off.mutex delay total)"
+grep -qx 'semantics ok' "$TMP/off.out" || fail "off: return values: $(cat "$TMP/off.err")"
+
+# ---- live -----------------------------------------------------------------------
+. "$TESTS_LIB/collect.sh"
+start_collector "$TMP/collect.log" --socket "$sock" --http "127.0.0.1:$(free_port)"
+fifo_target loop 3 PPX_BLOCK_RATE=1 PPX_MUTEX_FRACTION=1 "$PROGS/contention" loop
+curl -sf "$pp/" >"$TMP/index.html" || fail "GET /debug/pprof/ failed"
+for name in block mutex; do
+    grep -q "href='$name?" "$TMP/index.html" || fail "the index page does not link $name"
+    grep -q "$name: </div>" "$TMP/index.html" || fail "the index page does not describe $name"
+done
+sleep 1 # some contention before the window, which the delta must leave out
+curl -sf -o "$TMP/window.pb.gz" "$pp/mutex?pid=$target_pid&seconds=2" ||
+    fail "mutex?seconds=2 failed"
+curl -sf -o "$TMP/since.pb.gz" "$pp/block?pid=$target_pid" || fail "block failed"
+if [ -s "$TMP/window.pb.gz" ] && [ -s "$TMP/since.pb.gz" ]; then
+    dump_profile "$TMP/window.pb.gz" window
+    dump_profile "$TMP/since.pb.gz" since
+    window=$(dq window delay flat hold_mutex)
+    since=$(dq since delay flat wait_mutex)
+    note "live: mutex?seconds=2 has $(awk -v d="$window" 'BEGIN { printf "%.0f", d / 1e6 }') ms at hold_mutex; block since the start $(awk -v d="$since" 'BEGIN { printf "%.0f", d / 1e6 }') ms at wait_mutex"
+    # The waiter waits nearly all the time: the window holds about 2 s of
+    # it, and no more than 2 s and a flush interval's.
+    awk -v d="$window" 'BEGIN { exit !(d >= 1.0e9 && d <= 2.3e9) }' ||
+        fail "live: mutex?seconds=2 holds $window ns at hold_mutex, expected 1..2.3 s"
+    awk -v d="$since" -v w="$window" 'BEGIN { exit !(d > w) }' ||
+        fail "live: block since the start ($since ns) is not more than the 2 s window ($window ns)"
+fi
+exec 3>&-
+stop_collector || fail "ppx collect exited with status $?"
+finish
