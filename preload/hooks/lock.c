@@ -4,11 +4,17 @@
  * these). Each hook returns exactly what the real call returned, errno
  * included.
  *
- * A lock is tried first (the real trylock): when it was free, that one
- * attempt is all the hook adds. Only a lock that was not free has its
- * wait timed, and at unlock only a lock whose slot says it has waiters
- * (one load, lock/lock.h) takes the slow path. A condition variable's or
- * a semaphore's wait is always a wait (a semaphore is tried first too).
+ * A lock that is free costs one look before the real call: for a mutex,
+ * a load of its lock word (glibc's __data.__lock, 0 while free), then the
+ * real lock as a tail call; for an rwlock, the real trylock. Only a lock
+ * that was not free has its wait timed: tried (the real trylock), then
+ * waited for. A mutex that became taken between the look and the real
+ * lock is waited for untimed: a window of a few instructions. At unlock,
+ * a mutex whose lock word says it was never contended (1: held, no
+ * waiter ever) goes straight through; otherwise, and for rwlocks, the
+ * lock's slot says whether anyone waits (lock/lock.h), and only then is
+ * the slow path taken. A condition variable's or a semaphore's wait is
+ * always a wait (a semaphore is tried first).
  *
  * glibc's own locks (malloc's arenas, stdio's, the loader's) never come
  * here: glibc takes them through internal entry points (lll_lock,
@@ -153,6 +159,8 @@ static int call_lock(const struct lock_call *c)
 /* The lock was not free (the trylock said r): wait for it, timed. */
 static __attribute__((noinline)) int lock_slow(const struct lock_call *c, int r, const void *ret)
 {
+    if (r == 0)
+        return 0;
     /* EOWNERDEAD: a robust mutex taken from a dead owner, as the lock would
      * have; anything else but "busy" is the lock's own answer to give. */
     if (r == EOWNERDEAD)
@@ -179,12 +187,26 @@ static __attribute__((noinline)) int unlock_slow(void *lock, unsigned index, con
 
 /* ---- mutexes ---- */
 
+/* glibc's lock word of m: 0 free; 1 held (normal, recursive and
+ * error-checking mutexes), 2 held and maybe waited for; for robust and
+ * priority-inheritance mutexes the owner's tid and flags. */
+static inline int mutex_word(const pthread_mutex_t *m)
+{
+    return __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED);
+}
+
+/* Out of line, so that the hook's fast path needs no frame. */
+static __attribute__((noinline)) int mutex_lock_slow(pthread_mutex_t *m, const void *ret)
+{
+    return lock_slow(&(struct lock_call){.index = R_MUTEX_LOCK, .lock = m},
+                     REAL(R_MUTEX_TRYLOCK, mutex_fn)(m), ret);
+}
+
 PPX_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 {
-    int r = REAL(R_MUTEX_TRYLOCK, mutex_fn)(m);
-    if (PPX_LIKELY(r == 0))
-        return 0;
-    return lock_slow(&(struct lock_call){.index = R_MUTEX_LOCK, .lock = m}, r, RET);
+    if (PPX_LIKELY(mutex_word(m) == 0))
+        return REAL(R_MUTEX_LOCK, mutex_fn)(m);
+    return mutex_lock_slow(m, RET);
 }
 
 PPX_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abstime)
@@ -210,7 +232,7 @@ PPX_EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock,
 
 PPX_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 {
-    if (PPX_LIKELY(!ppx_lock_maybe_waited(m)))
+    if (PPX_LIKELY(mutex_word(m) == 1 || !ppx_lock_maybe_waited(m)))
         return REAL(R_MUTEX_UNLOCK, mutex_fn)(m);
     return unlock_slow(m, R_MUTEX_UNLOCK, RET);
 }
