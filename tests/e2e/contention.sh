@@ -17,6 +17,9 @@
 #   locks inside a dl_iterate_phdr callback with stdio and malloc busy on
 #   another thread do not deadlock; a child forked while a thread waits for
 #   a lock its parent holds uses that lock.
+# - a program linked against the old condition variables
+#   (pthread_cond_*@GLIBC_2.2.5, tests/progs/old_cond) still works: only
+#   the default versions are hooked.
 # - C++: std::mutex, std::shared_mutex, std::condition_variable
 #   (tests/progs/contention_cxx), the same way.
 # - the defaults (PPX_BLOCK_RATE 10000 ns: every wait here is longer, so the
@@ -97,6 +100,11 @@ grep -qx 'semantics ok' <<<"$out" || fail "return values: $(cat "$TMP/all.err")"
 expect_eq "fork: the child's exit status" 0 "$(prog_field "$out" fork child_status)"
 [ "$(prog_field "$out" loader callbacks)" -gt 0 ] 2>/dev/null ||
     fail "loader: no dl_iterate_phdr callback ran: $out"
+
+# ---- the old condition variables ------------------------------------------------
+PPX_BLOCK_RATE=1 timeout 60 "$PPX" record -q -o "$TMP/old" -- "$PROGS/old_cond" >"$TMP/old.out" 2>"$TMP/old.err" ||
+    fail "old_cond under ppx record: exit status $?: $(cat "$TMP/old.out" "$TMP/old.err")"
+grep -Eqx 'old_cond (ok|skipped)' "$TMP/old.out" || fail "old_cond: $(cat "$TMP/old.out")"
 
 # ---- C++ ----------------------------------------------------------------------
 record cxx contention_cxx PPX_BLOCK_RATE=1 PPX_MUTEX_FRACTION=1
