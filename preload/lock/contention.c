@@ -9,8 +9,6 @@
  * something was added since its last look. */
 #include "lock.h"
 
-#include <string.h>
-
 #define TABLE_SLOTS 16384u /* distinct stacks per profile */
 #define SEND_ENTRIES 4096u /* entries of one record */
 
@@ -134,9 +132,11 @@ bool ppx_contention_send(struct ppx_encoder *enc, uint64_t gen, uint32_t n_stack
 void ppx_contention_reset_child(void)
 {
     for (unsigned p = 0; p < 2; p++) {
+        /* Unmapped rather than cleared: mapped again, zeroed, on first use. */
         struct contention_entry *e = atomic_load_explicit(&tables[p].entries, memory_order_relaxed);
+        atomic_store_explicit(&tables[p].entries, NULL, memory_order_relaxed);
         if (e != NULL)
-            memset(e, 0, TABLE_SLOTS * sizeof *e);
+            ppx_pages_free(e, TABLE_SLOTS * sizeof *e);
         atomic_store_explicit(&tables[p].changed, false, memory_order_relaxed);
         tables[p].sent_generation = 0;
     }

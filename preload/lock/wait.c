@@ -189,8 +189,13 @@ void ppx_lock_release_end(uint64_t delay_ns, const void *ret)
 
 void ppx_lock_reset_child(void)
 {
+    /* Only the slots in use: writing all 128 KiB would copy every page of
+     * the table into a child that may fork again at once. */
     for (unsigned i = 0; i < PPX_LOCK_SLOTS; i++) {
         struct ppx_lock_slot *s = &ppx_lock_slots[i];
+        if (atomic_load_explicit(&s->spin, memory_order_relaxed) == 0 &&
+            atomic_load_explicit(&s->waiters, memory_order_relaxed) == 0)
+            continue;
         atomic_store_explicit(&s->spin, 0, memory_order_relaxed);
         atomic_store_explicit(&s->waiters, 0, memory_order_relaxed);
         atomic_store_explicit(&s->addr, 0, memory_order_relaxed);
