@@ -25,6 +25,11 @@
 # - the defaults (PPX_BLOCK_RATE 10000 ns: every wait here is longer, so the
 #   block figures are exact; PPX_MUTEX_FRACTION 10: whatever mutex events
 #   were taken stand for 10 each, each ~50 ms);
+# - sampling of short waits: 200 semaphore waits of ~2 ms at PPX_BLOCK_RATE
+#   10 ms: each is taken with probability wait/rate and stands for rate/wait
+#   contentions of rate ns, so delay per contention is the mean wait (within
+#   5%), and the totals estimate 200 contentions and the measured delay
+#   (within 50%: about 40 waits are taken, a binomial spread of 14%).
 # - PPX_BLOCK_RATE=0 PPX_MUTEX_FRACTION=0: empty profiles.
 # - live: /debug/pprof/ lists block and mutex, and mutex?seconds=2 holds
 #   the contention of those 2 seconds only.
@@ -128,6 +133,23 @@ if [ "$n" -gt 0 ]; then
         "$(awk -v w="$(waited defaults wait_mutex)" 'BEGIN { printf "%.0f", w / 20 }')" \
         "$(awk -v d="$delay" -v n="$n" 'BEGIN { printf "%.0f", d / n }')" 5
 fi
+
+# ---- sampled short waits ----------------------------------------------------------
+env PPX_BLOCK_RATE=10000000 "$PPX" record -q -o "$TMP/short" -- "$PROGS/contention" short \
+    >"$TMP/short.out" 2>"$TMP/short.err" || die "short: exit status $?: $(cat "$TMP/short.err")"
+dump_profile "$TMP/short/block.pb.gz" short.block
+want=$(waited short wait_short)
+n=$(dq short.block contentions flat wait_short)
+delay=$(dq short.block delay flat wait_short)
+note "short: wait_short $n contentions, $(awk -v d="$delay" 'BEGIN { printf "%.1f", d / 1e6 }') ms (it waited 200 times, $(awk -v d="$want" 'BEGIN { printf "%.1f", d / 1e6 }') ms)"
+if [ "${n:-0}" -gt 0 ]; then
+    expect_within_pct "short: delay per contention at wait_short (ns)" \
+        "$(awk -v w="$want" 'BEGIN { printf "%.0f", w / 200 }')" "$(awk -v d="$delay" -v n="$n" 'BEGIN { printf "%.0f", d / n }')" 5
+else
+    fail "short: no sample at wait_short"
+fi
+expect_within_pct "short: contentions at wait_short (estimate)" 200 "$n" 50
+expect_within_pct "short: delay at wait_short (estimate, ns)" "$want" "$delay" 50
 
 # ---- off ----------------------------------------------------------------------
 record off contention PPX_BLOCK_RATE=0 PPX_MUTEX_FRACTION=0

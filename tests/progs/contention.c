@@ -15,7 +15,8 @@
  * - fork: fork while one thread holds a mutex and another waits for it;
  *   the child locks and unlocks another contended-in-the-parent mutex.
  * With no argument, all of them; "loop": the mutex case until killed, for
- * a live collector, after printing "ready". */
+ * a live collector, after printing "ready"; "short": wait_short waits 2 ms
+ * for a semaphore, 200 times (the block profile's sampling of short waits). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
 #endif
@@ -257,6 +258,46 @@ static void case_sem(void)
     printf("wait_sem waits %u wait_ns %llu\n", rounds, (unsigned long long)sem_wait_ns);
 }
 
+/* ---- short waits, for the block profile's sampling ---- */
+
+static sem_t short_sem;
+static int short_waiting;
+static uint64_t short_wait_ns;
+
+NOINLINE void wait_short(unsigned rounds)
+{
+    for (unsigned i = 1; i <= rounds; i++) {
+        __atomic_store_n(&short_waiting, (int)i, __ATOMIC_RELEASE);
+        uint64_t t0 = now_ns();
+        while (sem_wait(&short_sem) != 0)
+            ;
+        short_wait_ns += now_ns() - t0;
+    }
+}
+
+static void *short_waiter(void *arg)
+{
+    wait_short((unsigned)(uintptr_t)arg);
+    return NULL;
+}
+
+/* 200 waits of 2 ms: below a block rate of 10 ms, each is recorded with
+ * probability wait/rate, standing for rate/wait contentions. */
+static void case_short(void)
+{
+    const unsigned rounds = 200, ms = 2;
+    sem_init(&short_sem, 0, 0);
+    pthread_t t;
+    expect(pthread_create(&t, NULL, short_waiter, (void *)(uintptr_t)rounds), 0, "pthread_create");
+    for (unsigned i = 1; i <= rounds; i++) {
+        await_flag(&short_waiting, (int)i);
+        sleep_ms(ms);
+        sem_post(&short_sem);
+    }
+    pthread_join(t, NULL);
+    printf("wait_short waits %u wait_ns %llu\n", rounds, (unsigned long long)short_wait_ns);
+}
+
 /* ---- return values ---- */
 
 static pthread_mutex_t robust;
@@ -421,6 +462,11 @@ int main(int argc, char **argv)
     } cases[] = {{"mutex", case_mutex}, {"cond", case_cond},           {"rwlock", case_rwlock},
                  {"sem", case_sem},     {"semantics", case_semantics}, {"loader", case_loader},
                  {"fork", case_fork}};
+    if (argc > 1 && strcmp(argv[1], "short") == 0) {
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        case_short();
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "loop") == 0) {
         setvbuf(stdout, NULL, _IOLBF, 0);
         case_loop();
