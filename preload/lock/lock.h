@@ -30,16 +30,18 @@ void ppx_lock_init(bool tables);
  * lost). Each slot's few fields are under a spin flag of its own, taken
  * with the guard held, for a handful of instructions, never while
  * waiting for the program's lock. */
-#define PPX_LOCK_SLOTS 4096u
+#define PPX_LOCK_SLOTS 4096u /* of 48 bytes */
 
 struct ppx_lock_slot {
     atomic_uint spin;
     _Atomic uint32_t waiters; /* threads waiting for addr */
     _Atomic uintptr_t addr;
-    /* sum over the waiters of when their unpaid wait began: the later of
-     * their start and the last release (ns, CLOCK_MONOTONIC) */
-    uint64_t base_sum;
     uint64_t released_ns; /* the last release that paid the waiters */
+    uint64_t pad;
+    /* sum over the waiters of when their unpaid wait began: the later of
+     * their start and the last release (ns, CLOCK_MONOTONIC); 128 bits, as
+     * thousands of waiters times months of uptime overflow 64 */
+    unsigned __int128 base_sum;
 };
 extern struct ppx_lock_slot ppx_lock_slots[PPX_LOCK_SLOTS];
 

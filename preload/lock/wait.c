@@ -160,8 +160,9 @@ uint64_t ppx_lock_release_begin(const void *lock)
         uint64_t now = ppx_monotonic_ns();
         if (now < s->released_ns)
             now = s->released_ns;
-        uint64_t paid = now * n;
-        delay = paid > s->base_sum ? paid - s->base_sum : 0;
+        unsigned __int128 paid = (unsigned __int128)now * n;
+        unsigned __int128 owed = paid > s->base_sum ? paid - s->base_sum : 0;
+        delay = owed > UINT64_MAX ? UINT64_MAX : (uint64_t)owed;
         s->base_sum = paid;
         s->released_ns = now;
     }
