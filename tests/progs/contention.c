@@ -1,6 +1,8 @@
 /* Known lock contention, for the block and mutex profiles (tests/e2e/
  * contention.sh). Each case prints its figures as the program itself
- * measured them ("wait_mutex waits 20 wait_ns 1000123456"):
+ * measured them ("wait_mutex waits 20 wait_ns 1000123456": the waits that
+ * did wait, more than 10 us, and the time of all; under load a round's
+ * waiter may come only after the holder let go, and not wait):
  * - mutex: hold_mutex holds a mutex 50 ms while wait_mutex waits for it,
  *   20 times: wait_mutex blocks ~1 s, and hold_mutex made it wait ~1 s;
  * - cond: wait_cond waits 30 ms on a condition variable, 10 times;
@@ -24,6 +26,7 @@
 #include <link.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +50,29 @@ static void sleep_ms(unsigned ms)
         ;
 }
 
+/* A wait the program measured: added to *total, and counted in *waits if
+ * the thread did wait (more than 10 us: a lock taken at once, a semaphore
+ * or condition already posted when the thread came, takes far less). */
+static bool add_wait(uint64_t ns, uint64_t *total, unsigned *waits)
+{
+    *total += ns;
+    if (ns <= 10000)
+        return false;
+    (*waits)++;
+    return true;
+}
+
+/* What a holder made its waiter wait, as the mutex profile counts it: from
+ * the waiter's start (t0) to the holder's release (just before its unlock,
+ * released_ns), for a wait that did wait; the waiter's wake-up after the
+ * release is nobody's doing. */
+static void add_caused(bool waited, uint64_t t0, const uint64_t *released_ns, uint64_t *caused)
+{
+    uint64_t r = __atomic_load_n(released_ns, __ATOMIC_ACQUIRE);
+    if (waited && r > t0)
+        *caused += r - t0;
+}
+
 static void expect(int got, int want, const char *what)
 {
     if (got != want) {
@@ -68,7 +94,8 @@ static void await_flag(int *flag, int value)
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int mutex_round; /* the holder has the lock for round N */
 static int mutex_done;  /* the waiter finished round N */
-static uint64_t mutex_wait_ns;
+static uint64_t mutex_wait_ns, mutex_released_ns, mutex_caused_ns;
+static unsigned mutex_waits;
 
 NOINLINE void hold_mutex(unsigned rounds, unsigned ms)
 {
@@ -77,6 +104,7 @@ NOINLINE void hold_mutex(unsigned rounds, unsigned ms)
         expect(pthread_mutex_lock(&mu), 0, "pthread_mutex_lock");
         __atomic_store_n(&mutex_round, (int)i, __ATOMIC_RELEASE);
         sleep_ms(ms);
+        __atomic_store_n(&mutex_released_ns, now_ns(), __ATOMIC_RELEASE);
         expect(pthread_mutex_unlock(&mu), 0, "pthread_mutex_unlock");
     }
 }
@@ -87,7 +115,8 @@ NOINLINE void wait_mutex(unsigned rounds)
         await_flag(&mutex_round, (int)i);
         uint64_t t0 = now_ns();
         expect(pthread_mutex_lock(&mu), 0, "pthread_mutex_lock");
-        mutex_wait_ns += now_ns() - t0;
+        bool waited = add_wait(now_ns() - t0, &mutex_wait_ns, &mutex_waits);
+        add_caused(waited, t0, &mutex_released_ns, &mutex_caused_ns);
         expect(pthread_mutex_unlock(&mu), 0, "pthread_mutex_unlock");
         __atomic_store_n(&mutex_done, (int)i, __ATOMIC_RELEASE);
     }
@@ -110,7 +139,8 @@ static void mutex_rounds(unsigned rounds, unsigned ms)
 static void case_mutex(void)
 {
     mutex_rounds(20, 50);
-    printf("wait_mutex waits %u wait_ns %llu\n", 20u, (unsigned long long)mutex_wait_ns);
+    printf("wait_mutex waits %u wait_ns %llu\n", mutex_waits, (unsigned long long)mutex_wait_ns);
+    printf("hold_mutex caused_ns %llu\n", (unsigned long long)mutex_caused_ns);
 }
 
 /* For a live collector: "ready", then the mutex case until killed. */
@@ -127,6 +157,7 @@ static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static unsigned cond_posted;
 static int cond_waiting;
 static uint64_t cond_wait_ns;
+static unsigned cond_waits;
 
 NOINLINE void wait_cond(unsigned rounds)
 {
@@ -136,7 +167,7 @@ NOINLINE void wait_cond(unsigned rounds)
         uint64_t t0 = now_ns();
         while (cond_posted < i)
             expect(pthread_cond_wait(&cond, &cond_mu), 0, "pthread_cond_wait");
-        cond_wait_ns += now_ns() - t0;
+        add_wait(now_ns() - t0, &cond_wait_ns, &cond_waits);
         expect(pthread_mutex_unlock(&cond_mu), 0, "pthread_mutex_unlock");
     }
 }
@@ -166,14 +197,15 @@ static void case_cond(void)
     expect(pthread_create(&t, NULL, cond_waiter, (void *)(uintptr_t)rounds), 0, "pthread_create");
     signal_cond(rounds, ms);
     pthread_join(t, NULL);
-    printf("wait_cond waits %u wait_ns %llu\n", rounds, (unsigned long long)cond_wait_ns);
+    printf("wait_cond waits %u wait_ns %llu\n", cond_waits, (unsigned long long)cond_wait_ns);
 }
 
 /* ---- rwlock ---- */
 
 static pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
 static int rw_round, rw_done;
-static uint64_t rw_wait_ns;
+static uint64_t rw_wait_ns, rw_released_ns, rw_caused_ns;
+static unsigned rw_waits;
 
 NOINLINE void hold_rwlock(unsigned rounds, unsigned ms)
 {
@@ -182,6 +214,7 @@ NOINLINE void hold_rwlock(unsigned rounds, unsigned ms)
         expect(pthread_rwlock_wrlock(&rw), 0, "pthread_rwlock_wrlock");
         __atomic_store_n(&rw_round, (int)i, __ATOMIC_RELEASE);
         sleep_ms(ms);
+        __atomic_store_n(&rw_released_ns, now_ns(), __ATOMIC_RELEASE);
         expect(pthread_rwlock_unlock(&rw), 0, "pthread_rwlock_unlock");
     }
 }
@@ -192,7 +225,8 @@ NOINLINE void wait_rwlock(unsigned rounds)
         await_flag(&rw_round, (int)i);
         uint64_t t0 = now_ns();
         expect(pthread_rwlock_rdlock(&rw), 0, "pthread_rwlock_rdlock");
-        rw_wait_ns += now_ns() - t0;
+        bool waited = add_wait(now_ns() - t0, &rw_wait_ns, &rw_waits);
+        add_caused(waited, t0, &rw_released_ns, &rw_caused_ns);
         expect(pthread_rwlock_unlock(&rw), 0, "pthread_rwlock_unlock");
         __atomic_store_n(&rw_done, (int)i, __ATOMIC_RELEASE);
     }
@@ -211,7 +245,8 @@ static void case_rwlock(void)
     expect(pthread_create(&t, NULL, rw_waiter, (void *)(uintptr_t)rounds), 0, "pthread_create");
     hold_rwlock(rounds, ms);
     pthread_join(t, NULL);
-    printf("wait_rwlock waits %u wait_ns %llu\n", rounds, (unsigned long long)rw_wait_ns);
+    printf("wait_rwlock waits %u wait_ns %llu\n", rw_waits, (unsigned long long)rw_wait_ns);
+    printf("hold_rwlock caused_ns %llu\n", (unsigned long long)rw_caused_ns);
 }
 
 /* ---- semaphore ---- */
@@ -219,6 +254,7 @@ static void case_rwlock(void)
 static sem_t sem;
 static int sem_waiting;
 static uint64_t sem_wait_ns;
+static unsigned sem_waits;
 
 NOINLINE void wait_sem(unsigned rounds)
 {
@@ -228,7 +264,7 @@ NOINLINE void wait_sem(unsigned rounds)
         while (sem_wait(&sem) != 0)
             if (errno != EINTR)
                 expect(errno, 0, "sem_wait");
-        sem_wait_ns += now_ns() - t0;
+        add_wait(now_ns() - t0, &sem_wait_ns, &sem_waits);
     }
 }
 
@@ -255,7 +291,7 @@ static void case_sem(void)
     errno = 1234;
     expect(sem_wait(&sem), 0, "sem_wait");
     expect(errno, 1234, "errno after an uncontended sem_wait");
-    printf("wait_sem waits %u wait_ns %llu\n", rounds, (unsigned long long)sem_wait_ns);
+    printf("wait_sem waits %u wait_ns %llu\n", sem_waits, (unsigned long long)sem_wait_ns);
 }
 
 /* ---- short waits, for the block profile's sampling ---- */
@@ -263,6 +299,7 @@ static void case_sem(void)
 static sem_t short_sem;
 static int short_waiting;
 static uint64_t short_wait_ns;
+static unsigned short_waits;
 
 NOINLINE void wait_short(unsigned rounds)
 {
@@ -271,7 +308,7 @@ NOINLINE void wait_short(unsigned rounds)
         uint64_t t0 = now_ns();
         while (sem_wait(&short_sem) != 0)
             ;
-        short_wait_ns += now_ns() - t0;
+        add_wait(now_ns() - t0, &short_wait_ns, &short_waits);
     }
 }
 
@@ -295,7 +332,7 @@ static void case_short(void)
         sem_post(&short_sem);
     }
     pthread_join(t, NULL);
-    printf("wait_short waits %u wait_ns %llu\n", rounds, (unsigned long long)short_wait_ns);
+    printf("wait_short waits %u wait_ns %llu\n", short_waits, (unsigned long long)short_wait_ns);
 }
 
 /* ---- return values ---- */

@@ -5,7 +5,8 @@
 // - cxx_hold_shared holds a std::shared_mutex exclusively 40 ms while
 //   cxx_wait_shared waits for it shared, 10 times;
 // - cxx_wait_cv waits 30 ms on a std::condition_variable, 10 times.
-// Each prints what it measured itself ("cxx_wait waits 10 wait_ns N").
+// Each prints what it measured itself ("cxx_wait waits 10 wait_ns N": the
+// waits that did wait, more than 10 us, and the time of all).
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -23,6 +24,36 @@ static long long since(clock_type::time_point t0)
     return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - t0).count();
 }
 
+// The waits that did wait (more than 10 us), per case.
+static int waited;
+// What the holders made their waiters wait: from a waiter's start to the
+// holder's release (just before its unlock), for a wait that did wait.
+static long long caused;
+
+static bool add_wait(long long ns, long long *total)
+{
+    *total += ns;
+    if (ns <= 10000)
+        return false;
+    waited++;
+    return true;
+}
+
+static long long stamp()
+{
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               clock_type::now().time_since_epoch())
+        .count();
+}
+
+static void add_caused(bool did_wait, clock_type::time_point t0, const std::atomic<long long> &r)
+{
+    long long start =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count();
+    if (did_wait && r.load() > start)
+        caused += r.load() - start;
+}
+
 static void await(const std::atomic<int> &flag, int value)
 {
     while (flag.load() != value)
@@ -31,14 +62,17 @@ static void await(const std::atomic<int> &flag, int value)
 
 static std::mutex mu;
 static std::atomic<int> mu_round{0}, mu_done{0};
+static std::atomic<long long> mu_released{0};
 
 extern "C" NOINLINE void cxx_hold(int rounds)
 {
     for (int i = 1; i <= rounds; i++) {
         await(mu_done, i - 1);
-        std::lock_guard<std::mutex> g(mu);
+        mu.lock();
         mu_round = i;
         std::this_thread::sleep_for(std::chrono::milliseconds(40));
+        mu_released = stamp();
+        mu.unlock();
     }
 }
 
@@ -49,7 +83,7 @@ extern "C" NOINLINE long long cxx_wait(int rounds)
         await(mu_round, i);
         auto t0 = clock_type::now();
         mu.lock();
-        ns += since(t0);
+        add_caused(add_wait(since(t0), &ns), t0, mu_released);
         mu.unlock();
         mu_done = i;
     }
@@ -58,14 +92,17 @@ extern "C" NOINLINE long long cxx_wait(int rounds)
 
 static std::shared_mutex smu;
 static std::atomic<int> smu_round{0}, smu_done{0};
+static std::atomic<long long> smu_released{0};
 
 extern "C" NOINLINE void cxx_hold_shared(int rounds)
 {
     for (int i = 1; i <= rounds; i++) {
         await(smu_done, i - 1);
-        std::unique_lock<std::shared_mutex> g(smu);
+        smu.lock();
         smu_round = i;
         std::this_thread::sleep_for(std::chrono::milliseconds(40));
+        smu_released = stamp();
+        smu.unlock();
     }
 }
 
@@ -76,7 +113,7 @@ extern "C" NOINLINE long long cxx_wait_shared(int rounds)
         await(smu_round, i);
         auto t0 = clock_type::now();
         smu.lock_shared();
-        ns += since(t0);
+        add_caused(add_wait(since(t0), &ns), t0, smu_released);
         smu.unlock_shared();
         smu_done = i;
     }
@@ -96,7 +133,7 @@ extern "C" NOINLINE long long cxx_wait_cv(int rounds)
         cv_waiting = i;
         auto t0 = clock_type::now();
         cv.wait(g, [i] { return cv_posted >= i; });
-        ns += since(t0);
+        add_wait(since(t0), &ns);
     }
     return ns;
 }
@@ -105,15 +142,21 @@ int main()
 {
     const int rounds = 10;
     long long wait_ns = 0;
+    waited = 0;
     std::thread t([&] { wait_ns = cxx_wait(rounds); });
     cxx_hold(rounds);
     t.join();
-    std::printf("cxx_wait waits %d wait_ns %lld\n", rounds, wait_ns);
+    std::printf("cxx_wait waits %d wait_ns %lld\n", waited, wait_ns);
+    std::printf("cxx_hold caused_ns %lld\n", caused);
+    waited = 0;
+    caused = 0;
 
     std::thread s([&] { wait_ns = cxx_wait_shared(rounds); });
     cxx_hold_shared(rounds);
     s.join();
-    std::printf("cxx_wait_shared waits %d wait_ns %lld\n", rounds, wait_ns);
+    std::printf("cxx_wait_shared waits %d wait_ns %lld\n", waited, wait_ns);
+    std::printf("cxx_hold_shared caused_ns %lld\n", caused);
+    waited = 0;
 
     std::thread c([&] { wait_ns = cxx_wait_cv(rounds); });
     for (int i = 1; i <= rounds; i++) {
@@ -126,6 +169,6 @@ int main()
         cv.notify_one();
     }
     c.join();
-    std::printf("cxx_wait_cv waits %d wait_ns %lld\n", rounds, wait_ns);
+    std::printf("cxx_wait_cv waits %d wait_ns %lld\n", waited, wait_ns);
     return 0;
 }
