@@ -88,7 +88,7 @@ static void help(FILE *out)
           "                     with ppx threads DIR\n"
           "  block.pb.gz        where threads waited for mutexes, rwlocks, condition\n"
           "                     variables and semaphores (contentions, delay), sampled\n"
-          "                     as Go does at PPX_BLOCK_RATE ns (default 10000)\n"
+          "                     as Go does at PPX_BLOCK_RATE ns (default 100000)\n"
           "  mutex.pb.gz        where the threads were that released a mutex or rwlock\n"
           "                     others waited for, and how long they waited; 1 in\n"
           "                     PPX_MUTEX_FRACTION (default 10) contentions, scaled\n"

@@ -19,7 +19,7 @@
  *   PPX_BLOCK_RATE   block profile: every wait for a lock, condition
  *                    variable or semaphore of this many ns or more is
  *                    recorded, a shorter one with probability wait/rate
- *                    (Go's runtime.SetBlockProfileRate); 0 = off (10000)
+ *                    (Go's runtime.SetBlockProfileRate); 0 = off (100000)
  *   PPX_MUTEX_FRACTION  mutex profile: 1 in this many contention events
  *                    is recorded (Go's runtime.SetMutexProfileFraction);
  *                    0 = off (10)

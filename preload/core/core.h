@@ -112,7 +112,7 @@ static inline uint64_t ppx_mix64(uint64_t x)
 #define PPX_DEFAULT_SYSCALL_SAMPLE 64u
 #define PPX_DEFAULT_CPU_HZ 100u
 #define PPX_DEFAULT_SPOOL_MB 1024u
-#define PPX_DEFAULT_BLOCK_RATE 10000u /* ns: see README, "Mutex and block profiles" */
+#define PPX_DEFAULT_BLOCK_RATE 100000u /* ns: see README, "Mutex and block profiles" */
 #define PPX_DEFAULT_MUTEX_FRACTION 10u
 #define PPX_SOCKET_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path) */
 
