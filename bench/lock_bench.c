@@ -65,9 +65,9 @@ static void *contended(void *arg)
     uint64_t mine = (uintptr_t)arg | 1;
     for (long i = 0; i < count; i++) {
         pthread_mutex_lock(&shared_mu);
-        shared_state = spin(shared_state, 20); /* ~20 ns held */
+        shared_state = spin(shared_state, 100); /* ~100 ns held */
         pthread_mutex_unlock(&shared_mu);
-        mine = spin(mine, 200); /* ~200 ns of its own */
+        mine = spin(mine, 100); /* ~100 ns of its own */
     }
     return (void *)(uintptr_t)mine;
 }
