@@ -27,7 +27,7 @@
 #   the default versions are hooked.
 # - C++: std::mutex, std::shared_mutex, std::condition_variable
 #   (tests/progs/contention_cxx), the same way.
-# - the defaults (PPX_BLOCK_RATE 10000 ns: every wait here is longer, so the
+# - the defaults (PPX_BLOCK_RATE 100000 ns: every wait here is longer, so the
 #   block figures are exact; PPX_MUTEX_FRACTION 10: whatever mutex events
 #   were taken stand for 10 each, each ~50 ms);
 # - sampling of short waits: 200 semaphore waits of ~2 ms at PPX_BLOCK_RATE
