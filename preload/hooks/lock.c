@@ -189,7 +189,9 @@ static __attribute__((noinline)) int unlock_slow(void *lock, unsigned index, con
 
 /* glibc's lock word of m: 0 free; 1 held (normal, recursive and
  * error-checking mutexes), 2 held and maybe waited for; for robust and
- * priority-inheritance mutexes the owner's tid and flags. */
+ * priority-inheritance mutexes the owner's tid and flags (a robust mutex
+ * held by tid 1, a container's init, reads 1 too: its unlock skips the
+ * slot, and its waiters' time goes to a later release or to nobody). */
 static inline int mutex_word(const pthread_mutex_t *m)
 {
     return __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED);
