@@ -86,13 +86,19 @@ static void help(FILE *out)
           "  threadcreate.pb.gz where threads were created, one sample per thread with\n"
           "                     its name, tid, times and CPU time in labels. Summarize it\n"
           "                     with ppx threads DIR\n"
+          "  block.pb.gz        where threads waited for mutexes, rwlocks, condition\n"
+          "                     variables and semaphores (contentions, delay), sampled\n"
+          "                     as Go does at PPX_BLOCK_RATE ns (default 100000)\n"
+          "  mutex.pb.gz        where the threads were that released a mutex or rwlock\n"
+          "                     others waited for, and how long they waited; 1 in\n"
+          "                     PPX_MUTEX_FRACTION (default 10) contentions, scaled\n"
           "  peak.pb.gz         memory in use at the flush where the most was in use\n"
           "                     (the heap at its peak; exact with --exact)\n"
           "  heap.N.pb.gz, allocs.N.pb.gz, syscalls.N.pb.gz, cpu.N.pb.gz,\n"
-          "  threadcreate.N.pb.gz, peak.N.pb.gz\n"
+          "  threadcreate.N.pb.gz, block.N.pb.gz, mutex.N.pb.gz, peak.N.pb.gz\n"
           "                     snapshot N (1, 2, ...), written whenever ppx receives\n"
           "                     SIGUSR1: kill -USR1 <pid of ppx>\n"
-          "  PID/heap.pb.gz, PID/allocs.pb.gz, ... PID/threadcreate.pb.gz\n"
+          "  PID/heap.pb.gz, PID/allocs.pb.gz, ... PID/mutex.pb.gz\n"
           "                     with several processes (fork, exec): each one's own\n"
           "                     profiles; PID.I/ for the I-th program exec'd by PID.\n"
           "                     The files in DIR then merge all processes and label\n"
@@ -284,8 +290,9 @@ static void write_snapshot(struct run *r)
     if (output_write(r->dir, r->table, n, false) == 0 && !r->opt->quiet)
         fprintf(stderr,
                 "ppx: wrote snapshot %u in %s: heap.%u.pb.gz, allocs.%u.pb.gz, "
-                "syscalls.%u.pb.gz, cpu.%u.pb.gz, threadcreate.%u.pb.gz, peak.%u.pb.gz\n",
-                n, r->dir, n, n, n, n, n, n);
+                "syscalls.%u.pb.gz, cpu.%u.pb.gz, threadcreate.%u.pb.gz, block.%u.pb.gz, "
+                "mutex.%u.pb.gz, peak.%u.pb.gz\n",
+                n, r->dir, n, n, n, n, n, n, n, n);
 }
 
 /* Handles the pending signals; returns true once the command has exited,
@@ -314,7 +321,7 @@ static void summary(const struct run *r)
     size_t n = proc_table_count(r->table);
     fprintf(stderr,
             "ppx: wrote heap.pb.gz, allocs.pb.gz, syscalls.pb.gz, cpu.pb.gz, "
-            "threadcreate.pb.gz, peak.pb.gz in %s (%zu process%s)\n",
+            "threadcreate.pb.gz, block.pb.gz, mutex.pb.gz, peak.pb.gz in %s (%zu process%s)\n",
             r->dir, n, n == 1 ? "" : "es");
 }
 

@@ -104,6 +104,10 @@ static const char *type_name(uint32_t type)
         return "CPU_SAMPLES";
     case WIRE_FLUSHED:
         return "FLUSHED";
+    case WIRE_BLOCK_DELTA:
+        return "BLOCK_DELTA";
+    case WIRE_MUTEX_DELTA:
+        return "MUTEX_DELTA";
     default:
         return "unknown";
     }
@@ -315,7 +319,7 @@ static int check_hello(struct wire_decoder *d, const uint8_t *p, size_t len, str
 
 static int apply_hello(struct wire_decoder *d, const uint8_t *p, size_t len)
 {
-    struct wire_hello h;
+    struct wire_hello h = {0}; /* set by check_hello; GCC 12 cannot always tell */
     if (check_hello(d, p, len, &h) < 0)
         return -1;
     const uint8_t *exe = p + sizeof h, *cmdline = exe + h.exe_len;
@@ -619,6 +623,37 @@ static int apply_heap_delta(struct wire_decoder *d, const uint8_t *p, size_t len
             return protocol_error(d, "out of memory for counters");
     }
     proc_peak_after_delta(d->proc, realtime_ns());
+    return 0;
+}
+
+/* ---- contention: the block and mutex profiles ---------------------------- */
+
+static int apply_contention_delta(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    const size_t esize = sizeof(struct wire_contention_entry);
+    uint32_t count;
+    if (counted_entries(d, p, len, esize, &count) < 0)
+        return -1;
+    for (uint32_t i = 0; i < count; i++) {
+        struct wire_contention_entry e;
+        memcpy(&e, ENTRY(p, i, esize), esize);
+        if (e.reserved != 0)
+            return record_error(d, "entry %u: reserved field is %u, not 0", i, e.reserved);
+        struct proc_stack *s;
+        HASH_FIND(hh, d->proc->stacks, &e.stack_id, sizeof e.stack_id, s);
+        if (!s)
+            return record_error(d, "entry %u: unknown stack id %u", i, e.stack_id);
+    }
+    bool block = d->type == WIRE_BLOCK_DELTA;
+    for (uint32_t i = 0; i < count; i++) {
+        struct wire_contention_entry e;
+        memcpy(&e, ENTRY(p, i, esize), esize);
+        struct proc_stack *s;
+        HASH_FIND(hh, d->proc->stacks, &e.stack_id, sizeof e.stack_id, s);
+        struct proc_contention *c = block ? &s->block : &s->mutex;
+        c->contentions = add_sat(c->contentions, e.contentions);
+        c->delay_ns = add_sat(c->delay_ns, e.delay_ns);
+    }
     return 0;
 }
 
@@ -1076,6 +1111,9 @@ static int apply_record(struct wire_decoder *d, const uint8_t *p, size_t len)
         return apply_cpu_samples(d, p, len);
     case WIRE_FLUSHED:
         return apply_flushed(d, p, len);
+    case WIRE_BLOCK_DELTA:
+    case WIRE_MUTEX_DELTA:
+        return apply_contention_delta(d, p, len);
     case WIRE_GOODBYE:
         d->proc->said_goodbye = true;
         d->state = GOODBYE_SEEN;
@@ -1093,7 +1131,7 @@ static int check_header(struct wire_decoder *d)
     memcpy(&h, d->header, sizeof h);
     d->type = h.type;
     d->length = h.length;
-    if (h.type < WIRE_HELLO || h.type > WIRE_FLUSHED)
+    if (h.type < WIRE_HELLO || h.type > WIRE_MUTEX_DELTA)
         return protocol_error(d, "unknown record type %u (length %u)", h.type, h.length);
     if (h.length > WIRE_MAX_RECORD)
         return protocol_error(d, "%s record of %u bytes exceeds the %u-byte limit",

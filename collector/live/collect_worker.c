@@ -64,7 +64,8 @@ void collect_proc_dirname(const struct proc *p, char *buf, size_t len)
 
 static bool worth_writing(const struct proc *p)
 {
-    return proc_has_samples(p) || proc_has_io(p) || proc_has_cpu(p) || proc_has_threads(p);
+    return proc_has_samples(p) || proc_has_io(p) || proc_has_cpu(p) || proc_has_threads(p) ||
+           proc_has_contention(p, false) || proc_has_contention(p, true);
 }
 
 static void enqueue(struct collect_worker *w, struct job *j)

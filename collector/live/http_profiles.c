@@ -21,8 +21,11 @@ static const struct endpoint {
 } endpoints[] = {
     {"allocs", PPROF_PROFILE_ALLOCS, EP_DELTA | EP_HEAP_TEXT,
      "A sampling of all past memory allocations"},
+    {"block", PPROF_PROFILE_BLOCK, EP_DELTA,
+     "Stack traces that led to blocking on synchronization primitives"},
     {"heap", PPROF_PROFILE_HEAP, EP_DELTA | EP_HEAP_TEXT,
      "A sampling of memory allocations of live objects"},
+    {"mutex", PPROF_PROFILE_MUTEX, EP_DELTA, "Stack traces of holders of contended mutexes"},
     {"profile", PPROF_PROFILE_CPU, EP_ALWAYS_DELTA,
      "CPU profile. You can specify the duration in the seconds GET parameter (default 30). "
      "After you get the profile file, use the go tool pprof command to investigate the profile."},
@@ -346,7 +349,8 @@ static void serve_index(struct live *l, const struct http_query *q, struct http_
           "rates and threads, a point a second over the last hour (ppx; JSON, format=csv for "
           "CSV)</li>\n"
           "</ul>\nQuery parameters: pid=N selects one process; seconds=N on heap, allocs, "
-          "syscalls and threadcreate gives the change over the next N seconds; hz=N on profile "
+          "block, mutex, syscalls and threadcreate gives the change over the next N seconds; hz=N "
+          "on profile "
           "sets the CPU sampling rate asked of processes started without PPX_CPU_HZ (100, at most "
           "1000); "
           "debug=1 on heap and allocs gives the legacy text format; peak=1 on heap gives the heap "

@@ -38,12 +38,21 @@ struct proc_mapping {
     size_t build_id_len;
 };
 
+/* Contention figures of a stack (wire.h BLOCK_DELTA, MUTEX_DELTA),
+ * cumulative, already scaled by the target's sampling. */
+struct proc_contention {
+    uint64_t contentions; /* in 1/WIRE_CONTENTION_ONE */
+    uint64_t delay_ns;
+};
+
 struct proc_stack {
     uint32_t id;
     uint32_t depth;
     uint64_t *pcs; /* leaf first; return addresses (symbolize at pc - 1) */
     /* cumulative sampled figures, unscaled */
     uint64_t alloc_objects, alloc_bytes, free_objects, free_bytes;
+    /* the waits at this stack (block) and the waits it caused (mutex) */
+    struct proc_contention block, mutex;
     UT_hash_handle hh; /* keyed by id */
 };
 
@@ -269,6 +278,9 @@ bool proc_has_io(const struct proc *p);
 
 /* True when p sent a CPU sample, or lost one. */
 bool proc_has_cpu(const struct proc *p);
+
+/* True when any stack of p has block (mutex false) or mutex figures. */
+bool proc_has_contention(const struct proc *p, bool mutex);
 
 /* True when p described any thread. */
 bool proc_has_threads(const struct proc *p);

@@ -160,6 +160,10 @@ static void subtract_stacks(struct proc *now, const struct proc *base)
         s->alloc_bytes = minus(s->alloc_bytes, b->alloc_bytes);
         s->free_objects = minus(s->free_objects, b->free_objects);
         s->free_bytes = minus(s->free_bytes, b->free_bytes);
+        s->block.contentions = minus(s->block.contentions, b->block.contentions);
+        s->block.delay_ns = minus(s->block.delay_ns, b->block.delay_ns);
+        s->mutex.contentions = minus(s->mutex.contentions, b->mutex.contentions);
+        s->mutex.delay_ns = minus(s->mutex.delay_ns, b->mutex.delay_ns);
     }
 }
 

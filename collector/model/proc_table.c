@@ -275,6 +275,16 @@ bool proc_has_cpu(const struct proc *p)
     return false;
 }
 
+bool proc_has_contention(const struct proc *p, bool mutex)
+{
+    for (const struct proc_stack *s = p->stacks; s; s = s->hh.next) {
+        const struct proc_contention *c = mutex ? &s->mutex : &s->block;
+        if (c->contentions || c->delay_ns)
+            return true;
+    }
+    return false;
+}
+
 bool proc_has_threads(const struct proc *p)
 {
     return p->threads != NULL;

@@ -101,12 +101,17 @@ int pprof_write(enum pprof_profile which, struct proc *const *procs, size_t n, b
         return pprof_threads_write(procs, n, pid_labels, now_ns, out, err, errlen);
     case PPROF_PROFILE_PEAK:
         return write_peak(procs, n, pid_labels, now_ns, out, err, errlen);
+    case PPROF_PROFILE_BLOCK:
+        return pprof_contention_write(procs, n, false, pid_labels, now_ns, out, err, errlen);
+    case PPROF_PROFILE_MUTEX:
+        return pprof_contention_write(procs, n, true, pid_labels, now_ns, out, err, errlen);
     }
     snprintf(err, errlen, "no such profile (%d)", (int)which);
     return -1;
 }
 
-/* heap, allocs, syscalls, cpu, threadcreate and peak <suffix>.pb.gz in dir. Each
+/* heap, allocs, syscalls, cpu, threadcreate, block, mutex and peak
+ * <suffix>.pb.gz in dir. Each
  * is written even without data of its kind (then it holds no sample), so a
  * reused output directory never keeps a stale one. */
 static int write_set(const char *dir, const char *suffix, struct proc *const *procs, size_t n,
@@ -120,6 +125,8 @@ static int write_set(const char *dir, const char *suffix, struct proc *const *pr
                  {"syscalls", PPROF_PROFILE_SYSCALLS},
                  {"cpu", PPROF_PROFILE_CPU},
                  {"threadcreate", PPROF_PROFILE_THREADCREATE},
+                 {"block", PPROF_PROFILE_BLOCK},
+                 {"mutex", PPROF_PROFILE_MUTEX},
                  {"peak", PPROF_PROFILE_PEAK}};
     int rc = 0;
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -220,7 +227,8 @@ int output_write(const char *dir, struct proc_table *t, unsigned snapshot, bool 
     int rc = write_set(dir, suffix, procs, n, n > 1, now);
     for (size_t i = 0; final && n > 1 && i < n; i++)
         if ((proc_has_samples(procs[i]) || proc_has_io(procs[i]) || proc_has_cpu(procs[i]) ||
-             proc_has_threads(procs[i])) &&
+             proc_has_threads(procs[i]) || proc_has_contention(procs[i], false) ||
+             proc_has_contention(procs[i], true)) &&
             write_per_process(dir, procs[i], now) < 0)
             rc = -1;
     for (size_t i = 0; final && i < n; i++) {

@@ -1,5 +1,6 @@
 /* pprof output: profile.proto messages built from the process model, one
- * writer per profile (heap/allocs, cpu, syscalls, threadcreate, and Go's
+ * writer per profile (heap/allocs, cpu, syscalls, threadcreate, block and
+ * mutex, and Go's
  * legacy text heap profile), the sink a profile goes to (a file written
  * atomically, or memory), the directory of profile files of `ppx record`,
  * and reading a profile back for the report commands. */
@@ -234,6 +235,18 @@ uint32_t pprof_heap_first_frame(const struct pprof_proc_mappings *pm, const stru
 int pprof_cpu_write(struct proc *const *procs, size_t n, bool pid_labels, uint64_t now_ns,
                     struct pprof_sink *out, char *err, size_t errlen);
 
+/* ---- contention ---- */
+/* Writes the block profile (mutex false: block.pb.gz) or the mutex
+ * profile (mutex.pb.gz) of procs[0..n), merged, as Go's runtime/pprof
+ * writes them: sample types contentions/count and delay/nanoseconds,
+ * period type contentions/count, period 1, no default sample type. One
+ * sample per stack with figures: block, the stack that waited; mutex,
+ * the stack that released a lock others waited for. Figures as the
+ * target scaled them; with pid_labels a numeric label "pid". Written also
+ * without any sample. Returns 0, or -1 with a message in err. */
+int pprof_contention_write(struct proc *const *procs, size_t n, bool mutex, bool pid_labels,
+                           uint64_t now_ns, struct pprof_sink *out, char *err, size_t errlen);
+
 /* ---- syscalls ---- */
 /* Writes the I/O call audit of processes as a pprof profile (syscalls.pb.gz):
  * per call site and stack, how many calls, how long they took, what they
@@ -332,6 +345,8 @@ enum pprof_profile {
     PPROF_PROFILE_SYSCALLS,
     PPROF_PROFILE_CPU,
     PPROF_PROFILE_THREADCREATE,
+    PPROF_PROFILE_BLOCK,
+    PPROF_PROFILE_MUTEX,
     PPROF_PROFILE_PEAK, /* the heap profile at each process's peak (model.h) */
 };
 /* Writes profile which of procs[0..n) to out with its writer (above). */
@@ -339,9 +354,9 @@ int pprof_write(enum pprof_profile which, struct proc *const *procs, size_t n, b
                 uint64_t now_ns, struct pprof_sink *out, char *err, size_t errlen);
 
 /* The output directory of `ppx record` and the profile files in it:
- * heap.pb.gz, allocs.pb.gz, syscalls.pb.gz, cpu.pb.gz and
- * threadcreate.pb.gz (merged over all processes), numbered snapshots
- * heap.N.pb.gz ... threadcreate.N.pb.gz, and with several processes
+ * heap.pb.gz, allocs.pb.gz, syscalls.pb.gz, cpu.pb.gz, threadcreate.pb.gz,
+ * block.pb.gz and mutex.pb.gz (merged over all processes), numbered
+ * snapshots heap.N.pb.gz ... mutex.N.pb.gz, and with several processes
  * per-process files in DIR/PID/ (DIR/PID.I/ for later incarnations). */
 /* mkdir -p dir, then proves it writable by creating and removing a file
  * (access() would lie for root and on read-only file systems). */

@@ -14,7 +14,7 @@
  * Order on one connection:
  *   HELLO                  exactly once, first
  *   { MAPPING | STACK | HEAP_DELTA | IO_SITE | IO_DELTA | IO_ERRNO | IO_STACKS
- *     | THREAD | CPU_SAMPLES | FLUSHED }*
+ *     | THREAD | CPU_SAMPLES | FLUSHED | BLOCK_DELTA | MUTEX_DELTA }*
  *   GOODBYE                optional, last: the target is exiting normally
  *
  * A connection is one incarnation of one process. A process that loses its
@@ -53,6 +53,8 @@ enum wire_type {
     WIRE_THREAD = 10,
     WIRE_CPU_SAMPLES = 11,
     WIRE_FLUSHED = 12,
+    WIRE_BLOCK_DELTA = 13,
+    WIRE_MUTEX_DELTA = 14,
 };
 
 struct wire_header {
@@ -290,6 +292,30 @@ struct wire_cpu_entry {
     uint64_t samples;
 };
 
+/* ---- contention: the block and mutex profiles ---------------------------
+ * As Go's runtime records them (runtime/mprof.go). BLOCK_DELTA: time
+ * threads spent waiting for a lock, a condition variable or a semaphore,
+ * charged at the stack of the thread that waited (its leaf the return
+ * address into the caller of the waiting call). MUTEX_DELTA: time threads
+ * spent waiting for a mutex or rwlock, charged at the stack of the thread
+ * that held it and released it (its leaf the return address into the
+ * caller of the unlock). Both payloads: this header, then count entries of
+ * increments since the previous record of the same type for the stack,
+ * already scaled by the target's sampling (the collector writes them as
+ * they are). Contentions are in 1/WIRE_CONTENTION_ONE units: a sampled
+ * short wait stands for rate/wait contentions, as in Go. */
+#define WIRE_CONTENTION_ONE 65536u
+struct wire_contention_delta {
+    uint32_t count;
+    uint32_t reserved; /* 0 */
+};
+struct wire_contention_entry {
+    uint32_t stack_id;    /* a STACK record sent before */
+    uint32_t reserved;    /* 0 */
+    uint64_t contentions; /* in 1/WIRE_CONTENTION_ONE */
+    uint64_t delay_ns;
+};
+
 /* ---- commands: collector to target ---------------------------------------
  * After the target's HELLO, the collector may write commands on the same
  * connection, each a wire_header (type one of enum wire_command) followed
@@ -407,6 +433,14 @@ WIRE_SIZE(wire_cpu_entry, 16);
 WIRE_FIELD(wire_cpu_entry, stack_id, 0);
 WIRE_FIELD(wire_cpu_entry, thread_id, 4);
 WIRE_FIELD(wire_cpu_entry, samples, 8);
+WIRE_SIZE(wire_contention_delta, 8);
+WIRE_FIELD(wire_contention_delta, count, 0);
+WIRE_FIELD(wire_contention_delta, reserved, 4);
+WIRE_SIZE(wire_contention_entry, 24);
+WIRE_FIELD(wire_contention_entry, stack_id, 0);
+WIRE_FIELD(wire_contention_entry, reserved, 4);
+WIRE_FIELD(wire_contention_entry, contentions, 8);
+WIRE_FIELD(wire_contention_entry, delay_ns, 16);
 WIRE_SIZE(wire_cmd_flush, 8);
 WIRE_FIELD(wire_cmd_flush, seq, 0);
 WIRE_SIZE(wire_cmd_cpu, 8);

@@ -16,6 +16,13 @@
  *   PPX_CPU_HZ       CPU profile: SIGPROF ticks per second of each thread's
  *                    CPU time, 1..10000, 0 = off. Unset: off, and sampled
  *                    only while a collector asks (WIRE_CMD_CPU)
+ *   PPX_BLOCK_RATE   block profile: every wait for a lock, condition
+ *                    variable or semaphore of this many ns or more is
+ *                    recorded, a shorter one with probability wait/rate
+ *                    (Go's runtime.SetBlockProfileRate); 0 = off (100000)
+ *   PPX_MUTEX_FRACTION  mutex profile: 1 in this many contention events
+ *                    is recorded (Go's runtime.SetMutexProfileFraction);
+ *                    0 = off (10)
  *   PPX_SPOOL        1: a process that exits while no collector is reachable
  *                    leaves its final state in a spool file next to the socket
  *                    (stream/spool.c); 0: it does not (1)
@@ -31,6 +38,8 @@
 #define MAX_SYSCALL_SAMPLE 1000000000u
 #define MAX_CPU_HZ WIRE_MAX_CPU_HZ
 #define MAX_SPOOL_MB 1048576u
+#define MAX_BLOCK_RATE 1000000000000ull /* 1000 s */
+#define MAX_MUTEX_FRACTION 1000000000u
 #define LOGGED_VALUE_MAX 200
 
 struct ppx_config ppx_config = {
@@ -40,6 +49,8 @@ struct ppx_config ppx_config = {
     .syscalls = true,
     .syscall_sample = PPX_DEFAULT_SYSCALL_SAMPLE,
     .cpu_hz = PPX_DEFAULT_CPU_HZ,
+    .block_rate = PPX_DEFAULT_BLOCK_RATE,
+    .mutex_fraction = PPX_DEFAULT_MUTEX_FRACTION,
     .spool = true,
     .spool_max_mb = PPX_DEFAULT_SPOOL_MB,
 };
@@ -122,6 +133,9 @@ void ppx_config_load(void)
     ppx_config.cpu_hz = ppx_config.cpu_hz_fixed
                             ? (uint32_t)env_u64("PPX_CPU_HZ", 0, MAX_CPU_HZ, PPX_DEFAULT_CPU_HZ)
                             : 0;
+    ppx_config.block_rate = env_u64("PPX_BLOCK_RATE", 0, MAX_BLOCK_RATE, PPX_DEFAULT_BLOCK_RATE);
+    ppx_config.mutex_fraction =
+        (uint32_t)env_u64("PPX_MUTEX_FRACTION", 0, MAX_MUTEX_FRACTION, PPX_DEFAULT_MUTEX_FRACTION);
 
     ppx_config.spool = env_u64("PPX_SPOOL", 0, 1, 1) != 0;
     ppx_config.spool_max_mb =

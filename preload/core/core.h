@@ -112,6 +112,8 @@ static inline uint64_t ppx_mix64(uint64_t x)
 #define PPX_DEFAULT_SYSCALL_SAMPLE 64u
 #define PPX_DEFAULT_CPU_HZ 100u
 #define PPX_DEFAULT_SPOOL_MB 1024u
+#define PPX_DEFAULT_BLOCK_RATE 100000u /* ns: see README, "Mutex and block profiles" */
+#define PPX_DEFAULT_MUTEX_FRACTION 10u
 #define PPX_SOCKET_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path) */
 
 struct ppx_config {
@@ -122,6 +124,8 @@ struct ppx_config {
     uint32_t syscall_sample; /* mean I/O calls between stacks; 1 = every call */
     uint32_t cpu_hz;         /* PPX_CPU_HZ: SIGPROF ticks per CPU second from the start; 0 = none */
     bool cpu_hz_fixed;       /* PPX_CPU_HZ was set; else CPU is sampled on demand only */
+    uint64_t block_rate;     /* PPX_BLOCK_RATE: ns; 0 = no block profile */
+    uint32_t mutex_fraction; /* PPX_MUTEX_FRACTION: 1 in N; 0 = no mutex profile */
     bool spool;            /* PPX_SPOOL: the final state goes to a spool file without a collector */
     uint32_t spool_max_mb; /* PPX_SPOOL_MAX_MB: all spool files together */
     char socket_path[PPX_SOCKET_PATH_MAX];

@@ -2,8 +2,8 @@
  * the full state), then everything that changed since the last flush on
  * this connection, in the order the collector needs it: new mappings, the
  * heap deltas (heap/), the threads (cpu/thread_registry.c), the I/O audit
- * (io/), the CPU profile (cpu/). The exit and exec flushes end with
- * GOODBYE, or go to a spool file when no collector is reachable. */
+ * (io/), the block and mutex profiles (lock/), the CPU profile (cpu/). The exit and exec flushes
+ * end with GOODBYE, or go to a spool file when no collector is reachable. */
 #include "flush.h"
 
 #include <unistd.h>
@@ -60,6 +60,8 @@ static bool send_state(struct ppx_encoder *enc, bool fresh)
         ok = ppx_threads_send(enc, generation, n_stacks); /* before the CPU samples naming them */
     if (ok)
         ok = ppx_io_send(enc, generation, n_stacks, &io);
+    if (ok)
+        ok = ppx_contention_send(enc, generation, n_stacks);
     if (ok)
         ok = ppx_cpu_send(enc, generation); /* after the THREAD records its samples name */
     return ok && ppx_heap_send_pending(enc) && ppx_encoder_flush(enc);
@@ -128,7 +130,8 @@ void ppx_flush_and_say_goodbye(void)
         if (ppx_emit(enc, WIRE_GOODBYE, NULL, 0, NULL, 0, NULL, 0))
             ppx_encoder_flush(enc);
         ppx_flush_disconnect();
-    } else if (!ppx_flush_flags.silenced && (ppx_stacks_any_counted() || ppx_io_any_counted())) {
+    } else if (!ppx_flush_flags.silenced &&
+               (ppx_stacks_any_counted() || ppx_io_any_counted() || ppx_contention_any())) {
         spool_final_state();
     }
     enc->final = false;

@@ -8,6 +8,7 @@
 #include "../cpu/cpu.h"
 #include "../heap/heap.h"
 #include "../io/io.h"
+#include "../lock/lock.h"
 #include "../stream/stream.h"
 
 #pragma GCC visibility push(hidden)

@@ -66,6 +66,7 @@ static void atfork_child(void)
     ppx_live_reset_child();
     ppx_stacks_reset_child();
     ppx_io_reset_child();
+    ppx_lock_reset_child();
     ppx_thread_buffers_reset_child();
     ppx_cpu_reset_child(); /* before the thread registry restarts this thread */
     ppx_threads_reset_child();

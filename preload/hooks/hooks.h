@@ -57,6 +57,10 @@ void ppx_hooks_resolve(void);
 void ppx_io_hooks_resolve(void);
 void ppx_fd_hooks_resolve(void);
 
+/* ---- lock.c ---- */
+
+void ppx_lock_hooks_resolve(void);
+
 #pragma GCC visibility pop
 
 #endif

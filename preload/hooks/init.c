@@ -30,6 +30,7 @@ void ppx_init(void)
     ppx_hooks_resolve();
     ppx_io_hooks_resolve();
     ppx_fd_hooks_resolve();
+    ppx_lock_hooks_resolve();
     ppx_config_load();
     ppx_incarnation_begin();
     ppx_stacks_init();
@@ -42,6 +43,7 @@ void ppx_init(void)
         ppx_threads_init(ppx_flush_last_thread_ending); /* and the CPU profile (cpu/) */
     atomic_store(&ppx_enabled, tables);
     atomic_store(&ppx_io_active, tables && ppx_config.syscalls);
+    ppx_lock_init(tables);
     t->guard--;
     errno = saved_errno;
     PPX_CHECK(atomic_load(&ppx_state) == PPX_INITIALIZING);

@@ -212,6 +212,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     stream_cpu1(&s, 1, 0, 1, 0, 1);
     stream_thread(&s, 1, 98, 0, 1, 6, 8, 9, 0, "");
     write_seed(dir, "cpu-small", 5, &s);
+    s.len = 0;
+    stream_hello(&s, 96, 5, 1, 3, "/bin/sleep");
+    stream_stack(&s, 1, 3, 0xa000);
+    stream_stack(&s, 2, 2, 0xb000);
+    stream_contention1(&s, WIRE_BLOCK_DELTA, 1, WIRE_CONTENTION_ONE, 50000000);
+    stream_contention1(&s, WIRE_MUTEX_DELTA, 2, 10 * WIRE_CONTENTION_ONE, 500000000);
+    stream_contention1(&s, WIRE_BLOCK_DELTA, 1, 3, UINT64_MAX);
+    stream_goodbye(&s);
+    write_seed(dir, "contention", 6, &s);
     free(s.data);
     return 0;
 }

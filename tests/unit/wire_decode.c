@@ -180,7 +180,7 @@ static void test_errors(void)
         const char *want;
     } headers[] = {
         {"hello oversize", false, WIRE_HELLO, 9000, "bad HELLO record: length 9000 exceeds 8240"},
-        {"unknown type", true, WIRE_FLUSHED + 1, 0, "ppx: pid 1234: unknown record type 13"},
+        {"unknown type", true, 99, 0, "ppx: pid 1234: unknown record type 99"},
         /* a command, sent the wrong way */
         {"command type", true, WIRE_CMD_FLUSH, 8, "ppx: pid 1234: unknown record type 256"},
         {"type 0", true, 0, 0, "ppx: pid 1234: unknown record type 0"},
@@ -1392,6 +1392,120 @@ static void test_flushed(void)
     free(b.data);
 }
 
+/* BLOCK_DELTA and MUTEX_DELTA: increments per stack, each profile its own
+ * figures; a bad record (one field wrong) is refused and changes nothing;
+ * a copy's subtraction leaves the window's figures. */
+static void test_contention(void)
+{
+    const uint64_t one = WIRE_CONTENTION_ONE;
+    struct stream s = {0};
+    prefix(&s);
+    stream_stack(&s, 2, 3, 0x2000);
+    stream_contention1(&s, WIRE_BLOCK_DELTA, 1, 20 * one, 1000000000);
+    stream_contention1(&s, WIRE_MUTEX_DELTA, 2, 10 * one, 500000000);
+    stream_contention1(&s, WIRE_BLOCK_DELTA, 1, one / 2, 7);
+    stream_goodbye(&s);
+    for (size_t chunk = 0; chunk < 3; chunk++) {
+        struct proc_table *t = proc_table_new();
+        struct wire_decoder *d = wire_decoder_new(t, 0);
+        check(feed_chunked(d, &s, chunk, true) == 0, "contention chunk %zu: refused: %s", chunk,
+              wire_decoder_error(d));
+        struct proc *p = proc_table_find(t, 1234, 5);
+        const struct proc_stack *s1 = p ? stack_of(p, 1) : NULL, *s2 = p ? stack_of(p, 2) : NULL;
+        check(s1 && s1->block.contentions == 20 * one + one / 2 &&
+                  s1->block.delay_ns == 1000000007 && s1->mutex.contentions == 0,
+              "contention chunk %zu: stack 1's figures", chunk);
+        check(s2 && s2->mutex.contentions == 10 * one && s2->mutex.delay_ns == 500000000 &&
+                  s2->block.delay_ns == 0,
+              "contention chunk %zu: stack 2's figures", chunk);
+        check(p && proc_has_contention(p, false) && proc_has_contention(p, true),
+              "contention chunk %zu: proc_has_contention", chunk);
+        if (p && chunk == 0) {
+            struct proc *base = proc_copy(p, PROC_COPY_COUNTERS);
+            struct proc *now = proc_copy(p, PROC_COPY_FULL);
+            check(base && now, "contention: copies");
+            if (base && now) {
+                struct proc_stack *n1 = stack_of(now, 1);
+                n1->block.contentions += one;
+                n1->block.delay_ns += 5;
+                proc_copy_subtract(now, base, 0);
+                check(n1->block.contentions == one && n1->block.delay_ns == 5 &&
+                          stack_of(now, 2)->mutex.delay_ns == 0,
+                      "contention: the window's figures after subtraction");
+            }
+            proc_copy_free(base);
+            proc_copy_free(now);
+        }
+        wire_decoder_free(d);
+        proc_table_free(t);
+    }
+
+    struct stream good = {0}, b = {0};
+    prefix(&good);
+    static const struct {
+        const char *name;
+        bool after_prefix;
+        uint32_t type, stack_id, reserved;
+        const char *want;
+    } entries[] = {
+        {"block unknown stack", true, WIRE_BLOCK_DELTA, 2, 0,
+         "ppx: pid 1234: bad BLOCK_DELTA record: entry 0: unknown stack id 2"},
+        {"mutex unknown stack", true, WIRE_MUTEX_DELTA, 9, 0,
+         "bad MUTEX_DELTA record: entry 0: unknown stack id 9"},
+        {"mutex reserved", true, WIRE_MUTEX_DELTA, 1, 3,
+         "bad MUTEX_DELTA record: entry 0: reserved field is 3, not 0"},
+        {"block before hello", false, WIRE_BLOCK_DELTA, 1, 0,
+         "ppx: pid 999: BLOCK_DELTA record before HELLO"},
+    };
+    for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++) {
+        b.len = 0;
+        struct wire_contention_delta h = {.count = 1};
+        struct wire_contention_entry e = {.stack_id = entries[i].stack_id,
+                                          .reserved = entries[i].reserved,
+                                          .contentions = 1,
+                                          .delay_ns = 1};
+        stream_header(&b, entries[i].type, sizeof h + sizeof e);
+        stream_put(&b, &h, sizeof h);
+        stream_put(&b, &e, sizeof e);
+        expect_error(entries[i].name, entries[i].after_prefix ? &good : NULL, &b, false,
+                     entries[i].want);
+    }
+    b.len = 0;
+    struct wire_contention_delta h = {.count = 2};
+    struct wire_contention_entry e = {.stack_id = 1, .contentions = 1, .delay_ns = 1};
+    stream_header(&b, WIRE_BLOCK_DELTA, sizeof h + sizeof e);
+    stream_put(&b, &h, sizeof h);
+    stream_put(&b, &e, sizeof e);
+    expect_error("block count", &good, &b, false, "bad BLOCK_DELTA record: length 32 does not");
+    b.len = 0;
+    stream_contention1(&b, WIRE_MUTEX_DELTA, 1, 1, 1);
+    b.len -= 1;
+    expect_error("mutex truncated", &good, &b, true,
+                 "stream ended inside a MUTEX_DELTA record (31 of 32 payload bytes)");
+
+    /* A bad second entry: the first one is not applied either. */
+    struct stream a = {0};
+    prefix(&a);
+    h.count = 2;
+    const struct wire_contention_entry two[] = {{.stack_id = 1, .contentions = 1, .delay_ns = 1},
+                                                {.stack_id = 5, .contentions = 1, .delay_ns = 1}};
+    stream_header(&a, WIRE_BLOCK_DELTA, sizeof h + sizeof two);
+    stream_put(&a, &h, sizeof h);
+    stream_put(&a, two, sizeof two);
+    struct proc_table *t = proc_table_new();
+    struct wire_decoder *d = wire_decoder_new(t, 0);
+    check(wire_decoder_feed(d, a.data, a.len) == -1, "contention atomic: bad record accepted");
+    struct proc *p = proc_table_find(t, 1234, 5);
+    check(p && stack_of(p, 1) && stack_of(p, 1)->block.delay_ns == 0,
+          "contention atomic: the bad record was applied in part");
+    wire_decoder_free(d);
+    proc_table_free(t);
+    free(a.data);
+    free(s.data);
+    free(good.data);
+    free(b.data);
+}
+
 int main(void)
 {
     test_valid_stream();
@@ -1415,6 +1529,7 @@ int main(void)
     test_cpu_errors();
     test_cpu_reconnect();
     test_flushed();
+    test_contention();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

@@ -116,6 +116,18 @@ static void stream_io_site(struct stream *s, uint32_t id, uint8_t call, uint8_t 
     stream_put(s, &w, sizeof w);
 }
 
+/* One BLOCK_DELTA or MUTEX_DELTA entry (type) for stack_id. */
+static void stream_contention1(struct stream *s, uint32_t type, uint32_t stack_id,
+                               uint64_t contentions, uint64_t delay_ns)
+{
+    struct wire_contention_delta d = {.count = 1};
+    struct wire_contention_entry e = {
+        .stack_id = stack_id, .contentions = contentions, .delay_ns = delay_ns};
+    stream_header(s, type, sizeof d + sizeof e);
+    stream_put(s, &d, sizeof d);
+    stream_put(s, &e, sizeof e);
+}
+
 /* One IO_DELTA entry for site_id. */
 static void stream_io_delta1(struct stream *s, uint32_t site_id, uint64_t calls, uint64_t time_ns,
                              uint64_t bytes, uint64_t messages, uint64_t errors, uint64_t eagain)
