@@ -245,6 +245,12 @@ static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *
                      "invalid value for \"format\" - json or csv (timeline)");
         else
             a->q.csv = strcmp(value, "csv") == 0;
+    } else if (strcmp(key, "sample_index") == 0) {
+        if (!value || !*value)
+            snprintf(a->error, sizeof a->error,
+                     "invalid value for \"sample_index\" - a sample type's name (inuse_space)");
+        else
+            a->q.sample_index = value; /* checked against the profile's types */
     } else if (strcmp(key, "debug") == 0) {
         if (!parse_number(value, 0, 1000000, &v))
             snprintf(a->error, sizeof a->error,

@@ -135,6 +135,39 @@ static int select_procs(struct live *l, const struct http_query *q, unsigned sec
     return 0;
 }
 
+/* ?sample_index=NAME (or its number, as pprof's option takes either): the
+ * name of one of ep's sample types in *type, or false with a 400 in r
+ * naming them. */
+static bool sample_type_asked(const struct endpoint *ep, const char *asked, const char **type,
+                              struct http_reply *r)
+{
+    const char *const(*types)[2];
+    size_t n;
+    const char *own;
+    if (pprof_describe(ep->profile, &types, &n, &own) < 0) {
+        http_reply_error(r, 500, "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(types[i][0], asked) == 0) {
+            *type = types[i][0];
+            return true;
+        }
+    char *end;
+    unsigned long index = strtoul(asked, &end, 10); /* ULONG_MAX when too large */
+    if (asked[0] >= '0' && asked[0] <= '9' && *end == 0 && index < n) {
+        *type = types[index][0];
+        return true;
+    }
+    char names[256] = "";
+    for (size_t i = 0, len = 0; i < n && len < sizeof names; i++)
+        len +=
+            (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", types[i][0]);
+    http_reply_error(r, 400, "invalid value for \"sample_index\" - %s has %s (not \"%.64s\")",
+                     ep->name, names, asked);
+    return false;
+}
+
 static void serve_profile(struct live *l, const struct endpoint *ep, const struct http_query *q,
                           struct http_reply *r)
 {
@@ -151,6 +184,15 @@ static void serve_profile(struct live *l, const struct endpoint *ep, const struc
         http_reply_error(r, 400, "seconds and debug params are incompatible");
         return;
     }
+    if (q->debug && q->sample_index) {
+        http_reply_error(r, 400,
+                         "sample_index and debug params are incompatible: the text "
+                         "profile carries every figure");
+        return;
+    }
+    const char *sample_type = NULL;
+    if (q->sample_index && !sample_type_asked(ep, q->sample_index, &sample_type, r))
+        return;
     unsigned seconds = q->seconds;
     if (!seconds && (ep->flags & EP_ALWAYS_DELTA))
         seconds = HTTP_CPU_DEFAULT_SECONDS;
@@ -168,7 +210,7 @@ static void serve_profile(struct live *l, const struct endpoint *ep, const struc
         if (rc < 0)
             snprintf(err, sizeof err, "out of memory");
     } else {
-        struct pprof_sink mem = {.name = ep->name}; /* in memory */
+        struct pprof_sink mem = {.name = ep->name, .default_type = sample_type}; /* in memory */
         rc = pprof_write(ep->profile, procs, n, n > 1, live_now_ns(), &mem, err, sizeof err);
         r->body = (char *)mem.data;
         r->len = mem.len;

@@ -295,6 +295,8 @@ struct http_query {
     bool csv;               /* timeline: format=csv (else JSON) */
     unsigned hz;            /* profile: CPU samples per second asked of the targets; 0: not given */
     const char *link_token; /* the index page's links carry ?token= (it came so); or NULL */
+    /* The profile's default sample type, a name or number; or NULL. */
+    const char *sample_index;
 };
 
 struct http_reply {
