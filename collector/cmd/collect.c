@@ -63,7 +63,8 @@ static void help(FILE *out)
           "                     are merged, labelled by pid); ?seconds=N the change over the\n"
           "                     next N seconds (at most 600; 8 windows at once); ?hz=N\n"
           "                     on profile (at most 1000); ?debug=1 on heap/allocs the\n"
-          "                     legacy text.\n"
+          "                     legacy text. /ui/ is a web UI: the processes, and their\n"
+          "                     profiles as flame graphs (README \"Web UI\").\n"
           "      --http-allow-any-user  no token: any local user may read the profiles and\n"
           "                     command lines over HTTP, and start CPU sampling\n"
           "  -o, --output DIR   when a target exits, write its profiles into\n"
@@ -277,6 +278,8 @@ static void announce(const struct collector *c, const struct options *opt, const
         fprintf(stderr, " (token in %s)", http_token_path(c->http));
     else if (c->http)
         fprintf(stderr, " (any local user may read them: --http-allow-any-user)");
+    if (c->http)
+        fprintf(stderr, "; web UI at %s", http_ui_url(c->http));
     if (opt->output)
         fprintf(stderr, "; exited targets' profiles into %s/", opt->output);
     fprintf(stderr, "\n");

@@ -263,7 +263,7 @@ static void serve_cmdline(struct live *l, const struct http_query *q, struct htt
     http_reply_stream(r, f, "text/plain; charset=utf-8");
 }
 
-static void html_escaped(FILE *f, const char *s)
+void http_html_escaped(FILE *f, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
@@ -288,7 +288,7 @@ static void html_escaped(FILE *f, const char *s)
     }
 }
 
-static void duration(FILE *f, uint64_t ns)
+void http_duration(FILE *f, uint64_t ns)
 {
     uint64_t s = ns / 1000000000u;
     if (s >= 86400)
@@ -356,14 +356,14 @@ static void serve_index(struct live *l, const struct http_query *q, struct http_
         const struct live_info *p = &info[i];
         uint64_t end = p->exited_ns ? p->exited_ns : now;
         fprintf(f, "<tr><td>%u</td><td>", p->pid);
-        html_escaped(f, p->exe);
+        http_html_escaped(f, p->exe);
         fprintf(f, "</td><td>%s", p->exited_ns ? "exited " : "running");
         if (p->exited_ns) {
-            duration(f, now > p->exited_ns ? now - p->exited_ns : 0);
+            http_duration(f, now > p->exited_ns ? now - p->exited_ns : 0);
             fputs(" ago", f);
         }
         fputs("</td><td>", f);
-        duration(f, end > p->start_ns ? end - p->start_ns : 0);
+        http_duration(f, end > p->start_ns ? end - p->start_ns : 0);
         fputs("</td><td>", f);
         profile_links(f, p->pid, q->link_token);
         fputs("</td></tr>\n", f);
@@ -408,4 +408,16 @@ void http_profiles_serve(struct live *l, const char *name, const struct http_que
             return;
         }
     http_reply_error(r, 404, "Unknown profile");
+}
+
+bool http_profiles_info(size_t i, struct http_profile_info *out)
+{
+    if (i >= N_ENDPOINTS)
+        return false;
+    const struct endpoint *ep = &endpoints[i];
+    *out = (struct http_profile_info){.name = ep->name, .window = ep->flags & EP_ALWAYS_DELTA};
+    if (pprof_describe(ep->profile, &out->sample_types, &out->n_sample_types, &out->default_type) <
+        0)
+        out->n_sample_types = 0;
+    return true;
 }
