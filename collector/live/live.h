@@ -336,6 +336,20 @@ void http_duration(FILE *f, uint64_t ns);
  * hour (JSON, or CSV with format=csv): heap in use (scaled as the heap
  * profile), allocation, CPU and I/O rates, running threads. */
 void http_timeline_serve(struct live *l, const struct http_query *q, struct http_reply *r);
+/* The figures of one point: levels as they are, rates per second since
+ * the point before. */
+struct http_timeline_row {
+    double t_s; /* seconds since the epoch */
+    double inuse_bytes, inuse_objects;
+    double alloc_bytes_s, alloc_objects_s;
+    double cpu_cores; /* CPU seconds per second */
+    double io_calls_s, io_bytes_s;
+    uint32_t threads;
+};
+/* Point i of pts; the one before the first is the process's start
+ * (start_ns), with nothing counted yet. */
+struct http_timeline_row http_timeline_row_at(const struct timeline_point *pts, size_t i,
+                                              uint64_t start_ns);
 
 /* Sets r to an error: status and one line of text. */
 void http_reply_error(struct http_reply *r, unsigned status, const char *fmt, ...)
