@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,7 +255,7 @@ static const char *nth_type(const struct http_profile_info *pi, size_t k)
 static void profile_links(FILE *f, const struct http_ui *ui, const struct http_profile_info *pi,
                           uint32_t pid, const char *exe, const char *token)
 {
-    fprintf(f, "<span class=profile>%s", pi->name);
+    fprintf(f, "<div class=links><span class=profile>%s", pi->name);
     if (pi->window)
         fprintf(f, " (%u s)", HTTP_UI_CPU_SECONDS);
     fputs("</span>", f);
@@ -286,16 +288,126 @@ static void profile_links(FILE *f, const struct http_ui *ui, const struct http_p
         url_encoded(f, title);
         fprintf(f, "'>%s</a>", type);
     }
+    fputs("</div>\n", f);
 }
 
 static void all_profile_links(FILE *f, const struct http_ui *ui, uint32_t pid, const char *exe,
                               const char *token)
 {
     struct http_profile_info pi;
-    for (size_t i = 0; http_profiles_info(i, &pi); i++) {
-        fputs(i ? "<br>\n" : "", f);
+    for (size_t i = 0; http_profiles_info(i, &pi); i++)
         profile_links(f, ui, &pi, pid, exe, token);
+}
+
+/* ---- the timeline charts ---- */
+/* Each process's timeline (live.h) as small charts drawn here (SVG), one
+ * per figure, over the points held (the last hour at most). */
+#define CHART_WIDTH 180
+#define CHART_HEIGHT 32
+/* At most one point drawn per this many pixels: a bucket's peak. */
+#define CHART_POINTS (CHART_WIDTH / 2)
+
+static const struct chart_series {
+    const char *name, *label;
+    bool bytes; /* else a count, or cores */
+    const char *unit;
+    size_t offset; /* of its double in struct http_timeline_row; threads: SIZE_MAX */
+} chart_series[] = {
+    {"inuse_bytes", "heap in use", true, "", offsetof(struct http_timeline_row, inuse_bytes)},
+    {"alloc_bytes_per_s", "allocation", true, "/s",
+     offsetof(struct http_timeline_row, alloc_bytes_s)},
+    {"cpu_cores", "CPU", false, " cores", offsetof(struct http_timeline_row, cpu_cores)},
+    {"io_calls_per_s", "I/O calls", false, "/s", offsetof(struct http_timeline_row, io_calls_s)},
+    {"threads", "threads", false, "", SIZE_MAX},
+};
+#define N_CHART_SERIES (sizeof chart_series / sizeof chart_series[0])
+
+static double series_value(const struct chart_series *s, const struct http_timeline_row *r)
+{
+    if (s->offset == SIZE_MAX)
+        return r->threads;
+    double v;
+    memcpy(&v, (const char *)r + s->offset, sizeof v);
+    return v;
+}
+
+static void human(FILE *f, double v, const struct chart_series *s)
+{
+    static const char *const bytes[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    size_t i = 0;
+    if (s->bytes) {
+        while (v >= 1024 && i + 1 < sizeof bytes / sizeof bytes[0]) {
+            v /= 1024;
+            i++;
+        }
+        fprintf(f, i ? "%.1f %s%s" : "%.0f %s%s", v, bytes[i], s->unit);
+    } else if (v >= 1e6) {
+        fprintf(f, "%.1fM%s", v / 1e6, s->unit);
+    } else if (v >= 1e4) {
+        fprintf(f, "%.1fk%s", v / 1e3, s->unit);
+    } else {
+        fprintf(f,
+                v == (double)(long long)v ? "%.0f%s"
+                : v < 0.1                 ? "%.3f%s"
+                                          : "%.2f%s",
+                v, s->unit);
     }
+}
+
+/* One figure's chart over rows[0..n), n > 0. */
+static void chart(FILE *f, const struct chart_series *s, const struct http_timeline_row *rows,
+                  size_t n)
+{
+    double peak = 0;
+    for (size_t k = 0; k < n; k++)
+        if (series_value(s, &rows[k]) > peak)
+            peak = series_value(s, &rows[k]);
+    double last = series_value(s, &rows[n - 1]);
+    fprintf(f,
+            "<div class=chart><span class=label>%s</span><svg data-series=%s data-peak=%.3f "
+            "data-last=%.3f width=%d height=%d viewBox='0 0 %d %d'><polyline fill=none "
+            "stroke='#3366cc' stroke-width=1.5 points='",
+            s->label, s->name, peak, last, CHART_WIDTH, CHART_HEIGHT, CHART_WIDTH, CHART_HEIGHT);
+    size_t buckets = n < CHART_POINTS ? n : CHART_POINTS;
+    for (size_t b = 0; b < buckets; b++) {
+        double v = 0;
+        for (size_t k = b * n / buckets; k < (b + 1) * n / buckets; k++)
+            if (series_value(s, &rows[k]) > v)
+                v = series_value(s, &rows[k]);
+        double x = buckets > 1 ? (double)b * (CHART_WIDTH - 1) / (double)(buckets - 1) : 0;
+        double y = CHART_HEIGHT - 1 - (peak > 0 ? v / peak * (CHART_HEIGHT - 2) : 0);
+        fprintf(f, "%s%.1f,%.1f", b ? " " : "", x, y);
+    }
+    fputs("'/></svg><span class=value>now ", f);
+    human(f, last, s);
+    fputs(", peak ", f);
+    human(f, peak, s);
+    fputs("</span></div>\n", f);
+}
+
+static void timeline_charts(FILE *f, const struct live_timeline *t)
+{
+    struct http_timeline_row *rows = t && t->n ? malloc(t->n * sizeof *rows) : NULL;
+    if (!rows) {
+        fputs(t && t->n ? "out of memory" : "no point yet (one a second)", f);
+        return;
+    }
+    for (size_t k = 0; k < t->n; k++)
+        rows[k] = http_timeline_row_at(t->points, k, t->start_ns);
+    fprintf(f, "<div class=charts data-points=%zu>\n", t->n);
+    for (size_t i = 0; i < N_CHART_SERIES; i++)
+        chart(f, &chart_series[i], rows, t->n);
+    fputs("</div>", f);
+    free(rows);
+}
+
+static const struct live_timeline *timeline_of(const struct live_timeline *t, size_t n,
+                                               const struct live_info *p)
+{
+    for (size_t i = 0; i < n; i++)
+        if (t[i].pid == p->pid && t[i].start_ns == p->start_ns)
+            return &t[i];
+    return NULL;
 }
 
 static void page_head(FILE *f, const struct http_ui *ui, const char *token)
@@ -307,8 +419,14 @@ static void page_head(FILE *f, const struct http_ui *ui, const char *token)
           "table{border-collapse:collapse;}\n"
           "td,th{padding:.4rem 1.2rem .4rem 0;vertical-align:top;text-align:left;}\n"
           "tr{border-top:1px solid #ddd;}\n"
-          ".profile{display:inline-block;width:9rem;}\n"
-          ".missing{background:#fff3cd;padding:.5rem;}\n</style>\n</head>\n<body>\n"
+          ".profile{display:inline-block;width:8rem;}\n"
+          ".links{white-space:nowrap;}\n"
+          ".exe{max-width:14rem;overflow-wrap:anywhere;}\n"
+          ".missing{background:#fff3cd;padding:.5rem;}\n"
+          ".chart{white-space:nowrap;font-size:.85rem;}\n"
+          ".chart .label{display:inline-block;width:6rem;}\n"
+          ".chart svg{vertical-align:middle;background:#f6f8fb;margin-right:.5rem;}\n"
+          "</style>\n</head>\n<body>\n"
           "<h1>ppx collect</h1>\n",
           f);
     if (!ui || !ui->viewer)
@@ -329,13 +447,18 @@ static void serve_page(const struct http_ui *ui, struct live *l, const struct ht
                        struct http_reply *r)
 {
     struct live_info *info;
-    size_t n;
+    size_t n, n_timelines = 0;
+    struct live_timeline *timelines = NULL;
     if (live_describe(l, &info, &n) < 0) {
         http_reply_error(r, 500, "out of memory");
         return;
     }
     FILE *f = open_memstream(&r->body, &r->len);
-    if (!f) {
+    if (!f || live_timelines(l, 0, &timelines, &n_timelines) < 0) {
+        if (f)
+            fclose(f);
+        free(r->body);
+        r->body = NULL;
         free(info);
         http_reply_error(r, 500, "out of memory");
         return;
@@ -343,12 +466,15 @@ static void serve_page(const struct http_ui *ui, struct live *l, const struct ht
     const char *token = q->link_token;
     uint64_t now = live_now_ns();
     page_head(f, ui, token);
-    fprintf(f, "<table id=processes>\n<thead><tr><th>PID</th><th>Executable</th><th>State</th>"
-               "<th>Uptime</th><th>Profiles</th></tr></thead>\n<tbody>\n");
+    fprintf(f,
+            "<table id=processes>\n<thead><tr><th>PID</th><th>Executable</th><th>State</th>"
+            "<th>Uptime</th><th>Profiles</th><th>Timeline (a point a second, the last hour; "
+            "<a href='/debug/pprof/timeline%s%s'>JSON</a>)</th></tr></thead>\n<tbody>\n",
+            token ? "?token=" : "", token ? token : "");
     for (size_t i = 0; i < n; i++) {
         const struct live_info *p = &info[i];
         uint64_t end = p->exited_ns ? p->exited_ns : now;
-        fprintf(f, "<tr class=process data-pid=%u><td>%u</td><td>", p->pid, p->pid);
+        fprintf(f, "<tr class=process data-pid=%u><td>%u</td><td class=exe>", p->pid, p->pid);
         http_html_escaped(f, p->exe);
         fprintf(f, "</td><td>%s", p->exited_ns ? "exited " : "running");
         if (p->exited_ns) {
@@ -359,11 +485,13 @@ static void serve_page(const struct http_ui *ui, struct live *l, const struct ht
         http_duration(f, end > p->start_ns ? end - p->start_ns : 0);
         fputs("</td><td>", f);
         all_profile_links(f, ui, p->pid, p->exe, token);
+        fputs("</td><td>", f);
+        timeline_charts(f, timeline_of(timelines, n_timelines, p));
         fputs("</td></tr>\n", f);
     }
     if (n > 1) {
         fputs("<tr class=merged><td></td><td>every process, merged (samples labelled with their "
-              "pid)</td><td></td><td></td><td>",
+              "pid)</td><td></td><td></td><td colspan=2>",
               f);
         all_profile_links(f, ui, 0, "", token);
         fputs("</td></tr>\n", f);
@@ -371,6 +499,7 @@ static void serve_page(const struct http_ui *ui, struct live *l, const struct ht
     fprintf(f, "</tbody>\n</table>\n%s</body>\n</html>\n",
             n ? "" : "<p id=no-process>No process has connected yet.</p>\n");
     free(info);
+    live_timelines_free(timelines, n_timelines);
     http_reply_stream(r, f, "text/html; charset=utf-8");
 }
 

@@ -10,6 +10,8 @@
 # - the viewer's files need no token, come with their content type, and
 #   nothing else is served: no "..", no hidden file, no directory, no
 #   symbolic link out of the directory (one inside is followed);
+# - the timeline charts: one per figure for the process, the heap's peak
+#   the timeline's (JSON), one thread at the last point;
 # - sample_index: the default sample type of heap becomes inuse_objects
 #   (go tool pprof -top says so, and shows leak_64x1000's 1000 objects),
 #   index 0 is alloc_objects, an unknown name is a 400 naming the four;
@@ -73,6 +75,21 @@ flat_of() { awk -v f="$2" '$NF == f { print $1 }' <<<"$1"; }
 t=$(top "$TMP/linked.pb.gz")
 grep -q '^Type: inuse_objects$' <<<"$t" || fail "the linked profile's type: $(grep '^Type' <<<"$t")"
 expect_eq "leak_64x1000 in the linked profile (objects in use)" 1000 "$(flat_of "$t" leak_64x1000)"
+
+# ---- the timeline charts ----
+wait_for 100 sh -c "[ \"\$(curl -sf '$pp/timeline?pid=$pid' | grep -c '^\[')\" -ge 2 ]" ||
+    fail "no two timeline points in 10 s: $(curl -s "$pp/timeline?pid=$pid" | head -c 300)"
+curl -sf -o "$TMP/page2.html" "$plain/ui/?token=$token" || fail "/ui/ failed"
+json_peak=$(curl -sf "$pp/timeline?pid=$pid" | python3 -c 'import json, sys
+d = json.load(sys.stdin); c = d["columns"].index("inuse_bytes")
+print("%.3f" % max(p[c] for p in d["processes"][0]["points"]))')
+row=$(sed -n "/<tr class=process data-pid=$pid>/,/<\/tr>/p" "$TMP/page2.html")
+expect_eq "charts of pid $pid" "inuse_bytes alloc_bytes_per_s cpu_cores io_calls_per_s threads" \
+    "$(grep -o 'data-series=[a-z_]*' <<<"$row" | cut -d= -f2 | tr '\n' ' ' | sed 's/ $//')"
+expect_eq "the heap chart's peak (the timeline's)" "$json_peak" \
+    "$(grep -o 'data-series=inuse_bytes data-peak=[0-9.]*' <<<"$row" | sed 's/.*data-peak=//')"
+expect_eq "the threads chart's last point" "1.000" \
+    "$(grep -o 'data-series=threads data-peak=[0-9.]* data-last=[0-9.]*' <<<"$row" | sed 's/.*data-last=//')"
 
 # ---- sample_index ----
 curl -sf -o "$TMP/default.pb.gz" "$pp/heap?pid=$pid" || fail "heap failed"
