@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <pthread.h>
@@ -458,6 +459,29 @@ static enum MHD_Result send_refusal(struct MHD_Connection *c, struct http_reply 
     return send_reply(c, r, NULL, NULL);
 }
 
+/* The web UI's links (live.h): the viewer cannot use credentials given in
+ * the page's URL (fetch() refuses a URL that holds them, and a relative
+ * URL inherits the page's), so they carry the token however the page was
+ * asked, and after a page asked with Basic credentials they name this
+ * server without them (its Host as the browser wrote it). */
+static void ui_links(const struct http_server *h, struct MHD_Connection *c, struct http_query *q,
+                     char *origin, size_t len)
+{
+    q->link_token = h->auth.required ? h->auth.token : NULL;
+    const char *auth =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!auth || strncasecmp(auth, "Basic ", 6) != 0)
+        return;
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    static const char host_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789.-:[]";
+    if (host && *host && strlen(host) < 256 && host[strspn(host, host_chars)] == 0)
+        snprintf(origin, len, "http://%s", host);
+    else
+        snprintf(origin, len, "%s", h->url);
+    q->link_origin = origin;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -510,9 +534,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     a.q.link_token = query_token ? h->auth.token : NULL;
     if (a.error[0])
         http_reply_error(&r, 400, "%s", a.error);
-    else if (ui)
+    else if (ui) {
+        char origin[300];
+        ui_links(h, c, &a.q, origin, sizeof origin);
         http_ui_serve(h->ui, h->live, url + strlen(HTTP_UI_PREFIX), &a.q, &r);
-    else if (strchr(name, '/'))
+    } else if (strchr(name, '/'))
         http_reply_error(&r, 404, "Unknown profile");
     else
         http_profiles_serve(h->live, name, &a.q, &r);

@@ -79,8 +79,8 @@ struct http_ui *http_ui_new(void)
     if (!ui->viewer)
         fprintf(stderr,
                 "ppx: the web UI's flame graph viewer (speedscope) is not installed (looked in "
-                "%s): %s lists the processes and their raw profiles only; scripts/deps installs "
-                "it\n",
+                "%s): %s lists the processes and their raw profiles only (scripts/deps and make "
+                "install put it there; PPX_UI_DIR names another place)\n",
                 ui->looked, HTTP_UI_PREFIX);
     return ui;
 }
@@ -251,10 +251,11 @@ static const char *nth_type(const struct http_profile_info *pi, size_t k)
 
 /* One link per sample type of profile pi, for one process (pid) or all
  * merged (pid 0, exe ""): into the viewer, or to the raw profile
- * without one. */
+ * without one; with q's token and origin (http.c, ui_links()). */
 static void profile_links(FILE *f, const struct http_ui *ui, const struct http_profile_info *pi,
-                          uint32_t pid, const char *exe, const char *token)
+                          uint32_t pid, const char *exe, const struct http_query *q)
 {
+    const char *token = q->link_token, *origin = q->link_origin;
     fprintf(f, "<div class=links><span class=profile>%s", pi->name);
     if (pi->window)
         fprintf(f, " (%u s)", HTTP_UI_CPU_SECONDS);
@@ -262,7 +263,8 @@ static void profile_links(FILE *f, const struct http_ui *ui, const struct http_p
     const char *type;
     for (size_t k = 0; (type = nth_type(pi, k)); k++) {
         char url[512];
-        int len = snprintf(url, sizeof url, "/debug/pprof/%s?sample_index=%s", pi->name, type);
+        int len = snprintf(url, sizeof url, "%s/debug/pprof/%s?sample_index=%s",
+                           origin ? origin : "", pi->name, type);
         if (pid)
             len += snprintf(url + len, sizeof url - (size_t)len, "&pid=%u", pid);
         if (pi->window)
@@ -292,11 +294,11 @@ static void profile_links(FILE *f, const struct http_ui *ui, const struct http_p
 }
 
 static void all_profile_links(FILE *f, const struct http_ui *ui, uint32_t pid, const char *exe,
-                              const char *token)
+                              const struct http_query *q)
 {
     struct http_profile_info pi;
     for (size_t i = 0; http_profiles_info(i, &pi); i++)
-        profile_links(f, ui, &pi, pid, exe, token);
+        profile_links(f, ui, &pi, pid, exe, q);
 }
 
 /* ---- the timeline charts ---- */
@@ -484,7 +486,7 @@ static void serve_page(const struct http_ui *ui, struct live *l, const struct ht
         fputs("</td><td>", f);
         http_duration(f, end > p->start_ns ? end - p->start_ns : 0);
         fputs("</td><td>", f);
-        all_profile_links(f, ui, p->pid, p->exe, token);
+        all_profile_links(f, ui, p->pid, p->exe, q);
         fputs("</td><td>", f);
         timeline_charts(f, timeline_of(timelines, n_timelines, p));
         fputs("</td></tr>\n", f);
@@ -493,7 +495,7 @@ static void serve_page(const struct http_ui *ui, struct live *l, const struct ht
         fputs("<tr class=merged><td></td><td>every process, merged (samples labelled with their "
               "pid)</td><td></td><td></td><td colspan=2>",
               f);
-        all_profile_links(f, ui, 0, "", token);
+        all_profile_links(f, ui, 0, "", q);
         fputs("</td></tr>\n", f);
     }
     fprintf(f, "</tbody>\n</table>\n%s</body>\n</html>\n",

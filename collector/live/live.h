@@ -299,6 +299,9 @@ struct http_query {
     const char *link_token; /* the index page's links carry ?token= (it came so); or NULL */
     /* The profile's default sample type, a name or number; or NULL. */
     const char *sample_index;
+    /* The web UI's links to profiles: on this origin ("http://HOST:PORT"),
+     * or NULL for relative ones (http.c). */
+    const char *link_origin;
 };
 
 struct http_reply {
@@ -372,8 +375,8 @@ void http_reply_stream(struct http_reply *r, FILE *f, const char *content_type);
  * are the package's, the same for everyone, and hold nothing of the
  * targets; a page opened with ?token= could not pass the token on to the
  * scripts and styles it loads. The page /ui/ itself and the profiles need
- * it as every other request does; the links carry ?token= when the page
- * was asked with it, as the index page's do.
+ * it as every other request does; the page's links carry ?token= (the
+ * viewer can use no other way: http.c, ui_links()).
  *
  * The viewer is looked for, in order: $PPX_UI_DIR/speedscope (only
  * there when PPX_UI_DIR is set); when ppx runs from its build tree, the

@@ -3,8 +3,8 @@
 # view is ui_browser.sh). known_allocs (exact mode) under ppx collect, the
 # viewer's directory a made-up one (PPX_UI_DIR), so nothing from npm is
 # needed:
-# - /ui/ needs the token (401 without); asked with ?token= its links carry
-#   it, asked with the URL's password they do not; it lists the process,
+# - /ui/ needs the token (401 without); its links carry it, and name the
+#   server when the page was asked with the URL's password; it lists the process,
 #   with a viewer link per profile and sample type, whose profile URL,
 #   fetched, is that profile with that default sample type;
 # - the viewer's files need no token, come with their content type, and
@@ -57,10 +57,16 @@ links=$(grep -o "data-profile=[a-z]* data-sample-type=[a-z_]* href='[^']*'" "$TM
 without=$(grep -o "href='speedscope/index.html#profileURL=[^']*'" "$TMP/page.html" | grep -vc "%26token%3D$token")
 expect_eq "viewer links without the token (page asked with ?token=)" 0 "$without"
 grep -q "href='/debug/pprof/?token=$token'" "$TMP/page.html" || fail "no link to /debug/pprof/ with the token"
+# Asked with the URL's password, the links name the server (the viewer's
+# fetch refuses a URL with credentials, relative ones inherit the page's),
+# with the token; asked with the header, relative ones with the token.
 curl -sf -o "$TMP/page_basic.html" "$url/ui/" || fail "/ui/ with the URL's password failed"
-if grep -q "$token" "$TMP/page_basic.html"; then
-    fail "the page asked with the URL's password carries the token"
-fi
+host=${plain#http://}
+grep -q "data-profile=heap data-sample-type=inuse_space href='speedscope/index.html#profileURL=http%3A%2F%2F${host//:/%3A}%2Fdebug%2Fpprof%2Fheap%3Fsample_index%3Dinuse_space%26pid%3D$pid%26token%3D$token&amp;" "$TMP/page_basic.html" ||
+    fail "the page asked with the URL's password: $(grep -o "data-profile=heap data-sample-type=inuse_space href='[^']*'" "$TMP/page_basic.html" | head -1)"
+curl -sf -o "$TMP/page_bearer.html" -H "Authorization: Bearer $token" "$plain/ui/" || fail "/ui/ with the header failed"
+grep -q "data-profile=heap data-sample-type=inuse_space href='speedscope/index.html#profileURL=%2Fdebug%2Fpprof%2Fheap%3Fsample_index%3Dinuse_space%26pid%3D$pid%26token%3D$token&amp;" "$TMP/page_bearer.html" ||
+    fail "the page asked with the header: $(grep -o "data-profile=heap data-sample-type=inuse_space href='[^']*'" "$TMP/page_bearer.html" | head -1)"
 
 # The heap inuse_objects link of the process: its profile URL, fetched.
 link=$(grep -o "data-profile=heap data-sample-type=inuse_objects href='[^']*'" "$TMP/page.html" |

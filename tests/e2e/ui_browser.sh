@@ -3,7 +3,8 @@
 # playwright-core (tests/lib/ui_browser.js), the viewer the build tree's
 # speedscope (scripts/deps installs both). known_allocs (exact mode) under
 # ppx collect; from /ui/?token= (the URL ppx collect prints), a click on
-# its heap inuse_space link, then on its allocs alloc_objects link, must
+# its heap inuse_space link, then on its allocs alloc_objects link (and
+# the heap link again on the page opened with the URL's password), must
 # show in the viewer, without a console error or a failed request:
 # - the profile's title (profile, sample type, pid, program);
 # - in its Sandwich view (the functions, as a table in the page), the
@@ -34,13 +35,15 @@ artifacts="$top_builddir/tests/artifacts/ui_browser"
 rm -rf "$artifacts"
 mkdir -p "$artifacts"
 
-# view PROFILE SAMPLE_TYPE: what the viewer shows of pid's link, in
-# $TMP/PROFILE.SAMPLE_TYPE; screenshots in $artifacts/PROFILE.SAMPLE_TYPE/.
+# view PROFILE SAMPLE_TYPE [PAGE]: what the viewer shows of pid's link on
+# PAGE (default $ui_url), in $TMP/PROFILE.SAMPLE_TYPE; screenshots in
+# $artifacts/PROFILE.SAMPLE_TYPE/.
 view() {
     local out="$TMP/$1.$2" shots="$artifacts/$1.$2"
+    rm -rf "$shots"
     mkdir -p "$shots"
     PPX_UI_NODE_MODULES="$modules" PPX_CHROMIUM="$chromium" \
-        timeout 180 node "$TESTS_LIB/ui_browser.js" "$ui_url" "$pid" "$1" "$2" "$shots" \
+        timeout 180 node "$TESTS_LIB/ui_browser.js" "${3:-$ui_url}" "$pid" "$1" "$2" "$shots" \
         >"$out" 2>"$out.err"
     local rc=$?
     note "$1 $2 in the viewer:"$'\n'"$(head -20 "$out")"
@@ -70,6 +73,12 @@ expect_eq "leak_64x1000 objects allocated" "1,000" "$(self "$f" leak_64x1000)"
 expect_eq "thread_worker objects allocated" "1,000" "$(self "$f" thread_worker)"
 expect_eq "alloc_free_1000x500 objects allocated" 500 "$(self "$f" alloc_free_1000x500)"
 expect_eq "realloc_chain objects allocated" 90 "$(self "$f" realloc_chain)"
+
+# The page opened with the URL's password (what ppx collect prints for
+# go tool pprof): the same profile.
+view heap inuse_space "$url/ui/"
+expect_eq "leak_64x1000 in use (page asked with the URL's password)" "62.50 KB" \
+    "$(self "$TMP/heap.inuse_space" leak_64x1000)"
 
 for shot in ui flamegraph sandwich; do
     [ -s "$artifacts/heap.inuse_space/$shot.png" ] || fail "no screenshot $shot.png"
