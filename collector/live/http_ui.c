@@ -199,6 +199,7 @@ static void serve_viewer_file(const struct http_ui *ui, const char *name, struct
         return;
     }
     /* Symbolic links inside the directory are followed, none out of it. */
+    errno = 0;
     char *real = realpath(path, NULL);
     size_t root = strlen(ui->viewer);
     if (!real || strncmp(real, ui->viewer, root) != 0 || real[root] != '/' ||
