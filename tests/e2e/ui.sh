@@ -11,7 +11,8 @@
 #   nothing else is served: no "..", no hidden file, no directory, no
 #   symbolic link out of the directory (one inside is followed);
 # - the timeline charts: one per figure for the process, the heap's peak
-#   the timeline's (JSON), one thread at the last point;
+#   the timeline's (JSON), one thread at the last point; with a second
+#   process, a row of links to the merged profiles;
 # - sample_index: the default sample type of heap becomes inuse_objects
 #   (go tool pprof -top says so, and shows leak_64x1000's 1000 objects),
 #   index 0 is alloc_objects, an unknown name is a 400 naming the four;
@@ -85,7 +86,13 @@ expect_eq "leak_64x1000 in the linked profile (objects in use)" 1000 "$(flat_of 
 # ---- the timeline charts ----
 wait_for 100 sh -c "[ \"\$(curl -sf '$pp/timeline?pid=$pid' | grep -c '^\[')\" -ge 2 ]" ||
     fail "no two timeline points in 10 s: $(curl -s "$pp/timeline?pid=$pid" | head -c 300)"
+fifo_target k2 4 PPX_SAMPLE_RATE=1 "$PROGS/known_allocs" pause
+pid2=$target_pid
 curl -sf -o "$TMP/page2.html" "$plain/ui/?token=$token" || fail "/ui/ failed"
+grep -q "<tr class=process data-pid=$pid2>" "$TMP/page2.html" || fail "/ui/ does not list pid $pid2"
+merged=$(sed -n "/<tr class=merged>/,/<\/tr>/p" "$TMP/page2.html")
+grep -q "data-profile=heap data-sample-type=inuse_space href='speedscope/index.html#profileURL=%2Fdebug%2Fpprof%2Fheap%3Fsample_index%3Dinuse_space%26token%3D$token&amp;title=heap%20inuse_space%2C%20every%20process'" <<<"$merged" ||
+    fail "no merged heap link with two processes: $(head -c 600 <<<"$merged")"
 json_peak=$(curl -sf "$pp/timeline?pid=$pid" | python3 -c 'import json, sys
 d = json.load(sys.stdin); c = d["columns"].index("inuse_bytes")
 print("%.3f" % max(p[c] for p in d["processes"][0]["points"]))')
@@ -127,13 +134,13 @@ file_is style.css 200 "text/css; charset=utf-8"
 file_is sub/data.json 200 application/json
 file_is inside.js 200 "text/javascript; charset=utf-8"
 for bad in out.txt outdir/secret.txt ../speedscope/app.js sub/../app.js %2e%2e/app.js .hidden sub \
-    sub/ missing.js ../../outside/secret.txt //app.js; do
+    sub/ missing.js ../../outside/secret.txt //app.js ../../debug/pprof/heap ../../debug/pprof/cmdline; do
     got=$(curl -s -o "$TMP/file" -w '%{http_code}' --path-as-is "$plain/ui/speedscope/$bad")
     expect_eq "/ui/speedscope/$bad" 404 "$got"
     if grep -q secret "$TMP/file"; then fail "/ui/speedscope/$bad served the file outside"; fi
 done
 expect_eq "another path under /ui/" 404 "$(status "$plain/ui/other?token=$token")"
-exec 3>&-
+exec 3>&- 4>&-
 stop_collector || fail "ppx collect exit status $?"
 
 # ---- no viewer ----
