@@ -12,7 +12,8 @@
 #   in use, calloc_10x100_x200 195.31 KB, thread_worker 125.00 KB,
 #   leak_64x1000 62.50 KB, and no alloc_free_1000x500 (all freed);
 #   allocated objects, leak_64x1000 and thread_worker 1,000 each,
-#   alloc_free_1000x500 500, realloc_chain 90.
+#   alloc_free_1000x500 500, realloc_chain 90;
+# - a CPU link (a 10 s profile) of spin_on_demand: spin_forever() first.
 # Screenshots of the page, the flame graph and the sandwich view are kept
 # in tests/artifacts/ui_browser/ of the build tree.
 . "$(dirname "$0")/../lib/common.sh"
@@ -35,15 +36,15 @@ artifacts="$top_builddir/tests/artifacts/ui_browser"
 rm -rf "$artifacts"
 mkdir -p "$artifacts"
 
-# view PROFILE SAMPLE_TYPE [PAGE]: what the viewer shows of pid's link on
-# PAGE (default $ui_url), in $TMP/PROFILE.SAMPLE_TYPE; screenshots in
-# $artifacts/PROFILE.SAMPLE_TYPE/.
+# view PROFILE SAMPLE_TYPE [PAGE [PID [PROGRAM]]]: what the viewer shows of the link
+# of PID (default $pid) on PAGE (default $ui_url), in
+# $TMP/PROFILE.SAMPLE_TYPE; screenshots in $artifacts/PROFILE.SAMPLE_TYPE/.
 view() {
     local out="$TMP/$1.$2" shots="$artifacts/$1.$2"
     rm -rf "$shots"
     mkdir -p "$shots"
     PPX_UI_NODE_MODULES="$modules" PPX_CHROMIUM="$chromium" \
-        timeout 180 node "$TESTS_LIB/ui_browser.js" "${3:-$ui_url}" "$pid" "$1" "$2" "$shots" \
+        timeout 180 node "$TESTS_LIB/ui_browser.js" "${3:-$ui_url}" "${4:-$pid}" "$1" "$2" "$shots" \
         >"$out" 2>"$out.err"
     local rc=$?
     note "$1 $2 in the viewer:"$'\n'"$(head -20 "$out")"
@@ -51,7 +52,7 @@ view() {
     if grep -q '^console' "$out"; then
         fail "console errors or failed requests showing $1 $2: $(grep '^console' "$out")"
     fi
-    expect_eq "the viewer's title" "$1 $2, pid $pid (known_allocs) - speedscope" \
+    expect_eq "the viewer's title" "$1 $2, pid ${4:-$pid} (${5:-known_allocs}) - speedscope" \
         "$(sed -n 's/^title //p' "$out")"
 }
 # self FILE FUNCTION: FUNCTION's self figure in the sandwich view, the
@@ -80,9 +81,16 @@ view heap inuse_space "$url/ui/"
 expect_eq "leak_64x1000 in use (page asked with the URL's password)" "62.50 KB" \
     "$(self "$TMP/heap.inuse_space" leak_64x1000)"
 
+# A CPU profile (a 10 s window) of a thread spinning in spin_forever(): its
+# first row, by own time.
+fifo_target s 4 "$PROGS/spin_on_demand"
+view profile cpu "$ui_url" "$target_pid" spin_on_demand
+expect_eq "the function with the most CPU time" spin_forever \
+    "$(awk -F'\t' '$1 ~ /^frame / { sub(/^frame /, "", $1); print $1; exit }' "$TMP/profile.cpu")"
+
 for shot in ui flamegraph sandwich; do
     [ -s "$artifacts/heap.inuse_space/$shot.png" ] || fail "no screenshot $shot.png"
 done
-exec 3>&-
+exec 3>&- 4>&-
 stop_collector || fail "ppx collect exit status $?"
 finish
