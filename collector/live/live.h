@@ -391,8 +391,9 @@ void http_reply_stream(struct http_reply *r, FILE *f, const char *content_type);
 #define HTTP_UI_VIEWER "speedscope/"
 /* A CPU profile opened from the UI: a window of this many seconds. */
 #define HTTP_UI_CPU_SECONDS 10u
-/* The largest viewer file served. */
-#define HTTP_UI_MAX_FILE (64u << 20)
+/* The largest viewer file served (speedscope's largest is 0.5 MiB); each
+ * is read whole into its answer. */
+#define HTTP_UI_MAX_FILE (16u << 20)
 
 struct http_ui;
 /* Finds the viewer; NULL only when out of memory (then /ui/ says so). */

@@ -350,8 +350,9 @@ int pprof_write(enum pprof_profile which, struct proc *const *procs, size_t n, b
                 uint64_t now_ns, struct pprof_sink *out, char *err, size_t errlen);
 /* The sample types of profile which and its default type, as its writer
  * states them (an empty profile is written to learn them, so no second
- * list is kept beside the writers): *types (static, n_types of them,
- * (type, unit) each) and *default_type. -1 when out of memory. */
+ * list is kept beside the writers; no symbol is looked up, so no build
+ * lock is needed): *types (static, n_types of them, (type, unit) each)
+ * and *default_type. -1 when out of memory. */
 int pprof_describe(enum pprof_profile which, const char *const (**types)[2], size_t *n_types,
                    const char **default_type);
 
