@@ -65,6 +65,8 @@ static void help(FILE *out)
           "                     on profile (at most 1000); ?debug=1 on heap/allocs the\n"
           "                     legacy text; heap?peak=1 the heap at its peak; timeline\n"
           "                     (JSON, ?format=csv) each process's figures a second.\n"
+          "                     /ui/ is a web UI: the processes, and their profiles as\n"
+          "                     flame graphs (README \"Web UI\").\n"
           "      --http-allow-any-user  no token: any local user may read the profiles and\n"
           "                     command lines over HTTP, and start CPU sampling\n"
           "  -o, --output DIR   when a target exits, write its profiles into\n"
@@ -279,6 +281,8 @@ static void announce(const struct collector *c, const struct options *opt, const
         fprintf(stderr, " (token in %s)", http_token_path(c->http));
     else if (c->http)
         fprintf(stderr, " (any local user may read them: --http-allow-any-user)");
+    if (c->http)
+        fprintf(stderr, "; web UI at %s", http_ui_url(c->http));
     if (opt->output)
         fprintf(stderr, "; exited targets' profiles into %s/", opt->output);
     fprintf(stderr, "\n");

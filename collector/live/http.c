@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <pthread.h>
@@ -53,9 +54,11 @@ struct http_server {
     struct MHD_Daemon *daemon;
     struct live *live;
     struct http_auth auth;
+    struct http_ui *ui;
     atomic_uint active; /* requests between their first call and their completion */
     char url[128];      /* http://HOST:PORT */
     char printed[256];  /* the same with the token as credentials */
+    char ui_url[256];   /* the web UI's page, with ?token= */
     pthread_mutex_t log_lock;
     struct log_kind log[LOG_KINDS];
 };
@@ -250,6 +253,12 @@ static enum MHD_Result each_arg(void *cls, enum MHD_ValueKind kind, const char *
                      "invalid value for \"format\" - json or csv (timeline)");
         else
             a->q.csv = strcmp(value, "csv") == 0;
+    } else if (strcmp(key, "sample_index") == 0) {
+        if (!value || !*value)
+            snprintf(a->error, sizeof a->error,
+                     "invalid value for \"sample_index\" - a sample type's name (inuse_space)");
+        else
+            a->q.sample_index = value; /* checked against the profile's types */
     } else if (strcmp(key, "debug") == 0) {
         if (!parse_number(value, 0, 1000000, &v))
             snprintf(a->error, sizeof a->error,
@@ -412,10 +421,10 @@ static enum MHD_Result serve_symbol(struct http_server *h, struct MHD_Connection
 }
 
 /* The checks made before anything else, at a request's first call (its
- * headers read): a URI over the limits, then the access token. True with
- * the refusal in r. */
-static bool refuse_request(struct http_server *h, struct MHD_Connection *c, const struct upload *u,
-                           struct http_reply *r, bool *query_token)
+ * headers read): a URI over the limits, then the access token (but for
+ * the web UI's viewer files, live.h). True with the refusal in r. */
+static bool refuse_request(struct http_server *h, struct MHD_Connection *c, const char *url,
+                           const struct upload *u, struct http_reply *r, bool *query_token)
 {
     if (u->uri_long) {
         http_reply_error(r, 414, "URI too long: at most %u bytes", HTTP_MAX_URI);
@@ -425,6 +434,8 @@ static bool refuse_request(struct http_server *h, struct MHD_Connection *c, cons
         http_reply_error(r, 414, "URI too long: at most %u query arguments", HTTP_MAX_ARGS);
         return true;
     }
+    if (http_ui_public(url))
+        return false;
     switch (http_auth_check(&h->auth, c, query_token)) {
     case HTTP_AUTH_OK:
         return false;
@@ -453,6 +464,29 @@ static enum MHD_Result send_refusal(struct MHD_Connection *c, struct http_reply 
     return send_reply(c, r, NULL, NULL);
 }
 
+/* The web UI's links (live.h): the viewer cannot use credentials given in
+ * the page's URL (fetch() refuses a URL that holds them, and a relative
+ * URL inherits the page's), so they carry the token however the page was
+ * asked, and after a page asked with Basic credentials they name this
+ * server without them (its Host as the browser wrote it). */
+static void ui_links(const struct http_server *h, struct MHD_Connection *c, struct http_query *q,
+                     char *origin, size_t len)
+{
+    q->link_token = h->auth.required ? h->auth.token : NULL;
+    const char *auth =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!auth || strncasecmp(auth, "Basic ", 6) != 0)
+        return;
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    static const char host_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789.-:[]";
+    if (host && *host && strlen(host) < 256 && host[strspn(host, host_chars)] == 0)
+        snprintf(origin, len, "http://%s", host);
+    else
+        snprintf(origin, len, "%s", h->url);
+    q->link_origin = origin;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -472,7 +506,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     bool query_token = false;
     if (!u->checked) {
         u->checked = true;
-        if (refuse_request(h, c, u, &r, &query_token))
+        if (refuse_request(h, c, url, u, &r, &query_token))
             return send_refusal(c, &r);
     }
     bool get =
@@ -488,17 +522,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         http_reply_error(&r, 301, "moved to /debug/pprof/");
         return send_reply(c, &r, MHD_HTTP_HEADER_LOCATION, PREFIX);
     }
-    if (strncmp(url, PREFIX, strlen(PREFIX)) != 0) {
-        http_reply_error(&r, 404, "404 page not found: the profiles are under " PREFIX);
+    if (strcmp(url, "/ui") == 0) {
+        http_reply_error(&r, 301, "moved to " HTTP_UI_PREFIX);
+        return send_reply(c, &r, MHD_HTTP_HEADER_LOCATION, HTTP_UI_PREFIX);
+    }
+    bool ui = strncmp(url, HTTP_UI_PREFIX, strlen(HTTP_UI_PREFIX)) == 0;
+    if (!ui && strncmp(url, PREFIX, strlen(PREFIX)) != 0) {
+        http_reply_error(&r, 404,
+                         "404 page not found: the profiles are under " PREFIX
+                         ", the web UI at " HTTP_UI_PREFIX);
         return send_reply(c, &r, NULL, NULL);
     }
-    const char *name = url + strlen(PREFIX);
+    const char *name = ui ? "" : url + strlen(PREFIX);
     struct args a = {0};
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, each_arg, &a);
     a.q.link_token = query_token ? h->auth.token : NULL;
     if (a.error[0])
         http_reply_error(&r, 400, "%s", a.error);
-    else if (strchr(name, '/'))
+    else if (ui) {
+        char origin[300];
+        ui_links(h, c, &a.q, origin, sizeof origin);
+        http_ui_serve(h->ui, h->live, url + strlen(HTTP_UI_PREFIX), &a.q, &r);
+    } else if (strchr(name, '/'))
         http_reply_error(&r, 404, "Unknown profile");
     else
         http_profiles_serve(h->live, name, &a.q, &r);
@@ -514,11 +559,15 @@ static void printed_url(struct http_server *h)
         snprintf(h->printed, sizeof h->printed, "http://ppx:%s@%s", h->auth.token, rest);
     else
         snprintf(h->printed, sizeof h->printed, "%s", h->url);
+    /* A browser may refuse credentials in a URL: the query works in all. */
+    snprintf(h->ui_url, sizeof h->ui_url, "%s" HTTP_UI_PREFIX "%s%s", h->url,
+             h->auth.required ? "?token=" : "", h->auth.required ? h->auth.token : "");
 }
 
 static void server_free(struct http_server *h)
 {
     http_auth_cleanup(&h->auth);
+    http_ui_free(h->ui);
     pthread_mutex_destroy(&h->log_lock);
     free(h);
 }
@@ -544,6 +593,7 @@ struct http_server *http_start(const struct http_config *cfg, struct live *l, ch
         return NULL;
     }
     printed_url(h);
+    h->ui = http_ui_new();
     unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
     h->daemon = MHD_start_daemon(
@@ -564,6 +614,11 @@ struct http_server *http_start(const struct http_config *cfg, struct live *l, ch
 const char *http_url(const struct http_server *h)
 {
     return h->printed;
+}
+
+const char *http_ui_url(const struct http_server *h)
+{
+    return h->ui_url;
 }
 
 const char *http_token_path(const struct http_server *h)

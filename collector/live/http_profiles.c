@@ -138,6 +138,39 @@ static int select_procs(struct live *l, const struct http_query *q, unsigned sec
     return 0;
 }
 
+/* ?sample_index=NAME (or its number, as pprof's option takes either): the
+ * name of one of ep's sample types in *type, or false with a 400 in r
+ * naming them. */
+static bool sample_type_asked(const struct endpoint *ep, const char *asked, const char **type,
+                              struct http_reply *r)
+{
+    const char *const(*types)[2];
+    size_t n;
+    const char *own;
+    if (pprof_describe(ep->profile, &types, &n, &own) < 0) {
+        http_reply_error(r, 500, "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(types[i][0], asked) == 0) {
+            *type = types[i][0];
+            return true;
+        }
+    char *end;
+    unsigned long index = strtoul(asked, &end, 10); /* ULONG_MAX when too large */
+    if (asked[0] >= '0' && asked[0] <= '9' && *end == 0 && index < n) {
+        *type = types[index][0];
+        return true;
+    }
+    char names[256] = "";
+    for (size_t i = 0, len = 0; i < n && len < sizeof names; i++)
+        len +=
+            (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", types[i][0]);
+    http_reply_error(r, 400, "invalid value for \"sample_index\" - %s has %s (not \"%.64s\")",
+                     ep->name, names, asked);
+    return false;
+}
+
 static void serve_profile(struct live *l, const struct endpoint *ep, const struct http_query *q,
                           struct http_reply *r)
 {
@@ -160,6 +193,15 @@ static void serve_profile(struct live *l, const struct endpoint *ep, const struc
                          "without seconds or debug");
         return;
     }
+    if (q->debug && q->sample_index) {
+        http_reply_error(r, 400,
+                         "sample_index and debug params are incompatible: the text "
+                         "profile carries every figure");
+        return;
+    }
+    const char *sample_type = NULL;
+    if (q->sample_index && !sample_type_asked(ep, q->sample_index, &sample_type, r))
+        return;
     unsigned seconds = q->seconds;
     if (!seconds && (ep->flags & EP_ALWAYS_DELTA))
         seconds = HTTP_CPU_DEFAULT_SECONDS;
@@ -177,7 +219,7 @@ static void serve_profile(struct live *l, const struct endpoint *ep, const struc
         if (rc < 0)
             snprintf(err, sizeof err, "out of memory");
     } else {
-        struct pprof_sink mem = {.name = ep->name}; /* in memory */
+        struct pprof_sink mem = {.name = ep->name, .default_type = sample_type}; /* in memory */
         enum pprof_profile which = q->peak ? PPROF_PROFILE_PEAK : ep->profile;
         rc = pprof_write(which, procs, n, n > 1, live_now_ns(), &mem, err, sizeof err);
         r->body = (char *)mem.data;
@@ -234,7 +276,7 @@ static void serve_cmdline(struct live *l, const struct http_query *q, struct htt
     http_reply_stream(r, f, "text/plain; charset=utf-8");
 }
 
-static void html_escaped(FILE *f, const char *s)
+void http_html_escaped(FILE *f, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
@@ -259,7 +301,7 @@ static void html_escaped(FILE *f, const char *s)
     }
 }
 
-static void duration(FILE *f, uint64_t ns)
+void http_duration(FILE *f, uint64_t ns)
 {
     uint64_t s = ns / 1000000000u;
     if (s >= 86400)
@@ -327,14 +369,14 @@ static void serve_index(struct live *l, const struct http_query *q, struct http_
         const struct live_info *p = &info[i];
         uint64_t end = p->exited_ns ? p->exited_ns : now;
         fprintf(f, "<tr><td>%u</td><td>", p->pid);
-        html_escaped(f, p->exe);
+        http_html_escaped(f, p->exe);
         fprintf(f, "</td><td>%s", p->exited_ns ? "exited " : "running");
         if (p->exited_ns) {
-            duration(f, now > p->exited_ns ? now - p->exited_ns : 0);
+            http_duration(f, now > p->exited_ns ? now - p->exited_ns : 0);
             fputs(" ago", f);
         }
         fputs("</td><td>", f);
-        duration(f, end > p->start_ns ? end - p->start_ns : 0);
+        http_duration(f, end > p->start_ns ? end - p->start_ns : 0);
         fputs("</td><td>", f);
         profile_links(f, p->pid, q->link_token);
         fputs("</td></tr>\n", f);
@@ -381,4 +423,16 @@ void http_profiles_serve(struct live *l, const char *name, const struct http_que
             return;
         }
     http_reply_error(r, 404, "Unknown profile");
+}
+
+bool http_profiles_info(size_t i, struct http_profile_info *out)
+{
+    if (i >= N_ENDPOINTS)
+        return false;
+    const struct endpoint *ep = &endpoints[i];
+    *out = (struct http_profile_info){.name = ep->name, .window = ep->flags & EP_ALWAYS_DELTA};
+    if (pprof_describe(ep->profile, &out->sample_types, &out->n_sample_types, &out->default_type) <
+        0)
+        out->n_sample_types = 0;
+    return true;
 }

@@ -8,28 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The figures of one point: levels as they are, rates per second since
- * the point before. */
-struct row {
-    double t_s; /* seconds since the epoch */
-    double inuse_bytes, inuse_objects;
-    double alloc_bytes_s, alloc_objects_s;
-    double cpu_cores; /* CPU seconds per second */
-    double io_calls_s, io_bytes_s;
-    uint32_t threads;
-};
-
 static double rate(double now, double before, double seconds)
 {
     return now > before && seconds > 0 ? (now - before) / seconds : 0;
 }
 
-/* Point i; the one before the first is the process's start, with
- * nothing counted yet. */
-static struct row row_at(const struct timeline_point *pts, size_t i, uint64_t start_ns)
+struct http_timeline_row http_timeline_row_at(const struct timeline_point *pts, size_t i,
+                                              uint64_t start_ns)
 {
     const struct proc_totals *c = &pts[i].totals;
-    struct row r = {
+    struct http_timeline_row r = {
         .t_s = (double)pts[i].t_ns / 1e9,
         .inuse_bytes = c->inuse_bytes > 0 ? c->inuse_bytes : 0,
         .inuse_objects = c->inuse_objects > 0 ? c->inuse_objects : 0,
@@ -53,7 +41,7 @@ static struct row row_at(const struct timeline_point *pts, size_t i, uint64_t st
 static const char *const columns[] = {COLUMNS};
 #define N_COLUMNS (sizeof columns / sizeof columns[0])
 
-static void print_row(FILE *f, const struct row *r, const char *sep)
+static void print_row(FILE *f, const struct http_timeline_row *r, const char *sep)
 {
     fprintf(f, "%.3f%s%.0f%s%.0f%s%.0f%s%.0f%s%.3f%s%.0f%s%.0f%s%u", r->t_s, sep, r->inuse_bytes,
             sep, r->inuse_objects, sep, r->alloc_bytes_s, sep, r->alloc_objects_s, sep,
@@ -87,7 +75,7 @@ static void write_json(FILE *f, const struct live_timeline *t, size_t n)
         json_string(f, t[i].exe);
         fputs(",\"points\":[", f);
         for (size_t k = 0; k < t[i].n; k++) {
-            struct row r = row_at(t[i].points, k, t[i].start_ns);
+            struct http_timeline_row r = http_timeline_row_at(t[i].points, k, t[i].start_ns);
             fputs(k ? ",\n[" : "\n[", f);
             print_row(f, &r, ",");
             fputc(']', f);
@@ -105,7 +93,7 @@ static void write_csv(FILE *f, const struct live_timeline *t, size_t n)
     fputc('\n', f);
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < t[i].n; k++) {
-            struct row r = row_at(t[i].points, k, t[i].start_ns);
+            struct http_timeline_row r = http_timeline_row_at(t[i].points, k, t[i].start_ns);
             fprintf(f, "%u,", t[i].pid);
             print_row(f, &r, ",");
             fputc('\n', f);

@@ -213,6 +213,8 @@ struct http_server *http_start(const struct http_config *cfg, struct live *l, ch
 /* Where it listens, as "http://ppx:TOKEN@127.0.0.1:6060"
  * ("http://[::1]:6060" with no token asked). */
 const char *http_url(const struct http_server *h);
+/* The web UI's page, as "http://127.0.0.1:6060/ui/?token=TOKEN". */
+const char *http_ui_url(const struct http_server *h);
 /* The token file ("" with no token asked). */
 const char *http_token_path(const struct http_server *h);
 
@@ -300,6 +302,11 @@ struct http_query {
     bool peak;              /* heap: peak=1, the heap at its peak */
     unsigned hz;            /* profile: CPU samples per second asked of the targets; 0: not given */
     const char *link_token; /* the index page's links carry ?token= (it came so); or NULL */
+    /* The profile's default sample type, a name or number; or NULL. */
+    const char *sample_index;
+    /* The web UI's links to profiles: on this origin ("http://HOST:PORT"),
+     * or NULL for relative ones (http.c). */
+    const char *link_origin;
 };
 
 struct http_reply {
@@ -316,11 +323,41 @@ struct http_reply {
 void http_profiles_serve(struct live *l, const char *name, const struct http_query *q,
                          struct http_reply *r);
 
+/* The binary profiles served, for the web UI: the i-th one's name, its
+ * sample types (static, (type, unit) each) and default type; false past
+ * the last. window: always a window (profile, CPU). */
+struct http_profile_info {
+    const char *name;
+    bool window;
+    const char *const (*sample_types)[2];
+    size_t n_sample_types;
+    const char *default_type;
+};
+bool http_profiles_info(size_t i, struct http_profile_info *out);
+
+/* s, HTML-escaped (attribute values too); a duration as 1d02h03m04s. */
+void http_html_escaped(FILE *f, const char *s);
+void http_duration(FILE *f, uint64_t ns);
+
 /* ---- http_timeline ---- */
 /* /debug/pprof/timeline: each process's figures a second over the last
  * hour (JSON, or CSV with format=csv): heap in use (scaled as the heap
  * profile), allocation, CPU and I/O rates, running threads. */
 void http_timeline_serve(struct live *l, const struct http_query *q, struct http_reply *r);
+/* The figures of one point: levels as they are, rates per second since
+ * the point before. */
+struct http_timeline_row {
+    double t_s; /* seconds since the epoch */
+    double inuse_bytes, inuse_objects;
+    double alloc_bytes_s, alloc_objects_s;
+    double cpu_cores; /* CPU seconds per second */
+    double io_calls_s, io_bytes_s;
+    uint32_t threads;
+};
+/* Point i of pts; the one before the first is the process's start
+ * (start_ns), with nothing counted yet. */
+struct http_timeline_row http_timeline_row_at(const struct timeline_point *pts, size_t i,
+                                              uint64_t start_ns);
 
 /* Sets r to an error: status and one line of text. */
 void http_reply_error(struct http_reply *r, unsigned status, const char *fmt, ...)
@@ -329,6 +366,51 @@ void http_reply_error(struct http_reply *r, unsigned status, const char *fmt, ..
 /* Ends a body written through open_memstream(&r->body, &r->len): 200 with
  * content_type, or 500 when the stream could not be written. */
 void http_reply_stream(struct http_reply *r, FILE *f, const char *content_type);
+
+/* ---- http_ui ---- */
+/* The web UI under /ui/ (README "Web UI"): the page /ui/ lists the
+ * processes, as /debug/pprof/ does, each with links that open one of its
+ * profiles, with a chosen sample type (?sample_index=), in a flame graph
+ * viewer: speedscope (npm's package, a dependency installed with ppx, not
+ * code of this tree), whose files are served from /ui/speedscope/. The
+ * viewer fetches the profile from this server (same origin), given its
+ * URL in the page's fragment (#profileURL=...&title=...).
+ *
+ * The viewer's files are the only ones served without the token: they
+ * are the package's, the same for everyone, and hold nothing of the
+ * targets; a page opened with ?token= could not pass the token on to the
+ * scripts and styles it loads. The page /ui/ itself and the profiles need
+ * it as every other request does; the page's links carry ?token= (the
+ * viewer can use no other way: http.c, ui_links()).
+ *
+ * The viewer is looked for, in order: $PPX_UI_DIR/speedscope (only
+ * there when PPX_UI_DIR is set); when ppx runs from its build tree, the
+ * tree's ui/node_modules/speedscope/dist/release (scripts/deps installs
+ * it); $(pkgdatadir)/ui/speedscope (make install). Without one, /ui/
+ * still lists the processes, links the raw profiles and says the viewer
+ * is missing (said once on stderr at start too). Only regular files under
+ * the viewer's directory are served (names of letters, digits, '-', '_'
+ * and '.', no component starting with '.', nothing reached through a
+ * symbolic link out of it); anything else is 404. */
+#define HTTP_UI_PREFIX "/ui/"
+#define HTTP_UI_VIEWER "speedscope/"
+/* A CPU profile opened from the UI: a window of this many seconds. */
+#define HTTP_UI_CPU_SECONDS 10u
+/* The largest viewer file served (speedscope's largest is 0.5 MiB); each
+ * is read whole into its answer. */
+#define HTTP_UI_MAX_FILE (16u << 20)
+
+struct http_ui;
+/* Finds the viewer; NULL only when out of memory (then /ui/ says so). */
+struct http_ui *http_ui_new(void);
+void http_ui_free(struct http_ui *ui);
+/* Whether url (the request's path) is one of the viewer's files: served
+ * without the token. */
+bool http_ui_public(const char *url);
+/* Serves HTTP_UI_PREFIX NAME: "" the page, HTTP_UI_VIEWER... the viewer's
+ * files. ui may be NULL (no viewer). */
+void http_ui_serve(const struct http_ui *ui, struct live *l, const char *name,
+                   const struct http_query *q, struct http_reply *r);
 
 /* ---- http_symbol ---- */
 /* /debug/pprof/symbol, as Go's net/http/pprof serves it: pprof's client

@@ -522,8 +522,23 @@ void pprof_set_time_since_start(struct pprof_builder *b, struct proc *const *pro
 
 struct pprof_builder *pprof_builder_start(const struct pprof_profile_type *type,
                                           struct proc *const *procs, size_t n, uint64_t now_ns,
-                                          const struct pprof_sink *out, char *err, size_t errlen)
+                                          struct pprof_sink *out, char *err, size_t errlen)
 {
+    out->sample_types = type->sample_types;
+    out->n_sample_types = type->n_sample_types;
+    out->writer_default_type = type->default_type;
+    const char *default_type = type->default_type;
+    if (out->default_type) {
+        size_t i = 0;
+        while (i < type->n_sample_types && strcmp(type->sample_types[i][0], out->default_type))
+            i++;
+        if (i == type->n_sample_types) {
+            snprintf(err, errlen, "%s has no sample type \"%s\"", pprof_sink_name(out),
+                     out->default_type);
+            return NULL;
+        }
+        default_type = type->sample_types[i][0];
+    }
     struct pprof_builder *b = pprof_builder_new();
     if (!b) {
         snprintf(err, errlen, "cannot build %s: out of memory", pprof_sink_name(out));
@@ -532,7 +547,7 @@ struct pprof_builder *pprof_builder_start(const struct pprof_profile_type *type,
     for (size_t i = 0; i < type->n_sample_types; i++)
         pprof_add_sample_type(b, type->sample_types[i][0], type->sample_types[i][1]);
     pprof_set_period(b, type->period_type, type->period_unit, type->period);
-    pprof_set_default_sample_type(b, type->default_type);
+    pprof_set_default_sample_type(b, default_type);
     pprof_set_time_since_start(b, procs, n, now_ns);
     return b;
 }

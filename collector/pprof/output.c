@@ -110,6 +110,19 @@ int pprof_write(enum pprof_profile which, struct proc *const *procs, size_t n, b
     return -1;
 }
 
+int pprof_describe(enum pprof_profile which, const char *const (**types)[2], size_t *n_types,
+                   const char **default_type)
+{
+    struct pprof_sink empty = {.name = "an empty profile"};
+    char err[256];
+    int rc = pprof_write(which, NULL, 0, false, 0, &empty, err, sizeof err);
+    free(empty.data);
+    *types = empty.sample_types;
+    *n_types = empty.n_sample_types;
+    *default_type = empty.writer_default_type;
+    return rc < 0 && !empty.sample_types ? -1 : 0;
+}
+
 /* heap, allocs, syscalls, cpu, threadcreate, block, mutex and peak
  * <suffix>.pb.gz in dir. Each
  * is written even without data of its kind (then it holds no sample), so a

@@ -19,12 +19,22 @@
  * renamed into place) so that a reader never sees half a profile; or,
  * with path NULL, memory (a profile served over HTTP): data, malloc'ed,
  * of len bytes, which the caller frees. name names the profile in
- * messages; NULL: the path. */
+ * messages; NULL: the path.
+ *
+ * default_type, when set, is the profile's default_sample_type instead of
+ * the writer's own (`?sample_index=NAME` over HTTP): one of its sample
+ * types, else the writer fails saying which there are. Every writer
+ * states its sample types in sample_types (static strings), whatever
+ * happens after it has started (pprof_describe()). */
 struct pprof_sink {
     const char *path;
     const char *name;
     uint8_t *data;
     size_t len;
+    const char *default_type;
+    const char *const (*sample_types)[2]; /* (type, unit), in the order of the values */
+    size_t n_sample_types;
+    const char *writer_default_type; /* the writer's own default */
 };
 /* A sink to the file path, for a writer's argument. */
 #define PPROF_TO_FILE(file) (&(struct pprof_sink){.path = (file)})
@@ -112,12 +122,14 @@ struct pprof_profile_type {
     int64_t period;
     const char *default_type;
 };
-/* The start of every writer: a builder with type's figures, the time
- * now_ns and the duration since the earliest start of procs[0..n). NULL
- * when out of memory, said in err. */
+/* The start of every writer: a builder with type's figures (the default
+ * type out->default_type when set), the time now_ns and the duration
+ * since the earliest start of procs[0..n); type's sample types are noted
+ * in out. NULL when out of memory or out->default_type is not one of
+ * type's, said in err. */
 struct pprof_builder *pprof_builder_start(const struct pprof_profile_type *type,
                                           struct proc *const *procs, size_t n, uint64_t now_ns,
-                                          const struct pprof_sink *out, char *err, size_t errlen);
+                                          struct pprof_sink *out, char *err, size_t errlen);
 
 /* Encodes b, frees it (whatever happens) and puts the gzipped profile
  * into out. Returns 0, or -1 with a message in err. */
@@ -352,6 +364,13 @@ enum pprof_profile {
 /* Writes profile which of procs[0..n) to out with its writer (above). */
 int pprof_write(enum pprof_profile which, struct proc *const *procs, size_t n, bool pid_labels,
                 uint64_t now_ns, struct pprof_sink *out, char *err, size_t errlen);
+/* The sample types of profile which and its default type, as its writer
+ * states them (an empty profile is written to learn them, so no second
+ * list is kept beside the writers; no symbol is looked up, so no build
+ * lock is needed): *types (static, n_types of them, (type, unit) each)
+ * and *default_type. -1 when out of memory. */
+int pprof_describe(enum pprof_profile which, const char *const (**types)[2], size_t *n_types,
+                   const char **default_type);
 
 /* The output directory of `ppx record` and the profile files in it:
  * heap.pb.gz, allocs.pb.gz, syscalls.pb.gz, cpu.pb.gz, threadcreate.pb.gz,

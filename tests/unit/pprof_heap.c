@@ -423,6 +423,48 @@ static void test_merged_pids(void)
     unit_proc_free(p2);
 }
 
+/* A sink naming the default sample type (?sample_index= over HTTP): one of
+ * the profile's, else the writer fails, says why and writes nothing;
+ * pprof_describe() tells the types as the writers state them. */
+static void test_default_type(void)
+{
+    struct proc *p = proc_new(333, 1, 1000);
+    const uint64_t stack_a[] = {leaf_pc, mid_pc, root_pc};
+    proc_add_stack(p, 1, stack_a, 3, 4, 4096, 1, 1024);
+    struct proc *procs[] = {p};
+    char err[512] = "";
+    struct pprof_sink chosen = {.path = unit_tmp_path("chosen.pb.gz"),
+                                .default_type = "alloc_objects"};
+    int rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, 5000, &chosen, err, sizeof err);
+    CHECK(rc == 0, "write with a default type: %s", err);
+    Profile *prof = unit_read_profile(unit_tmp_path("chosen.pb.gz"));
+    CHECK(prof, "cannot decode the profile with a default type");
+    if (prof) {
+        CHECK(strcmp(str(prof, prof->default_sample_type), "alloc_objects") == 0,
+              "default sample type %s, asked alloc_objects", str(prof, prof->default_sample_type));
+        CHECK(prof->n_sample_type == 4, "%zu sample types", prof->n_sample_type);
+        perftools__profiles__profile__free_unpacked(prof, NULL);
+    }
+    struct pprof_sink bogus = {.path = unit_tmp_path("bogus.pb.gz"), .default_type = "bogus"};
+    rc = pprof_heap_write(procs, 1, PPROF_HEAP, false, 5000, &bogus, err, sizeof err);
+    CHECK(rc < 0 && strstr(err, "has no sample type \"bogus\""),
+          "an unknown default type: rc %d, %s", rc, err);
+    CHECK(access(unit_tmp_path("bogus.pb.gz"), F_OK) != 0, "a file written with a bad default");
+    unit_proc_free(p);
+
+    const char *const(*types)[2];
+    size_t n;
+    const char *own;
+    rc = pprof_describe(PPROF_PROFILE_ALLOCS, &types, &n, &own);
+    CHECK(rc == 0 && n == 4 && own && strcmp(own, "alloc_space") == 0 &&
+              strcmp(types[2][0], "inuse_objects") == 0 && strcmp(types[2][1], "count") == 0,
+          "allocs described: rc %d, %zu types, default %s", rc, n, own ? own : "(none)");
+    rc = pprof_describe(PPROF_PROFILE_CPU, &types, &n, &own);
+    CHECK(rc == 0 && n == 2 && own && strcmp(own, "cpu") == 0 &&
+              strcmp(types[1][1], "nanoseconds") == 0,
+          "cpu described: rc %d, %zu types, default %s", rc, n, own ? own : "(none)");
+}
+
 /* Missing, non-ELF, stripped and replaced files: unknown frames, no crash. */
 static void test_unreadable_files(void)
 {
@@ -694,6 +736,7 @@ int main(void)
 
     test_sampled((uint64_t)(uintptr_t)znwm + 5);
     test_merged_pids();
+    test_default_type();
     test_unreadable_files();
     test_write_errors();
     test_allocator_names();
@@ -704,8 +747,8 @@ int main(void)
         fprintf(stderr, "profiles kept in %s\n", unit_tmpdir);
         return unit_failures ? 1 : 0;
     }
-    const char *files[] = {"heap.pb.gz", "allocs.pb.gz", "merged.pb.gz", "unreadable.pb.gz",
-                           "exact.pb.gz"};
+    const char *files[] = {"heap.pb.gz",   "allocs.pb.gz",     "merged.pb.gz",
+                           "chosen.pb.gz", "unreadable.pb.gz", "exact.pb.gz"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
         unlink(unit_tmp_path(files[i]));
     if (rmdir(unit_tmpdir) != 0)
