@@ -31,12 +31,9 @@ static void help(FILE *out)
     fputs("Usage: ppx snapshot [--socket PATH] [--pid N] [-o DIR]\n"
           "\n"
           "Asks the running collector (ppx collect) to write the profiles it holds now:\n"
-          "heap.pb.gz, allocs.pb.gz, syscalls.pb.gz, cpu.pb.gz, threadcreate.pb.gz,
-"
-          "block.pb.gz, mutex.pb.gz and peak.pb.gz (the heap at its peak) in DIR, merged over
-"
-          "its processes (each sample labelled with its pid), and with
-"
+          "heap.pb.gz, allocs.pb.gz, syscalls.pb.gz, cpu.pb.gz, threadcreate.pb.gz,\n"
+          "block.pb.gz, mutex.pb.gz and peak.pb.gz (the heap at its peak) in DIR, merged over\n"
+          "its processes (each sample labelled with its pid), and with\n"
           "several processes each one's own in DIR/EXE.PID/. Prints the files written.\n"
           "\n"
           "Options:\n"
