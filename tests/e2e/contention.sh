@@ -33,7 +33,7 @@
 # - sampling of short waits: 200 semaphore waits of ~2 ms at PPX_BLOCK_RATE
 #   10 ms: each is taken with probability wait/rate and stands for rate/wait
 #   contentions of rate ns, so delay per contention is the mean wait (within
-#   5%), and the totals estimate 200 contentions and the measured delay
+#   15%: about 40 waits are taken), and the totals estimate 200 contentions and the measured delay
 #   (within 50%: about 40 waits are taken, a binomial spread of 14%).
 # - PPX_BLOCK_RATE=0 PPX_MUTEX_FRACTION=0: empty profiles.
 # - live: /debug/pprof/ lists block and mutex, and mutex?seconds=2 holds
@@ -146,7 +146,7 @@ if [ "$n" -gt 0 ]; then
     # each event taken is one ~50 ms wait standing for 10
     expect_within_pct "defaults mutex: delay per contention at hold_mutex (ns)" \
         "$(awk -v w="$(caused defaults hold_mutex)" -v n="$(waits defaults wait_mutex)" 'BEGIN { printf "%.0f", w / n }')" \
-        "$(awk -v d="$delay" -v n="$n" 'BEGIN { printf "%.0f", d / n }')" 5
+        "$(awk -v d="$delay" -v n="$n" 'BEGIN { printf "%.0f", d / n }')" 15
 fi
 
 # ---- sampled short waits ----------------------------------------------------------
@@ -158,8 +158,10 @@ n=$(dq short.block contentions flat wait_short)
 delay=$(dq short.block delay flat wait_short)
 note "short: wait_short $n contentions, $(awk -v d="$delay" 'BEGIN { printf "%.1f", d / 1e6 }') ms (it waited 200 times, $(awk -v d="$want" 'BEGIN { printf "%.1f", d / 1e6 }') ms)"
 if [ "${n:-0}" -gt 0 ]; then
+    # the harmonic mean of ~40 sampled waits, whose spread a loaded machine
+    # widens (30%: a standard error of 5%): 15% is three of them
     expect_within_pct "short: delay per contention at wait_short (ns)" \
-        "$(awk -v w="$want" -v n="$(waits short wait_short)" 'BEGIN { printf "%.0f", w / n }')" "$(awk -v d="$delay" -v n="$n" 'BEGIN { printf "%.0f", d / n }')" 5
+        "$(awk -v w="$want" -v n="$(waits short wait_short)" 'BEGIN { printf "%.0f", w / n }')" "$(awk -v d="$delay" -v n="$n" 'BEGIN { printf "%.0f", d / n }')" 15
 else
     fail "short: no sample at wait_short"
 fi
