@@ -222,6 +222,7 @@ struct ppx_thread_buffers {
     struct ppx_stack_cache_slot stack_cache[PPX_STACK_CACHE];
     struct ppx_io_cache_slot io_cache[PPX_IO_SITE_CACHE];
     uintptr_t pcs[WIRE_MAX_DEPTH + PPX_UNWIND_SLACK];
+    uintptr_t verify_pcs[WIRE_MAX_DEPTH + 2 * PPX_UNWIND_SLACK]; /* unw_backtrace's, to compare */
     _Alignas(PPX_CACHELINE) unsigned char walk_memo[PPX_WALK_MEMO_BYTES];
     struct ppx_frame_rule_copy frame_rules[PPX_FRAME_RULE_COPIES];
     unsigned frame_rules_generation;

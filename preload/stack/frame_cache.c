@@ -23,9 +23,12 @@
  * is exact for "rsp + n" rules. A frame libunwind cannot describe that way
  * (a signal frame, a step error) is kept as "slow": walks through it use
  * unw_backtrace. Every walk is checked as it goes (each CFA above the last,
- * by less than WALK_MAX_FRAME), and walks are compared with unw_backtrace
- * now and then (VERIFY_EVERY); a disagreement turns the cache off for
- * good, said once.
+ * by less than WALK_MAX_FRAME), and a walk through any rule not yet
+ * confirmed is compared with unw_backtrace (unwind.c): a match confirms
+ * its rules, a disagreement turns the cache off for good, said once. So
+ * every rule has been checked in a whole walk, and the comparisons (with
+ * libunwind's own look-ups and system calls the first time it meets a pc)
+ * grow with the program's code, not with its allocations.
  *
  * The table is global and lock-free: a slot is a key (the return address)
  * and a rule, written key-last and read key, rule, key again (a seqlock
@@ -44,7 +47,6 @@
 #define FRAME_SLOTS (1u << FRAME_SLOT_BITS) /* 512 KiB, zero pages until touched */
 #define FRAME_PROBES 8
 #define WALK_MAX_FRAME (1u << 20)
-#define VERIFY_EVERY 1024u
 
 enum rule_kind {
     RULE_SP = 1,   /* CFA = sp + cfa_off */
@@ -54,8 +56,10 @@ enum rule_kind {
 };
 
 /* A rule in one word: kind (8 bits), whether the caller's rbp is saved
- * (8 bits), its offset from the CFA (16 bits, signed), the CFA's offset
- * (32 bits, signed). */
+ * (bit 8), whether a walk through it matched unw_backtrace (bit 9,
+ * RULE_CONFIRMED), the rbp's offset from the CFA (16 bits, signed), the
+ * CFA's offset (32 bits, signed). */
+#define RULE_CONFIRMED (UINT64_C(1) << 9)
 static inline uint64_t rule_pack(unsigned kind, bool rbp_saved, int rbp_off, int32_t cfa_off)
 {
     return (uint64_t)kind | (uint64_t)rbp_saved << 8 | (uint64_t)(uint16_t)(int16_t)rbp_off << 16 |
@@ -116,11 +120,16 @@ static inline uint64_t lookup(uintptr_t ra)
     return 0;
 }
 
+static inline size_t local_index(uintptr_t ra)
+{
+    return (size_t)(((uint64_t)ra * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - LOCAL_BITS));
+}
+
 static inline uint64_t lookup_local(struct ppx_frame_rule_copy *local, uintptr_t ra)
 {
     if (local == NULL)
         return lookup(ra);
-    size_t i = (size_t)(((uint64_t)ra * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - LOCAL_BITS));
+    size_t i = local_index(ra);
     if (local[i].key == ra)
         return local[i].rule;
     uint64_t r = lookup(ra);
@@ -211,10 +220,32 @@ unsigned ppx_frames_epoch(void)
     return 1 + atomic_load_explicit(&generation, memory_order_acquire);
 }
 
+void ppx_frames_confirm(struct ppx_tls *t, const uintptr_t *pcs, unsigned n)
+{
+    struct ppx_frame_rule_copy *local = t->buffers != NULL ? t->buffers->frame_rules : NULL;
+    for (unsigned k = 0; k < n; k++) {
+        uintptr_t ra = pcs[k];
+        size_t i = slot_home(ra);
+        for (unsigned p = 0; p < FRAME_PROBES; p++, i = (i + 1) & (FRAME_SLOTS - 1)) {
+            if (atomic_load_explicit(&slots[i].key, memory_order_acquire) == ra) {
+                atomic_fetch_or_explicit(&slots[i].rule, RULE_CONFIRMED, memory_order_relaxed);
+                break;
+            }
+        }
+        if (local != NULL) {
+            struct ppx_frame_rule_copy *c = &local[local_index(ra)];
+            if (c->key == ra)
+                c->rule |= RULE_CONFIRMED;
+        }
+    }
+}
+
 unsigned ppx_frames_walk(struct ppx_tls *t, uintptr_t *pcs, unsigned max, uintptr_t sp,
-                         uintptr_t rbp, uintptr_t ra, bool *learnable, struct ppx_walk_reads *reads)
+                         uintptr_t rbp, uintptr_t ra, bool *learnable, bool *unconfirmed,
+                         struct ppx_walk_reads *reads)
 {
     unsigned n = 0;
+    *unconfirmed = false;
     /* Where rbp was last read from (0: it is the one the walk started
      * with); a saved rbp counts as read for a memo only once a frame's CFA
      * comes from it (elsewhere it is the program's data, changing). */
@@ -235,6 +266,8 @@ unsigned ppx_frames_walk(struct ppx_tls *t, uintptr_t *pcs, unsigned max, uintpt
         pcs[n++] = ra;
         uint64_t r = lookup_local(local, ra);
         unsigned kind = rule_kind(r);
+        if (!(r & RULE_CONFIRMED))
+            *unconfirmed = true;
         if (kind == RULE_LAST)
             return n;
         if (kind != RULE_SP && kind != RULE_FP) {

@@ -145,15 +145,19 @@ void ppx_unwinder_leave(struct ppx_tls *t);
 /* The n >= 1 return addresses from ra up (ra: where the frame whose CFA is
  * sp returns to; rbp: the value of rbp in ra's frame), at most max; 0 when
  * a frame's rule is not known (*learnable: a learning walk may find it) or
- * the walk cannot go on this way (unw_backtrace can). */
+ * the walk cannot go on this way (unw_backtrace can). reads (or NULL)
+ * gets the words the walk depended on. */
 struct ppx_walk_reads {
     uintptr_t *addr, *val; /* each word the walk read, in order */
     unsigned n, cap;       /* n > cap: there were more */
     bool rbp_used;         /* the walk used the rbp it started with */
 };
 unsigned ppx_frames_walk(struct ppx_tls *t, uintptr_t *pcs, unsigned max, uintptr_t sp,
-                         uintptr_t rbp, uintptr_t ra, bool *learnable,
+                         uintptr_t rbp, uintptr_t ra, bool *learnable, bool *unconfirmed,
                          struct ppx_walk_reads *reads);
+/* The walk of pcs[0..n) matched unw_backtrace: its rules are confirmed
+ * (*unconfirmed: ppx_frames_walk used a rule that was not). */
+void ppx_frames_confirm(struct ppx_tls *t, const uintptr_t *pcs, unsigned n);
 /* 0 while the frame cache is off, else a number that changes whenever
  * rules may have been forgotten. */
 unsigned ppx_frames_epoch(void);

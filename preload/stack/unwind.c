@@ -111,32 +111,31 @@ static int backtrace_tracked(struct ppx_tls *t, uintptr_t *pcs, int size)
     return n;
 }
 
-/* Walks checked against unw_backtrace on this thread: the first few, then
- * one in VERIFY_EVERY. */
-#define VERIFY_FIRST 16u
-#define VERIFY_EVERY 1024u
-static PPX_TLS unsigned walks;
-
 /* Whether unw_backtrace agrees with the n frames in pcs (from the caller
- * of ppx_unwind up, at most size): its own walk starts in here, so pcs[0]
- * is looked for among its first frames. */
-static bool verified(struct ppx_tls *t, const uintptr_t *pcs, unsigned n, unsigned size)
+ * of fp's function up, cut at size): 1 yes, -1 no, 0 cannot tell (its walk
+ * was cut first). Its own walk starts in here, below pcs[0], so it is
+ * asked for PPX_UNWIND_SLACK frames more and pcs[0] looked for among its
+ * first ones. */
+static int verified(struct ppx_tls *t, const uintptr_t *pcs, unsigned n, unsigned size)
 {
-    uintptr_t check[96]; /* a deeper stack is compared up to here */
-    if (size > sizeof check / sizeof check[0])
-        size = sizeof check / sizeof check[0];
-    int m = backtrace_tracked(t, check, (int)size);
+    uintptr_t *check = t->buffers->verify_pcs;
+    unsigned cap = size + PPX_UNWIND_SLACK;
+    if (cap > WIRE_MAX_DEPTH + 2 * PPX_UNWIND_SLACK)
+        cap = WIRE_MAX_DEPTH + 2 * PPX_UNWIND_SLACK;
+    int m = backtrace_tracked(t, check, (int)cap);
     for (int start = 0; start < m && start < (int)PPX_UNWIND_SLACK; start++) {
         if (check[start] != pcs[0])
             continue;
         unsigned have = (unsigned)(m - start);
+        bool theirs_cut = (unsigned)m >= cap, ours_cut = n >= size;
         unsigned common = have < n ? have : n;
         if (memcmp(check + start, pcs, common * sizeof *pcs) != 0)
-            return false;
-        /* equal lengths, unless one of the walks was cut at size */
-        return have == n || (have > n && n >= size) || (have < n && (unsigned)m >= size);
+            return -1;
+        if (have < n)
+            return theirs_cut ? 0 : -1;
+        return have == n || ours_cut ? 1 : -1;
     }
-    return false;
+    return -1;
 }
 
 /* From the caller of fp's function up: the frame cache (frame_cache.c),
@@ -148,8 +147,8 @@ static int walk_cached(struct ppx_tls *t, uintptr_t *pcs, unsigned size, const u
                        struct ppx_walk_reads *reads)
 {
     uintptr_t sp = (uintptr_t)(fp + 2), rbp = fp[0], ra = fp[1];
-    bool learnable;
-    unsigned n = ppx_frames_walk(t, pcs, size, sp, rbp, ra, &learnable, reads);
+    bool learnable, unconfirmed;
+    unsigned n = ppx_frames_walk(t, pcs, size, sp, rbp, ra, &learnable, &unconfirmed, reads);
     if (n == 0) {
         if (reads != NULL)
             reads->n = reads->cap + 1;
@@ -160,12 +159,16 @@ static int walk_cached(struct ppx_tls *t, uintptr_t *pcs, unsigned size, const u
         ppx_unwinder_leave(t);
         return n == 0 ? -1 : (int)n;
     }
-    unsigned w = ++walks;
-    if ((w <= VERIFY_FIRST || w % VERIFY_EVERY == 0) && !verified(t, pcs, n, size)) {
-        ppx_frames_disable("the frame cache and unw_backtrace disagree on a stack");
-        if (reads != NULL)
-            reads->n = reads->cap + 1;
-        return -1;
+    if (unconfirmed && t->buffers != NULL) {
+        int agree = verified(t, pcs, n, size);
+        if (agree < 0) {
+            ppx_frames_disable("the frame cache and unw_backtrace disagree on a stack");
+            if (reads != NULL)
+                reads->n = reads->cap + 1;
+            return -1;
+        }
+        if (agree > 0)
+            ppx_frames_confirm(t, pcs, n);
     }
     return (int)n;
 }
