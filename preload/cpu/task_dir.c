@@ -30,8 +30,8 @@ void ppx_task_dir_open(void)
     if (still_ours())
         return;
     task_dir = -1;
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/task",
-                          O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd =
+        (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return;
     fd = ppx_fd_above_limit(fd);
