@@ -121,6 +121,19 @@ bool ppx_cpu_give_back_timer(void);
 /* Flusher: drains every thread's ring and sends CPU_SAMPLES deltas. */
 bool ppx_cpu_send(struct ppx_encoder *enc, uint64_t gen);
 
+/* ---- task_dump.c: a thread dump (WIRE_CMD_TASKS) ---- */
+
+/* Flusher: takes every thread's state, blocked-in call and stack now
+ * (bounded wait); how many threads. */
+unsigned ppx_task_dump_take(void);
+/* Flusher: sends the dump just taken as TASK records, then TASKS_END for
+ * seq (started_ns: ppx_monotonic_ns() when the command was read). false
+ * when the connection failed. */
+bool ppx_task_dump_send(struct ppx_encoder *enc, uint64_t seq, uint64_t started_ns);
+/* From the SIGPROF handler: a signal whose si_value is value, SI_QUEUE from
+ * this process. true when it is a dump's (then handled). */
+bool ppx_task_dump_signal(void *value, const void *ucontext);
+
 /* ---- sigprof_action.c: SIGPROF's real action ---- */
 
 /* The next sigaction (no initialisation: the hook's caller does that). */

@@ -8,7 +8,12 @@
  * registers itself, then calls the real start routine as a tail call, so
  * that no frame of ours sits at the root of its stacks. The profiler's own
  * threads (created with the guard held: the flusher) pass straight through
- * and are never registered. */
+ * and are never registered.
+ *
+ * pthread_mutex_lock is wrapped only so that a thread dump can say a
+ * thread waits for a mutex, and since when (core.h struct ppx_wait): a
+ * try first, which is all an uncontended lock costs anyway; only when the
+ * mutex is taken does the thread note its wait around the real lock. */
 #include "hooks.h"
 
 #include <errno.h>
@@ -192,5 +197,25 @@ PPX_EXPORT int prctl(int option, ...)
     ppx_threads_renamed_self();
     t->guard--;
     errno = saved_errno;
+    return rc;
+}
+
+/* glibc's own names, not dlsym(RTLD_NEXT): the wrapper may run inside
+ * dlsym or the first malloc, before anything could be resolved. */
+extern int __pthread_mutex_lock(pthread_mutex_t *m);
+extern int __pthread_mutex_trylock(pthread_mutex_t *m);
+
+PPX_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
+{
+    /* Whatever the mutex's kind, a try answers as the lock would, except
+     * EBUSY: taken (for an error-checking mutex, maybe by this thread;
+     * the lock then says EDEADLK). */
+    int rc = __pthread_mutex_trylock(m);
+    if (PPX_LIKELY(rc != EBUSY) || ppx_tls.guard != 0)
+        return rc != EBUSY ? rc : __pthread_mutex_lock(m);
+    struct ppx_wait saved;
+    struct ppx_wait *w = ppx_wait_begin(WIRE_WAIT_MUTEX, -1, ppx_ticks_now(), &saved);
+    rc = __pthread_mutex_lock(m);
+    ppx_wait_end(w, &saved);
     return rc;
 }
