@@ -83,8 +83,8 @@ static unsigned char *pool_get(void)
     unsigned char *p = atomic_load_explicit(&pool, memory_order_acquire);
     if (p != NULL)
         return p;
-    slot_size = (sizeof(struct dump_slot) + ppx_config.max_depth * sizeof(uintptr_t) + 63u) &
-                ~(size_t)63u;
+    slot_size =
+        (sizeof(struct dump_slot) + ppx_config.max_depth * sizeof(uintptr_t) + 63u) & ~(size_t)63u;
     p = ppx_pages_alloc(slot_size * DUMP_MAX_THREADS);
     if (p != NULL)
         atomic_store_explicit(&pool, p, memory_order_release);
@@ -311,7 +311,7 @@ static void take_stacks(void)
                     d->asked = true;
                 } else if (errno == EAGAIN) {
                     queue_full = true; /* again once some have answered */
-                } else { /* gone (ESRCH): nothing to wait for */
+                } else {               /* gone (ESRCH): nothing to wait for */
                     atomic_store_explicit(&d->slot->status, SLOT_IDLE, memory_order_relaxed);
                     d->slot = NULL;
                     continue;
@@ -357,8 +357,8 @@ static bool send_thread(struct ppx_encoder *enc, uint64_t seq, const struct dump
         w.fd = fd;
         if (fd >= 0)
             w.fd_type = (uint8_t)(ppx_fd_class(fd) & 0xfu);
-        w.wait_ns = now_ticks > d->since ? (uint64_t)((double)(now_ticks - d->since) * ns_per_tick)
-                                         : 0;
+        w.wait_ns =
+            now_ticks > d->since ? (uint64_t)((double)(now_ticks - d->since) * ns_per_tick) : 0;
     }
     const uintptr_t *pcs = NULL;
     if (!ppx_sigprof_ours())
@@ -374,8 +374,7 @@ static bool send_thread(struct ppx_encoder *enc, uint64_t seq, const struct dump
         pcs = d->slot->pcs;
     }
     PPX_CHECK(w.depth <= WIRE_MAX_DEPTH);
-    return ppx_emit(enc, WIRE_TASK, &w, sizeof w, pcs, (size_t)w.depth * sizeof(uint64_t), NULL,
-                    0);
+    return ppx_emit(enc, WIRE_TASK, &w, sizeof w, pcs, (size_t)w.depth * sizeof(uint64_t), NULL, 0);
 }
 
 unsigned ppx_task_dump_take(void)
