@@ -134,6 +134,23 @@ bool ppx_task_dump_send(struct ppx_encoder *enc, uint64_t seq, uint64_t started_
  * this process. true when it is a dump's (then handled). */
 bool ppx_task_dump_signal(void *value, const void *ucontext);
 
+/* ---- coroutine_dump.c: state-threads coroutines in a dump ---- */
+
+/* From the st_thread_create and st_thread_exit hooks, on the thread that
+ * runs the coroutines: the registry of coroutine records. */
+void ppx_coroutine_created(void *t, void *(*start)(void *), void *arg);
+void ppx_coroutine_exiting(void *t);
+/* Flusher, before a dump's signals: the thread that runs coroutines (0:
+ * none known, or coroutine dumps are off); its pool is ready. */
+pid_t ppx_coroutine_dump_prepare(void);
+/* In that thread's dump handler, after its own walk (thread_pcs): every
+ * coroutine's state and stack. */
+void ppx_coroutine_dump_walk(const uintptr_t *thread_pcs, uint32_t thread_depth);
+/* Flusher: the TASK records of the coroutines walked, on thread tid
+ * (thread_id, name); how many in *sent. false when the connection failed. */
+bool ppx_coroutine_dump_send(struct ppx_encoder *enc, uint64_t seq, pid_t tid, uint32_t thread_id,
+                             const char name[WIRE_THREAD_NAME], unsigned *sent);
+
 /* ---- sigprof_action.c: SIGPROF's real action ---- */
 
 /* The next sigaction (no initialisation: the hook's caller does that). */

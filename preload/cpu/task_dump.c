@@ -41,6 +41,8 @@
 
 #define DUMP_MAX_THREADS 4096u
 #define DUMP_WAIT_MS 500u /* for all the answers of one dump */
+/* for a handler under way (walking many coroutines) */
+#define DUMP_TAKING_WAIT_MS 5000u
 
 enum slot_status { SLOT_IDLE, SLOT_ASKED, SLOT_TAKING, SLOT_DONE };
 
@@ -72,6 +74,7 @@ static pid_t sorted_tids[DUMP_MAX_THREADS];
 static uint64_t wait_since[DUMP_MAX_THREADS], wait_what[DUMP_MAX_THREADS];
 static uint32_t record_ids[DUMP_MAX_THREADS];
 static unsigned n_threads;
+static unsigned n_coroutines; /* sent with the last dump */
 
 static struct dump_slot *slot_at(unsigned char *base, unsigned i)
 {
@@ -125,7 +128,16 @@ bool ppx_task_dump_signal(void *value, const void *ucontext)
         t->guard--;
     }
     s->stack = depth != 0 ? WIRE_TASK_STACK_OK : WIRE_TASK_STACK_LEAF;
-    if (depth == 0) {
+    if (depth != 0) {
+        /* the coroutines parked on this thread, while none of them moves */
+        t->guard++;
+        ppx_in_signal_walk++;
+        atomic_signal_fence(memory_order_seq_cst);
+        ppx_coroutine_dump_walk(s->pcs, depth);
+        atomic_signal_fence(memory_order_seq_cst);
+        ppx_in_signal_walk--;
+        t->guard--;
+    } else {
         s->pcs[0] = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP] + 1;
         depth = 1;
     }
@@ -278,6 +290,19 @@ static void pause_us(long us)
     nanosleep(&ts, NULL);
 }
 
+/* The thread that runs coroutines, for this dump (0: none). */
+static pid_t co_tid;
+
+/* Whether a handler is writing its slot now. */
+static bool any_taking(void)
+{
+    for (unsigned i = 0; i < n_threads; i++)
+        if (threads[i].slot != NULL &&
+            atomic_load_explicit(&threads[i].slot->status, memory_order_acquire) == SLOT_TAKING)
+            return true;
+    return false;
+}
+
 /* Signals every thread that can take it and waits for the answers until
  * the deadline. A thread whose signal could not be queued (the user's
  * queued-signal limit) is asked again as answers come in. */
@@ -298,7 +323,9 @@ static void take_stacks(void)
         d->slot->depth = 0;
         atomic_store_explicit(&d->slot->status, SLOT_ASKED, memory_order_release);
     }
+    co_tid = ppx_coroutine_dump_prepare();
     uint64_t deadline = ppx_monotonic_ns() + DUMP_WAIT_MS * 1000000ull;
+    uint64_t hard_deadline = deadline + (DUMP_TAKING_WAIT_MS - DUMP_WAIT_MS) * 1000000ull;
     for (;;) {
         unsigned waiting = 0;
         bool queue_full = false;
@@ -321,7 +348,8 @@ static void take_stacks(void)
                 atomic_load_explicit(&d->slot->status, memory_order_acquire) != SLOT_DONE)
                 waiting++;
         }
-        if (waiting == 0 || ppx_monotonic_ns() >= deadline)
+        uint64_t now = ppx_monotonic_ns();
+        if (waiting == 0 || now >= hard_deadline || (now >= deadline && !any_taking()))
             break;
         pause_us(waiting > 64 ? 1000 : 200);
     }
@@ -374,7 +402,14 @@ static bool send_thread(struct ppx_encoder *enc, uint64_t seq, const struct dump
         pcs = d->slot->pcs;
     }
     PPX_CHECK(w.depth <= WIRE_MAX_DEPTH);
-    return ppx_emit(enc, WIRE_TASK, &w, sizeof w, pcs, (size_t)w.depth * sizeof(uint64_t), NULL, 0);
+    if (!ppx_emit(enc, WIRE_TASK, &w, sizeof w, pcs, (size_t)w.depth * sizeof(uint64_t), NULL, 0))
+        return false;
+    if (d->tid != co_tid || w.stack != WIRE_TASK_STACK_OK)
+        return true;
+    unsigned sent = 0;
+    bool ok = ppx_coroutine_dump_send(enc, seq, d->tid, w.thread_id, w.name, &sent);
+    n_coroutines += sent;
+    return ok;
 }
 
 unsigned ppx_task_dump_take(void)
@@ -396,6 +431,7 @@ bool ppx_task_dump_send(struct ppx_encoder *enc, uint64_t seq, uint64_t started_
     _Static_assert(sizeof(uintptr_t) == sizeof(uint64_t), "program counters go out as they are");
     uint64_t now_ticks = ppx_ticks_now();
     double ns_per_tick = ppx_ns_per_tick();
+    n_coroutines = 0;
     for (unsigned i = 0; i < n_threads; i++)
         if (!send_thread(enc, seq, &threads[i], now_ticks, ns_per_tick))
             return false;
@@ -408,6 +444,6 @@ bool ppx_task_dump_send(struct ppx_encoder *enc, uint64_t seq, uint64_t started_
                                                     memory_order_relaxed, memory_order_relaxed);
         threads[i].slot = NULL;
     }
-    struct wire_tasks_end end = {seq, n_threads, 0, ppx_monotonic_ns() - started_ns};
+    struct wire_tasks_end end = {seq, n_threads + n_coroutines, 0, ppx_monotonic_ns() - started_ns};
     return ppx_emit(enc, WIRE_TASKS_END, &end, sizeof end, NULL, 0, NULL, 0);
 }

@@ -306,7 +306,9 @@ void ppx_coroutines_init(void)
 {
     struct object_query q = {0};
     q.exe_bias = (uintptr_t)-1;
-    q.addr = (uintptr_t)dlsym(RTLD_DEFAULT, "st_thread_create");
+    /* RTLD_NEXT: libppx.so's own st_thread_create (the hook of thread
+     * dumps) comes first; the executable, before it, is scanned anyway */
+    q.addr = (uintptr_t)dlsym(RTLD_NEXT, "st_thread_create");
     dl_iterate_phdr(find_objects, &q);
     if (q.exe_bias != (uintptr_t)-1)
         scan_object("/proc/self/exe", q.exe_bias);

@@ -43,6 +43,16 @@ bool ppx_unwind_signal_unsafe(const void *ucontext);
  * Async-signal-safe, never blocks. 0 when the tick must be dropped (the
  * loader's lock was busy), else >= 1. */
 unsigned ppx_unwind_signal(uintptr_t *pcs, unsigned max_depth, const void *ucontext);
+/* A parked coroutine's saved registers (the callee-saved ones, the stack
+ * pointer after the switch function returned, and its return address). */
+struct ppx_saved_regs {
+    uintptr_t rbx, rbp, r12, r13, r14, r15, sp, pc;
+};
+/* As ppx_unwind_signal, from a coroutine's saved context (its leaf, pc,
+ * is a return address): the stack of a coroutine parked on the calling
+ * thread, up to its entry. In the handler of the thread that runs it
+ * (nothing else moves it meanwhile). */
+unsigned ppx_unwind_saved(uintptr_t *pcs, unsigned max_depth, const struct ppx_saved_regs *r);
 /* > 0 while this thread walks its stack in the SIGPROF handler (every
  * asynchronous signal blocked there): the loader and sigprocmask hooks
  * then behave as the handler needs. Raised by the handler itself. */
