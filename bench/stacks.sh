@@ -6,6 +6,9 @@
 # wall time of goroutine?debug=0 (dump, transfer, pprof build) and of
 # `ppx stacks` (dump and symbolized text); the first request of each kind,
 # which symbolizes the program and libc for the first time, is left out.
+# Then, when tests/progs/st_parked is built (make check, libst-dev), the
+# same for STACKS_COROUTINES (default 10000) state-threads coroutines
+# parked in st_sleep (libst.so).
 stacks_threads=${STACKS_THREADS:-1000}
 stacks_depth=${STACKS_DEPTH:-16}
 libppx=$build/.libs/libppx.so
@@ -46,6 +49,41 @@ printf '  %-34s %8s ms\n' "goroutine?debug=0 over HTTP" "$(echo "${http[*]}" | m
 printf '  %-34s %8s ms\n' "ppx stacks (debug=2 text)" "$(echo "${text[*]}" | median)"
 exec 5>&-
 wait "$parked_pid" || true
+
+st_parked=$build/tests/progs/st_parked
+stacks_coroutines=${STACKS_COROUTINES:-10000}
+if [ -x "$st_parked" ]; then
+    mkfifo "$tmp/stacks/co_in"
+    PPX_SOCKET=$tmp/stacks/ppx.sock LD_PRELOAD=$libppx "$st_parked" "$stacks_coroutines" 0 0 \
+        <"$tmp/stacks/co_in" >"$tmp/stacks/co_out" 2>&1 &
+    co_pid=$!
+    exec 5>"$tmp/stacks/co_in"
+    for ((i = 0; i < 600; i++)); do grep -q ready "$tmp/stacks/co_out" && break; sleep 0.1; done
+    for ((i = 0; i < 100; i++)); do
+        curl -sf -o /dev/null "$stacks_url/debug/pprof/cmdline?pid=$co_pid" && break
+        sleep 0.1
+    done
+    took=() http=() text=()
+    curl -sf -o /dev/null "$stacks_url/debug/pprof/goroutine?pid=$co_pid"
+    for ((r = 0; r < repeat; r++)); do
+        start=$(date +%s%N)
+        curl -sf -o "$tmp/stacks/g.pb.gz" "$stacks_url/debug/pprof/goroutine?pid=$co_pid"
+        http+=("$(ms_since "$start")")
+        start=$(date +%s%N)
+        "$ppx" stacks --socket "$tmp/stacks/ppx.sock" --pid "$co_pid" >"$tmp/stacks/text"
+        text+=("$(ms_since "$start")")
+        took+=("$(sed -n 's/.*dump took \([0-9.]*\) ms.*/\1/p' "$tmp/stacks/text")")
+    done
+    dumped=$(grep -c '^coroutine ' "$tmp/stacks/text")
+    echo "coroutine dump: $stacks_coroutines coroutines in st_sleep ($dumped dumped), median of $repeat"
+    printf '  %-34s %8s ms\n' "in the target (TASKS_END took_ns)" "$(echo "${took[*]}" | median)"
+    printf '  %-34s %8s ms\n' "goroutine?debug=0 over HTTP" "$(echo "${http[*]}" | median)"
+    printf '  %-34s %8s ms\n' "ppx stacks (debug=2 text)" "$(echo "${text[*]}" | median)"
+    exec 5>&-
+    wait "$co_pid" || true
+else
+    echo "coroutine dump: skipped (tests/progs/st_parked not built: make check, libst-dev)"
+fi
 kill "$server_pid" 2>/dev/null
 wait "$server_pid" 2>/dev/null || true
 server_pid=
