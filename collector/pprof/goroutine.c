@@ -71,6 +71,8 @@ static const char *no_stack_frame(const struct proc_task *t)
         return PPROF_TASK_BLOCKED_FRAME;
     case WIRE_TASK_STACK_NO_SIGNAL:
         return PPROF_TASK_NO_SIGNAL_FRAME;
+    case WIRE_TASK_STACK_UNREACHABLE:
+        return PPROF_TASK_UNREACHABLE_FRAME;
     default:
         return PPROF_TASK_NO_ANSWER_FRAME;
     }
@@ -327,7 +329,9 @@ static void print_frame_hash(FILE *f, const struct pprof_proc_mappings *pm, uint
 
 static void print_task(FILE *f, const struct proc_task *t, const struct pprof_proc_mappings *pm)
 {
-    if (t->kind == WIRE_TASK_COROUTINE)
+    if (t->kind == WIRE_TASK_COROUTINE && t->id == 0)
+        fprintf(f, "coroutine ? on thread %u \"%s\" ", t->tid, task_thread_name(t));
+    else if (t->kind == WIRE_TASK_COROUTINE)
         fprintf(f, "coroutine %#" PRIx64 " on thread %u \"%s\" ", t->id, t->tid,
                 task_thread_name(t));
     else

@@ -35,6 +35,7 @@
 #include <dlfcn.h>
 #include <string.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 
 #define CHUNK_SLOTS 4096u
 #define MAX_CHUNKS 64u /* 262144 coroutines */
@@ -49,8 +50,28 @@
 #define ST_CONTEXT 0x78
 #define STK_BOTTOM 32
 #define STK_TOP 40
-enum { ST_RUNNING, ST_RUNNABLE, ST_IO_WAIT, ST_LOCK_WAIT, ST_COND_WAIT, ST_SLEEPING, ST_ZOMBIE,
-       ST_SUSPENDED };
+/* its _st_vp_t (with ST_SWITCH_CB, as Debian builds it) and _st_pollq_t */
+#define VP_SIZE 0x68
+#define VP_IDLE 0
+#define VP_RUN_Q 16
+#define VP_IO_Q 32
+#define VP_ZOMBIE_Q 48
+#define VP_SLEEP_Q 72
+#define ST_LINKS 40
+#define ST_LEFT 80
+#define ST_RIGHT 88
+#define POLLQ_THREAD 16
+#define HEAP_STACK 128 /* the sleep heap's depth is its size's log2 */
+enum {
+    ST_RUNNING,
+    ST_RUNNABLE,
+    ST_IO_WAIT,
+    ST_LOCK_WAIT,
+    ST_COND_WAIT,
+    ST_SLEEPING,
+    ST_ZOMBIE,
+    ST_SUSPENDED
+};
 
 static _Atomic(void *) *chunks[MAX_CHUNKS];
 static atomic_uint n_slots; /* high-water mark */
@@ -70,9 +91,13 @@ struct co_entry {
 };
 static unsigned char *co_pool;
 static size_t co_size;
-static unsigned co_n;      /* entries filled by the last walk */
-static uint64_t co_over;   /* coroutines beyond CO_MAX in it */
-static bool co_wanted;     /* the flusher mapped the pool for this dump */
+static unsigned co_n;           /* entries filled by the last walk */
+static uint64_t co_over;        /* coroutines beyond CO_MAX in it */
+static bool co_wanted;          /* the flusher mapped the pool for this dump */
+static bool co_static;          /* libst in the executable: its queues are walked */
+static pid_t co_owner;          /* the thread whose handler walked them */
+static uint64_t co_unreachable; /* live coroutines on no queue (static walk) */
+static uintptr_t found[CO_MAX]; /* the static walk's records (its handler only) */
 
 static void say_off(const char *why)
 {
@@ -185,8 +210,11 @@ static struct co_entry *co_at(unsigned i)
 pid_t ppx_coroutine_dump_prepare(void)
 {
     co_wanted = false;
+    co_owner = 0;
+    co_unreachable = 0;
     pid_t tid = atomic_load_explicit(&st_tid, memory_order_acquire);
-    if (tid == 0 || atomic_load_explicit(&disabled, memory_order_relaxed))
+    co_static = tid == 0 && ppx_st_scheduler.vp != 0 && ppx_st_scheduler.vp_size == VP_SIZE;
+    if ((tid == 0 && !co_static) || atomic_load_explicit(&disabled, memory_order_relaxed))
         return 0;
     if (co_pool == NULL) {
         co_size = (sizeof(struct co_entry) + ppx_config.max_depth * sizeof(uintptr_t) + 63u) &
@@ -198,7 +226,111 @@ pid_t ppx_coroutine_dump_prepare(void)
     co_n = 0;
     co_over = 0;
     co_wanted = true;
-    return tid;
+    return co_static ? 0 : tid;
+}
+
+pid_t ppx_coroutine_dump_owner(void)
+{
+    return co_wanted ? co_owner : 0;
+}
+
+/* ---- libst linked into the executable: its scheduler's queues ----
+ * Walked in the handler of the thread that runs it, with every read
+ * checked (process_vm_readv of this process: a bad address is EFAULT, not
+ * a fault): the handler may have interrupted the scheduler amid a queue
+ * change. A coroutine waiting on a condition variable or a mutex without
+ * timeout is on no queue: _st_active_count says how many live ones there
+ * are, and the difference is reported as such. */
+
+static bool safe_read(void *dst, uintptr_t src, size_t len)
+{
+    struct iovec local = {dst, len}, remote = {(void *)src, len};
+    return src != 0 &&
+           syscall(SYS_process_vm_readv, (long)ppx_pid, &local, 1L, &remote, 1L, 0L) == (long)len;
+}
+
+static uintptr_t safe_word(uintptr_t src)
+{
+    uintptr_t v = 0;
+    return safe_read(&v, src, sizeof v) ? v : 0;
+}
+
+static void add_found(uintptr_t t, unsigned *n)
+{
+    if (t != 0 && t % sizeof(void *) == 0 && *n < CO_MAX)
+        found[(*n)++] = t;
+}
+
+/* The records on a queue: a circular list of links at offset at of each
+ * element (the record itself at element - link_off, or through the
+ * pointer at element + thread_ptr). */
+static void walk_queue(uintptr_t head, size_t link_off, long thread_ptr, unsigned *n)
+{
+    uintptr_t node = safe_word(head);
+    for (unsigned steps = 0; node != 0 && node != head && steps < CO_MAX; steps++) {
+        add_found(thread_ptr >= 0 ? safe_word(node + (uintptr_t)thread_ptr) : node - link_off, n);
+        node = safe_word(node);
+    }
+}
+
+static void walk_sleep_heap(uintptr_t root, unsigned *n)
+{
+    uintptr_t stack[HEAP_STACK];
+    unsigned depth = 0;
+    if (root != 0)
+        stack[depth++] = root;
+    for (unsigned steps = 0; depth > 0 && steps < CO_MAX; steps++) {
+        uintptr_t t = stack[--depth];
+        add_found(t, n);
+        uintptr_t left = safe_word(t + ST_LEFT), right = safe_word(t + ST_RIGHT);
+        if (left != 0 && depth < HEAP_STACK)
+            stack[depth++] = left;
+        if (right != 0 && depth < HEAP_STACK)
+            stack[depth++] = right;
+    }
+}
+
+static void sort_unique(uintptr_t *a, unsigned *n)
+{
+    for (unsigned gap = *n / 2; gap > 0; gap /= 2)
+        for (unsigned i = gap; i < *n; i++) {
+            uintptr_t v = a[i];
+            unsigned j = i;
+            for (; j >= gap && a[j - gap] > v; j -= gap)
+                a[j] = a[j - gap];
+            a[j] = v;
+        }
+    unsigned k = 0;
+    for (unsigned i = 0; i < *n; i++)
+        if (k == 0 || a[k - 1] != a[i])
+            a[k++] = a[i];
+    *n = k;
+}
+
+/* Whether the calling thread runs the scheduler: its stack is the running
+ * coroutine's, or the running one is the primordial (no stack of its own)
+ * and this is the main thread. */
+static bool runs_scheduler(uintptr_t running, uintptr_t sp)
+{
+    uintptr_t stack = safe_word(running + ST_STACK);
+    if (stack == 0)
+        return ppx_gettid() == ppx_pid;
+    uintptr_t lo = safe_word(stack + STK_BOTTOM), hi = safe_word(stack + STK_TOP);
+    return sp >= lo && sp < hi;
+}
+
+static unsigned collect_static(uintptr_t running)
+{
+    uintptr_t vp = ppx_st_scheduler.vp;
+    unsigned n = 0;
+    add_found(running, &n);
+    add_found(safe_word(vp + VP_IDLE), &n);
+    walk_queue(vp + VP_RUN_Q, ST_LINKS, -1, &n);
+    walk_queue(vp + VP_ZOMBIE_Q, ST_LINKS, -1, &n);
+    walk_queue(vp + VP_IO_Q, 0, POLLQ_THREAD, &n);
+    walk_sleep_heap(safe_word(vp + VP_SLEEP_Q), &n);
+    sort_unique(found, &n);
+    return n;
 }
 
 static uint8_t wire_state(int st)
@@ -223,14 +355,28 @@ static uint8_t wire_state(int st)
     }
 }
 
-void ppx_coroutine_dump_walk(const uintptr_t *thread_pcs, uint32_t thread_depth)
+void ppx_coroutine_dump_walk(const uintptr_t *thread_pcs, uint32_t thread_depth, uintptr_t sp)
 {
-    if (!co_wanted || atomic_load_explicit(&st_tid, memory_order_relaxed) != ppx_gettid())
+    if (!co_wanted)
         return;
-    void *running = st_self != NULL ? st_self() : NULL;
-    unsigned n = atomic_load_explicit(&n_slots, memory_order_acquire), k = 0;
+    void *running;
+    unsigned n;
+    if (co_static) {
+        running = (void *)safe_word(ppx_st_scheduler.this_thread);
+        if (running == NULL || !runs_scheduler((uintptr_t)running, sp))
+            return;
+        n = collect_static((uintptr_t)running);
+    } else {
+        if (atomic_load_explicit(&st_tid, memory_order_relaxed) != ppx_gettid())
+            return;
+        running = st_self != NULL ? st_self() : NULL;
+        n = atomic_load_explicit(&n_slots, memory_order_acquire);
+    }
+    co_owner = ppx_gettid();
+    unsigned k = 0, live = 0;
     for (unsigned i = 0; i < n; i++) {
-        void *t = atomic_load_explicit(slot_at(i), memory_order_acquire);
+        void *t =
+            co_static ? (void *)found[i] : atomic_load_explicit(slot_at(i), memory_order_acquire);
         if (t == NULL)
             continue;
         if (k == CO_MAX) {
@@ -238,18 +384,21 @@ void ppx_coroutine_dump_walk(const uintptr_t *thread_pcs, uint32_t thread_depth)
             continue;
         }
         struct co_entry *e = co_at(k);
-        int st;
-        memcpy(&st, t, sizeof st);
+        int st = -1;
+        uintptr_t ctx[8] = {0};
+        if (!safe_read(&st, (uintptr_t)t, sizeof st) ||
+            !safe_read(ctx, (uintptr_t)t + ST_CONTEXT, sizeof ctx))
+            continue;
         e->thread = (uint64_t)(uintptr_t)t;
         e->state = wire_state(t == running ? ST_RUNNING : st);
         if (e->state == 0)
             continue; /* not a state of ours: a record being reused */
-        e->due = st == ST_SLEEPING ? word_at(t, ST_DUE) : 0;
+        e->due = st == ST_SLEEPING ? safe_word((uintptr_t)t + ST_DUE) : 0;
+        live += st != ST_ZOMBIE && t != (void *)safe_word(ppx_st_scheduler.vp + VP_IDLE);
         if (t == running) {
             e->depth = thread_depth;
             memcpy(e->pcs, thread_pcs, thread_depth * sizeof(uintptr_t));
         } else {
-            const uintptr_t *ctx = (const uintptr_t *)(const void *)((const char *)t + ST_CONTEXT);
             struct ppx_saved_regs r = {ctx[0], ctx[1], ctx[2], ctx[3],
                                        ctx[4], ctx[5], ctx[6], ctx[7]};
             e->depth = ppx_unwind_saved(e->pcs, ppx_config.max_depth, &r);
@@ -261,6 +410,10 @@ void ppx_coroutine_dump_walk(const uintptr_t *thread_pcs, uint32_t thread_depth)
         k++;
     }
     co_n = k;
+    int active = 0;
+    if (co_static && safe_read(&active, ppx_st_scheduler.active_count, sizeof active) &&
+        active > 0 && (unsigned)active > live)
+        co_unreachable = (unsigned)active - live;
 }
 
 bool ppx_coroutine_dump_send(struct ppx_encoder *enc, uint64_t seq, pid_t tid, uint32_t thread_id,
@@ -287,6 +440,21 @@ bool ppx_coroutine_dump_send(struct ppx_encoder *enc, uint64_t seq, pid_t tid, u
         memcpy(w.name, name, sizeof w.name);
         if (!ppx_emit(enc, WIRE_TASK, &w, sizeof w, e->pcs, (size_t)w.depth * sizeof(uint64_t),
                       NULL, 0))
+            return false;
+        (*sent)++;
+    }
+    for (uint64_t i = 0; co_wanted && i < co_unreachable; i++) {
+        struct wire_task w;
+        memset(&w, 0, sizeof w);
+        w.seq = seq;
+        w.tid = (uint32_t)tid;
+        w.thread_id = thread_id;
+        w.kind = WIRE_TASK_COROUTINE;
+        w.state = WIRE_CO_COND_WAIT;
+        w.stack = WIRE_TASK_STACK_UNREACHABLE;
+        w.fd = -1;
+        memcpy(w.name, name, sizeof w.name);
+        if (!ppx_emit(enc, WIRE_TASK, &w, sizeof w, NULL, 0, NULL, 0))
             return false;
         (*sent)++;
     }

@@ -143,9 +143,12 @@ void ppx_coroutine_exiting(void *t);
 /* Flusher, before a dump's signals: the thread that runs coroutines (0:
  * none known, or coroutine dumps are off); its pool is ready. */
 pid_t ppx_coroutine_dump_prepare(void);
-/* In that thread's dump handler, after its own walk (thread_pcs): every
- * coroutine's state and stack. */
-void ppx_coroutine_dump_walk(const uintptr_t *thread_pcs, uint32_t thread_depth);
+/* In the dump handler, after the thread's own walk (thread_pcs; sp: its
+ * interrupted stack pointer): on the thread that runs the coroutines,
+ * every coroutine's state and stack. */
+void ppx_coroutine_dump_walk(const uintptr_t *thread_pcs, uint32_t thread_depth, uintptr_t sp);
+/* Flusher, after the answers: the thread whose handler walked them (0: none). */
+pid_t ppx_coroutine_dump_owner(void);
 /* Flusher: the TASK records of the coroutines walked, on thread tid
  * (thread_id, name); how many in *sent. false when the connection failed. */
 bool ppx_coroutine_dump_send(struct ppx_encoder *enc, uint64_t seq, pid_t tid, uint32_t thread_id,

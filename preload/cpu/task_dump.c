@@ -133,7 +133,7 @@ bool ppx_task_dump_signal(void *value, const void *ucontext)
         t->guard++;
         ppx_in_signal_walk++;
         atomic_signal_fence(memory_order_seq_cst);
-        ppx_coroutine_dump_walk(s->pcs, depth);
+        ppx_coroutine_dump_walk(s->pcs, depth, (uintptr_t)uc->uc_mcontext.gregs[REG_RSP]);
         atomic_signal_fence(memory_order_seq_cst);
         ppx_in_signal_walk--;
         t->guard--;
@@ -353,6 +353,7 @@ static void take_stacks(void)
             break;
         pause_us(waiting > 64 ? 1000 : 200);
     }
+    co_tid = ppx_coroutine_dump_owner();
     /* Those that did not answer: their slot is withdrawn (a late handler
      * finds it so and does nothing), unless the handler is writing it. */
     for (unsigned i = 0; i < n_threads; i++) {

@@ -156,6 +156,14 @@ bool ppx_coroutine_entry(uintptr_t pc);
 /* How many of the n return addresses pcs[] (leaf first) to keep: up to and
  * including the first one in a coroutine entry. */
 unsigned ppx_coroutine_cut(const uintptr_t *pcs, unsigned n);
+/* state-threads linked into the executable (libst.a, SRS): where its
+ * scheduler's variables are (runtime addresses) and their sizes, from the
+ * executable's symbols; all 0 when it has none. For thread dumps. */
+struct ppx_st_scheduler {
+    uintptr_t vp, this_thread, active_count;
+    uint64_t vp_size;
+};
+extern struct ppx_st_scheduler ppx_st_scheduler;
 
 /* elf_symbols.c: a file's symbols, from a read-only mapping. */
 struct ppx_elf_image {
@@ -167,6 +175,9 @@ void ppx_elf_close(struct ppx_elf_image *img);
 /* st_value and st_size of the defined function name (.symtab, else .dynsym). */
 bool ppx_elf_function(const struct ppx_elf_image *img, const char *name, uint64_t *value,
                       uint64_t *size);
+/* The same for a variable. */
+bool ppx_elf_object(const struct ppx_elf_image *img, const char *name, uint64_t *value,
+                    uint64_t *size);
 
 #pragma GCC visibility pop
 
