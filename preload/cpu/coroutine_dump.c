@@ -466,3 +466,14 @@ bool ppx_coroutine_dump_send(struct ppx_encoder *enc, uint64_t seq, pid_t tid, u
     co_wanted = false;
     return true;
 }
+
+void ppx_coroutine_reset_child(void)
+{
+    /* The forking thread is the child's only one: if it ran the coroutines
+     * it still does, under a new tid (SRS forks from its coroutines); if
+     * not, the copies it holds are shown as they were. */
+    pid_t tid = atomic_load_explicit(&st_tid, memory_order_relaxed);
+    if (tid != 0)
+        atomic_store_explicit(&st_tid, ppx_gettid(), memory_order_relaxed);
+    co_wanted = false;
+}

@@ -149,6 +149,8 @@ pid_t ppx_coroutine_dump_prepare(void);
 void ppx_coroutine_dump_walk(const uintptr_t *thread_pcs, uint32_t thread_depth, uintptr_t sp);
 /* Flusher, after the answers: the thread whose handler walked them (0: none). */
 pid_t ppx_coroutine_dump_owner(void);
+/* fork: the child's one thread runs the coroutines it knows, if any. */
+void ppx_coroutine_reset_child(void);
 /* Flusher: the TASK records of the coroutines walked, on thread tid
  * (thread_id, name); how many in *sent. false when the connection failed. */
 bool ppx_coroutine_dump_send(struct ppx_encoder *enc, uint64_t seq, pid_t tid, uint32_t thread_id,
