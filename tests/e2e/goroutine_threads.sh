@@ -16,6 +16,8 @@
 #    request is bounded by curl's --max-time, far above the target's
 #    500 ms wait);
 #  - merged over two processes, each sample has its pid label;
+#  - a program with its own SIGPROF handler gets no stacks (ppx sends it no
+#    signal) but its states and blocked-in calls;
 #  - ppx stacks --pid prints the same blocks; a pid nobody has is exit 1;
 #  - ppx snapshot writes goroutine.pb.gz with the same counts;
 #  - the program is not disturbed: after the dumps it exits 0 when told.
@@ -114,6 +116,23 @@ echo quit >&4
 exec 4>&-
 wait "$other"
 expect_eq "exit status of the second parked_threads" 0 "$?"
+
+# A program with a SIGPROF handler of its own: no signal is sent to it,
+# so no stacks, but states and blocked-in calls all the same.
+fifo_target p 4 "$PROGS/parked_threads" 2 1 -p
+own=$target_pid
+get "$pp/goroutine?pid=$own" "$TMP/own.pb.gz" || die "goroutine (own SIGPROF) failed"
+expect_eq "own SIGPROF: every thread on the no-signal frame" 6 \
+    "$(pprof_raw "$TMP/own.pb.gz" --type goroutine --flat "ppx: no stack (SIGPROF is the program's, or CPU profiling is off)")"
+get "$pp/goroutine?pid=$own&debug=2" "$TMP/own.txt" || die "goroutine?debug=2 (own SIGPROF) failed"
+expect_eq "own SIGPROF: readers still seen in read" 2 \
+    "$(grep -c '^thread [0-9]* "reader" \[sleeping, read fd [0-9]* (pipe) for' "$TMP/own.txt")"
+expect_eq "own SIGPROF: the locker still seen in pthread_mutex_lock" 1 \
+    "$(grep -c '^thread [0-9]* "locker" \[sleeping, pthread_mutex_lock for' "$TMP/own.txt")"
+echo quit >&4
+exec 4>&-
+wait "$own"
+expect_eq "exit status of parked_threads -p" 0 "$?"
 
 # ppx stacks: the debug=2 view from the command line.
 "$PPX" stacks --socket "$sock" --pid "$target" >"$TMP/stacks.txt" 2>"$TMP/stacks.err" ||

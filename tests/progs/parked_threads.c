@@ -9,7 +9,9 @@
  * routine per kind. Prints "reader FD" per reader (the pipe's read end),
  * "ready" once every thread is parked (as far as it can tell: the
  * mutex lockers announce themselves just before locking), then waits
- * for a line on stdin and exits 0. Usage: parked_threads NREAD NMUTEX [-b]. */
+ * for a line on stdin and exits 0. With -p instead of -b, the program
+ * installs a SIGPROF handler of its own first (no blocker then).
+ * Usage: parked_threads NREAD NMUTEX [-b | -p]. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -73,6 +75,11 @@ NOINLINE void park_blocked(int fd)
         ;
 }
 
+static void own_sigprof(int sig)
+{
+    (void)sig;
+}
+
 static void *reader_main(void *arg)
 {
     park_in_read((int)(long)arg);
@@ -129,6 +136,13 @@ int main(int argc, char **argv)
         return 2;
     int nread = atoi(argv[1]), nmutex = atoi(argv[2]);
     int blocker = argc > 3 && strcmp(argv[3], "-b") == 0;
+    if (argc > 3 && strcmp(argv[3], "-p") == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = own_sigprof;
+        if (sigaction(SIGPROF, &sa, NULL) != 0)
+            return 1;
+    }
     if (pipe(parked_fds) != 0)
         return 1;
     pthread_mutex_lock(&held);
