@@ -37,6 +37,17 @@ get() { # URL FILE
     curl -sf --max-time 30 -o "$2" "$1"
 }
 
+# parked_threads says "ready" once each thread announced itself, just
+# before its call: on a loaded machine one may not be in it yet. Wait (a
+# bound, not a measurement) until a dump sees every one in its call.
+parked() {
+    get "$pp/goroutine?pid=$target&debug=2" "$TMP/settle.txt" &&
+        [ "$(grep -c '"reader" \[sleeping, read fd' "$TMP/settle.txt")" = "$NREAD" ] &&
+        [ "$(grep -c '"locker" \[sleeping, pthread_mutex_lock for' "$TMP/settle.txt")" = "$NMUTEX" ] &&
+        grep -A4 '"sleeper"' "$TMP/settle.txt" | grep -q nanosleep
+}
+wait_for 100 parked || note "the threads did not all settle in their calls: $(cat "$TMP/settle.txt")"
+
 get "$pp/goroutine?pid=$target" "$TMP/g.pb.gz" || die "goroutine?pid=$target failed"
 header=$(pprof_raw "$TMP/g.pb.gz" --header) || die "go tool pprof cannot read goroutine"
 expect_eq "goroutine sample types" goroutine "$(header_field "$header" sample_types)"
@@ -121,6 +132,12 @@ expect_eq "exit status of the second parked_threads" 0 "$?"
 # so no stacks, but states and blocked-in calls all the same.
 fifo_target p 4 "$PROGS/parked_threads" 2 1 -p
 own=$target_pid
+owned_parked() {
+    get "$pp/goroutine?pid=$own&debug=2" "$TMP/own.txt" &&
+        [ "$(grep -c '"locker" \[sleeping, pthread_mutex_lock for' "$TMP/own.txt")" = 1 ] &&
+        [ "$(grep -c '"reader" \[sleeping, read fd' "$TMP/own.txt")" = 2 ]
+}
+wait_for 100 owned_parked || note "parked_threads -p did not settle: $(cat "$TMP/own.txt")"
 get "$pp/goroutine?pid=$own" "$TMP/own.pb.gz" || die "goroutine (own SIGPROF) failed"
 expect_eq "own SIGPROF: every thread on the no-signal frame" 6 \
     "$(pprof_raw "$TMP/own.pb.gz" --type goroutine --flat "ppx: no stack (SIGPROF is the program's, or CPU profiling is off)")"
