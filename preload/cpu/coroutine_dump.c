@@ -95,7 +95,7 @@ static unsigned co_n;           /* entries filled by the last walk */
 static uint64_t co_over;        /* coroutines beyond CO_MAX in it */
 static bool co_wanted;          /* the flusher mapped the pool for this dump */
 static bool co_static;          /* libst in the executable: its queues are walked */
-static pid_t co_owner;          /* the thread whose handler walked them */
+static atomic_int co_owner;     /* the thread whose handler walks them */
 static uint64_t co_unreachable; /* live coroutines on no queue (static walk) */
 static uintptr_t found[CO_MAX]; /* the static walk's records (its handler only) */
 
@@ -210,7 +210,7 @@ static struct co_entry *co_at(unsigned i)
 pid_t ppx_coroutine_dump_prepare(void)
 {
     co_wanted = false;
-    co_owner = 0;
+    atomic_store_explicit(&co_owner, 0, memory_order_relaxed);
     co_unreachable = 0;
     pid_t tid = atomic_load_explicit(&st_tid, memory_order_acquire);
     co_static = tid == 0 && ppx_st_scheduler.vp != 0 && ppx_st_scheduler.vp_size == VP_SIZE;
@@ -231,7 +231,7 @@ pid_t ppx_coroutine_dump_prepare(void)
 
 pid_t ppx_coroutine_dump_owner(void)
 {
-    return co_wanted ? co_owner : 0;
+    return co_wanted ? (pid_t)atomic_load_explicit(&co_owner, memory_order_acquire) : 0;
 }
 
 /* ---- libst linked into the executable: its scheduler's queues ----
@@ -355,6 +355,16 @@ static uint8_t wire_state(int st)
     }
 }
 
+/* One handler only walks (and writes the pool): the first that finds it
+ * runs the scheduler (a program running state-threads off its main thread
+ * could make the main thread's handler believe so too). */
+static bool claim(void)
+{
+    int none = 0;
+    return atomic_compare_exchange_strong_explicit(&co_owner, &none, (int)ppx_gettid(),
+                                                   memory_order_acq_rel, memory_order_relaxed);
+}
+
 void ppx_coroutine_dump_walk(const uintptr_t *thread_pcs, uint32_t thread_depth, uintptr_t sp)
 {
     if (!co_wanted)
@@ -363,16 +373,15 @@ void ppx_coroutine_dump_walk(const uintptr_t *thread_pcs, uint32_t thread_depth,
     unsigned n;
     if (co_static) {
         running = (void *)safe_word(ppx_st_scheduler.this_thread);
-        if (running == NULL || !runs_scheduler((uintptr_t)running, sp))
+        if (running == NULL || !runs_scheduler((uintptr_t)running, sp) || !claim())
             return;
         n = collect_static((uintptr_t)running);
     } else {
-        if (atomic_load_explicit(&st_tid, memory_order_relaxed) != ppx_gettid())
+        if (atomic_load_explicit(&st_tid, memory_order_relaxed) != ppx_gettid() || !claim())
             return;
         running = st_self != NULL ? st_self() : NULL;
         n = atomic_load_explicit(&n_slots, memory_order_acquire);
     }
-    co_owner = ppx_gettid();
     unsigned k = 0, live = 0;
     for (unsigned i = 0; i < n; i++) {
         void *t =
