@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *pprof_task_state(const struct proc_task *t)
 {
@@ -359,7 +360,14 @@ static void print_proc_header(FILE *f, const struct proc *p)
             threads, threads == 1 ? "" : "s", coroutines, coroutines == 1 ? "" : "s");
     if (d->dropped)
         fprintf(f, ", %" PRIu64 " more over the collector's limits", d->dropped);
-    fprintf(f, "; dump took %.1f ms\n\n", (double)d->took_ns / 1e6);
+    fprintf(f, "; dump took %.1f ms", (double)d->took_ns / 1e6);
+    /* a process that did not answer the latest request keeps its last dump */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    if (now_ns > d->taken_ns + 2000000000u)
+        fprintf(f, ", taken %.1f s ago (no answer since)", (double)(now_ns - d->taken_ns) / 1e9);
+    fputs("\n\n", f);
 }
 
 static int compare_groups(const void *a, const void *b)
