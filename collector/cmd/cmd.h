@@ -19,6 +19,7 @@ int cmd_audit(int argc, char **argv);
 int cmd_collect(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_threads(int argc, char **argv);
+int cmd_stacks(int argc, char **argv); /* snapshot.c */
 
 /* ---- cli ---- */
 /* What the option parsing of every ppx subcommand shares. */

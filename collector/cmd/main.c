@@ -20,6 +20,8 @@ static const struct command commands[] = {
     {"collect", cmd_collect,
      "live collector: profiles of running programs over HTTP (/debug/pprof/)"},
     {"snapshot", cmd_snapshot, "ask the running collector to write profile files now"},
+    {"stacks", cmd_stacks,
+     "print what every thread of the running processes is doing now (no ptrace)"},
     {"threads", cmd_threads, "list the threads of a recorded threadcreate.pb.gz, like top -H"},
 };
 

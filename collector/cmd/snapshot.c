@@ -1,7 +1,11 @@
 /* ppx snapshot: asks the running collector (ppx collect) to write the
  * profiles it holds now, over its own socket (ingest.h), and prints the
  * files written. The collector writes them (it holds the data), so the
- * directory is sent as an absolute path. */
+ * directory is sent as an absolute path.
+ *
+ * ppx stacks: asks it for a dump of every thread and coroutine of its
+ * processes now and prints it (goroutine?debug=2): a pstack that needs
+ * no ptrace. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -32,8 +36,9 @@ static void help(FILE *out)
           "\n"
           "Asks the running collector (ppx collect) to write the profiles it holds now:\n"
           "heap.pb.gz, allocs.pb.gz, syscalls.pb.gz, cpu.pb.gz, threadcreate.pb.gz,\n"
-          "block.pb.gz, mutex.pb.gz and peak.pb.gz (the heap at its peak) in DIR, merged over\n"
-          "its processes (each sample labelled with its pid), and with\n"
+          "block.pb.gz, mutex.pb.gz, peak.pb.gz (the heap at its peak) and goroutine.pb.gz\n"
+          "(what every thread of the running processes is doing, asked of them now) in\n"
+          "DIR, merged over its processes (each sample labelled with its pid), and with\n"
           "several processes each one's own in DIR/EXE.PID/. Prints the files written.\n"
           "\n"
           "Options:\n"
@@ -190,4 +195,109 @@ int cmd_snapshot(int argc, char **argv)
     }
     shutdown(fd, SHUT_WR);
     return read_reply(fd);
+}
+
+/* ---- ppx stacks ---- */
+
+static void stacks_help(FILE *out)
+{
+    fputs("Usage: ppx stacks [--socket PATH] [--pid N]\n"
+          "\n"
+          "Asks the running collector (ppx collect) for what every thread and state-threads\n"
+          "coroutine of its running processes is doing now, and prints it: per thread its\n"
+          "tid, name, state, what it is blocked in and for how long, and its stack\n"
+          "(/debug/pprof/goroutine?debug=2). The stacks are taken inside the processes by\n"
+          "libppx.so (a signal to each thread): no ptrace, no stop.\n"
+          "\n"
+          "Options:\n"
+          "  -s, --socket PATH  the collector's socket (default: $PPX_SOCKET if set, else\n"
+          "                     ppx collect's default, as libppx.so chooses)\n"
+          "  -p, --pid N        only process N\n"
+          "  -h, --help         show this help\n",
+          out);
+}
+
+static int parse_stacks_options(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"socket", required_argument, NULL, 's'},
+        {"pid", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, ":s:p:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            o->socket = optarg;
+            break;
+        case 'p': {
+            uint64_t v;
+            if (!cli_parse_u64(optarg, 1, UINT32_MAX, &v))
+                return cli_usage_error("stacks", "--pid takes a process id, not '%s'", optarg);
+            o->pid = (uint32_t)v;
+            break;
+        }
+        default:
+            return cli_other_option("stacks", c, argv, stacks_help);
+        }
+    }
+    return cli_no_operands("stacks", argc, argv);
+}
+
+/* "ok" then the text, copied to stdout; or "error MESSAGE". */
+static int read_stacks_reply(int fd)
+{
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        close(fd);
+        return 1;
+    }
+    char line[CONTROL_MAX_DIR + 512];
+    int rc = 1;
+    if (!fgets(line, sizeof line, f)) {
+        fprintf(stderr, "ppx: stacks: the collector did not answer%s%s\n", ferror(f) ? ": " : "",
+                ferror(f) ? strerror(errno) : "");
+    } else if (strcmp(line, "ok\n") == 0) {
+        char buf[65536];
+        size_t n;
+        rc = 0;
+        while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+            if (fwrite(buf, 1, n, stdout) != n)
+                rc = 1;
+        if (ferror(f)) {
+            fprintf(stderr, "ppx: stacks: the answer was cut short: %s\n", strerror(errno));
+            rc = 1;
+        }
+    } else {
+        line[strcspn(line, "\n")] = 0;
+        fprintf(stderr, "ppx: stacks: %s\n",
+                strncmp(line, "error ", 6) == 0 ? line + 6
+                                                : "unexpected answer from the collector");
+    }
+    fclose(f);
+    return rc;
+}
+
+int cmd_stacks(int argc, char **argv)
+{
+    struct options opt = {0};
+    int rc = parse_stacks_options(argc, argv, &opt);
+    if (rc)
+        return rc;
+    char socket_path[4096];
+    socket_path_choose(opt.socket, socket_path, sizeof socket_path);
+    int fd = connect_collector(socket_path);
+    if (fd < 0)
+        return 1;
+    if (control_send_stacks(fd, opt.pid) < 0) {
+        fprintf(stderr, "ppx: stacks: cannot send the request to %s: %s\n", socket_path,
+                strerror(errno));
+        close(fd);
+        return 1;
+    }
+    shutdown(fd, SHUT_WR);
+    return read_stacks_reply(fd) || fflush(stdout) != 0;
 }

@@ -75,9 +75,19 @@ int control_read_request(int fd, const uint8_t *rest, size_t len, struct control
                  version, CONTROL_VERSION);
         return -1;
     }
-    if (command != CONTROL_SNAPSHOT) {
+    if (command != CONTROL_SNAPSHOT && command != CONTROL_STACKS) {
         snprintf(err, errlen, "bad control request: unknown command %u", command);
         return -1;
+    }
+    req->command = command;
+    req->pid = pid;
+    req->dir[0] = 0;
+    if (command == CONTROL_STACKS) {
+        if (dir_len != 0 || len > sizeof head) {
+            snprintf(err, errlen, "bad control request: stacks takes no directory");
+            return -1;
+        }
+        return 0;
     }
     if (dir_len == 0 || dir_len > CONTROL_MAX_DIR) {
         snprintf(err, errlen, "bad control request: directory of %u bytes (1..%u)", dir_len,
@@ -146,17 +156,22 @@ static void put32(uint8_t *b, uint32_t v)
     b[3] = (uint8_t)(v >> 24);
 }
 
-int control_send_snapshot(int fd, uint32_t pid, const char *dir)
+void control_reply_bytes(int fd, const char *bytes, size_t len)
+{
+    write_all(fd, bytes, len, monotonic_ms() + CONTROL_TIMEOUT_MS);
+}
+
+static int send_request(int fd, uint32_t command, uint32_t pid, const char *dir)
 {
     size_t dir_len = strlen(dir);
-    if (dir_len == 0 || dir_len > CONTROL_MAX_DIR) {
+    if (dir_len > CONTROL_MAX_DIR || (command == CONTROL_SNAPSHOT && dir_len == 0)) {
         errno = ENAMETOOLONG;
         return -1;
     }
     uint8_t buf[4 + sizeof(struct control_request) + CONTROL_MAX_DIR];
     put32(buf, CONTROL_MAGIC);
     put32(buf + 4, CONTROL_VERSION);
-    put32(buf + 8, CONTROL_SNAPSHOT);
+    put32(buf + 8, command);
     put32(buf + 12, pid);
     put32(buf + 16, (uint32_t)dir_len);
     memcpy(buf + 20, dir, dir_len);
@@ -172,4 +187,14 @@ int control_send_snapshot(int fd, uint32_t pid, const char *dir)
         len -= (size_t)n;
     }
     return 0;
+}
+
+int control_send_snapshot(int fd, uint32_t pid, const char *dir)
+{
+    return send_request(fd, CONTROL_SNAPSHOT, pid, dir);
+}
+
+int control_send_stacks(int fd, uint32_t pid)
+{
+    return send_request(fd, CONTROL_STACKS, pid, "");
 }

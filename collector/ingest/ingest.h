@@ -199,7 +199,12 @@ void spool_free(struct spool *s);
  * dir_len bytes of an absolute directory path (no NUL). It must arrive
  * within CONTROL_TIMEOUT_MS.
  * Reply, text lines: "file PATH" per file written, then "ok N" (N files)
- * or "error MESSAGE"; then the collector closes the connection. */
+ * or "error MESSAGE"; then the collector closes the connection.
+ *
+ * CONTROL_STACKS (`ppx stacks`) has no directory (dir_len 0): the
+ * collector asks the processes for a thread dump and replies "ok" and a
+ * newline, then the dump as text (goroutine?debug=2) until it closes the
+ * connection; or "error MESSAGE". */
 #define CONTROL_MAGIC 0x43585050u /* "PPXC" little-endian */
 #define CONTROL_VERSION 1u
 #define CONTROL_MAX_DIR 4096u
@@ -207,6 +212,7 @@ void spool_free(struct spool *s);
 
 enum control_command {
     CONTROL_SNAPSHOT = 1, /* write the profiles of pid (0: every process) into dir */
+    CONTROL_STACKS = 2,   /* every thread's and coroutine's stack, as text */
 };
 
 struct control_request {
@@ -217,6 +223,7 @@ struct control_request {
 };
 
 struct control_snapshot {
+    uint32_t command; /* enum control_command */
     uint32_t pid;
     char dir[CONTROL_MAX_DIR + 1];
 };
@@ -231,7 +238,13 @@ int control_read_request(int fd, const uint8_t *rest, size_t len, struct control
  * by CONTROL_TIMEOUT_MS. */
 void control_reply(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Collector side: bytes as they are (a stacks reply's text), bounded
+ * likewise. */
+void control_reply_bytes(int fd, const char *bytes, size_t len);
+
 /* Client side: sends a snapshot request. Returns 0, or -1 with errno. */
 int control_send_snapshot(int fd, uint32_t pid, const char *dir);
+/* Client side: sends a stacks request. Returns 0, or -1 with errno. */
+int control_send_stacks(int fd, uint32_t pid);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uthash.h>
 #include <ppx/wire.h>
 
@@ -11,6 +12,7 @@
 #define HELLO_MAX (sizeof(struct wire_hello) + 2 * WIRE_MAX_PATH)
 #define MAPPING_MAX (sizeof(struct wire_mapping) + WIRE_MAX_BUILD_ID + WIRE_MAX_PATH)
 #define STACK_MAX (sizeof(struct wire_stack) + WIRE_MAX_DEPTH * sizeof(uint64_t))
+#define TASK_MAX (sizeof(struct wire_task) + WIRE_MAX_DEPTH * sizeof(uint64_t))
 /* A partial record buffer larger than this is released once the record is
  * done, so an idle connection does not sit on megabytes. */
 #define KEEP_BUFFER (64u << 10)
@@ -108,6 +110,10 @@ static const char *type_name(uint32_t type)
         return "BLOCK_DELTA";
     case WIRE_MUTEX_DELTA:
         return "MUTEX_DELTA";
+    case WIRE_TASK:
+        return "TASK";
+    case WIRE_TASKS_END:
+        return "TASKS_END";
     default:
         return "unknown";
     }
@@ -1080,6 +1086,130 @@ static int apply_flushed(struct wire_decoder *d, const uint8_t *p, size_t len)
     return 0;
 }
 
+/* The fields of a TASK record that hold on their own. */
+static int check_task(struct wire_decoder *d, const struct wire_task *w, size_t len)
+{
+    if (w->seq == 0)
+        return record_error(d, "seq 0 (never asked for)");
+    if (w->kind != WIRE_TASK_THREAD && w->kind != WIRE_TASK_COROUTINE)
+        return record_error(d, "kind %u", w->kind);
+    if (w->stack > WIRE_TASK_STACK_MAX)
+        return record_error(d, "stack status %u", w->stack);
+    if (w->kind == WIRE_TASK_COROUTINE && (w->state < 1 || w->state > WIRE_CO_STATE_MAX))
+        return record_error(d, "coroutine state %u", w->state);
+    if (w->kind == WIRE_TASK_THREAD && w->state != '?' &&
+        !((w->state >= 'A' && w->state <= 'Z') || (w->state >= 'a' && w->state <= 'z')))
+        return record_error(d, "thread state byte %u is neither a letter nor '?'", w->state);
+    if (w->wait_call != WIRE_WAIT_NONE && w->wait_call != WIRE_WAIT_MUTEX &&
+        w->wait_call >= WIRE_IO_CALL_MAX)
+        return record_error(d, "wait call %u", w->wait_call);
+    if (w->fd_type > WIRE_FD_OTHER)
+        return record_error(d, "descriptor type %u", w->fd_type);
+    if (w->reserved[0] || w->reserved[1] || w->reserved[2])
+        return record_error(d, "reserved bytes are not 0");
+    if (w->depth > WIRE_MAX_DEPTH || w->depth > d->proc->max_depth)
+        return record_error(d, "depth %u exceeds %u", w->depth,
+                            d->proc->max_depth < WIRE_MAX_DEPTH ? d->proc->max_depth
+                                                                : WIRE_MAX_DEPTH);
+    if (w->depth == 0 && (w->stack == WIRE_TASK_STACK_OK || w->stack == WIRE_TASK_STACK_LEAF))
+        return record_error(d, "a stack taken (status %u) without frames", w->stack);
+    if (sizeof *w + (uint64_t)w->depth * sizeof(uint64_t) != len)
+        return record_error(d, "length %zu does not match depth %u", len, w->depth);
+    const char *nul = memchr(w->name, 0, sizeof w->name);
+    if (!nul)
+        return record_error(d, "name not NUL-terminated within %u bytes", WIRE_THREAD_NAME);
+    for (size_t i = (size_t)(nul - w->name) + 1; i < sizeof w->name; i++)
+        if (w->name[i] != 0)
+            return record_error(d, "byte %zu after the name's NUL is not 0", i);
+    return 0;
+}
+
+/* A dump arrives as TASKs with its seq; a TASK of another seq starts
+ * another (the rest of an older one, cut by a reconnect, never comes). */
+static void dump_start(struct proc_dump *partial, uint64_t seq)
+{
+    if (partial->seq == seq)
+        return;
+    proc_dump_clear(partial);
+    partial->seq = seq;
+}
+
+/* TASK: one thread or coroutine of the dump under way. Past the limits
+ * (model.h) it is counted, not kept. */
+static int apply_task(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    struct wire_task w;
+    if (len < sizeof w)
+        return record_error(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof w);
+    memcpy(&w, p, sizeof w);
+    if (check_task(d, &w, len) < 0)
+        return -1;
+    struct proc_dump *dump = &d->proc->dump_partial;
+    dump_start(dump, w.seq);
+    if (dump->n >= PROC_MAX_DUMP_TASKS || dump->frames + w.depth > PROC_MAX_DUMP_FRAMES) {
+        dump->dropped++;
+        return 0;
+    }
+    if (dump->n == dump->cap) {
+        size_t cap = dump->cap ? 2 * dump->cap : 64;
+        struct proc_task *grown = realloc(dump->tasks, cap * sizeof *grown);
+        if (!grown)
+            return protocol_error(d, "out of memory for a thread dump");
+        dump->tasks = grown;
+        dump->cap = cap;
+    }
+    struct proc_task *t = &dump->tasks[dump->n];
+    memset(t, 0, sizeof *t);
+    if (w.depth) {
+        t->pcs = malloc(w.depth * sizeof(uint64_t));
+        if (!t->pcs)
+            return protocol_error(d, "out of memory for a thread dump");
+        memcpy(t->pcs, p + sizeof w, w.depth * sizeof(uint64_t));
+    }
+    t->id = w.id;
+    t->wait_ns = w.wait_ns;
+    t->tid = w.tid;
+    t->thread_id = w.thread_id;
+    t->depth = w.depth;
+    t->fd = w.fd;
+    t->kind = w.kind;
+    t->state = w.state;
+    t->stack = w.stack;
+    t->wait_call = w.wait_call;
+    t->fd_type = w.fd_type;
+    memcpy(t->name, w.name, sizeof t->name);
+    dump->n++;
+    dump->frames += w.depth;
+    return 0;
+}
+
+/* TASKS_END: the dump of seq is whole (every TASK it announces came);
+ * it replaces the previous one. */
+static int apply_tasks_end(struct wire_decoder *d, const uint8_t *p, size_t len)
+{
+    struct wire_tasks_end e;
+    if (len != sizeof e)
+        return record_error(d, "length %zu, not %zu", len, sizeof e);
+    memcpy(&e, p, sizeof e);
+    if (e.seq == 0)
+        return record_error(d, "seq 0 (never asked for)");
+    if (e.reserved != 0)
+        return record_error(d, "reserved field is %u, not 0", e.reserved);
+    struct proc_dump *partial = &d->proc->dump_partial;
+    dump_start(partial, e.seq);
+    if (partial->n + partial->dropped != e.tasks)
+        return record_error(d, "dump %llu announces %u tasks, %llu came", (unsigned long long)e.seq,
+                            e.tasks, (unsigned long long)(partial->n + partial->dropped));
+    partial->took_ns = e.took_ns;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    partial->taken_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    proc_dump_clear(&d->proc->dump);
+    d->proc->dump = *partial;
+    memset(partial, 0, sizeof *partial);
+    return 0;
+}
+
 static int apply_record(struct wire_decoder *d, const uint8_t *p, size_t len)
 {
     /* check_header() let through a HELLO only first, anything else only
@@ -1114,6 +1244,10 @@ static int apply_record(struct wire_decoder *d, const uint8_t *p, size_t len)
     case WIRE_BLOCK_DELTA:
     case WIRE_MUTEX_DELTA:
         return apply_contention_delta(d, p, len);
+    case WIRE_TASK:
+        return apply_task(d, p, len);
+    case WIRE_TASKS_END:
+        return apply_tasks_end(d, p, len);
     case WIRE_GOODBYE:
         d->proc->said_goodbye = true;
         d->state = GOODBYE_SEEN;
@@ -1131,7 +1265,7 @@ static int check_header(struct wire_decoder *d)
     memcpy(&h, d->header, sizeof h);
     d->type = h.type;
     d->length = h.length;
-    if (h.type < WIRE_HELLO || h.type > WIRE_MUTEX_DELTA)
+    if (strcmp(type_name(h.type), "unknown") == 0)
         return protocol_error(d, "unknown record type %u (length %u)", h.type, h.length);
     if (h.length > WIRE_MAX_RECORD)
         return protocol_error(d, "%s record of %u bytes exceeds the %u-byte limit",
@@ -1140,14 +1274,16 @@ static int check_header(struct wire_decoder *d)
         return protocol_error(d, "%s record before HELLO", type_name(h.type));
     if (d->state == RECORDS && h.type == WIRE_HELLO)
         return protocol_error(d, "second HELLO on one connection");
-    size_t max = h.type == WIRE_HELLO     ? HELLO_MAX
-                 : h.type == WIRE_MAPPING ? MAPPING_MAX
-                 : h.type == WIRE_STACK   ? STACK_MAX
-                 : h.type == WIRE_GOODBYE ? 0
-                 : h.type == WIRE_IO_SITE ? sizeof(struct wire_io_site)
-                 : h.type == WIRE_THREAD  ? sizeof(struct wire_thread)
-                 : h.type == WIRE_FLUSHED ? sizeof(struct wire_flushed)
-                                          : WIRE_MAX_RECORD;
+    size_t max = h.type == WIRE_HELLO       ? HELLO_MAX
+                 : h.type == WIRE_MAPPING   ? MAPPING_MAX
+                 : h.type == WIRE_STACK     ? STACK_MAX
+                 : h.type == WIRE_GOODBYE   ? 0
+                 : h.type == WIRE_IO_SITE   ? sizeof(struct wire_io_site)
+                 : h.type == WIRE_THREAD    ? sizeof(struct wire_thread)
+                 : h.type == WIRE_FLUSHED   ? sizeof(struct wire_flushed)
+                 : h.type == WIRE_TASK      ? TASK_MAX
+                 : h.type == WIRE_TASKS_END ? sizeof(struct wire_tasks_end)
+                                            : WIRE_MAX_RECORD;
     if (h.length > max)
         return record_error(d, "length %u exceeds %zu", h.length, max);
     return 0;

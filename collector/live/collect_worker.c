@@ -212,15 +212,34 @@ static size_t reply_files(int fd, const char *dir, uint64_t since_ns)
     return n;
 }
 
+/* goroutine.pb.gz in dir: the dump just taken of procs[0..n). */
+static int write_goroutine(const char *dir, struct proc *const *procs, size_t n)
+{
+    char *path = path_join(dir, "goroutine.pb.gz");
+    char err[512] = "";
+    int rc = path ? pprof_goroutine_write(procs, n, n > 1, live_now_ns(), PPROF_TO_FILE(path), err,
+                                          sizeof err)
+                  : -1;
+    if (rc < 0)
+        fprintf(stderr, "ppx: %s\n", *err ? err : "out of memory");
+    free(path);
+    return rc;
+}
+
 static int write_snapshot(struct collect_worker *w, int fd, const struct control_snapshot *req,
                           char *err, size_t errlen)
 {
     uint64_t since = live_now_ns();
     struct proc **procs;
     size_t n;
-    /* what the targets hold now, not as of their last periodic flush */
+    /* what the targets hold now, not as of their last periodic flush,
+     * and what their threads are doing */
+    live_tasks(w->live, req->pid, LIVE_TASKS_WAIT_MS);
     live_flush(w->live, req->pid, LIVE_FLUSH_WAIT_MS);
     int rc = live_copy(w->live, req->pid, PROC_COPY_FULL, &procs, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (!procs[i]->connected) /* an exited process's last dump is no current one */
+            proc_dump_clear(&procs[i]->dump);
     if (rc == LIVE_NO_SUCH_PID) {
         snprintf(err, errlen, "no process with pid %u has connected to this collector", req->pid);
         return -1;
@@ -241,9 +260,12 @@ static int write_snapshot(struct collect_worker *w, int fd, const struct control
     }
     live_build_begin(w->live);
     rc = output_write_procs(req->dir, procs, n);
+    if (rc == 0)
+        rc = write_goroutine(req->dir, procs, n);
     for (size_t i = 0; n > 1 && i < n && rc == 0; i++) {
         subdirs[i] = proc_dir(req->dir, procs[i], err, errlen);
-        if (!subdirs[i] || output_write_procs(subdirs[i], &procs[i], 1) < 0)
+        if (!subdirs[i] || output_write_procs(subdirs[i], &procs[i], 1) < 0 ||
+            write_goroutine(subdirs[i], &procs[i], 1) < 0)
             rc = -1;
     }
     live_build_end(w->live);
@@ -264,15 +286,66 @@ static int write_snapshot(struct collect_worker *w, int fd, const struct control
     return 0;
 }
 
+/* `ppx stacks`: a dump of the selected processes now, as goroutine?debug=2. */
+static int write_stacks(struct collect_worker *w, int fd, const struct control_snapshot *req,
+                        char *err, size_t errlen)
+{
+    live_tasks(w->live, req->pid, LIVE_TASKS_WAIT_MS);
+    struct proc **procs;
+    size_t n;
+    int rc = live_copy(w->live, req->pid, PROC_COPY_MAPPINGS, &procs, &n);
+    if (rc == LIVE_NO_SUCH_PID) {
+        snprintf(err, errlen, "no process with pid %u has connected to this collector", req->pid);
+        return -1;
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (procs[i]->connected && procs[i]->dump.seq)
+            procs[kept++] = procs[i];
+        else
+            proc_copy_free(procs[i]);
+    }
+    if (kept == 0) {
+        live_free_copies(procs, 0);
+        if (req->pid)
+            snprintf(err, errlen,
+                     "process %u did not answer (it has exited, or its flusher is stuck)",
+                     req->pid);
+        else
+            snprintf(err, errlen, "no running process answered");
+        return -1;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    live_build_begin(w->live);
+    rc = goroutine_text_write(procs, kept, 2, &text, &len);
+    live_build_end(w->live);
+    live_free_copies(procs, kept);
+    if (rc < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    control_reply(fd, "ok");
+    control_reply_bytes(fd, text, len);
+    free(text);
+    return 0;
+}
+
 static void answer_control(struct collect_worker *w, struct job *j)
 {
     static struct control_snapshot req; /* 4 KiB: the worker is the only user */
     char err[1024] = "";
     if (control_read_request(j->fd, j->rest, j->rest_len, &req, err, sizeof err) < 0 ||
-        write_snapshot(w, j->fd, &req, err, sizeof err) < 0) {
+        (req.command == CONTROL_STACKS ? write_stacks(w, j->fd, &req, err, sizeof err)
+                                       : write_snapshot(w, j->fd, &req, err, sizeof err)) < 0) {
         /* output_dir_prepare's messages start with "ppx: " already */
         control_reply(j->fd, "error %s", strncmp(err, "ppx: ", 5) == 0 ? err + 5 : err);
-        fprintf(stderr, "ppx: snapshot request: %s\n",
+        fprintf(stderr, "ppx: %s request: %s\n",
+                req.command == CONTROL_STACKS ? "stacks" : "snapshot",
                 strncmp(err, "ppx: ", 5) == 0 ? err + 5 : err);
     }
     close(j->fd);

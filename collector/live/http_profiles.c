@@ -10,6 +10,7 @@ enum {
     EP_DELTA = 1,        /* ?seconds=N gives the change over the next N seconds */
     EP_ALWAYS_DELTA = 2, /* a window always (CPU): HTTP_CPU_DEFAULT_SECONDS by default */
     EP_HEAP_TEXT = 4,    /* ?debug=1: Go's legacy text heap profile */
+    EP_TASKS = 8,        /* a dump of every thread and coroutine now; ?debug=1, 2: text */
 };
 
 /* One line per profile: adding one is adding it here and to pprof_write(). */
@@ -23,6 +24,9 @@ static const struct endpoint {
      "A sampling of all past memory allocations"},
     {"block", PPROF_PROFILE_BLOCK, EP_DELTA,
      "Stack traces that led to blocking on synchronization primitives"},
+    {"goroutine", PPROF_PROFILE_GOROUTINE, EP_TASKS,
+     "Stack traces of all current threads and state-threads coroutines (ppx: what each "
+     "is blocked in, and for how long, with debug=2)"},
     {"heap", PPROF_PROFILE_HEAP, EP_DELTA | EP_HEAP_TEXT,
      "A sampling of memory allocations of live objects"},
     {"mutex", PPROF_PROFILE_MUTEX, EP_DELTA, "Stack traces of holders of contended mutexes"},
@@ -171,9 +175,69 @@ static bool sample_type_asked(const struct endpoint *ep, const char *asked, cons
     return false;
 }
 
+/* goroutine: every connected process selected is asked for a dump now;
+ * the text forms (debug=1, 2) or the pprof one. */
+static void serve_tasks(struct live *l, const struct endpoint *ep, const struct http_query *q,
+                        struct http_reply *r)
+{
+    if (q->seconds) {
+        http_reply_error(r, 400, "\"seconds\" parameter is not supported for this profile type");
+        return;
+    }
+    if (q->debug > 2) {
+        http_reply_error(r, 400, "debug=%ld is not supported for %s (0, 1 or 2)", q->debug,
+                         ep->name);
+        return;
+    }
+    live_tasks(l, q->pid, LIVE_TASKS_WAIT_MS);
+    struct proc **procs;
+    size_t n;
+    if (select_procs(l, q, 0, 0, &procs, &n, r) < 0)
+        return;
+    /* what runs now: processes that have exited are left out */
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (procs[i]->connected)
+            procs[kept++] = procs[i];
+        else
+            proc_copy_free(procs[i]);
+    }
+    n = kept;
+    char err[512] = "";
+    int rc;
+    live_build_begin(l);
+    if (q->debug) {
+        rc = goroutine_text_write(procs, n, (int)q->debug, &r->body, &r->len);
+        if (rc < 0)
+            snprintf(err, sizeof err, "out of memory");
+    } else {
+        struct pprof_sink mem = {.name = ep->name};
+        rc = pprof_write(ep->profile, procs, n, n > 1, live_now_ns(), &mem, err, sizeof err);
+        r->body = (char *)mem.data;
+        r->len = mem.len;
+    }
+    live_build_end(l);
+    live_free_copies(procs, n);
+    if (rc < 0) {
+        http_reply_error(r, 500, "cannot build the %s profile: %s", ep->name, err);
+        return;
+    }
+    r->status = 200;
+    if (q->debug) {
+        r->content_type = "text/plain; charset=utf-8";
+    } else {
+        r->content_type = "application/octet-stream";
+        snprintf(r->attachment, sizeof r->attachment, "%s", ep->name);
+    }
+}
+
 static void serve_profile(struct live *l, const struct endpoint *ep, const struct http_query *q,
                           struct http_reply *r)
 {
+    if (ep->flags & EP_TASKS) {
+        serve_tasks(l, ep, q, r);
+        return;
+    }
     if (q->seconds && !(ep->flags & (EP_DELTA | EP_ALWAYS_DELTA))) {
         http_reply_error(r, 400, "\"seconds\" parameter is not supported for this profile type");
         return;
@@ -326,7 +390,9 @@ static void profile_links(FILE *f, uint32_t pid, const char *token)
         snprintf(args + len, sizeof args - len, "&amp;token=%s", token);
     for (size_t i = 0; i < N_ENDPOINTS; i++) {
         const struct endpoint *ep = &endpoints[i];
-        const char *debug = ep->flags & EP_HEAP_TEXT ? "&amp;debug=1" : "";
+        const char *debug = ep->flags & EP_HEAP_TEXT ? "&amp;debug=1"
+                            : ep->flags & EP_TASKS   ? "&amp;debug=2"
+                                                     : "";
         char all[128];
         snprintf(all, sizeof all, "%s%s", args, debug);
         fprintf(f, "<a href='%s%s%s'>%s</a> ", ep->name, all[0] ? "?" : "",
@@ -396,7 +462,8 @@ static void serve_index(struct live *l, const struct http_query *q, struct http_
           "sets the CPU sampling rate asked of processes started without PPX_CPU_HZ (100, at most "
           "1000); "
           "debug=1 on heap and allocs gives the legacy text format; peak=1 on heap gives the heap "
-          "at its peak.\n</p>\n</body>\n</html>\n",
+          "at its peak; debug=1 on goroutine groups equal stacks as text, debug=2 gives every "
+          "thread and coroutine.\n</p>\n</body>\n</html>\n",
           f);
     free(info);
     http_reply_stream(r, f, "text/html; charset=utf-8");

@@ -23,6 +23,7 @@ struct live {
     live_send_fn send; /* under lock */
     void *send_arg;
     uint64_t flush_seq; /* under lock: the latest WIRE_CMD_FLUSH's */
+    uint64_t tasks_seq; /* under lock: the latest WIRE_CMD_TASKS's */
     struct proc_table *table;
     struct exited exited[LIVE_KEEP_EXITED + 1]; /* oldest first */
     size_t n_exited;
@@ -396,6 +397,51 @@ size_t live_flush(struct live *l, uint32_t pid, int timeout_ms)
     return answered;
 }
 
+/* Under lock: p's current connection was asked dump seq and has not
+ * sent it whole. */
+static bool owes_tasks(const struct proc *p, uint64_t seq)
+{
+    return p->connected && p->tasks_asked_seq >= seq && p->dump.seq < seq;
+}
+
+size_t live_tasks(struct live *l, uint32_t pid, int timeout_ms)
+{
+    pthread_mutex_lock(&l->lock);
+    struct live_proc_id *ids;
+    size_t n = connected_procs(l, pid, &ids);
+    uint64_t seq = ++l->tasks_seq;
+    struct wire_cmd_tasks cmd = {seq};
+    size_t asked = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct proc *p;
+        if (send_to(l, &ids[i], WIRE_CMD_TASKS, &cmd, sizeof cmd, &p) == 0) {
+            p->tasks_asked_seq = seq;
+            ids[asked++] = ids[i];
+        }
+    }
+    pthread_mutex_unlock(&l->lock);
+    long long deadline = monotonic_ms() + timeout_ms;
+    size_t answered = 0;
+    for (;;) {
+        size_t waiting = 0;
+        answered = 0;
+        pthread_mutex_lock(&l->lock);
+        for (size_t i = 0; i < asked; i++) {
+            struct proc *p = proc_table_find(l->table, ids[i].pid, ids[i].start_ns);
+            if (p && p->dump.seq >= seq)
+                answered++;
+            else if (p && owes_tasks(p, seq))
+                waiting++;
+        }
+        pthread_mutex_unlock(&l->lock);
+        if (waiting == 0 || live_stopping(l) || monotonic_ms() >= deadline)
+            break;
+        sleep_ms(2);
+    }
+    free(ids);
+    return answered;
+}
+
 static void send_cpu(struct live *l, const struct live_proc_id *id, uint32_t hz, bool begin)
 {
     struct proc *p = proc_table_find(l->table, id->pid, id->start_ns);
@@ -415,6 +461,7 @@ void live_process_opened(struct live *l, struct proc *p)
 {
     PPX_CHECK(ppx_mutex_held(&l->lock), "the ingest loop holds the table lock");
     p->flush_late_seq = p->flush_asked_seq = 0; /* the new connection owes nothing */
+    p->tasks_asked_seq = 0;
     if (p->cpu_requests == 0 || p->cpu_fixed || !l->send)
         return;
     /* preload/flush/flush.c: a new connection starts with sampling off */

@@ -125,6 +125,16 @@ void live_set_sender(struct live *l, live_send_fn send, void *arg);
  * flusher is stuck costs one wait, not one per request. */
 size_t live_flush(struct live *l, uint32_t pid, int timeout_ms);
 
+/* How long live_tasks() waits: the target gives its threads 500 ms to
+ * answer (preload/cpu/task_dump.c), then flushes and sends. */
+#define LIVE_TASKS_WAIT_MS 3000
+/* Asks the connected processes (every one, or the latest incarnation of
+ * pid) for a dump of their threads and coroutines (WIRE_CMD_TASKS), and
+ * waits until each has sent it whole (proc->dump), gone, or timeout_ms
+ * passed. Returns how many answered. Processes that are not connected
+ * keep the dump they last sent, if any. */
+size_t live_tasks(struct live *l, uint32_t pid, int timeout_ms);
+
 /* A CPU profile's window: the processes asked to sample. */
 struct live_proc_id;
 struct live_cpu_window {

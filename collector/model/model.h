@@ -24,6 +24,8 @@
 #define PROC_MAX_IO_STACK_ENTRIES (1u << 20) /* (site, stack) pairs per process */
 #define PROC_MAX_THREADS (1u << 20)          /* threads described per process */
 #define PROC_MAX_CPU_ENTRIES (1u << 21)      /* (stack, thread) pairs per process */
+#define PROC_MAX_DUMP_TASKS (1u << 20)       /* threads and coroutines kept of one dump */
+#define PROC_MAX_DUMP_FRAMES (1u << 24)      /* their program counters: 128 MiB */
 
 /* ---- process ---- */
 /* Per-process state held by the collector: what one target incarnation
@@ -131,6 +133,29 @@ struct proc_peak {
     struct proc_peak_stack *stacks;
     size_t n;
 };
+/* One thread or coroutine of a dump (wire.h TASK): what it was doing. */
+struct proc_task {
+    uint64_t id;      /* a thread's tid, a coroutine's address */
+    uint64_t wait_ns; /* in wait_call so long; a sleeping coroutine: time left */
+    uint32_t tid, thread_id, depth;
+    int32_t fd;                                     /* -1: none */
+    uint8_t kind, state, stack, wait_call, fd_type; /* wire.h */
+    char name[WIRE_THREAD_NAME];                    /* NUL-terminated */
+    uint64_t *pcs; /* depth of them, leaf first; symbolize at pc - 1 */
+};
+
+/* A dump of every thread and coroutine (WIRE_CMD_TASKS), whole once its
+ * TASKS_END came. */
+struct proc_dump {
+    uint64_t seq;      /* the command's; 0: none */
+    uint64_t taken_ns; /* CLOCK_REALTIME (the collector's) when it was whole */
+    uint64_t took_ns;  /* how long the target took */
+    struct proc_task *tasks;
+    size_t n, cap;
+    uint64_t frames;
+    uint64_t dropped; /* tasks beyond PROC_MAX_DUMP_*, counted only */
+};
+void proc_dump_clear(struct proc_dump *d);
 
 struct proc {
     uint32_t pid, ppid;
@@ -154,13 +179,16 @@ struct proc {
     bool threads_full; /* past PROC_MAX_THREADS: new threads undescribed */
     bool connected;    /* a connection currently feeds it */
     bool said_goodbye;
-    bool cpu_fixed;           /* HELLO had WIRE_HELLO_CPU_FIXED: CPU commands are ignored */
-    uint64_t flushed_seq;     /* the latest FLUSHED record's seq; 0 before one */
-    uint64_t flush_late_seq;  /* a flush it did not answer in time (live.c); 0: none */
-    uint64_t flush_asked_seq; /* the latest flush asked of its connection (live.c); 0: none */
-    unsigned cpu_requests;    /* profile windows asking it for CPU samples now (live.c) */
-    uint32_t cpu_hz_asked;    /* the rate they asked for: resent when it reconnects (live.c) */
-    unsigned incarnation;     /* 0 for the first process seen with this pid, 1.. after exec */
+    bool cpu_fixed;                /* HELLO had WIRE_HELLO_CPU_FIXED: CPU commands are ignored */
+    uint64_t flushed_seq;          /* the latest FLUSHED record's seq; 0 before one */
+    uint64_t flush_late_seq;       /* a flush it did not answer in time (live.c); 0: none */
+    uint64_t flush_asked_seq;      /* the latest flush asked of its connection (live.c); 0: none */
+    unsigned cpu_requests;         /* profile windows asking it for CPU samples now (live.c) */
+    uint32_t cpu_hz_asked;         /* the rate they asked for: resent when it reconnects (live.c) */
+    unsigned incarnation;          /* 0 for the first process seen with this pid, 1.. after exec */
+    struct proc_dump dump;         /* the latest whole dump; seq 0: none */
+    struct proc_dump dump_partial; /* the one being received */
+    uint64_t tasks_asked_seq;      /* the latest dump asked of its connection (live.c) */
     struct proc_totals totals;
     struct proc_peak *peak; /* NULL until some heap was in use; kept by proc_clear() */
 };
@@ -206,7 +234,6 @@ void proc_peak_apply(struct proc *c);
 struct timeline_point {
     uint64_t t_ns; /* CLOCK_REALTIME */
     struct proc_totals totals;
-    struct proc_peak *peak; /* NULL until some heap was in use; kept by proc_clear() */
 };
 struct proc_timeline;
 /* Appends a point of p's totals at t_ns to *tl (made on first use); the
@@ -314,7 +341,7 @@ void proc_clear(struct proc *p);
 enum proc_copy_depth {
     PROC_COPY_FULL,     /* everything a pprof writer reads */
     PROC_COPY_COUNTERS, /* ids and counters only: no frames, mappings, names */
-    PROC_COPY_MAPPINGS, /* mappings and names only: to look addresses up */
+    PROC_COPY_MAPPINGS, /* mappings, names and the latest dump: to look addresses up */
 };
 
 /* A malloc'ed copy of p that shares nothing with it; NULL when out of

@@ -96,6 +96,29 @@ static bool copy_mappings(struct proc *c, const struct proc *p)
     return true;
 }
 
+static bool copy_dump(struct proc *c, const struct proc *p)
+{
+    const struct proc_dump *d = &p->dump;
+    c->dump = *d;
+    c->dump.tasks = NULL;
+    c->dump.n = c->dump.cap = 0;
+    if (d->n == 0)
+        return true;
+    c->dump.tasks = calloc(d->n, sizeof *c->dump.tasks);
+    if (!c->dump.tasks)
+        return false;
+    c->dump.cap = d->n;
+    for (size_t i = 0; i < d->n; i++) {
+        c->dump.tasks[i] = d->tasks[i];
+        c->dump.tasks[i].pcs = NULL;
+        c->dump.n = i + 1;
+        if (d->tasks[i].depth && !(c->dump.tasks[i].pcs = dup_bytes(
+                                       d->tasks[i].pcs, d->tasks[i].depth * sizeof(uint64_t))))
+            return false;
+    }
+    return true;
+}
+
 struct proc *proc_copy(const struct proc *p, enum proc_copy_depth depth)
 {
     struct proc *c = malloc(sizeof *c);
@@ -114,13 +137,15 @@ struct proc *proc_copy(const struct proc *p, enum proc_copy_depth depth)
     c->threads = NULL;
     c->cpu_samples = NULL;
     c->peak = NULL;
+    memset(&c->dump, 0, sizeof c->dump);
+    memset(&c->dump_partial, 0, sizeof c->dump_partial);
     bool full = depth == PROC_COPY_FULL;
     bool ok = depth == PROC_COPY_MAPPINGS || (copy_stacks(c, p, full) && copy_io_sites(c, p) &&
                                               copy_threads(c, p) && copy_cpu(c, p));
     if (ok && full && p->peak)
         ok = (c->peak = proc_peak_copy(p->peak)) != NULL;
     if (ok && depth != PROC_COPY_COUNTERS) {
-        ok = copy_mappings(c, p);
+        ok = copy_mappings(c, p) && copy_dump(c, p);
         if (ok && p->exe)
             ok = (c->exe = strdup(p->exe)) != NULL;
         if (ok && p->cmdline) {

@@ -45,8 +45,18 @@ struct proc_table *proc_table_new(void)
     return calloc(1, sizeof(struct proc_table));
 }
 
+void proc_dump_clear(struct proc_dump *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        free(d->tasks[i].pcs);
+    free(d->tasks);
+    memset(d, 0, sizeof *d);
+}
+
 void proc_clear(struct proc *p)
 {
+    proc_dump_clear(&p->dump);
+    proc_dump_clear(&p->dump_partial);
     struct proc_cpu_sample *cs, *cs_tmp;
     HASH_ITER(hh, p->cpu_samples, cs, cs_tmp)
     {

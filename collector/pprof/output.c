@@ -105,6 +105,8 @@ int pprof_write(enum pprof_profile which, struct proc *const *procs, size_t n, b
         return pprof_contention_write(procs, n, false, pid_labels, now_ns, out, err, errlen);
     case PPROF_PROFILE_MUTEX:
         return pprof_contention_write(procs, n, true, pid_labels, now_ns, out, err, errlen);
+    case PPROF_PROFILE_GOROUTINE:
+        return pprof_goroutine_write(procs, n, pid_labels, now_ns, out, err, errlen);
     }
     snprintf(err, errlen, "no such profile (%d)", (int)which);
     return -1;

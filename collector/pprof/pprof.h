@@ -325,6 +325,42 @@ const char *pprof_errno_name(int err, char *buf, size_t buflen);
 int pprof_threads_write(struct proc *const *procs, size_t n, bool pid_labels, uint64_t now_ns,
                         struct pprof_sink *out, char *err, size_t errlen);
 
+/* ---- goroutine ---- */
+/* What every thread and state-threads coroutine of processes was doing at
+ * their latest dump (model.h proc_dump; live.h live_tasks() takes one), in
+ * Go's goroutine profile forms. */
+/* The one frame of a thread dumped without stack, saying why. */
+#define PPROF_TASK_BLOCKED_FRAME "ppx: no stack (the thread blocks SIGPROF)"
+#define PPROF_TASK_NO_ANSWER_FRAME "ppx: no stack (the thread did not answer in time)"
+#define PPROF_TASK_UNREACHABLE_FRAME                                                               \
+    "ppx: no stack (a coroutine waiting without timeout, on no scheduler queue)"
+#define PPROF_TASK_NO_SIGNAL_FRAME                                                                 \
+    "ppx: no stack (SIGPROF is the program's, or CPU profiling is off)"
+
+/* debug=0 (goroutine.pb.gz): sample and period type goroutine/count,
+ * period 1; one sample per distinct (stack, kind, thread name, state) of
+ * a process, valued how many threads and coroutines share it, with string
+ * labels "kind" (thread, coroutine), "thread" (the name of the thread, or
+ * of the one the coroutine runs on) and "state" (pprof_task_state()), and
+ * with pid_labels a numeric "pid". Processes without a dump add nothing.
+ * Returns 0, or -1 with a message in err. */
+int pprof_goroutine_write(struct proc *const *procs, size_t n, bool pid_labels, uint64_t now_ns,
+                          struct pprof_sink *out, char *err, size_t errlen);
+/* debug=1: the same groups as text (Go's "COUNT @ pc ..." with "# labels"
+ * and "#" frame lines), most shared first; debug=2: per process a header
+ * line, then one block per thread and coroutine, its state and what it
+ * is blocked in ("thread 1234 \"name\" [sleeping, read fd 7 (pipe) for
+ * 12.3 s]:") and its symbolized frames (function, then tab file:line).
+ * Malloc'ed in *out (*len bytes). Symbolizes: under the build lock.
+ * Returns 0, or -1 when out of memory. */
+int goroutine_text_write(struct proc *const *procs, size_t n, int debug, char **out, size_t *len);
+/* "running", "sleeping", "disk sleep", ... for a thread (its /proc
+ * letter); "running", "runnable", "sleeping", "io wait", "cond wait",
+ * "zombie" for a coroutine. */
+const char *pprof_task_state(const struct proc_task *t);
+/* The call the task is blocked in ("read", "pthread_mutex_lock"), NULL for none. */
+const char *pprof_task_wait_call(const struct proc_task *t);
+
 /* ---- heap_text ---- */
 /* Go's legacy text heap profile (`/debug/pprof/heap?debug=1`), as
  * runtime/pprof's writeHeapInternal writes it for debug != 0:
@@ -359,7 +395,8 @@ enum pprof_profile {
     PPROF_PROFILE_THREADCREATE,
     PPROF_PROFILE_BLOCK,
     PPROF_PROFILE_MUTEX,
-    PPROF_PROFILE_PEAK, /* the heap profile at each process's peak (model.h) */
+    PPROF_PROFILE_PEAK,      /* the heap profile at each process's peak (model.h) */
+    PPROF_PROFILE_GOROUTINE, /* the latest dumps; not among the files of a run */
 };
 /* Writes profile which of procs[0..n) to out with its writer (above). */
 int pprof_write(enum pprof_profile which, struct proc *const *procs, size_t n, bool pid_labels,

@@ -14,7 +14,8 @@
  * Order on one connection:
  *   HELLO                  exactly once, first
  *   { MAPPING | STACK | HEAP_DELTA | IO_SITE | IO_DELTA | IO_ERRNO | IO_STACKS
- *     | THREAD | CPU_SAMPLES | FLUSHED | BLOCK_DELTA | MUTEX_DELTA }*
+ *     | THREAD | CPU_SAMPLES | FLUSHED | BLOCK_DELTA | MUTEX_DELTA | TASK
+ *     | TASKS_END }*
  *   GOODBYE                optional, last: the target is exiting normally
  *
  * A connection is one incarnation of one process. A process that loses its
@@ -55,6 +56,8 @@ enum wire_type {
     WIRE_FLUSHED = 12,
     WIRE_BLOCK_DELTA = 13,
     WIRE_MUTEX_DELTA = 14,
+    WIRE_TASK = 15,      /* one thread or coroutine of a dump (WIRE_CMD_TASKS) */
+    WIRE_TASKS_END = 16, /* the end of that dump */
 };
 
 struct wire_header {
@@ -316,6 +319,76 @@ struct wire_contention_entry {
     uint64_t delay_ns;
 };
 
+/* ---- what every thread and coroutine is doing now ----------------------
+ * The answer to WIRE_CMD_TASKS: the target's flusher takes each thread's
+ * current stack (a signal to each, unwound in its handler; never waited
+ * for beyond a bound) and each state-threads coroutine's, and sends one
+ * TASK per thread or coroutine, then TASKS_END with the same seq. Tasks
+ * carry their program counters themselves (no STACK record: a dump's
+ * stacks are seen once); MAPPING records for them were sent before.
+ *
+ * TASK payload: this, then depth uint64_t program counters, leaf first,
+ * as a STACK's: return addresses, but a thread's leaf is the interrupted
+ * pc + 1 (wire.h CPU_SAMPLES), so every frame is symbolized at pc - 1. */
+enum wire_task_kind {
+    WIRE_TASK_THREAD = 1,
+    WIRE_TASK_COROUTINE = 2,
+};
+/* How the stack was taken, or why it was not. */
+enum wire_task_stack {
+    WIRE_TASK_STACK_OK = 0,          /* whole */
+    WIRE_TASK_STACK_LEAF = 1,        /* the interrupted pc only: the thread was inside the
+                                        profiler, the loader's lock was busy, or no stack room */
+    WIRE_TASK_STACK_BLOCKED = 2,     /* the thread blocks the dump signal: none */
+    WIRE_TASK_STACK_NO_ANSWER = 3,   /* it did not answer in time (stopped, in the kernel) */
+    WIRE_TASK_STACK_NO_SIGNAL = 4,   /* the signal is the program's (or CPU profiling is off) */
+    WIRE_TASK_STACK_UNREACHABLE = 5, /* a coroutine on no scheduler queue (waiting on a
+                                        condition variable or mutex without timeout) */
+    WIRE_TASK_STACK_MAX = 5,
+};
+/* A coroutine's state (state-threads), in wire_task.state. A thread's is
+ * the letter /proc/PID/task/TID/stat shows ('R', 'S', 'D', 'T', ...), '?'
+ * when it could not be read. */
+enum wire_coroutine_state {
+    WIRE_CO_RUNNING = 1,   /* the one running on its thread now */
+    WIRE_CO_RUNNABLE = 2,  /* on the run queue */
+    WIRE_CO_SLEEPING = 3,  /* st_sleep/st_usleep: wait_ns is the time left */
+    WIRE_CO_IO_WAIT = 4,   /* waiting for fd to be ready (st_read, st_accept, ...) */
+    WIRE_CO_COND_WAIT = 5, /* st_cond_wait, st_mutex_lock */
+    WIRE_CO_ZOMBIE = 6,    /* ended, not joined yet */
+    WIRE_CO_STATE_MAX = 6,
+};
+/* What a thread is blocked in, by ppx's own hooks (wait_call): an I/O call
+ * (enum wire_io_call), or one of these. */
+#define WIRE_WAIT_NONE 0u
+#define WIRE_WAIT_MUTEX 64u /* pthread_mutex_lock */
+
+struct wire_task {
+    uint64_t seq;        /* the WIRE_CMD_TASKS it answers */
+    uint64_t id;         /* a coroutine's address; a thread's tid */
+    uint64_t wait_ns;    /* how long it has been in wait_call; a sleeping coroutine: time left */
+    uint32_t tid;        /* kernel thread id (a coroutine: the thread it runs on) */
+    uint32_t thread_id;  /* the THREAD record's id; WIRE_NO_ID unknown */
+    uint32_t depth;      /* 0..WIRE_MAX_DEPTH program counters follow */
+    int32_t fd;          /* the descriptor it waits on; -1 none */
+    uint8_t kind;        /* enum wire_task_kind */
+    uint8_t state;       /* a thread's letter, a coroutine's enum wire_coroutine_state */
+    uint8_t stack;       /* enum wire_task_stack */
+    uint8_t wait_call;   /* WIRE_WAIT_NONE, an enum wire_io_call, WIRE_WAIT_MUTEX */
+    uint8_t fd_type;     /* enum wire_fd_type of fd */
+    uint8_t reserved[3]; /* 0 */
+    char name[WIRE_THREAD_NAME]; /* the thread's name, NUL-terminated, NUL-padded */
+};
+
+/* TASKS_END payload: the dump of seq is whole; tasks TASK records were
+ * sent for it (the collector checks). */
+struct wire_tasks_end {
+    uint64_t seq;
+    uint32_t tasks;
+    uint32_t reserved; /* 0 */
+    uint64_t took_ns;  /* how long the dump took in the target */
+};
+
 /* ---- commands: collector to target ---------------------------------------
  * After the target's HELLO, the collector may write commands on the same
  * connection, each a wire_header (type one of enum wire_command) followed
@@ -327,6 +400,7 @@ struct wire_contention_entry {
 enum wire_command {
     WIRE_CMD_FLUSH = 0x100, /* send everything now, then FLUSHED */
     WIRE_CMD_CPU = 0x101,   /* start, change or stop CPU sampling */
+    WIRE_CMD_TASKS = 0x102, /* take every thread's and coroutine's stack now */
 };
 
 /* WIRE_CMD_FLUSH payload: seq, chosen by the collector, comes back in the
@@ -341,6 +415,12 @@ struct wire_cmd_flush {
 struct wire_cmd_cpu {
     uint32_t hz;
     uint32_t reserved; /* 0 */
+};
+
+/* WIRE_CMD_TASKS payload: seq comes back in the TASK and TASKS_END
+ * records of the dump. */
+struct wire_cmd_tasks {
+    uint64_t seq;
 };
 
 /* The layout above is the protocol: both ends compile these structs and
@@ -433,6 +513,11 @@ WIRE_SIZE(wire_cpu_entry, 16);
 WIRE_FIELD(wire_cpu_entry, stack_id, 0);
 WIRE_FIELD(wire_cpu_entry, thread_id, 4);
 WIRE_FIELD(wire_cpu_entry, samples, 8);
+WIRE_SIZE(wire_cmd_flush, 8);
+WIRE_FIELD(wire_cmd_flush, seq, 0);
+WIRE_SIZE(wire_cmd_cpu, 8);
+WIRE_FIELD(wire_cmd_cpu, hz, 0);
+WIRE_FIELD(wire_cmd_cpu, reserved, 4);
 WIRE_SIZE(wire_contention_delta, 8);
 WIRE_FIELD(wire_contention_delta, count, 0);
 WIRE_FIELD(wire_contention_delta, reserved, 4);
@@ -441,11 +526,28 @@ WIRE_FIELD(wire_contention_entry, stack_id, 0);
 WIRE_FIELD(wire_contention_entry, reserved, 4);
 WIRE_FIELD(wire_contention_entry, contentions, 8);
 WIRE_FIELD(wire_contention_entry, delay_ns, 16);
-WIRE_SIZE(wire_cmd_flush, 8);
-WIRE_FIELD(wire_cmd_flush, seq, 0);
-WIRE_SIZE(wire_cmd_cpu, 8);
-WIRE_FIELD(wire_cmd_cpu, hz, 0);
-WIRE_FIELD(wire_cmd_cpu, reserved, 4);
+WIRE_SIZE(wire_task, 64);
+WIRE_FIELD(wire_task, seq, 0);
+WIRE_FIELD(wire_task, id, 8);
+WIRE_FIELD(wire_task, wait_ns, 16);
+WIRE_FIELD(wire_task, tid, 24);
+WIRE_FIELD(wire_task, thread_id, 28);
+WIRE_FIELD(wire_task, depth, 32);
+WIRE_FIELD(wire_task, fd, 36);
+WIRE_FIELD(wire_task, kind, 40);
+WIRE_FIELD(wire_task, state, 41);
+WIRE_FIELD(wire_task, stack, 42);
+WIRE_FIELD(wire_task, wait_call, 43);
+WIRE_FIELD(wire_task, fd_type, 44);
+WIRE_FIELD(wire_task, reserved, 45);
+WIRE_FIELD(wire_task, name, 48);
+WIRE_SIZE(wire_tasks_end, 24);
+WIRE_FIELD(wire_tasks_end, seq, 0);
+WIRE_FIELD(wire_tasks_end, tasks, 8);
+WIRE_FIELD(wire_tasks_end, reserved, 12);
+WIRE_FIELD(wire_tasks_end, took_ns, 16);
+WIRE_SIZE(wire_cmd_tasks, 8);
+WIRE_FIELD(wire_cmd_tasks, seq, 0);
 #undef WIRE_SIZE
 #undef WIRE_FIELD
 #endif

@@ -218,7 +218,20 @@ struct ppx_frame_rule_copy {
     uintptr_t key;
     uint64_t rule;
 };
+/* What a thread is blocked in, as ppx's hooks see it: written by the
+ * thread around the real call (two loads and two stores each way), read
+ * by a thread dump from the flusher (cpu/task_dump.c). since is 0 while
+ * the thread is in no hooked call; what packs the call (enum wire_io_call
+ * or WIRE_WAIT_*) and the descriptor: call | (uint32_t)fd << 32. A call
+ * made by a signal handler that interrupted another puts the outer one
+ * back when it returns. */
+struct ppx_wait {
+    _Atomic uint64_t since; /* ppx_ticks_now() as the call began */
+    _Atomic uint64_t what;
+};
+
 struct ppx_thread_buffers {
+    struct ppx_wait wait;
     struct ppx_stack_cache_slot stack_cache[PPX_STACK_CACHE];
     struct ppx_io_cache_slot io_cache[PPX_IO_SITE_CACHE];
     uintptr_t pcs[WIRE_MAX_DEPTH + PPX_UNWIND_SLACK];
@@ -258,6 +271,39 @@ static inline bool ppx_thread_buffers_ensure(struct ppx_tls *t)
 {
     return PPX_LIKELY(t->buffers != NULL) || ppx_thread_buffers_take(t);
 }
+/* The calling thread enters a call that may block (call: enum wire_io_call
+ * or WIRE_WAIT_*; fd -1: none), at ticks t0; *saved keeps what it was in
+ * before, for ppx_wait_end. NULL when the thread has no buffers yet. */
+static inline struct ppx_wait *ppx_wait_begin(unsigned call, int fd, uint64_t t0,
+                                              struct ppx_wait *saved)
+{
+    struct ppx_thread_buffers *b = ppx_tls.buffers;
+    if (PPX_UNLIKELY(b == NULL))
+        return NULL;
+    struct ppx_wait *w = &b->wait;
+    atomic_store_explicit(&saved->since, atomic_load_explicit(&w->since, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_store_explicit(&saved->what, atomic_load_explicit(&w->what, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_store_explicit(&w->what, (uint64_t)call | (uint64_t)(uint32_t)fd << 32,
+                          memory_order_relaxed);
+    atomic_store_explicit(&w->since, t0 != 0 ? t0 : 1, memory_order_release);
+    return w;
+}
+static inline void ppx_wait_end(struct ppx_wait *w, const struct ppx_wait *saved)
+{
+    if (w == NULL)
+        return;
+    atomic_store_explicit(&w->since, atomic_load_explicit(&saved->since, memory_order_relaxed),
+                          memory_order_release);
+    atomic_store_explicit(&w->what, atomic_load_explicit(&saved->what, memory_order_relaxed),
+                          memory_order_relaxed);
+}
+/* For a thread dump (the flusher, guard held): for each tids[i] (sorted
+ * ascending, n of them), what it is blocked in now: since[i] (ticks; 0 in
+ * no hooked call) and what[i] (struct ppx_wait). */
+void ppx_thread_waits(const pid_t *tids, unsigned n, uint64_t *since, uint64_t *what);
+
 /* The thread's end is watched (the thread registry's key destructor will run). */
 void ppx_thread_buffers_watched(void);
 /* The key destructor: the thread is ending. Its buffers stay its own for

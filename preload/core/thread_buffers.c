@@ -138,6 +138,7 @@ bool ppx_thread_buffers_take(struct ppx_tls *t)
         /* the last owner's cache entries point into its own counters */
         memset(b->buffers.stack_cache, 0, sizeof b->buffers.stack_cache);
         memset(b->buffers.io_cache, 0, sizeof b->buffers.io_cache);
+        atomic_store_explicit(&b->buffers.wait.since, 0, memory_order_relaxed);
     } else {
         b = fresh();
     }
@@ -160,6 +161,47 @@ bool ppx_thread_buffers_take(struct ppx_tls *t)
 static struct mem_block *own_block(void)
 {
     return (struct mem_block *)ppx_tls.buffers;
+}
+
+/* Index of tid in tids[0..n) (ascending), or n. */
+static unsigned find_tid(const pid_t *tids, unsigned n, pid_t tid)
+{
+    unsigned lo = 0, hi = n;
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        if (tids[mid] < tid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && tids[lo] == tid ? lo : n;
+}
+
+void ppx_thread_waits(const pid_t *tids, unsigned n, uint64_t *since, uint64_t *what)
+{
+    for (unsigned i = 0; i < n; i++)
+        since[i] = what[i] = 0;
+    mem_lock();
+    for (struct mem_block *b = atomic_load_explicit(&all_blocks, memory_order_acquire); b != NULL;
+         b = b->all_next) {
+        /* An ended thread's block keeps its tid until another takes it;
+         * the kernel may have given the tid to a new thread meanwhile. */
+        unsigned i = b->list == LIST_ENDED ? n : find_tid(tids, n, b->tid);
+        if (i == n)
+            continue;
+        const struct ppx_wait *w = &b->buffers.wait;
+        for (int tries = 0; tries < 4; tries++) {
+            uint64_t s = atomic_load_explicit(&w->since, memory_order_acquire);
+            uint64_t c = atomic_load_explicit(&w->what, memory_order_relaxed);
+            atomic_thread_fence(memory_order_acquire);
+            if (atomic_load_explicit(&w->since, memory_order_relaxed) == s) {
+                since[i] = s;
+                what[i] = c;
+                break;
+            }
+        }
+    }
+    mem_unlock();
 }
 
 void ppx_thread_buffers_watched(void)

@@ -327,6 +327,7 @@ void ppx_cpu_reset_child(void)
     pthread_mutex_init(&cpu_mu, NULL);
     ppx_owner_reset(&cpu_mu_owner);
     ppx_owner_take(&cpu_mu_owner); /* for the checks: only this thread exists */
+    ppx_coroutine_reset_child();
     pid_t self = ppx_gettid();
     free_states = NULL;
     for (struct ppx_cpu_sampler *c = atomic_load_explicit(&all_states, memory_order_acquire);

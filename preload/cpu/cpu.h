@@ -121,6 +121,41 @@ bool ppx_cpu_give_back_timer(void);
 /* Flusher: drains every thread's ring and sends CPU_SAMPLES deltas. */
 bool ppx_cpu_send(struct ppx_encoder *enc, uint64_t gen);
 
+/* ---- task_dump.c: a thread dump (WIRE_CMD_TASKS) ---- */
+
+/* Flusher: takes every thread's state, blocked-in call and stack now
+ * (bounded wait); how many threads. */
+unsigned ppx_task_dump_take(void);
+/* Flusher: sends the dump just taken as TASK records, then TASKS_END for
+ * seq (started_ns: ppx_monotonic_ns() when the command was read). false
+ * when the connection failed. */
+bool ppx_task_dump_send(struct ppx_encoder *enc, uint64_t seq, uint64_t started_ns);
+/* From the SIGPROF handler: a signal whose si_value is value, SI_QUEUE from
+ * this process. true when it is a dump's (then handled). */
+bool ppx_task_dump_signal(void *value, const void *ucontext);
+
+/* ---- coroutine_dump.c: state-threads coroutines in a dump ---- */
+
+/* From the st_thread_create and st_thread_exit hooks, on the thread that
+ * runs the coroutines: the registry of coroutine records. */
+void ppx_coroutine_created(void *t, void *(*start)(void *), void *arg);
+void ppx_coroutine_exiting(void *t);
+/* Flusher, before a dump's signals: the thread that runs coroutines (0:
+ * none known, or coroutine dumps are off); its pool is ready. */
+pid_t ppx_coroutine_dump_prepare(void);
+/* In the dump handler, after the thread's own walk (thread_pcs; sp: its
+ * interrupted stack pointer): on the thread that runs the coroutines,
+ * every coroutine's state and stack. */
+void ppx_coroutine_dump_walk(const uintptr_t *thread_pcs, uint32_t thread_depth, uintptr_t sp);
+/* Flusher, after the answers: the thread whose handler walked them (0: none). */
+pid_t ppx_coroutine_dump_owner(void);
+/* fork: the child's one thread runs the coroutines it knows, if any. */
+void ppx_coroutine_reset_child(void);
+/* Flusher: the TASK records of the coroutines walked, on thread tid
+ * (thread_id, name); how many in *sent. false when the connection failed. */
+bool ppx_coroutine_dump_send(struct ppx_encoder *enc, uint64_t seq, pid_t tid, uint32_t thread_id,
+                             const char name[WIRE_THREAD_NAME], unsigned *sent);
+
 /* ---- sigprof_action.c: SIGPROF's real action ---- */
 
 /* The next sigaction (no initialisation: the hook's caller does that). */

@@ -142,6 +142,9 @@ static inline bool record_tick(const void *ucontext, uint64_t weight)
 void ppx_cpu_on_sigprof(int sig, siginfo_t *si, void *ucontext)
 {
     (void)sig;
+    if (si != NULL && si->si_code == SI_QUEUE && si->si_pid == ppx_pid &&
+        ppx_task_dump_signal(si->si_value.sival_ptr, ucontext))
+        return;
     if (si == NULL || si->si_code != SI_TIMER || si->si_value.sival_ptr != &ppx_cpu_timer_cookie) {
         not_our_tick(si);
         return;

@@ -1,5 +1,5 @@
 /* Commands from the collector (wire.h: flush now, start or stop CPU
- * sampling), read without blocking whenever the flusher wakes on the
+ * sampling, a thread dump), read without blocking whenever the flusher wakes on the
  * socket. Each is checked (a bad one drops the connection) and run. */
 #include "flush.h"
 
@@ -67,10 +67,38 @@ static bool run_flush_command(const unsigned char *payload)
     return true;
 }
 
+/* WIRE_CMD_TASKS: every thread's stack now (cpu/task_dump.c), then a
+ * flush, so that the mappings the stacks need are there, then the dump. */
+static bool run_tasks_command(const unsigned char *payload)
+{
+    struct wire_cmd_tasks c;
+    memcpy(&c, payload, sizeof c);
+    uint64_t started = ppx_monotonic_ns();
+    uint64_t gen = ppx_stream_generation();
+    ppx_task_dump_take();
+    ppx_flush_locked();
+    if (!ppx_stream_connected() || ppx_stream_generation() != gen)
+        return false;
+    if (!ppx_task_dump_send(ppx_stream_encoder(), c.seq, started) ||
+        !ppx_encoder_flush(ppx_stream_encoder())) {
+        ppx_flush_disconnect();
+        ppx_stream_encoder_reset();
+        return false;
+    }
+    return true;
+}
+
 /* Acts on one complete, checked command; false when the connection went. */
 static bool run_command(uint32_t type, const unsigned char *payload)
 {
-    return type == WIRE_CMD_CPU ? run_cpu_command(payload) : run_flush_command(payload);
+    switch (type) {
+    case WIRE_CMD_CPU:
+        return run_cpu_command(payload);
+    case WIRE_CMD_TASKS:
+        return run_tasks_command(payload);
+    default:
+        return run_flush_command(payload);
+    }
 }
 
 /* Runs the complete commands in cmd_buf; false when the connection went. */
@@ -81,9 +109,10 @@ static bool run_buffered_commands(unsigned *budget)
     while (ok && cmd_len - at >= sizeof(struct wire_header) && *budget > 0) {
         struct wire_header h;
         memcpy(&h, cmd_buf + at, sizeof h);
-        size_t want = h.type == WIRE_CMD_FLUSH ? sizeof(struct wire_cmd_flush)
-                      : h.type == WIRE_CMD_CPU ? sizeof(struct wire_cmd_cpu)
-                                               : SIZE_MAX;
+        size_t want = h.type == WIRE_CMD_FLUSH   ? sizeof(struct wire_cmd_flush)
+                      : h.type == WIRE_CMD_CPU   ? sizeof(struct wire_cmd_cpu)
+                      : h.type == WIRE_CMD_TASKS ? sizeof(struct wire_cmd_tasks)
+                                                 : SIZE_MAX;
         if (want == SIZE_MAX || h.length != want) {
             command_refused(want == SIZE_MAX ? "unknown type" : "wrong length");
             return false;

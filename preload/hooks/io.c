@@ -165,7 +165,10 @@ mmsg_done(unsigned call, int fd, const void *ret, uint64_t t0, int r, const stru
         if (!counting(RET))                                                                        \
             return fn_(__VA_ARGS__);                                                               \
         uint64_t t0_ = ppx_ticks_now();                                                            \
+        struct ppx_wait saved_;                                                                    \
+        struct ppx_wait *w_ = ppx_wait_begin(call, fd, t0_, &saved_);                              \
         ssize_t r_ = fn_(__VA_ARGS__);                                                             \
+        ppx_wait_end(w_, &saved_);                                                                 \
         return data_done(call, fd, RET, t0_, r_);                                                  \
     } while (0)
 
@@ -175,7 +178,10 @@ mmsg_done(unsigned call, int fd, const void *ret, uint64_t t0, int r, const stru
         if (!counting(RET))                                                                        \
             return fn_(__VA_ARGS__);                                                               \
         uint64_t t0_ = ppx_ticks_now();                                                            \
+        struct ppx_wait saved_;                                                                    \
+        struct ppx_wait *w_ = ppx_wait_begin(call, fd, t0_, &saved_);                              \
         int r_ = fn_(__VA_ARGS__);                                                                 \
+        ppx_wait_end(w_, &saved_);                                                                 \
         return other_done(call, fd, RET, t0_, r_);                                                 \
     } while (0)
 
@@ -310,7 +316,10 @@ PPX_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flag
     if (!counting(RET))
         return fn(fd, vec, vlen, flags, timeout);
     uint64_t t0 = ppx_ticks_now();
+    struct ppx_wait saved;
+    struct ppx_wait *w = ppx_wait_begin(WIRE_IO_RECVMMSG, fd, t0, &saved);
     int r = fn(fd, vec, vlen, flags, timeout);
+    ppx_wait_end(w, &saved);
     return mmsg_done(WIRE_IO_RECVMMSG, fd, RET, t0, r, vec);
 }
 
@@ -320,7 +329,10 @@ PPX_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flag
     if (!counting(RET))
         return fn(fd, vec, vlen, flags);
     uint64_t t0 = ppx_ticks_now();
+    struct ppx_wait saved;
+    struct ppx_wait *w = ppx_wait_begin(WIRE_IO_SENDMMSG, fd, t0, &saved);
     int r = fn(fd, vec, vlen, flags);
+    ppx_wait_end(w, &saved);
     return mmsg_done(WIRE_IO_SENDMMSG, fd, RET, t0, r, vec);
 }
 
@@ -346,7 +358,10 @@ PPX_EXPORT int accept(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict addr_le
         return r;
     }
     uint64_t t0 = ppx_ticks_now();
+    struct ppx_wait saved;
+    struct ppx_wait *w = ppx_wait_begin(WIRE_IO_ACCEPT, fd, t0, &saved);
     int r = fn(fd, addr.__sockaddr__, addr_len);
+    ppx_wait_end(w, &saved);
     return accepted(WIRE_IO_ACCEPT, fd, RET, t0, r);
 }
 
@@ -360,7 +375,10 @@ PPX_EXPORT int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *__restrict addr_l
         return r;
     }
     uint64_t t0 = ppx_ticks_now();
+    struct ppx_wait saved;
+    struct ppx_wait *w = ppx_wait_begin(WIRE_IO_ACCEPT4, fd, t0, &saved);
     int r = fn(fd, addr.__sockaddr__, addr_len, flags);
+    ppx_wait_end(w, &saved);
     return accepted(WIRE_IO_ACCEPT4, fd, RET, t0, r);
 }
 
@@ -495,7 +513,10 @@ PPX_EXPORT ssize_t splice(int in_fd, off64_t *in_off, int out_fd, off64_t *out_o
     if (!counting(RET))
         return fn(in_fd, in_off, out_fd, out_off, len, flags);
     uint64_t t0 = ppx_ticks_now();
+    struct ppx_wait saved;
+    struct ppx_wait *w = ppx_wait_begin(WIRE_IO_SPLICE, in_fd, t0, &saved);
     ssize_t r = fn(in_fd, in_off, out_fd, out_off, len, flags);
+    ppx_wait_end(w, &saved);
     int saved_errno = errno;
     int fd = splice_label_fd(in_fd, out_fd);
     errno = saved_errno;

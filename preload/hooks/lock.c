@@ -165,12 +165,21 @@ static __attribute__((noinline)) int lock_slow(const struct lock_call *c, int r,
      * have; anything else but "busy" is the lock's own answer to give. */
     if (r == EOWNERDEAD)
         return r;
-    if (r != EBUSY || !recording())
+    if (r != EBUSY)
         return call_lock(c);
-    struct ppx_lock_wait w;
-    ppx_lock_wait_begin(&w, c->lock, PPX_LOCK_HELD);
-    r = call_lock(c);
-    ppx_lock_wait_end(&w, waited(r), ret);
+    /* a thread dump says what the thread waits in, and since when */
+    struct ppx_wait saved;
+    struct ppx_wait *slot =
+        ppx_tls.guard == 0 ? ppx_wait_begin(WIRE_WAIT_MUTEX, -1, ppx_ticks_now(), &saved) : NULL;
+    if (!recording()) {
+        r = call_lock(c);
+    } else {
+        struct ppx_lock_wait w;
+        ppx_lock_wait_begin(&w, c->lock, PPX_LOCK_HELD);
+        r = call_lock(c);
+        ppx_lock_wait_end(&w, waited(r), ret);
+    }
+    ppx_wait_end(slot, &saved);
     return r;
 }
 

@@ -8,7 +8,8 @@
  * registers itself, then calls the real start routine as a tail call, so
  * that no frame of ours sits at the root of its stacks. The profiler's own
  * threads (created with the guard held: the flusher) pass straight through
- * and are never registered. */
+ * and are never registered. (pthread_mutex_lock and the other waits are
+ * hooks/lock.c's.) */
 #include "hooks.h"
 
 #include <errno.h>
@@ -193,4 +194,43 @@ PPX_EXPORT int prctl(int option, ...)
     t->guard--;
     errno = saved_errno;
     return rc;
+}
+
+/* state-threads (the dynamic libst): its coroutines, for thread dumps
+ * (cpu/coroutine_dump.c). libst calls both through its PLT too. A libst
+ * linked into the program is not interposed. */
+typedef void *st_thread_t;
+typedef st_thread_t (*st_create_fn)(void *(*)(void *), void *, int, int);
+typedef void (*st_exit_fn)(void *);
+static void *next_st_create, *next_st_exit, *st_self_fn;
+/* st.h's, declared here: libst-dev need not be installed to build ppx. */
+st_thread_t st_thread_create(void *(*start)(void *), void *arg, int joinable, int stack_size);
+void st_thread_exit(void *retval) __attribute__((noreturn));
+
+PPX_EXPORT st_thread_t st_thread_create(void *(*start)(void *), void *arg, int joinable,
+                                        int stack_size)
+{
+    st_create_fn real = (st_create_fn)ppx_next(&next_st_create, "st_thread_create");
+    st_thread_t t = real(start, arg, joinable, stack_size);
+    struct ppx_tls *tls = &ppx_tls;
+    if (t != NULL && tls->guard == 0 && atomic_load(&ppx_state) == PPX_READY) {
+        tls->guard++;
+        ppx_coroutine_created(t, start, arg);
+        tls->guard--;
+    }
+    return t;
+}
+
+PPX_EXPORT void st_thread_exit(void *retval)
+{
+    st_exit_fn real = (st_exit_fn)ppx_next(&next_st_exit, "st_thread_exit");
+    void *(*self)(void) = (void *(*)(void))ppx_next(&st_self_fn, "st_thread_self");
+    struct ppx_tls *tls = &ppx_tls;
+    if (tls->guard == 0 && atomic_load(&ppx_state) == PPX_READY) {
+        tls->guard++;
+        ppx_coroutine_exiting(self());
+        tls->guard--;
+    }
+    real(retval);
+    __builtin_unreachable();
 }

@@ -248,13 +248,31 @@ static void add_entry(uintptr_t lo, uintptr_t hi)
     n_entries++;
 }
 
+struct ppx_st_scheduler ppx_st_scheduler;
+
+/* The scheduler's variables of a state-threads linked into the executable
+ * (Debian's libst.so hides them: its coroutines are found by hooks). */
+static void find_scheduler(const struct ppx_elf_image *img, uintptr_t bias)
+{
+    uint64_t vp, vp_size, this_thread, this_size, active, active_size;
+    if (!ppx_elf_object(img, "_st_this_vp", &vp, &vp_size) ||
+        !ppx_elf_object(img, "_st_this_thread", &this_thread, &this_size) ||
+        !ppx_elf_object(img, "_st_active_count", &active, &active_size) ||
+        this_size != sizeof(void *) || active_size != sizeof(int))
+        return;
+    ppx_st_scheduler =
+        (struct ppx_st_scheduler){bias + vp, bias + this_thread, bias + active, vp_size};
+}
+
 /* path: an object loaded at bias. */
-static void scan_object(const char *path, uintptr_t bias)
+static void scan_object(const char *path, uintptr_t bias, bool executable)
 {
     struct ppx_elf_image img;
     if (!ppx_elf_open(path, &img))
         return;
     uint64_t value, size;
+    if (executable)
+        find_scheduler(&img, bias);
     if (ppx_elf_function(&img, "_st_thread_main", &value, &size)) {
         add_entry(bias + value, bias + value + (size != 0 ? size : 1));
     } else if (ppx_elf_function(&img, "st_thread_create", &value, &size) && size != 0) {
@@ -306,10 +324,12 @@ void ppx_coroutines_init(void)
 {
     struct object_query q = {0};
     q.exe_bias = (uintptr_t)-1;
-    q.addr = (uintptr_t)dlsym(RTLD_DEFAULT, "st_thread_create");
+    /* RTLD_NEXT: libppx.so's own st_thread_create (the hook of thread
+     * dumps) comes first; the executable, before it, is scanned anyway */
+    q.addr = (uintptr_t)dlsym(RTLD_NEXT, "st_thread_create");
     dl_iterate_phdr(find_objects, &q);
     if (q.exe_bias != (uintptr_t)-1)
-        scan_object("/proc/self/exe", q.exe_bias);
+        scan_object("/proc/self/exe", q.exe_bias, true);
     if (q.lib_found)
-        scan_object(q.lib_path, q.lib_bias);
+        scan_object(q.lib_path, q.lib_bias, false);
 }

@@ -38,10 +38,11 @@ void ppx_elf_close(struct ppx_elf_image *img)
     munmap((void *)(uintptr_t)img->base, img->len);
 }
 
-/* st_value and st_size of the defined function name, from the table of
- * section type (SHT_SYMTAB or SHT_DYNSYM). */
-static bool elf_table_function(const struct ppx_elf_image *img, uint32_t type, const char *name,
-                               uint64_t *value, uint64_t *size)
+/* st_value and st_size of the defined symbol name of kind sym_type
+ * (STT_FUNC, STT_OBJECT), from the table of section type (SHT_SYMTAB or
+ * SHT_DYNSYM). */
+static bool elf_table_symbol(const struct ppx_elf_image *img, uint32_t type, unsigned sym_type,
+                             const char *name, uint64_t *value, uint64_t *size)
 {
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img->base;
     const Elf64_Shdr *sh = (const Elf64_Shdr *)(img->base + eh->e_shoff);
@@ -58,7 +59,7 @@ static bool elf_table_function(const struct ppx_elf_image *img, uint32_t type, c
         const char *names = (const char *)(img->base + strs->sh_offset);
         size_t n = sh[i].sh_size / sizeof(Elf64_Sym);
         for (size_t k = 0; k < n; k++) {
-            if (ELF64_ST_TYPE(syms[k].st_info) != STT_FUNC || syms[k].st_value == 0 ||
+            if (ELF64_ST_TYPE(syms[k].st_info) != sym_type || syms[k].st_value == 0 ||
                 syms[k].st_shndx == SHN_UNDEF || syms[k].st_name >= strs->sh_size ||
                 strs->sh_size - syms[k].st_name <= name_len)
                 continue;
@@ -75,6 +76,13 @@ static bool elf_table_function(const struct ppx_elf_image *img, uint32_t type, c
 bool ppx_elf_function(const struct ppx_elf_image *img, const char *name, uint64_t *value,
                       uint64_t *size)
 {
-    return elf_table_function(img, SHT_SYMTAB, name, value, size) ||
-           elf_table_function(img, SHT_DYNSYM, name, value, size);
+    return elf_table_symbol(img, SHT_SYMTAB, STT_FUNC, name, value, size) ||
+           elf_table_symbol(img, SHT_DYNSYM, STT_FUNC, name, value, size);
+}
+
+bool ppx_elf_object(const struct ppx_elf_image *img, const char *name, uint64_t *value,
+                    uint64_t *size)
+{
+    return elf_table_symbol(img, SHT_SYMTAB, STT_OBJECT, name, value, size) ||
+           elf_table_symbol(img, SHT_DYNSYM, STT_OBJECT, name, value, size);
 }

@@ -50,6 +50,16 @@ bool ppx_unwind_signal_unsafe(const void *ucontext);
  * Async-signal-safe, never blocks. 0 when the tick must be dropped (the
  * loader's lock was busy), else >= 1. */
 unsigned ppx_unwind_signal(uintptr_t *pcs, unsigned max_depth, const void *ucontext);
+/* A parked coroutine's saved registers (the callee-saved ones, the stack
+ * pointer after the switch function returned, and its return address). */
+struct ppx_saved_regs {
+    uintptr_t rbx, rbp, r12, r13, r14, r15, sp, pc;
+};
+/* As ppx_unwind_signal, from a coroutine's saved context (its leaf, pc,
+ * is a return address): the stack of a coroutine parked on the calling
+ * thread, up to its entry. In the handler of the thread that runs it
+ * (nothing else moves it meanwhile). */
+unsigned ppx_unwind_saved(uintptr_t *pcs, unsigned max_depth, const struct ppx_saved_regs *r);
 /* > 0 while this thread walks its stack in the SIGPROF handler (every
  * asynchronous signal blocked there): the loader and sigprocmask hooks
  * then behave as the handler needs. Raised by the handler itself. */
@@ -205,6 +215,14 @@ bool ppx_coroutine_entry(uintptr_t pc);
 /* How many of the n return addresses pcs[] (leaf first) to keep: up to and
  * including the first one in a coroutine entry. */
 unsigned ppx_coroutine_cut(const uintptr_t *pcs, unsigned n);
+/* state-threads linked into the executable (libst.a, SRS): where its
+ * scheduler's variables are (runtime addresses) and their sizes, from the
+ * executable's symbols; all 0 when it has none. For thread dumps. */
+struct ppx_st_scheduler {
+    uintptr_t vp, this_thread, active_count;
+    uint64_t vp_size;
+};
+extern struct ppx_st_scheduler ppx_st_scheduler;
 
 /* elf_symbols.c: a file's symbols, from a read-only mapping. */
 struct ppx_elf_image {
@@ -216,6 +234,9 @@ void ppx_elf_close(struct ppx_elf_image *img);
 /* st_value and st_size of the defined function name (.symtab, else .dynsym). */
 bool ppx_elf_function(const struct ppx_elf_image *img, const char *name, uint64_t *value,
                       uint64_t *size);
+/* The same for a variable. */
+bool ppx_elf_object(const struct ppx_elf_image *img, const char *name, uint64_t *value,
+                    uint64_t *size);
 
 #pragma GCC visibility pop
 

@@ -28,6 +28,7 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 #include <signal.h>
+#include <string.h>
 #include <ucontext.h>
 
 #define SIGNAL_STACK_SPAN ((uintptr_t)64 << 20)
@@ -49,15 +50,20 @@ bool ppx_unwind_signal_unsafe(const void *ucontext)
     return ppx_loader_lock_signal_unsafe();
 }
 
-unsigned ppx_unwind_signal(uintptr_t *pcs, unsigned max_depth, const void *ucontext)
+/* The walk from a context: a signal frame's (the leaf is the interrupted
+ * pc, stored + 1), or a coroutine's saved one (the leaf is a return
+ * address already). */
+static unsigned walk_context(uintptr_t *pcs, unsigned max_depth, const void *ucontext,
+                             bool signal_frame)
 {
     const ucontext_t *uc = ucontext;
     uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
     uintptr_t sp0 = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    uintptr_t leaf = signal_frame ? pc + 1 : pc;
     if (max_depth == 0)
         return 0;
-    /* The leaf, interrupted pc + 1 (wire.h): kept even if the walk fails. */
-    pcs[0] = pc + 1;
+    /* The leaf (wire.h): kept even if the walk fails. */
+    pcs[0] = leaf;
     if (!ppx_unwind_usable())
         return 1;
     struct ppx_tls *t = &ppx_tls;
@@ -67,8 +73,8 @@ unsigned ppx_unwind_signal(uintptr_t *pcs, unsigned max_depth, const void *ucont
     ppx_unwinder_enter(t);
     /* libunwind reads the registers from the context, which on x86-64 is
      * a ucontext_t: the kernel's signal frame is one. */
-    if (unw_init_local2(&cursor, (unw_context_t *)(uintptr_t)ucontext, UNW_INIT_SIGNAL_FRAME) ==
-        0) {
+    if (unw_init_local2(&cursor, (unw_context_t *)(uintptr_t)ucontext,
+                        signal_frame ? UNW_INIT_SIGNAL_FRAME : 0) == 0) {
         uintptr_t prev_sp = sp0;
         for (unsigned step = 0; step < max_depth + SIGNAL_EXTRA_STEPS && n < max_depth; step++) {
             unw_word_t ip = 0, sp = 0;
@@ -78,9 +84,10 @@ unsigned ppx_unwind_signal(uintptr_t *pcs, unsigned max_depth, const void *ucont
             if (step > 0 && (sp <= prev_sp || sp - sp0 > SIGNAL_STACK_SPAN))
                 break;
             prev_sp = sp;
+            bool interrupted = signal_frame && step == 0;
             if (!ppx_unwind_own_pc(ip))
-                pcs[n++] = step == 0 ? ip + 1 : ip;
-            if (ppx_coroutine_entry(step == 0 ? ip : ip - 1))
+                pcs[n++] = interrupted ? ip + 1 : ip;
+            if (ppx_coroutine_entry(interrupted ? ip : ip - 1))
                 break;
             if (unw_step(&cursor) <= 0)
                 break;
@@ -90,8 +97,28 @@ unsigned ppx_unwind_signal(uintptr_t *pcs, unsigned max_depth, const void *ucont
     if (ppx_loader_refused)
         return 0; /* a stack cut short where the loader was busy: dropped */
     if (n == 0) {
-        pcs[0] = pc + 1; /* all frames were ours: keep where it was */
+        pcs[0] = leaf; /* all frames were ours: keep where it was */
         n = 1;
     }
     return n;
+}
+
+unsigned ppx_unwind_signal(uintptr_t *pcs, unsigned max_depth, const void *ucontext)
+{
+    return walk_context(pcs, max_depth, ucontext, true);
+}
+
+unsigned ppx_unwind_saved(uintptr_t *pcs, unsigned max_depth, const struct ppx_saved_regs *r)
+{
+    ucontext_t uc;
+    memset(&uc, 0, sizeof uc);
+    uc.uc_mcontext.gregs[REG_RIP] = (greg_t)r->pc;
+    uc.uc_mcontext.gregs[REG_RSP] = (greg_t)r->sp;
+    uc.uc_mcontext.gregs[REG_RBP] = (greg_t)r->rbp;
+    uc.uc_mcontext.gregs[REG_RBX] = (greg_t)r->rbx;
+    uc.uc_mcontext.gregs[REG_R12] = (greg_t)r->r12;
+    uc.uc_mcontext.gregs[REG_R13] = (greg_t)r->r13;
+    uc.uc_mcontext.gregs[REG_R14] = (greg_t)r->r14;
+    uc.uc_mcontext.gregs[REG_R15] = (greg_t)r->r15;
+    return walk_context(pcs, max_depth, &uc, false);
 }

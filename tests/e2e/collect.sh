@@ -103,7 +103,7 @@ expect_eq "merged heap: leak_64x1000 objects of both" 2000 \
 "$PPX" snapshot --socket "$sock" --pid "$a" -o "$TMP/snap" >"$TMP/snap.list" 2>"$TMP/snap.err"
 expect_eq "exit status of ppx snapshot" 0 "$?"
 expect_eq "files listed by ppx snapshot" \
-    "$TMP/snap/allocs.pb.gz $TMP/snap/block.pb.gz $TMP/snap/cpu.pb.gz $TMP/snap/heap.pb.gz $TMP/snap/mutex.pb.gz $TMP/snap/peak.pb.gz $TMP/snap/syscalls.pb.gz $TMP/snap/threadcreate.pb.gz" \
+    "$TMP/snap/allocs.pb.gz $TMP/snap/block.pb.gz $TMP/snap/cpu.pb.gz $TMP/snap/goroutine.pb.gz $TMP/snap/heap.pb.gz $TMP/snap/mutex.pb.gz $TMP/snap/peak.pb.gz $TMP/snap/syscalls.pb.gz $TMP/snap/threadcreate.pb.gz" \
     "$(sort "$TMP/snap.list" | tr '\n' ' ' | sed 's/ $//')"
 flat=$(pprof_raw "$TMP/snap/heap.pb.gz" --flat-table) || die "cannot read the snapshot's heap.pb.gz"
 expect_figures "$flat" "snapshot heap" between_snapshots 200 200000 200 200000

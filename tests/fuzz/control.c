@@ -34,7 +34,12 @@ static char socket_path[108];
 static void check_request(const struct control_snapshot *req)
 {
     size_t n = strnlen(req->dir, sizeof req->dir);
-    if (n == 0 || n > CONTROL_MAX_DIR || req->dir[0] != '/')
+    if (req->command == CONTROL_STACKS) {
+        if (n != 0)
+            abort();
+        return;
+    }
+    if (req->command != CONTROL_SNAPSHOT || n == 0 || n > CONTROL_MAX_DIR || req->dir[0] != '/')
         abort();
 }
 

@@ -88,6 +88,24 @@ static void check_cpu_invariants(const struct proc *p)
     }
 }
 
+/* A dump held is whole and within the limits; its tasks are valid. */
+static void check_dump_invariants(const struct proc_dump *d, uint32_t max_depth)
+{
+    if (d->n > PROC_MAX_DUMP_TASKS || d->frames > PROC_MAX_DUMP_FRAMES || d->n > d->cap)
+        abort();
+    uint64_t frames = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        const struct proc_task *t = &d->tasks[i];
+        if ((t->kind != WIRE_TASK_THREAD && t->kind != WIRE_TASK_COROUTINE) ||
+            t->depth > max_depth || (t->depth && !t->pcs) || t->stack > WIRE_TASK_STACK_MAX ||
+            !memchr(t->name, 0, sizeof t->name))
+            abort();
+        frames += t->depth;
+    }
+    if (frames != d->frames)
+        abort();
+}
+
 static void check_invariants(struct proc_table *t)
 {
     size_t n;
@@ -110,6 +128,8 @@ static void check_invariants(struct proc_table *t)
         }
         check_io_invariants(p);
         check_cpu_invariants(p);
+        check_dump_invariants(&p->dump, p->max_depth);
+        check_dump_invariants(&p->dump_partial, p->max_depth);
     }
     free(list);
 }
@@ -221,6 +241,32 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     stream_contention1(&s, WIRE_BLOCK_DELTA, 1, 3, UINT64_MAX);
     stream_goodbye(&s);
     write_seed(dir, "contention", 6, &s);
+    /* a dump: a thread with a stack, one without, a coroutine, its end */
+    s.len = 0;
+    stream_hello(&s, 98, 5, 1, 4, "/bin/st");
+    for (unsigned i = 0; i < 3; i++) {
+        struct wire_task w = {.seq = 1,
+                              .id = 98 + i,
+                              .tid = 98,
+                              .thread_id = WIRE_NO_ID,
+                              .depth = i == 1 ? 0 : 2,
+                              .fd = i == 0 ? 7 : -1,
+                              .kind = i == 2 ? WIRE_TASK_COROUTINE : WIRE_TASK_THREAD,
+                              .state = i == 2 ? WIRE_CO_IO_WAIT : 'S',
+                              .stack = i == 1 ? WIRE_TASK_STACK_BLOCKED : WIRE_TASK_STACK_OK,
+                              .wait_call = i == 0 ? WIRE_IO_READ : 0,
+                              .fd_type = i == 0 ? WIRE_FD_PIPE : 0,
+                              .name = "st"};
+        stream_header(&s, WIRE_TASK, (uint32_t)(sizeof w + w.depth * sizeof(uint64_t)));
+        stream_put(&s, &w, sizeof w);
+        for (uint64_t pc = 0x9000; pc < 0x9000 + w.depth; pc++)
+            stream_put(&s, &pc, sizeof pc);
+    }
+    struct wire_tasks_end end = {1, 3, 0, 1000};
+    stream_header(&s, WIRE_TASKS_END, sizeof end);
+    stream_put(&s, &end, sizeof end);
+    write_seed(dir, "tasks", 0, &s);
+    write_seed(dir, "tasks-chunked", 9, &s);
     free(s.data);
     return 0;
 }

@@ -1502,6 +1502,196 @@ static void test_contention(void)
     proc_table_free(t);
     free(a.data);
     free(s.data);
+}
+
+/* ---- thread dumps: TASK, TASKS_END ---- */
+
+static struct wire_task task_of(uint64_t seq, uint8_t kind, uint32_t tid, uint32_t depth)
+{
+    struct wire_task w;
+    memset(&w, 0, sizeof w);
+    w.seq = seq;
+    w.kind = kind;
+    w.tid = tid;
+    w.id = kind == WIRE_TASK_THREAD ? tid : 0x7f0000001000ull + tid;
+    w.thread_id = WIRE_NO_ID;
+    w.depth = depth;
+    w.fd = -1;
+    w.state = kind == WIRE_TASK_THREAD ? 'S' : WIRE_CO_SLEEPING;
+    w.stack = depth ? WIRE_TASK_STACK_OK : WIRE_TASK_STACK_BLOCKED;
+    snprintf(w.name, sizeof w.name, "t%u", tid);
+    return w;
+}
+
+/* A TASK record of w and w.depth frames 0x1000, 0x1001, ...; length as
+ * given (0: the right one). */
+static void stream_task(struct stream *s, const struct wire_task *w, uint32_t length)
+{
+    uint32_t right = (uint32_t)(sizeof *w + w->depth * sizeof(uint64_t));
+    stream_header(s, WIRE_TASK, length ? length : right);
+    stream_put(s, w, sizeof *w);
+    for (uint32_t i = 0; i < w->depth; i++) {
+        uint64_t pc = 0x1000 + i;
+        stream_put(s, &pc, sizeof pc);
+    }
+}
+
+static void stream_tasks_end(struct stream *s, uint64_t seq, uint32_t tasks)
+{
+    struct wire_tasks_end e = {seq, tasks, 0, 1500000};
+    stream_header(s, WIRE_TASKS_END, sizeof e);
+    stream_put(s, &e, sizeof e);
+}
+
+/* A dump is whole at its TASKS_END, and replaces the previous one; a dump
+ * cut short (a TASK of another seq) is dropped; an empty dump is one. */
+static void test_tasks(void)
+{
+    for (int bytewise = 0; bytewise < 2; bytewise++) {
+        struct stream s = {0};
+        prefix(&s);
+        struct wire_task a = task_of(1, WIRE_TASK_THREAD, 1234, 3);
+        a.wait_call = WIRE_IO_READ;
+        a.fd = 7;
+        a.fd_type = WIRE_FD_PIPE;
+        a.wait_ns = 12300000000ull;
+        stream_task(&s, &a, 0);
+        struct wire_task b = task_of(1, WIRE_TASK_THREAD, 1235, 0);
+        stream_task(&s, &b, 0);
+        struct wire_task c = task_of(1, WIRE_TASK_COROUTINE, 1234, 2);
+        c.wait_ns = 5000;
+        stream_task(&s, &c, 0);
+        struct proc_table *t = proc_table_new();
+        struct wire_decoder *d = wire_decoder_new(t, 0);
+        check(feed_chunked(d, &s, bytewise, false) == 0, "tasks: %s", wire_decoder_error(d));
+        struct proc *p = wire_decoder_proc(d);
+        check(p && p->dump.seq == 0 && p->dump_partial.n == 3,
+              "tasks: a dump without its end is not whole");
+        s.len = 0;
+        stream_tasks_end(&s, 1, 3);
+        check(feed_chunked(d, &s, bytewise, false) == 0, "tasks end: %s", wire_decoder_error(d));
+        check(p && p->dump.seq == 1 && p->dump.n == 3 && p->dump_partial.n == 0,
+              "tasks: dump 1 whole with 3 tasks");
+        if (p && p->dump.n == 3) {
+            const struct proc_task *x = &p->dump.tasks[0];
+            check(x->tid == 1234 && x->depth == 3 && x->pcs[0] == 0x1000 && x->pcs[2] == 0x1002 &&
+                      x->wait_call == WIRE_IO_READ && x->fd == 7 && x->fd_type == WIRE_FD_PIPE &&
+                      x->wait_ns == 12300000000ull && x->state == 'S' &&
+                      strcmp(x->name, "t1234") == 0,
+                  "tasks: the first task's fields");
+            check(p->dump.tasks[1].depth == 0 && p->dump.tasks[1].pcs == NULL &&
+                      p->dump.tasks[1].stack == WIRE_TASK_STACK_BLOCKED,
+                  "tasks: a task without stack");
+            check(p->dump.tasks[2].kind == WIRE_TASK_COROUTINE &&
+                      p->dump.tasks[2].id == 0x7f0000001000ull + 1234 &&
+                      p->dump.tasks[2].state == WIRE_CO_SLEEPING,
+                  "tasks: the coroutine");
+            check(p->dump.took_ns == 1500000 && p->dump.taken_ns != 0, "tasks: times");
+        }
+        /* a copy holds the dump on its own */
+        struct proc *copy = p ? proc_copy(p, PROC_COPY_MAPPINGS) : NULL;
+        check(copy && copy->dump.n == 3 && copy->dump.tasks[0].pcs != p->dump.tasks[0].pcs &&
+                  copy->dump.tasks[0].pcs[1] == 0x1001,
+              "tasks: copied");
+        proc_copy_free(copy);
+        /* dump 2 cut short by dump 3; dump 3 empty */
+        s.len = 0;
+        struct wire_task e = task_of(2, WIRE_TASK_THREAD, 1234, 1);
+        stream_task(&s, &e, 0);
+        stream_tasks_end(&s, 3, 0);
+        check(feed_chunked(d, &s, bytewise, false) == 0, "tasks 2, 3: %s", wire_decoder_error(d));
+        check(p && p->dump.seq == 3 && p->dump.n == 0, "tasks: the empty dump 3 replaces dump 1");
+        wire_decoder_free(d);
+        proc_table_free(t);
+        free(s.data);
+    }
+
+    struct stream good = {0}, b = {0};
+    prefix(&good); /* max depth 8 */
+    static const struct {
+        const char *name;
+        uint64_t seq;
+        uint8_t kind, state, stack, wait_call, fd_type, reserved;
+        uint32_t depth;
+        const char *want;
+    } bad[] = {
+        {"task seq 0", 0, WIRE_TASK_THREAD, 'S', 0, 0, 0, 0, 1, "bad TASK record: seq 0"},
+        {"task kind", 1, 3, 'S', 0, 0, 0, 0, 1, "bad TASK record: kind 3"},
+        {"task stack status", 1, WIRE_TASK_THREAD, 'S', 6, 0, 0, 0, 1,
+         "bad TASK record: stack status 6"},
+        {"coroutine state 0", 1, WIRE_TASK_COROUTINE, 0, 0, 0, 0, 0, 1,
+         "bad TASK record: coroutine state 0"},
+        {"coroutine state 7", 1, WIRE_TASK_COROUTINE, 7, 0, 0, 0, 0, 1,
+         "bad TASK record: coroutine state 7"},
+        {"thread state", 1, WIRE_TASK_THREAD, '1', 0, 0, 0, 0, 1,
+         "bad TASK record: thread state byte 49 is neither a letter nor '?'"},
+        {"wait call", 1, WIRE_TASK_THREAD, 'S', 0, WIRE_IO_CALL_MAX, 0, 0, 1,
+         "bad TASK record: wait call"},
+        {"fd type", 1, WIRE_TASK_THREAD, 'S', 0, 0, 7, 0, 1, "bad TASK record: descriptor type 7"},
+        {"reserved", 1, WIRE_TASK_THREAD, 'S', 0, 0, 0, 1, 1,
+         "bad TASK record: reserved bytes are not 0"},
+        {"depth over max", 1, WIRE_TASK_THREAD, 'S', 0, 0, 0, 0, 9,
+         "bad TASK record: depth 9 exceeds 8"},
+        {"stack without frames", 1, WIRE_TASK_THREAD, 'S', WIRE_TASK_STACK_OK, 0, 0, 0, 0,
+         "bad TASK record: a stack taken (status 0) without frames"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct wire_task w = task_of(bad[i].seq, WIRE_TASK_THREAD, 5, bad[i].depth);
+        w.kind = bad[i].kind;
+        w.state = bad[i].state;
+        w.stack = bad[i].stack;
+        w.wait_call = bad[i].wait_call;
+        w.fd_type = bad[i].fd_type;
+        w.reserved[1] = bad[i].reserved;
+        b.len = 0;
+        stream_task(&b, &w, 0);
+        expect_error(bad[i].name, &good, &b, false, bad[i].want);
+    }
+    struct wire_task w = task_of(1, WIRE_TASK_THREAD, 5, 2);
+    b.len = 0;
+    stream_header(&b, WIRE_TASK, sizeof w - 1);
+    stream_put(&b, &w, sizeof w - 1);
+    expect_error("task short", &good, &b, false, "bad TASK record: length 63 is shorter");
+    b.len = 0;
+    stream_task(&b, &w, sizeof w + 8);
+    expect_error("task length", &good, &b, false,
+                 "bad TASK record: length 72 does not match depth 2");
+    b.len = 0;
+    stream_header(&b, WIRE_TASK, 0x10000);
+    expect_error("task oversize", &good, &b, false, "bad TASK record: length 65536 exceeds");
+    w = task_of(1, WIRE_TASK_THREAD, 5, 1);
+    memset(w.name, 'x', sizeof w.name);
+    b.len = 0;
+    stream_task(&b, &w, 0);
+    expect_error("task name", &good, &b, false, "bad TASK record: name not NUL-terminated");
+    w = task_of(1, WIRE_TASK_THREAD, 5, 1);
+    w.name[10] = 'y';
+    b.len = 0;
+    stream_task(&b, &w, 0);
+    expect_error("task name padding", &good, &b, false,
+                 "bad TASK record: byte 10 after the name's NUL is not 0");
+    w = task_of(1, WIRE_TASK_THREAD, 5, 1);
+    b.len = 0;
+    stream_task(&b, &w, 0);
+    stream_tasks_end(&b, 1, 2);
+    expect_error("tasks end count", &good, &b, false,
+                 "bad TASKS_END record: dump 1 announces 2 tasks, 1 came");
+    b.len = 0;
+    stream_tasks_end(&b, 0, 0);
+    expect_error("tasks end seq 0", &good, &b, false, "bad TASKS_END record: seq 0");
+    b.len = 0;
+    struct wire_tasks_end e = {1, 0, 3, 0};
+    stream_header(&b, WIRE_TASKS_END, sizeof e);
+    stream_put(&b, &e, sizeof e);
+    expect_error("tasks end reserved", &good, &b, false,
+                 "bad TASKS_END record: reserved field is 3, not 0");
+    b.len = 0;
+    stream_header(&b, WIRE_TASKS_END, 8);
+    stream_put(&b, &e, 8);
+    expect_error("tasks end short", &good, &b, false, "bad TASKS_END record: length 8, not 24");
+    b.len = 0;
+    stream_tasks_end(&b, 1, 0);
+    expect_error("tasks end first", NULL, &b, false, "TASKS_END record before HELLO");
     free(good.data);
     free(b.data);
 }
@@ -1530,6 +1720,7 @@ int main(void)
     test_cpu_reconnect();
     test_flushed();
     test_contention();
+    test_tasks();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

@@ -1,0 +1,89 @@
+# Sourced by bench/run (BENCH=stacks or all): a thread dump of STACKS_THREADS
+# threads (default 1000), each STACKS_DEPTH calls deep (default 16), blocked
+# in read (bench/parked_bench), under a live `ppx collect --http`. Shown, as
+# medians of REPEAT dumps: the time the target took (its TASKS_END took_ns,
+# from the debug=2 header: listing, signalling, unwinding, waiting), the
+# wall time of goroutine?debug=0 (dump, transfer, pprof build) and of
+# `ppx stacks` (dump and symbolized text); the first request of each kind,
+# which symbolizes the program and libc for the first time, is left out.
+# Then, when tests/progs/st_parked is built (make check, libst-dev), the
+# same for STACKS_COROUTINES (default 10000) state-threads coroutines
+# parked in st_sleep (libst.so).
+stacks_threads=${STACKS_THREADS:-1000}
+stacks_depth=${STACKS_DEPTH:-16}
+libppx=$build/.libs/libppx.so
+parked=$build/bench/parked_bench
+[ -x "$parked" ] && [ -r "$libppx" ] || { echo "bench/run: build first (scripts/build)" >&2; exit 1; }
+
+mkdir -m 700 -p "$tmp/stacks"
+"$ppx" collect --socket "$tmp/stacks/ppx.sock" --http 127.0.0.1:0 2>"$tmp/stacks/err" &
+server_pid=$!
+for ((i = 0; i < 100; i++)); do grep -q 'profiles at' "$tmp/stacks/err" 2>/dev/null && break; sleep 0.05; done
+stacks_url=$(sed -n 's|.*profiles at \(http://[^ ]*\)/debug/pprof/.*|\1|p' "$tmp/stacks/err")
+mkfifo "$tmp/stacks/in"
+PPX_SOCKET=$tmp/stacks/ppx.sock LD_PRELOAD=$libppx "$parked" "$stacks_threads" "$stacks_depth" \
+    <"$tmp/stacks/in" >"$tmp/stacks/out" 2>&1 &
+parked_pid=$!
+exec 5>"$tmp/stacks/in"
+for ((i = 0; i < 300; i++)); do grep -q ready "$tmp/stacks/out" && break; sleep 0.1; done
+for ((i = 0; i < 100; i++)); do
+    curl -sf -o /dev/null "$stacks_url/debug/pprof/cmdline?pid=$parked_pid" && break
+    sleep 0.1
+done
+ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+took=() http=() text=()
+curl -sf -o /dev/null "$stacks_url/debug/pprof/goroutine?pid=$parked_pid" # symbolizes once
+for ((r = 0; r < repeat; r++)); do
+    start=$(date +%s%N)
+    curl -sf -o "$tmp/stacks/g.pb.gz" "$stacks_url/debug/pprof/goroutine?pid=$parked_pid"
+    http+=("$(ms_since "$start")")
+    start=$(date +%s%N)
+    "$ppx" stacks --socket "$tmp/stacks/ppx.sock" --pid "$parked_pid" >"$tmp/stacks/text"
+    text+=("$(ms_since "$start")")
+    took+=("$(sed -n 's/.*dump took \([0-9.]*\) ms.*/\1/p' "$tmp/stacks/text")")
+done
+dumped=$(grep -c '^thread ' "$tmp/stacks/text")
+echo "thread dump: $stacks_threads threads $stacks_depth calls deep ($dumped dumped), median of $repeat"
+printf '  %-34s %8s ms\n' "in the target (TASKS_END took_ns)" "$(echo "${took[*]}" | median)"
+printf '  %-34s %8s ms\n' "goroutine?debug=0 over HTTP" "$(echo "${http[*]}" | median)"
+printf '  %-34s %8s ms\n' "ppx stacks (debug=2 text)" "$(echo "${text[*]}" | median)"
+exec 5>&-
+wait "$parked_pid" || true
+
+st_parked=$build/tests/progs/st_parked
+stacks_coroutines=${STACKS_COROUTINES:-10000}
+if [ -x "$st_parked" ]; then
+    mkfifo "$tmp/stacks/co_in"
+    PPX_SOCKET=$tmp/stacks/ppx.sock LD_PRELOAD=$libppx "$st_parked" "$stacks_coroutines" 0 0 \
+        <"$tmp/stacks/co_in" >"$tmp/stacks/co_out" 2>&1 &
+    co_pid=$!
+    exec 5>"$tmp/stacks/co_in"
+    for ((i = 0; i < 600; i++)); do grep -q ready "$tmp/stacks/co_out" && break; sleep 0.1; done
+    for ((i = 0; i < 100; i++)); do
+        curl -sf -o /dev/null "$stacks_url/debug/pprof/cmdline?pid=$co_pid" && break
+        sleep 0.1
+    done
+    took=() http=() text=()
+    curl -sf -o /dev/null "$stacks_url/debug/pprof/goroutine?pid=$co_pid"
+    for ((r = 0; r < repeat; r++)); do
+        start=$(date +%s%N)
+        curl -sf -o "$tmp/stacks/g.pb.gz" "$stacks_url/debug/pprof/goroutine?pid=$co_pid"
+        http+=("$(ms_since "$start")")
+        start=$(date +%s%N)
+        "$ppx" stacks --socket "$tmp/stacks/ppx.sock" --pid "$co_pid" >"$tmp/stacks/text"
+        text+=("$(ms_since "$start")")
+        took+=("$(sed -n 's/.*dump took \([0-9.]*\) ms.*/\1/p' "$tmp/stacks/text")")
+    done
+    dumped=$(grep -c '^coroutine ' "$tmp/stacks/text")
+    echo "coroutine dump: $stacks_coroutines coroutines in st_sleep ($dumped dumped), median of $repeat"
+    printf '  %-34s %8s ms\n' "in the target (TASKS_END took_ns)" "$(echo "${took[*]}" | median)"
+    printf '  %-34s %8s ms\n' "goroutine?debug=0 over HTTP" "$(echo "${http[*]}" | median)"
+    printf '  %-34s %8s ms\n' "ppx stacks (debug=2 text)" "$(echo "${text[*]}" | median)"
+    exec 5>&-
+    wait "$co_pid" || true
+else
+    echo "coroutine dump: skipped (tests/progs/st_parked not built: make check, libst-dev)"
+fi
+kill "$server_pid" 2>/dev/null
+wait "$server_pid" 2>/dev/null || true
+server_pid=

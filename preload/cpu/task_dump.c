@@ -1,0 +1,450 @@
+/* A thread dump (WIRE_CMD_TASKS): what every thread of the process is
+ * doing now, for /debug/pprof/goroutine and `ppx stacks`.
+ *
+ * The flusher lists /proc/self/task, reads each thread's state letter and
+ * blocked-signal mask from its stat file and what it is blocked in from
+ * ppx's own hooks (core.h struct ppx_wait), then sends every thread that
+ * does not block SIGPROF a SIGPROF of its own (rt_tgsigqueueinfo,
+ * SI_QUEUE from this process, si_value the address of the thread's slot
+ * here). The SIGPROF handler (sigprof_handler.c) hands such a signal to
+ * ppx_task_dump_signal, which unwinds the interrupted context into the
+ * slot with the CPU profile's async-signal-safe walk. The flusher waits
+ * for the answers until DUMP_WAIT_MS has passed, no longer: a thread that
+ * blocks SIGPROF is reported as such without being asked, one that did
+ * not answer (stopped, or in an uninterruptible wait) as unanswered.
+ *
+ * Why SIGPROF and not a real-time signal of its own: ppx already owns
+ * SIGPROF's handler and mediates the program's sigaction for it
+ * (sigprof_action.c), so nothing new is taken from the program. A
+ * real-time signal would be one more that the program (or a library it
+ * loads later, or its own runtime) may use for itself, and taking it
+ * under the program's feet changes what that program sees. The price:
+ * a program that installs its own SIGPROF handler gets dumps without
+ * stacks (states and blocked-in calls only). Our dump signals are told
+ * from the program's and the CPU timer's by si_code SI_QUEUE, si_pid
+ * this process, and an si_value inside the slot pool.
+ *
+ * Cost: nothing until a collector asks. A dump interrupts each thread
+ * once: a call the kernel does not restart after a handler (nanosleep,
+ * poll, epoll_wait, select) returns EINTR then, as under any signal.
+ *
+ * Slots are mapped once (pages from mmap, touched as needed) and reused;
+ * a slot still being written by a late handler is skipped, never reused
+ * under it. */
+#include "cpu.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <ucontext.h>
+
+#define DUMP_MAX_THREADS 4096u
+#define DUMP_WAIT_MS 500u /* for all the answers of one dump */
+/* for a handler under way (walking many coroutines) */
+#define DUMP_TAKING_WAIT_MS 5000u
+
+enum slot_status { SLOT_IDLE, SLOT_ASKED, SLOT_TAKING, SLOT_DONE };
+
+struct dump_slot {
+    atomic_int status; /* enum slot_status */
+    pid_t tid;         /* the thread asked */
+    uint32_t depth;
+    uint8_t stack; /* enum wire_task_stack */
+    uintptr_t pcs[];
+};
+
+/* The pool: DUMP_MAX_THREADS slots of slot_size bytes. Published once
+ * (release) before any signal names a slot in it. */
+static _Atomic(unsigned char *) pool;
+static size_t slot_size;
+
+/* The flusher's lists for one dump (too large for its stack). */
+struct dump_thread {
+    pid_t tid;
+    char state;
+    bool blocks_sigprof;
+    bool asked; /* its signal is queued */
+    struct dump_slot *slot;
+    uint32_t thread_id; /* its registry record's, WIRE_NO_ID none */
+    uint64_t since, what;
+};
+static struct dump_thread threads[DUMP_MAX_THREADS];
+static pid_t sorted_tids[DUMP_MAX_THREADS];
+static uint64_t wait_since[DUMP_MAX_THREADS], wait_what[DUMP_MAX_THREADS];
+static uint32_t record_ids[DUMP_MAX_THREADS];
+static unsigned n_threads;
+static unsigned n_coroutines; /* sent with the last dump */
+
+static struct dump_slot *slot_at(unsigned char *base, unsigned i)
+{
+    return (struct dump_slot *)(void *)(base + (size_t)i * slot_size);
+}
+
+static unsigned char *pool_get(void)
+{
+    unsigned char *p = atomic_load_explicit(&pool, memory_order_acquire);
+    if (p != NULL)
+        return p;
+    slot_size =
+        (sizeof(struct dump_slot) + ppx_config.max_depth * sizeof(uintptr_t) + 63u) & ~(size_t)63u;
+    p = ppx_pages_alloc(slot_size * DUMP_MAX_THREADS);
+    if (p != NULL)
+        atomic_store_explicit(&pool, p, memory_order_release);
+    return p;
+}
+
+/* ---- in the thread asked: the SIGPROF handler ---- */
+
+bool ppx_task_dump_signal(void *value, const void *ucontext)
+{
+    unsigned char *base = atomic_load_explicit(&pool, memory_order_acquire);
+    uintptr_t off = (uintptr_t)value - (uintptr_t)base;
+    if (base == NULL || off >= slot_size * DUMP_MAX_THREADS || off % slot_size != 0)
+        return false;
+    struct dump_slot *s = value;
+    int saved_errno = errno;
+    int asked = SLOT_ASKED;
+    /* A late signal (its dump gave up on it), or one for another thread:
+     * ours all the same, nothing to do. */
+    if (s->tid != ppx_gettid() ||
+        !atomic_compare_exchange_strong_explicit(&s->status, &asked, SLOT_TAKING,
+                                                 memory_order_acquire, memory_order_relaxed)) {
+        errno = saved_errno;
+        return true;
+    }
+    const ucontext_t *uc = ucontext;
+    uint32_t depth = 0;
+    struct ppx_tls *t = &ppx_tls;
+    /* Inside the profiler (a hook, libunwind), with the loader busy, or
+     * short of stack: the interrupted pc alone, as a CPU tick would. */
+    if (t->guard == 0 && !ppx_unwind_signal_unsafe(ucontext) && ppx_stack_room()) {
+        t->guard++;
+        ppx_in_signal_walk++;
+        atomic_signal_fence(memory_order_seq_cst);
+        depth = ppx_unwind_signal(s->pcs, ppx_config.max_depth, ucontext);
+        atomic_signal_fence(memory_order_seq_cst);
+        ppx_in_signal_walk--;
+        t->guard--;
+    }
+    s->stack = depth != 0 ? WIRE_TASK_STACK_OK : WIRE_TASK_STACK_LEAF;
+    if (depth != 0) {
+        /* the coroutines parked on this thread, while none of them moves */
+        t->guard++;
+        ppx_in_signal_walk++;
+        atomic_signal_fence(memory_order_seq_cst);
+        ppx_coroutine_dump_walk(s->pcs, depth, (uintptr_t)uc->uc_mcontext.gregs[REG_RSP]);
+        atomic_signal_fence(memory_order_seq_cst);
+        ppx_in_signal_walk--;
+        t->guard--;
+    } else {
+        s->pcs[0] = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP] + 1;
+        depth = 1;
+    }
+    s->depth = depth;
+    atomic_store_explicit(&s->status, SLOT_DONE, memory_order_release);
+    errno = saved_errno;
+    return true;
+}
+
+/* ---- in the flusher ---- */
+
+static bool add_thread(int dirfd, const char *name, void *arg)
+{
+    (void)dirfd;
+    pid_t self = *(const pid_t *)arg;
+    unsigned long v = 0;
+    if (name[0] == '\0')
+        return true;
+    for (const char *c = name; *c != '\0'; c++) {
+        if (*c < '0' || *c > '9')
+            return true;
+        v = v * 10 + (unsigned long)(*c - '0');
+        if (v > 0x7fffffff)
+            return true;
+    }
+    if (v == 0 || (pid_t)v == self)
+        return true;
+    if (n_threads < DUMP_MAX_THREADS)
+        threads[n_threads++] = (struct dump_thread){.tid = (pid_t)v, .state = '?'};
+    return n_threads < DUMP_MAX_THREADS;
+}
+
+/* /proc/self/task/<tid>/stat: the state letter (field 3) and whether the
+ * thread blocks SIGPROF (field 32, the blocked signals' mask in decimal:
+ * only signals below 32 are there, SIGPROF among them). */
+static void read_stat(struct dump_thread *d)
+{
+    char path[64] = "/proc/self/task/";
+    size_t len = strlen(path);
+    ppx_format_u64((uint64_t)d->tid, path + len, sizeof path - len);
+    len += strlen(path + len);
+    memcpy(path + len, "/stat", sizeof "/stat");
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[1024];
+    long n;
+    do
+        n = syscall(SYS_read, fd, buf, sizeof buf - 1);
+    while (n < 0 && errno == EINTR);
+    syscall(SYS_close, fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    if (p == NULL || p[1] != ' ' || p[2] == '\0')
+        return;
+    d->state = p[2];
+    /* fields 3.. follow, space-separated */
+    unsigned field = 3;
+    for (p += 2; *p != '\0' && field < 32; p++)
+        if (*p == ' ')
+            field++;
+    uint64_t mask = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+        mask = mask * 10 + (uint64_t)(*p - '0');
+    d->blocks_sigprof = field == 32 && (mask & (1ull << (SIGPROF - 1))) != 0;
+}
+
+/* Shell sort: no qsort, which may allocate. */
+static void sort_tids(pid_t *a, unsigned n)
+{
+    for (unsigned gap = n / 2; gap > 0; gap /= 2)
+        for (unsigned i = gap; i < n; i++) {
+            pid_t v = a[i];
+            unsigned j = i;
+            for (; j >= gap && a[j - gap] > v; j -= gap)
+                a[j] = a[j - gap];
+            a[j] = v;
+        }
+}
+
+static unsigned index_of(pid_t tid)
+{
+    unsigned lo = 0, hi = n_threads;
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        if (sorted_tids[mid] < tid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* What each thread is blocked in, from the hooks' slots, and its record
+ * in the registry (one pass over each). */
+static void read_waits(void)
+{
+    for (unsigned i = 0; i < n_threads; i++) {
+        sorted_tids[i] = threads[i].tid;
+        record_ids[i] = WIRE_NO_ID;
+    }
+    sort_tids(sorted_tids, n_threads);
+    ppx_thread_waits(sorted_tids, n_threads, wait_since, wait_what);
+    /* newest first: the running thread with a reused tid wins */
+    for (struct ppx_thread_record *r = ppx_threads_list(); r != NULL; r = r->next) {
+        unsigned k = index_of(r->tid);
+        if (k < n_threads && sorted_tids[k] == r->tid && record_ids[k] == WIRE_NO_ID &&
+            atomic_load_explicit(&r->end_ns, memory_order_acquire) == 0)
+            record_ids[k] = r->id;
+    }
+    for (unsigned i = 0; i < n_threads; i++) {
+        unsigned k = index_of(threads[i].tid);
+        threads[i].since = wait_since[k];
+        threads[i].what = wait_what[k];
+        threads[i].thread_id = record_ids[k];
+    }
+}
+
+/* A free slot at or after *next, NULL when none is left. */
+static struct dump_slot *free_slot(unsigned char *base, unsigned *next)
+{
+    for (; *next < DUMP_MAX_THREADS; (*next)++) {
+        struct dump_slot *s = slot_at(base, *next);
+        int st = atomic_load_explicit(&s->status, memory_order_acquire);
+        if (st == SLOT_TAKING || st == SLOT_ASKED)
+            continue; /* a handler of an earlier dump may still write it */
+        (*next)++;
+        return s;
+    }
+    return NULL;
+}
+
+static bool ask(struct dump_thread *d)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = SIGPROF;
+    si.si_code = SI_QUEUE;
+    si.si_pid = ppx_pid;
+    si.si_uid = getuid();
+    si.si_value.sival_ptr = d->slot;
+    return syscall(SYS_rt_tgsigqueueinfo, (long)ppx_pid, (long)d->tid, (long)SIGPROF, &si) == 0;
+}
+
+static void pause_us(long us)
+{
+    struct timespec ts = {0, us * 1000L};
+    nanosleep(&ts, NULL);
+}
+
+/* The thread that runs coroutines, for this dump (0: none). */
+static pid_t co_tid;
+
+/* Whether a handler is writing its slot now. */
+static bool any_taking(void)
+{
+    for (unsigned i = 0; i < n_threads; i++)
+        if (threads[i].slot != NULL &&
+            atomic_load_explicit(&threads[i].slot->status, memory_order_acquire) == SLOT_TAKING)
+            return true;
+    return false;
+}
+
+/* Signals every thread that can take it and waits for the answers until
+ * the deadline. A thread whose signal could not be queued (the user's
+ * queued-signal limit) is asked again as answers come in. */
+static void take_stacks(void)
+{
+    unsigned char *base = pool_get();
+    if (base == NULL || !ppx_sigprof_ours())
+        return;
+    unsigned next = 0;
+    for (unsigned i = 0; i < n_threads; i++) {
+        struct dump_thread *d = &threads[i];
+        if (d->blocks_sigprof || d->state == 'Z' || d->state == 'X')
+            continue;
+        d->slot = free_slot(base, &next);
+        if (d->slot == NULL)
+            break;
+        d->slot->tid = d->tid;
+        d->slot->depth = 0;
+        atomic_store_explicit(&d->slot->status, SLOT_ASKED, memory_order_release);
+    }
+    co_tid = ppx_coroutine_dump_prepare();
+    uint64_t deadline = ppx_monotonic_ns() + DUMP_WAIT_MS * 1000000ull;
+    uint64_t hard_deadline = deadline + (DUMP_TAKING_WAIT_MS - DUMP_WAIT_MS) * 1000000ull;
+    for (;;) {
+        unsigned waiting = 0;
+        bool queue_full = false;
+        for (unsigned i = 0; i < n_threads; i++) {
+            struct dump_thread *d = &threads[i];
+            if (d->slot == NULL)
+                continue;
+            if (!d->asked && !queue_full) {
+                if (ask(d)) {
+                    d->asked = true;
+                } else if (errno == EAGAIN) {
+                    queue_full = true; /* again once some have answered */
+                } else {               /* gone (ESRCH): nothing to wait for */
+                    atomic_store_explicit(&d->slot->status, SLOT_IDLE, memory_order_relaxed);
+                    d->slot = NULL;
+                    continue;
+                }
+            }
+            if (!d->asked ||
+                atomic_load_explicit(&d->slot->status, memory_order_acquire) != SLOT_DONE)
+                waiting++;
+        }
+        uint64_t now = ppx_monotonic_ns();
+        if (waiting == 0 || now >= hard_deadline || (now >= deadline && !any_taking()))
+            break;
+        pause_us(waiting > 64 ? 1000 : 200);
+    }
+    co_tid = ppx_coroutine_dump_owner();
+    /* Those that did not answer: their slot is withdrawn (a late handler
+     * finds it so and does nothing), unless the handler is writing it. */
+    for (unsigned i = 0; i < n_threads; i++) {
+        struct dump_thread *d = &threads[i];
+        if (d->slot == NULL)
+            continue;
+        int asked = SLOT_ASKED;
+        atomic_compare_exchange_strong_explicit(&d->slot->status, &asked, SLOT_IDLE,
+                                                memory_order_acq_rel, memory_order_acquire);
+    }
+}
+
+static bool send_thread(struct ppx_encoder *enc, uint64_t seq, const struct dump_thread *d,
+                        uint64_t now_ticks, double ns_per_tick)
+{
+    struct wire_task w;
+    memset(&w, 0, sizeof w);
+    w.seq = seq;
+    w.id = (uint64_t)d->tid;
+    w.tid = (uint32_t)d->tid;
+    w.kind = WIRE_TASK_THREAD;
+    w.state = (uint8_t)d->state;
+    w.fd = -1;
+    w.thread_id = d->thread_id;
+    ppx_thread_name_of_tid(d->tid, w.name); /* the kernel's: renames past the hooks too */
+    if (d->since != 0) {
+        unsigned call = (unsigned)(d->what & 0xffu);
+        int fd = (int)(uint32_t)(d->what >> 32);
+        w.wait_call = (uint8_t)call;
+        w.fd = fd;
+        if (fd >= 0)
+            w.fd_type = (uint8_t)(ppx_fd_class(fd) & 0xfu);
+        w.wait_ns =
+            now_ticks > d->since ? (uint64_t)((double)(now_ticks - d->since) * ns_per_tick) : 0;
+    }
+    const uintptr_t *pcs = NULL;
+    if (!ppx_sigprof_ours())
+        w.stack = WIRE_TASK_STACK_NO_SIGNAL;
+    else if (d->blocks_sigprof)
+        w.stack = WIRE_TASK_STACK_BLOCKED;
+    else if (d->slot == NULL ||
+             atomic_load_explicit(&d->slot->status, memory_order_acquire) != SLOT_DONE)
+        w.stack = WIRE_TASK_STACK_NO_ANSWER;
+    else {
+        w.stack = d->slot->stack;
+        w.depth = d->slot->depth;
+        pcs = d->slot->pcs;
+    }
+    PPX_CHECK(w.depth <= WIRE_MAX_DEPTH);
+    if (!ppx_emit(enc, WIRE_TASK, &w, sizeof w, pcs, (size_t)w.depth * sizeof(uint64_t), NULL, 0))
+        return false;
+    if (d->tid != co_tid || w.stack != WIRE_TASK_STACK_OK)
+        return true;
+    unsigned sent = 0;
+    bool ok = ppx_coroutine_dump_send(enc, seq, d->tid, w.thread_id, w.name, &sent);
+    n_coroutines += sent;
+    return ok;
+}
+
+unsigned ppx_task_dump_take(void)
+{
+    n_threads = 0;
+    pid_t self = ppx_gettid();
+    int saved_errno = errno;
+    ppx_task_dir_walk(add_thread, &self);
+    for (unsigned i = 0; i < n_threads; i++)
+        read_stat(&threads[i]);
+    read_waits();
+    take_stacks();
+    errno = saved_errno;
+    return n_threads;
+}
+
+bool ppx_task_dump_send(struct ppx_encoder *enc, uint64_t seq, uint64_t started_ns)
+{
+    _Static_assert(sizeof(uintptr_t) == sizeof(uint64_t), "program counters go out as they are");
+    uint64_t now_ticks = ppx_ticks_now();
+    double ns_per_tick = ppx_ns_per_tick();
+    n_coroutines = 0;
+    for (unsigned i = 0; i < n_threads; i++)
+        if (!send_thread(enc, seq, &threads[i], now_ticks, ns_per_tick))
+            return false;
+    /* The slots may go to the next dump now. */
+    for (unsigned i = 0; i < n_threads; i++) {
+        struct dump_slot *s = threads[i].slot;
+        int done = SLOT_DONE;
+        if (s != NULL)
+            atomic_compare_exchange_strong_explicit(&s->status, &done, SLOT_IDLE,
+                                                    memory_order_relaxed, memory_order_relaxed);
+        threads[i].slot = NULL;
+    }
+    struct wire_tasks_end end = {seq, n_threads + n_coroutines, 0, ppx_monotonic_ns() - started_ns};
+    return ppx_emit(enc, WIRE_TASKS_END, &end, sizeof end, NULL, 0, NULL, 0);
+}

@@ -1,0 +1,92 @@
+/* State-threads coroutines parked in known places, for the thread dump
+ * (goroutine profile), built against libst.so (st_parked) and libst.a
+ * (st_parked_static): NSLEEP coroutines in st_sleep (park_in_sleep),
+ * NREAD in st_read on pipes nobody writes (park_in_st_read), NCOND in
+ * st_cond_wait on a condition nobody signals (park_in_cond_wait), each
+ * entered from a start function of its own kind (sleeper_main, ...).
+ * The primordial coroutine (main) then waits in st_read on stdin through
+ * wait_for_quit: prints "ready" and exits 0 at a line or the end of stdin.
+ * Usage: st_parked NSLEEP NREAD NCOND. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <st.h>
+
+#define NOINLINE __attribute__((noinline, noclone))
+
+static st_cond_t never;
+static volatile int resumed; /* stores after the parks: no tail calls */
+
+NOINLINE void park_in_sleep(void)
+{
+    st_sleep(3600);
+    resumed++;
+}
+
+NOINLINE void park_in_st_read(st_netfd_t fd)
+{
+    char c;
+    st_read(fd, &c, 1, ST_UTIME_NO_TIMEOUT);
+    resumed++;
+}
+
+NOINLINE void park_in_cond_wait(void)
+{
+    st_cond_wait(never);
+    resumed++;
+}
+
+static void *sleeper_main(void *arg)
+{
+    park_in_sleep();
+    return arg;
+}
+
+static void *reader_main(void *arg)
+{
+    park_in_st_read(arg);
+    return NULL;
+}
+
+static void *waiter_main(void *arg)
+{
+    park_in_cond_wait();
+    return arg;
+}
+
+NOINLINE void wait_for_quit(st_netfd_t in)
+{
+    char c;
+    st_read(in, &c, 1, ST_UTIME_NO_TIMEOUT);
+    resumed++;
+}
+
+static void start(void *(*fn)(void *), void *arg)
+{
+    if (st_thread_create(fn, arg, 0, 0) == NULL)
+        exit(1);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4 || st_init() < 0)
+        return 2;
+    int nsleep = atoi(argv[1]), nread = atoi(argv[2]), ncond = atoi(argv[3]);
+    never = st_cond_new();
+    for (int i = 0; i < nsleep; i++)
+        start(sleeper_main, NULL);
+    for (int i = 0; i < nread; i++) {
+        int p[2];
+        if (pipe(p) != 0)
+            return 1;
+        start(reader_main, st_netfd_open(p[0]));
+    }
+    for (int i = 0; i < ncond; i++)
+        start(waiter_main, NULL);
+    st_usleep(100000); /* every coroutine has run to its park */
+    printf("ready\n");
+    fflush(stdout);
+    wait_for_quit(st_netfd_open(0));
+    return 0;
+}
