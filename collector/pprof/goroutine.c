@@ -74,6 +74,8 @@ static const char *no_stack_frame(const struct proc_task *t)
         return PPROF_TASK_NO_SIGNAL_FRAME;
     case WIRE_TASK_STACK_UNREACHABLE:
         return PPROF_TASK_UNREACHABLE_FRAME;
+    case WIRE_TASK_STACK_NOT_INTERRUPTED:
+        return PPROF_TASK_NOT_INTERRUPTED_FRAME;
     default:
         return PPROF_TASK_NO_ANSWER_FRAME;
     }

@@ -334,6 +334,8 @@ int pprof_threads_write(struct proc *const *procs, size_t n, bool pid_labels, ui
 #define PPROF_TASK_NO_ANSWER_FRAME "ppx: no stack (the thread did not answer in time)"
 #define PPROF_TASK_UNREACHABLE_FRAME                                                               \
     "ppx: no stack (a coroutine waiting without timeout, on no scheduler queue)"
+#define PPROF_TASK_NOT_INTERRUPTED_FRAME                                                           \
+    "ppx: no stack (in a call a signal would cut short: not interrupted)"
 #define PPROF_TASK_NO_SIGNAL_FRAME                                                                 \
     "ppx: no stack (SIGPROF is the program's, or CPU profiling is off)"
 

@@ -336,15 +336,17 @@ enum wire_task_kind {
 };
 /* How the stack was taken, or why it was not. */
 enum wire_task_stack {
-    WIRE_TASK_STACK_OK = 0,          /* whole */
-    WIRE_TASK_STACK_LEAF = 1,        /* the interrupted pc only: the thread was inside the
-                                        profiler, the loader's lock was busy, or no stack room */
-    WIRE_TASK_STACK_BLOCKED = 2,     /* the thread blocks the dump signal: none */
-    WIRE_TASK_STACK_NO_ANSWER = 3,   /* it did not answer in time (stopped, in the kernel) */
-    WIRE_TASK_STACK_NO_SIGNAL = 4,   /* the signal is the program's (or CPU profiling is off) */
-    WIRE_TASK_STACK_UNREACHABLE = 5, /* a coroutine on no scheduler queue (waiting on a
-                                        condition variable or mutex without timeout) */
-    WIRE_TASK_STACK_MAX = 5,
+    WIRE_TASK_STACK_OK = 0,              /* whole */
+    WIRE_TASK_STACK_LEAF = 1,            /* the interrupted pc only: the thread was inside the
+                                            profiler, the loader's lock was busy, or no stack room */
+    WIRE_TASK_STACK_BLOCKED = 2,         /* the thread blocks the dump signal: none */
+    WIRE_TASK_STACK_NO_ANSWER = 3,       /* it did not answer in time (stopped, in the kernel) */
+    WIRE_TASK_STACK_NO_SIGNAL = 4,       /* the signal is the program's (or CPU profiling is off) */
+    WIRE_TASK_STACK_UNREACHABLE = 5,     /* a coroutine on no scheduler queue (waiting on a
+                                            condition variable or mutex without timeout) */
+    WIRE_TASK_STACK_NOT_INTERRUPTED = 6, /* in a call a signal handler would cut short (nanosleep,
+                                            poll, epoll_wait, ...): not asked */
+    WIRE_TASK_STACK_MAX = 6,
 };
 /* A coroutine's state (state-threads), in wire_task.state. A thread's is
  * the letter /proc/PID/task/TID/stat shows ('R', 'S', 'D', 'T', ...), '?'

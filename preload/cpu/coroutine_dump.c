@@ -229,6 +229,11 @@ pid_t ppx_coroutine_dump_prepare(void)
     return co_static ? 0 : tid;
 }
 
+bool ppx_coroutine_static(void)
+{
+    return co_static;
+}
+
 pid_t ppx_coroutine_dump_owner(void)
 {
     return co_wanted ? (pid_t)atomic_load_explicit(&co_owner, memory_order_acquire) : 0;

@@ -148,6 +148,9 @@ pid_t ppx_coroutine_dump_prepare(void);
  * every coroutine's state and stack. */
 void ppx_coroutine_dump_walk(const uintptr_t *thread_pcs, uint32_t thread_depth, uintptr_t sp);
 /* Flusher, after the answers: the thread whose handler walked them (0: none). */
+/* After ppx_coroutine_dump_prepare(): the coroutines are those of a libst
+ * linked into the executable (their scheduler's thread found by its walk). */
+bool ppx_coroutine_static(void);
 pid_t ppx_coroutine_dump_owner(void);
 /* fork: the child's one thread runs the coroutines it knows, if any. */
 void ppx_coroutine_reset_child(void);

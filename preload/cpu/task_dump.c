@@ -25,8 +25,13 @@
  * this process, and an si_value inside the slot pool.
  *
  * Cost: nothing until a collector asks. A dump interrupts each thread
- * once: a call the kernel does not restart after a handler (nanosleep,
- * poll, epoll_wait, select) returns EINTR then, as under any signal.
+ * once, except a thread blocked in a call that the kernel ends with EINTR
+ * after any signal handler, SA_RESTART or not (nanosleep, poll,
+ * epoll_wait, select, ...: /proc/self/task/<tid>/syscall says which):
+ * that one is reported without a stack rather than woken early. The
+ * state-threads scheduler waiting for events is the exception: its loop
+ * takes EINTR as "nothing happened", and its handler walks the
+ * coroutines.
  *
  * Slots are mapped once (pages from mmap, touched as needed) and reused;
  * a slot still being written by a late handler is skipped, never reused
@@ -64,7 +69,9 @@ struct dump_thread {
     pid_t tid;
     char state;
     bool blocks_sigprof;
-    bool asked; /* its signal is queued */
+    long syscall;         /* the system call it is in (/proc), -1: none or unknown */
+    bool not_interrupted; /* in a call the signal would cut short: not asked */
+    bool asked;           /* its signal is queued */
     struct dump_slot *slot;
     uint32_t thread_id; /* its registry record's, WIRE_NO_ID none */
     uint64_t since, what;
@@ -207,6 +214,64 @@ static void read_stat(struct dump_thread *d)
     d->blocks_sigprof = field == 32 && (mask & (1ull << (SIGPROF - 1))) != 0;
 }
 
+/* /proc/self/task/<tid>/syscall: the number of the system call the
+ * thread is blocked in ("running", or -1 outside one: -1 here). */
+static void read_syscall(struct dump_thread *d)
+{
+    char path[64] = "/proc/self/task/";
+    size_t len = strlen(path);
+    ppx_format_u64((uint64_t)d->tid, path + len, sizeof path - len);
+    len += strlen(path + len);
+    memcpy(path + len, "/syscall", sizeof "/syscall");
+    d->syscall = -1;
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[32];
+    long n;
+    do
+        n = syscall(SYS_read, fd, buf, sizeof buf - 1);
+    while (n < 0 && errno == EINTR);
+    syscall(SYS_close, fd);
+    if (n <= 0 || buf[0] < '0' || buf[0] > '9')
+        return;
+    long nr = 0;
+    for (long i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+        nr = nr * 10 + (buf[i] - '0');
+    d->syscall = nr;
+}
+
+/* Waits for events: the ones state-threads' scheduler makes. */
+static bool event_wait_syscall(long nr)
+{
+    return nr == SYS_poll || nr == SYS_ppoll || nr == SYS_select || nr == SYS_pselect6 ||
+           nr == SYS_epoll_wait || nr == SYS_epoll_pwait || nr == SYS_epoll_pwait2;
+}
+
+/* Calls the kernel ends with EINTR when a signal handler runs, whatever
+ * SA_RESTART says (signal(7)): a dump's signal would cut them short, and
+ * the program would see an early return (sleep() waking early). */
+static bool cut_short_by_signal(long nr)
+{
+    switch (nr) {
+    case SYS_nanosleep:
+    case SYS_clock_nanosleep:
+    case SYS_pause:
+    case SYS_rt_sigsuspend:
+    case SYS_rt_sigtimedwait:
+    case SYS_io_getevents:
+    case SYS_semop:
+    case SYS_semtimedop:
+    case SYS_msgrcv:
+    case SYS_msgsnd:
+    case SYS_mq_timedreceive:
+    case SYS_mq_timedsend:
+        return true;
+    default:
+        return event_wait_syscall(nr);
+    }
+}
+
 /* Shell sort: no qsort, which may allocate. */
 static void sort_tids(pid_t *a, unsigned n)
 {
@@ -303,6 +368,19 @@ static bool any_taking(void)
     return false;
 }
 
+/* Whether d may be sent the dump's signal: not in a call the signal
+ * would cut short, except state-threads' scheduler waiting for events
+ * (its loop takes EINTR as "no event": the thread that runs the
+ * coroutines, or for a libst linked into the program, the main thread,
+ * where it runs). */
+static bool may_ask(const struct dump_thread *d)
+{
+    if (!cut_short_by_signal(d->syscall))
+        return true;
+    bool scheduler = co_tid != 0 ? d->tid == co_tid : ppx_coroutine_static() && d->tid == ppx_pid;
+    return scheduler && event_wait_syscall(d->syscall);
+}
+
 /* Signals every thread that can take it and waits for the answers until
  * the deadline. A thread whose signal could not be queued (the user's
  * queued-signal limit) is asked again as answers come in. */
@@ -312,9 +390,11 @@ static void take_stacks(void)
     if (base == NULL || !ppx_sigprof_ours())
         return;
     unsigned next = 0;
+    co_tid = ppx_coroutine_dump_prepare();
     for (unsigned i = 0; i < n_threads; i++) {
         struct dump_thread *d = &threads[i];
-        if (d->blocks_sigprof || d->state == 'Z' || d->state == 'X')
+        d->not_interrupted = !d->blocks_sigprof && !may_ask(d);
+        if (d->blocks_sigprof || d->state == 'Z' || d->state == 'X' || d->not_interrupted)
             continue;
         d->slot = free_slot(base, &next);
         if (d->slot == NULL)
@@ -323,7 +403,6 @@ static void take_stacks(void)
         d->slot->depth = 0;
         atomic_store_explicit(&d->slot->status, SLOT_ASKED, memory_order_release);
     }
-    co_tid = ppx_coroutine_dump_prepare();
     uint64_t deadline = ppx_monotonic_ns() + DUMP_WAIT_MS * 1000000ull;
     uint64_t hard_deadline = deadline + (DUMP_TAKING_WAIT_MS - DUMP_WAIT_MS) * 1000000ull;
     for (;;) {
@@ -394,6 +473,8 @@ static bool send_thread(struct ppx_encoder *enc, uint64_t seq, const struct dump
         w.stack = WIRE_TASK_STACK_NO_SIGNAL;
     else if (d->blocks_sigprof)
         w.stack = WIRE_TASK_STACK_BLOCKED;
+    else if (d->not_interrupted)
+        w.stack = WIRE_TASK_STACK_NOT_INTERRUPTED;
     else if (d->slot == NULL ||
              atomic_load_explicit(&d->slot->status, memory_order_acquire) != SLOT_DONE)
         w.stack = WIRE_TASK_STACK_NO_ANSWER;
@@ -419,8 +500,10 @@ unsigned ppx_task_dump_take(void)
     pid_t self = ppx_gettid();
     int saved_errno = errno;
     ppx_task_dir_walk(add_thread, &self);
-    for (unsigned i = 0; i < n_threads; i++)
+    for (unsigned i = 0; i < n_threads; i++) {
         read_stat(&threads[i]);
+        read_syscall(&threads[i]);
+    }
     read_waits();
     take_stacks();
     errno = saved_errno;

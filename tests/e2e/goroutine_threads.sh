@@ -5,9 +5,11 @@
 # nanosleep, one spinning, one that blocks every signal (parked in read),
 # and main in fgets on stdin; 11 threads.
 #  - debug=0, read by go tool pprof: sample type goroutine/count, counts per
-#    function exact (park_in_read 4, park_in_mutex 3, park_in_sleep 1,
-#    spin_forever 1 at the leaf, main 1), the blocking thread on the
-#    synthetic "no stack" frame, labels kind, thread and state right;
+#    function exact (park_in_read 4, park_in_mutex 3, spin_forever 1 at
+#    the leaf, main 1), the blocking thread on the synthetic "no stack"
+#    frame, the sleeper on the "not interrupted" one (a signal would cut
+#    its nanosleep short: it is not sent one, and its sleep is never cut
+#    short by the dumps), labels kind, thread and state right;
 #  - debug=2: each reader "read fd N (pipe)" with its own pipe's N, each
 #    locker "pthread_mutex_lock", the spinner running, the blocker without
 #    stack; wait times grow from one dump to the next;
@@ -28,6 +30,7 @@ require_pprof
 NREAD=4 NMUTEX=3
 TOTAL=$((NREAD + NMUTEX + 4))
 NO_STACK_BLOCKED="ppx: no stack (the thread blocks SIGPROF)"
+NO_STACK_NOT_INTERRUPTED="ppx: no stack (in a call a signal would cut short: not interrupted)"
 
 start_collector "$TMP/collect.log" --socket "$sock" --http 127.0.0.1:0
 fifo_target t 3 "$PROGS/parked_threads" "$NREAD" "$NMUTEX" -b
@@ -44,7 +47,7 @@ parked() {
     get "$pp/goroutine?pid=$target&debug=2" "$TMP/settle.txt" &&
         [ "$(grep -c '"reader" \[sleeping, read fd' "$TMP/settle.txt")" = "$NREAD" ] &&
         [ "$(grep -c '"locker" \[sleeping, pthread_mutex_lock for' "$TMP/settle.txt")" = "$NMUTEX" ] &&
-        grep -A4 '"sleeper"' "$TMP/settle.txt" | grep -q nanosleep
+        grep -A1 '"sleeper"' "$TMP/settle.txt" | grep -qxF "$NO_STACK_NOT_INTERRUPTED"
 }
 wait_for 100 parked || note "the threads did not all settle in their calls: $(cat "$TMP/settle.txt")"
 
@@ -53,7 +56,7 @@ header=$(pprof_raw "$TMP/g.pb.gz" --header) || die "go tool pprof cannot read go
 expect_eq "goroutine sample types" goroutine "$(header_field "$header" sample_types)"
 expect_eq "goroutine period type" "goroutine count" "$(header_field "$header" period_type)"
 expect_eq "goroutine total (threads)" "$TOTAL" "$(pprof_raw "$TMP/g.pb.gz" --total --type goroutine)"
-for want in "park_in_read $NREAD" "park_in_mutex $NMUTEX" "park_in_sleep 1" "spin_forever 1" \
+for want in "park_in_read $NREAD" "park_in_mutex $NMUTEX" "spin_forever 1" \
     "main 1" "reader_main $NREAD" "locker_main $NMUTEX"; do
     expect_eq "goroutine: threads under ${want% *}" "${want##* }" \
         "$(pprof_raw "$TMP/g.pb.gz" --type goroutine --cum "${want% *}")"
@@ -62,6 +65,8 @@ expect_eq "goroutine: spin_forever at the leaf" 1 \
     "$(pprof_raw "$TMP/g.pb.gz" --type goroutine --flat spin_forever)"
 expect_eq "goroutine: the thread blocking signals, on its synthetic frame" 1 \
     "$(pprof_raw "$TMP/g.pb.gz" --type goroutine --flat "$NO_STACK_BLOCKED")"
+expect_eq "goroutine: the sleeper in nanosleep, on its synthetic frame" 1 \
+    "$(pprof_raw "$TMP/g.pb.gz" --type goroutine --flat "$NO_STACK_NOT_INTERRUPTED")"
 expect_eq "goroutine: kind labels" thread "$(label_values "$TMP/g.pb.gz" kind)"
 expect_eq "goroutine: thread labels" "blocker locker parked_threads reader sleeper spinner" \
     "$(label_values "$TMP/g.pb.gz" thread)"
@@ -89,8 +94,8 @@ grep -q '^thread [0-9]* "spinner" \[running\]:$' "$TMP/d2.txt" ||
     fail "debug=2: no running spinner: $(grep '"spinner"' "$TMP/d2.txt")"
 grep -A1 '"blocker"' "$TMP/d2.txt" | grep -qxF "$NO_STACK_BLOCKED" ||
     fail "debug=2: the blocker's block: $(grep -A1 '"blocker"' "$TMP/d2.txt")"
-grep -A2 '"sleeper"' "$TMP/d2.txt" | grep -q 'nanosleep' ||
-    fail "debug=2: the sleeper's stack has no nanosleep: $(grep -A4 '"sleeper"' "$TMP/d2.txt")"
+grep -A1 '"sleeper"' "$TMP/d2.txt" | grep -qxF "$NO_STACK_NOT_INTERRUPTED" ||
+    fail "debug=2: the sleeper's block: $(grep -A4 '"sleeper"' "$TMP/d2.txt")"
 awk '/^thread .*"reader"/ { r = 1; next } r && /^park_in_read$/ { n++ } /^$/ { r = 0 } END { print n + 0 }' \
     "$TMP/d2.txt" >"$TMP/readers_with_frame"
 expect_eq "debug=2: readers whose stack names park_in_read" "$NREAD" "$(cat "$TMP/readers_with_frame")"
@@ -175,6 +180,8 @@ echo quit >&3
 exec 3>&-
 wait "$target"
 expect_eq "exit status of parked_threads" 0 "$?"
+expect_eq "the sleeper's nanosleep cut short by the dumps" "sleep interrupted 0" \
+    "$(grep '^sleep interrupted' "$TMP/t.out")"
 grep -q . "$TMP/t.err" && fail "parked_threads wrote on stderr: $(cat "$TMP/t.err")"
 
 stop_collector

@@ -13,6 +13,7 @@
  * installs a SIGPROF handler of its own first (no blocker then).
  * Usage: parked_threads NREAD NMUTEX [-b | -p]. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,12 +50,16 @@ NOINLINE void park_in_mutex(void)
     pthread_mutex_unlock(&held);
 }
 
+/* Times the sleeper's nanosleep was cut short by a signal: a dump must
+ * not (printed at the end). */
+static atomic_int sleep_interrupted;
+
 NOINLINE void park_in_sleep(void)
 {
     announce();
     struct timespec ts = {3600, 0};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
+        atomic_fetch_add(&sleep_interrupted, 1);
 }
 
 NOINLINE void spin_forever(void)
@@ -172,7 +177,7 @@ int main(int argc, char **argv)
     printf("ready\n");
     fflush(stdout);
     char line[16];
-    if (!fgets(line, sizeof line, stdin))
-        return 0;
+    if (fgets(line, sizeof line, stdin) != NULL || feof(stdin))
+        printf("sleep interrupted %d\n", atomic_load(&sleep_interrupted));
     return 0;
 }

@@ -1617,8 +1617,8 @@ static void test_tasks(void)
     } bad[] = {
         {"task seq 0", 0, WIRE_TASK_THREAD, 'S', 0, 0, 0, 0, 1, "bad TASK record: seq 0"},
         {"task kind", 1, 3, 'S', 0, 0, 0, 0, 1, "bad TASK record: kind 3"},
-        {"task stack status", 1, WIRE_TASK_THREAD, 'S', 6, 0, 0, 0, 1,
-         "bad TASK record: stack status 6"},
+        {"task stack status", 1, WIRE_TASK_THREAD, 'S', WIRE_TASK_STACK_MAX + 1, 0, 0, 0, 1,
+         "bad TASK record: stack status 7"},
         {"coroutine state 0", 1, WIRE_TASK_COROUTINE, 0, 0, 0, 0, 0, 1,
          "bad TASK record: coroutine state 0"},
         {"coroutine state 7", 1, WIRE_TASK_COROUTINE, 7, 0, 0, 0, 0, 1,
