@@ -13,7 +13,7 @@
 # entry, right under the coroutine's function. Under strace, the system
 # calls libunwind makes (rt_sigprocmask around its look-ups of unwind
 # tables, mincore to validate the addresses it reads) do not grow with the
-# number of allocations: three times the work, the same count. CPU ticks
+# number of allocations: three times the work, about the same count. CPU ticks
 # taken in a coroutine end at its entry too.
 . "$(dirname "$0")/../lib/common.sh"
 require_built
@@ -129,9 +129,15 @@ if have strace; then
             -e trace=rt_sigprocmask,mincore "$PROGS/coro_entry" $rounds >/dev/null 2>&1 ||
             fail "coro_entry $rounds under strace: exit status $?"
     done
+    # Not exactly equal: the frame cache confirms new rules against
+    # libunwind's own walk (stack/frame_cache.c), a few hundred look-ups
+    # whose number varies from run to run; growing with the work (the old
+    # defect: 977 calls, then 1737 at three times the work) is what fails.
     for call in rt_sigprocmask mincore; do
-        expect_eq "$call calls, three times the allocations (main thread)" \
-            "$(grep -c "^$call(" "$TMP/strace.1")" "$(grep -c "^$call(" "$TMP/strace.3")"
+        one=$(grep -c "^$call(" "$TMP/strace.1") three=$(grep -c "^$call(" "$TMP/strace.3")
+        note "$call calls (main thread): $one, three times the allocations $three"
+        [ "$three" -le $((one + one / 5 + 10)) ] ||
+            fail "$call calls grow with the allocations (main thread): $one, three times the work $three"
     done
 else
     note "strace not found: libunwind's system calls not counted"
