@@ -9,7 +9,9 @@
 #   sampling at 1000 Hz; in exact mode its 8 allocations are all counted.
 # - 4000 such threads one after another (exact mode): the program's memory
 #   grows by less than a thread's buffers times the threads (they are
-#   recycled), VmRSS from the 1000th thread to the last < 4 MiB.
+#   recycled), VmRSS from the 1000th thread to the last < 8 MiB (without
+#   recycling, 3000 threads' buffers of 10.9 KiB are 32 MiB; with it, 1.6
+#   MiB on a quiet machine, up to 4.4 MiB when load lets threads pile up).
 # - libppx.so's PT_TLS segment is below 512 bytes.
 . "$(dirname "$0")/../lib/common.sh"
 require_built
@@ -46,8 +48,8 @@ expect_eq "small_stack churn 4000 under ppx --exact: exit status" 0 "$?"
 expect_eq "churn: threads" 4000 "$(awk '$1 == "churn:" { print $2 }' "$TMP/churn.out")"
 growth=$(awk '$1 == "rss" { print $3 }' "$TMP/churn.out")
 note "churn: VmRSS grew by ${growth:-?} KiB over 3000 threads"
-[ -n "$growth" ] && [ "$growth" -lt 4096 ] ||
-    fail "churn: VmRSS grew by ${growth:-?} KiB over 3000 short threads (per-thread buffers not recycled?), expected < 4096"
+[ -n "$growth" ] && [ "$growth" -lt 8192 ] ||
+    fail "churn: VmRSS grew by ${growth:-?} KiB over 3000 short threads (per-thread buffers not recycled?), expected < 8192"
 
 if have readelf; then
     tls=$(readelf -lW "$LIBPPX" | awk '$1 == "TLS" { print $6 }')
