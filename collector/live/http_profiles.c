@@ -404,6 +404,20 @@ static void profile_links(FILE *f, uint32_t pid, const char *token)
             args[0] ? args + strlen("&amp;") : "");
 }
 
+void http_process_cells(FILE *f, const struct live_info *p, uint64_t now)
+{
+    uint64_t end = p->exited_ns ? p->exited_ns : now;
+    http_html_escaped(f, p->exe);
+    fprintf(f, "</td><td>%s", p->exited_ns ? "exited " : "running");
+    if (p->exited_ns) {
+        http_duration(f, now > p->exited_ns ? now - p->exited_ns : 0);
+        fputs(" ago", f);
+    }
+    fputs("</td><td>", f);
+    http_duration(f, end > p->start_ns ? end - p->start_ns : 0);
+    fputs("</td><td>", f);
+}
+
 static void serve_index(struct live *l, const struct http_query *q, struct http_reply *r)
 {
     struct live_info *info;
@@ -433,17 +447,8 @@ static void serve_index(struct live *l, const struct http_query *q, struct http_
             n, n == 1 ? "" : "es");
     for (size_t i = 0; i < n; i++) {
         const struct live_info *p = &info[i];
-        uint64_t end = p->exited_ns ? p->exited_ns : now;
         fprintf(f, "<tr><td>%u</td><td>", p->pid);
-        http_html_escaped(f, p->exe);
-        fprintf(f, "</td><td>%s", p->exited_ns ? "exited " : "running");
-        if (p->exited_ns) {
-            http_duration(f, now > p->exited_ns ? now - p->exited_ns : 0);
-            fputs(" ago", f);
-        }
-        fputs("</td><td>", f);
-        http_duration(f, end > p->start_ns ? end - p->start_ns : 0);
-        fputs("</td><td>", f);
+        http_process_cells(f, p, now);
         profile_links(f, p->pid, q->link_token);
         fputs("</td></tr>\n", f);
     }

@@ -476,17 +476,8 @@ static void serve_page(const struct http_ui *ui, struct live *l, const struct ht
             token ? "?token=" : "", token ? token : "");
     for (size_t i = 0; i < n; i++) {
         const struct live_info *p = &info[i];
-        uint64_t end = p->exited_ns ? p->exited_ns : now;
         fprintf(f, "<tr class=process data-pid=%u><td>%u</td><td class=exe>", p->pid, p->pid);
-        http_html_escaped(f, p->exe);
-        fprintf(f, "</td><td>%s", p->exited_ns ? "exited " : "running");
-        if (p->exited_ns) {
-            http_duration(f, now > p->exited_ns ? now - p->exited_ns : 0);
-            fputs(" ago", f);
-        }
-        fputs("</td><td>", f);
-        http_duration(f, end > p->start_ns ? end - p->start_ns : 0);
-        fputs("</td><td>", f);
+        http_process_cells(f, p, now);
         all_profile_links(f, ui, p->pid, p->exe, q);
         fputs("</td><td>", f);
         timeline_charts(f, timeline_of(timelines, n_timelines, p));

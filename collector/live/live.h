@@ -348,6 +348,10 @@ bool http_profiles_info(size_t i, struct http_profile_info *out);
 /* s, HTML-escaped (attribute values too); a duration as 1d02h03m04s. */
 void http_html_escaped(FILE *f, const char *s);
 void http_duration(FILE *f, uint64_t ns);
+/* The executable, state ("running", "exited N ago") and uptime cells of a
+ * process's row (its executable's <td> already open), ending in an open
+ * <td>: the index page's and the web UI's rows. */
+void http_process_cells(FILE *f, const struct live_info *p, uint64_t now);
 
 /* ---- http_timeline ---- */
 /* /debug/pprof/timeline: each process's figures a second over the last

@@ -24,6 +24,10 @@ static inline void *ppx_next(void **slot, const char *name)
     void *fn = __atomic_load_n(slot, __ATOMIC_RELAXED);
     return PPX_LIKELY(fn != NULL) ? fn : ppx_next_fn(slot, name);
 }
+/* Resolves every slot of a table of next definitions not resolved yet
+ * (the I/O and lock hooks', at initialisation; each is also resolved on
+ * its first use through ppx_next). */
+void ppx_next_resolve_all(void **slots, const char *const *names, unsigned n);
 
 /* ---- fork.c ---- */
 

@@ -16,6 +16,13 @@ void *ppx_next_fn(void **slot, const char *name)
     return ppx_next_symbol(slot, name);
 }
 
+void ppx_next_resolve_all(void **slots, const char *const *names, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (__atomic_load_n(&slots[i], __ATOMIC_ACQUIRE) == NULL)
+            ppx_next_fn(&slots[i], names[i]);
+}
+
 void ppx_init(void)
 {
     int expected = PPX_UNINIT;

@@ -90,24 +90,12 @@ static const char *const real_names[R_COUNT] = {
 /* The next definitions, resolved at initialisation (or on first use). */
 static void *real_fns[R_COUNT];
 
-static __attribute__((noinline)) void *resolve(unsigned i)
-{
-    return ppx_next_fn(&real_fns[i], real_names[i]);
-}
-
 void ppx_io_hooks_resolve(void)
 {
-    for (unsigned i = 0; i < R_COUNT; i++)
-        if (__atomic_load_n(&real_fns[i], __ATOMIC_ACQUIRE) == NULL)
-            resolve(i);
+    ppx_next_resolve_all(real_fns, real_names, R_COUNT);
 }
 
-static inline void *real_fn(unsigned i)
-{
-    void *fn = __atomic_load_n(&real_fns[i], __ATOMIC_RELAXED);
-    return PPX_LIKELY(fn != NULL) ? fn : resolve(i);
-}
-#define REAL(i, type) ((type)real_fn(i))
+#define REAL(i, type) ((type)ppx_next(&real_fns[i], real_names[i]))
 
 /* Whether the call from ret is counted. With the recursion guard held it
  * is the profiler's own (the flusher's sends, libunwind's pipe), unless it

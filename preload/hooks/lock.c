@@ -81,24 +81,12 @@ static const char *const real_names[R_COUNT] = {
 
 static void *real_fns[R_COUNT];
 
-static __attribute__((noinline)) void *resolve(unsigned i)
-{
-    return ppx_next_fn(&real_fns[i], real_names[i]);
-}
-
 void ppx_lock_hooks_resolve(void)
 {
-    for (unsigned i = 0; i < R_COUNT; i++)
-        if (__atomic_load_n(&real_fns[i], __ATOMIC_ACQUIRE) == NULL)
-            resolve(i);
+    ppx_next_resolve_all(real_fns, real_names, R_COUNT);
 }
 
-static inline void *real_fn(unsigned i)
-{
-    void *fn = __atomic_load_n(&real_fns[i], __ATOMIC_RELAXED);
-    return PPX_LIKELY(fn != NULL) ? fn : resolve(i);
-}
-#define REAL(i, type) ((type)real_fn(i))
+#define REAL(i, type) ((type)ppx_next(&real_fns[i], real_names[i]))
 
 typedef int (*mutex_fn)(pthread_mutex_t *);
 typedef int (*mutex_timed_fn)(pthread_mutex_t *, const struct timespec *);

@@ -9,6 +9,7 @@
 # - CPU and ppx's syscalls as delta targets (`?seconds=N` added to the
 #   configured params, here pid): a profile of the window (its duration N
 #   seconds, the window's calls only);
+# - mutex and block as cumulative targets, with Go's sample types;
 # - allocs as a cumulative target (no seconds): two scrapes a few seconds
 #   apart, whose difference (what the scrapers compute) has no negative
 #   figure and holds the blocks allocated in between.
@@ -62,6 +63,12 @@ wait "$cpu_job"
 check_answer cpu "$(cat "$TMP/cpu.status")"
 s=$(scrape allocs2 "/debug/pprof/allocs?pid=$pid" basic)
 check_answer allocs2 "$s"
+# mutex and block: cumulative, with Go's sample types (contentions, delay)
+for p in mutex block; do
+    s=$(scrape "$p" "/debug/pprof/$p?pid=$pid" bearer)
+    check_answer "$p" "$s"
+    expect_eq "$p: sample types" "contentions delay" "$(header_field "$(cat "$TMP/$p.header")" sample_types)"
+done
 
 duration=$(header_field "$(cat "$TMP/cpu.header")" duration)
 case $duration in 2.* | 3.0*) ;; *) fail "profile?seconds=2: duration $duration, not the 2 s window" ;; esac
