@@ -48,6 +48,7 @@
 #define DUMP_WAIT_MS 500u /* for all the answers of one dump */
 /* for a handler under way (walking many coroutines) */
 #define DUMP_TAKING_WAIT_MS 5000u
+#define RETAKE_WAIT_MS 50u /* for one thread asked again */
 
 enum slot_status { SLOT_IDLE, SLOT_ASKED, SLOT_TAKING, SLOT_DONE };
 
@@ -381,6 +382,37 @@ static bool may_ask(const struct dump_thread *d)
     return scheduler && event_wait_syscall(d->syscall);
 }
 
+/* Threads whose stack was cut to its leaf are asked again, one at a time:
+ * asked all at once, one handler's walk may hold the loader's lock (a pc
+ * new to libunwind) when another's needs it, and that one gives up rather
+ * than wait in a signal handler. Alone, only a thread that really was
+ * inside the profiler is cut again. Not the coroutines' thread: its
+ * coroutines were walked. */
+static void retake_cut_stacks(uint64_t deadline)
+{
+    for (unsigned i = 0; i < n_threads; i++) {
+        struct dump_thread *d = &threads[i];
+        if (d->slot == NULL || d->tid == co_tid ||
+            atomic_load_explicit(&d->slot->status, memory_order_acquire) != SLOT_DONE ||
+            d->slot->stack != WIRE_TASK_STACK_LEAF)
+            continue;
+        d->slot->depth = 0;
+        atomic_store_explicit(&d->slot->status, SLOT_ASKED, memory_order_release);
+        if (!ask(d)) {
+            atomic_store_explicit(&d->slot->status, SLOT_DONE, memory_order_release);
+            continue;
+        }
+        uint64_t until = ppx_monotonic_ns() + RETAKE_WAIT_MS * 1000000ull;
+        if (until > deadline)
+            until = deadline;
+        while (atomic_load_explicit(&d->slot->status, memory_order_acquire) != SLOT_DONE &&
+               ppx_monotonic_ns() < until)
+            pause_us(100);
+        if (ppx_monotonic_ns() >= deadline)
+            break;
+    }
+}
+
 /* Signals every thread that can take it and waits for the answers until
  * the deadline. A thread whose signal could not be queued (the user's
  * queued-signal limit) is asked again as answers come in. */
@@ -433,6 +465,7 @@ static void take_stacks(void)
         pause_us(waiting > 64 ? 1000 : 200);
     }
     co_tid = ppx_coroutine_dump_owner();
+    retake_cut_stacks(hard_deadline);
     /* Those that did not answer: their slot is withdrawn (a late handler
      * finds it so and does nothing), unless the handler is writing it. */
     for (unsigned i = 0; i < n_threads; i++) {
