@@ -9,7 +9,8 @@
 # - CPU and ppx's syscalls as delta targets (`?seconds=N` added to the
 #   configured params, here pid): a profile of the window (its duration N
 #   seconds, the window's calls only);
-# - mutex and block as cumulative targets, with Go's sample types;
+# - mutex and block as cumulative targets, with Go's sample types, and
+#   goroutine (a thread dump) as a level;
 # - allocs as a cumulative target (no seconds): two scrapes a few seconds
 #   apart, whose difference (what the scrapers compute) has no negative
 #   figure and holds the blocks allocated in between.
@@ -64,6 +65,10 @@ check_answer cpu "$(cat "$TMP/cpu.status")"
 s=$(scrape allocs2 "/debug/pprof/allocs?pid=$pid" basic)
 check_answer allocs2 "$s"
 # mutex and block: cumulative, with Go's sample types (contentions, delay)
+# goroutine: a level, pprof with sample type goroutine
+s=$(scrape goroutine "/debug/pprof/goroutine?pid=$pid" bearer)
+check_answer goroutine "$s"
+expect_eq "goroutine: sample types" goroutine "$(header_field "$(cat "$TMP/goroutine.header")" sample_types)"
 for p in mutex block; do
     s=$(scrape "$p" "/debug/pprof/$p?pid=$pid" bearer)
     check_answer "$p" "$s"
