@@ -256,6 +256,9 @@ void ppx_thread_name_normalize(char name[WIRE_THREAD_NAME]);
 void ppx_thread_name_of_self(char name[WIRE_THREAD_NAME]);
 /* /proc/self/task/<tid>/comm, without its newline; "" if unreadable. */
 void ppx_thread_name_of_tid(pid_t tid, char name[WIRE_THREAD_NAME]);
+/* Reads /proc/self/task/<tid>/<file> into buf (at most cap - 1 bytes,
+ * NUL-terminated), without malloc or stdio; the bytes read, or -1. */
+long ppx_read_task_file(pid_t tid, const char *file, char *buf, size_t cap);
 /* The CPU time of thread tid: 0 when read, else the errno (EINVAL: the
  * thread is gone). */
 int ppx_thread_cpu_ns(pid_t tid, uint64_t *ns);

@@ -183,23 +183,9 @@ static bool add_thread(int dirfd, const char *name, void *arg)
  * only signals below 32 are there, SIGPROF among them). */
 static void read_stat(struct dump_thread *d)
 {
-    char path[64] = "/proc/self/task/";
-    size_t len = strlen(path);
-    ppx_format_u64((uint64_t)d->tid, path + len, sizeof path - len);
-    len += strlen(path + len);
-    memcpy(path + len, "/stat", sizeof "/stat");
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
     char buf[1024];
-    long n;
-    do
-        n = syscall(SYS_read, fd, buf, sizeof buf - 1);
-    while (n < 0 && errno == EINTR);
-    syscall(SYS_close, fd);
-    if (n <= 0)
+    if (ppx_read_task_file(d->tid, "stat", buf, sizeof buf) <= 0)
         return;
-    buf[n] = '\0';
     char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
     if (p == NULL || p[1] != ' ' || p[2] == '\0')
         return;
@@ -219,21 +205,9 @@ static void read_stat(struct dump_thread *d)
  * thread is blocked in ("running", or -1 outside one: -1 here). */
 static void read_syscall(struct dump_thread *d)
 {
-    char path[64] = "/proc/self/task/";
-    size_t len = strlen(path);
-    ppx_format_u64((uint64_t)d->tid, path + len, sizeof path - len);
-    len += strlen(path + len);
-    memcpy(path + len, "/syscall", sizeof "/syscall");
     d->syscall = -1;
-    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
     char buf[32];
-    long n;
-    do
-        n = syscall(SYS_read, fd, buf, sizeof buf - 1);
-    while (n < 0 && errno == EINTR);
-    syscall(SYS_close, fd);
+    long n = ppx_read_task_file(d->tid, "syscall", buf, sizeof buf);
     if (n <= 0 || buf[0] < '0' || buf[0] > '9')
         return;
     long nr = 0;

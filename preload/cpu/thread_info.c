@@ -23,32 +23,41 @@ void ppx_thread_name_of_self(char name[WIRE_THREAD_NAME])
     ppx_thread_name_normalize(name);
 }
 
-/* /proc/self/task/<tid>/comm, without its newline; "" if unreadable. */
-void ppx_thread_name_of_tid(pid_t tid, char name[WIRE_THREAD_NAME])
+long ppx_read_task_file(pid_t tid, const char *file, char *buf, size_t cap)
 {
     char path[64] = "/proc/self/task/";
     size_t len = strlen(path);
     ppx_format_u64((uint64_t)tid, path + len, sizeof path - len);
     len += strlen(path + len);
-    memcpy(path + len, "/comm", sizeof "/comm");
-    memset(name, 0, WIRE_THREAD_NAME);
+    size_t flen = strlen(file);
+    if (cap == 0 || len + 1 + flen + 1 > sizeof path)
+        return -1;
+    path[len] = '/';
+    memcpy(path + len + 1, file, flen + 1);
     int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return;
-    char buf[WIRE_THREAD_NAME + 1];
+        return -1;
     long n;
     do
-        n = syscall(SYS_read, fd, buf, sizeof buf - 1);
+        n = syscall(SYS_read, fd, buf, cap - 1);
     while (n < 0 && errno == EINTR);
     syscall(SYS_close, fd);
-    if (n <= 0)
+    buf[n > 0 ? n : 0] = '\0';
+    return n;
+}
+
+/* /proc/self/task/<tid>/comm, without its newline; "" if unreadable. */
+void ppx_thread_name_of_tid(pid_t tid, char name[WIRE_THREAD_NAME])
+{
+    memset(name, 0, WIRE_THREAD_NAME);
+    char buf[WIRE_THREAD_NAME + 1];
+    if (ppx_read_task_file(tid, "comm", buf, sizeof buf) <= 0)
         return;
-    buf[n] = '\0';
     char *nl = strchr(buf, '\n');
     if (nl != NULL)
         *nl = '\0';
-    memcpy(name, buf, WIRE_THREAD_NAME);
-    ppx_thread_name_normalize(name);
+    /* up to the NUL only: the wire wants zeros after it */
+    memcpy(name, buf, strnlen(buf, WIRE_THREAD_NAME - 1));
 }
 
 /* The CPU time of thread tid: 0 when read, else the errno (EINVAL: the
