@@ -51,21 +51,25 @@ static void help(FILE *out)
           out);
 }
 
-#define usage_error(fmt, arg) cli_usage_error("snapshot", fmt, arg)
-
-static int parse_options(int argc, char **argv, struct options *o)
+/* The options of ppx snapshot and of ppx stacks (command, its help): the
+ * same but -o/--output, which only snapshot takes. */
+static int parse_options(int argc, char **argv, struct options *o, const char *command,
+                         void (*help_fn)(FILE *), bool takes_output)
 {
-    static const struct option longopts[] = {
+    struct option longopts[] = {
         {"socket", required_argument, NULL, 's'},
         {"pid", required_argument, NULL, 'p'},
-        {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
+        {"output", required_argument, NULL, 'o'},
         {NULL, 0, NULL, 0},
     };
+    if (!takes_output)
+        longopts[3] = (struct option){NULL, 0, NULL, 0};
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, ":s:p:o:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, takes_output ? ":s:p:o:h" : ":s:p:h", longopts, NULL)) !=
+           -1) {
         switch (c) {
         case 's':
             o->socket = optarg;
@@ -73,20 +77,20 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'p': {
             uint64_t v;
             if (!cli_parse_u64(optarg, 1, UINT32_MAX, &v))
-                return usage_error("--pid takes a process id, not '%s'", optarg);
+                return cli_usage_error(command, "--pid takes a process id, not '%s'", optarg);
             o->pid = (uint32_t)v;
             break;
         }
         case 'o':
             if (*optarg == 0)
-                return usage_error("-o/--output needs a directory name%s", "");
+                return cli_usage_error(command, "-o/--output needs a directory name%s", "");
             o->output = optarg;
             break;
         default:
-            return cli_other_option("snapshot", c, argv, help);
+            return cli_other_option(command, c, argv, help_fn);
         }
     }
-    return cli_no_operands("snapshot", argc, argv);
+    return cli_no_operands(command, argc, argv);
 }
 
 /* The directory as an absolute path: the collector runs elsewhere. */
@@ -174,7 +178,7 @@ static int read_reply(int fd)
 int cmd_snapshot(int argc, char **argv)
 {
     struct options opt = {0};
-    int rc = parse_options(argc, argv, &opt);
+    int rc = parse_options(argc, argv, &opt, "snapshot", help, true);
     if (rc)
         return rc;
     char socket_path[4096], dir[CONTROL_MAX_DIR + 1];
@@ -217,36 +221,6 @@ static void stacks_help(FILE *out)
           out);
 }
 
-static int parse_stacks_options(int argc, char **argv, struct options *o)
-{
-    static const struct option longopts[] = {
-        {"socket", required_argument, NULL, 's'},
-        {"pid", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    opterr = 0;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, ":s:p:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 's':
-            o->socket = optarg;
-            break;
-        case 'p': {
-            uint64_t v;
-            if (!cli_parse_u64(optarg, 1, UINT32_MAX, &v))
-                return cli_usage_error("stacks", "--pid takes a process id, not '%s'", optarg);
-            o->pid = (uint32_t)v;
-            break;
-        }
-        default:
-            return cli_other_option("stacks", c, argv, stacks_help);
-        }
-    }
-    return cli_no_operands("stacks", argc, argv);
-}
-
 /* "ok" then the text, copied to stdout; or "error MESSAGE". */
 static int read_stacks_reply(int fd)
 {
@@ -284,7 +258,7 @@ static int read_stacks_reply(int fd)
 int cmd_stacks(int argc, char **argv)
 {
     struct options opt = {0};
-    int rc = parse_stacks_options(argc, argv, &opt);
+    int rc = parse_options(argc, argv, &opt, "stacks", stacks_help, false);
     if (rc)
         return rc;
     char socket_path[4096];
