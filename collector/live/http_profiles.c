@@ -175,6 +175,60 @@ static bool sample_type_asked(const struct endpoint *ep, const char *asked, cons
     return false;
 }
 
+/* What a profile request builds from its processes: a text form (debug=N)
+ * or the pprof profile which, with its default sample type (NULL: the
+ * writer's) and the attachment's name suffix. */
+struct build {
+    enum pprof_profile which;
+    const char *default_type;
+    const char *suffix;
+    int (*text)(struct proc *const *procs, size_t n, long debug, char **out, size_t *len);
+    long debug;
+};
+
+static int heap_text(struct proc *const *procs, size_t n, long debug, char **out, size_t *len)
+{
+    (void)debug; /* one text form */
+    return heap_text_write(procs, n, out, len);
+}
+
+static int goroutine_text(struct proc *const *procs, size_t n, long debug, char **out, size_t *len)
+{
+    return goroutine_text_write(procs, n, (int)debug, out, len);
+}
+
+/* Builds b from procs (copies, freed here) into r, under the build lock. */
+static void reply_built(struct live *l, const struct endpoint *ep, const struct build *b,
+                        struct proc **procs, size_t n, struct http_reply *r)
+{
+    char err[512] = "";
+    int rc;
+    live_build_begin(l);
+    if (b->text) {
+        rc = b->text(procs, n, b->debug, &r->body, &r->len);
+        if (rc < 0)
+            snprintf(err, sizeof err, "out of memory");
+    } else {
+        struct pprof_sink mem = {.name = ep->name, .default_type = b->default_type}; /* in memory */
+        rc = pprof_write(b->which, procs, n, n > 1, live_now_ns(), &mem, err, sizeof err);
+        r->body = (char *)mem.data;
+        r->len = mem.len;
+    }
+    live_build_end(l);
+    live_free_copies(procs, n);
+    if (rc < 0) {
+        http_reply_error(r, 500, "cannot build the %s profile: %s", ep->name, err);
+        return;
+    }
+    r->status = 200;
+    if (b->text) {
+        r->content_type = "text/plain; charset=utf-8";
+    } else {
+        r->content_type = "application/octet-stream";
+        snprintf(r->attachment, sizeof r->attachment, "%s%s", ep->name, b->suffix);
+    }
+}
+
 /* goroutine: every connected process selected is asked for a dump now;
  * the text forms (debug=1, 2) or the pprof one. */
 static void serve_tasks(struct live *l, const struct endpoint *ep, const struct http_query *q,
@@ -203,32 +257,8 @@ static void serve_tasks(struct live *l, const struct endpoint *ep, const struct 
             proc_copy_free(procs[i]);
     }
     n = kept;
-    char err[512] = "";
-    int rc;
-    live_build_begin(l);
-    if (q->debug) {
-        rc = goroutine_text_write(procs, n, (int)q->debug, &r->body, &r->len);
-        if (rc < 0)
-            snprintf(err, sizeof err, "out of memory");
-    } else {
-        struct pprof_sink mem = {.name = ep->name};
-        rc = pprof_write(ep->profile, procs, n, n > 1, live_now_ns(), &mem, err, sizeof err);
-        r->body = (char *)mem.data;
-        r->len = mem.len;
-    }
-    live_build_end(l);
-    live_free_copies(procs, n);
-    if (rc < 0) {
-        http_reply_error(r, 500, "cannot build the %s profile: %s", ep->name, err);
-        return;
-    }
-    r->status = 200;
-    if (q->debug) {
-        r->content_type = "text/plain; charset=utf-8";
-    } else {
-        r->content_type = "application/octet-stream";
-        snprintf(r->attachment, sizeof r->attachment, "%s", ep->name);
-    }
+    struct build b = {ep->profile, NULL, "", q->debug ? goroutine_text : NULL, q->debug};
+    reply_built(l, ep, &b, procs, n, r);
 }
 
 static void serve_profile(struct live *l, const struct endpoint *ep, const struct http_query *q,
@@ -275,36 +305,12 @@ static void serve_profile(struct live *l, const struct endpoint *ep, const struc
     unsigned sel = SEL_FRESH | (ep->flags & EP_ALWAYS_DELTA ? SEL_CPU : 0);
     if (select_procs(l, q, seconds, sel, &procs, &n, r) < 0)
         return;
-    char err[512] = "";
-    int rc;
-    live_build_begin(l);
-    if (q->debug) {
-        rc = heap_text_write(procs, n, &r->body, &r->len);
-        if (rc < 0)
-            snprintf(err, sizeof err, "out of memory");
-    } else {
-        struct pprof_sink mem = {.name = ep->name, .default_type = sample_type}; /* in memory */
-        enum pprof_profile which = q->peak ? PPROF_PROFILE_PEAK : ep->profile;
-        rc = pprof_write(which, procs, n, n > 1, live_now_ns(), &mem, err, sizeof err);
-        r->body = (char *)mem.data;
-        r->len = mem.len;
-    }
-    live_build_end(l);
-    live_free_copies(procs, n);
-    if (rc < 0) {
-        http_reply_error(r, 500, "cannot build the %s profile: %s", ep->name, err);
-        return;
-    }
-    r->status = 200;
-    if (q->debug) {
-        r->content_type = "text/plain; charset=utf-8";
-    } else {
-        r->content_type = "application/octet-stream";
-        snprintf(r->attachment, sizeof r->attachment, "%s%s", ep->name,
-                 seconds   ? "-delta"
-                 : q->peak ? "-peak"
-                           : "");
-    }
+    struct build b = {q->peak ? PPROF_PROFILE_PEAK : ep->profile, sample_type,
+                      seconds   ? "-delta"
+                      : q->peak ? "-peak"
+                                : "",
+                      q->debug ? heap_text : NULL, q->debug};
+    reply_built(l, ep, &b, procs, n, r);
 }
 
 /* Go's: the arguments separated by NUL bytes. With several processes, one
