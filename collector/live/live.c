@@ -338,6 +338,46 @@ static bool owes_flush(const struct proc *p, uint64_t seq)
     return p->connected && p->flush_asked_seq >= seq && p->flushed_seq < seq;
 }
 
+static bool flushed(const struct proc *p, uint64_t seq)
+{
+    return p->flushed_seq >= seq;
+}
+
+/* The ingest loop decodes the answers meanwhile: looks every pause_ms
+ * until each of the asked processes answered seq or no longer owes it,
+ * the collector stops, or timeout_ms passed (*timed_out). How many
+ * answered. */
+static size_t await_answers(struct live *l, const struct live_proc_id *ids, size_t asked,
+                            uint64_t seq, int timeout_ms, int pause_ms,
+                            bool (*answered_to)(const struct proc *, uint64_t),
+                            bool (*owes)(const struct proc *, uint64_t), bool *timed_out)
+{
+    long long deadline = monotonic_ms() + timeout_ms;
+    size_t answered = 0;
+    *timed_out = false;
+    for (;;) {
+        size_t waiting = 0;
+        answered = 0;
+        pthread_mutex_lock(&l->lock);
+        for (size_t i = 0; i < asked; i++) {
+            struct proc *p = proc_table_find(l->table, ids[i].pid, ids[i].start_ns);
+            if (p && answered_to(p, seq))
+                answered++;
+            else if (p && owes(p, seq))
+                waiting++;
+        }
+        pthread_mutex_unlock(&l->lock);
+        if (waiting == 0 || live_stopping(l))
+            break;
+        if (monotonic_ms() >= deadline) {
+            *timed_out = true;
+            break;
+        }
+        sleep_ms(pause_ms);
+    }
+    return answered;
+}
+
 /* The deadline passed: those that still owe seq are late. */
 static void mark_late(struct live *l, const struct live_proc_id *ids, size_t n, uint64_t seq)
 {
@@ -370,29 +410,11 @@ size_t live_flush(struct live *l, uint32_t pid, int timeout_ms)
         }
     }
     pthread_mutex_unlock(&l->lock);
-    /* The ingest loop decodes the answers meanwhile; look every few ms. */
-    long long deadline = monotonic_ms() + timeout_ms;
-    size_t answered = 0;
-    for (;;) {
-        size_t waiting = 0;
-        answered = 0;
-        pthread_mutex_lock(&l->lock);
-        for (size_t i = 0; i < asked; i++) {
-            struct proc *p = proc_table_find(l->table, ids[i].pid, ids[i].start_ns);
-            if (p && p->flushed_seq >= seq)
-                answered++;
-            else if (p && owes_flush(p, seq))
-                waiting++;
-        }
-        pthread_mutex_unlock(&l->lock);
-        if (waiting == 0 || live_stopping(l))
-            break;
-        if (monotonic_ms() >= deadline) {
-            mark_late(l, ids, asked, seq);
-            break;
-        }
-        sleep_ms(5);
-    }
+    bool timed_out;
+    size_t answered =
+        await_answers(l, ids, asked, seq, timeout_ms, 5, flushed, owes_flush, &timed_out);
+    if (timed_out)
+        mark_late(l, ids, asked, seq);
     free(ids);
     return answered;
 }
@@ -402,6 +424,11 @@ size_t live_flush(struct live *l, uint32_t pid, int timeout_ms)
 static bool owes_tasks(const struct proc *p, uint64_t seq)
 {
     return p->connected && p->tasks_asked_seq >= seq && p->dump.seq < seq;
+}
+
+static bool dumped(const struct proc *p, uint64_t seq)
+{
+    return p->dump.seq >= seq;
 }
 
 size_t live_tasks(struct live *l, uint32_t pid, int timeout_ms)
@@ -420,24 +447,9 @@ size_t live_tasks(struct live *l, uint32_t pid, int timeout_ms)
         }
     }
     pthread_mutex_unlock(&l->lock);
-    long long deadline = monotonic_ms() + timeout_ms;
-    size_t answered = 0;
-    for (;;) {
-        size_t waiting = 0;
-        answered = 0;
-        pthread_mutex_lock(&l->lock);
-        for (size_t i = 0; i < asked; i++) {
-            struct proc *p = proc_table_find(l->table, ids[i].pid, ids[i].start_ns);
-            if (p && p->dump.seq >= seq)
-                answered++;
-            else if (p && owes_tasks(p, seq))
-                waiting++;
-        }
-        pthread_mutex_unlock(&l->lock);
-        if (waiting == 0 || live_stopping(l) || monotonic_ms() >= deadline)
-            break;
-        sleep_ms(2);
-    }
+    bool timed_out;
+    size_t answered =
+        await_answers(l, ids, asked, seq, timeout_ms, 2, dumped, owes_tasks, &timed_out);
     free(ids);
     return answered;
 }
