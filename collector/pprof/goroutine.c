@@ -311,25 +311,6 @@ static void print_frame_lines(FILE *f, const struct pprof_proc_mappings *pm, uin
     }
 }
 
-/* "#\taddr\tfn\tfile:line" per frame, as heap?debug=1 (debug=1). */
-static void print_frame_hash(FILE *f, const struct pprof_proc_mappings *pm, uint64_t pc)
-{
-    uint64_t addr = pc - 1;
-    const struct pprof_mapping_ref *r = pprof_find_mapping(pm, addr);
-    struct sym_frame frames[SYM_MAX_INLINE];
-    int n = r ? sym_lookup_inline(r->m, addr, frames, SYM_MAX_INLINE) : 0;
-    if (n <= 0) {
-        fprintf(f, "#\t%#" PRIx64 "\n", addr);
-        return;
-    }
-    for (int i = 0; i < n; i++) {
-        char *demangled = demangle_name(frames[i].function);
-        fprintf(f, "#\t%#" PRIx64 "\t%s\t%s:%d\n", addr, demangled ? demangled : frames[i].function,
-                frames[i].file ? frames[i].file : "?", frames[i].line);
-        free(demangled);
-    }
-}
-
 static void print_task(FILE *f, const struct proc_task *t, const struct pprof_proc_mappings *pm)
 {
     if (t->kind == WIRE_TASK_COROUTINE && t->id == 0)
@@ -406,7 +387,7 @@ static void print_groups(FILE *f, struct proc *const *procs, size_t n, struct gr
         if (t->depth == 0)
             fprintf(f, "#\t%s\n", no_stack_frame(t));
         for (uint32_t k = 0; k < t->depth; k++)
-            print_frame_hash(f, &pms[g->proc], t->pcs[k]);
+            pprof_print_frame_text(f, &pms[g->proc], t->pcs[k]);
         fputc('\n', f);
     }
 }

@@ -25,7 +25,7 @@ static int by_inuse_bytes(const void *a, const void *b)
  * the call, then function and file:line, each inlined function first.
  * These lines are for people (pprof reads the addresses): C++ names
  * demangled. */
-static void print_frame(FILE *f, const struct pprof_proc_mappings *pm, uint64_t pc)
+void pprof_print_frame_text(FILE *f, const struct pprof_proc_mappings *pm, uint64_t pc)
 {
     uint64_t addr = pc - 1;
     const struct pprof_mapping_ref *r = pprof_find_mapping(pm, addr);
@@ -52,7 +52,7 @@ static void print_record(FILE *f, const struct record *r, const struct pprof_pro
         fprintf(f, " %#" PRIx64, s->pcs[i]);
     fputc('\n', f);
     for (uint32_t i = r->first; i < s->depth; i++)
-        print_frame(f, pm, s->pcs[i]);
+        pprof_print_frame_text(f, pm, s->pcs[i]);
     fputc('\n', f);
 }
 

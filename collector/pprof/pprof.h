@@ -386,6 +386,10 @@ const char *pprof_task_wait_call(const struct proc_task *t);
  * terminated). Symbolizes: call it under the build lock (live.h).
  * Returns 0, or -1 when out of memory. */
 int heap_text_write(struct proc *const *procs, size_t n, char **out, size_t *len);
+/* The "#" lines of one frame, as Go's printStackRecord: the address inside
+ * the call, then function and file:line, each inlined function first, C++
+ * names demangled (heap?debug=1, goroutine?debug=1). */
+void pprof_print_frame_text(FILE *f, const struct pprof_proc_mappings *pm, uint64_t pc);
 
 /* ---- output ---- */
 /* Every profile, by what it is. */
