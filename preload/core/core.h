@@ -302,6 +302,8 @@ static inline void ppx_wait_end(struct ppx_wait *w, const struct ppx_wait *saved
 /* For a thread dump (the flusher, guard held): for each tids[i] (sorted
  * ascending, n of them), what it is blocked in now: since[i] (ticks; 0 in
  * no hooked call) and what[i] (struct ppx_wait). */
+/* Index of tid in tids[0..n) (ascending), or n when it is not there. */
+unsigned ppx_tid_index(const pid_t *tids, unsigned n, pid_t tid);
 void ppx_thread_waits(const pid_t *tids, unsigned n, uint64_t *since, uint64_t *what);
 
 /* The thread's end is watched (the thread registry's key destructor will run). */

@@ -163,8 +163,7 @@ static struct mem_block *own_block(void)
     return (struct mem_block *)ppx_tls.buffers;
 }
 
-/* Index of tid in tids[0..n) (ascending), or n. */
-static unsigned find_tid(const pid_t *tids, unsigned n, pid_t tid)
+unsigned ppx_tid_index(const pid_t *tids, unsigned n, pid_t tid)
 {
     unsigned lo = 0, hi = n;
     while (lo < hi) {
@@ -186,7 +185,7 @@ void ppx_thread_waits(const pid_t *tids, unsigned n, uint64_t *since, uint64_t *
          b = b->all_next) {
         /* An ended thread's block keeps its tid until another takes it;
          * the kernel may have given the tid to a new thread meanwhile. */
-        unsigned i = b->list == LIST_ENDED ? n : find_tid(tids, n, b->tid);
+        unsigned i = b->list == LIST_ENDED ? n : ppx_tid_index(tids, n, b->tid);
         if (i == n)
             continue;
         const struct ppx_wait *w = &b->buffers.wait;

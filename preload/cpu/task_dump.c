@@ -260,19 +260,6 @@ static void sort_tids(pid_t *a, unsigned n)
         }
 }
 
-static unsigned index_of(pid_t tid)
-{
-    unsigned lo = 0, hi = n_threads;
-    while (lo < hi) {
-        unsigned mid = lo + (hi - lo) / 2;
-        if (sorted_tids[mid] < tid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 /* What each thread is blocked in, from the hooks' slots, and its record
  * in the registry (one pass over each). */
 static void read_waits(void)
@@ -285,13 +272,13 @@ static void read_waits(void)
     ppx_thread_waits(sorted_tids, n_threads, wait_since, wait_what);
     /* newest first: the running thread with a reused tid wins */
     for (struct ppx_thread_record *r = ppx_threads_list(); r != NULL; r = r->next) {
-        unsigned k = index_of(r->tid);
-        if (k < n_threads && sorted_tids[k] == r->tid && record_ids[k] == WIRE_NO_ID &&
+        unsigned k = ppx_tid_index(sorted_tids, n_threads, r->tid);
+        if (k < n_threads && record_ids[k] == WIRE_NO_ID &&
             atomic_load_explicit(&r->end_ns, memory_order_acquire) == 0)
             record_ids[k] = r->id;
     }
     for (unsigned i = 0; i < n_threads; i++) {
-        unsigned k = index_of(threads[i].tid);
+        unsigned k = ppx_tid_index(sorted_tids, n_threads, threads[i].tid);
         threads[i].since = wait_since[k];
         threads[i].what = wait_what[k];
         threads[i].thread_id = record_ids[k];
