@@ -226,6 +226,16 @@ static int write_goroutine(const char *dir, struct proc *const *procs, size_t n)
     return rc;
 }
 
+/* Why live_copy() (rc, not 0) gave nothing for a request about pid. */
+static int copy_failed(int rc, uint32_t pid, char *err, size_t errlen)
+{
+    if (rc == LIVE_NO_SUCH_PID)
+        snprintf(err, errlen, "no process with pid %u has connected to this collector", pid);
+    else
+        snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
 static int write_snapshot(struct collect_worker *w, int fd, const struct control_snapshot *req,
                           char *err, size_t errlen)
 {
@@ -240,14 +250,8 @@ static int write_snapshot(struct collect_worker *w, int fd, const struct control
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (!procs[i]->connected) /* an exited process's last dump is no current one */
             proc_dump_clear(&procs[i]->dump);
-    if (rc == LIVE_NO_SUCH_PID) {
-        snprintf(err, errlen, "no process with pid %u has connected to this collector", req->pid);
-        return -1;
-    }
-    if (rc < 0) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    if (rc != 0)
+        return copy_failed(rc, req->pid, err, errlen);
     if (output_dir_prepare(req->dir, err, errlen) < 0) {
         live_free_copies(procs, n);
         return -1;
@@ -294,14 +298,8 @@ static int write_stacks(struct collect_worker *w, int fd, const struct control_s
     struct proc **procs;
     size_t n;
     int rc = live_copy(w->live, req->pid, PROC_COPY_MAPPINGS, &procs, &n);
-    if (rc == LIVE_NO_SUCH_PID) {
-        snprintf(err, errlen, "no process with pid %u has connected to this collector", req->pid);
-        return -1;
-    }
-    if (rc < 0) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    if (rc != 0)
+        return copy_failed(rc, req->pid, err, errlen);
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
         if (procs[i]->connected && procs[i]->dump.seq)
