@@ -606,7 +606,9 @@ static int apply_heap_delta(struct wire_decoder *d, const uint8_t *p, size_t len
         return -1;
 
     /* Check every entry before applying any, so a bad record changes nothing;
-     * and sum what they do to the heap in use, for the peak (model.h). */
+     * and, when a peak is pending, sum what they do to the heap in use: a
+     * fall makes the peak's copy first (model.h). */
+    bool peak_pending = proc_peak_pending(d->proc);
     double change = 0;
     for (uint32_t i = 0; i < count; i++) {
         struct wire_heap_entry e;
@@ -617,9 +619,11 @@ static int apply_heap_delta(struct wire_decoder *d, const uint8_t *p, size_t len
         HASH_FIND(hh, d->proc->stacks, &e.stack_id, sizeof e.stack_id, s);
         if (!s)
             return record_error(d, "entry %u: unknown stack id %u", i, e.stack_id);
-        change += entry_inuse_change(d, s, &e);
+        if (peak_pending)
+            change += entry_inuse_change(d, s, &e);
     }
-    proc_peak_before_delta(d->proc, change);
+    if (peak_pending)
+        proc_peak_before_delta(d->proc, change);
     for (uint32_t i = 0; i < count; i++) {
         struct wire_heap_entry e;
         memcpy(&e, ENTRY(p, i, esize), esize);

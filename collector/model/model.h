@@ -217,6 +217,9 @@ double proc_heap_inuse_change(const struct proc *p, const struct proc_heap_count
  * inuse_change (the sum of proc_heap_inuse_change over its entries), and
  * it was applied at t_ns. */
 void proc_peak_before_delta(struct proc *p, double inuse_change);
+/* Whether the process's counters now are its peak's (not copied yet):
+ * only then does a delta's inuse_change matter. */
+bool proc_peak_pending(const struct proc *p);
 void proc_peak_after_delta(struct proc *p, uint64_t t_ns);
 /* A pending peak copied now: p's counters are about to go (a HELLO). */
 void proc_peak_settle(struct proc *p);

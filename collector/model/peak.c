@@ -49,15 +49,20 @@ static bool take(struct proc_peak *peak, const struct proc *p)
     return true;
 }
 
+bool proc_peak_pending(const struct proc *p)
+{
+    return p->peak && p->peak->pending;
+}
+
 void proc_peak_settle(struct proc *p)
 {
-    if (p->peak && p->peak->pending)
+    if (proc_peak_pending(p))
         take(p->peak, p);
 }
 
 void proc_peak_before_delta(struct proc *p, double inuse_change)
 {
-    if (p->peak && p->peak->pending && inuse_change < 0)
+    if (proc_peak_pending(p) && inuse_change < 0)
         take(p->peak, p);
 }
 
