@@ -503,7 +503,9 @@ int ingest_command(struct ingest *s, const struct proc *p, uint32_t type, const 
 {
     PPX_CHECK(!s->hooks.lock || ppx_mutex_held(s->hooks.lock),
               "commands are written under the hooks' lock");
-    uint8_t buf[sizeof(struct wire_header) + 64];
+    /* the longest command: a dump with its state-threads layout */
+    uint8_t buf[sizeof(struct wire_header) + sizeof(struct wire_cmd_tasks) +
+                sizeof(struct wire_st_layout)];
     if (len > sizeof buf - sizeof(struct wire_header))
         return -1;
     for (size_t i = 0; i < s->n_conns; i++) {

@@ -1,4 +1,5 @@
 #include "live/live.h"
+#include "symbol/symbol.h"
 
 #include <ppx/wire.h>
 
@@ -431,22 +432,90 @@ static bool dumped(const struct proc *p, uint64_t seq)
     return p->dump.seq >= seq;
 }
 
+/* The command for a dump: the seq, then the state-threads layout the
+ * executable's DWARF gives (wire.h), if it has one. */
+struct tasks_command {
+    struct wire_cmd_tasks cmd;
+    struct wire_st_layout layout;
+    bool has_layout;
+};
+
+/* Under lock: where p's executable is (its main mapping's path and build
+ * id, else HELLO's path), copied, for reading its DWARF without the lock. */
+struct exe_ref {
+    char *path;
+    uint8_t build_id[64];
+    size_t build_id_len;
+};
+
+static void exe_of(const struct proc *p, struct exe_ref *out)
+{
+    *out = (struct exe_ref){0};
+    for (size_t i = 0; i < p->n_mappings; i++)
+        if (p->mappings[i].is_main && p->mappings[i].path) {
+            const struct proc_mapping *m = &p->mappings[i];
+            out->path = strdup(m->path);
+            out->build_id_len = m->build_id_len <= sizeof out->build_id ? m->build_id_len : 0;
+            memcpy(out->build_id, m->build_id, out->build_id_len);
+            return;
+        }
+    out->path = p->exe ? strdup(p->exe) : NULL;
+}
+
+/* Each process's executable, under lock; their layouts, without it (the
+ * first reading of a large program's DWARF takes a while: the ingest loop
+ * must not wait for it). */
+static struct tasks_command *tasks_commands(struct live *l, const struct live_proc_id *ids,
+                                            size_t n)
+{
+    struct tasks_command *cmds = calloc(n ? n : 1, sizeof *cmds);
+    struct exe_ref *exes = calloc(n ? n : 1, sizeof *exes);
+    if (!cmds || !exes) {
+        free(exes);
+        return cmds;
+    }
+    pthread_mutex_lock(&l->lock);
+    for (size_t i = 0; i < n; i++) {
+        struct proc *p = proc_table_find(l->table, ids[i].pid, ids[i].start_ns);
+        if (p)
+            exe_of(p, &exes[i]);
+    }
+    pthread_mutex_unlock(&l->lock);
+    for (size_t i = 0; i < n; i++) {
+        if (exes[i].path)
+            cmds[i].has_layout = st_layout_of(exes[i].path, exes[i].build_id,
+                                              exes[i].build_id_len, &cmds[i].layout) == 0;
+        free(exes[i].path);
+    }
+    free(exes);
+    return cmds;
+}
+
 size_t live_tasks(struct live *l, uint32_t pid, int timeout_ms)
 {
     pthread_mutex_lock(&l->lock);
     struct live_proc_id *ids;
     size_t n = connected_procs(l, pid, &ids);
+    pthread_mutex_unlock(&l->lock);
+    struct tasks_command *cmds = tasks_commands(l, ids, n);
+    pthread_mutex_lock(&l->lock);
     uint64_t seq = ++l->tasks_seq;
-    struct wire_cmd_tasks cmd = {seq};
     size_t asked = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; cmds && i < n; i++) {
         struct proc *p;
-        if (send_to(l, &ids[i], WIRE_CMD_TASKS, &cmd, sizeof cmd, &p) == 0) {
+        cmds[i].cmd.seq = seq;
+        /* the layout right after the seq, as wire.h says */
+        unsigned char payload[sizeof(struct wire_cmd_tasks) + sizeof(struct wire_st_layout)];
+        memcpy(payload, &cmds[i].cmd, sizeof cmds[i].cmd);
+        memcpy(payload + sizeof cmds[i].cmd, &cmds[i].layout, sizeof cmds[i].layout);
+        size_t len = sizeof cmds[i].cmd + (cmds[i].has_layout ? sizeof cmds[i].layout : 0);
+        if (send_to(l, &ids[i], WIRE_CMD_TASKS, payload, len, &p) == 0) {
             p->tasks_asked_seq = seq;
             ids[asked++] = ids[i];
         }
     }
     pthread_mutex_unlock(&l->lock);
+    free(cmds);
     bool timed_out;
     size_t answered =
         await_answers(l, ids, asked, seq, timeout_ms, 2, dumped, owes_tasks, &timed_out);

@@ -44,6 +44,19 @@ int sym_lookup_inline(const struct proc_mapping *m, uint64_t pc, struct sym_fram
  * lookup then finds what it finds. */
 int debug_cache_open(const uint8_t *build_id, size_t build_id_len, char **copy_path);
 
+/* ---- st_layout ---- */
+/* state-threads linked into the executable at path, from its DWARF
+ * (symbol/st_layout.c): its scheduler's variables and record layouts for
+ * a thread dump (wire.h). 0 and *out filled; -1 no DWARF or no
+ * state-threads in it; -2 state-threads whose layout is not understood
+ * (*why says what). */
+int st_layout_read(const char *path, struct wire_st_layout *out, const char **why);
+/* The same, read once per path and build id for the collector's life
+ * (-2 said once on stderr). Thread-safe. */
+int st_layout_of(const char *path, const uint8_t *build_id, size_t build_id_len,
+                 struct wire_st_layout *out);
+void st_layout_cache_free(void);
+
 /* ---- vdso_image ---- */
 /* The kernel's vDSO image as a readable file (symbol/vdso_image.c). */
 /* The name targets give their vDSO mapping (preload/mappings.c). */

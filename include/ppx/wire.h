@@ -420,9 +420,67 @@ struct wire_cmd_cpu {
 };
 
 /* WIRE_CMD_TASKS payload: seq comes back in the TASK and TASKS_END
- * records of the dump. */
+ * records of the dump. Its length is sizeof(struct wire_cmd_tasks), or
+ * that plus sizeof(struct wire_st_layout) when the collector found
+ * state-threads in the DWARF of the target's executable: the layout
+ * follows the seq. A target takes both lengths (the shorter: coroutines
+ * as before, state-threads 1.9's layout); one older than the layout
+ * refuses the longer (wrong length): the collector and libppx.so come
+ * from the same ppx, as HELLO's version already requires. */
 struct wire_cmd_tasks {
     uint64_t seq;
+};
+
+/* A state-threads (ST) linked into the executable, as its DWARF describes
+ * it: where its scheduler's variables are and how its records are laid
+ * out (byte offsets of members within their struct; WIRE_ST_ABSENT for a
+ * member the build lacks). The target checks every offset against its
+ * record's size and every variable against the executable's segments
+ * before using any, and still checks what it reads (states, saved stack
+ * pointers inside their stacks); a layout that fails turns coroutine
+ * dumps off, said once on stderr.
+ *
+ * Variables (flags WIRE_ST_TLS: thread-local, as in recent SRS; each
+ * scheduler thread has its own):
+ *   this_vp       _st_this_vp (struct _st_vp): the ELF virtual address in
+ *                 the executable (the target adds its load bias), or with
+ *                 WIRE_ST_TLS its offset in the executable's TLS block
+ *   this_thread   _st_this_thread (struct _st_thread *): the running one
+ *   active_count  _st_active_count (int): live coroutines; WIRE_ST_NO_VAR
+ *                 none (then none is said to be on no queue)
+ * struct _st_thread (thread_size bytes):
+ *   th_state (int), th_start, th_arg, th_stack (pointers), th_links (the
+ *   run/zombie queue's list node), th_tlink (debug builds' list node on
+ *   the vp's thread_q, which holds every coroutine; WIRE_ST_ABSENT
+ *   without), th_due (st_utime_t, sleeping until), th_left, th_right (the
+ *   sleep heap's children), th_context (the saved registers)
+ * struct _st_stack (stack_size): stk_bottom, stk_top (pointers)
+ * struct _st_vp (vp_size): vp_idle (pointer), vp_run_q, vp_io_q,
+ *   vp_zombie_q, vp_thread_q (list heads; thread_q WIRE_ST_ABSENT without
+ *   th_tlink), vp_sleep_q (the sleep heap's root)
+ * struct _st_pollq (pollq_size): pq_links (its node on io_q), pq_thread
+ *   (the waiting record), pq_pds (its struct pollfd array: the first fd
+ *   is the one shown)
+ * ctx_slot: the 8-byte word of the context that holds rbx, rbp, r12,
+ *   r13, r14, r15, the stack pointer after the switch, the pc it returns
+ *   to, in that order (ST's md.S on x86-64: 0..7, unmangled);
+ *   ctx_words: the context's size in words. */
+#define WIRE_ST_TLS 1u
+#define WIRE_ST_ABSENT 0xffffu
+#define WIRE_ST_NO_VAR UINT64_MAX
+#define WIRE_ST_MAX_RECORD 4096u /* bytes: larger records are refused */
+struct wire_st_layout {
+    uint32_t flags;    /* WIRE_ST_* */
+    uint32_t reserved; /* 0 */
+    uint64_t this_vp, this_thread, active_count;
+    uint16_t thread_size, th_state, th_start, th_arg, th_stack, th_links, th_tlink, th_due,
+        th_left, th_right, th_context;
+    uint16_t stack_size, stk_bottom, stk_top;
+    uint16_t vp_size, vp_idle, vp_run_q, vp_io_q, vp_zombie_q, vp_thread_q, vp_sleep_q;
+    uint16_t pollq_size, pq_links, pq_thread, pq_pds;
+    uint16_t ctx_words;
+    uint8_t ctx_slot[8];
+    uint8_t reserved2[4]; /* 0 */
 };
 
 /* The layout above is the protocol: both ends compile these structs and
@@ -550,6 +608,18 @@ WIRE_FIELD(wire_tasks_end, reserved, 12);
 WIRE_FIELD(wire_tasks_end, took_ns, 16);
 WIRE_SIZE(wire_cmd_tasks, 8);
 WIRE_FIELD(wire_cmd_tasks, seq, 0);
+WIRE_SIZE(wire_st_layout, 96);
+WIRE_FIELD(wire_st_layout, flags, 0);
+WIRE_FIELD(wire_st_layout, this_vp, 8);
+WIRE_FIELD(wire_st_layout, active_count, 24);
+WIRE_FIELD(wire_st_layout, thread_size, 32);
+WIRE_FIELD(wire_st_layout, th_context, 52);
+WIRE_FIELD(wire_st_layout, stack_size, 54);
+WIRE_FIELD(wire_st_layout, vp_size, 60);
+WIRE_FIELD(wire_st_layout, pollq_size, 74);
+WIRE_FIELD(wire_st_layout, ctx_words, 82);
+WIRE_FIELD(wire_st_layout, ctx_slot, 84);
+WIRE_FIELD(wire_st_layout, reserved2, 92);
 #undef WIRE_SIZE
 #undef WIRE_FIELD
 #endif

@@ -124,8 +124,9 @@ bool ppx_cpu_send(struct ppx_encoder *enc, uint64_t gen);
 /* ---- task_dump.c: a thread dump (WIRE_CMD_TASKS) ---- */
 
 /* Flusher: takes every thread's state, blocked-in call and stack now
- * (bounded wait); how many threads. */
-unsigned ppx_task_dump_take(void);
+ * (bounded wait); how many threads. layout: the state-threads layout the
+ * collector sent with the command, NULL none. */
+unsigned ppx_task_dump_take(const struct wire_st_layout *layout);
 /* Flusher: sends the dump just taken as TASK records, then TASKS_END for
  * seq (started_ns: ppx_monotonic_ns() when the command was read). false
  * when the connection failed. */
@@ -141,8 +142,10 @@ bool ppx_task_dump_signal(void *value, const void *ucontext);
 void ppx_coroutine_created(void *t, void *(*start)(void *), void *arg);
 void ppx_coroutine_exiting(void *t);
 /* Flusher, before a dump's signals: the thread that runs coroutines (0:
- * none known, or coroutine dumps are off); its pool is ready. */
-pid_t ppx_coroutine_dump_prepare(void);
+ * none known, or coroutine dumps are off); its pool is ready. layout: the
+ * collector's for a state-threads in the executable (NULL: none, the
+ * symbols and state-threads 1.9's layout), checked here. */
+pid_t ppx_coroutine_dump_prepare(const struct wire_st_layout *layout);
 /* In the dump handler, after the thread's own walk (thread_pcs; sp: its
  * interrupted stack pointer): on the thread that runs the coroutines,
  * every coroutine's state and stack. */

@@ -377,13 +377,13 @@ static void retake_cut_stacks(uint64_t deadline)
 /* Signals every thread that can take it and waits for the answers until
  * the deadline. A thread whose signal could not be queued (the user's
  * queued-signal limit) is asked again as answers come in. */
-static void take_stacks(void)
+static void take_stacks(const struct wire_st_layout *layout)
 {
     unsigned char *base = pool_get();
     if (base == NULL || !ppx_sigprof_ours())
         return;
     unsigned next = 0;
-    co_tid = ppx_coroutine_dump_prepare();
+    co_tid = ppx_coroutine_dump_prepare(layout);
     for (unsigned i = 0; i < n_threads; i++) {
         struct dump_thread *d = &threads[i];
         d->not_interrupted = !d->blocks_sigprof && !may_ask(d);
@@ -488,7 +488,7 @@ static bool send_thread(struct ppx_encoder *enc, uint64_t seq, const struct dump
     return ok;
 }
 
-unsigned ppx_task_dump_take(void)
+unsigned ppx_task_dump_take(const struct wire_st_layout *layout)
 {
     n_threads = 0;
     pid_t self = ppx_gettid();
@@ -499,7 +499,7 @@ unsigned ppx_task_dump_take(void)
         read_syscall(&threads[i]);
     }
     read_waits();
-    take_stacks();
+    take_stacks(layout);
     errno = saved_errno;
     return n_threads;
 }

@@ -9,7 +9,7 @@
 
 /* Commands read so far: at most one partial one, plus a read. Under
  * stream_mu (the flusher, or the exit and exec flushes). */
-#define CMD_BUF 64u
+#define CMD_BUF 256u
 #define CMDS_PER_WAKE 64u
 static unsigned char cmd_buf[CMD_BUF];
 static size_t cmd_len;
@@ -68,14 +68,19 @@ static bool run_flush_command(const unsigned char *payload)
 }
 
 /* WIRE_CMD_TASKS: every thread's stack now (cpu/task_dump.c), then a
- * flush, so that the mappings the stacks need are there, then the dump. */
-static bool run_tasks_command(const unsigned char *payload)
+ * flush, so that the mappings the stacks need are there, then the dump.
+ * A longer payload carries the state-threads layout (wire.h). */
+static bool run_tasks_command(const unsigned char *payload, uint32_t length)
 {
     struct wire_cmd_tasks c;
     memcpy(&c, payload, sizeof c);
+    struct wire_st_layout layout;
+    bool has_layout = length == sizeof c + sizeof layout;
+    if (has_layout)
+        memcpy(&layout, payload + sizeof c, sizeof layout);
     uint64_t started = ppx_monotonic_ns();
     uint64_t gen = ppx_stream_generation();
-    ppx_task_dump_take();
+    ppx_task_dump_take(has_layout ? &layout : NULL);
     ppx_flush_locked();
     if (!ppx_stream_connected() || ppx_stream_generation() != gen)
         return false;
@@ -89,13 +94,13 @@ static bool run_tasks_command(const unsigned char *payload)
 }
 
 /* Acts on one complete, checked command; false when the connection went. */
-static bool run_command(uint32_t type, const unsigned char *payload)
+static bool run_command(uint32_t type, uint32_t length, const unsigned char *payload)
 {
     switch (type) {
     case WIRE_CMD_CPU:
         return run_cpu_command(payload);
     case WIRE_CMD_TASKS:
-        return run_tasks_command(payload);
+        return run_tasks_command(payload, length);
     default:
         return run_flush_command(payload);
     }
@@ -113,6 +118,9 @@ static bool run_buffered_commands(unsigned *budget)
                       : h.type == WIRE_CMD_CPU   ? sizeof(struct wire_cmd_cpu)
                       : h.type == WIRE_CMD_TASKS ? sizeof(struct wire_cmd_tasks)
                                                  : SIZE_MAX;
+        /* a dump may carry a state-threads layout */
+        if (h.type == WIRE_CMD_TASKS && h.length == want + sizeof(struct wire_st_layout))
+            want = h.length;
         if (want == SIZE_MAX || h.length != want) {
             command_refused(want == SIZE_MAX ? "unknown type" : "wrong length");
             return false;
@@ -120,7 +128,7 @@ static bool run_buffered_commands(unsigned *budget)
         if (cmd_len - at < sizeof h + want)
             break;
         (*budget)--;
-        ok = run_command(h.type, cmd_buf + at + sizeof h);
+        ok = run_command(h.type, h.length, cmd_buf + at + sizeof h);
         at += sizeof h + want;
     }
     if (!ok || !ppx_stream_connected())
