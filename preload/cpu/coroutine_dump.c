@@ -43,7 +43,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <string.h>
-#include <sys/time.h>
+#include <time.h>
 #include <sys/uio.h>
 
 #define CHUNK_SLOTS 4096u
@@ -694,12 +694,27 @@ void ppx_coroutine_dump_walk(const uintptr_t *thread_pcs, uint32_t thread_depth,
         co_unreachable = (unsigned)active - live;
 }
 
+static uint64_t clock_us(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Which clock a wake-up time is on: state-threads 1.9 reads the wall
+ * clock (gettimeofday), SRS's fork on Linux the monotonic one; their
+ * values lie decades apart, so the nearer one is it. */
+static uint64_t st_clock_now(uint64_t due, uint64_t real_us, uint64_t mono_us)
+{
+    uint64_t to_real = due > real_us ? due - real_us : real_us - due;
+    uint64_t to_mono = due > mono_us ? due - mono_us : mono_us - due;
+    return to_mono < to_real ? mono_us : real_us;
+}
+
 bool ppx_coroutine_dump_send(struct ppx_encoder *enc, uint64_t seq, pid_t tid, uint32_t thread_id,
                              const char name[WIRE_THREAD_NAME], unsigned *sent)
 {
-    struct timeval now;
-    gettimeofday(&now, NULL);
-    uint64_t now_us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_usec;
+    uint64_t real_us = clock_us(CLOCK_REALTIME), mono_us = clock_us(CLOCK_MONOTONIC);
     *sent = 0;
     for (unsigned i = 0; co_wanted && i < co_n; i++) {
         const struct co_entry *e = co_at(i);
@@ -716,6 +731,7 @@ bool ppx_coroutine_dump_send(struct ppx_encoder *enc, uint64_t seq, pid_t tid, u
         if (e->fd >= 0)
             w.fd_type = (uint8_t)(ppx_fd_class(e->fd) & 0xfu);
         w.depth = e->depth;
+        uint64_t now_us = st_clock_now(e->due, real_us, mono_us);
         w.wait_ns = e->due > now_us ? (e->due - now_us) * 1000u : 0;
         memcpy(w.name, name, sizeof w.name);
         if (!ppx_emit(enc, WIRE_TASK, &w, sizeof w, e->pcs, (size_t)w.depth * sizeof(uint64_t),
