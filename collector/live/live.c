@@ -483,8 +483,8 @@ static struct tasks_command *tasks_commands(struct live *l, const struct live_pr
     pthread_mutex_unlock(&l->lock);
     for (size_t i = 0; i < n; i++) {
         if (exes[i].path)
-            cmds[i].has_layout = st_layout_of(exes[i].path, exes[i].build_id,
-                                              exes[i].build_id_len, &cmds[i].layout) == 0;
+            cmds[i].has_layout = st_layout_of(exes[i].path, exes[i].build_id, exes[i].build_id_len,
+                                              &cmds[i].layout) == 0;
         free(exes[i].path);
     }
     free(exes);

@@ -30,8 +30,8 @@
 static bool is_c_unit(Dwarf_Die *cu)
 {
     int lang = dwarf_srclang(cu);
-    return lang == DW_LANG_C89 || lang == DW_LANG_C || lang == DW_LANG_C99 ||
-           lang == DW_LANG_C11 || lang == DW_LANG_C17_;
+    return lang == DW_LANG_C89 || lang == DW_LANG_C || lang == DW_LANG_C99 || lang == DW_LANG_C11 ||
+           lang == DW_LANG_C17_;
 }
 
 static const char *die_name(Dwarf_Die *die)
@@ -176,7 +176,8 @@ static void scan_unit(Dwarf_Die *cu, struct found *f)
         return;
     do {
         int tag = dwarf_tag(&child);
-        if (tag == DW_TAG_structure_type && !f->have_pollq && !dwarf_hasattr(&child, DW_AT_declaration)) {
+        if (tag == DW_TAG_structure_type && !f->have_pollq &&
+            !dwarf_hasattr(&child, DW_AT_declaration)) {
             const char *n = dwarf_diename(&child);
             if (n != NULL && strcmp(n, "_st_pollq") == 0) {
                 f->pollq = child;
@@ -224,8 +225,7 @@ static int layout_from(struct found *f, struct wire_st_layout *out, const char *
     *why = "state-threads' variables have types or places not understood";
     if (!type_of(&f->vp, &vp) || dwarf_tag(&vp) != DW_TAG_structure_type ||
         !type_of(&f->this_thread, &thread_ptr) || !pointee(&thread_ptr, &thread) ||
-        dwarf_tag(&thread) != DW_TAG_structure_type ||
-        !var_location(&f->vp, &out->this_vp, &tls) ||
+        dwarf_tag(&thread) != DW_TAG_structure_type || !var_location(&f->vp, &out->this_vp, &tls) ||
         !var_location(&f->this_thread, &out->this_thread, &tls2) || tls != tls2)
         return -1;
     out->active_count = WIRE_ST_NO_VAR;
@@ -257,12 +257,9 @@ static int layout_from(struct found *f, struct wire_st_layout *out, const char *
         {"stk_top", 8, &out->stk_top, false},
     };
     const struct want v[] = {
-        {"idle_thread", 8, &out->vp_idle, false},
-        {"run_q", 16, &out->vp_run_q, false},
-        {"io_q", 16, &out->vp_io_q, false},
-        {"zombie_q", 16, &out->vp_zombie_q, false},
-        {"thread_q", 16, &out->vp_thread_q, true},
-        {"sleep_q", 8, &out->vp_sleep_q, false},
+        {"idle_thread", 8, &out->vp_idle, false},  {"run_q", 16, &out->vp_run_q, false},
+        {"io_q", 16, &out->vp_io_q, false},        {"zombie_q", 16, &out->vp_zombie_q, false},
+        {"thread_q", 16, &out->vp_thread_q, true}, {"sleep_q", 8, &out->vp_sleep_q, false},
     };
     const struct want pq[] = {
         {"links", 16, &out->pq_links, false},
@@ -291,7 +288,18 @@ static int layout_from(struct found *f, struct wire_st_layout *out, const char *
     return 0;
 }
 
-int st_layout_read(const char *path, struct wire_st_layout *out, const char **why)
+/* The module's build id is the one the target's mapping had (none known:
+ * any): a file replaced since the target started is not the program's. */
+static bool same_build(Dwfl_Module *mod, const uint8_t *build_id, size_t len)
+{
+    const unsigned char *bits;
+    GElf_Addr vaddr;
+    int n = len == 0 ? 0 : dwfl_module_build_id(mod, &bits, &vaddr);
+    return len == 0 || (n > 0 && (size_t)n == len && memcmp(bits, build_id, len) == 0);
+}
+
+static int read_layout(const char *path, const uint8_t *build_id, size_t build_id_len,
+                       struct wire_st_layout *out, const char **why)
 {
     static const Dwfl_Callbacks callbacks = {
         .find_debuginfo = dwfl_standard_find_debuginfo,
@@ -306,9 +314,16 @@ int st_layout_read(const char *path, struct wire_st_layout *out, const char **wh
     dwfl_report_end(dwfl, NULL, NULL);
     struct found f;
     memset(&f, 0, sizeof f);
-    int rc = mod == NULL || !find_in(mod, &f) ? -1 : layout_from(&f, out, why) == 0 ? 0 : -2;
+    int rc = -1;
+    if (mod != NULL && same_build(mod, build_id, build_id_len) && find_in(mod, &f))
+        rc = layout_from(&f, out, why) == 0 ? 0 : -2;
     dwfl_end(dwfl);
     return rc;
+}
+
+int st_layout_read(const char *path, struct wire_st_layout *out, const char **why)
+{
+    return read_layout(path, NULL, 0, out, why);
 }
 
 /* ---- one reading per executable ---- */
@@ -354,10 +369,12 @@ int st_layout_of(const char *path, const uint8_t *build_id, size_t build_id_len,
         memcpy(c->build_id, build_id, build_id_len);
         c->build_id_len = build_id_len;
         const char *why;
-        c->rc = st_layout_read(path, &c->layout, &why);
+        c->rc = read_layout(path, build_id, build_id_len, &c->layout, &why);
         if (c->rc == -2)
-            fprintf(stderr, "ppx: state-threads in %s: %s; its coroutines are dumped only if "
-                            "laid out as state-threads 1.9's\n", path, why);
+            fprintf(stderr,
+                    "ppx: state-threads in %s: %s; its coroutines are dumped only if "
+                    "laid out as state-threads 1.9's\n",
+                    path, why);
     }
     int rc = c != NULL ? c->rc : -1;
     if (rc == 0)

@@ -473,8 +473,8 @@ struct wire_st_layout {
     uint32_t flags;    /* WIRE_ST_* */
     uint32_t reserved; /* 0 */
     uint64_t this_vp, this_thread, active_count;
-    uint16_t thread_size, th_state, th_start, th_arg, th_stack, th_links, th_tlink, th_due,
-        th_left, th_right, th_context;
+    uint16_t thread_size, th_state, th_start, th_arg, th_stack, th_links, th_tlink, th_due, th_left,
+        th_right, th_context;
     uint16_t stack_size, stk_bottom, stk_top;
     uint16_t vp_size, vp_idle, vp_run_q, vp_io_q, vp_zombie_q, vp_thread_q, vp_sleep_q;
     uint16_t pollq_size, pq_links, pq_thread, pq_pds;

@@ -284,8 +284,7 @@ static const char *layout_from_wire(const struct wire_st_layout *w, struct st_la
         return "a member outside the stack record";
     if (!fits(w->vp_idle, P, w->vp_size) || !fits(w->vp_run_q, L, w->vp_size) ||
         !fits(w->vp_io_q, L, w->vp_size) || !fits(w->vp_zombie_q, L, w->vp_size) ||
-        !fits(w->vp_sleep_q, P, w->vp_size) ||
-        tlink != (w->vp_thread_q != WIRE_ST_ABSENT) ||
+        !fits(w->vp_sleep_q, P, w->vp_size) || tlink != (w->vp_thread_q != WIRE_ST_ABSENT) ||
         (tlink && !fits(w->vp_thread_q, L, w->vp_size)))
         return "a member outside the scheduler record";
     if (!fits(w->pq_links, L, w->pollq_size) || !fits(w->pq_thread, P, w->pollq_size) ||
@@ -294,11 +293,12 @@ static const char *layout_from_wire(const struct wire_st_layout *w, struct st_la
     for (unsigned i = 0; i < 8; i++)
         if (w->ctx_slot[i] >= w->ctx_words)
             return "a register outside the saved context";
-    *out = (struct st_layout){
-        w->th_state, w->th_start, w->th_arg, w->th_stack, w->th_links, w->th_tlink, w->th_due,
-        w->th_left, w->th_right, w->th_context, w->stk_bottom, w->stk_top, w->vp_size,
-        w->vp_idle, w->vp_run_q, w->vp_io_q, w->vp_zombie_q, w->vp_thread_q, w->vp_sleep_q,
-        w->pq_links, w->pq_thread, w->pq_pds, {0}, tlink};
+    *out = (struct st_layout){w->th_state,    w->th_start,    w->th_arg,     w->th_stack,
+                              w->th_links,    w->th_tlink,    w->th_due,     w->th_left,
+                              w->th_right,    w->th_context,  w->stk_bottom, w->stk_top,
+                              w->vp_size,     w->vp_idle,     w->vp_run_q,   w->vp_io_q,
+                              w->vp_zombie_q, w->vp_thread_q, w->vp_sleep_q, w->pq_links,
+                              w->pq_thread,   w->pq_pds,      {0},           tlink};
     for (unsigned i = 0; i < 8; i++)
         out->ctx[i] = w->ctx_slot[i];
     return NULL;
@@ -688,9 +688,8 @@ void ppx_coroutine_dump_walk(const uintptr_t *thread_pcs, uint32_t thread_depth,
     }
     co_n = k;
     int active = 0;
-    if (co_static && vars.has_active &&
-        safe_read(&active, var_addr(vars.active), sizeof active) && active > 0 &&
-        (unsigned)active > live)
+    if (co_static && vars.has_active && safe_read(&active, var_addr(vars.active), sizeof active) &&
+        active > 0 && (unsigned)active > live)
         co_unreachable = (unsigned)active - live;
 }
 

@@ -10,7 +10,8 @@
  *    (WIRE_ST_ABSENT), the other offsets the same;
  *  - tests/progs/single_thread (no state-threads): -1;
  *  - st_parked_static (Debian's libst.a, no DWARF for it), when built: -1;
- *  - the cached reader gives the same layout as the first reading. */
+ *  - the cached reader gives the same layout as the first reading, and
+ *    none for a build id that is not the file's. */
 #include <elf.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -99,8 +100,8 @@ static void check_vars(const char *prog, const char *path, const struct wire_st_
           (unsigned long long)l->this_vp);
     CHECK(l->this_thread == symbol_value(path, "_st_this_thread"), "%s: this_thread %#llx", prog,
           (unsigned long long)l->this_thread);
-    CHECK(l->active_count == symbol_value(path, "_st_active_count"), "%s: active_count %#llx",
-          prog, (unsigned long long)l->active_count);
+    CHECK(l->active_count == symbol_value(path, "_st_active_count"), "%s: active_count %#llx", prog,
+          (unsigned long long)l->active_count);
     CHECK(l->this_vp != l->this_thread && l->this_thread != l->active_count,
           "%s: three variables, three places", prog);
 }
@@ -124,10 +125,12 @@ static void thread_local_build(void)
     SAME(vp_thread_q, offsetof(struct _st_vp, thread_q));
 
     struct wire_st_layout cached;
-    CHECK(st_layout_of(path, (const uint8_t *)"id", 2, &cached) == 0 &&
-              st_layout_of(path, (const uint8_t *)"id", 2, &cached) == 0 &&
+    CHECK(st_layout_of(path, NULL, 0, &cached) == 0 && st_layout_of(path, NULL, 0, &cached) == 0 &&
               memcmp(&cached, &l, sizeof l) == 0,
           "st_own_layout: the cached layout differs");
+    /* a file whose build id is not the target's: not its program */
+    CHECK(st_layout_of(path, (const uint8_t *)"other", 5, &cached) == -1,
+          "st_own_layout: a layout for another build id");
 }
 
 static void global_build(void)
