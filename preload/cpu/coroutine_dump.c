@@ -381,8 +381,9 @@ static bool static_walk_ready(const struct wire_st_layout *w)
         const char *why = layout_from_wire(w, &lay);
         if (why == NULL)
             why = vars_from_wire(w);
-        if (why != NULL) {
+        if (why != NULL) { /* for good, as a record that does not match */
             static atomic_flag said = ATOMIC_FLAG_INIT;
+            atomic_store(&disabled, true);
             ppx_log_once(&said, "the collector's state-threads layout is refused (", why,
                          "): coroutines are not dumped", NULL);
             return false;
@@ -687,6 +688,12 @@ void ppx_coroutine_dump_walk(const uintptr_t *thread_pcs, uint32_t thread_depth,
                          thread_depth, &live);
     }
     co_n = k;
+    if (co_mismatched > 0 && k <= 1) {
+        /* none parked passed: the layout is not this program's; nothing
+         * of it is shown (the flusher turns dumps off) */
+        co_n = 0;
+        return;
+    }
     int active = 0;
     if (co_static && vars.has_active && safe_read(&active, var_addr(vars.active), sizeof active) &&
         active > 0 && (unsigned)active > live)
@@ -753,7 +760,7 @@ bool ppx_coroutine_dump_send(struct ppx_encoder *enc, uint64_t seq, pid_t tid, u
             return false;
         (*sent)++;
     }
-    if (co_wanted && co_mismatched > 0 && co_n <= 1)
+    if (co_wanted && co_mismatched > 0 && co_n == 0)
         say_off("no parked record has its saved stack pointer inside its stack: the layout "
                 "does not match");
     if (co_over != 0) {

@@ -9,6 +9,10 @@
  *                         in pthread_join)
  *   st_own_layout_global  plain global variables, no list of every record
  *                         (ST_GLOBAL_VARS), the scheduler on the main thread
+ *   st_own_layout_swapped as _global, but its saved contexts hold the
+ *                         stack pointer where md.S has rbx and the other
+ *                         way round (ST_CONTEXT_SWAPPED): a layout ppx
+ *                         reads right from DWARF and still cannot use
  * NSLEEP coroutines sleep (park_in_sleep: on the sleep heap, an hour
  * left), NIO wait for input on pipes nobody writes (park_in_io: on the
  * I/O queue), NCOND wait on a condition (park_in_cond: on no queue but
@@ -41,19 +45,30 @@ ST_VAR struct _st_vp _st_this_vp;
 ST_VAR struct _st_thread *_st_this_thread;
 ST_VAR int _st_active_count;
 
-/* ctx_switch(save, load): state-threads' md.S save and restore in one. */
+/* ctx_switch(save, load): state-threads' md.S save and restore in one.
+ * ST_CONTEXT_SWAPPED: the stack pointer and rbx trade places (an ST port
+ * whose context is not md.S's: its DWARF cannot say so). */
+#ifdef ST_CONTEXT_SWAPPED
+#define RBX_AT "48"
+#define SP_AT "0"
+#define SP_WORD 0
+#else
+#define RBX_AT "0"
+#define SP_AT "48"
+#define SP_WORD 6
+#endif
 void ctx_switch(struct _st_jmp_buf *save, const struct _st_jmp_buf *load);
 __asm__(".text\n"
         ".globl ctx_switch\n"
         ".type ctx_switch, @function\n"
         "ctx_switch:\n"
-        "  mov %rbx, 0(%rdi)\n  mov %rbp, 8(%rdi)\n  mov %r12, 16(%rdi)\n"
+        "  mov %rbx, " RBX_AT "(%rdi)\n  mov %rbp, 8(%rdi)\n  mov %r12, 16(%rdi)\n"
         "  mov %r13, 24(%rdi)\n  mov %r14, 32(%rdi)\n  mov %r15, 40(%rdi)\n"
-        "  lea 8(%rsp), %rdx\n  mov %rdx, 48(%rdi)\n"
+        "  lea 8(%rsp), %rdx\n  mov %rdx, " SP_AT "(%rdi)\n"
         "  mov (%rsp), %rax\n  mov %rax, 56(%rdi)\n"
-        "  mov 0(%rsi), %rbx\n  mov 8(%rsi), %rbp\n  mov 16(%rsi), %r12\n"
+        "  mov " RBX_AT "(%rsi), %rbx\n  mov 8(%rsi), %rbp\n  mov 16(%rsi), %r12\n"
         "  mov 24(%rsi), %r13\n  mov 32(%rsi), %r14\n  mov 40(%rsi), %r15\n"
-        "  mov 48(%rsi), %rsp\n"
+        "  mov " SP_AT "(%rsi), %rsp\n"
         "  jmp *56(%rsi)\n"
         ".size ctx_switch, .-ctx_switch\n");
 
@@ -168,7 +183,7 @@ static struct _st_thread *create(void *(*start)(void *), void *arg)
      * a zero return address there */
     uintptr_t *sp = (uintptr_t *)(void *)(lo + STACK_BYTES) - 1;
     *sp = 0;
-    t->context.__jmpbuf[6] = (long)(uintptr_t)sp;
+    t->context.__jmpbuf[SP_WORD] = (long)(uintptr_t)sp;
     t->context.__jmpbuf[7] = (long)(uintptr_t)_st_thread_main;
     t->state = ST_RUNNABLE;
 #ifndef ST_GLOBAL_VARS
