@@ -274,8 +274,8 @@ static int layout_from(struct found *f, struct wire_st_layout *out, const char *
     if ((out->th_tlink == WIRE_ST_ABSENT) != (out->vp_thread_q == WIRE_ST_ABSENT))
         out->th_tlink = out->vp_thread_q = WIRE_ST_ABSENT; /* one without the other: neither */
     struct member ctx;
-    member_of(&thread, "context", &ctx);
-    if (ctx.size < 8 * 8 || ctx.offset + ctx.size > out->thread_size) {
+    if (!member_of(&thread, "context", &ctx) || ctx.size < 8 * 8 ||
+        ctx.offset + ctx.size > out->thread_size) {
         *why = "state-threads' saved context is smaller than 8 registers";
         return -1;
     }

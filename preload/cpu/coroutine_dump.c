@@ -61,7 +61,7 @@ struct st_layout {
     unsigned ctx[8]; /* words of rbx, rbp, r12-r15, sp, pc in the context */
     bool has_tlink;  /* debug builds: every record on the vp's thread_q */
 };
-enum { CTX_SP = 6, CTX_PC = 7 };
+enum { CTX_SP = 6 }; /* the stack pointer's place in ctx[] */
 
 /* state-threads 1.9's, as Debian builds it (ST_SWITCH_CB on: the vp's
  * size tells it from other builds when only symbols say where it is). */
@@ -268,10 +268,12 @@ static bool fits(uint16_t off, size_t width, uint16_t size)
 static const char *layout_from_wire(const struct wire_st_layout *w, struct st_layout *out)
 {
     const size_t P = sizeof(uintptr_t), L = 2 * sizeof(uintptr_t); /* pointer, list node */
-    if ((w->flags & ~WIRE_ST_TLS) != 0 || w->thread_size > WIRE_ST_MAX_RECORD ||
+    static const uint8_t zeros[sizeof w->reserved2];
+    if ((w->flags & ~WIRE_ST_TLS) != 0 || w->reserved != 0 ||
+        memcmp(w->reserved2, zeros, sizeof zeros) != 0 || w->thread_size > WIRE_ST_MAX_RECORD ||
         w->stack_size > WIRE_ST_MAX_RECORD || w->vp_size > WIRE_ST_MAX_RECORD ||
         w->pollq_size > WIRE_ST_MAX_RECORD)
-        return "unknown flags or records over 4096 bytes";
+        return "unknown flags, reserved bytes set, or records over 4096 bytes";
     bool tlink = w->th_tlink != WIRE_ST_ABSENT;
     if (!fits(w->th_state, sizeof(int), w->thread_size) || !fits(w->th_start, P, w->thread_size) ||
         !fits(w->th_arg, P, w->thread_size) || !fits(w->th_stack, P, w->thread_size) ||
