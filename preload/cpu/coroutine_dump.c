@@ -459,6 +459,15 @@ static uintptr_t safe_word(uintptr_t src)
     return safe_read(&v, src, sizeof v) ? v : 0;
 }
 
+/* glibc on x86-64: a pthread_t is the address of its thread's control
+ * block, which its thread pointer points to. */
+bool ppx_coroutine_runs_on(uintptr_t handle)
+{
+    if (!co_wanted || !co_static || !vars.tls || handle == 0)
+        return false;
+    return safe_word((uintptr_t)((intptr_t)handle + vars.tls_delta) + vars.this_thread) != 0;
+}
+
 static void add_found(uintptr_t t, int32_t fd, unsigned *n)
 {
     if (t != 0 && t % sizeof(void *) == 0 && *n < CO_MAX)

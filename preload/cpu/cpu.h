@@ -154,6 +154,11 @@ void ppx_coroutine_dump_walk(const uintptr_t *thread_pcs, uint32_t thread_depth,
 /* After ppx_coroutine_dump_prepare(): the coroutines are those of a libst
  * linked into the executable (their scheduler's thread found by its walk). */
 bool ppx_coroutine_static(void);
+/* Flusher, after ppx_coroutine_dump_prepare(): whether the thread whose
+ * pthread_t is handle runs a scheduler, by its thread-local
+ * _st_this_thread (false when the variables are not thread-local, or
+ * handle is 0). */
+bool ppx_coroutine_runs_on(uintptr_t handle);
 pid_t ppx_coroutine_dump_owner(void);
 /* fork: the child's one thread runs the coroutines it knows, if any. */
 void ppx_coroutine_reset_child(void);

@@ -75,12 +75,14 @@ struct dump_thread {
     bool asked;           /* its signal is queued */
     struct dump_slot *slot;
     uint32_t thread_id; /* its registry record's, WIRE_NO_ID none */
+    uintptr_t handle;   /* its pthread_t (its thread pointer), 0 unknown */
     uint64_t since, what;
 };
 static struct dump_thread threads[DUMP_MAX_THREADS];
 static pid_t sorted_tids[DUMP_MAX_THREADS];
 static uint64_t wait_since[DUMP_MAX_THREADS], wait_what[DUMP_MAX_THREADS];
 static uint32_t record_ids[DUMP_MAX_THREADS];
+static uintptr_t record_handles[DUMP_MAX_THREADS];
 static unsigned n_threads;
 static unsigned n_coroutines; /* sent with the last dump */
 
@@ -267,6 +269,7 @@ static void read_waits(void)
     for (unsigned i = 0; i < n_threads; i++) {
         sorted_tids[i] = threads[i].tid;
         record_ids[i] = WIRE_NO_ID;
+        record_handles[i] = 0;
     }
     sort_tids(sorted_tids, n_threads);
     ppx_thread_waits(sorted_tids, n_threads, wait_since, wait_what);
@@ -274,14 +277,17 @@ static void read_waits(void)
     for (struct ppx_thread_record *r = ppx_threads_list(); r != NULL; r = r->next) {
         unsigned k = ppx_tid_index(sorted_tids, n_threads, r->tid);
         if (k < n_threads && record_ids[k] == WIRE_NO_ID &&
-            atomic_load_explicit(&r->end_ns, memory_order_acquire) == 0)
+            atomic_load_explicit(&r->end_ns, memory_order_acquire) == 0) {
             record_ids[k] = r->id;
+            record_handles[k] = (uintptr_t)r->handle;
+        }
     }
     for (unsigned i = 0; i < n_threads; i++) {
         unsigned k = ppx_tid_index(sorted_tids, n_threads, threads[i].tid);
         threads[i].since = wait_since[k];
         threads[i].what = wait_what[k];
         threads[i].thread_id = record_ids[k];
+        threads[i].handle = record_handles[k];
     }
 }
 
@@ -334,12 +340,15 @@ static bool any_taking(void)
  * would cut short, except state-threads' scheduler waiting for events
  * (its loop takes EINTR as "no event": the thread that runs the
  * coroutines, or for a libst linked into the program, the main thread,
- * where it runs). */
+ * where it runs, or with thread-local scheduler variables any thread
+ * whose own say a coroutine runs there). */
 static bool may_ask(const struct dump_thread *d)
 {
     if (!cut_short_by_signal(d->syscall))
         return true;
-    bool scheduler = co_tid != 0 ? d->tid == co_tid : ppx_coroutine_static() && d->tid == ppx_pid;
+    bool scheduler = co_tid != 0 ? d->tid == co_tid
+                                 : ppx_coroutine_static() &&
+                                       (d->tid == ppx_pid || ppx_coroutine_runs_on(d->handle));
     return scheduler && event_wait_syscall(d->syscall);
 }
 

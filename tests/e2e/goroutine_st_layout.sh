@@ -8,7 +8,9 @@
 # st_own_layout_global has plain global variables, no such list, and runs
 # on the main thread. Each parks 5 coroutines sleeping, 3 waiting for
 # input on pipes, 4 waiting on a condition, 2 on the run queue, and its
-# primordial coroutine in wait_for_quit (read on stdin).
+# primordial coroutine in wait_for_quit (poll on stdin: the scheduler
+# thread of st_own_layout, not the main one, is woken for the dump as the
+# one whose thread-local _st_this_thread is set).
 #  - debug=0 read by go tool pprof: counts per function exact
 #    (park_in_sleep 5, park_in_io 3, park_in_yield 2, wait_for_quit 1,
 #    park_in_cond 4 through the list of every record; without it those 4
@@ -31,6 +33,8 @@ check_dump() { # PROGRAM FD COND_WAITERS_WITH_STACK THREADS
     target=$target_pid
     curl -sf --max-time 30 -o "$TMP/$prog.pb.gz" "$pp/goroutine?pid=$target" ||
         die "$prog: goroutine failed"
+    curl -sf --max-time 30 -o "$TMP/$prog.txt" "$pp/goroutine?pid=$target&debug=2" ||
+        die "$prog: debug=2 failed"
     local g=$TMP/$prog.pb.gz want
     for want in "park_in_sleep 5" "park_in_io 3" "park_in_cond $cond" "park_in_yield 2" \
         "wait_for_quit 1" "sleeper_main 5" "reader_main 3" "yielder_main 2" \
@@ -40,13 +44,12 @@ check_dump() { # PROGRAM FD COND_WAITERS_WITH_STACK THREADS
     done
     expect_eq "$prog: threads and coroutines by kind" \
         "$(printf 'coroutine\t15\nthread\t%s' "$threads")" \
-        "$(pprof_raw "$g" --sum-by kind --type goroutine | sort)"
+        "$(pprof_raw "$g" --sum-by kind --type goroutine | sort)" ||
+        note "$prog: the next dump (debug=2): $(cat "$TMP/$prog.txt"); its stderr: $(cat "$TMP/$prog.err")"
     expect_eq "$prog: coroutines by state" \
         "$(printf 'cond wait\t4\nio wait\t3\nrunnable\t2\nrunning\t1\nsleeping\t5')" \
         "$(pprof_raw "$g" --sum-by state --type goroutine --label kind=coroutine | sort)"
 
-    curl -sf --max-time 30 -o "$TMP/$prog.txt" "$pp/goroutine?pid=$target&debug=2" ||
-        die "$prog: debug=2 failed"
     expect_eq "$prog: debug=2 coroutine blocks" 15 "$(grep -c '^coroutine ' "$TMP/$prog.txt")"
     # the last function of each created coroutine's block: where its walk ended
     awk '/^coroutine / { c = !/\[running\]/; last = ""; next }

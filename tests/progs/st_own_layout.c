@@ -19,9 +19,11 @@
  * thread_q), NYIELD yielded and wait on the run queue (park_in_yield),
  * each entered from a start function of its kind through _st_thread_main
  * (the coroutine entry, as in state-threads). The primordial coroutine
- * then waits on stdin through wait_for_quit: prints "ready" and exits 0
- * at a line or the end of stdin.
+ * then waits on stdin through wait_for_quit (in poll, as a scheduler
+ * waits for events): prints "ready" and exits 0 at a line or the end of
+ * stdin.
  * Usage: st_own_layout NSLEEP NIO NCOND NYIELD. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -211,11 +213,15 @@ static void build_sleep_heap(void)
     _st_this_vp.sleep_q = n_sleepers > 0 ? sleepers[0] : NULL;
 }
 
+/* Waits as a state-threads scheduler does, in poll (a call a signal cuts
+ * short, which a dump interrupts only on a thread that runs a scheduler). */
 NOINLINE void wait_for_quit(void)
 {
-    char c;
-    while (read(0, &c, 1) == 1 && c != '\n')
-        ;
+    struct pollfd in = {0, POLLIN, 0};
+    char c = 0;
+    while (c != '\n' && (poll(&in, 1, -1) >= 0 || errno == EINTR))
+        if ((in.revents & (POLLIN | POLLHUP)) != 0 && read(0, &c, 1) != 1)
+            break;
     resumed++;
 }
 
