@@ -1,5 +1,6 @@
 /* What every stage of the collector uses: its clock, path joining, files
- * written atomically, hex, HTML and base64 text, and the internal checks. The bottom stage: it includes nothing of ppx. */
+ * written atomically, hex, HTML and base64 text, and the internal checks. The bottom stage: it
+ * includes nothing of ppx. */
 #ifndef PPX_BASE_H
 #define PPX_BASE_H
 

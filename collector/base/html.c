@@ -49,8 +49,7 @@ void html_escaped_len(FILE *f, const char *s, size_t len)
 
 void base64_write(FILE *f, const uint8_t *data, size_t len)
 {
-    static const char digits[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for (size_t i = 0; i < len; i += 3) {
         uint32_t v = (uint32_t)data[i] << 16;
         if (i + 1 < len)

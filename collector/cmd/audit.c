@@ -459,7 +459,7 @@ static void print_callers(FILE *out, const struct row *r)
     qsort(list, n, sizeof *list, by_calls_caller);
     for (i = 0; i < n && i < TOP_CALLERS; i++)
         fprintf(out, "%s%s %.0f%%", i ? ", " : "", list[i]->name,
-               100 * per_call(list[i]->calls, r->f.v[T_CALLS]));
+                100 * per_call(list[i]->calls, r->f.v[T_CALLS]));
     if (n > TOP_CALLERS)
         fprintf(out, ", +%zu more", n - TOP_CALLERS);
     free(list);
@@ -476,7 +476,7 @@ static void print_table(FILE *out, const struct audit *a, size_t top, double sec
         rows[i++] = r;
     qsort(rows, n, sizeof *rows, by_calls_row);
     fprintf(out, "%-12s %-13s %12s %10s %6s %9s %9s %9s %7s  %s\n", "call", "descriptor", "calls",
-           "calls/s", "share", "avg_us", "avg_B", "errors", "eagain%", "top callers");
+            "calls/s", "share", "avg_us", "avg_B", "errors", "eagain%", "top callers");
     for (i = 0; i < n && i < top; i++) {
         const struct row *r = rows[i];
         uint64_t calls = r->f.v[T_CALLS];
@@ -489,10 +489,10 @@ static void print_table(FILE *out, const struct audit *a, size_t top, double sec
             snprintf(bytes, sizeof bytes, "%.1f", per_call(r->f.v[T_BYTES], calls));
         else
             snprintf(bytes, sizeof bytes, "-");
-        fprintf(out, "%-12s %-13s %12" PRIu64 " %10s %5.1f%% %9.2f %9s %9" PRIu64 " %6.1f%%  ", r->call,
-               r->desc, calls, rate, 100 * per_call(calls, a->total.v[T_CALLS]),
-               per_call(r->f.v[T_TIME], calls) / 1000, bytes, r->f.v[T_ERRORS],
-               100 * per_call(r->f.v[T_EAGAIN], calls));
+        fprintf(out, "%-12s %-13s %12" PRIu64 " %10s %5.1f%% %9.2f %9s %9" PRIu64 " %6.1f%%  ",
+                r->call, r->desc, calls, rate, 100 * per_call(calls, a->total.v[T_CALLS]),
+                per_call(r->f.v[T_TIME], calls) / 1000, bytes, r->f.v[T_ERRORS],
+                100 * per_call(r->f.v[T_EAGAIN], calls));
         print_callers(out, r);
         fputc('\n', out);
     }
@@ -555,18 +555,19 @@ static void eagain_hint(FILE *out, const struct site *s, double eagain)
 {
     const struct eagain_by_design *rt = eagain_runtime(s);
     if (rt) {
-        fprintf(out, "- %.0f%% of %s calls at %s returned EAGAIN: by design of %s (%s); not a "
-               "readiness bug, though each is a system call\n",
-               100 * eagain, s->call, s->where, rt->runtime, rt->why);
+        fprintf(out,
+                "- %.0f%% of %s calls at %s returned EAGAIN: by design of %s (%s); not a "
+                "readiness bug, though each is a system call\n",
+                100 * eagain, s->call, s->where, rt->runtime, rt->why);
         return;
     }
     bool writes = in_list(s->call, write_calls);
     fprintf(out, "- %.0f%% of %s calls at %s returned EAGAIN: check readiness handling (%s)\n",
-           100 * eagain, s->call, s->where,
-           writes ? "after EAGAIN, wait for writability (EPOLLOUT) before writing again"
-                  : "after EAGAIN, wait for readability (EPOLLIN) before reading again; a "
-                    "loop that reads until EAGAIN after each readiness event makes one such "
-                    "call per event, which is expected");
+            100 * eagain, s->call, s->where,
+            writes ? "after EAGAIN, wait for writability (EPOLLOUT) before writing again"
+                   : "after EAGAIN, wait for readability (EPOLLIN) before reading again; a "
+                     "loop that reads until EAGAIN after each readiness event makes one such "
+                     "call per event, which is expected");
 }
 
 /* Prints the hints for s; returns how many. */
@@ -581,17 +582,19 @@ static int site_hints(FILE *out, const struct site *s, double seconds)
                             : in_list(s->call, datagram_sends)  ? "sendmmsg"
                                                                 : NULL;
         if (batch) {
-            fprintf(out, "- %s at %s: %" PRIu64 " calls on %s sockets, %.0f bytes per call on "
-                   "average: consider %s to batch datagrams (many per call)\n",
-                   s->call, s->where, calls, s->desc, avg_bytes, batch);
+            fprintf(out,
+                    "- %s at %s: %" PRIu64 " calls on %s sockets, %.0f bytes per call on "
+                    "average: consider %s to batch datagrams (many per call)\n",
+                    s->call, s->where, calls, s->desc, avg_bytes, batch);
             n++;
         }
     }
     if (frequent(s, seconds) && is_socket(s, "stream") && in_list(s->call, stream_writes) &&
         avg_bytes < HINT_SMALL_WRITE) {
-        fprintf(out, "- %s at %s: %" PRIu64 " writes to %s sockets, %.0f bytes each on average: "
-               "consider merging writes (writev) or buffering\n",
-               s->call, s->where, calls, s->desc, avg_bytes);
+        fprintf(out,
+                "- %s at %s: %" PRIu64 " writes to %s sockets, %.0f bytes each on average: "
+                "consider merging writes (writev) or buffering\n",
+                s->call, s->where, calls, s->desc, avg_bytes);
         n++;
     }
     if (calls >= HINT_EAGAIN_MIN_CALLS && eagain > HINT_EAGAIN_SHARE) {
@@ -677,7 +680,7 @@ int audit_print(FILE *out, const char *path, size_t top, bool want_pid, int64_t 
         if (seconds > 0)
             fprintf(out, " in %.3f s", seconds);
         fprintf(out, ", %" PRIu64 " failed (%" PRIu64 " EAGAIN)\n",
-               a.total.v[T_ERRORS] + a.total.v[T_EAGAIN], a.total.v[T_EAGAIN]);
+                a.total.v[T_ERRORS] + a.total.v[T_EAGAIN], a.total.v[T_EAGAIN]);
         if (a.total.v[T_CALLS] == 0 && HASH_COUNT(a.rows) == 0) {
             fprintf(out, "no I/O calls recorded\n");
         } else {

@@ -98,8 +98,9 @@ static int parse_options(int argc, char **argv, struct options *o)
             break;
         case 't':
             if (!cli_parse_u64(optarg, 1, 1000000, &o->rows))
-                return cli_usage_error("report", "--top takes a number of rows from 1 to "
-                                                 "1000000, not '%s'",
+                return cli_usage_error("report",
+                                       "--top takes a number of rows from 1 to "
+                                       "1000000, not '%s'",
                                        optarg);
             break;
         default:
@@ -293,8 +294,8 @@ static int run_report(const struct options *o, struct loaded *loaded)
     for (size_t k = 0; k < N_KINDS; k++) {
         struct loaded *l = &loaded[k];
         snprintf(l->file, sizeof l->file, "%s%s.pb.gz", kinds[k].stem, suffix);
-        l->rp = (struct report_profile){.stem = kinds[k].stem, .file = l->file,
-                                        .what = kinds[k].what, .error = l->error};
+        l->rp = (struct report_profile){
+            .stem = kinds[k].stem, .file = l->file, .what = kinds[k].what, .error = l->error};
         if (strcmp(kinds[k].stem, "syscalls") == 0)
             syscalls = l;
         if (strcmp(kinds[k].stem, "threadcreate") == 0)

@@ -345,7 +345,8 @@ static int64_t profile_end_ns(const struct report *r)
     return end;
 }
 
-static void print_row(FILE *out, const struct process *pr, const struct thread_row *t, int64_t end_ns)
+static void print_row(FILE *out, const struct process *pr, const struct thread_row *t,
+                      int64_t end_ns)
 {
     char start[32] = "-", lifetime[32] = "-", share[16] = "-";
     if (t->has_start && pr->has_start)
@@ -358,7 +359,7 @@ static void print_row(FILE *out, const struct process *pr, const struct thread_r
     if (pr->cpu_ns)
         snprintf(share, sizeof share, "%.1f%%", 100.0 * (double)t->cpu_ns / (double)pr->cpu_ns);
     fprintf(out, "%8" PRId64 "  %-16s %-*s %9s %10s %9.3f %7s\n", t->tid, t->name, CREATOR_WIDTH,
-           t->creator, start, lifetime, seconds(t->cpu_ns), share);
+            t->creator, start, lifetime, seconds(t->cpu_ns), share);
 }
 
 static void print_process(FILE *out, const struct report *r, struct process *pr, size_t top)
@@ -369,17 +370,18 @@ static void print_process(FILE *out, const struct report *r, struct process *pr,
         fprintf(out, "pid %" PRId64 ":", pr->pid);
     else
         fprintf(out, "process:");
-    fprintf(out, " %zu thread%s (%zu still running), %.3f s CPU", pr->n_rows, pr->n_rows == 1 ? "" : "s",
-           pr->running, seconds((int64_t)pr->cpu_ns));
+    fprintf(out, " %zu thread%s (%zu still running), %.3f s CPU", pr->n_rows,
+            pr->n_rows == 1 ? "" : "s", pr->running, seconds((int64_t)pr->cpu_ns));
     if (pr->has_start) {
         int64_t last = pr->running ? end_ns : pr->first_start_ns;
         for (size_t i = 0; i < pr->n_rows; i++)
             if (pr->rows[i]->has_end && pr->rows[i]->end_ns > last)
                 last = pr->rows[i]->end_ns;
-        fprintf(out, " in %.3f s", seconds(last > pr->first_start_ns ? last - pr->first_start_ns : 0));
+        fprintf(out, " in %.3f s",
+                seconds(last > pr->first_start_ns ? last - pr->first_start_ns : 0));
     }
     fprintf(out, "\n%8s  %-16s %-*s %9s %10s %9s %7s\n", "TID", "NAME", CREATOR_WIDTH, "CREATED BY",
-           "START", "LIFETIME", "CPU", "SHARE");
+            "START", "LIFETIME", "CPU", "SHARE");
     for (size_t i = 0; i < pr->n_rows && i < top; i++)
         print_row(out, pr, pr->rows[i], end_ns);
     if (pr->n_rows > top)

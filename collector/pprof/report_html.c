@@ -152,13 +152,14 @@ static void top_table(FILE *f, const struct report_profile *rp, size_t rows)
     if (rp->duration_nanos > 0)
         fprintf(f, " over %.3f s", (double)rp->duration_nanos / 1e9);
     fprintf(f, "; the %zu function%s with the most flat value of %zu.</p>\n",
-            t->n_rows < rows ? t->n_rows : rows, (t->n_rows < rows ? t->n_rows : rows) == 1 ? "" : "s",
-            t->n_rows);
+            t->n_rows < rows ? t->n_rows : rows,
+            (t->n_rows < rows ? t->n_rows : rows) == 1 ? "" : "s", t->n_rows);
     fprintf(f, "<table class=top data-type='");
     html_escaped(f, t->type);
     fputs("' data-total=", f);
-    fprintf(f, "%" PRId64 ">\n<thead><tr><th>flat</th><th>flat%%</th><th>sum%%</th><th>cum</th>"
-               "<th>cum%%</th><th class=name>function</th></tr></thead>\n<tbody>\n",
+    fprintf(f,
+            "%" PRId64 ">\n<thead><tr><th>flat</th><th>flat%%</th><th>sum%%</th><th>cum</th>"
+            "<th>cum%%</th><th class=name>function</th></tr></thead>\n<tbody>\n",
             t->total);
     int64_t sum = 0;
     for (size_t i = 0; i < t->n_rows && i < rows; i++) {

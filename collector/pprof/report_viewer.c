@@ -60,7 +60,7 @@ static const char *media_type(const char *name, size_t len)
 {
     static const struct {
         const char *suffix, *type;
-    } types[] = {{".woff2", "font/woff2"}, {".woff", "font/woff"}, {".ttf", "font/ttf"},
+    } types[] = {{".woff2", "font/woff2"}, {".woff", "font/woff"},    {".ttf", "font/ttf"},
                  {".png", "image/png"},    {".svg", "image/svg+xml"}, {".gif", "image/gif"}};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         size_t n = strlen(types[i].suffix);
@@ -175,19 +175,31 @@ static int read_index(struct report_viewer *v, const char *index, FILE *js, FILE
 int report_viewer_load(const char *dir, struct report_viewer *v, char *err, size_t errlen)
 {
     memset(v, 0, sizeof *v);
-    v->dir = strdup(dir);
+    *err = 0;
     size_t len;
-    char *index = v->dir ? read_viewer_file(dir, "index.html", &len, err, errlen) : NULL;
-    FILE *js = index ? open_memstream(&v->js, &v->js_len) : NULL;
+    if (!(v->dir = strdup(dir))) {
+        snprintf(err, errlen, "out of memory reading the viewer");
+        return -1;
+    }
+    char *index = read_viewer_file(dir, "index.html", &len, err, errlen);
+    if (!index) {
+        report_viewer_free(v);
+        return -1;
+    }
+    FILE *js = open_memstream(&v->js, &v->js_len);
     FILE *css = js ? open_memstream(&v->css, &v->css_len) : NULL;
-    int rc = css ? read_index(v, index, js, css, err, errlen) : -1;
-    if (!v->dir || (index && !css))
+    int rc = -1;
+    if (css)
+        rc = read_index(v, index, js, css, err, errlen);
+    else
         snprintf(err, errlen, "out of memory reading the viewer");
     if (js && fclose(js) != 0)
         rc = -1;
     if (css && fclose(css) != 0)
         rc = -1;
     free(index);
+    if (rc < 0 && !*err)
+        snprintf(err, errlen, "out of memory reading the viewer");
     if (rc < 0)
         report_viewer_free(v);
     return rc;
