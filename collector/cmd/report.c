@@ -50,8 +50,9 @@ static void help(FILE *out)
             "`ppx snapshot -o DIR` wrote them (DIR/heap.pb.gz, ...; without those, the\n"
             "latest numbered snapshot, DIR/heap.N.pb.gz, ...), for a browser without\n"
             "network or collector: attach it to a ticket. It holds:\n"
-            "  - flame graphs of the profiles with samples, drawn by speedscope (the\n"
-            "    viewer of ppx collect's web UI), inlined from where it is installed\n"
+            "  - flame graphs of the profiles with samples, of any of their sample types,\n"
+            "    drawn by speedscope (the viewer of ppx collect's web UI), inlined from\n"
+            "    where it is installed\n"
             "    ($PPX_UI_DIR/speedscope, the build tree's ui/node_modules, then ppx's\n"
             "    data directory); without it, the page says so and has the rest;\n"
             "  - a table per profile (cpu, heap, peak, allocs, syscalls, threadcreate,\n"
@@ -177,9 +178,35 @@ struct loaded {
     char *path;
     uint8_t *data;
     struct pprof_top top;
+    char *sample_types;
     char error[1024];
     bool found, read;
 };
+
+/* p's sample types as report_profile.sample_types says, malloc'ed; names
+ * the list could not hold (a space or a colon in them) left out. */
+static char *sample_type_list(const Perftools__Profiles__Profile *p)
+{
+    char *list = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&list, &len);
+    if (!f)
+        return NULL;
+    const char *sep = "";
+    for (size_t i = 0; i < p->n_sample_type; i++) {
+        int64_t k = p->sample_type[i]->type;
+        const char *name = k >= 0 && (size_t)k < p->n_string_table ? p->string_table[k] : "";
+        if (*name && !strpbrk(name, " :")) {
+            fprintf(f, "%s%s:%" PRId64, sep, name, k);
+            sep = " ";
+        }
+    }
+    if (fclose(f) != 0) {
+        free(list);
+        return NULL;
+    }
+    return list;
+}
 
 /* Reads l's file; false when it is there but cannot be read. */
 static bool load_profile(struct loaded *l)
@@ -201,6 +228,7 @@ static bool load_profile(struct loaded *l)
     l->rp.len = len;
     l->rp.top = &l->top;
     l->rp.duration_nanos = p->duration_nanos;
+    l->rp.sample_types = l->sample_types = sample_type_list(p);
     l->read = true;
     perftools__profiles__profile__free_unpacked(p, NULL);
     return true;
@@ -365,6 +393,7 @@ int cmd_report(int argc, char **argv)
         free(loaded[k].path);
         free(loaded[k].data);
         pprof_top_free(&loaded[k].top);
+        free(loaded[k].sample_types);
     }
     return rc;
 }

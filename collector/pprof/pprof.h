@@ -511,6 +511,10 @@ struct report_profile {
     const struct pprof_top *top; /* NULL: unreadable, error says why */
     const char *error;
     int64_t duration_nanos;
+    /* Its sample types, for the flame graph's choice: "NAME:INDEX ..." with
+     * INDEX the name's place in the profile's string table (what the page
+     * sets its default_sample_type to); NULL: no choice. */
+    const char *sample_types;
 };
 /* A command's text (ppx audit, ppx threads), shown as it prints it. */
 struct report_text {

@@ -47,18 +47,51 @@ static const char page_script[] =
     "for (const a of document.querySelectorAll('a[data-download]'))\n"
     "  a.href = URL.createObjectURL(new Blob([ppxBytes('profile-' + a.dataset.download)],\n"
     "    {type: 'application/gzip'}));\n"
+    "function ppxTypes(data) {\n"
+    "  return new Map(data.dataset.types.split(' ').filter(Boolean).map((t) => t.split(':')));\n"
+    "}\n"
+    /* Another sample type than the file's default: its protobuf with a
+     * default_sample_type field (number 14, varint: a string table index)
+     * appended, which overrides the file's own (of a field given twice, a
+     * reader keeps the last). speedscope reads uncompressed profiles too. */
+    "async function ppxProfile(data, type) {\n"
+    "  const bytes = ppxBytes(data.id);\n"
+    "  if (type === data.dataset.default) return bytes;\n"
+    "  const raw = new Uint8Array(await new Response(new Blob([bytes]).stream()\n"
+    "    .pipeThrough(new DecompressionStream('gzip'))).arrayBuffer());\n"
+    "  const tail = [0x70];\n"
+    "  let v = Number(ppxTypes(data).get(type));\n"
+    "  for (; v >= 0x80; v = Math.floor(v / 128)) tail.push((v % 128) | 0x80);\n"
+    "  tail.push(v);\n"
+    "  const out = new Uint8Array(raw.length + tail.length);\n"
+    "  out.set(raw);\n"
+    "  out.set(tail, raw.length);\n"
+    "  return out;\n"
+    "}\n"
     "const ppxFrames = {};\n"
-    "function ppxShow(stem) {\n"
+    "const ppxSelect = document.getElementById('sample-type');\n"
+    "let ppxStem = null;\n"
+    "function ppxShow(stem, type) {\n"
+    "  const data = document.getElementById('profile-' + stem);\n"
+    "  type = type || data.dataset.default;\n"
+    "  if (stem !== ppxStem) {\n"
+    "    ppxStem = stem;\n"
+    "    const others = [...ppxTypes(data).keys()].filter((t) => t !== data.dataset.default);\n"
+    "    ppxSelect.replaceChildren(...[data.dataset.default, ...others].map((t) => new Option(t, "
+    "t)));\n"
+    "  }\n"
+    "  ppxSelect.value = type;\n"
     "  for (const b of document.querySelectorAll('button[data-flamegraph]'))\n"
     "    b.classList.toggle('on', b.dataset.flamegraph === stem);\n"
-    "  for (const k in ppxFrames) ppxFrames[k].hidden = k !== stem;\n"
-    "  if (ppxFrames[stem]) return;\n"
-    "  const data = document.getElementById('profile-' + stem);\n"
+    "  const key = stem + ':' + type;\n"
+    "  for (const k in ppxFrames) ppxFrames[k].hidden = k !== key;\n"
+    "  if (ppxFrames[key]) return;\n"
     "  const f = document.createElement('iframe');\n"
     "  f.dataset.profile = stem;\n"
-    "  f.title = data.dataset.title;\n"
+    "  f.dataset.sampleType = type;\n"
+    "  f.title = data.dataset.file + ' (' + type + ')';\n"
     "  document.getElementById('viewer').appendChild(f);\n"
-    "  ppxFrames[stem] = f;\n"
+    "  ppxFrames[key] = f;\n"
     "  const d = f.contentDocument;\n"
     "  d.open();\n"
     "  d.write('<!DOCTYPE html><html><head><meta charset=utf-8><title>speedscope</title>' +\n"
@@ -70,26 +103,29 @@ static const char page_script[] =
     "  const script = d.createElement('script');\n"
     "  script.textContent = ppxText('viewer-js');\n"
     "  d.body.appendChild(script);\n"
-    "  ppxDrop(f, data, 0, 0);\n"
+    "  ppxProfile(data, type).then((bytes) => ppxDrop(f, bytes, 0, 0),\n"
+    "    (e) => console.error('ppx report: cannot show ' + f.title + ': ' + e));\n"
     "}\n"
     /* speedscope ignores a drop until its canvas is ready (and shows its
      * title once the profile is in): wait for the canvas, drop, and drop
      * again if no title came. */
-    "function ppxDrop(f, data, waits, drops) {\n"
+    "function ppxDrop(f, bytes, waits, drops) {\n"
     "  const w = f.contentWindow, d = f.contentDocument;\n"
     "  if (/ - speedscope$/.test(d.title) || waits > 400 || drops > 5) return;\n"
     "  const canvas = d.querySelector('canvas');\n"
     "  if (canvas) {\n"
     "    const t = new w.DataTransfer();\n"
-    "    t.items.add(new w.File([ppxBytes(data.id)], data.dataset.title));\n"
+    "    t.items.add(new w.File([bytes], f.title));\n"
     "    canvas.dispatchEvent(new w.DragEvent('drop',\n"
     "      {bubbles: true, cancelable: true, dataTransfer: t}));\n"
     "  }\n"
-    "  setTimeout(() => ppxDrop(f, data, waits + 1, drops + (canvas ? 1 : 0)),\n"
-    "    canvas ? 3000 : 50);\n"
+    "  setTimeout(() => ppxDrop(f, bytes, waits + 1, drops + (canvas ? 1 : 0)), canvas ? 3000 : "
+    "50);\n"
     "}\n"
     "for (const b of document.querySelectorAll('button[data-flamegraph]'))\n"
     "  b.addEventListener('click', () => ppxShow(b.dataset.flamegraph));\n"
+    "if (ppxSelect) ppxSelect.addEventListener('change', () => ppxShow(ppxStem, "
+    "ppxSelect.value));\n"
     "const ppxFirst = document.querySelector('button[data-flamegraph]');\n"
     "if (ppxFirst) ppxShow(ppxFirst.dataset.flamegraph);\n";
 
@@ -248,17 +284,14 @@ static void flame_graphs(FILE *f, const struct report_page *p)
         const struct report_profile *rp = &p->profiles[i];
         if (!has_samples(rp))
             continue;
-        fprintf(f, "<button data-flamegraph=%s>", rp->stem);
-        html_escaped(f, rp->stem);
-        fputs(" (", f);
-        html_escaped(f, rp->top->type);
-        fputs(")</button>", f);
+        fprintf(f, "<button data-flamegraph=%s>%s</button>", rp->stem, rp->stem);
         shown++;
     }
     fputs("</div>\n", f);
     if (shown)
-        fputs("<p>Drawn by speedscope, inlined: keys 1, 2, 3 inside switch between time order, "
-              "left heavy and sandwich views.</p>\n<div id=viewer></div>\n",
+        fputs("<p><label>Sample type: <select id=sample-type></select></label> Drawn by "
+              "speedscope, inlined: keys 1, 2, 3 inside switch between time order, left heavy "
+              "and sandwich views.</p>\n<div id=viewer></div>\n",
               f);
     else
         fputs("<p>No profile has samples.</p>\n", f);
@@ -272,13 +305,12 @@ static void data_elements(FILE *f, const struct report_page *p)
         const struct report_profile *rp = &p->profiles[i];
         if (!rp->data || !rp->top)
             continue;
-        fprintf(f, "<script type=application/octet-stream id=profile-%s data-title='", rp->stem);
+        fprintf(f, "<script type=application/octet-stream id=profile-%s data-file='", rp->stem);
         html_escaped(f, rp->file);
-        if (rp->top->type) {
-            fputs(" (", f);
-            html_escaped(f, rp->top->type);
-            fputs(")", f);
-        }
+        fputs("' data-types='", f);
+        html_escaped(f, rp->sample_types ? rp->sample_types : "");
+        fputs("' data-default='", f);
+        html_escaped(f, rp->top->type ? rp->top->type : "");
         fputs("'>", f);
         base64_write(f, rp->data, rp->len);
         fputs("</script>\n", f);

@@ -98,7 +98,9 @@ font=$(base64 -w0 "$v/font.woff2")
 grep -qF "url(\"data:font/woff2;base64,$font\") format(\"woff2\")" "$TMP/viewer.css" ||
     fail "the font is not inlined: $(cat "$TMP/viewer.css")"
 grep -q 'id=viewer-missing' "$page" && fail "the page says the viewer is missing"
-grep -q "<button data-flamegraph=heap>heap (inuse_space)</button>" "$page" || fail "no heap flame graph button"
+grep -q "<button data-flamegraph=heap>heap</button>" "$page" || fail "no heap flame graph button"
+grep -q "<script type=application/octet-stream id=profile-heap data-file='heap.pb.gz' data-types='alloc_objects:[0-9]* alloc_space:[0-9]* inuse_objects:[0-9]* inuse_space:[0-9]*' data-default='inuse_space'>" "$page" ||
+    fail "the heap profile's sample types are not offered: $(grep -o "id=profile-heap[^>]*>" "$page")"
 
 # Without a viewer.
 mkdir -p "$TMP/noui"

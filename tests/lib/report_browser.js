@@ -2,12 +2,13 @@
 // playwright-core, from file:// with every other request refused (no
 // network), for tests/e2e/report_browser.sh.
 //
-// node report_browser.js PAGE OUT_DIR PROFILE...
+// node report_browser.js PAGE OUT_DIR PROFILE[:SAMPLE_TYPE]...
 //   For each PROFILE (its flame graph button, e.g. heap, allocs), shows its
-//   flame graph and prints what the viewer (speedscope, inlined) shows, a
-//   line each:
-//     title PROFILE TITLE           the viewer's document title
-//     frame PROFILE NAME TOTAL SELF each row of its Sandwich view
+//   flame graph (of SAMPLE_TYPE, chosen in the page's list, else the
+//   default) and prints what the viewer (speedscope, inlined) shows, a
+//   line each (VIEW: PROFILE or PROFILE:SAMPLE_TYPE as given):
+//     title VIEW TITLE              the viewer's document title
+//     frame VIEW NAME TOTAL SELF    each row of its Sandwich view
 //   and of the page itself:
 //     cell PROFILE FUNCTION FLAT CUM each row of the top tables, as shown
 //     text ID FIRST_LINE            the first line of the audit and threads texts
@@ -27,22 +28,28 @@ function requirePlaywright() {
 
 const oneLine = (s) => String(s).replace(/\s+/g, ' ');
 
-async function showProfile(page, profile, outDir) {
+async function showProfile(page, view, outDir) {
+    let [profile, sampleType] = view.split(':');
     await page.locator(`button[data-flamegraph="${profile}"]`).click();
-    const frame = page.frameLocator(`#viewer iframe[data-profile="${profile}"]`);
-    const handle = await page.locator(`#viewer iframe[data-profile="${profile}"]`).elementHandle();
+    if (sampleType)
+        await page.locator('#sample-type').selectOption(sampleType);
+    const type = await page.locator('#sample-type').inputValue();
+    const iframe = `#viewer iframe[data-profile="${profile}"][data-sample-type="${type}"]`;
+    const frame = page.frameLocator(iframe);
+    const handle = await page.locator(iframe).elementHandle({ timeout: 30000 });
     const viewer = await handle.contentFrame();
+    profile = view;
     // speedscope names the profile in its title once it is imported.
     await viewer.waitForFunction(() => / - speedscope$/.test(document.title), null,
         { timeout: 60000 });
     console.log(`title ${profile} ${await viewer.evaluate(() => document.title)}`);
     await frame.locator('canvas').first().waitFor({ timeout: 30000 });
     await page.waitForTimeout(300);
-    await page.screenshot({ path: path.join(outDir, `${profile}.flamegraph.png`) });
+    await page.screenshot({ path: path.join(outDir, `${profile.replace(':', '.')}.flamegraph.png`) });
     await frame.getByText('Sandwich', { exact: false }).first().click();
     const rows = frame.locator('tr:has(td)');
     await rows.first().waitFor({ timeout: 30000 });
-    await page.screenshot({ path: path.join(outDir, `${profile}.sandwich.png`) });
+    await page.screenshot({ path: path.join(outDir, `${profile.replace(':', '.')}.sandwich.png`) });
     for (const cells of await rows.evaluateAll((trs) =>
         trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.innerText.trim()))))
         if (cells.length >= 3)
