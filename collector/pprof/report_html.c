@@ -187,9 +187,8 @@ static void top_table(FILE *f, const struct report_profile *rp, size_t rows)
     fprintf(f, " in %zu sample%s", t->n_samples, t->n_samples == 1 ? "" : "s");
     if (rp->duration_nanos > 0)
         fprintf(f, " over %.3f s", (double)rp->duration_nanos / 1e9);
-    fprintf(f, "; the %zu function%s with the most flat value of %zu.</p>\n",
-            t->n_rows < rows ? t->n_rows : rows,
-            (t->n_rows < rows ? t->n_rows : rows) == 1 ? "" : "s", t->n_rows);
+    fprintf(f, "; %zu function%s, the first %zu by flat value below.</p>\n", t->n_rows,
+            t->n_rows == 1 ? "" : "s", t->n_rows < rows ? t->n_rows : rows);
     fprintf(f, "<table class=top data-type='");
     html_escaped(f, t->type);
     fputs("' data-total=", f);

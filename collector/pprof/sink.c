@@ -1,13 +1,10 @@
 #include "pprof/pprof.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 
 static int sink_error(char *err, size_t errlen, const char *fmt, ...)

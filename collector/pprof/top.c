@@ -20,10 +20,19 @@ struct node {
     UT_hash_handle hh;
 };
 
+/* A function's row, by its id: names are demangled once, not at every
+ * frame of every sample. */
+struct function_row {
+    uint64_t id;
+    size_t row;
+    UT_hash_handle hh;
+};
+
 struct building {
     const struct pprof_index *ix;
     struct pprof_top *t;
     struct node *nodes;
+    struct function_row *functions;
     size_t cap;
     size_t *seen; /* per row: 1 + the last sample counted in its cum */
 };
@@ -85,6 +94,34 @@ static size_t row_of(struct building *b, const char *name)
     return n->row;
 }
 
+/* The row of the function at line l of loc (NULL: a location without
+ * lines, named by its address); SIZE_MAX when out of memory. */
+static size_t frame_row(struct building *b, const Location *loc, size_t l)
+{
+    uint64_t id = loc && loc->n_line ? loc->line[l]->function_id : 0;
+    struct function_row *fr = NULL;
+    if (id)
+        HASH_FIND(hh, b->functions, &id, sizeof id, fr);
+    if (fr)
+        return fr->row;
+    char name[1024];
+    const Function *f = id ? pprof_index_function(b->ix, id) : NULL;
+    const char *raw = f ? pprof_index_string(b->ix, f->name) : "";
+    if (*raw)
+        display_name(raw, name, sizeof name);
+    else
+        snprintf(name, sizeof name, "0x%" PRIx64, loc ? loc->address : 0);
+    size_t row = row_of(b, name);
+    if (row == SIZE_MAX || !id)
+        return row;
+    if (!(fr = calloc(1, sizeof *fr)))
+        return SIZE_MAX;
+    fr->id = id;
+    fr->row = row;
+    HASH_ADD(hh, b->functions, id, sizeof fr->id, fr);
+    return row;
+}
+
 /* Adds value v of sample number i to every function of its stack: flat to
  * the leaf (the innermost function inlined at the first location), cum
  * once to each. */
@@ -95,15 +132,7 @@ static int add_sample(struct building *b, const Sample *s, size_t i, int64_t v)
         const Location *loc = pprof_index_location(b->ix, s->location_id[k]);
         size_t n_names = loc && loc->n_line ? loc->n_line : 1;
         for (size_t l = 0; l < n_names; l++) {
-            char name[1024];
-            const Function *f =
-                loc && loc->n_line ? pprof_index_function(b->ix, loc->line[l]->function_id) : NULL;
-            const char *raw = f ? pprof_index_string(b->ix, f->name) : "";
-            if (*raw)
-                display_name(raw, name, sizeof name);
-            else
-                snprintf(name, sizeof name, "0x%" PRIx64, loc ? loc->address : 0);
-            size_t row = row_of(b, name);
+            size_t row = frame_row(b, loc, l);
             if (row == SIZE_MAX)
                 return -1;
             struct pprof_top_row *r = &b->t->rows[row];
@@ -158,6 +187,12 @@ int pprof_top_make(const Profile *p, struct pprof_top *t)
     {
         HASH_DEL(b.nodes, n);
         free(n); /* its name belongs to its row */
+    }
+    struct function_row *fr, *fr_tmp;
+    HASH_ITER(hh, b.functions, fr, fr_tmp)
+    {
+        HASH_DEL(b.functions, fr);
+        free(fr);
     }
     free(b.seen);
     pprof_index_free(&ix);
