@@ -15,6 +15,11 @@
 #   stylesheet only as base64, the source map comment dropped, the font the
 #   stylesheet names a data: URL;
 # - without a viewer: one line on stderr, the page says so, tables intact;
+# - a made-up profile (tests/lib/craft_profile.py): its table has exactly
+#   the rows go tool pprof -top prints (names: template arguments dropped,
+#   C++ operators kept whole, "operator new" not cut at its space; a
+#   recursive function's cum counted once per sample; an inlined function's
+#   own flat), and its C++ operator's name escaped;
 # - the latest numbered snapshot when DIR has no final files (10, not 2);
 # - a corrupt profile: exit 1, the page written with its error and the rest;
 # - usage errors exit 2; a missing, empty or non-directory DIR and an
@@ -115,6 +120,24 @@ expect_eq "without a viewer: leak_64x1000 in use" "64000 64000" \
     "$(page_py "$TMP/out/plain.html" rows heap | awk -F'\t' '$1 == "leak_64x1000" { print $2, $3 }')"
 expect_eq "without a viewer: 20 rows by default" 20 "$(page_py "$TMP/out/plain.html" rows heap | wc -l)"
 
+# A made-up profile whose table is known.
+mkdir -p "$TMP/craft"
+python3 "$TESTS_LIB/craft_profile.py" "$TMP/craft/heap.pb.gz" || die "cannot make a profile"
+PPX_UI_DIR="$TMP/noui" "$PPX" report "$TMP/craft" -o "$TMP/out/craft.html" 2>"$TMP/craft.err" ||
+    fail "ppx report of a made-up profile: exit status $?: $(cat "$TMP/craft.err")"
+expect_eq "the made-up profile's table" "a&c 100 100|Foo::operator<< 50 80|operator new 30 30|main 0 180" \
+    "$(page_py "$TMP/out/craft.html" rows heap | tr '\t\n' ' |' | sed 's/|$//')"
+grep -q "<td class=name>Foo::operator&lt;&lt;</td>" "$TMP/out/craft.html" || fail "Foo::operator<< is not escaped"
+expect_eq "raw 'operator<<' in the page" 0 "$(grep -c "operator<<" "$TMP/out/craft.html")"
+if have go; then # the same rows as go tool pprof -top
+    go_pprof -top "$TMP/craft/heap.pb.gz" 2>/dev/null |
+        awk '/flat%/ { on = 1; next } on { n = $1; c = $4; sub(/B$/, "", n); sub(/B$/, "", c);
+            name = $6; for (i = 7; i <= NF && $i != "(inline)"; i++) name = name " " $i;
+            printf "%s %s %s|", name, n, c }' | sed 's/|$//' >"$TMP/craft.go"
+    expect_eq "go tool pprof -top of the made-up profile" "a&c 100 100|Foo::operator<< 50 80|operator new 30 30|main 0 180" \
+        "$(cat "$TMP/craft.go")"
+fi
+
 # Snapshots only: the latest (10, not 2).
 mkdir -p "$TMP/snap"
 cp "$run/allocs.pb.gz" "$TMP/snap/heap.2.pb.gz"
@@ -161,7 +184,7 @@ bad 1 "ppx report: $TMP/afile is not a directory: ppx report reads the directory
 bad 1 "ppx report: cannot write $TMP/nodir/r.html: No such file or directory" "$run" -o "$TMP/nodir/r.html"
 mkdir -p "$TMP/out/adir"
 bad 1 "ppx report: cannot write $TMP/out/adir: Is a directory" "$run" -o "$TMP/out/adir"
-expect_eq "files left in the output directory" "adir bad.html plain.html report.html snap.html" \
+expect_eq "files left in the output directory" "adir bad.html craft.html plain.html report.html snap.html" \
     "$(ls -A "$TMP/out" | tr '\n' ' ' | sed 's/ $//')"
 expect_eq "files in $TMP/out/adir" "" "$(ls -A "$TMP/out/adir")"
 finish
