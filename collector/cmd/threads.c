@@ -99,12 +99,8 @@ static void help(FILE *out)
 /* name, demangled and simplified, in out; the tail kept when too long. */
 static void display_name(const char *name, char *out, size_t outlen)
 {
-    char *demangled = demangle_name(name);
     char simple[1024];
-    demangle_simplify(demangled ? demangled : name, simple, sizeof simple);
-    free(demangled);
-    if (!*simple)
-        snprintf(simple, sizeof simple, "%s", name);
+    demangle_short(name, simple, sizeof simple);
     size_t len = strlen(simple);
     if (len < outlen)
         memcpy(out, simple, len + 1);

@@ -47,17 +47,6 @@ static int shown_type(const Profile *p, const struct pprof_index *ix)
     return (int)p->n_sample_type - 1;
 }
 
-/* Names as pprof shows them by default: C++ demangled without parameters
- * or template arguments. */
-static void display_name(const char *name, char *out, size_t outlen)
-{
-    char *demangled = demangle_name(name);
-    demangle_simplify(demangled ? demangled : name, out, outlen);
-    free(demangled);
-    if (!*out)
-        snprintf(out, outlen, "%s", name);
-}
-
 /* The row of function name, made on first sight; SIZE_MAX when out of
  * memory. */
 static size_t row_of(struct building *b, const char *name)
@@ -108,7 +97,7 @@ static size_t frame_row(struct building *b, const Location *loc, size_t l)
     const Function *f = id ? pprof_index_function(b->ix, id) : NULL;
     const char *raw = f ? pprof_index_string(b->ix, f->name) : "";
     if (*raw)
-        display_name(raw, name, sizeof name);
+        demangle_short(raw, name, sizeof name);
     else
         snprintf(name, sizeof name, "0x%" PRIx64, loc ? loc->address : 0);
     size_t row = row_of(b, name);

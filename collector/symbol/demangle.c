@@ -100,3 +100,12 @@ void demangle_simplify(const char *in, char *out, size_t outlen)
     if (space)
         memmove(out, space + 1, strlen(space + 1) + 1);
 }
+
+void demangle_short(const char *name, char *out, size_t outlen)
+{
+    char *demangled = demangle_name(name);
+    demangle_simplify(demangled ? demangled : name, out, outlen);
+    free(demangled);
+    if (!*out)
+        snprintf(out, outlen, "%s", name);
+}
