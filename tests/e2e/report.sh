@@ -7,7 +7,9 @@
 #   use, allocs: allocated bytes), flat = cum for these leaves, and with
 #   every row shown (--top) the flat column adds up to the table's total;
 # - the audit and threads sections are, unescaped, exactly what ppx audit
-#   DIR and ppx threads DIR print;
+#   DIR and ppx threads DIR print; for known_io's run, the syscalls table
+#   counts its calls exactly (sendto and recvfrom 2000 each, sendmmsg 10,
+#   2000 under udp_sendto_batch) and the audit text has its sendto row;
 # - every string from the run is escaped: neither the directory's nor the
 #   thread's raw name is in the page, their escaped forms are;
 # - the embedded profile is the file; nothing refers to the network;
@@ -120,6 +122,23 @@ expect_eq "without a viewer: leak_64x1000 in use" "64000 64000" \
     "$(page_py "$TMP/out/plain.html" rows heap | awk -F'\t' '$1 == "leak_64x1000" { print $2, $3 }')"
 expect_eq "without a viewer: 20 rows by default" 20 "$(page_py "$TMP/out/plain.html" rows heap | wc -l)"
 
+# Known I/O calls: the syscalls table and the audit text.
+TMPDIR="$TMP" "$PPX" record -q -o "$TMP/io" -- "$PROGS/known_io" >/dev/null 2>"$TMP/io.err" ||
+    die "ppx record -- known_io failed: $(cat "$TMP/io.err")"
+PPX_UI_DIR="$TMP/noui" "$PPX" report --top 1000 "$TMP/io" -o "$TMP/out/io.html" 2>"$TMP/io.err" ||
+    fail "ppx report of known_io: exit status $?: $(cat "$TMP/io.err")"
+page_py "$TMP/out/io.html" rows syscalls >"$TMP/io.rows" || fail "cannot read the syscalls table"
+expect_eq "syscalls: sendto flat cum" "2000 2000" "$(row "$TMP/io.rows" sendto)"
+expect_eq "syscalls: recvfrom flat cum" "2000 2000" "$(row "$TMP/io.rows" recvfrom)"
+expect_eq "syscalls: sendmmsg flat cum" "10 10" "$(row "$TMP/io.rows" sendmmsg)"
+expect_eq "syscalls: udp_sendto_batch flat cum" "0 2000" "$(row "$TMP/io.rows" udp_sendto_batch)"
+"$PPX" audit "$TMP/io" >"$TMP/io.audit" 2>&1 || fail "ppx audit of known_io: exit status $?"
+page_py "$TMP/out/io.html" text audit >"$TMP/io.page.audit" || fail "no audit text for known_io"
+cmp -s "$TMP/io.audit" "$TMP/io.page.audit" ||
+    fail "known_io's audit section is not what ppx audit prints: $(diff "$TMP/io.audit" "$TMP/io.page.audit" | head -5)"
+grep -q "^sendto  *inet/dgram  *2000 .* udp_sendto_batch 100%$" "$TMP/io.page.audit" ||
+    fail "no sendto row of 2000 calls in the audit text: $(head -6 "$TMP/io.page.audit")"
+
 # A made-up profile whose table is known.
 mkdir -p "$TMP/craft"
 python3 "$TESTS_LIB/craft_profile.py" "$TMP/craft/heap.pb.gz" || die "cannot make a profile"
@@ -184,7 +203,7 @@ bad 1 "ppx report: $TMP/afile is not a directory: ppx report reads the directory
 bad 1 "ppx report: cannot write $TMP/nodir/r.html: No such file or directory" "$run" -o "$TMP/nodir/r.html"
 mkdir -p "$TMP/out/adir"
 bad 1 "ppx report: cannot write $TMP/out/adir: Is a directory" "$run" -o "$TMP/out/adir"
-expect_eq "files left in the output directory" "adir bad.html craft.html plain.html report.html snap.html" \
+expect_eq "files left in the output directory" "adir bad.html craft.html io.html plain.html report.html snap.html" \
     "$(ls -A "$TMP/out" | tr '\n' ' ' | sed 's/ $//')"
 expect_eq "files in $TMP/out/adir" "" "$(ls -A "$TMP/out/adir")"
 finish
