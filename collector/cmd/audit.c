@@ -19,7 +19,7 @@ typedef Perftools__Profiles__Sample Sample;
 typedef Perftools__Profiles__Location Location;
 typedef Perftools__Profiles__Function Function;
 
-#define DEFAULT_TOP AUDIT_DEFAULT_TOP
+#define DEFAULT_TOP 20
 #define TOP_CALLERS 3
 
 /* Hint thresholds. A hint needs this many calls at one site, and, when the

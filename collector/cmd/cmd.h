@@ -28,8 +28,6 @@ int cmd_report(int argc, char **argv);
  * the command says them. Returns the command's exit status: 0 printed, 1
  * the file cannot be read or is no profile of that kind. ppx report puts
  * the same text into its page. */
-#define AUDIT_DEFAULT_TOP 20
-#define THREADS_DEFAULT_TOP 50
 int audit_print(FILE *out, const char *path, size_t top, bool want_pid, int64_t pid);
 int threads_print(FILE *out, const char *path, size_t top, bool want_pid, int64_t pid);
 

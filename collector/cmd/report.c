@@ -58,12 +58,13 @@ static void help(FILE *out)
             "  - a table per profile (cpu, heap, peak, allocs, syscalls, threadcreate,\n"
             "    block, mutex, goroutine), as `go tool pprof -top` prints it for the\n"
             "    profile's default sample type: flat, flat%%, sum%%, cum, cum%%, function;\n"
-            "  - what `ppx audit DIR` and `ppx threads DIR` print;\n"
+            "  - what `ppx audit --top N DIR` and `ppx threads --top N DIR` print;\n"
             "  - the profiles themselves, to download and read with go tool pprof.\n"
             "\n"
             "Options:\n"
             "  -o, --output FILE  the page to write (default %s), replaced atomically\n"
-            "  --top N            rows of each table (default %d)\n"
+            "  --top N            rows of each table, ppx audit's and ppx threads' too\n"
+            "                     (default %d)\n"
             "  -h, --help         show this help\n"
             "\n"
             "Exit status: 0 page written, 1 DIR holds no profile or the page cannot be\n"
@@ -342,9 +343,9 @@ static int run_report(const struct options *o, struct loaded *loaded)
     char audit_error[1200], threads_error[1200];
     struct report_text texts[2] = {{.id = "audit", .title = "I/O calls: ppx audit"},
                                    {.id = "threads", .title = "Threads: ppx threads"}};
-    command_text(syscalls, "audit", audit_print, AUDIT_DEFAULT_TOP, &texts[0], &audit_buf,
+    command_text(syscalls, "audit", audit_print, (size_t)o->rows, &texts[0], &audit_buf,
                  audit_error, sizeof audit_error);
-    command_text(threads, "threads", threads_print, THREADS_DEFAULT_TOP, &texts[1], &threads_buf,
+    command_text(threads, "threads", threads_print, (size_t)o->rows, &texts[1], &threads_buf,
                  threads_error, sizeof threads_error);
 
     struct report_viewer viewer;

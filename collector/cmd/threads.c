@@ -21,7 +21,7 @@ typedef Perftools__Profiles__Location Location;
 typedef Perftools__Profiles__Function Function;
 typedef Perftools__Profiles__Mapping Mapping;
 
-#define DEFAULT_TOP THREADS_DEFAULT_TOP
+#define DEFAULT_TOP 50
 #define CREATOR_WIDTH 32 /* characters of the CREATED BY column */
 
 /* One thread: one sample of the profile. */

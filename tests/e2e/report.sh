@@ -7,7 +7,8 @@
 #   use, allocs: allocated bytes), flat = cum for these leaves, and with
 #   every row shown (--top) the flat column adds up to the table's total;
 # - the audit and threads sections are, unescaped, exactly what ppx audit
-#   DIR and ppx threads DIR print; for known_io's run, the syscalls table
+#   --top N DIR and ppx threads --top N DIR print (N: ppx report's --top);
+#   for known_io's run, the syscalls table
 #   counts its calls exactly (sendto and recvfrom 2000 each, sendmmsg 10,
 #   2000 under udp_sendto_batch) and the audit text has its sendto row;
 # - every string from the run is escaped: neither the directory's nor the
@@ -76,8 +77,8 @@ grep -q "<td class=flat data-value=64000 title=64000>62.50 KiB</td>" "$page" ||
     fail "leak_64x1000's flat cell does not read 62.50 KiB"
 
 # The commands' texts, as they print them.
-"$PPX" audit "$run" >"$TMP/audit.txt" 2>&1 || fail "ppx audit: exit status $?"
-"$PPX" threads "$run" >"$TMP/threads.txt" 2>&1 || fail "ppx threads: exit status $?"
+"$PPX" audit --top 1000 "$run" >"$TMP/audit.txt" 2>&1 || fail "ppx audit: exit status $?"
+"$PPX" threads --top 1000 "$run" >"$TMP/threads.txt" 2>&1 || fail "ppx threads: exit status $?"
 page_py "$page" text audit >"$TMP/page.audit" || fail "no audit text"
 page_py "$page" text threads >"$TMP/page.threads" || fail "no threads text"
 cmp -s "$TMP/audit.txt" "$TMP/page.audit" ||
@@ -132,7 +133,7 @@ expect_eq "syscalls: sendto flat cum" "2000 2000" "$(row "$TMP/io.rows" sendto)"
 expect_eq "syscalls: recvfrom flat cum" "2000 2000" "$(row "$TMP/io.rows" recvfrom)"
 expect_eq "syscalls: sendmmsg flat cum" "10 10" "$(row "$TMP/io.rows" sendmmsg)"
 expect_eq "syscalls: udp_sendto_batch flat cum" "0 2000" "$(row "$TMP/io.rows" udp_sendto_batch)"
-"$PPX" audit "$TMP/io" >"$TMP/io.audit" 2>&1 || fail "ppx audit of known_io: exit status $?"
+"$PPX" audit --top 1000 "$TMP/io" >"$TMP/io.audit" 2>&1 || fail "ppx audit of known_io: exit status $?"
 page_py "$TMP/out/io.html" text audit >"$TMP/io.page.audit" || fail "no audit text for known_io"
 cmp -s "$TMP/io.audit" "$TMP/io.page.audit" ||
     fail "known_io's audit section is not what ppx audit prints: $(diff "$TMP/io.audit" "$TMP/io.page.audit" | head -5)"
