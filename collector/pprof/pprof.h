@@ -490,6 +490,8 @@ struct report_viewer {
                        url(...) of a stylesheet naming a file of dir a data: URL */
     size_t js_len, css_len;
     size_t n_scripts;
+    char *notices; /* the licences of what is inlined; NULL: none found */
+    size_t notices_len;
 };
 /* 0, or -1 with a message in err (a file missing or unreadable, an
  * index.html naming no script). */

@@ -354,6 +354,13 @@ void report_html_write(FILE *f, const struct report_page *p)
         profile_section(f, &p->profiles[i], p->top_rows);
     for (size_t i = 0; i < p->n_texts; i++)
         text_section(f, &p->texts[i]);
+    if (p->viewer && p->viewer->notices) {
+        fputs("<details id=notices><summary>The licences of speedscope, inlined into this "
+              "page</summary><pre>",
+              f);
+        html_escaped_len(f, p->viewer->notices, p->viewer->notices_len);
+        fputs("</pre></details>\n", f);
+    }
     data_elements(f, p);
     fprintf(f, "<script>\n%s</script>\n</body>\n</html>\n", page_script);
 }

@@ -6,9 +6,11 @@
  * where it is installed, each time. */
 #include "pprof/pprof.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* speedscope's largest file is 0.5 MiB. */
 #define VIEWER_MAX_FILE (16u << 20)
@@ -172,6 +174,48 @@ static int read_index(struct report_viewer *v, const char *index, FILE *js, FILE
     return 0;
 }
 
+/* Appends the licence file name of dir, if there, to out under a line
+ * naming it. */
+static void append_notice(FILE *out, const char *dir, const char *name, const char *title)
+{
+    char *path = path_join(dir, name);
+    size_t len;
+    char *text = path ? file_read_all(path, VIEWER_MAX_FILE, &len) : NULL;
+    while (text && len > 0 && text[len - 1] == '\n')
+        text[--len] = 0;
+    if (text)
+        fprintf(out, "%s== %s ==\n%s\n", ftell(out) ? "\n" : "", title, text);
+    free(text);
+    free(path);
+}
+
+/* The licences that go with the inlined code, as the MIT licence and the
+ * font's OFL ask: the package's LICENSE (in the viewer's directory when
+ * installed, two levels up in npm's node_modules/speedscope/dist/release),
+ * then every *LICENSE* file of the directory (the font's). */
+static void read_notices(struct report_viewer *v)
+{
+    FILE *out = open_memstream(&v->notices, &v->notices_len);
+    if (!out)
+        return;
+    char *top = path_join(v->dir, "LICENSE");
+    bool installed = top && access(top, R_OK) == 0;
+    free(top);
+    append_notice(out, v->dir, installed ? "LICENSE" : "../../LICENSE", "speedscope: LICENSE");
+    DIR *d = opendir(v->dir);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strstr(e->d_name, "LICENSE") && strcmp(e->d_name, "LICENSE") != 0 &&
+            e->d_name[0] != '.')
+            append_notice(out, v->dir, e->d_name, e->d_name);
+    if (d)
+        closedir(d);
+    if (fclose(out) != 0) {
+        free(v->notices);
+        v->notices = NULL;
+        v->notices_len = 0;
+    }
+}
+
 int report_viewer_load(const char *dir, struct report_viewer *v, char *err, size_t errlen)
 {
     memset(v, 0, sizeof *v);
@@ -202,6 +246,8 @@ int report_viewer_load(const char *dir, struct report_viewer *v, char *err, size
         snprintf(err, errlen, "out of memory reading the viewer");
     if (rc < 0)
         report_viewer_free(v);
+    else
+        read_notices(v);
     return rc;
 }
 
@@ -210,5 +256,6 @@ void report_viewer_free(struct report_viewer *v)
     free(v->dir);
     free(v->js);
     free(v->css);
+    free(v->notices);
     memset(v, 0, sizeof *v);
 }

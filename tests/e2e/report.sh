@@ -16,7 +16,7 @@
 # - the embedded profile is the file; nothing refers to the network;
 # - the viewer is inlined: its script (which holds "</script>") and
 #   stylesheet only as base64, the source map comment dropped, the font the
-#   stylesheet names a data: URL;
+#   stylesheet names a data: URL, its licences at the end of the page;
 # - without a viewer: one line on stderr, the page says so, tables intact;
 # - a made-up profile (tests/lib/craft_profile.py): its table has exactly
 #   the rows go tool pprof -top prints (names: template arguments dropped,
@@ -47,6 +47,8 @@ printf '<html><head><link rel="stylesheet" href="./style.css"></head><body><scri
 printf 'var x = "</script><b>";\n//# sourceMappingURL=app.js.map\n' >"$v/app.js"
 printf 'body{font-family:x}@font-face{src:url("./font.woff2") format("woff2")}\n/*# sourceMappingURL=style.css.map */\n' >"$v/style.css"
 printf 'wOF2 made-up font' >"$v/font.woff2"
+printf 'Made-up <licence> & terms\n' >"$v/LICENSE"
+printf 'Font licence\n' >"$v/font.LICENSE.md"
 
 page="$TMP/out/report.html"
 PPX_UI_DIR="$TMP/ui" "$PPX" report "$run" -o "$page" --top 1000 >"$TMP/report.out" 2>"$TMP/report.err"
@@ -106,6 +108,8 @@ font=$(base64 -w0 "$v/font.woff2")
 grep -qF "url(\"data:font/woff2;base64,$font\") format(\"woff2\")" "$TMP/viewer.css" ||
     fail "the font is not inlined: $(cat "$TMP/viewer.css")"
 grep -q 'id=viewer-missing' "$page" && fail "the page says the viewer is missing"
+expect_eq "the licences of what is inlined" "<details id=notices><summary>The licences of speedscope, inlined into this page</summary><pre>== speedscope: LICENSE ==|Made-up &lt;licence&gt; &amp; terms||== font.LICENSE.md ==|Font licence|</pre></details>" \
+    "$(sed -n '/^<details id=notices>/,/<\/details>/p' "$page" | tr '\n' '|' | sed 's/|$//')"
 grep -q "<button data-flamegraph=heap>heap</button>" "$page" || fail "no heap flame graph button"
 grep -q "<script type=application/octet-stream id=profile-heap data-file='heap.pb.gz' data-types='alloc_objects:[0-9]* alloc_space:[0-9]* inuse_objects:[0-9]* inuse_space:[0-9]*' data-default='inuse_space'>" "$page" ||
     fail "the heap profile's sample types are not offered: $(grep -o "id=profile-heap[^>]*>" "$page")"
