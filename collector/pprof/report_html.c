@@ -8,7 +8,8 @@
  * and stylesheet are carried as base64 in <script> elements of a type the
  * browser does not run (base64 needs no escaping there: no "</script" can
  * appear). A small script of the page makes, on request, an iframe per
- * profile, writes the viewer into it and drops the profile's bytes on it,
+ * profile and sample type, writes the viewer into it and drops the
+ * profile's bytes on it,
  * as a user drops a file on speedscope: a synthetic drop event carrying a
  * File. speedscope's other ways in do not work from file://: #profileURL=
  * is refused unless the page's protocol is http(s) (the viewer fetches
