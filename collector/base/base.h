@@ -1,5 +1,6 @@
-/* What every stage of the collector uses: its clock, path joining, hex,
- * and the internal checks. The bottom stage: it includes nothing of ppx. */
+/* What every stage of the collector uses: its clock, path joining, files
+ * written atomically, hex, HTML and base64 text, and the internal checks. The bottom stage: it
+ * includes nothing of ppx. */
 #ifndef PPX_BASE_H
 #define PPX_BASE_H
 
@@ -25,10 +26,30 @@ char *path_join(const char *dir, const char *name);
  * ENOTDIR when dir is no directory, ENOMEM). */
 int path_make_dirs(const char *dir, unsigned mode, char **failed);
 
+/* ---- file ---- */
+/* Writes data[0..len) to path atomically: into a temporary file beside
+ * it (mode 0644), synced, then renamed over path, so that a reader sees
+ * the old file or the whole new one. 0, or -1 with errno set; no
+ * temporary file is left behind, and an existing file at path stays as
+ * it was. */
+int file_write_atomic(const char *path, const void *data, size_t len);
+/* The whole of the file at path, at most max bytes, malloc'ed with a NUL
+ * after its *len bytes; NULL with errno set (EFBIG: larger than max). */
+void *file_read_all(const char *path, size_t max, size_t *len);
+
 /* ---- hex ---- */
 /* bytes[0..len) as 2 * len lowercase hex digits and a NUL in out (a GNU
  * build id as pprof and debuginfod write it). */
 void hex_encode(char *out, const uint8_t *bytes, size_t len);
+
+/* ---- html ---- */
+/* s HTML-escaped (& < > " '), safe as element text and as a quoted
+ * attribute value. */
+void html_escaped(FILE *f, const char *s);
+/* The same for s[0..len), which may hold NULs (shown as U+FFFD). */
+void html_escaped_len(FILE *f, const char *s, size_t len);
+/* data[0..len) in base64 (RFC 4648, padded), on one line. */
+void base64_write(FILE *f, const uint8_t *data, size_t len);
 
 /* ---- checks ----
  * PPX_CHECK(cond, what) states an invariant of the collector's own code

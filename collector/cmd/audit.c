@@ -447,7 +447,7 @@ static double per_call(uint64_t v, uint64_t calls)
     return calls ? (double)v / (double)calls : 0;
 }
 
-static void print_callers(const struct row *r)
+static void print_callers(FILE *out, const struct row *r)
 {
     size_t n = HASH_COUNT(r->callers);
     const struct caller **list = malloc((n ? n : 1) * sizeof *list);
@@ -458,14 +458,14 @@ static void print_callers(const struct row *r)
         list[i++] = c;
     qsort(list, n, sizeof *list, by_calls_caller);
     for (i = 0; i < n && i < TOP_CALLERS; i++)
-        printf("%s%s %.0f%%", i ? ", " : "", list[i]->name,
-               100 * per_call(list[i]->calls, r->f.v[T_CALLS]));
+        fprintf(out, "%s%s %.0f%%", i ? ", " : "", list[i]->name,
+                100 * per_call(list[i]->calls, r->f.v[T_CALLS]));
     if (n > TOP_CALLERS)
-        printf(", +%zu more", n - TOP_CALLERS);
+        fprintf(out, ", +%zu more", n - TOP_CALLERS);
     free(list);
 }
 
-static void print_table(const struct audit *a, size_t top, double seconds)
+static void print_table(FILE *out, const struct audit *a, size_t top, double seconds)
 {
     size_t n = HASH_COUNT(a->rows);
     struct row **rows = malloc((n ? n : 1) * sizeof *rows);
@@ -475,8 +475,8 @@ static void print_table(const struct audit *a, size_t top, double seconds)
     for (struct row *r = a->rows; r; r = r->hh.next)
         rows[i++] = r;
     qsort(rows, n, sizeof *rows, by_calls_row);
-    printf("%-12s %-13s %12s %10s %6s %9s %9s %9s %7s  %s\n", "call", "descriptor", "calls",
-           "calls/s", "share", "avg_us", "avg_B", "errors", "eagain%", "top callers");
+    fprintf(out, "%-12s %-13s %12s %10s %6s %9s %9s %9s %7s  %s\n", "call", "descriptor", "calls",
+            "calls/s", "share", "avg_us", "avg_B", "errors", "eagain%", "top callers");
     for (i = 0; i < n && i < top; i++) {
         const struct row *r = rows[i];
         uint64_t calls = r->f.v[T_CALLS];
@@ -489,15 +489,15 @@ static void print_table(const struct audit *a, size_t top, double seconds)
             snprintf(bytes, sizeof bytes, "%.1f", per_call(r->f.v[T_BYTES], calls));
         else
             snprintf(bytes, sizeof bytes, "-");
-        printf("%-12s %-13s %12" PRIu64 " %10s %5.1f%% %9.2f %9s %9" PRIu64 " %6.1f%%  ", r->call,
-               r->desc, calls, rate, 100 * per_call(calls, a->total.v[T_CALLS]),
-               per_call(r->f.v[T_TIME], calls) / 1000, bytes, r->f.v[T_ERRORS],
-               100 * per_call(r->f.v[T_EAGAIN], calls));
-        print_callers(r);
-        putchar('\n');
+        fprintf(out, "%-12s %-13s %12" PRIu64 " %10s %5.1f%% %9.2f %9s %9" PRIu64 " %6.1f%%  ",
+                r->call, r->desc, calls, rate, 100 * per_call(calls, a->total.v[T_CALLS]),
+                per_call(r->f.v[T_TIME], calls) / 1000, bytes, r->f.v[T_ERRORS],
+                100 * per_call(r->f.v[T_EAGAIN], calls));
+        print_callers(out, r);
+        fputc('\n', out);
     }
     if (n > top)
-        printf("(%zu more rows: --top %zu shows them)\n", n - top, n);
+        fprintf(out, "(%zu more rows: --top %zu shows them)\n", n - top, n);
     free(rows);
 }
 
@@ -551,26 +551,27 @@ static const struct eagain_by_design *eagain_runtime(const struct site *s)
     return NULL;
 }
 
-static void eagain_hint(const struct site *s, double eagain)
+static void eagain_hint(FILE *out, const struct site *s, double eagain)
 {
     const struct eagain_by_design *rt = eagain_runtime(s);
     if (rt) {
-        printf("- %.0f%% of %s calls at %s returned EAGAIN: by design of %s (%s); not a "
-               "readiness bug, though each is a system call\n",
-               100 * eagain, s->call, s->where, rt->runtime, rt->why);
+        fprintf(out,
+                "- %.0f%% of %s calls at %s returned EAGAIN: by design of %s (%s); not a "
+                "readiness bug, though each is a system call\n",
+                100 * eagain, s->call, s->where, rt->runtime, rt->why);
         return;
     }
     bool writes = in_list(s->call, write_calls);
-    printf("- %.0f%% of %s calls at %s returned EAGAIN: check readiness handling (%s)\n",
-           100 * eagain, s->call, s->where,
-           writes ? "after EAGAIN, wait for writability (EPOLLOUT) before writing again"
-                  : "after EAGAIN, wait for readability (EPOLLIN) before reading again; a "
-                    "loop that reads until EAGAIN after each readiness event makes one such "
-                    "call per event, which is expected");
+    fprintf(out, "- %.0f%% of %s calls at %s returned EAGAIN: check readiness handling (%s)\n",
+            100 * eagain, s->call, s->where,
+            writes ? "after EAGAIN, wait for writability (EPOLLOUT) before writing again"
+                   : "after EAGAIN, wait for readability (EPOLLIN) before reading again; a "
+                     "loop that reads until EAGAIN after each readiness event makes one such "
+                     "call per event, which is expected");
 }
 
 /* Prints the hints for s; returns how many. */
-static int site_hints(const struct site *s, double seconds)
+static int site_hints(FILE *out, const struct site *s, double seconds)
 {
     int n = 0;
     uint64_t calls = s->f.v[T_CALLS];
@@ -581,27 +582,29 @@ static int site_hints(const struct site *s, double seconds)
                             : in_list(s->call, datagram_sends)  ? "sendmmsg"
                                                                 : NULL;
         if (batch) {
-            printf("- %s at %s: %" PRIu64 " calls on %s sockets, %.0f bytes per call on "
-                   "average: consider %s to batch datagrams (many per call)\n",
-                   s->call, s->where, calls, s->desc, avg_bytes, batch);
+            fprintf(out,
+                    "- %s at %s: %" PRIu64 " calls on %s sockets, %.0f bytes per call on "
+                    "average: consider %s to batch datagrams (many per call)\n",
+                    s->call, s->where, calls, s->desc, avg_bytes, batch);
             n++;
         }
     }
     if (frequent(s, seconds) && is_socket(s, "stream") && in_list(s->call, stream_writes) &&
         avg_bytes < HINT_SMALL_WRITE) {
-        printf("- %s at %s: %" PRIu64 " writes to %s sockets, %.0f bytes each on average: "
-               "consider merging writes (writev) or buffering\n",
-               s->call, s->where, calls, s->desc, avg_bytes);
+        fprintf(out,
+                "- %s at %s: %" PRIu64 " writes to %s sockets, %.0f bytes each on average: "
+                "consider merging writes (writev) or buffering\n",
+                s->call, s->where, calls, s->desc, avg_bytes);
         n++;
     }
     if (calls >= HINT_EAGAIN_MIN_CALLS && eagain > HINT_EAGAIN_SHARE) {
-        eagain_hint(s, eagain);
+        eagain_hint(out, s, eagain);
         n++;
     }
     return n;
 }
 
-static void print_hints(const struct audit *a, double seconds)
+static void print_hints(FILE *out, const struct audit *a, double seconds)
 {
     size_t n = HASH_COUNT(a->sites);
     struct site **sites = malloc((n ? n : 1) * sizeof *sites);
@@ -611,12 +614,12 @@ static void print_hints(const struct audit *a, double seconds)
     for (struct site *s = a->sites; s; s = s->hh.next)
         sites[i++] = s;
     qsort(sites, n, sizeof *sites, by_calls_site);
-    printf("\nHints:\n");
+    fprintf(out, "\nHints:\n");
     int hints = 0;
     for (i = 0; i < n; i++)
-        hints += site_hints(sites[i], seconds);
+        hints += site_hints(out, sites[i], seconds);
     if (hints == 0)
-        printf("none: no call site's figures suggest a change\n");
+        fprintf(out, "none: no call site's figures suggest a change\n");
     free(sites);
 }
 
@@ -652,7 +655,7 @@ static void free_audit(struct audit *a)
     pprof_index_free(&a->ix);
 }
 
-static int run_audit(const char *path, size_t top, bool want_pid, int64_t pid)
+int audit_print(FILE *out, const char *path, size_t top, bool want_pid, int64_t pid)
 {
     Profile *prof = load_profile(path);
     if (!prof)
@@ -671,19 +674,19 @@ static int run_audit(const char *path, size_t top, bool want_pid, int64_t pid)
     }
     if (rc == 0) {
         double seconds = (double)prof->duration_nanos / 1e9;
-        printf("%s: %" PRIu64 " I/O calls", path, a.total.v[T_CALLS]);
+        fprintf(out, "%s: %" PRIu64 " I/O calls", path, a.total.v[T_CALLS]);
         if (want_pid)
-            printf(" of pid %" PRId64, pid);
+            fprintf(out, " of pid %" PRId64, pid);
         if (seconds > 0)
-            printf(" in %.3f s", seconds);
-        printf(", %" PRIu64 " failed (%" PRIu64 " EAGAIN)\n",
-               a.total.v[T_ERRORS] + a.total.v[T_EAGAIN], a.total.v[T_EAGAIN]);
+            fprintf(out, " in %.3f s", seconds);
+        fprintf(out, ", %" PRIu64 " failed (%" PRIu64 " EAGAIN)\n",
+                a.total.v[T_ERRORS] + a.total.v[T_EAGAIN], a.total.v[T_EAGAIN]);
         if (a.total.v[T_CALLS] == 0 && HASH_COUNT(a.rows) == 0) {
-            printf("no I/O calls recorded\n");
+            fprintf(out, "no I/O calls recorded\n");
         } else {
-            putchar('\n');
-            print_table(&a, top, seconds);
-            print_hints(&a, seconds);
+            fputc('\n', out);
+            print_table(out, &a, top, seconds);
+            print_hints(out, &a, seconds);
         }
     }
     free_audit(&a);
@@ -697,7 +700,7 @@ int cmd_audit(int argc, char **argv)
     int status = cli_report_args("audit", argc, argv, 1000000, "rows", "syscalls.pb.gz", help, &a);
     if (status >= 0)
         return status;
-    int rc = run_audit(a.path, (size_t)a.top, a.want_pid, (int64_t)a.pid);
+    int rc = audit_print(stdout, a.path, (size_t)a.top, a.want_pid, (int64_t)a.pid);
     free(a.path);
     return rc;
 }

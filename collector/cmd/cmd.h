@@ -16,6 +16,7 @@
  * does not return (record exits with its command's status). */
 int cmd_record(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_collect(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_threads(int argc, char **argv);
@@ -65,6 +66,16 @@ struct cli_report_args {
 int cli_report_args(const char *command, int argc, char **argv, uint64_t max_top,
                     const char *top_what, const char *file_name, void (*help)(FILE *),
                     struct cli_report_args *a);
+
+/* ---- audit, threads ---- */
+/* What ppx audit and ppx threads print for the profile at path (a file),
+ * written to out, for the top rows (audit: per call; threads: per process)
+ * and, with want_pid, process pid alone. Errors are said on stderr as
+ * the command says them. Returns the command's exit status: 0 printed, 1
+ * the file cannot be read or is no profile of that kind. ppx report puts
+ * the same text into its page. */
+int audit_print(FILE *out, const char *path, size_t top, bool want_pid, int64_t pid);
+int threads_print(FILE *out, const char *path, size_t top, bool want_pid, int64_t pid);
 
 /* ---- target ---- */
 /* The program `ppx record` runs: finding it, telling whether LD_PRELOAD can

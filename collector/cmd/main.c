@@ -23,6 +23,8 @@ static const struct command commands[] = {
     {"stacks", cmd_stacks,
      "print what every thread of the running processes is doing now (no ptrace)"},
     {"threads", cmd_threads, "list the threads of a recorded threadcreate.pb.gz, like top -H"},
+    {"report", cmd_report,
+     "write one HTML file of a profile directory: flame graphs, top tables, audit, threads"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -44,7 +46,8 @@ static void usage(FILE *out)
                  "  ppx record -o prof/ -- ./server --port 8080\n"
                  "  go tool pprof -top prof/heap.pb.gz\n"
                  "  ppx audit prof/\n"
-                 "  ppx threads prof/\n");
+                 "  ppx threads prof/\n"
+                 "  ppx report prof/ -o report.html\n");
 }
 
 int main(int argc, char **argv)

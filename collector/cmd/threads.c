@@ -99,12 +99,8 @@ static void help(FILE *out)
 /* name, demangled and simplified, in out; the tail kept when too long. */
 static void display_name(const char *name, char *out, size_t outlen)
 {
-    char *demangled = demangle_name(name);
     char simple[1024];
-    demangle_simplify(demangled ? demangled : name, simple, sizeof simple);
-    free(demangled);
-    if (!*simple)
-        snprintf(simple, sizeof simple, "%s", name);
+    demangle_short(name, simple, sizeof simple);
     size_t len = strlen(simple);
     if (len < outlen)
         memcpy(out, simple, len + 1);
@@ -345,7 +341,8 @@ static int64_t profile_end_ns(const struct report *r)
     return end;
 }
 
-static void print_row(const struct process *pr, const struct thread_row *t, int64_t end_ns)
+static void print_row(FILE *out, const struct process *pr, const struct thread_row *t,
+                      int64_t end_ns)
 {
     char start[32] = "-", lifetime[32] = "-", share[16] = "-";
     if (t->has_start && pr->has_start)
@@ -357,33 +354,34 @@ static void print_row(const struct process *pr, const struct thread_row *t, int6
     }
     if (pr->cpu_ns)
         snprintf(share, sizeof share, "%.1f%%", 100.0 * (double)t->cpu_ns / (double)pr->cpu_ns);
-    printf("%8" PRId64 "  %-16s %-*s %9s %10s %9.3f %7s\n", t->tid, t->name, CREATOR_WIDTH,
-           t->creator, start, lifetime, seconds(t->cpu_ns), share);
+    fprintf(out, "%8" PRId64 "  %-16s %-*s %9s %10s %9.3f %7s\n", t->tid, t->name, CREATOR_WIDTH,
+            t->creator, start, lifetime, seconds(t->cpu_ns), share);
 }
 
-static void print_process(const struct report *r, struct process *pr, size_t top)
+static void print_process(FILE *out, const struct report *r, struct process *pr, size_t top)
 {
     int64_t end_ns = profile_end_ns(r);
     qsort(pr->rows, pr->n_rows, sizeof *pr->rows, by_cpu);
     if (pr->pid)
-        printf("pid %" PRId64 ":", pr->pid);
+        fprintf(out, "pid %" PRId64 ":", pr->pid);
     else
-        printf("process:");
-    printf(" %zu thread%s (%zu still running), %.3f s CPU", pr->n_rows, pr->n_rows == 1 ? "" : "s",
-           pr->running, seconds((int64_t)pr->cpu_ns));
+        fprintf(out, "process:");
+    fprintf(out, " %zu thread%s (%zu still running), %.3f s CPU", pr->n_rows,
+            pr->n_rows == 1 ? "" : "s", pr->running, seconds((int64_t)pr->cpu_ns));
     if (pr->has_start) {
         int64_t last = pr->running ? end_ns : pr->first_start_ns;
         for (size_t i = 0; i < pr->n_rows; i++)
             if (pr->rows[i]->has_end && pr->rows[i]->end_ns > last)
                 last = pr->rows[i]->end_ns;
-        printf(" in %.3f s", seconds(last > pr->first_start_ns ? last - pr->first_start_ns : 0));
+        fprintf(out, " in %.3f s",
+                seconds(last > pr->first_start_ns ? last - pr->first_start_ns : 0));
     }
-    printf("\n%8s  %-16s %-*s %9s %10s %9s %7s\n", "TID", "NAME", CREATOR_WIDTH, "CREATED BY",
-           "START", "LIFETIME", "CPU", "SHARE");
+    fprintf(out, "\n%8s  %-16s %-*s %9s %10s %9s %7s\n", "TID", "NAME", CREATOR_WIDTH, "CREATED BY",
+            "START", "LIFETIME", "CPU", "SHARE");
     for (size_t i = 0; i < pr->n_rows && i < top; i++)
-        print_row(pr, pr->rows[i], end_ns);
+        print_row(out, pr, pr->rows[i], end_ns);
     if (pr->n_rows > top)
-        printf("(%zu more threads: --top %zu shows them)\n", pr->n_rows - top, pr->n_rows);
+        fprintf(out, "(%zu more threads: --top %zu shows them)\n", pr->n_rows - top, pr->n_rows);
 }
 
 /* ---- the command -------------------------------------------------------- */
@@ -397,7 +395,7 @@ static void free_report(struct report *r)
     pprof_index_free(&r->ix);
 }
 
-static int run_report(const char *path, size_t top, bool want_pid, int64_t pid)
+int threads_print(FILE *out, const char *path, size_t top, bool want_pid, int64_t pid)
 {
     char err[1024];
     Profile *prof = pprof_read_file(path, err, sizeof err);
@@ -420,15 +418,15 @@ static int run_report(const char *path, size_t top, bool want_pid, int64_t pid)
                                path);
     }
     if (rc == 0) {
-        printf("%s: %zu thread%s", path, r.n_rows, r.n_rows == 1 ? "" : "s");
+        fprintf(out, "%s: %zu thread%s", path, r.n_rows, r.n_rows == 1 ? "" : "s");
         if (r.n_procs > 1)
-            printf(" of %zu processes", r.n_procs);
-        printf("\n");
+            fprintf(out, " of %zu processes", r.n_procs);
+        fprintf(out, "\n");
         if (r.n_rows == 0)
-            printf("no threads recorded\n");
+            fprintf(out, "no threads recorded\n");
         for (size_t i = 0; i < r.n_procs; i++) {
-            putchar('\n');
-            print_process(&r, &r.procs[i], top);
+            fputc('\n', out);
+            print_process(out, &r, &r.procs[i], top);
         }
     }
     free_report(&r);
@@ -443,7 +441,7 @@ int cmd_threads(int argc, char **argv)
                                  help, &a);
     if (status >= 0)
         return status;
-    int rc = run_report(a.path, (size_t)a.top, a.want_pid, (int64_t)a.pid);
+    int rc = threads_print(stdout, a.path, (size_t)a.top, a.want_pid, (int64_t)a.pid);
     free(a.path);
     return rc;
 }

@@ -346,31 +346,6 @@ static void serve_cmdline(struct live *l, const struct http_query *q, struct htt
     http_reply_stream(r, f, "text/plain; charset=utf-8");
 }
 
-void http_html_escaped(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '<':
-            fputs("&lt;", f);
-            break;
-        case '>':
-            fputs("&gt;", f);
-            break;
-        case '&':
-            fputs("&amp;", f);
-            break;
-        case '"':
-            fputs("&#34;", f);
-            break;
-        case '\'':
-            fputs("&#39;", f);
-            break;
-        default:
-            fputc(*s, f);
-        }
-    }
-}
-
 void http_duration(FILE *f, uint64_t ns)
 {
     uint64_t s = ns / 1000000000u;
@@ -413,7 +388,7 @@ static void profile_links(FILE *f, uint32_t pid, const char *token)
 void http_process_cells(FILE *f, const struct live_info *p, uint64_t now)
 {
     uint64_t end = p->exited_ns ? p->exited_ns : now;
-    http_html_escaped(f, p->exe);
+    html_escaped(f, p->exe);
     fprintf(f, "</td><td>%s", p->exited_ns ? "exited " : "running");
     if (p->exited_ns) {
         http_duration(f, now > p->exited_ns ? now - p->exited_ns : 0);

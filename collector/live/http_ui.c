@@ -52,13 +52,32 @@ static bool running_from_build_tree(void)
     return same;
 }
 
-static void look(struct http_ui *ui, const char *dir)
+/* dir, resolved, if it holds the viewer and none was found yet; dir is
+ * added to looked either way. */
+static void look(char **viewer, char *looked, size_t looked_len, const char *dir)
 {
-    if (ui->viewer)
+    if (*viewer)
         return;
-    size_t len = strlen(ui->looked);
-    snprintf(ui->looked + len, sizeof ui->looked - len, "%s%s", len ? ", " : "", dir);
-    ui->viewer = viewer_at(dir);
+    size_t len = strlen(looked);
+    snprintf(looked + len, looked_len - len, "%s%s", len ? ", " : "", dir);
+    *viewer = viewer_at(dir);
+}
+
+char *http_ui_viewer_find(char *looked, size_t looked_len)
+{
+    char *viewer = NULL;
+    const char *env = getenv("PPX_UI_DIR");
+    char dir[PATH_MAX];
+    *looked = 0;
+    if (env && *env) {
+        snprintf(dir, sizeof dir, "%s/%s", env, HTTP_UI_VIEWER);
+        look(&viewer, looked, looked_len, dir);
+    } else {
+        if (running_from_build_tree())
+            look(&viewer, looked, looked_len, PPX_BUILD_VIEWER);
+        look(&viewer, looked, looked_len, PPX_UI_DATADIR "/" HTTP_UI_VIEWER);
+    }
+    return viewer;
 }
 
 struct http_ui *http_ui_new(void)
@@ -66,16 +85,7 @@ struct http_ui *http_ui_new(void)
     struct http_ui *ui = calloc(1, sizeof *ui);
     if (!ui)
         return NULL;
-    const char *env = getenv("PPX_UI_DIR");
-    char dir[PATH_MAX];
-    if (env && *env) {
-        snprintf(dir, sizeof dir, "%s/%s", env, HTTP_UI_VIEWER);
-        look(ui, dir);
-    } else {
-        if (running_from_build_tree())
-            look(ui, PPX_BUILD_VIEWER);
-        look(ui, PPX_UI_DATADIR "/" HTTP_UI_VIEWER);
-    }
+    ui->viewer = http_ui_viewer_find(ui->looked, sizeof ui->looked);
     if (!ui->viewer)
         fprintf(stderr,
                 "ppx: the web UI's flame graph viewer (speedscope) is not installed (looked in "
@@ -275,7 +285,7 @@ static void profile_links(FILE *f, const struct http_ui *ui, const struct http_p
             snprintf(url + len, sizeof url - (size_t)len, "&token=%s", token);
         fprintf(f, " <a data-profile=%s data-sample-type=%s href='", pi->name, type);
         if (!ui || !ui->viewer) {
-            http_html_escaped(f, url);
+            html_escaped(f, url);
             fprintf(f, "'>%s</a>", type);
             continue;
         }

@@ -345,8 +345,7 @@ struct http_profile_info {
 };
 bool http_profiles_info(size_t i, struct http_profile_info *out);
 
-/* s, HTML-escaped (attribute values too); a duration as 1d02h03m04s. */
-void http_html_escaped(FILE *f, const char *s);
+/* A duration as 1d02h03m04s. */
 void http_duration(FILE *f, uint64_t ns);
 /* The executable, state ("running", "exited N ago") and uptime cells of a
  * process's row (its executable's <td> already open), ending in an open
@@ -413,6 +412,11 @@ void http_reply_stream(struct http_reply *r, FILE *f, const char *content_type);
 /* The largest viewer file served (speedscope's largest is 0.5 MiB); each
  * is read whole into its answer. */
 #define HTTP_UI_MAX_FILE (16u << 20)
+
+/* The viewer's directory, resolved (malloc'ed), where the paragraph above
+ * says; NULL when there is none, with the places looked in in looked
+ * (ppx report inlines the viewer from there too). */
+char *http_ui_viewer_find(char *looked, size_t looked_len);
 
 struct http_ui;
 /* Finds the viewer; NULL only when out of memory (then /ui/ says so). */

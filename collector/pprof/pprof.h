@@ -444,6 +444,11 @@ int output_write_procs(const char *dir, struct proc *const *procs, size_t n);
  * NULL with a message in err (no "ppx ...:" prefix) when the file cannot be
  * read, is not gzip-compressed, is corrupt, too large, or no profile. */
 Perftools__Profiles__Profile *pprof_read_file(const char *path, char *err, size_t errlen);
+/* pprof_read_file() in two steps: the file's bytes as they are
+ * (malloc'ed), then the profile they hold (path names it in messages). */
+uint8_t *pprof_read_raw(const char *path, size_t *len, char *err, size_t errlen);
+Perftools__Profiles__Profile *pprof_parse(const char *path, const uint8_t *gz, size_t len,
+                                          char *err, size_t errlen);
 
 /* Sorted copies of a profile's location, function and mapping arrays. */
 struct pprof_index {
@@ -473,5 +478,88 @@ const char *pprof_index_label_str(const struct pprof_index *ix,
                                   const Perftools__Profiles__Sample *s, const char *key);
 bool pprof_index_label_num(const struct pprof_index *ix, const Perftools__Profiles__Sample *s,
                            const char *key, int64_t *out);
+
+/* ---- report_viewer ---- */
+/* The flame graph viewer's release files (npm's speedscope, its
+ * dist/release folder: index.html, the scripts and stylesheets it names),
+ * read where they are installed to be inlined into a report page: never
+ * copied into ppx's tree. */
+struct report_viewer {
+    char *dir;
+    char *js, *css; /* index.html's scripts, then its stylesheets, in order; every
+                       url(...) of a stylesheet naming a file of dir a data: URL */
+    size_t js_len, css_len;
+    size_t n_scripts;
+    char *notices; /* the licences of what is inlined; NULL: none found */
+    size_t notices_len;
+};
+/* 0, or -1 with a message in err (a file missing or unreadable, an
+ * index.html naming no script). */
+int report_viewer_load(const char *dir, struct report_viewer *v, char *err, size_t errlen);
+void report_viewer_free(struct report_viewer *v);
+
+/* ---- report_html ---- */
+/* The page of `ppx report`: one HTML file that needs nothing else (no
+ * network, no other file), with each profile's top table, the texts of
+ * ppx audit and ppx threads, the profiles themselves (to download), and,
+ * when the viewer was found, their flame graphs in it. Every string from
+ * a profile or a file is HTML-escaped. */
+struct report_profile {
+    const char *stem; /* "heap": the profile (ids, buttons) */
+    const char *file; /* as found in the directory: "heap.pb.gz", "heap.3.pb.gz" */
+    const char *what; /* what it shows, for its heading */
+    const uint8_t *data;
+    size_t len;                  /* the file as it is; NULL: unreadable */
+    const struct pprof_top *top; /* NULL: unreadable, error says why */
+    const char *error;
+    int64_t duration_nanos;
+    /* Its sample types, for the flame graph's choice: "NAME:INDEX ..." with
+     * INDEX the name's place in the profile's string table (what the page
+     * sets its default_sample_type to); NULL: no choice. */
+    const char *sample_types;
+};
+/* A command's text (ppx audit, ppx threads), shown as it prints it. */
+struct report_text {
+    const char *id, *title;
+    const char *text; /* NULL: error says why there is none */
+    size_t len;
+    const char *error;
+};
+struct report_page {
+    const char *dir, *version;
+    const struct report_profile *profiles;
+    size_t n_profiles;
+    const struct report_text *texts;
+    size_t n_texts;
+    const struct report_viewer *viewer; /* NULL: not installed */
+    const char *viewer_looked;          /* where it was looked for */
+    const char *viewer_error;           /* found, but unusable: why */
+    size_t top_rows;                    /* rows of each top table */
+};
+/* Writes the page to f. */
+void report_html_write(FILE *f, const struct report_page *p);
+
+/* ---- top ---- */
+/* A profile's functions with their figures, as `go tool pprof -top`
+ * shows them: for the sample type pprof shows by default (the profile's
+ * default_sample_type, else its last), each function's flat value (the
+ * samples it is the leaf of; an inlined function's own, not its
+ * caller's) and cum value (the samples it is anywhere in, once each). A
+ * function is its name as pprof shows it (C++ demangled without
+ * parameters), or for a location without lines its address (0x...). */
+struct pprof_top_row {
+    char *name;
+    int64_t flat, cum;
+};
+struct pprof_top {
+    char *type, *unit; /* NULL: the profile has no sample type */
+    int64_t total;     /* over all samples */
+    size_t n_samples;  /* with a value other than 0 */
+    struct pprof_top_row *rows;
+    size_t n_rows; /* most flat first, then most cum, then by name */
+};
+/* 0, or -1 when out of memory (then t holds nothing). */
+int pprof_top_make(const Perftools__Profiles__Profile *p, struct pprof_top *t);
+void pprof_top_free(struct pprof_top *t);
 
 #endif

@@ -17,44 +17,21 @@ typedef Perftools__Profiles__Mapping Mapping;
 #define MAX_COMPRESSED (256u << 20)
 #define MAX_PROFILE (1u << 30)
 
-static uint8_t *read_file(const char *path, size_t *len, char *err, size_t errlen)
+uint8_t *pprof_read_raw(const char *path, size_t *len, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        if (cap >= MAX_COMPRESSED) {
-            snprintf(err, errlen, "%s is larger than %u MiB: not a profile ppx wrote", path,
-                     MAX_COMPRESSED >> 20);
-            free(buf);
-            fclose(f);
-            return NULL;
-        }
-        uint8_t *grown = realloc(buf, cap *= 2);
-        if (!grown)
-            free(buf);
-        buf = grown;
-    }
-    bool failed = ferror(f);
-    fclose(f);
-    if (!buf) {
+    uint8_t *buf = file_read_all(path, MAX_COMPRESSED, len);
+    if (buf)
+        return buf;
+    if (errno == EFBIG)
+        snprintf(err, errlen, "%s is larger than %u MiB: not a profile ppx wrote", path,
+                 MAX_COMPRESSED >> 20);
+    else if (errno == ENOMEM)
         snprintf(err, errlen, "out of memory reading %s", path);
-        return NULL;
-    }
-    if (failed) {
+    else if (errno == EIO)
         snprintf(err, errlen, "cannot read %s", path);
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
+    else
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    return NULL;
 }
 
 static uint8_t *gunzip(const char *path, const uint8_t *in, size_t in_len, size_t *out_len,
@@ -114,12 +91,19 @@ static uint8_t *gunzip(const char *path, const uint8_t *in, size_t in_len, size_
 
 Profile *pprof_read_file(const char *path, char *err, size_t errlen)
 {
-    size_t len, plen;
-    uint8_t *gz = read_file(path, &len, err, errlen);
+    size_t len;
+    uint8_t *gz = pprof_read_raw(path, &len, err, errlen);
     if (!gz)
         return NULL;
-    uint8_t *raw = gunzip(path, gz, len, &plen, err, errlen);
+    Profile *p = pprof_parse(path, gz, len, err, errlen);
     free(gz);
+    return p;
+}
+
+Profile *pprof_parse(const char *path, const uint8_t *gz, size_t len, char *err, size_t errlen)
+{
+    size_t plen;
+    uint8_t *raw = gunzip(path, gz, len, &plen, err, errlen);
     if (!raw)
         return NULL;
     Profile *p = perftools__profiles__profile__unpack(NULL, plen, raw);

@@ -1,13 +1,10 @@
 #include "pprof/pprof.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 
 static int sink_error(char *err, size_t errlen, const char *fmt, ...)
@@ -65,21 +62,6 @@ static int gzip_memory(const uint8_t *data, size_t len, uint8_t **out, size_t *o
     return gzip_buffer(data, len, out, out_len, what, err, errlen);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int gzip_file(const char *path, const uint8_t *data, size_t len, char *err, size_t errlen)
 {
     if (len > 0xffffffffu)
@@ -88,37 +70,10 @@ static int gzip_file(const char *path, const uint8_t *data, size_t len, char *er
     size_t gz_len = 0;
     if (gzip_buffer(data, len, &gz, &gz_len, path, err, errlen) < 0)
         return -1;
-
-    size_t tmp_len = strlen(path) + sizeof ".tmp.XXXXXX";
-    char *tmp = malloc(tmp_len);
-    if (!tmp) {
-        free(gz);
-        return sink_error(err, errlen, "cannot write %s: %s", path, strerror(ENOMEM));
-    }
-    snprintf(tmp, tmp_len, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(gz);
-        free(tmp);
-        return sink_error(err, errlen, "cannot create %s: %s", path, strerror(e));
-    }
-    /* mkstemp makes the file 0600; a profile is an ordinary output file. */
-    int e = 0;
-    if (fchmod(fd, 0644) < 0 || write_all(fd, gz, gz_len) < 0 || fsync(fd) < 0)
-        e = errno;
-    if (close(fd) < 0 && e == 0)
-        e = errno;
-    if (e == 0 && rename(tmp, path) < 0)
-        e = errno;
+    int rc = file_write_atomic(path, gz, gz_len);
+    int e = errno;
     free(gz);
-    if (e != 0) {
-        unlink(tmp);
-        free(tmp);
-        return sink_error(err, errlen, "cannot write %s: %s", path, strerror(e));
-    }
-    free(tmp);
-    return 0;
+    return rc < 0 ? sink_error(err, errlen, "cannot write %s: %s", path, strerror(e)) : 0;
 }
 
 const char *pprof_sink_name(const struct pprof_sink *out)

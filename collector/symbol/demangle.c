@@ -40,6 +40,19 @@ const char *demangle_into(const char *name, char *out, size_t outlen)
     return out;
 }
 
+/* The length of "operator" and its symbol at p ("operator<<=" 11), as
+ * the demangler prints them; 0 when p is no such operator (operator() is
+ * the caller's, operator new and conversions hold no symbol). */
+static size_t operator_length(const char *p)
+{
+    if (strncmp(p, "operator", 8) != 0)
+        return 0;
+    if (strncmp(p + 8, "[]", 2) == 0)
+        return 10;
+    size_t n = strspn(p + 8, "<>=!+-*/%^&|~,");
+    return n ? 8 + (n > 3 ? 3 : n) : 0;
+}
+
 void demangle_simplify(const char *in, char *out, size_t outlen)
 {
     static const char anon[] = "(anonymous namespace)";
@@ -58,6 +71,13 @@ void demangle_simplify(const char *in, char *out, size_t outlen)
             p += 9;
             continue;
         }
+        size_t op = depth == 0 ? operator_length(p) : 0;
+        if (op) { /* "operator<<" is a name, not a template's start */
+            for (size_t k = 0; k < op && o + 1 < outlen; k++)
+                out[o++] = p[k];
+            p += op - 1;
+            continue;
+        }
         if (*p == '(' || *p == '<')
             depth++;
         else if ((*p == ')' || *p == '>') && depth > 0)
@@ -66,9 +86,26 @@ void demangle_simplify(const char *in, char *out, size_t outlen)
             out[o++] = *p;
     }
     out[o] = 0;
+    while (o > 0 && out[o - 1] == ' ') /* "operator< <int>(...)" */
+        out[--o] = 0;
     while (o >= 6 && strcmp(out + o - 6, " const") == 0)
         out[o -= 6] = 0;
     char *space = strrchr(out, ' '); /* after a return type */
+    if (space && space - out >= 8 && strncmp(space - 8, "operator", 8) == 0) {
+        *space = 0; /* "operator new", "operator int": the name's own space */
+        char *before = strrchr(out, ' ');
+        *space = ' ';
+        space = before;
+    }
     if (space)
         memmove(out, space + 1, strlen(space + 1) + 1);
+}
+
+void demangle_short(const char *name, char *out, size_t outlen)
+{
+    char *demangled = demangle_name(name);
+    demangle_simplify(demangled ? demangled : name, out, outlen);
+    free(demangled);
+    if (!*out)
+        snprintf(out, outlen, "%s", name);
 }

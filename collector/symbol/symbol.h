@@ -86,4 +86,8 @@ const char *demangle_into(const char *name, char *out, size_t outlen);
  * return type. */
 void demangle_simplify(const char *in, char *out, size_t outlen);
 
+/* A symbol name (mangled or not) as go tool pprof shows it by default:
+ * demangled, then simplified; the name as it is when nothing is left. */
+void demangle_short(const char *name, char *out, size_t outlen);
+
 #endif
