@@ -5,6 +5,9 @@
 #   plain        the program alone
 #   record_cold  ppx record with PPX_CACHE=off: every separate debug file
 #                read as shipped (compressed sections inflated each run)
+#   record_first ppx record with an empty cache each time: the first run
+#                after a library update (the copies are made while the
+#                command runs, cmd/record_warm.c, as far as it lasts)
 #   record       ppx record with its cache, in a private XDG_CACHE_HOME
 #                filled by one run first: what a user pays from the
 #                second run of a program on
@@ -32,15 +35,17 @@ run_mode() {
     case $mode in
     plain) "$@" ;;
     record_cold) PPX_CACHE=off "$ppx" record -q -o "$tmp/out" -- "$@" ;;
+    record_first) XDG_CACHE_HOME=$tmp/first "$ppx" record -q -o "$tmp/out" -- "$@" ;;
     record) XDG_CACHE_HOME=$tmp/cache "$ppx" record -q -o "$tmp/out" -- "$@" ;;
     esac
 }
 
-modes=(plain record_cold record)
+modes=(plain record_cold record_first record)
 run_mode record "$@" >/dev/null 2>&1 # fills the cache
 declare -A times
 for ((i = 0; i < runs; i++)); do
     for m in "${modes[@]}"; do
+        rm -rf "$tmp/first" # (record_first's cache: empty each time)
         start=$(date +%s%N)
         run_mode "$m" "$@" >/dev/null 2>&1
         end=$(date +%s%N)

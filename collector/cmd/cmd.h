@@ -22,6 +22,19 @@ int cmd_snapshot(int argc, char **argv);
 int cmd_threads(int argc, char **argv);
 int cmd_stacks(int argc, char **argv); /* snapshot.c */
 
+/* ---- record_warm ---- */
+/* ppx record's warm-up of the debug-file cache: a thread inflating the
+ * separate debug files of what the command's processes map while it runs
+ * (record_warm.c). start: NULL when no thread could be made (the
+ * symbolization then makes the copies); scan: from the record loop after
+ * records came, at most every 100 ms; finish: before symbolizing, waits
+ * for the copy under way and drops the rest. Each takes NULL. */
+struct record_warm;
+struct proc_table;
+struct record_warm *record_warm_start(void);
+void record_warm_scan(struct record_warm *w, const struct proc_table *t);
+void record_warm_finish(struct record_warm *w);
+
 /* ---- cli ---- */
 /* What the option parsing of every ppx subcommand shares. */
 /* "ppx COMMAND: " + fmt (one %s: arg) + a pointer to --help, on stderr.

@@ -281,10 +281,15 @@ struct run {
     struct ingest *streams;
     pid_t child;
     unsigned snapshots;
+    struct record_warm *warm; /* NULL once stopped */
 };
 
 static void write_snapshot(struct run *r)
 {
+    /* the symbolization makes what copies it needs from now on (libdw on
+     * one thread) */
+    record_warm_finish(r->warm);
+    r->warm = NULL;
     ingest_read_available(r->streams);
     unsigned n = ++r->snapshots;
     if (output_write(r->dir, r->table, n, false) == 0 && !r->opt->quiet)
@@ -497,6 +502,7 @@ static int wait_for_command(struct run *r, int sfd)
     int status = 0;
     for (;;) {
         int ready = ingest_poll(r->streams, -1, sfd);
+        record_warm_scan(r->warm, r->table);
         if (ready < 0) {
             fprintf(stderr, "ppx: poll: %s\n", strerror(errno));
             waitpid(r->child, &status, 0);
@@ -509,10 +515,11 @@ static int wait_for_command(struct run *r, int sfd)
 
 /* After the command: what its processes still send, then the final
  * profiles, and what the user should know. */
-static void write_final(const struct run *r)
+static void write_final(struct run *r)
 {
     const struct options *opt = r->opt;
     size_t running = ingest_drain(r->streams, DRAIN_MS);
+    record_warm_finish(r->warm);
     if (running && !opt->quiet)
         fprintf(stderr,
                 "ppx: %zu process%s still running after %s exited; the profiles hold "
@@ -550,6 +557,7 @@ int cmd_record(int argc, char **argv)
         .streams = s.streams,
         .child = pid,
     };
+    r.warm = record_warm_start();
     int status = wait_for_command(&r, s.sfd);
     write_final(&r);
     teardown(&s);

@@ -1222,6 +1222,8 @@ static int apply_record(struct wire_decoder *d, const uint8_t *p, size_t len)
               "a record is applied in the state its header was checked for");
     if (d->state == RECORDS && proc_table_owner(d->proc) != d)
         return protocol_error(d, "connection superseded by a reconnection of the same process");
+    if (d->state == RECORDS)
+        d->proc->fed_ns = realtime_ns(); /* the timeline's points (live/timeline.c) */
     switch (d->type) {
     case WIRE_HELLO:
         return apply_hello(d, p, len);

@@ -1,12 +1,34 @@
-/* The live collector's timelines (model.h, timeline.c): a thread takes a
- * point of every connected process's totals each second; readers copy
+/* The live collector's timelines (model.h, timeline.c): a thread takes,
+ * each second, a point of every process's totals that moved; readers copy
  * them out for /debug/pprof/timeline. */
 #include "live/live.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* One pass: a point for each process a connection feeds now. */
+#define POINT_NS 1000000000ull
+#define QUIET_NS (2 * POINT_NS) /* twice a target's slowest pace (PPX_FLUSH_IDLE_MS) */
+
+/* One pass: a point for each process that sent figures since its latest
+ * point (one that has gone since included), stamped with when they came.
+ * Targets flush at their own pace (every 100 ms while their profiles
+ * change fast, up to a second while they are steady): a point a second of
+ * whatever had come would show a second without a flush as a fall to 0 and
+ * the next as twice the rate. A rate is over the time since the point
+ * before. A target sends something at least every second while anything
+ * changes, so one silent for QUIET_NS has had nothing to say: it gets a
+ * point a second of the same figures (its rates 0), and its chart goes on
+ * to now. A reader takes the point of what came since the last tick. */
+static void take_point(struct proc *p, uint64_t now, bool tick)
+{
+    struct proc_timeline **tl = proc_table_timeline(p);
+    uint64_t last = proc_timeline_last_ns(*tl);
+    if (p->fed_ns > last) /* (a process gone since: its last figures) */
+        proc_timeline_add(tl, p, p->fed_ns);
+    else if (tick && p->connected && now >= p->fed_ns + QUIET_NS && now >= last + POINT_NS)
+        proc_timeline_add(tl, p, now);
+}
+
 static void take_points(struct live *l)
 {
     pthread_mutex_lock(live_lock(l));
@@ -14,8 +36,7 @@ static void take_points(struct live *l)
     struct proc **list = proc_table_list(live_table(l), &n);
     uint64_t now = live_now_ns();
     for (size_t i = 0; i < n; i++)
-        if (list[i]->connected)
-            proc_timeline_add(proc_table_timeline(list[i]), list[i], now);
+        take_point(list[i], now, true);
     pthread_mutex_unlock(live_lock(l));
     free(list);
 }
@@ -42,7 +63,8 @@ int live_timelines(struct live *l, uint32_t pid, struct live_timeline **out, siz
     if (count && !t)
         rc = -1;
     for (size_t i = 0; i < count && rc == 0; i++) {
-        const struct proc *p = list[i];
+        struct proc *p = list[i];
+        take_point(p, 0, false); /* what came since the last tick: the reader sees it */
         t[i].pid = p->pid;
         t[i].start_ns = p->start_ns;
         t[i].sample_rate = p->sample_rate;

@@ -190,6 +190,7 @@ struct proc {
     struct proc_dump dump_partial; /* the one being received */
     uint64_t tasks_asked_seq;      /* the latest dump asked of its connection (live.c) */
     struct proc_totals totals;
+    uint64_t fed_ns;        /* CLOCK_REALTIME: when the latest record was applied (the decoder) */
     struct proc_peak *peak; /* NULL until some heap was in use; kept by proc_clear() */
 };
 
@@ -242,6 +243,8 @@ struct proc_timeline;
 /* Appends a point of p's totals at t_ns to *tl (made on first use); the
  * oldest goes once TIMELINE_MAX_POINTS are held. false when out of memory. */
 bool proc_timeline_add(struct proc_timeline **tl, const struct proc *p, uint64_t t_ns);
+/* The time of *tl's latest point; 0 if none. */
+uint64_t proc_timeline_last_ns(const struct proc_timeline *tl);
 /* The points, oldest first, in a malloc'ed array; NULL with *n 0 if none. */
 struct timeline_point *proc_timeline_copy(const struct proc_timeline *tl, size_t *n);
 void proc_timeline_free(struct proc_timeline *tl);

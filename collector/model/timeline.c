@@ -1,5 +1,5 @@
-/* A process's timeline: a point of its running totals a second (taken by
- * the live collector), the latest TIMELINE_MAX_POINTS kept in a ring that
+/* A process's timeline: a point of its running totals at most a second
+ * (taken by the live collector), the latest TIMELINE_MAX_POINTS kept in a ring that
  * grows as it fills, so a short-lived process costs a few points. Owned by
  * the process's table entry: it outlives the HELLOs that reset the
  * process's counters. */
@@ -54,6 +54,13 @@ bool proc_timeline_add(struct proc_timeline **tlp, const struct proc *p, uint64_
         tl->first = (tl->first + 1) % tl->cap;
     }
     return true;
+}
+
+uint64_t proc_timeline_last_ns(const struct proc_timeline *tl)
+{
+    if (!tl || tl->n == 0)
+        return 0;
+    return tl->points[(tl->first + tl->n - 1) % tl->cap].t_ns;
 }
 
 struct timeline_point *proc_timeline_copy(const struct proc_timeline *tl, size_t *n)

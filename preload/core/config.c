@@ -46,6 +46,7 @@ struct ppx_config ppx_config = {
     .sample_rate = PPX_DEFAULT_SAMPLE_RATE,
     .max_depth = PPX_DEFAULT_MAX_DEPTH,
     .flush_ms = PPX_DEFAULT_FLUSH_MS,
+    .flush_idle_ms = PPX_DEFAULT_FLUSH_IDLE_MS,
     .syscalls = true,
     .syscall_sample = PPX_DEFAULT_SYSCALL_SAMPLE,
     .cpu_hz = PPX_DEFAULT_CPU_HZ,
@@ -121,6 +122,10 @@ void ppx_config_load(void)
     ppx_config.max_depth =
         (uint32_t)env_u64("PPX_MAX_DEPTH", 1, WIRE_MAX_DEPTH, PPX_DEFAULT_MAX_DEPTH);
     ppx_config.flush_ms = (uint32_t)env_u64("PPX_FLUSH_MS", 1, MAX_FLUSH_MS, PPX_DEFAULT_FLUSH_MS);
+    ppx_config.flush_idle_ms =
+        (uint32_t)env_u64("PPX_FLUSH_IDLE_MS", 1, MAX_FLUSH_MS, PPX_DEFAULT_FLUSH_IDLE_MS);
+    if (ppx_config.flush_idle_ms < ppx_config.flush_ms)
+        ppx_config.flush_idle_ms = ppx_config.flush_ms; /* a long PPX_FLUSH_MS is kept as asked */
     ppx_config.syscalls = env_u64("PPX_SYSCALLS", 0, 1, 1) != 0;
     ppx_config.syscall_sample =
         (uint32_t)env_u64("PPX_SYSCALL_SAMPLE", 1, MAX_SYSCALL_SAMPLE, PPX_DEFAULT_SYSCALL_SAMPLE);

@@ -109,6 +109,7 @@ static inline uint64_t ppx_mix64(uint64_t x)
 #define PPX_DEFAULT_SAMPLE_RATE 524288u
 #define PPX_DEFAULT_MAX_DEPTH 64u
 #define PPX_DEFAULT_FLUSH_MS 100u
+#define PPX_DEFAULT_FLUSH_IDLE_MS 1000u
 #define PPX_DEFAULT_SYSCALL_SAMPLE 64u
 #define PPX_DEFAULT_CPU_HZ 100u
 #define PPX_DEFAULT_SPOOL_MB 1024u
@@ -119,7 +120,8 @@ static inline uint64_t ppx_mix64(uint64_t x)
 struct ppx_config {
     uint64_t sample_rate; /* mean bytes between samples; 1 = every allocation */
     uint32_t max_depth;   /* 1..WIRE_MAX_DEPTH */
-    uint32_t flush_ms;
+    uint32_t flush_ms;       /* PPX_FLUSH_MS: the pace while profiles change fast */
+    uint32_t flush_idle_ms;  /* PPX_FLUSH_IDLE_MS: the slowest pace, >= flush_ms */
     bool syscalls;           /* PPX_SYSCALLS: false = the I/O hooks only pass through */
     uint32_t syscall_sample; /* mean I/O calls between stacks; 1 = every call */
     uint32_t cpu_hz;         /* PPX_CPU_HZ: SIGPROF ticks per CPU second from the start; 0 = none */

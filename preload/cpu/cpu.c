@@ -140,6 +140,14 @@ void ppx_cpu_set_rate(uint32_t hz)
     ppx_cpu_unlock();
 }
 
+bool ppx_cpu_sampling(void)
+{
+    ppx_cpu_lock();
+    bool on = running && sampling_hz != 0;
+    ppx_cpu_unlock();
+    return on;
+}
+
 uint32_t ppx_cpu_sample_hz(void)
 {
     return atomic_load_explicit(&batch_hz, memory_order_relaxed);

@@ -9,6 +9,7 @@
 #include "../io/io.h"
 
 #include <signal.h>
+#include <sys/types.h>
 
 #pragma GCC visibility push(hidden)
 
@@ -97,6 +98,12 @@ void ppx_cpu_init(void);
  * good. ppx_cpu_sample_hz: the rate of the samples not yet sent. */
 void ppx_cpu_set_rate(uint32_t hz);
 uint32_t ppx_cpu_sample_hz(void);
+/* Whether the threads' CPU timers tick now (the flusher keeps its fast
+ * pace then: the rings are sized for it). */
+bool ppx_cpu_sampling(void);
+/* The pipe the handlers write a byte into when a thread's ring is half
+ * full (flush/wake.c); fd -1: none. dev and ino identify it. */
+void ppx_cpu_set_waker(int fd, dev_t dev, ino_t ino);
 /* r is registered; start its timer (on the thread itself, or from the
  * flusher for threads found at start). */
 void ppx_cpu_thread_started(struct ppx_thread_record *r);

@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <link.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #define MAX_WEIGHT (1u << 20) /* periods one tick may stand for: a sanity bound */
 
@@ -63,6 +65,34 @@ static struct ppx_cpu_sampler *self_state(void)
     return find_remote();
 }
 
+/* The flusher's wake-up pipe (flush/wake.c), or -1: a ring half full
+ * asks for a flush at once, so that the flusher may sleep a second while
+ * the ticks come slowly. Set by the flusher; read by the handlers. */
+static _Atomic int waker_fd = -1;
+static dev_t waker_dev;
+static ino_t waker_ino;
+
+void ppx_cpu_set_waker(int fd, dev_t dev, ino_t ino)
+{
+    atomic_store_explicit(&waker_fd, -1, memory_order_release);
+    waker_dev = dev;
+    waker_ino = ino;
+    atomic_store_explicit(&waker_fd, fd, memory_order_release);
+}
+
+/* One byte into the pipe, if that descriptor is still the pipe (a program
+ * may close every descriptor and open a file at that number). */
+static void wake_flusher(void)
+{
+    int fd = atomic_load_explicit(&waker_fd, memory_order_acquire);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || st.st_dev != waker_dev || st.st_ino != waker_ino)
+        return;
+    char b = 1;
+    ssize_t n = write(fd, &b, 1); /* non-blocking: a full pipe has its byte already */
+    (void)n;
+}
+
 static bool ring_put(struct ppx_cpu_sampler *c, const uintptr_t *pcs, unsigned depth,
                      uint64_t weight)
 {
@@ -78,6 +108,9 @@ static bool ring_put(struct ppx_cpu_sampler *c, const uintptr_t *pcs, unsigned d
     for (unsigned i = 0; i < depth; i++)
         ring[(head + 1 + i) & c->mask] = pcs[i];
     atomic_store_explicit(&c->head, head + need, memory_order_release);
+    uint64_t half = (c->mask + 1) / 2;
+    if (head - tail < half && head + need - tail >= half)
+        wake_flusher();
     return true;
 }
 

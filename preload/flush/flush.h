@@ -77,6 +77,15 @@ void ppx_flush_and_say_goodbye(void);
 /* Closes the connection; the collector's CPU requests end with it. */
 void ppx_flush_disconnect(void);
 
+/* wake.c: the pipe a half-full CPU ring wakes the flusher through. open:
+ * by whoever starts the flusher; fd: the end to poll, -1 if none (or no
+ * longer ours); drain: empties it; reset_child: fork's child lets go of
+ * the parent's. */
+void ppx_wake_open(void);
+int ppx_wake_fd(void);
+void ppx_wake_drain(void);
+void ppx_wake_reset_child(void);
+
 /* commands.c (ppx_flush_enter'ed) */
 /* Reads and runs what the collector sent, without waiting. */
 void ppx_flush_read_commands(void);

@@ -1,5 +1,8 @@
-/* The flusher: a thread of the profiler's own that flushes every
- * PPX_FLUSH_MS and runs the collector's commands as they come.
+/* The flusher: a thread of the profiler's own that flushes now and then
+ * and runs the collector's commands as they come.
+ *
+ * Its pace follows the profiles (next_pace): PPX_FLUSH_MS while they
+ * change fast, up to PPX_FLUSH_IDLE_MS while they are steady.
  *
  * While connected, the flusher sleeps in poll() on the socket, so that a
  * command from the collector wakes it at once. Unconnected, it sleeps on
@@ -85,14 +88,25 @@ static void flusher_sleep(uint64_t wake)
         if (now >= wake)
             return;
         if (ppx_stream_connected() && ppx_stream_still_ours() && !ppx_flush_flags.exec_pending) {
-            struct pollfd pfd = {.fd = ppx_stream_socket(), .events = POLLIN};
+            struct pollfd pfd[2] = {{.fd = ppx_stream_socket(), .events = POLLIN},
+                                    {.fd = ppx_wake_fd(), .events = POLLIN}};
             uint64_t left_ms = (wake - now + 999999u) / 1000000u;
             ppx_flush_leave();
-            int rc = poll(&pfd, 1, left_ms > INT32_MAX ? INT32_MAX : (int)left_ms);
+            int rc = poll(pfd, pfd[1].fd >= 0 ? 2 : 1,
+                          left_ms > INT32_MAX ? INT32_MAX : (int)left_ms);
             ppx_flush_enter();
+            if (rc > 0 && pfd[1].fd >= 0 && pfd[1].revents != 0) {
+                ppx_wake_drain(); /* a CPU ring is half full: flush now */
+                return;
+            }
             if (rc > 0 && !ppx_flush_flags.stopping && !ppx_flush_flags.exec_pending &&
-                ppx_stream_connected())
+                ppx_stream_connected()) {
                 ppx_flush_read_commands();
+                /* a CPU profile just asked for fills rings sized for the fast pace */
+                uint64_t fast = ppx_monotonic_ns() + (uint64_t)ppx_config.flush_ms * 1000000ull;
+                if (wake > fast && ppx_cpu_sampling())
+                    wake = fast;
+            }
             continue;
         }
         struct timespec deadline = {(time_t)(wake / 1000000000ull), (long)(wake % 1000000000ull)};
@@ -108,6 +122,24 @@ static void flusher_sleep(uint64_t wake)
 
 /* ---- the flusher thread ---- */
 
+/* How long until the next flush. PPX_FLUSH_MS while the heap moves fast
+ * (the collector follows its peak); while it does not, each quiet flush
+ * doubles the distance, up to PPX_FLUSH_IDLE_MS: a steady server pays a
+ * flush a second, not ten (each wakes the process and costs system calls
+ * on both sides). A CPU profile's rings, sized for the fast pace, wake the
+ * flusher when half full (wake.c); without that pipe, a CPU profile keeps
+ * the fast pace. The collector's requests never wait for the pace: they
+ * ask for a flush. */
+static uint32_t next_pace(uint32_t pace_ms)
+{
+    if (ppx_heap_moving() || (ppx_cpu_sampling() && ppx_wake_fd() < 0))
+        return ppx_config.flush_ms;
+    uint32_t next = pace_ms * 2u;
+    if (next < pace_ms || next > ppx_config.flush_idle_ms)
+        next = ppx_config.flush_idle_ms;
+    return next;
+}
+
 static void *flusher_main(void *arg)
 {
     (void)arg;
@@ -117,11 +149,13 @@ static void *flusher_main(void *arg)
      * (not under stream_mu: it may wait for threads being started). */
     ppx_threads_scan();
     ppx_flush_enter();
+    uint32_t pace_ms = ppx_config.flush_ms;
     while (!ppx_flush_flags.stopping) {
-        flusher_sleep(ppx_monotonic_ns() + (uint64_t)ppx_config.flush_ms * 1000000ull);
+        flusher_sleep(ppx_monotonic_ns() + (uint64_t)pace_ms * 1000000ull);
         if (ppx_flush_flags.stopping)
             break;
         ppx_flush_locked();
+        pace_ms = next_pace(pace_ms);
         if (ppx_threads_none_left()) {
             /* main called pthread_exit and the program's last thread has
              * gone: glibc would exit now, were this thread not one too.
@@ -154,7 +188,9 @@ static void start_flusher(void)
     static atomic_flag said = ATOMIC_FLAG_INIT;
     ppx_flush_enter();
     if (!ppx_flush_flags.flusher_running && !ppx_flush_flags.stopping) {
-        ppx_task_dir_open(); /* here: before main() when a collector is there at start */
+        /* here: before main() when a collector is there at start */
+        ppx_task_dir_open();
+        ppx_wake_open();
         /* Every signal blocked: the program's signals never land on our thread. */
         sigset_t all, old;
         sigfillset(&all);
@@ -260,6 +296,7 @@ bool ppx_flusher_stop_locked(void)
 /* The child of fork: no flusher yet (see ppx_flusher_start_if_due). */
 void ppx_flusher_reset_child(void)
 {
+    ppx_wake_reset_child();
     pthread_mutex_init(&stream_mu, NULL); /* the parent's flusher may be sending */
     ppx_owner_reset(&ppx_stream_mu_owner);
     init_cond();

@@ -109,6 +109,10 @@ static inline bool ppx_bootstrap_owns(const void *p)
  * connection (every stack's when fresh), stacks with id < n_stacks only;
  * their STACK records first. false when the connection failed. */
 bool ppx_heap_send(struct ppx_encoder *enc, uint32_t n_stacks, bool fresh);
+/* Whether the last flush found the heap in use changing fast (by an
+ * sixteenth of it, and more than sampling's noise): the flusher keeps its
+ * fast pace while it is, so that the collector sees a peak as it comes. */
+bool ppx_heap_moving(void);
 /* Emits the HEAP_DELTA record built so far. */
 bool ppx_heap_send_pending(struct ppx_encoder *enc);
 

@@ -87,8 +87,10 @@ if pprof_raw "$TMP/cpu/cpu.pb.gz" --dump >"$TMP/cpu.dump"; then
     spin=$(awk -F'\t' 'NR > 1 && $3 ~ /^spin_leaf;spin_mid;coro_spin;/ { split($1, v, " "); s += v[1] }
         END { print s + 0 }' "$TMP/cpu.dump")
     [ "$spin" -gt 0 ] || fail "cpu: no tick in spin_leaf;spin_mid;coro_spin"
+    # (a tick inside coro_switch, between two stacks, walks no further: its
+    # hand-written assembly has no unwind information)
     expect_eq "cpu: coroutine stacks not ending at _st_thread_main" "" \
-        "$(awk -F'\t' 'NR > 1 && $3 ~ /(^|;)coro_/ { n = split($3, fn, ";")
+        "$(awk -F'\t' 'NR > 1 && $3 ~ /(^|;)coro_/ && $3 !~ /^coro_switch(;|$)/ { n = split($3, fn, ";")
             if (fn[n] != "_st_thread_main" || fn[n - 1] !~ /^coro_/) print $3 }' "$TMP/cpu.dump" | head -3)"
 else
     fail "cannot read $TMP/cpu/cpu.pb.gz"

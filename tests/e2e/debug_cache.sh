@@ -3,7 +3,8 @@
 # it, without it (PPX_CACHE=off), filling it and reading it, known_allocs
 # gets the same profiles, libc's frames with their files and lines; the
 # copy is what a second run reads; a bad copy (garbage, truncated, another
-# file's, a symlink) is ignored, the profile still right, and made again.
+# file's, a symlink) is ignored, the profile still right, and made again;
+# ppx record makes the copies while its command runs.
 # Skipped where no separate debug file with compressed sections is
 # installed (Debian's libc6-dbg has one for libc).
 . "$(dirname "$0")/../lib/common.sh"
@@ -90,5 +91,16 @@ ln -s "$TMP/good.debug" "$copy"
 bad symlink
 printf 'ELF' >"$copy"
 bad short
+
+# ppx record makes the copies while the command runs (cmd/record_warm.c),
+# not after it exits: with an empty cache, a command that waits for libc's
+# copy (10 s at most) finds it before it ends.
+rm -rf "$cache"
+"$PPX" record -q -o "$TMP/early" -- sh -c '
+    for i in $(seq 100); do [ -f "$1" ] && exit 0; sleep 0.1; done; exit 1' sh "$copy" \
+    2>"$TMP/early.stderr" ||
+    fail "libc's copy was not made while the command ran (status $?): $(ls "$cache" 2>&1)"
+expect_eq "the copy made early is whole" "$good_size" "$(stat -c %s "$copy" 2>/dev/null)"
+ls "$cache" | grep -q tmp && fail "temporary files left in $cache: $(ls "$cache")"
 
 finish

@@ -1,0 +1,89 @@
+/* The flusher's wake-up pipe. While a CPU profile runs, the flusher may
+ * sleep up to PPX_FLUSH_IDLE_MS although the threads' rings hold ticks for
+ * two PPX_FLUSH_MS intervals of a thread at full speed: a SIGPROF handler
+ * that fills a ring to half writes a byte here (cpu/sigprof_handler.c),
+ * and the flusher, polling this pipe beside the collector's socket, flushes
+ * at once. So a server using a few percent of a core is flushed once a
+ * second, and a busy thread still every 100 ms or so, its ring never full.
+ *
+ * Both ends above the program's descriptor limit (core/fd_place.c),
+ * close-on-exec, non-blocking, made by whoever starts the flusher; the
+ * handlers check the write end is still the pipe before each byte, the
+ * flusher checks the read end before each poll (a daemon may close every
+ * descriptor). The flusher owns read_fd; the write end's number and
+ * identity are the handlers' (ppx_cpu_set_waker). */
+#include "flush.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int read_fd = -1, write_fd = -1;
+static dev_t read_dev, write_dev;
+static ino_t read_ino, write_ino;
+
+static bool same_file(int fd, dev_t dev, ino_t ino)
+{
+    struct stat st;
+    return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+static bool identify(int fd, dev_t *dev, ino_t *ino)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return false;
+    *dev = st.st_dev;
+    *ino = st.st_ino;
+    return true;
+}
+
+void ppx_wake_open(void)
+{
+    if (ppx_wake_fd() >= 0)
+        return; /* made for an earlier start */
+    int fds[2];
+    /* not through the pipe2 hook: that one is libunwind's (stack/unwind_pipe.c) */
+    if (syscall(SYS_pipe2, fds, O_NONBLOCK | O_CLOEXEC) != 0)
+        return;
+    int r = ppx_fd_above_limit(fds[0]), w = ppx_fd_above_limit(fds[1]);
+    if (!identify(r, &read_dev, &read_ino) || !identify(w, &write_dev, &write_ino)) {
+        close(r);
+        close(w);
+        return;
+    }
+    read_fd = r;
+    write_fd = w;
+    ppx_cpu_set_waker(w, write_dev, write_ino);
+}
+
+int ppx_wake_fd(void)
+{
+    if (read_fd >= 0 && !same_file(read_fd, read_dev, read_ino)) {
+        /* closed, or taken by the program: not ours to use or close */
+        ppx_cpu_set_waker(-1, 0, 0);
+        if (same_file(write_fd, write_dev, write_ino))
+            close(write_fd);
+        read_fd = write_fd = -1;
+    }
+    return read_fd;
+}
+
+void ppx_wake_drain(void)
+{
+    char buf[64];
+    while (read_fd >= 0 && read(read_fd, buf, sizeof buf) > 0)
+        ;
+}
+
+void ppx_wake_reset_child(void)
+{
+    /* the parent's flusher reads this pipe: the child's makes its own */
+    ppx_cpu_set_waker(-1, 0, 0);
+    if (same_file(read_fd, read_dev, read_ino))
+        close(read_fd);
+    if (same_file(write_fd, write_dev, write_ino))
+        close(write_fd);
+    read_fd = write_fd = -1;
+}
