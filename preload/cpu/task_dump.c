@@ -27,7 +27,8 @@
  * Cost: nothing until a collector asks. A dump interrupts each thread
  * once, except a thread blocked in a call that the kernel ends with EINTR
  * after any signal handler, SA_RESTART or not (nanosleep, poll,
- * epoll_wait, select, ...: /proc/self/task/<tid>/syscall says which):
+ * epoll_wait, select, a socket's read or send with SO_RCVTIMEO or
+ * SO_SNDTIMEO set, ...: /proc/self/task/<tid>/syscall says which):
  * that one is reported without a stack rather than woken early. The
  * state-threads scheduler waiting for events is the exception: its loop
  * takes EINTR as "nothing happened", and its handler walks the
@@ -42,6 +43,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <ucontext.h>
 
 #define DUMP_MAX_THREADS 4096u
@@ -71,6 +74,7 @@ struct dump_thread {
     char state;
     bool blocks_sigprof;
     long syscall;         /* the system call it is in (/proc), -1: none or unknown */
+    long arg0;            /* its first argument (the descriptor of socket I/O) */
     bool not_interrupted; /* in a call the signal would cut short: not asked */
     bool asked;           /* its signal is queued */
     struct dump_slot *slot;
@@ -208,14 +212,66 @@ static void read_stat(struct dump_thread *d)
 static void read_syscall(struct dump_thread *d)
 {
     d->syscall = -1;
-    char buf[32];
+    d->arg0 = -1;
+    char buf[64]; /* "NR 0xARG0 ...": the rest is not needed */
     long n = ppx_read_task_file(d->tid, "syscall", buf, sizeof buf);
     if (n <= 0 || buf[0] < '0' || buf[0] > '9')
         return;
-    long nr = 0;
-    for (long i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+    long nr = 0, i = 0;
+    for (; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
         nr = nr * 10 + (buf[i] - '0');
     d->syscall = nr;
+    if (i + 3 > n || buf[i] != ' ' || buf[i + 1] != '0' || buf[i + 2] != 'x')
+        return;
+    unsigned long arg = 0;
+    for (i += 3; i < n && arg <= INT32_MAX; i++) {
+        char c = buf[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            break;
+        arg = arg * 16 + (unsigned long)v;
+    }
+    if (arg <= INT32_MAX)
+        d->arg0 = (long)arg;
+}
+
+/* The socket calls that wait for a peer: with a timeout set on the socket
+ * (SO_RCVTIMEO for those that receive, SO_SNDTIMEO for those that send)
+ * a signal handler cuts them short with EINTR, SA_RESTART or not
+ * (signal(7)); without, they are restarted. 1 receives, 2 sends, 0 neither. */
+static int socket_wait(long nr)
+{
+    switch (nr) {
+    case SYS_read:
+    case SYS_readv:
+    case SYS_recvfrom:
+    case SYS_recvmsg:
+    case SYS_recvmmsg:
+    case SYS_accept:
+    case SYS_accept4:
+        return 1;
+    case SYS_write:
+    case SYS_writev:
+    case SYS_sendto:
+    case SYS_sendmsg:
+    case SYS_sendmmsg:
+    case SYS_connect:
+        return 2;
+    default:
+        return 0;
+    }
+}
+
+/* Whether fd is a socket with a timeout for that direction (getsockopt
+ * only reads: any other descriptor says ENOTSOCK). */
+static bool socket_has_timeout(long fd, int direction)
+{
+    struct timeval tv = {0, 0};
+    socklen_t len = sizeof tv;
+    if (fd < 0 || getsockopt((int)fd, SOL_SOCKET, direction == 1 ? SO_RCVTIMEO : SO_SNDTIMEO, &tv,
+                             &len) != 0)
+        return false;
+    return tv.tv_sec != 0 || tv.tv_usec != 0;
 }
 
 /* Waits for events: the ones state-threads' scheduler makes. */
@@ -344,6 +400,9 @@ static bool any_taking(void)
  * whose own say a coroutine runs there). */
 static bool may_ask(const struct dump_thread *d)
 {
+    int direction = socket_wait(d->syscall);
+    if (direction != 0)
+        return !socket_has_timeout(d->arg0, direction);
     if (!cut_short_by_signal(d->syscall))
         return true;
     bool scheduler = co_tid != 0 ? d->tid == co_tid

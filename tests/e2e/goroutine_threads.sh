@@ -20,6 +20,9 @@
 #  - merged over two processes, each sample has its pid label;
 #  - a program with its own SIGPROF handler gets no stacks (ppx sends it no
 #    signal) but its states and blocked-in calls;
+#  - a thread in recv() on a socket with SO_RCVTIMEO (a signal would cut
+#    it short too) is not sent one: reported not interrupted, its recv
+#    never cut short;
 #  - ppx stacks --pid prints the same blocks; a pid nobody has is exit 1;
 #  - ppx snapshot writes goroutine.pb.gz with the same counts;
 #  - the program is not disturbed: after the dumps it exits 0 when told.
@@ -155,6 +158,27 @@ echo quit >&4
 exec 4>&-
 wait "$own"
 expect_eq "exit status of parked_threads -p" 0 "$?"
+
+# A receive on a socket with SO_RCVTIMEO set ends with EINTR after any
+# signal handler (signal(7)): that thread is not sent one, and its recv is
+# never cut short by the dumps.
+fifo_target m 4 "$PROGS/parked_threads" 0 0 -t
+timed=$target_pid
+timed_parked() {
+    get "$pp/goroutine?pid=$timed&debug=2" "$TMP/timed.txt" &&
+        grep -A1 '"timed"' "$TMP/timed.txt" | grep -qxF "$NO_STACK_NOT_INTERRUPTED"
+}
+wait_for 100 timed_parked ||
+    fail "the receiver with SO_RCVTIMEO is not reported as not interrupted: $(grep -A2 '"timed"' "$TMP/timed.txt")"
+for i in 1 2 3; do
+    get "$pp/goroutine?pid=$timed" "$TMP/timed.pb.gz" || fail "goroutine?pid=$timed failed"
+done
+echo quit >&4
+exec 4>&-
+wait "$timed"
+expect_eq "exit status of parked_threads -t" 0 "$?"
+expect_eq "the timed receiver's recv cut short by the dumps" "recv interrupted 0" \
+    "$(grep '^recv interrupted' "$TMP/m.out")"
 
 # ppx stacks: the debug=2 view from the command line.
 "$PPX" stacks --socket "$sock" --pid "$target" >"$TMP/stacks.txt" 2>"$TMP/stacks.err" ||

@@ -10,8 +10,11 @@
  * "ready" once every thread is parked (as far as it can tell: the
  * mutex lockers announce themselves just before locking), then waits
  * for a line on stdin and exits 0. With -p instead of -b, the program
- * installs a SIGPROF handler of its own first (no blocker then).
- * Usage: parked_threads NREAD NMUTEX [-b | -p]. */
+ * installs a SIGPROF handler of its own first (no blocker then). With -t
+ * instead, one more thread ("timed") waits in recv() on a socket with a
+ * receive timeout of an hour (SO_RCVTIMEO: a signal handler would cut it
+ * short with EINTR).
+ * Usage: parked_threads NREAD NMUTEX [-b | -p | -t]. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <pthread.h>
@@ -19,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +65,20 @@ NOINLINE void park_in_sleep(void)
     struct timespec ts = {3600, 0};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         atomic_fetch_add(&sleep_interrupted, 1);
+}
+
+/* Times the timed receiver's recv was cut short (printed at the end). */
+static atomic_int recv_interrupted;
+
+NOINLINE void park_in_timed_recv(int fd)
+{
+    struct timeval hour = {3600, 0};
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &hour, sizeof hour) != 0)
+        abort();
+    announce();
+    char c;
+    while (recv(fd, &c, 1, 0) < 0 && errno == EINTR)
+        atomic_fetch_add(&recv_interrupted, 1);
 }
 
 NOINLINE void spin_forever(void)
@@ -112,6 +131,12 @@ static void *spinner_main(void *arg)
     return NULL;
 }
 
+static void *timed_main(void *arg)
+{
+    park_in_timed_recv((int)(long)arg);
+    return NULL;
+}
+
 static void *blocker_main(void *arg)
 {
     park_blocked((int)(long)arg);
@@ -141,6 +166,7 @@ int main(int argc, char **argv)
         return 2;
     int nread = atoi(argv[1]), nmutex = atoi(argv[2]);
     int blocker = argc > 3 && strcmp(argv[3], "-b") == 0;
+    int timed = argc > 3 && strcmp(argv[3], "-t") == 0;
     if (argc > 3 && strcmp(argv[3], "-p") == 0) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -162,7 +188,12 @@ int main(int argc, char **argv)
     start(spinner_main, NULL, "spinner");
     if (blocker)
         start(blocker_main, (void *)(long)new_pipe(), "blocker");
-    int want = nread + nmutex + 2 + blocker;
+    int sv[2]; /* the other end stays open: the recv blocks for good */
+    if (timed && socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        return 1;
+    if (timed)
+        start(timed_main, (void *)(long)sv[0], "timed");
+    int want = nread + nmutex + 2 + blocker + timed;
     for (int got = 0; got < want;) {
         char c;
         ssize_t n = read(parked_fds[0], &c, 1);
@@ -178,6 +209,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     char line[16];
     if (fgets(line, sizeof line, stdin) != NULL || feof(stdin))
-        printf("sleep interrupted %d\n", atomic_load(&sleep_interrupted));
+        printf("sleep interrupted %d\nrecv interrupted %d\n", atomic_load(&sleep_interrupted),
+               atomic_load(&recv_interrupted));
     return 0;
 }
