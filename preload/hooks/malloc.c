@@ -371,11 +371,20 @@ PPX_EXPORT void *malloc(size_t size)
 
 /* The filter also covers NULL (grain 0, practically never marked) and the
  * bootstrap arena's grains (always marked): the slow path sorts them out. */
+/* Out of line, so that free()'s common path saves no register and ends
+ * in a jump to the next allocator: 11 instructions (objdump). */
+static __attribute__((noinline)) void free_maybe_sampled(void *p)
+{
+    if (ppx_sample_free(p))
+        REAL(free)(p);
+}
+
 PPX_EXPORT void free(void *p)
 {
-    if (PPX_UNLIKELY(ppx_live_maybe(p)) && !ppx_sample_free(p))
-        return;
-    REAL(free)(p);
+    if (PPX_UNLIKELY(ppx_live_maybe(p)))
+        free_maybe_sampled(p);
+    else
+        REAL(free)(p);
 }
 
 static __attribute__((noinline)) void *calloc_sampled(size_t n, size_t m, size_t total,
@@ -427,6 +436,14 @@ static __attribute__((noinline)) void *realloc_slow(void *old, size_t size, cons
     return p;
 }
 
+/* Out of line, as malloc_sampled: the common path keeps no frame. */
+static __attribute__((noinline)) void *realloc_sampled(void *old, size_t size, const void *ret)
+{
+    void *p = REAL(realloc)(old, size);
+    account_slow(p, size, ret);
+    return p;
+}
+
 static inline __attribute__((always_inline)) void *realloc_impl(void *old, size_t size,
                                                                 const void *ret)
 {
@@ -434,9 +451,7 @@ static inline __attribute__((always_inline)) void *realloc_impl(void *old, size_
         return realloc_slow(old, size, ret);
     if (PPX_LIKELY(charge(size)))
         return REAL(realloc)(old, size);
-    void *p = REAL(realloc)(old, size);
-    account_slow(p, size, ret);
-    return p;
+    return realloc_sampled(old, size, ret);
 }
 
 PPX_EXPORT void *realloc(void *old, size_t size)
