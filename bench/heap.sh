@@ -3,12 +3,16 @@
 # malloc-dominated), one table each, the same rows in both:
 # - plain, and floor: a forwarding shim preloaded (bench/floor_shim.c), the
 #   cost of interposition alone; ppx and heaptrack are shown against it too;
-# - ppx_default, ppx_exact (ppx record), heaptrack when installed;
+# - ppx_live: the workload preloaded, streaming to a `ppx collect` started
+#   once for the tables (the target's own cost, what the floor is for);
+# - ppx_default, ppx_exact (ppx record: with its start and its profiles
+#   written after the exit), heaptrack when installed;
 # - jemalloc alone and jeprof (its own profiler, prof:true,lg_prof_sample:19:
 #   ppx's default rate), tcmalloc alone and heapprofile (gperftools'
 #   HEAPPROFILE), each against its allocator alone, when the libraries are
 #   installed. These run under a timeout (HEAP_TIMEOUT seconds, default 60):
 #   one that does not finish is shown so and not run again.
+# HEAP_MODES="plain floor ppx_live" runs only those rows.
 window=$build/bench/window_bench
 window_steps=${WINDOW_STEPS:-12000000}
 floor=$build/bench/.libs/floor_shim.so
@@ -39,10 +43,18 @@ if [ -n "$jemalloc" ]; then
     fi
 fi
 [ -n "$tcmalloc" ] && modes+=(tcmalloc heapprofile)
+modes=(plain floor ppx_live "${modes[@]:2}")
+[ -n "${HEAP_MODES:-}" ] && read -ra modes <<<"$HEAP_MODES"
+
+# The live collector ppx_live streams to.
+live_sock=$tmp/live.sock
+"$ppx" collect --socket "$live_sock" >/dev/null 2>&1 &
+server_pid=$!
+for _ in $(seq 100); do [ -S "$live_sock" ] && break; sleep 0.05; done
 
 # The row each mode is also compared with: the profilers that hook glibc's
 # malloc with the floor, the allocators' own profilers with their allocator.
-declare -A heap_base=([ppx_default]=floor [ppx_exact]=floor [heaptrack]=floor
+declare -A heap_base=([ppx_live]=floor [ppx_default]=floor [ppx_exact]=floor [heaptrack]=floor
     [jeprof]=jemalloc [heapprofile]=tcmalloc)
 
 # heap_mode MODE COMMAND...: runs COMMAND in MODE, its output dropped;
@@ -53,6 +65,7 @@ heap_mode() {
     case $m in
     plain) "$@" ;;
     floor) LD_PRELOAD=$floor "$@" ;;
+    ppx_live) PPX_SOCKET=$live_sock LD_PRELOAD=$build/.libs/libppx.so "$@" ;;
     ppx_default) "$ppx" record -q -o "$tmp/default" -- "$@" ;;
     ppx_exact) "$ppx" record -q --exact -o "$tmp/exact" -- "$@" ;;
     heaptrack) heaptrack -o "$tmp/heaptrack" "$@" ;;
@@ -119,3 +132,6 @@ heap_table() {
 heap_table "malloc_bench $threads threads x $steps steps" "$bench" "$threads" "$steps"
 echo
 heap_table "window_bench 2 threads x $window_steps steps" "$window" 2 "$window_steps"
+kill -INT "$server_pid" 2>/dev/null || true
+wait "$server_pid" 2>/dev/null || true
+server_pid=
