@@ -23,7 +23,7 @@
 #include <uthash.h>
 
 #define WARM_NICE 10
-#define QUEUE_MAX 256u          /* build ids waiting; more are left to the symbolization */
+#define QUEUE_MAX 256u    /* build ids waiting; more are left to the symbolization */
 #define SCAN_EVERY_MS 100 /* the mappings looked at at most every 100 ms */
 
 struct seen_id {
@@ -92,7 +92,7 @@ struct record_warm *record_warm_start(void)
 /* Queues id unless seen before (or the queue is full: left for later). */
 static void offer(struct record_warm *w, const uint8_t *id, size_t len)
 {
-    if (len < 2 || len > sizeof ((struct seen_id *)0)->id)
+    if (len < 2 || len > sizeof((struct seen_id *)0)->id)
         return;
     uint8_t key[64] = {0};
     memcpy(key, id, len);

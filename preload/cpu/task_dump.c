@@ -268,8 +268,8 @@ static bool socket_has_timeout(long fd, int direction)
 {
     struct timeval tv = {0, 0};
     socklen_t len = sizeof tv;
-    if (fd < 0 || getsockopt((int)fd, SOL_SOCKET, direction == 1 ? SO_RCVTIMEO : SO_SNDTIMEO, &tv,
-                             &len) != 0)
+    if (fd < 0 ||
+        getsockopt((int)fd, SOL_SOCKET, direction == 1 ? SO_RCVTIMEO : SO_SNDTIMEO, &tv, &len) != 0)
         return false;
     return tv.tv_sec != 0 || tv.tv_usec != 0;
 }

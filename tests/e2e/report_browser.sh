@@ -20,13 +20,7 @@
 # Screenshots of the page, the flame graphs and the sandwich views are kept
 # in tests/artifacts/report_browser/ of the build tree.
 . "$(dirname "$0")/../lib/common.sh"
-modules="$top_srcdir/ui/node_modules"
-chromium=${PPX_CHROMIUM:-/usr/bin/chromium}
-[ -x "$chromium" ] || skip "no $chromium (scripts/deps --test installs Debian's chromium)"
-require_cmd node nodejs
-for m in playwright-core speedscope; do
-    [ -f "$modules/$m/package.json" ] || skip "no $modules/$m (scripts/deps --test runs npm ci in ui/)"
-done
+. "$TESTS_LIB/browser.sh"
 unset PPX_UI_DIR # the build tree's viewer
 
 run="$TMP/run"

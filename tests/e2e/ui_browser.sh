@@ -18,13 +18,7 @@
 # in tests/artifacts/ui_browser/ of the build tree.
 . "$(dirname "$0")/../lib/common.sh"
 . "$TESTS_LIB/collect.sh"
-modules="$top_srcdir/ui/node_modules"
-chromium=${PPX_CHROMIUM:-/usr/bin/chromium}
-[ -x "$chromium" ] || skip "no $chromium (scripts/deps --test installs Debian's chromium)"
-require_cmd node nodejs
-for m in playwright-core speedscope; do
-    [ -f "$modules/$m/package.json" ] || skip "no $modules/$m (scripts/deps --test runs npm ci in ui/)"
-done
+. "$TESTS_LIB/browser.sh"
 
 start_collector "$TMP/collect.log" --socket "$sock" --http 127.0.0.1:0
 ui_url=$(sed -n 's|.*web UI at \(http://[^ ;]*\).*|\1|p' "$TMP/collect.log")

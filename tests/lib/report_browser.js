@@ -18,15 +18,11 @@
 //   with a message otherwise.
 'use strict';
 const path = require('path');
-const fs = require('fs');
+const browser = require('./browser.js');
 const url = require('url');
 
-function requirePlaywright() {
-    const where = process.env.PPX_UI_NODE_MODULES;
-    return require(where ? path.join(where, 'playwright-core') : 'playwright-core');
-}
 
-const oneLine = (s) => String(s).replace(/\s+/g, ' ');
+const { oneLine } = browser;
 
 async function showProfile(page, view, outDir) {
     let [profile, sampleType] = view.split(':');
@@ -58,16 +54,7 @@ async function showProfile(page, view, outDir) {
 
 async function main() {
     const [pagePath, outDir, ...profiles] = process.argv.slice(2);
-    const { chromium } = requirePlaywright();
-    const userDataDir = fs.mkdtempSync(path.join(outDir, 'chromium-'));
-    const context = await chromium.launchPersistentContext(userDataDir, {
-        executablePath: process.env.PPX_CHROMIUM || '/usr/bin/chromium',
-        headless: true,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-            '--disable-background-networking', '--disable-component-update', '--disable-sync',
-            '--use-gl=swiftshader', '--enable-unsafe-swiftshader'],
-        viewport: { width: 1400, height: 900 },
-    });
+    const { context, page, close } = await browser.launch(outDir);
     // No network: only the page's own file.
     await context.route('**/*', (route) => {
         const u = route.request().url();
@@ -76,12 +63,6 @@ async function main() {
         console.log(`request ${u.slice(0, 200)}`);
         return route.abort();
     });
-    const page = context.pages()[0] || await context.newPage();
-    page.on('console', (m) => {
-        if (m.type() === 'error')
-            console.log(`console ${oneLine(m.text())}`);
-    });
-    page.on('pageerror', (e) => console.log(`console page error: ${oneLine(e)}`));
     page.on('requestfailed', (r) => {
         if (r.url().startsWith('file:'))
             console.log(`console failed request ${r.url().slice(0, 200)}`);
@@ -99,12 +80,8 @@ async function main() {
         for (const profile of profiles)
             await showProfile(page, profile, outDir);
     } finally {
-        await context.close();
-        fs.rmSync(userDataDir, { recursive: true, force: true });
+        await close();
     }
 }
 
-main().then(() => process.exit(0), (e) => {
-    console.log(`error ${oneLine(e && e.message || e)}`);
-    process.exit(1);
-});
+browser.run(main);

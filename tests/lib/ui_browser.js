@@ -13,31 +13,12 @@
 //   once the frames were read, 1 with a message otherwise.
 'use strict';
 const path = require('path');
-const fs = require('fs');
+const browser = require('./browser.js');
 
-function requirePlaywright() {
-    const where = process.env.PPX_UI_NODE_MODULES;
-    return require(where ? path.join(where, 'playwright-core') : 'playwright-core');
-}
 
 async function main() {
     const [uiURL, pid, profile, sampleType, outDir] = process.argv.slice(2);
-    const { chromium } = requirePlaywright();
-    const userDataDir = fs.mkdtempSync(path.join(outDir, 'chromium-'));
-    const context = await chromium.launchPersistentContext(userDataDir, {
-        executablePath: process.env.PPX_CHROMIUM || '/usr/bin/chromium',
-        headless: true,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-            '--disable-background-networking', '--disable-component-update', '--disable-sync',
-            '--use-gl=swiftshader', '--enable-unsafe-swiftshader'],
-        viewport: { width: 1400, height: 900 },
-    });
-    const page = context.pages()[0] || await context.newPage();
-    page.on('console', (m) => {
-        if (m.type() === 'error')
-            console.log(`console ${m.text().replace(/\s+/g, ' ')}`);
-    });
-    page.on('pageerror', (e) => console.log(`console page error: ${String(e).replace(/\s+/g, ' ')}`));
+    const { page, close } = await browser.launch(outDir);
     page.on('response', (r) => {
         if (r.status() >= 400)
             console.log(`console HTTP ${r.status()} ${new URL(r.url()).pathname}`);
@@ -68,12 +49,8 @@ async function main() {
             if (cells.length >= 3)
                 console.log(`frame ${cells[2]}\t${cells[0]}\t${cells[1]}`);
     } finally {
-        await context.close();
-        fs.rmSync(userDataDir, { recursive: true, force: true });
+        await close();
     }
 }
 
-main().then(() => process.exit(0), (e) => {
-    console.log(`error ${String(e && e.message || e).replace(/\s+/g, ' ')}`);
-    process.exit(1);
-});
+browser.run(main);

@@ -11,28 +11,15 @@
 #include <unistd.h>
 
 #include "known_allocs.h"
+#include "phase_clock.h"
 
 #define DEPTH 60
-
-static void say(const char *phase)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    printf("%s %.3f\n", phase, (double)now.tv_sec + (double)now.tv_nsec / 1e9);
-    fflush(stdout);
-}
-
-static double cpu_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 COUNTED void spin_leaf(double seconds)
 {
     volatile unsigned long x = 0;
-    for (double start = cpu_s(); cpu_s() - start < seconds;)
+    for (double start = cpu_s(CLOCK_THREAD_CPUTIME_ID);
+         cpu_s(CLOCK_THREAD_CPUTIME_ID) - start < seconds;)
         for (int k = 0; k < 10000; k++)
             x += (unsigned long)k;
 }

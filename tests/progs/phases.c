@@ -21,24 +21,10 @@
 #include <unistd.h>
 
 #include "known_allocs.h"
+#include "phase_clock.h"
 
 #define BLOCKS 12
 #define BLOCK (4u << 20)
-
-static void say(const char *phase)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    printf("%s %.3f\n", phase, (double)now.tv_sec + (double)now.tv_nsec / 1e9);
-    fflush(stdout);
-}
-
-static double cpu_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 COUNTED void *grow_block(int fill)
 {
@@ -81,7 +67,8 @@ int main(void)
     }
     say("spin");
     volatile unsigned long x = 0;
-    for (double start = cpu_s(); cpu_s() - start < 1.5;)
+    for (double start = cpu_s(CLOCK_PROCESS_CPUTIME_ID);
+         cpu_s(CLOCK_PROCESS_CPUTIME_ID) - start < 1.5;)
         for (int k = 0; k < 10000; k++)
             x += (unsigned long)k;
     say("free");
