@@ -118,8 +118,8 @@ static inline uint64_t ppx_mix64(uint64_t x)
 #define PPX_SOCKET_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path) */
 
 struct ppx_config {
-    uint64_t sample_rate; /* mean bytes between samples; 1 = every allocation */
-    uint32_t max_depth;   /* 1..WIRE_MAX_DEPTH */
+    uint64_t sample_rate;    /* mean bytes between samples; 1 = every allocation */
+    uint32_t max_depth;      /* 1..WIRE_MAX_DEPTH */
     uint32_t flush_ms;       /* PPX_FLUSH_MS: the pace while profiles change fast */
     uint32_t flush_idle_ms;  /* PPX_FLUSH_IDLE_MS: the slowest pace, >= flush_ms */
     bool syscalls;           /* PPX_SYSCALLS: false = the I/O hooks only pass through */

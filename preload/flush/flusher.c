@@ -92,8 +92,8 @@ static void flusher_sleep(uint64_t wake)
                                     {.fd = ppx_wake_fd(), .events = POLLIN}};
             uint64_t left_ms = (wake - now + 999999u) / 1000000u;
             ppx_flush_leave();
-            int rc = poll(pfd, pfd[1].fd >= 0 ? 2 : 1,
-                          left_ms > INT32_MAX ? INT32_MAX : (int)left_ms);
+            int rc =
+                poll(pfd, pfd[1].fd >= 0 ? 2 : 1, left_ms > INT32_MAX ? INT32_MAX : (int)left_ms);
             ppx_flush_enter();
             if (rc > 0 && pfd[1].fd >= 0 && pfd[1].revents != 0) {
                 ppx_wake_drain(); /* a CPU ring is half full: flush now */
