@@ -25,7 +25,8 @@
  *    every variable against the executable's segments first; what is
  *    read is checked as it is read (a record whose saved stack pointer
  *    is not inside its stack is left out; when no record passes, dumps
- *    are turned off, said once).
+ *    are turned off, said once). Coroutines on no queue (waiting without
+ *    timeout) are then looked for by their stacks (coroutine_scan.c).
  *
  * The context: ST's own md.S jmp_buf, unmangled (on x86-64 rbx, rbp,
  * r12-r15, the stack pointer after the switch returned, the return
@@ -448,7 +449,8 @@ pid_t ppx_coroutine_dump_owner(void)
  * a fault): the handler may have interrupted the scheduler amid a queue
  * change. A coroutine waiting on a condition variable or a mutex without
  * timeout is on no queue: _st_active_count says how many live ones there
- * are, and the difference is reported as such. */
+ * are; those missing are looked for by their stacks (below), and those
+ * still missing are reported as such. */
 
 static bool safe_read(void *dst, uintptr_t src, size_t len)
 {

@@ -5,13 +5,13 @@
  * st_cond_wait on a condition nobody signals (park_in_cond_wait), each
  * entered from a start function of its own kind (sleeper_main, ...).
  * The first cond waiter has a stack of 256 KiB, the others libst's
- * default. Then NEXIT coroutines start and return at once, every other
- * one joinable and joined: their stacks go to libst's free list, each
- * still holding its ended coroutine's record (created last, no later
- * coroutine takes them). The primordial coroutine (main) then waits in
- * st_read on stdin through wait_for_quit: prints "ready" and exits 0 at a
- * line or the end of stdin.
- * Usage: st_parked NSLEEP NREAD NCOND [NEXIT]. */
+ * default. NLOCK more in st_mutex_lock on a mutex main holds
+ * (park_in_mutex_lock, from locker_main), NSUSPEND in st_usleep without
+ * timeout (park_in_suspend, from suspended_main). Then NEXIT coroutines start and return at once,
+ * every other one joinable and joined: their stacks go to libst's free list, each still holding its
+ * ended coroutine's record (created last, no later coroutine takes them). The primordial coroutine
+ * (main) then waits in st_read on stdin through wait_for_quit: prints "ready" and exits 0 at a line
+ * or the end of stdin. Usage: st_parked NSLEEP NREAD NCOND [NEXIT [NLOCK NSUSPEND]]. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -21,6 +21,7 @@
 #define NOINLINE __attribute__((noinline, noclone))
 
 static st_cond_t never;
+static st_mutex_t held;
 static volatile int resumed; /* stores after the parks: no tail calls */
 
 NOINLINE void park_in_sleep(void)
@@ -60,6 +61,30 @@ static void *waiter_main(void *arg)
     return arg;
 }
 
+NOINLINE void park_in_mutex_lock(void)
+{
+    st_mutex_lock(held);
+    resumed++;
+}
+
+NOINLINE void park_in_suspend(void)
+{
+    st_usleep(ST_UTIME_NO_TIMEOUT);
+    resumed++;
+}
+
+static void *locker_main(void *arg)
+{
+    park_in_mutex_lock();
+    return arg;
+}
+
+static void *suspended_main(void *arg)
+{
+    park_in_suspend();
+    return arg;
+}
+
 static void *exit_main(void *arg)
 {
     return arg;
@@ -86,7 +111,11 @@ int main(int argc, char **argv)
         return 2;
     int nsleep = atoi(argv[1]), nread = atoi(argv[2]), ncond = atoi(argv[3]);
     int nexit = argc > 4 ? atoi(argv[4]) : 0;
+    int nlock = argc > 6 ? atoi(argv[5]) : 0, nsuspend = argc > 6 ? atoi(argv[6]) : 0;
     never = st_cond_new();
+    held = st_mutex_new();
+    if (never == NULL || held == NULL || st_mutex_lock(held) != 0)
+        return 1;
     for (int i = 0; i < nsleep; i++)
         start(sleeper_main, NULL, 0, 0);
     for (int i = 0; i < nread; i++) {
@@ -97,6 +126,10 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < ncond; i++)
         start(waiter_main, NULL, 0, i == 0 ? 256 * 1024 : 0);
+    for (int i = 0; i < nlock; i++)
+        start(locker_main, NULL, 0, 0);
+    for (int i = 0; i < nsuspend; i++)
+        start(suspended_main, NULL, 0, 0);
     st_thread_t joined[16];
     int njoined = 0;
     for (int i = 0; i < nexit; i++) {
