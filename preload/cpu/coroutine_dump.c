@@ -42,6 +42,7 @@
 #include "cpu.h"
 
 #include <dlfcn.h>
+#include <limits.h>
 #include <link.h>
 #include <string.h>
 #include <time.h>
@@ -127,6 +128,7 @@ static bool co_static;          /* libst in the executable: its queues are walke
 static atomic_int co_owner;     /* the thread whose handler walks them */
 static uint64_t co_unreachable; /* live coroutines on no queue (static walk) */
 static bool co_scan;            /* those looked for by their stacks (coroutine_scan.c) */
+static unsigned co_schedulers;  /* threads that may run one (thread-local variables) */
 static unsigned co_mismatched;  /* records whose saved stack pointer is off their stack */
 /* The static walk's records, with the fd each waits on (its handler only). */
 struct found_record {
@@ -420,6 +422,7 @@ pid_t ppx_coroutine_dump_prepare(const struct wire_st_layout *layout)
     /* without a list of every record, and with the count of them to say
      * how many are on no queue */
     co_scan = co_static && !lay.has_tlink && vars.has_active && ppx_stack_scan_prepare();
+    co_schedulers = UINT_MAX; /* until the flusher says */
     if (co_pool == NULL) {
         co_size = (sizeof(struct co_entry) + ppx_config.max_depth * sizeof(uintptr_t) + 63u) &
                   ~(size_t)63u;
@@ -436,6 +439,11 @@ pid_t ppx_coroutine_dump_prepare(const struct wire_st_layout *layout)
 bool ppx_coroutine_static(void)
 {
     return co_static;
+}
+
+void ppx_coroutine_schedulers(unsigned n)
+{
+    co_schedulers = n;
 }
 
 pid_t ppx_coroutine_dump_owner(void)
@@ -645,10 +653,12 @@ static uint8_t wire_state(int st)
  * has its saved stack pointer inside its stack. A stack on state-threads'
  * free list still holds the record of the coroutine that ended on it:
  * that one ran until its end, so its state is running, and it is left
- * out (the running coroutine is the one found first). If more pass than
- * _st_active_count leaves missing, which are live is not known (another
- * scheduler's, with thread-local variables): none is taken, all stay
- * counted. */
+ * out (the running coroutine is the one found first). The scan ends when
+ * none is missing any more; but with thread-local variables, other threads
+ * may run schedulers of their own, whose records pass as well: when more
+ * than one thread may (its _st_this_thread set, or its pthread_t unknown),
+ * it goes on, and if more pass than _st_active_count leaves missing, which
+ * are this scheduler's is not known: none is taken, all stay counted. */
 
 #define KNOWN_MAX 256u       /* found records whose stacks are measured */
 #define BELOW_TOP_MAX 65536u /* the per-thread data keys and the record */
@@ -711,7 +721,10 @@ static bool take_scanned(uintptr_t t, void *arg)
         !saved_sp_fits(t, r.sp))
         return true;
     found[s->n + s->added++] = (struct found_record){t, -1};
-    return s->added <= s->missing && s->n + s->added < CO_MAX;
+    /* one scheduler: done when none is missing; with several, on until
+     * one too many (another scheduler's) */
+    unsigned enough = vars.tls && co_schedulers > 1 ? s->missing + 1 : s->missing;
+    return s->added < enough && s->n + s->added < CO_MAX;
 }
 
 /* Up to missing live coroutines on no queue, appended to found[] after

@@ -24,8 +24,9 @@
  * when that word names a stack record whose stk_top is the boundary and
  * whose stk_bottom is a page boundary of the same region below the
  * record. The walk then goes on from stk_bottom: about three probes per
- * stack, one per page elsewhere, up to 32 probes a system call, at most
- * PROBES_MAX per dump.
+ * stack, one per page in memory elsewhere (mincore says which: memory
+ * reserved and never touched is not read), up to 32 probes a system call,
+ * at most PROBES_MAX per dump.
  *
  * The flusher lists the regions (and the executable ones, where start
  * functions must be) before the dump's signals; the handler reads every
@@ -43,7 +44,9 @@
 #define PAGE 4096u
 #define REGIONS_MAX 8192u
 #define CODE_MAX 1024u
-#define PROBES_MAX (1u << 20) /* 4 GB of address space, page by page */
+#define PROBES_MAX (1u << 18) /* pages in memory probed: 1 GB */
+#define PAGES_MAX (1u << 24)  /* pages looked at: 64 GB of address space */
+#define RESIDENCY_WINDOW 256u /* pages a mincore call */
 #define BATCH 32u
 #define BATCH_NEAR 4u
 
@@ -214,7 +217,7 @@ static void read_words(const uintptr_t *addr, uintptr_t *val, unsigned n)
 
 struct scan {
     const struct ppx_stack_scan *s;
-    unsigned probes;
+    unsigned probes, pages;
     bool stop;
 };
 
@@ -229,23 +232,49 @@ static bool is_stack(const struct ppx_stack_scan *s, const struct region *r, uin
     return *bottom % PAGE == 0 && *bottom >= r->lo && *bottom < top - s->below_top;
 }
 
+/* Which pages of a region are in memory (mincore), a window at a time:
+ * a page never touched is not probed, so that a scan neither reads nor
+ * fills in the page tables of memory reserved and never used. */
+struct residency {
+    uintptr_t lo, hi;
+    bool known;
+    unsigned char vec[RESIDENCY_WINDOW];
+};
+
+static bool resident(struct residency *w, const struct region *r, uintptr_t addr)
+{
+    uintptr_t page = addr & ~(uintptr_t)(PAGE - 1);
+    if (page < w->lo || page >= w->hi) { /* the window ending at this page */
+        w->hi = page + PAGE;
+        w->lo = w->hi - r->lo > RESIDENCY_WINDOW * PAGE ? w->hi - RESIDENCY_WINDOW * PAGE : r->lo;
+        w->known = syscall(SYS_mincore, w->lo, w->hi - w->lo, w->vec) == 0;
+    }
+    return !w->known || (w->vec[(page - w->lo) / PAGE] & 1) != 0; /* unknown: probed */
+}
+
 /* One region, from its top down. */
 static void scan_region(struct scan *sc, const struct region *r)
 {
     const struct ppx_stack_scan *s = sc->s;
+    struct residency w = {0, 0, false, {0}};
     uintptr_t top = r->hi & ~(uintptr_t)(PAGE - 1);
     unsigned batch = BATCH;
-    while (!sc->stop && top >= r->lo + s->below_top && sc->probes < PROBES_MAX) {
+    while (!sc->stop && top >= r->lo + s->below_top && sc->probes < PROBES_MAX &&
+           sc->pages < PAGES_MAX) {
         uintptr_t tops[BATCH], addr[BATCH], val[BATCH];
-        uintptr_t span = (top - r->lo - s->below_top) / PAGE + 1; /* candidates left */
-        unsigned n = span < batch ? (unsigned)span : batch;
-        for (unsigned i = 0; i < n; i++) {
-            tops[i] = top - (uintptr_t)i * PAGE;
-            addr[i] = tops[i] - s->below_top + s->th_stack;
+        unsigned n = 0;
+        uintptr_t p = top;
+        for (; n < batch && p >= r->lo + s->below_top && sc->pages < PAGES_MAX; p -= PAGE) {
+            sc->pages++;
+            uintptr_t word = p - s->below_top + s->th_stack;
+            if (resident(&w, r, word)) {
+                tops[n] = p;
+                addr[n++] = word;
+            }
         }
         read_words(addr, val, n);
         sc->probes += n;
-        uintptr_t next = top - (uintptr_t)n * PAGE, bottom;
+        uintptr_t next = p, bottom; /* below the batch */
         batch = BATCH;
         for (unsigned i = 0; i < n; i++)
             if (is_stack(s, r, tops[i], val[i], &bottom)) {
@@ -268,7 +297,7 @@ void ppx_stack_scan(const struct ppx_stack_scan *s)
     if (maps == NULL || s->below_top == 0 || s->below_top % sizeof(uintptr_t) != 0 ||
         s->th_stack + sizeof(uintptr_t) > s->below_top)
         return;
-    struct scan sc = {s, 0, false};
+    struct scan sc = {s, 0, 0, false};
     /* the regions holding the stacks known first: new stacks are mapped
      * next to the others */
     for (unsigned pass = 0; pass < 2; pass++)

@@ -192,6 +192,10 @@ bool ppx_coroutine_static(void);
  * handle is 0). */
 bool ppx_coroutine_runs_on(uintptr_t handle);
 pid_t ppx_coroutine_dump_owner(void);
+/* Flusher, after ppx_coroutine_dump_prepare() (a libst linked in): how
+ * many threads may run a scheduler of their own (thread-local variables;
+ * see ppx_coroutine_runs_on), for the search of coroutines on no queue. */
+void ppx_coroutine_schedulers(unsigned n);
 /* fork: the child's one thread runs the coroutines it knows, if any. */
 void ppx_coroutine_reset_child(void);
 /* Flusher: the TASK records of the coroutines walked, on thread tid
