@@ -13,12 +13,14 @@
  *                         stack pointer where md.S has rbx and the other
  *                         way round (ST_CONTEXT_SWAPPED): a layout ppx
  *                         reads right from DWARF and still cannot use
- * NSLEEP coroutines sleep (park_in_sleep: on the sleep heap, an hour
- * left), NIO wait for input on pipes nobody writes (park_in_io: on the
- * I/O queue), NCOND wait on a condition (park_in_cond: on no queue but
- * thread_q), NYIELD yielded and wait on the run queue (park_in_yield),
- * each entered from a start function of its kind through _st_thread_main
- * (the coroutine entry, as in state-threads). The primordial coroutine
+ * Each coroutine's record is carved from the top of its own stack, as
+ * state-threads does. NSLEEP coroutines sleep (park_in_sleep: on the
+ * sleep heap, an hour left), NIO wait for input on pipes nobody writes
+ * (park_in_io: on the I/O queue), NCOND wait on a condition
+ * (park_in_cond: on no queue but thread_q, found by their stacks without
+ * it), NYIELD yielded and wait on the run queue (park_in_yield), each
+ * entered from a start function of its kind through _st_thread_main (the
+ * coroutine entry, as in state-threads). The primordial coroutine
  * then waits on stdin through wait_for_quit (in poll, as a scheduler
  * waits for events): prints "ready" and exits 0 at a line or the end of
  * stdin.
@@ -36,6 +38,8 @@
 
 #define NOINLINE __attribute__((noinline, noclone))
 #define STACK_BYTES (64 * 1024)
+#define RED_ZONE 4096
+#define KEYS 16 /* per-thread data keys, as state-threads' ST_KEYS_MAX */
 #define MAX_CORO 256
 
 #ifdef ST_GLOBAL_VARS
@@ -169,21 +173,26 @@ NOINLINE void _st_thread_main(void)
     abort(); /* none of them is resumed */
 }
 
+/* As state-threads: a stack segment of its own with a red-zone page at
+ * each end, the per-thread data keys and the record carved from the top
+ * of the usable part, the stack record from the heap. */
 static struct _st_thread *create(void *(*start)(void *), void *arg)
 {
-    struct _st_thread *t = calloc(1, sizeof *t);
     struct _st_stack *s = calloc(1, sizeof *s);
-    char *lo = mmap(NULL, STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (t == NULL || s == NULL || lo == MAP_FAILED)
+    char *seg = mmap(NULL, STACK_BYTES + 2 * RED_ZONE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (s == NULL || seg == MAP_FAILED)
         exit(2);
-    s->stk_bottom = lo;
-    s->stk_top = lo + STACK_BYTES;
+    s->stk_bottom = seg + RED_ZONE;
+    s->stk_top = s->stk_bottom + STACK_BYTES;
+    struct _st_thread *t =
+        (struct _st_thread *)(void *)(s->stk_top - KEYS * sizeof(void *) - sizeof *t);
     t->stack = s;
     t->start = start;
     t->arg = arg;
-    /* entered as if called: the stack pointer 8 below a 16-byte boundary,
-     * a zero return address there */
-    uintptr_t *sp = (uintptr_t *)(void *)(lo + STACK_BYTES) - 1;
+    /* entered as if called: the stack pointer 8 below a 16-byte boundary
+     * under the record, a zero return address there */
+    uintptr_t *sp = (uintptr_t *)((uintptr_t)t & ~(uintptr_t)63) - 1;
     *sp = 0;
     t->context.__jmpbuf[SP_WORD] = (long)(uintptr_t)sp;
     t->context.__jmpbuf[7] = (long)(uintptr_t)_st_thread_main;
