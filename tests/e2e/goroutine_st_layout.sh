@@ -5,8 +5,8 @@
 # state-threads build (tests/progs/st_own_layout.h), with thread-local
 # scheduler variables (as recent SRS) and a list of every record (as
 # state-threads' debug builds, SRS's among them), on a second thread;
-# st_own_layout_global has plain global variables, no such list, and runs
-# on the main thread. Each carves its records from the tops of their
+# st_own_layout_nolist is the same without the list; st_own_layout_global
+# has plain global variables, no such list, and runs on the main thread. Each carves its records from the tops of their
 # stacks, as state-threads does, and parks 5 coroutines sleeping, 3
 # waiting for input on pipes, 4 waiting on a condition, 2 on the run
 # queue, and its primordial coroutine in wait_for_quit (poll on stdin:
@@ -71,6 +71,7 @@ check_dump() { # PROGRAM FD THREADS
 }
 
 check_dump st_own_layout 3 2
+check_dump st_own_layout_nolist 3 2
 check_dump st_own_layout_global 4 1
 
 stop_collector

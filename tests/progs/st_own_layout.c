@@ -9,6 +9,8 @@
  *                         in pthread_join)
  *   st_own_layout_global  plain global variables, no list of every record
  *                         (ST_GLOBAL_VARS), the scheduler on the main thread
+ *   st_own_layout_nolist  as st_own_layout, without the list of every
+ *                         record (ST_NO_LIST)
  *   st_own_layout_swapped as _global, but its saved contexts hold the
  *                         stack pointer where md.S has rbx and the other
  *                         way round (ST_CONTEXT_SWAPPED): a layout ppx
@@ -197,7 +199,7 @@ static struct _st_thread *create(void *(*start)(void *), void *arg)
     t->context.__jmpbuf[SP_WORD] = (long)(uintptr_t)sp;
     t->context.__jmpbuf[7] = (long)(uintptr_t)_st_thread_main;
     t->state = ST_RUNNABLE;
-#ifndef ST_GLOBAL_VARS
+#ifdef ST_THREAD_LIST
     list_insert_before(&t->tlink, &_st_this_vp.thread_q);
 #endif
     _st_active_count++;
@@ -242,7 +244,7 @@ static void *scheduler(void *arg)
     list_init(&_st_this_vp.io_q);
     list_init(&_st_this_vp.zombie_q);
     list_init(&_st_this_vp.run_q);
-#ifndef ST_GLOBAL_VARS
+#ifdef ST_THREAD_LIST
     list_init(&_st_this_vp.thread_q);
 #endif
     _st_this_vp.pagesize = 4096;
@@ -250,7 +252,7 @@ static void *scheduler(void *arg)
     if (primordial == NULL)
         exit(2);
     primordial->state = ST_RUNNING;
-#ifndef ST_GLOBAL_VARS
+#ifdef ST_THREAD_LIST
     list_insert_before(&primordial->tlink, &_st_this_vp.thread_q);
 #endif
     _st_this_thread = primordial;
