@@ -163,9 +163,11 @@ static uintptr_t read_word(uintptr_t src)
     return ppx_read_self(&v, src, sizeof v) ? v : 0;
 }
 
-static bool in_list(const struct region *r, unsigned n, uintptr_t a)
+/* The index of the region of r[0..n) (sorted, as /proc lists them) that
+ * holds a; n when none does. */
+static unsigned region_of(const struct region *r, unsigned n, uintptr_t a)
 {
-    unsigned lo = 0, hi = n; /* sorted, as /proc lists them */
+    unsigned lo = 0, hi = n;
     while (lo < hi) {
         unsigned mid = lo + (hi - lo) / 2;
         if (a < r[mid].lo)
@@ -173,25 +175,24 @@ static bool in_list(const struct region *r, unsigned n, uintptr_t a)
         else if (a >= r[mid].hi)
             lo = mid + 1;
         else
-            return true;
+            return mid;
     }
-    return false;
+    return n;
 }
 
 bool ppx_stack_scan_code(uintptr_t pc)
 {
-    return maps != NULL && in_list(maps->code, maps->n_code, pc);
+    return maps != NULL && region_of(maps->code, maps->n_code, pc) < maps->n_code;
 }
 
 void ppx_stack_scan_known(uintptr_t top)
 {
-    if (maps == NULL)
+    if (maps == NULL || top == 0)
         return;
-    for (unsigned i = 0; i < maps->n_anon; i++) /* top is the end of its usable part */
-        if (top > maps->anon[i].lo && top <= maps->anon[i].hi) {
-            maps->first[i] = true;
-            return;
-        }
+    /* top ends the stack's usable part: its last byte is in the region */
+    unsigned i = region_of(maps->anon, maps->n_anon, top - 1);
+    if (i < maps->n_anon)
+        maps->first[i] = true;
 }
 
 /* The words at addr[0..n) into val (0 where unreadable): one system call
