@@ -8,7 +8,8 @@
 # which symbolizes the program and libc for the first time, is left out.
 # Then, when tests/progs/st_parked is built (make check, libst-dev), the
 # same for STACKS_COROUTINES (default 10000) state-threads coroutines
-# parked in st_sleep (libst.so).
+# parked in st_sleep (libst.so), and in st_cond_wait (libst.a: on no
+# scheduler queue, found by their stacks).
 stacks_threads=${STACKS_THREADS:-1000}
 stacks_depth=${STACKS_DEPTH:-16}
 libppx=$build/.libs/libppx.so
@@ -50,11 +51,13 @@ printf '  %-34s %8s ms\n' "ppx stacks (debug=2 text)" "$(echo "${text[*]}" | med
 exec 5>&-
 wait "$parked_pid" || true
 
-st_parked=$build/tests/progs/st_parked
-stacks_coroutines=${STACKS_COROUTINES:-10000}
-if [ -x "$st_parked" ]; then
+# coroutine_bench PROGRAM LABEL ARGS...: the dump figures of PROGRAM ARGS.
+coroutine_bench() {
+    local prog=$1 label=$2 co_pid
+    shift 2
+    rm -f "$tmp/stacks/co_in"
     mkfifo "$tmp/stacks/co_in"
-    PPX_SOCKET=$tmp/stacks/ppx.sock LD_PRELOAD=$libppx "$st_parked" "$stacks_coroutines" 0 0 \
+    PPX_SOCKET=$tmp/stacks/ppx.sock LD_PRELOAD=$libppx "$prog" "$@" \
         <"$tmp/stacks/co_in" >"$tmp/stacks/co_out" 2>&1 &
     co_pid=$!
     exec 5>"$tmp/stacks/co_in"
@@ -75,12 +78,20 @@ if [ -x "$st_parked" ]; then
         took+=("$(sed -n 's/.*dump took \([0-9.]*\) ms.*/\1/p' "$tmp/stacks/text")")
     done
     dumped=$(grep -c '^coroutine ' "$tmp/stacks/text")
-    echo "coroutine dump: $stacks_coroutines coroutines in st_sleep ($dumped dumped), median of $repeat"
+    echo "coroutine dump: $stacks_coroutines coroutines $label ($dumped dumped), median of $repeat"
     printf '  %-34s %8s ms\n' "in the target (TASKS_END took_ns)" "$(echo "${took[*]}" | median)"
     printf '  %-34s %8s ms\n' "goroutine?debug=0 over HTTP" "$(echo "${http[*]}" | median)"
     printf '  %-34s %8s ms\n' "ppx stacks (debug=2 text)" "$(echo "${text[*]}" | median)"
     exec 5>&-
     wait "$co_pid" || true
+}
+
+st_parked=$build/tests/progs/st_parked
+stacks_coroutines=${STACKS_COROUTINES:-10000}
+if [ -x "$st_parked" ] && [ -x "${st_parked}_static" ]; then
+    coroutine_bench "$st_parked" "in st_sleep (libst.so)" "$stacks_coroutines" 0 0
+    # on no scheduler queue: found by their stacks
+    coroutine_bench "${st_parked}_static" "in st_cond_wait (libst.a)" 0 0 "$stacks_coroutines"
 else
     echo "coroutine dump: skipped (tests/progs/st_parked not built: make check, libst-dev)"
 fi

@@ -25,7 +25,8 @@
  *    every variable against the executable's segments first; what is
  *    read is checked as it is read (a record whose saved stack pointer
  *    is not inside its stack is left out; when no record passes, dumps
- *    are turned off, said once).
+ *    are turned off, said once). Coroutines on no queue (waiting without
+ *    timeout) are then looked for by their stacks (coroutine_scan.c).
  *
  * The context: ST's own md.S jmp_buf, unmangled (on x86-64 rbx, rbp,
  * r12-r15, the stack pointer after the switch returned, the return
@@ -41,10 +42,10 @@
 #include "cpu.h"
 
 #include <dlfcn.h>
+#include <limits.h>
 #include <link.h>
 #include <string.h>
 #include <time.h>
-#include <sys/uio.h>
 
 #define CHUNK_SLOTS 4096u
 #define MAX_CHUNKS 64u /* 262144 coroutines */
@@ -89,6 +90,7 @@ static const struct st_layout st19 = {
     .ctx = {0, 1, 2, 3, 4, 5, 6, 7},
 };
 #define HEAP_STACK 128 /* the sleep heap's depth is its size's log2 */
+#define CTX_SPAN 32u   /* saved-context words read at once */
 enum {
     ST_RUNNING,
     ST_RUNNABLE,
@@ -125,6 +127,8 @@ static bool co_wanted;          /* the flusher mapped the pool for this dump */
 static bool co_static;          /* libst in the executable: its queues are walked */
 static atomic_int co_owner;     /* the thread whose handler walks them */
 static uint64_t co_unreachable; /* live coroutines on no queue (static walk) */
+static bool co_scan;            /* those looked for by their stacks (coroutine_scan.c) */
+static unsigned co_schedulers;  /* threads that may run one (thread-local variables) */
 static unsigned co_mismatched;  /* records whose saved stack pointer is off their stack */
 /* The static walk's records, with the fd each waits on (its handler only). */
 struct found_record {
@@ -415,6 +419,10 @@ pid_t ppx_coroutine_dump_prepare(const struct wire_st_layout *layout)
     co_static = tid == 0 && static_walk_ready(layout);
     if (tid == 0 && !co_static)
         return 0;
+    /* without a list of every record, and with the count of them to say
+     * how many are on no queue */
+    co_scan = co_static && !lay.has_tlink && vars.has_active && ppx_stack_scan_prepare();
+    co_schedulers = UINT_MAX; /* until the flusher says */
     if (co_pool == NULL) {
         co_size = (sizeof(struct co_entry) + ppx_config.max_depth * sizeof(uintptr_t) + 63u) &
                   ~(size_t)63u;
@@ -433,6 +441,11 @@ bool ppx_coroutine_static(void)
     return co_static;
 }
 
+void ppx_coroutine_schedulers(unsigned n)
+{
+    co_schedulers = n;
+}
+
 pid_t ppx_coroutine_dump_owner(void)
 {
     return co_wanted ? (pid_t)atomic_load_explicit(&co_owner, memory_order_acquire) : 0;
@@ -444,13 +457,12 @@ pid_t ppx_coroutine_dump_owner(void)
  * a fault): the handler may have interrupted the scheduler amid a queue
  * change. A coroutine waiting on a condition variable or a mutex without
  * timeout is on no queue: _st_active_count says how many live ones there
- * are, and the difference is reported as such. */
+ * are; those missing are looked for by their stacks (below), and those
+ * still missing are reported as such. */
 
 static bool safe_read(void *dst, uintptr_t src, size_t len)
 {
-    struct iovec local = {dst, len}, remote = {(void *)src, len};
-    return src != 0 &&
-           syscall(SYS_process_vm_readv, (long)ppx_pid, &local, 1L, &remote, 1L, 0L) == (long)len;
+    return ppx_read_self(dst, src, len);
 }
 
 static uintptr_t safe_word(uintptr_t src)
@@ -548,6 +560,25 @@ static uintptr_t var_addr(uintptr_t v)
     return vars.tls ? (uintptr_t)((intptr_t)thread_pointer() + vars.tls_delta) + v : v;
 }
 
+/* A stack record's stk_bottom and stk_top: in one read when they are
+ * near (a dump reads them for every coroutine). */
+static void stack_bounds(uintptr_t stack, uintptr_t *lo, uintptr_t *hi)
+{
+    size_t first = lay.stk_bottom < lay.stk_top ? lay.stk_bottom : lay.stk_top;
+    size_t last = lay.stk_bottom < lay.stk_top ? lay.stk_top : lay.stk_bottom;
+    uintptr_t w[8] = {0};
+    if (last - first < sizeof w && last % sizeof(uintptr_t) == first % sizeof(uintptr_t)) {
+        size_t len = last - first + sizeof(uintptr_t);
+        if (!safe_read(w, stack + first, len))
+            memset(w, 0, sizeof w);
+        *lo = w[(lay.stk_bottom - first) / sizeof(uintptr_t)];
+        *hi = w[(lay.stk_top - first) / sizeof(uintptr_t)];
+        return;
+    }
+    *lo = safe_word(stack + lay.stk_bottom);
+    *hi = safe_word(stack + lay.stk_top);
+}
+
 /* Whether the calling thread runs the scheduler: its stack is the running
  * coroutine's, or the running one is the primordial (no stack of its own)
  * and this is the main thread (with thread-local variables: any thread,
@@ -557,7 +588,8 @@ static bool runs_scheduler(uintptr_t running, uintptr_t sp)
     uintptr_t stack = safe_word(running + lay.th_stack);
     if (stack == 0)
         return vars.tls || ppx_gettid() == ppx_pid;
-    uintptr_t lo = safe_word(stack + lay.stk_bottom), hi = safe_word(stack + lay.stk_top);
+    uintptr_t lo, hi;
+    stack_bounds(stack, &lo, &hi);
     return sp >= lo && sp < hi;
 }
 
@@ -585,7 +617,8 @@ static bool saved_sp_fits(uintptr_t t, uintptr_t sp)
     uintptr_t stack = safe_word(t + lay.th_stack);
     if (stack == 0)
         return true;
-    uintptr_t lo = safe_word(stack + lay.stk_bottom), hi = safe_word(stack + lay.stk_top);
+    uintptr_t lo, hi;
+    stack_bounds(stack, &lo, &hi);
     return lo < hi && sp > lo && sp <= hi;
 }
 
@@ -611,6 +644,102 @@ static uint8_t wire_state(int st)
     }
 }
 
+/* ---- live coroutines on no queue, found by their stacks ----
+ * (coroutine_scan.c says how.) What the scan finds is a stack with a
+ * record at its top; the record is taken for a live coroutine on no queue
+ * only when it is not found already, waits in a state that keeps it off
+ * every queue (a condition variable or a mutex without timeout, or
+ * suspended: st_usleep without timeout), starts in executable code and
+ * has its saved stack pointer inside its stack. A stack on state-threads'
+ * free list still holds the record of the coroutine that ended on it:
+ * that one ran until its end, so its state is running, and it is left
+ * out (the running coroutine is the one found first). The scan ends when
+ * none is missing any more; but with thread-local variables, other threads
+ * may run schedulers of their own, whose records pass as well: when more
+ * than one thread may (its _st_this_thread set, or its pthread_t unknown),
+ * it goes on, and if more pass than _st_active_count leaves missing, which
+ * are this scheduler's is not known: none is taken, all stay counted. */
+
+#define KNOWN_MAX 256u       /* found records whose stacks are measured */
+#define BELOW_TOP_MAX 65536u /* the per-thread data keys and the record */
+
+/* The distance from its stack's stk_top down to a record, measured on the
+ * found records that have a stack of their own: the same for all of them
+ * (else 0: the records are not carved from their stacks). Their stacks'
+ * mappings are scanned first. */
+static size_t record_below_top(unsigned n)
+{
+    size_t d = 0;
+    unsigned seen = 0;
+    for (unsigned i = 0; i < n && seen < KNOWN_MAX; i++) {
+        uintptr_t t = found[i].t, stack = safe_word(t + lay.th_stack);
+        if (stack == 0)
+            continue; /* the primordial coroutine: the program's stack */
+        uintptr_t bottom, top;
+        stack_bounds(stack, &bottom, &top);
+        if (top <= t || top - t > BELOW_TOP_MAX || top % 4096u != 0 || (d != 0 && top - t != d))
+            return 0;
+        d = top - t;
+        seen++;
+        ppx_stack_scan_known(top);
+    }
+    return d;
+}
+
+static bool is_found(uintptr_t t, unsigned n)
+{
+    unsigned lo = 0, hi = n; /* sorted by sort_unique() */
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        if (found[mid].t == t)
+            return true;
+        if (found[mid].t < t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+struct scan_state {
+    unsigned n, added, missing;
+};
+
+static bool read_context(uintptr_t t, const struct st_layout *l, struct ppx_saved_regs *r);
+
+/* A record the scan found: appended after the found ones when it is a
+ * live coroutine on no queue; false stops the scan (one too many, or no
+ * room). */
+static bool take_scanned(uintptr_t t, void *arg)
+{
+    struct scan_state *s = arg;
+    int st = -1;
+    struct ppx_saved_regs r;
+    if (is_found(t, s->n) || !safe_read(&st, t + lay.th_state, sizeof st) ||
+        (st != ST_COND_WAIT && st != ST_LOCK_WAIT && st != ST_SUSPENDED) ||
+        !ppx_stack_scan_code(safe_word(t + lay.th_start)) || !read_context(t, &lay, &r) ||
+        !saved_sp_fits(t, r.sp))
+        return true;
+    found[s->n + s->added++] = (struct found_record){t, -1};
+    /* one scheduler: done when none is missing; with several, on until
+     * one too many (another scheduler's) */
+    unsigned enough = vars.tls && co_schedulers > 1 ? s->missing + 1 : s->missing;
+    return s->added < enough && s->n + s->added < CO_MAX;
+}
+
+/* Up to missing live coroutines on no queue, appended to found[] after
+ * its n; how many (0 when more were found than are missing). */
+static unsigned scan_off_queue(unsigned n, unsigned missing)
+{
+    struct scan_state s = {n, 0, missing};
+    struct ppx_stack_scan q = {record_below_top(n), lay.th_stack, lay.stk_bottom,
+                               lay.stk_top,         take_scanned, &s};
+    if (q.below_top == 0 || n >= CO_MAX)
+        return 0;
+    ppx_stack_scan(&q);
+    return s.added <= missing ? s.added : 0;
+}
+
 /* One handler only walks (and writes the pool): the first that finds it
  * runs the scheduler (a program running state-threads off its main thread
  * could make the main thread's handler believe so too). */
@@ -624,10 +753,24 @@ static bool claim(void)
 /* A record's saved registers, in the layout's order. */
 static bool read_context(uintptr_t t, const struct st_layout *l, struct ppx_saved_regs *r)
 {
-    uintptr_t w[8];
-    for (unsigned i = 0; i < 8; i++)
-        if (!safe_read(&w[i], t + l->th_context + l->ctx[i] * sizeof(uintptr_t), sizeof w[i]))
+    unsigned first = l->ctx[0], last = l->ctx[0];
+    for (unsigned i = 1; i < 8; i++) {
+        first = l->ctx[i] < first ? l->ctx[i] : first;
+        last = l->ctx[i] > last ? l->ctx[i] : last;
+    }
+    uintptr_t w[8], span[CTX_SPAN];
+    uintptr_t base = t + l->th_context;
+    if (last - first < CTX_SPAN) { /* one read: a dump reads every coroutine's */
+        if (!safe_read(span, base + first * sizeof(uintptr_t),
+                       (last - first + 1) * sizeof(uintptr_t)))
             return false;
+        for (unsigned i = 0; i < 8; i++)
+            w[i] = span[l->ctx[i] - first];
+    } else {
+        for (unsigned i = 0; i < 8; i++)
+            if (!safe_read(&w[i], base + l->ctx[i] * sizeof(uintptr_t), sizeof w[i]))
+                return false;
+    }
     *r = (struct ppx_saved_regs){w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]};
     return true;
 }
@@ -706,8 +849,22 @@ void ppx_coroutine_dump_walk(const uintptr_t *thread_pcs, uint32_t thread_depth,
         return;
     }
     int active = 0;
-    if (co_static && vars.has_active && safe_read(&active, var_addr(vars.active), sizeof active) &&
-        active > 0 && (unsigned)active > live)
+    if (!co_static || !vars.has_active ||
+        !safe_read(&active, var_addr(vars.active), sizeof active) || active <= 0 ||
+        (unsigned)active <= live)
+        return;
+    /* live ones on no queue: looked for by their stacks */
+    unsigned added = co_scan ? scan_off_queue(n, (unsigned)active - live) : 0;
+    for (unsigned i = n; i < n + added; i++) {
+        if (k == CO_MAX) {
+            co_over++;
+            continue;
+        }
+        k += take_record(co_at(k), found[i].t, -1, running, idle, l, thread_pcs, thread_depth,
+                         &live);
+    }
+    co_n = k;
+    if ((unsigned)active > live)
         co_unreachable = (unsigned)active - live;
 }
 

@@ -142,6 +142,31 @@ bool ppx_task_dump_send(struct ppx_encoder *enc, uint64_t seq, uint64_t started_
  * this process. true when it is a dump's (then handled). */
 bool ppx_task_dump_signal(void *value, const void *ucontext);
 
+/* ---- coroutine_scan.c: state-threads stacks found in the anonymous mappings ---- */
+
+/* Flusher, before a dump's signals: lists the anonymous read-write
+ * mappings and the executable ones (/proc/self/maps). false when it could
+ * not (unreadable, out of memory, none). */
+bool ppx_stack_scan_prepare(void);
+/* The rest in the dump handler, after ppx_stack_scan_prepare(). */
+/* Reads len bytes at src of this process (process_vm_readv: an unmapped
+ * address fails, never faults). */
+bool ppx_read_self(void *dst, uintptr_t src, size_t len);
+/* Whether pc lies in an executable mapping listed. */
+bool ppx_stack_scan_code(uintptr_t pc);
+/* A stack known (its stk_top): its mapping is scanned first. */
+void ppx_stack_scan_known(uintptr_t top);
+/* What a scan looks for: records below_top bytes below the stk_top of
+ * their stack, whose stack member (at th_stack in the record) names a
+ * stack record with stk_bottom and stk_top at those offsets. take gets
+ * each record found, top-down; false stops the scan. */
+struct ppx_stack_scan {
+    size_t below_top, th_stack, stk_bottom, stk_top;
+    bool (*take)(uintptr_t t, void *arg);
+    void *arg;
+};
+void ppx_stack_scan(const struct ppx_stack_scan *s);
+
 /* ---- coroutine_dump.c: state-threads coroutines in a dump ---- */
 
 /* From the st_thread_create and st_thread_exit hooks, on the thread that
@@ -167,6 +192,10 @@ bool ppx_coroutine_static(void);
  * handle is 0). */
 bool ppx_coroutine_runs_on(uintptr_t handle);
 pid_t ppx_coroutine_dump_owner(void);
+/* Flusher, after ppx_coroutine_dump_prepare() (a libst linked in): how
+ * many threads may run a scheduler of their own (thread-local variables;
+ * see ppx_coroutine_runs_on), for the search of coroutines on no queue. */
+void ppx_coroutine_schedulers(unsigned n);
 /* fork: the child's one thread runs the coroutines it knows, if any. */
 void ppx_coroutine_reset_child(void);
 /* Flusher: the TASK records of the coroutines walked, on thread tid

@@ -411,6 +411,17 @@ static bool may_ask(const struct dump_thread *d)
     return scheduler && event_wait_syscall(d->syscall);
 }
 
+/* Threads that may run a state-threads scheduler of their own (with
+ * thread-local variables): those whose _st_this_thread is set, and those
+ * whose pthread_t is not known. */
+static unsigned count_schedulers(void)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < n_threads; i++)
+        n += threads[i].handle == 0 || ppx_coroutine_runs_on(threads[i].handle);
+    return n;
+}
+
 /* Threads whose stack was cut to its leaf are asked again, one at a time:
  * asked all at once, one handler's walk may hold the loader's lock (a pc
  * new to libunwind) when another's needs it, and that one gives up rather
@@ -452,6 +463,8 @@ static void take_stacks(const struct wire_st_layout *layout)
         return;
     unsigned next = 0;
     co_tid = ppx_coroutine_dump_prepare(layout);
+    if (ppx_coroutine_static())
+        ppx_coroutine_schedulers(count_schedulers());
     for (unsigned i = 0; i < n_threads; i++) {
         struct dump_thread *d = &threads[i];
         d->not_interrupted = !d->blocks_sigprof && !may_ask(d);

@@ -9,16 +9,20 @@
  *                         in pthread_join)
  *   st_own_layout_global  plain global variables, no list of every record
  *                         (ST_GLOBAL_VARS), the scheduler on the main thread
+ *   st_own_layout_nolist  as st_own_layout, without the list of every
+ *                         record (ST_NO_LIST)
  *   st_own_layout_swapped as _global, but its saved contexts hold the
  *                         stack pointer where md.S has rbx and the other
  *                         way round (ST_CONTEXT_SWAPPED): a layout ppx
  *                         reads right from DWARF and still cannot use
- * NSLEEP coroutines sleep (park_in_sleep: on the sleep heap, an hour
- * left), NIO wait for input on pipes nobody writes (park_in_io: on the
- * I/O queue), NCOND wait on a condition (park_in_cond: on no queue but
- * thread_q), NYIELD yielded and wait on the run queue (park_in_yield),
- * each entered from a start function of its kind through _st_thread_main
- * (the coroutine entry, as in state-threads). The primordial coroutine
+ * Each coroutine's record is carved from the top of its own stack, as
+ * state-threads does. NSLEEP coroutines sleep (park_in_sleep: on the
+ * sleep heap, an hour left), NIO wait for input on pipes nobody writes
+ * (park_in_io: on the I/O queue), NCOND wait on a condition
+ * (park_in_cond: on no queue but thread_q, found by their stacks without
+ * it), NYIELD yielded and wait on the run queue (park_in_yield), each
+ * entered from a start function of its kind through _st_thread_main (the
+ * coroutine entry, as in state-threads). The primordial coroutine
  * then waits on stdin through wait_for_quit (in poll, as a scheduler
  * waits for events): prints "ready" and exits 0 at a line or the end of
  * stdin.
@@ -36,6 +40,8 @@
 
 #define NOINLINE __attribute__((noinline, noclone))
 #define STACK_BYTES (64 * 1024)
+#define RED_ZONE 4096
+#define KEYS 16 /* per-thread data keys, as state-threads' ST_KEYS_MAX */
 #define MAX_CORO 256
 
 #ifdef ST_GLOBAL_VARS
@@ -169,26 +175,31 @@ NOINLINE void _st_thread_main(void)
     abort(); /* none of them is resumed */
 }
 
+/* As state-threads: a stack segment of its own with a red-zone page at
+ * each end, the per-thread data keys and the record carved from the top
+ * of the usable part, the stack record from the heap. */
 static struct _st_thread *create(void *(*start)(void *), void *arg)
 {
-    struct _st_thread *t = calloc(1, sizeof *t);
     struct _st_stack *s = calloc(1, sizeof *s);
-    char *lo = mmap(NULL, STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (t == NULL || s == NULL || lo == MAP_FAILED)
+    char *seg = mmap(NULL, STACK_BYTES + 2 * RED_ZONE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (s == NULL || seg == MAP_FAILED)
         exit(2);
-    s->stk_bottom = lo;
-    s->stk_top = lo + STACK_BYTES;
+    s->stk_bottom = seg + RED_ZONE;
+    s->stk_top = s->stk_bottom + STACK_BYTES;
+    struct _st_thread *t =
+        (struct _st_thread *)(void *)(s->stk_top - KEYS * sizeof(void *) - sizeof *t);
     t->stack = s;
     t->start = start;
     t->arg = arg;
-    /* entered as if called: the stack pointer 8 below a 16-byte boundary,
-     * a zero return address there */
-    uintptr_t *sp = (uintptr_t *)(void *)(lo + STACK_BYTES) - 1;
+    /* entered as if called: the stack pointer 8 below a 16-byte boundary
+     * under the record, a zero return address there */
+    uintptr_t *sp = (uintptr_t *)((uintptr_t)t & ~(uintptr_t)63) - 1;
     *sp = 0;
     t->context.__jmpbuf[SP_WORD] = (long)(uintptr_t)sp;
     t->context.__jmpbuf[7] = (long)(uintptr_t)_st_thread_main;
     t->state = ST_RUNNABLE;
-#ifndef ST_GLOBAL_VARS
+#ifdef ST_THREAD_LIST
     list_insert_before(&t->tlink, &_st_this_vp.thread_q);
 #endif
     _st_active_count++;
@@ -233,7 +244,7 @@ static void *scheduler(void *arg)
     list_init(&_st_this_vp.io_q);
     list_init(&_st_this_vp.zombie_q);
     list_init(&_st_this_vp.run_q);
-#ifndef ST_GLOBAL_VARS
+#ifdef ST_THREAD_LIST
     list_init(&_st_this_vp.thread_q);
 #endif
     _st_this_vp.pagesize = 4096;
@@ -241,7 +252,7 @@ static void *scheduler(void *arg)
     if (primordial == NULL)
         exit(2);
     primordial->state = ST_RUNNING;
-#ifndef ST_GLOBAL_VARS
+#ifdef ST_THREAD_LIST
     list_insert_before(&primordial->tlink, &_st_this_vp.thread_q);
 #endif
     _st_this_thread = primordial;

@@ -4,11 +4,15 @@
  * and the target walks (preload/cpu/coroutine_dump.c). Shared by the
  * program (tests/progs/st_own_layout.c) and the unit test of the DWARF
  * reader (tests/unit/st_layout.c), which checks the offsets it reads
- * against offsetof here. ST_GLOBAL_VARS: the build without the debug list
- * of every record (tlink, thread_q: last in their records, so that the
- * other offsets are the same in both builds). */
+ * against offsetof here. ST_GLOBAL_VARS or ST_NO_LIST: the build without
+ * the debug list of every record (tlink, thread_q: last in their records,
+ * so that the other offsets are the same in both builds). */
 #ifndef PPX_TESTS_ST_OWN_LAYOUT_H
 #define PPX_TESTS_ST_OWN_LAYOUT_H
+
+#if !defined(ST_GLOBAL_VARS) && !defined(ST_NO_LIST)
+#define ST_THREAD_LIST 1
+#endif
 
 #include <poll.h>
 #include <stddef.h>
@@ -40,7 +44,7 @@ struct _st_thread {
     struct _st_thread *right, *left;
     struct _st_stack *stack;
     void *(*start)(void *);
-#ifndef ST_GLOBAL_VARS
+#ifdef ST_THREAD_LIST
     struct _st_clist tlink;
 #endif
 };
@@ -58,7 +62,7 @@ struct _st_vp {
     struct _st_clist io_q, zombie_q, run_q;
     struct _st_thread *idle_thread;
     unsigned long long last_clock;
-#ifndef ST_GLOBAL_VARS
+#ifdef ST_THREAD_LIST
     struct _st_clist thread_q;
 #endif
 };
