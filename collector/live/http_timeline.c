@@ -43,7 +43,10 @@ static const char *const columns[] = {COLUMNS};
 
 static void print_row(FILE *f, const struct http_timeline_row *r, const char *sep)
 {
-    fprintf(f, "%.3f%s%.0f%s%.0f%s%.0f%s%.0f%s%.3f%s%.0f%s%.0f%s%u", r->t_s, sep, r->inuse_bytes,
+    /* Points come at their figures' arrival, not on whole seconds: the rates
+     * keep their fractions (and the times their microseconds), so that rate
+     * times interval, summed, gives the counts back. */
+    fprintf(f, "%.6f%s%.0f%s%.0f%s%.3f%s%.3f%s%.6f%s%.3f%s%.3f%s%u", r->t_s, sep, r->inuse_bytes,
             sep, r->inuse_objects, sep, r->alloc_bytes_s, sep, r->alloc_objects_s, sep,
             r->cpu_cores, sep, r->io_calls_s, sep, r->io_bytes_s, sep, r->threads);
 }
@@ -70,7 +73,7 @@ static void write_json(FILE *f, const struct live_timeline *t, size_t n)
         fprintf(f, "%s\"%s\"", c ? "," : "", columns[c]);
     fputs("],\"processes\":[", f);
     for (size_t i = 0; i < n; i++) {
-        fprintf(f, "%s\n{\"pid\":%u,\"start_s\":%.3f,\"sample_rate\":%llu,\"exe\":", i ? "," : "",
+        fprintf(f, "%s\n{\"pid\":%u,\"start_s\":%.6f,\"sample_rate\":%llu,\"exe\":", i ? "," : "",
                 t[i].pid, (double)t[i].start_ns / 1e9, (unsigned long long)t[i].sample_rate);
         json_string(f, t[i].exe);
         fputs(",\"points\":[", f);
