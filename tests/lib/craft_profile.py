@@ -21,28 +21,7 @@ so in space: a&c flat 100 cum 100, Foo::operator<< 50 / 80, operator new
 import gzip
 import sys
 
-
-def varint(v):
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def field(number, value):
-    """A varint field (int) or a length-delimited one (bytes)."""
-    if isinstance(value, int):
-        return varint(number << 3) + varint(value)
-    return varint(number << 3 | 2) + varint(len(value)) + value
-
-
-def packed(number, values):
-    return field(number, b"".join(varint(v) for v in values))
+from proto_encode import field, packed
 
 
 strings = ["", "objects", "count", "space", "bytes", "main", "a<b>&c", "_ZN3FoolsEi",

@@ -313,27 +313,7 @@ def default_type(path):
 
 # --- self-check: a profile.proto written here, read back by the real client ----------
 
-def _varint(n):
-    out = bytearray()
-    n &= (1 << 64) - 1
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _field(num, value):
-    if isinstance(value, (bytes, bytearray)):
-        return _varint(num << 3 | 2) + _varint(len(value)) + bytes(value)
-    return _varint(num << 3) + _varint(value)
-
-
-def _packed(num, values):
-    return _field(num, b"".join(_varint(v) for v in values))
+from proto_encode import field as _field, packed as _packed  # noqa: E402
 
 
 def _selftest_profile():
