@@ -79,17 +79,20 @@ heap_mode() {
 }
 
 # heap_table TITLE COMMAND...: REPEAT interleaved runs of every mode, then
-# the table of medians.
+# the table of medians: wall time, and CPU time (user + system of the run's
+# processes: ppx record's collector included, ppx_live's not; steadier than
+# wall time on a loaded machine), each against plain and the mode's base.
 heap_table() {
-    local title=$1 i m t b rc
+    local title=$1 i m t b rc c cb
     shift
-    local -A times=() unfinished=()
+    local -A times=() cpus=() unfinished=()
+    local TIMEFORMAT='%3U %3S' # bash's time: the CPU of the run's processes
     for ((i = 0; i < repeat; i++)); do
         for m in "${modes[@]}"; do
             [ -n "${unfinished[$m]:-}" ] && continue
             start=$(date +%s%N)
             rc=0
-            heap_mode "$m" "$@" || rc=$?
+            { time heap_mode "$m" "$@"; } 2>"$tmp/cpu" || rc=$?
             end=$(date +%s%N)
             rm -rf "$tmp"/heaptrack* "$tmp"/jeprof* "$tmp"/heapprofile*
             if [ "$rc" = 124 ]; then
@@ -99,28 +102,33 @@ heap_table() {
                 exit 1
             else
                 times[$m]+="$(((end - start) / 1000)) "
+                cpus[$m]+="$(awk 'END { printf "%d", ($1 + $2) * 1e6 }' "$tmp/cpu") "
             fi
         done
     done
 
-    local -A med=()
+    local -A med=() cmed=()
     for m in "${modes[@]}"; do
-        [ -z "${unfinished[$m]:-}" ] && med[$m]=$(echo "${times[$m]}" | median)
+        [ -z "${unfinished[$m]:-}" ] || continue
+        med[$m]=$(echo "${times[$m]}" | median)
+        cmed[$m]=$(echo "${cpus[$m]}" | median)
     done
-    b=${med[plain]}
+    b=${med[plain]} cb=${cmed[plain]}
     printf '%s, median of %s runs\n' "$title" "$repeat"
-    printf '%-12s %10s %8s\n' mode seconds ratio
+    printf '%-12s %10s %8s %18s %8s %8s\n' mode seconds ratio "" cpu_s ratio
     for m in "${modes[@]}"; do
         if [ -n "${unfinished[$m]:-}" ]; then
             printf '%-12s %10s\n' "$m" "did not finish in ${heap_timeout} s"
             continue
         fi
-        t=${med[$m]}
-        local base=${heap_base[$m]:-} against=
-        [ -n "$base" ] && [ -n "${med[$base]:-}" ] &&
-            against=$(awk -v t="$t" -v b="${med[$base]}" -v n="$base" 'BEGIN {printf " %7.2fx %s", t / b, n}')
-        awk -v m="$m" -v t="$t" -v b="$b" -v a="$against" \
-            'BEGIN {printf "%-12s %10.3f %7.2fx%s\n", m, t / 1e6, t / b, a}'
+        t=${med[$m]} c=${cmed[$m]}
+        local base=${heap_base[$m]:-} against="" cpu_against=""
+        if [ -n "$base" ] && [ -n "${med[$base]:-}" ]; then
+            against=$(awk -v t="$t" -v b="${med[$base]}" -v n="$base" 'BEGIN {printf "%7.2fx %s", t / b, n}')
+            cpu_against=$(awk -v t="$c" -v b="${cmed[$base]}" 'BEGIN {printf "%7.2fx", b ? t / b : 0}')
+        fi
+        awk -v m="$m" -v t="$t" -v b="$b" -v a="$against" -v c="$c" -v cb="$cb" -v ca="$cpu_against" \
+            'BEGIN {printf "%-12s %10.3f %7.2fx %18s %8.3f %7.2fx %s\n", m, t / 1e6, t / b, a, c / 1e6, cb ? c / cb : 0, ca}'
     done
     if [ -n "${med[heaptrack]:-}" ]; then
         awk -v e="${med[ppx_exact]}" -v h="${med[heaptrack]}" \
