@@ -19,13 +19,15 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-#define FD_CACHE_SIZE 65536u
-#define ENTRY_VALID 0x8000u
-#define ENTRY_CLASS 0x7fffu
+#define FD_CACHE_SIZE PPX_FD_CACHE_SIZE
+#define ENTRY_VALID PPX_FD_ENTRY_VALID
+#define ENTRY_CLASS PPX_FD_ENTRY_CLASS
 #define GEN_SHIFT 16
 
-/* Static zero pages: valid before initialisation, touched only per fd used. */
-static _Atomic uint32_t fd_cache[FD_CACHE_SIZE];
+/* Static zero pages: valid before initialisation, touched only per fd used.
+ * Written here only; io.h's ppx_fd_class reads it inline. */
+_Atomic uint32_t ppx_fd_cache[FD_CACHE_SIZE];
+#define fd_cache ppx_fd_cache
 
 static uint32_t wire_family(int domain)
 {
@@ -94,7 +96,7 @@ static uint32_t classify(int fd, bool *known)
     }
 }
 
-uint32_t ppx_fd_class(int fd)
+uint32_t ppx_fd_class_slow(int fd)
 {
     bool known;
     if (fd < 0)
@@ -102,7 +104,7 @@ uint32_t ppx_fd_class(int fd)
     if ((unsigned)fd >= FD_CACHE_SIZE)
         return classify(fd, &known);
     uint32_t old = atomic_load_explicit(&fd_cache[fd], memory_order_acquire);
-    if (PPX_LIKELY(old & ENTRY_VALID))
+    if (old & ENTRY_VALID)
         return old & ENTRY_CLASS;
     int saved_errno = errno;
     uint32_t cls = classify(fd, &known);

@@ -47,7 +47,24 @@ void ppx_io_thread_exit(void);
 /* The class is packed as fd_type | family << 4 | socktype << 8 (wire.h enums). */
 #define PPX_FD_CLASS(type, family, socktype)                                                       \
     ((uint32_t)(type) | (uint32_t)(family) << 4 | (uint32_t)(socktype) << 8)
-uint32_t ppx_fd_class(int fd);
+/* The cache per fd number below PPX_FD_CACHE_SIZE: a generation (bits
+ * 16..), valid, the class (written by fd_class.c only). */
+#define PPX_FD_CACHE_SIZE 65536u
+#define PPX_FD_ENTRY_VALID 0x8000u
+#define PPX_FD_ENTRY_CLASS 0x7fffu
+extern _Atomic uint32_t ppx_fd_cache[PPX_FD_CACHE_SIZE];
+uint32_t ppx_fd_class_slow(int fd);
+/* fd's class: cached (inline: every counted call asks), else found now
+ * (fstat, getsockopt). */
+static inline uint32_t ppx_fd_class(int fd)
+{
+    if (PPX_LIKELY((unsigned)fd < PPX_FD_CACHE_SIZE)) {
+        uint32_t e = atomic_load_explicit(&ppx_fd_cache[fd], memory_order_acquire);
+        if (PPX_LIKELY(e & PPX_FD_ENTRY_VALID))
+            return e & PPX_FD_ENTRY_CLASS;
+    }
+    return ppx_fd_class_slow(fd);
+}
 /* fd was closed or replaced, or is a new descriptor: classify it afresh. */
 void ppx_fd_forget(int fd);
 void ppx_fd_forget_range(unsigned first, unsigned last);
