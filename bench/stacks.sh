@@ -21,77 +21,57 @@ mkdir -m 700 -p "$tmp/stacks"
 server_pid=$!
 for ((i = 0; i < 100; i++)); do grep -q 'profiles at' "$tmp/stacks/err" 2>/dev/null && break; sleep 0.05; done
 stacks_url=$(sed -n 's|.*profiles at \(http://[^ ]*\)/debug/pprof/.*|\1|p' "$tmp/stacks/err")
-mkfifo "$tmp/stacks/in"
-PPX_SOCKET=$tmp/stacks/ppx.sock LD_PRELOAD=$libppx "$parked" "$stacks_threads" "$stacks_depth" \
-    <"$tmp/stacks/in" >"$tmp/stacks/out" 2>&1 &
-parked_pid=$!
-exec 5>"$tmp/stacks/in"
-for ((i = 0; i < 300; i++)); do grep -q ready "$tmp/stacks/out" && break; sleep 0.1; done
-for ((i = 0; i < 100; i++)); do
-    curl -sf -o /dev/null "$stacks_url/debug/pprof/cmdline?pid=$parked_pid" && break
-    sleep 0.1
-done
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-took=() http=() text=()
-curl -sf -o /dev/null "$stacks_url/debug/pprof/goroutine?pid=$parked_pid" # symbolizes once
-for ((r = 0; r < repeat; r++)); do
-    start=$(date +%s%N)
-    curl -sf -o "$tmp/stacks/g.pb.gz" "$stacks_url/debug/pprof/goroutine?pid=$parked_pid"
-    http+=("$(ms_since "$start")")
-    start=$(date +%s%N)
-    "$ppx" stacks --socket "$tmp/stacks/ppx.sock" --pid "$parked_pid" >"$tmp/stacks/text"
-    text+=("$(ms_since "$start")")
-    took+=("$(sed -n 's/.*dump took \([0-9.]*\) ms.*/\1/p' "$tmp/stacks/text")")
-done
-dumped=$(grep -c '^thread ' "$tmp/stacks/text")
-echo "thread dump: $stacks_threads threads $stacks_depth calls deep ($dumped dumped), median of $repeat"
-printf '  %-34s %8s ms\n' "in the target (TASKS_END took_ns)" "$(echo "${took[*]}" | median)"
-printf '  %-34s %8s ms\n' "goroutine?debug=0 over HTTP" "$(echo "${http[*]}" | median)"
-printf '  %-34s %8s ms\n' "ppx stacks (debug=2 text)" "$(echo "${text[*]}" | median)"
-exec 5>&-
-wait "$parked_pid" || true
 
-# coroutine_bench PROGRAM LABEL ARGS...: the dump figures of PROGRAM ARGS.
-coroutine_bench() {
-    local prog=$1 label=$2 co_pid
-    shift 2
-    rm -f "$tmp/stacks/co_in"
-    mkfifo "$tmp/stacks/co_in"
+# dump_bench WAIT KIND TITLE PROGRAM ARGS...: PROGRAM ARGS preloaded, fed
+# through a fifo, waited for (WAIT tenths of a second) until it says ready;
+# then the figures of REPEAT dumps of it, TITLE, KIND ("thread" or
+# "coroutine") the blocks counted in the debug=2 text.
+dump_bench() {
+    local wait=$1 kind=$2 title=$3 prog=$4 pid
+    shift 4
+    rm -f "$tmp/stacks/in"
+    mkfifo "$tmp/stacks/in"
     PPX_SOCKET=$tmp/stacks/ppx.sock LD_PRELOAD=$libppx "$prog" "$@" \
-        <"$tmp/stacks/co_in" >"$tmp/stacks/co_out" 2>&1 &
-    co_pid=$!
-    exec 5>"$tmp/stacks/co_in"
-    for ((i = 0; i < 600; i++)); do grep -q ready "$tmp/stacks/co_out" && break; sleep 0.1; done
+        <"$tmp/stacks/in" >"$tmp/stacks/out" 2>&1 &
+    pid=$!
+    exec 5>"$tmp/stacks/in"
+    for ((i = 0; i < wait; i++)); do grep -q ready "$tmp/stacks/out" && break; sleep 0.1; done
     for ((i = 0; i < 100; i++)); do
-        curl -sf -o /dev/null "$stacks_url/debug/pprof/cmdline?pid=$co_pid" && break
+        curl -sf -o /dev/null "$stacks_url/debug/pprof/cmdline?pid=$pid" && break
         sleep 0.1
     done
-    took=() http=() text=()
-    curl -sf -o /dev/null "$stacks_url/debug/pprof/goroutine?pid=$co_pid"
+    local took=() http=() text=()
+    curl -sf -o /dev/null "$stacks_url/debug/pprof/goroutine?pid=$pid" # symbolizes once
     for ((r = 0; r < repeat; r++)); do
         start=$(date +%s%N)
-        curl -sf -o "$tmp/stacks/g.pb.gz" "$stacks_url/debug/pprof/goroutine?pid=$co_pid"
+        curl -sf -o "$tmp/stacks/g.pb.gz" "$stacks_url/debug/pprof/goroutine?pid=$pid"
         http+=("$(ms_since "$start")")
         start=$(date +%s%N)
-        "$ppx" stacks --socket "$tmp/stacks/ppx.sock" --pid "$co_pid" >"$tmp/stacks/text"
+        "$ppx" stacks --socket "$tmp/stacks/ppx.sock" --pid "$pid" >"$tmp/stacks/text"
         text+=("$(ms_since "$start")")
         took+=("$(sed -n 's/.*dump took \([0-9.]*\) ms.*/\1/p' "$tmp/stacks/text")")
     done
-    dumped=$(grep -c '^coroutine ' "$tmp/stacks/text")
-    echo "coroutine dump: $stacks_coroutines coroutines $label ($dumped dumped), median of $repeat"
+    dumped=$(grep -c "^$kind " "$tmp/stacks/text")
+    echo "$kind dump: $title ($dumped dumped), median of $repeat"
     printf '  %-34s %8s ms\n' "in the target (TASKS_END took_ns)" "$(echo "${took[*]}" | median)"
     printf '  %-34s %8s ms\n' "goroutine?debug=0 over HTTP" "$(echo "${http[*]}" | median)"
     printf '  %-34s %8s ms\n' "ppx stacks (debug=2 text)" "$(echo "${text[*]}" | median)"
     exec 5>&-
-    wait "$co_pid" || true
+    wait "$pid" || true
 }
+
+dump_bench 300 thread "$stacks_threads threads $stacks_depth calls deep" \
+    "$parked" "$stacks_threads" "$stacks_depth"
 
 st_parked=$build/tests/progs/st_parked
 stacks_coroutines=${STACKS_COROUTINES:-10000}
 if [ -x "$st_parked" ] && [ -x "${st_parked}_static" ]; then
-    coroutine_bench "$st_parked" "in st_sleep (libst.so)" "$stacks_coroutines" 0 0
+    dump_bench 600 coroutine "$stacks_coroutines coroutines in st_sleep (libst.so)" \
+        "$st_parked" "$stacks_coroutines" 0 0
     # on no scheduler queue: found by their stacks
-    coroutine_bench "${st_parked}_static" "in st_cond_wait (libst.a)" 0 0 "$stacks_coroutines"
+    dump_bench 600 coroutine "$stacks_coroutines coroutines in st_cond_wait (libst.a)" \
+        "${st_parked}_static" 0 0 "$stacks_coroutines"
 else
     echo "coroutine dump: skipped (tests/progs/st_parked not built: make check, libst-dev)"
 fi
