@@ -190,6 +190,30 @@ static int record_error(struct wire_decoder *d, const char *fmt, ...)
     return protocol_error(d, "bad %s record: %s", type_name(d->type), reason);
 }
 
+/* A record's payload of exactly size bytes, into out; -1 (said) else. */
+static int read_exact(struct wire_decoder *d, const uint8_t *p, size_t len, void *out, size_t size)
+{
+    if (len != size) {
+        record_error(d, "length %zu, not %zu", len, size);
+        return -1;
+    }
+    memcpy(out, p, size);
+    return 0;
+}
+
+/* A record's fixed part, the first size bytes of its payload, into out;
+ * -1 (said) when the payload is shorter. */
+static inline __attribute__((always_inline)) int
+read_fixed_part(struct wire_decoder *d, const uint8_t *p, size_t len, void *out, size_t size)
+{
+    if (len < size) {
+        record_error(d, "length %zu is shorter than the fixed part (%zu)", len, size);
+        return -1;
+    }
+    memcpy(out, p, size);
+    return 0;
+}
+
 struct wire_decoder *wire_decoder_new(struct proc_table *t, uint32_t peer_pid)
 {
     struct wire_decoder *d = calloc(1, sizeof *d);
@@ -293,9 +317,8 @@ static char *dup_string(const uint8_t *p, size_t n)
 static int check_hello(struct wire_decoder *d, const uint8_t *p, size_t len, struct wire_hello *out)
 {
     struct wire_hello h;
-    if (len < sizeof h)
-        return record_error(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof h);
-    memcpy(&h, p, sizeof h);
+    if (read_fixed_part(d, p, len, &h, sizeof h) < 0)
+        return -1;
     if (h.magic != WIRE_MAGIC)
         return record_error(d, "bad magic 0x%08x (not a ppx stream)", h.magic);
     if (h.version != WIRE_VERSION)
@@ -379,9 +402,8 @@ static int check_mapping(struct wire_decoder *d, const uint8_t *p, size_t len,
                          struct wire_mapping *out)
 {
     struct wire_mapping w;
-    if (len < sizeof w)
-        return record_error(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof w);
-    memcpy(&w, p, sizeof w);
+    if (read_fixed_part(d, p, len, &w, sizeof w) < 0)
+        return -1;
     if (w.build_id_len > WIRE_MAX_BUILD_ID)
         return record_error(d, "build id of %u bytes exceeds %u", w.build_id_len,
                             WIRE_MAX_BUILD_ID);
@@ -462,9 +484,8 @@ static int apply_mapping(struct wire_decoder *d, const uint8_t *p, size_t len)
 static int apply_stack(struct wire_decoder *d, const uint8_t *p, size_t len)
 {
     struct wire_stack w;
-    if (len < sizeof w)
-        return record_error(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof w);
-    memcpy(&w, p, sizeof w);
+    if (read_fixed_part(d, p, len, &w, sizeof w) < 0)
+        return -1;
     if (w.depth < 1 || w.depth > WIRE_MAX_DEPTH)
         return record_error(d, "depth %u", w.depth);
     if (w.depth > d->proc->max_depth)
@@ -584,9 +605,8 @@ static int counted_entries(struct wire_decoder *d, const uint8_t *p, size_t len,
                            uint32_t *count)
 {
     struct wire_heap_delta h;
-    if (len < sizeof h)
-        return record_error(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof h);
-    memcpy(&h, p, sizeof h);
+    if (read_fixed_part(d, p, len, &h, sizeof h) < 0)
+        return -1;
     if (h.reserved != 0)
         return record_error(d, "reserved field is %u, not 0", h.reserved);
     if (sizeof h + (uint64_t)h.count * esize != len)
@@ -685,9 +705,8 @@ static bool same_site(const struct proc_io_site *s, const struct wire_io_site *w
 static int apply_io_site(struct wire_decoder *d, const uint8_t *p, size_t len)
 {
     struct wire_io_site w;
-    if (len != sizeof w)
-        return record_error(d, "length %zu, not %zu", len, sizeof w);
-    memcpy(&w, p, sizeof w);
+    if (read_exact(d, p, len, &w, sizeof w) < 0)
+        return -1;
     if (w.call < 1 || w.call >= WIRE_IO_CALL_MAX)
         return record_error(d, "site %u: call %u outside 1..%u", w.id, w.call,
                             WIRE_IO_CALL_MAX - 1);
@@ -946,9 +965,8 @@ static int check_thread(struct wire_decoder *d, const struct wire_thread *w)
 static int apply_thread(struct wire_decoder *d, const uint8_t *p, size_t len)
 {
     struct wire_thread w;
-    if (len != sizeof w)
-        return record_error(d, "length %zu, not %zu", len, sizeof w);
-    memcpy(&w, p, sizeof w);
+    if (read_exact(d, p, len, &w, sizeof w) < 0)
+        return -1;
     if (check_thread(d, &w) < 0)
         return -1;
 
@@ -1046,9 +1064,8 @@ static int apply_cpu_samples(struct wire_decoder *d, const uint8_t *p, size_t le
 {
     struct wire_cpu_samples h;
     const size_t esize = sizeof(struct wire_cpu_entry);
-    if (len < sizeof h)
-        return record_error(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof h);
-    memcpy(&h, p, sizeof h);
+    if (read_fixed_part(d, p, len, &h, sizeof h) < 0)
+        return -1;
     if (h.hz < 1 || h.hz > WIRE_MAX_CPU_HZ)
         return record_error(d, "rate %u Hz outside 1..%u", h.hz, WIRE_MAX_CPU_HZ);
     if (sizeof h + (uint64_t)h.count * esize != len)
@@ -1080,9 +1097,8 @@ static int apply_cpu_samples(struct wire_decoder *d, const uint8_t *p, size_t le
 static int apply_flushed(struct wire_decoder *d, const uint8_t *p, size_t len)
 {
     struct wire_flushed f;
-    if (len != sizeof f)
-        return record_error(d, "length %zu, not %zu", len, sizeof f);
-    memcpy(&f, p, sizeof f);
+    if (read_exact(d, p, len, &f, sizeof f) < 0)
+        return -1;
     if (f.seq == 0)
         return record_error(d, "seq 0 (never asked for)");
     if (f.seq > d->proc->flushed_seq)
@@ -1143,9 +1159,8 @@ static void dump_start(struct proc_dump *partial, uint64_t seq)
 static int apply_task(struct wire_decoder *d, const uint8_t *p, size_t len)
 {
     struct wire_task w;
-    if (len < sizeof w)
-        return record_error(d, "length %zu is shorter than the fixed part (%zu)", len, sizeof w);
-    memcpy(&w, p, sizeof w);
+    if (read_fixed_part(d, p, len, &w, sizeof w) < 0)
+        return -1;
     if (check_task(d, &w, len) < 0)
         return -1;
     struct proc_dump *dump = &d->proc->dump_partial;
@@ -1192,9 +1207,8 @@ static int apply_task(struct wire_decoder *d, const uint8_t *p, size_t len)
 static int apply_tasks_end(struct wire_decoder *d, const uint8_t *p, size_t len)
 {
     struct wire_tasks_end e;
-    if (len != sizeof e)
-        return record_error(d, "length %zu, not %zu", len, sizeof e);
-    memcpy(&e, p, sizeof e);
+    if (read_exact(d, p, len, &e, sizeof e) < 0)
+        return -1;
     if (e.seq == 0)
         return record_error(d, "seq 0 (never asked for)");
     if (e.reserved != 0)
