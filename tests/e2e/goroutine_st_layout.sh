@@ -64,10 +64,7 @@ check_dump() { # PROGRAM FD THREADS
     expect_eq "$prog: sleepers with the time left" 5 \
         "$(grep -c '^coroutine 0x[0-9a-f]* on thread [0-9]* "st_own_layout[_a-z]*" \[sleeping, [0-9.]* s left\]:$' "$TMP/$prog.txt")"
 
-    echo quit >&"$fd"
-    eval "exec $fd>&-"
-    wait "$target"
-    expect_eq "exit status of $prog" 0 "$?"
+    quit_fed "$fd" "$target" "$prog"
 }
 
 check_dump st_own_layout 3 2

@@ -24,10 +24,7 @@ for i in 1 2; do
     expect_eq "swapped context, dump $i: threads and coroutines by kind" "$(printf 'thread\t1')" \
         "$(pprof_raw "$TMP/swapped$i.pb.gz" --sum-by kind --type goroutine)"
 done
-echo quit >&3
-exec 3>&-
-wait "$target_pid"
-expect_eq "exit status of st_own_layout_swapped" 0 "$?"
+quit_fed 3 "$target_pid" "st_own_layout_swapped"
 expect_eq "swapped context: said once" \
     "ppx: state-threads coroutines are not dumped: no parked record has its saved stack pointer inside its stack: the layout does not match" \
     "$(grep '^ppx: ' "$TMP/swapped.err")"
@@ -45,10 +42,7 @@ echo plain >&4
 wait_for 300 grep -q '^dump 2 ' "$TMP/collector.out" || die "no answer after the bad layout"
 expect_eq "the dumps' answers" "$(printf 'dump 1 threads 1 coroutines 0\ndump 2 threads 1 coroutines 0')" \
     "$(grep '^dump ' "$TMP/collector.out")"
-echo quit >&5
-exec 5>&-
-wait "$global_pid"
-expect_eq "exit status of st_own_layout_global" 0 "$?"
+quit_fed 5 "$global_pid" "st_own_layout_global"
 expect_eq "a layout out of its records: said once" \
     "ppx: the collector's state-threads layout is refused (a member outside the thread record): coroutines are not dumped" \
     "$(grep '^ppx: ' "$TMP/global.err")"

@@ -131,10 +131,7 @@ get "$pp/goroutine" "$TMP/all.pb.gz" || die "goroutine failed"
 expect_eq "goroutine (all processes): threads per pid" \
     "$(printf '%s\t%s\n%s\t4' "$target" "$TOTAL" "$other" | sort)" \
     "$(pprof_raw "$TMP/all.pb.gz" --sum-by pid --type goroutine | sort)"
-echo quit >&4
-exec 4>&-
-wait "$other"
-expect_eq "exit status of the second parked_threads" 0 "$?"
+quit_fed 4 "$other" "the second parked_threads"
 
 # A program with a SIGPROF handler of its own: no signal is sent to it,
 # so no stacks, but states and blocked-in calls all the same.
@@ -154,10 +151,7 @@ expect_eq "own SIGPROF: readers still seen in read" 2 \
     "$(grep -c '^thread [0-9]* "reader" \[sleeping, read fd [0-9]* (pipe) for' "$TMP/own.txt")"
 expect_eq "own SIGPROF: the locker still seen in pthread_mutex_lock" 1 \
     "$(grep -c '^thread [0-9]* "locker" \[sleeping, pthread_mutex_lock for' "$TMP/own.txt")"
-echo quit >&4
-exec 4>&-
-wait "$own"
-expect_eq "exit status of parked_threads -p" 0 "$?"
+quit_fed 4 "$own" "parked_threads -p"
 
 # A receive on a socket with SO_RCVTIMEO set ends with EINTR after any
 # signal handler (signal(7)): that thread is not sent one, and its recv is
@@ -173,10 +167,7 @@ wait_for 100 timed_parked ||
 for i in 1 2 3; do
     get "$pp/goroutine?pid=$timed" "$TMP/timed.pb.gz" || fail "goroutine?pid=$timed failed"
 done
-echo quit >&4
-exec 4>&-
-wait "$timed"
-expect_eq "exit status of parked_threads -t" 0 "$?"
+quit_fed 4 "$timed" "parked_threads -t"
 expect_eq "the timed receiver's recv cut short by the dumps" "recv interrupted 0" \
     "$(grep '^recv interrupted' "$TMP/m.out")"
 
@@ -200,10 +191,7 @@ expect_eq "snapshot goroutine.pb.gz: park_in_mutex" "$NMUTEX" \
     "$(pprof_raw "$TMP/snap/goroutine.pb.gz" --type goroutine --cum park_in_mutex)"
 
 # The program ran through all of it undisturbed.
-echo quit >&3
-exec 3>&-
-wait "$target"
-expect_eq "exit status of parked_threads" 0 "$?"
+quit_fed 3 "$target" "parked_threads"
 expect_eq "the sleeper's nanosleep cut short by the dumps" "sleep interrupted 0" \
     "$(grep '^sleep interrupted' "$TMP/t.out")"
 grep -q . "$TMP/t.err" && fail "parked_threads wrote on stderr: $(cat "$TMP/t.err")"

@@ -118,6 +118,16 @@ start_fed() {
     wait_for 300 grep -q '^ready' "$TMP/$name.out" || die "$* never got ready: $(cat "$TMP/$name.err")"
 }
 
+# quit_fed FD PID WHAT: tells the program fed through descriptor FD (see
+# start_fed) to quit, closes FD, and expects PID to exit 0 ("exit status
+# of WHAT").
+quit_fed() {
+    echo quit >&"$1"
+    eval "exec $1>&-"
+    wait "$2"
+    expect_eq "exit status of $3" 0 "$?"
+}
+
 # free_port: a TCP port on 127.0.0.1 nobody listens on now.
 free_port() {
     python3 -c 'import socket
