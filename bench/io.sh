@@ -20,6 +20,30 @@ free_port() {
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# pin_cores: sets the caller's pin_server and pin_client to taskset
+# commands for cores 0 and 1 when there are two cores or more (else leaves
+# them empty).
+pin_cores() {
+    if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+        pin_server=(taskset -c 0)
+        pin_client=(taskset -c 1)
+    fi
+}
+
+# serve MODE NAME COMMAND...: the server COMMAND (pinned already) in the
+# background in MODE: alone, under ppx record (profiles in $tmp/NAME), or
+# under strace -f -c, these pinned like it; sets server_pid.
+serve() {
+    local mode=$1 name=$2
+    shift 2
+    case $mode in
+    plain) "$@" >/dev/null 2>&1 & ;;
+    ppx_default) "${pin_server[@]}" "$ppx" record -q -o "$tmp/$name" -- "$@" >/dev/null 2>&1 & ;;
+    strace) "${pin_server[@]}" strace -f -c -o /dev/null "$@" >/dev/null 2>&1 & ;;
+    esac
+    server_pid=$!
+}
+
 # memcached_rate MODE: gets per second that memcslap (2 connections) gets
 # from a memcached (1 worker thread) started in MODE, stopped after. On a
 # 2-core machine the server is pinned to one core and the client to the
@@ -30,17 +54,9 @@ memcached_rate() {
     local port user=() i out pin_server=() pin_client=()
     port=$(free_port)
     [ "$(id -u)" -eq 0 ] && user=(-u root)
-    if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-        pin_server=(taskset -c 0)
-        pin_client=(taskset -c 1)
-    fi
+    pin_cores
     local server=("${pin_server[@]}" memcached -l 127.0.0.1 -p "$port" -U 0 -t 1 "${user[@]}")
-    case $1 in
-    plain) "${server[@]}" >/dev/null 2>&1 & ;;
-    ppx_default) "${pin_server[@]}" "$ppx" record -q -o "$tmp/memcached" -- "${server[@]}" >/dev/null 2>&1 & ;;
-    strace) "${pin_server[@]}" strace -f -c -o /dev/null "${server[@]}" >/dev/null 2>&1 & ;;
-    esac
-    server_pid=$!
+    serve "$1" memcached "${server[@]}"
     for ((i = 0; i < 100; i++)); do
         grep -qi " 0100007F:$(printf '%04X' "$port") 00000000:0000 0A " /proc/net/tcp && break
         sleep 0.1
@@ -64,18 +80,10 @@ memcached_rate() {
 redis_rate() {
     local port i out pin_server=() pin_client=()
     port=$(free_port)
-    if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-        pin_server=(taskset -c 0)
-        pin_client=(taskset -c 1)
-    fi
+    pin_cores
     local server=("${pin_server[@]}" redis-server --port "$port" --bind 127.0.0.1 --save ""
         --appendonly no --daemonize no --dir "$tmp")
-    case $1 in
-    plain) "${server[@]}" >/dev/null 2>&1 & ;;
-    ppx_default) "${pin_server[@]}" "$ppx" record -q -o "$tmp/redis" -- "${server[@]}" >/dev/null 2>&1 & ;;
-    strace) "${pin_server[@]}" strace -f -c -o /dev/null "${server[@]}" >/dev/null 2>&1 & ;;
-    esac
-    server_pid=$!
+    serve "$1" redis "${server[@]}"
     for ((i = 0; i < 100; i++)); do
         redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break
         sleep 0.1
