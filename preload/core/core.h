@@ -404,6 +404,20 @@ int ppx_fd_above_limit(int fd);
  * (raised for that moment). */
 int ppx_fd_dup_from(int fd, int min);
 
+/* ---- fd_identity.c: the profiler's own descriptors, known by their file ---- */
+
+/* A program may close any descriptor (a daemon closes them all) and open
+ * something else at its number: before each use, the profiler checks that
+ * its descriptor still is the file it opened. */
+struct ppx_fd_identity {
+    dev_t dev;
+    ino_t ino;
+};
+/* Records fd's file in *id; false when fstat fails. */
+bool ppx_fd_identify(int fd, struct ppx_fd_identity *id);
+/* Whether fd (>= 0) still is the file *id names. Async-signal-safe. */
+bool ppx_fd_is(int fd, const struct ppx_fd_identity *id);
+
 #pragma GCC visibility pop
 
 #endif

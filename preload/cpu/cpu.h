@@ -102,8 +102,8 @@ uint32_t ppx_cpu_sample_hz(void);
  * pace then: the rings are sized for it). */
 bool ppx_cpu_sampling(void);
 /* The pipe the handlers write a byte into when a thread's ring is half
- * full (flush/wake.c); fd -1: none. dev and ino identify it. */
-void ppx_cpu_set_waker(int fd, dev_t dev, ino_t ino);
+ * full (flush/wake.c), id its file; fd -1: none. */
+void ppx_cpu_set_waker(int fd, const struct ppx_fd_identity *id);
 /* r is registered; start its timer (on the thread itself, or from the
  * flusher for threads found at start). */
 void ppx_cpu_thread_started(struct ppx_thread_record *r);

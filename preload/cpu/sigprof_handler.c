@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <link.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -69,14 +68,14 @@ static struct ppx_cpu_sampler *self_state(void)
  * asks for a flush at once, so that the flusher may sleep a second while
  * the ticks come slowly. Set by the flusher; read by the handlers. */
 static _Atomic int waker_fd = -1;
-static dev_t waker_dev;
-static ino_t waker_ino;
+static struct ppx_fd_identity waker_id;
 
-void ppx_cpu_set_waker(int fd, dev_t dev, ino_t ino)
+void ppx_cpu_set_waker(int fd, const struct ppx_fd_identity *id)
 {
     atomic_store_explicit(&waker_fd, -1, memory_order_release);
-    waker_dev = dev;
-    waker_ino = ino;
+    if (fd < 0)
+        return;
+    waker_id = *id;
     atomic_store_explicit(&waker_fd, fd, memory_order_release);
 }
 
@@ -85,8 +84,7 @@ void ppx_cpu_set_waker(int fd, dev_t dev, ino_t ino)
 static void wake_flusher(void)
 {
     int fd = atomic_load_explicit(&waker_fd, memory_order_acquire);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || st.st_dev != waker_dev || st.st_ino != waker_ino)
+    if (!ppx_fd_is(fd, &waker_id))
         return;
     char b = 1;
     ssize_t n = write(fd, &b, 1); /* non-blocking: a full pipe has its byte already */

@@ -7,22 +7,18 @@
 #include "cpu.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 /* Owned by the flusher once started; set by its starter before that. */
 static int task_dir = -1;
-static dev_t task_dev;
-static ino_t task_ino;
+static struct ppx_fd_identity task_id;
 
 /* Whether task_dir is still the directory opened (a program may close
  * every descriptor, and its number be reused). */
 static bool still_ours(void)
 {
-    struct stat st;
-    return task_dir >= 0 && fstat(task_dir, &st) == 0 && st.st_dev == task_dev &&
-           st.st_ino == task_ino;
+    return ppx_fd_is(task_dir, &task_id);
 }
 
 void ppx_task_dir_open(void)
@@ -35,13 +31,10 @@ void ppx_task_dir_open(void)
     if (fd < 0)
         return;
     fd = ppx_fd_above_limit(fd);
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
+    if (!ppx_fd_identify(fd, &task_id)) {
         close(fd);
         return;
     }
-    task_dev = st.st_dev;
-    task_ino = st.st_ino;
     task_dir = fd;
 }
 

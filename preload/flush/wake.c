@@ -15,29 +15,11 @@
 #include "flush.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 static int read_fd = -1, write_fd = -1;
-static dev_t read_dev, write_dev;
-static ino_t read_ino, write_ino;
-
-static bool same_file(int fd, dev_t dev, ino_t ino)
-{
-    struct stat st;
-    return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
-}
-
-static bool identify(int fd, dev_t *dev, ino_t *ino)
-{
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        return false;
-    *dev = st.st_dev;
-    *ino = st.st_ino;
-    return true;
-}
+static struct ppx_fd_identity read_id, write_id;
 
 void ppx_wake_open(void)
 {
@@ -48,22 +30,22 @@ void ppx_wake_open(void)
     if (syscall(SYS_pipe2, fds, O_NONBLOCK | O_CLOEXEC) != 0)
         return;
     int r = ppx_fd_above_limit(fds[0]), w = ppx_fd_above_limit(fds[1]);
-    if (!identify(r, &read_dev, &read_ino) || !identify(w, &write_dev, &write_ino)) {
+    if (!ppx_fd_identify(r, &read_id) || !ppx_fd_identify(w, &write_id)) {
         close(r);
         close(w);
         return;
     }
     read_fd = r;
     write_fd = w;
-    ppx_cpu_set_waker(w, write_dev, write_ino);
+    ppx_cpu_set_waker(w, &write_id);
 }
 
 int ppx_wake_fd(void)
 {
-    if (read_fd >= 0 && !same_file(read_fd, read_dev, read_ino)) {
+    if (read_fd >= 0 && !ppx_fd_is(read_fd, &read_id)) {
         /* closed, or taken by the program: not ours to use or close */
-        ppx_cpu_set_waker(-1, 0, 0);
-        if (same_file(write_fd, write_dev, write_ino))
+        ppx_cpu_set_waker(-1, NULL);
+        if (ppx_fd_is(write_fd, &write_id))
             close(write_fd);
         read_fd = write_fd = -1;
     }
@@ -80,10 +62,10 @@ void ppx_wake_drain(void)
 void ppx_wake_reset_child(void)
 {
     /* the parent's flusher reads this pipe: the child's makes its own */
-    ppx_cpu_set_waker(-1, 0, 0);
-    if (same_file(read_fd, read_dev, read_ino))
+    ppx_cpu_set_waker(-1, NULL);
+    if (ppx_fd_is(read_fd, &read_id))
         close(read_fd);
-    if (same_file(write_fd, write_dev, write_ino))
+    if (ppx_fd_is(write_fd, &write_id))
         close(write_fd);
     read_fd = write_fd = -1;
 }
