@@ -4,22 +4,24 @@
  * other threads may allocate while the first one is still resolving. Those
  * calls are served here: a bump allocator over a static array, never reused,
  * so its memory is zero (calloc-safe). free() ignores these blocks, realloc()
- * copies them out, malloc_usable_size() reads the size kept in front. Their
- * grains are marked in the live filter, so that only the slow paths of free()
- * and realloc() need to recognise them. */
+ * copies them out, malloc_usable_size() reads the size kept in front. Each
+ * starts on a PPX_SAMPLED_ALIGN boundary and its grain is marked in the live
+ * filter, so that free() and realloc() send it to their slow paths, which
+ * recognise it (a page of arena a block: in practice there are none or a
+ * few, and pages never touched cost nothing). */
 #include "heap.h"
 
 #include <errno.h>
 
-#define BOOTSTRAP_HEADER 16u /* keeps the size, and 16-byte alignment */
+#define BOOTSTRAP_HEADER 16u /* room for the size in front of a block */
 
 _Alignas(4096) unsigned char ppx_bootstrap_arena[PPX_BOOTSTRAP_BYTES];
 static atomic_size_t bootstrap_used;
 
 void *ppx_bootstrap_alloc(size_t size, size_t align)
 {
-    if (align < BOOTSTRAP_HEADER)
-        align = BOOTSTRAP_HEADER;
+    if (align < PPX_SAMPLED_ALIGN)
+        align = PPX_SAMPLED_ALIGN;
     if ((align & (align - 1)) != 0 || align > PPX_BOOTSTRAP_BYTES || size > PPX_BOOTSTRAP_BYTES) {
         errno = ENOMEM;
         return NULL;

@@ -12,10 +12,14 @@
 /* ---- sampler.c ---- */
 
 /* Slow path of every allocating hook: the thread's countdown ran out (or it
- * was never seeded). Decides whether p (size bytes, NULL if the allocation
- * failed) is sampled and records it. ret: return address into the caller
- * of the hook. */
-void ppx_sample_alloc(void *p, size_t size, const void *ret);
+ * was never seeded) before an allocation of size bytes. Draws the next
+ * distance; true when this allocation is to be recorded (as a sampled
+ * block: aligned, see ppx_sampled_mask). Never for the profiler's own
+ * allocations. */
+bool ppx_sample_due(size_t size);
+/* Records the sampled block p (size bytes, the caller's request). ret:
+ * return address into the caller of the hook. */
+void ppx_sample_record(void *p, size_t size, const void *ret);
 /* free(p) found p's grain marked in the live filter: forget p and count
  * the free if it was sampled. false: p is NULL or from the bootstrap arena,
  * not for the real free. */
@@ -61,9 +65,23 @@ static inline size_t ppx_live_filter_index(uintptr_t p)
  * table without reading the filter; inserts and removes then keep neither
  * counts nor bits (two lines fewer per call, one of them a locked RMW). */
 extern bool ppx_live_all;
+/* Sampled blocks start on a PPX_SAMPLED_ALIGN boundary, as do bootstrap
+ * blocks, while ppx_sampled_mask is PPX_SAMPLED_ALIGN - 1: free() then
+ * tells most blocks unsampled by their address alone, with no load (the
+ * filter's line missed the cache on every free of a large heap: most of
+ * free()'s cost). Set once by ppx_live_init, before any sampled block:
+ * with glibc's allocator under default sampling, whose aligned blocks cost
+ * a split and whose calloc's fresh blocks can be told (hooks/). 0 (every
+ * address goes on to the filter) in exact mode and under other allocators.
+ * 1 in 256 of glibc's 16-byte-aligned small blocks, and none of its mmapped
+ * ones, start on such a boundary. */
+#define PPX_SAMPLED_ALIGN ((size_t)4096)
+extern uintptr_t ppx_sampled_mask;
 /* Cheap test for free(): false means p was certainly not sampled. */
 static inline bool ppx_live_maybe(const void *p)
 {
+    if (((uintptr_t)p & ppx_sampled_mask) != 0)
+        return false;
     if (ppx_live_all)
         return true;
     size_t i = ppx_live_filter_index((uintptr_t)p);
@@ -78,7 +96,9 @@ static inline void ppx_live_filter_mark(const void *p)
     atomic_fetch_or_explicit(&ppx_live_filter[i / PPX_FILTER_WORD_BITS],
                              UINT64_C(1) << (i % PPX_FILTER_WORD_BITS), memory_order_relaxed);
 }
-bool ppx_live_init(void);
+/* aligned_blocks: the hooks can make sampled blocks aligned (glibc's
+ * allocator); sets ppx_sampled_mask with exact mode in mind. */
+bool ppx_live_init(bool aligned_blocks);
 /* Records a sampled block. If an entry for ptr is still there (its free went
  * unseen), it is returned in *stale (stale->ptr != 0) to be counted freed.
  * false when out of memory. */
@@ -97,7 +117,7 @@ void *ppx_bootstrap_alloc(size_t size, size_t align);
 size_t ppx_bootstrap_size(const void *p);
 void ppx_bootstrap_mark_filter(void);
 extern unsigned char ppx_bootstrap_arena[];
-#define PPX_BOOTSTRAP_BYTES (256u * 1024u)
+#define PPX_BOOTSTRAP_BYTES (4u * 1024u * 1024u)
 static inline bool ppx_bootstrap_owns(const void *p)
 {
     return (uintptr_t)p - (uintptr_t)ppx_bootstrap_arena < PPX_BOOTSTRAP_BYTES;

@@ -147,10 +147,13 @@ static inline size_t slot_home(uintptr_t ptr, size_t mask)
 }
 
 bool ppx_live_all;
+uintptr_t ppx_sampled_mask; /* 0 until ppx_live_init: the filter decides */
 
-bool ppx_live_init(void)
+bool ppx_live_init(bool aligned_blocks)
 {
     ppx_live_all = ppx_config.sample_rate <= 1;
+    if (aligned_blocks && !ppx_live_all)
+        ppx_sampled_mask = PPX_SAMPLED_ALIGN - 1;
     for (unsigned i = 0; i < LIVE_SHARDS; i++)
         atomic_store_explicit(&shards[i].lock, 0, memory_order_relaxed);
     return true;

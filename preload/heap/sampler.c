@@ -63,24 +63,26 @@ static void record(struct ppx_tls *t, void *p, size_t size, const void *ret)
     errno = saved_errno;
 }
 
-void ppx_sample_alloc(void *p, size_t size, const void *ret)
+bool ppx_sample_due(size_t size)
 {
     struct ppx_tls *t = &ppx_tls;
-    if (t->guard != 0 || p == NULL || ppx_bootstrap_owns(p))
-        return; /* the profiler's own allocation, a failed one, or one made
-                 * while another thread was still initialising */
+    if (t->guard != 0)
+        return false; /* the profiler's own allocation */
     if (PPX_UNLIKELY(!t->seeded)) {
         seed(t);
         uint64_t distance = draw_distance(t);
         if (size < distance) {
             t->next_sample = distance - size;
-            return;
+            return false;
         }
     }
     t->next_sample = draw_distance(t);
-    if (PPX_UNLIKELY(!atomic_load_explicit(&ppx_enabled, memory_order_acquire)))
-        return;
-    record(t, p, size, ret);
+    return atomic_load_explicit(&ppx_enabled, memory_order_acquire);
+}
+
+void ppx_sample_record(void *p, size_t size, const void *ret)
+{
+    record(&ppx_tls, p, size, ret);
 }
 
 bool ppx_sample_free(void *p)

@@ -53,6 +53,20 @@ struct ppx_real {
 extern struct ppx_real ppx_real;
 /* dlsym(RTLD_NEXT) for every function; called once by ppx_init. */
 void ppx_hooks_resolve(void);
+/* After it: whether the next allocator is glibc's (heap.h's aligned
+ * sampled blocks rely on its chunk layout). */
+bool ppx_hooks_glibc_allocator(void);
+
+/* ---- malloc_sampled.c: the malloc hooks' slow paths ---- */
+
+/* The countdown ran out before malloc(size) / calloc(n, m) (total bytes):
+ * the block, recorded if due. */
+void *ppx_malloc_sampled(size_t size, const void *ret);
+void *ppx_calloc_sampled(size_t n, size_t m, size_t total, const void *ret);
+/* The countdown ran out for p (size bytes, NULL if the allocation failed),
+ * just made by realloc (keep: its contents count) or an aligned allocation
+ * (alignment align): p or an aligned stand-in, recorded if due. */
+void *ppx_recorded_after(void *p, size_t align, size_t size, bool keep, const void *ret);
 
 /* ---- io.c, fd.c ---- */
 

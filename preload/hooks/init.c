@@ -41,7 +41,7 @@ void ppx_init(void)
     ppx_config_load();
     ppx_incarnation_begin();
     ppx_stacks_init();
-    bool tables = ppx_live_init();
+    bool tables = ppx_live_init(ppx_hooks_glibc_allocator());
     ppx_flush_init();
     ppx_unwind_init();
     ppx_ticks_init();

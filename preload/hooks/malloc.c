@@ -44,6 +44,8 @@ struct ppx_real ppx_real = {
 #define PUBLISH(f, v) __atomic_store_n(&ppx_real.f, (v), __ATOMIC_RELEASE)
 
 static size_t page_size = 4096; /* set once at initialisation */
+/* The next allocator is glibc's own (set once at initialisation). */
+static bool glibc_allocator;
 /* The next allocator's own primitives behind the emulations. */
 static void *(*next_memalign)(size_t, size_t);
 static int (*next_posix_memalign)(void **, size_t, size_t);
@@ -54,16 +56,6 @@ static void *(*next_aligned_alloc)(size_t, size_t);
 static inline bool ready(void)
 {
     return atomic_load_explicit(&ppx_state, memory_order_acquire) == PPX_READY;
-}
-
-/* The countdown ran out: the allocation (p, size) is sampled. */
-static __attribute__((noinline)) void account_slow(void *p, size_t size, const void *ret)
-{
-    /* the slow path of the program's own allocations: where a process
-     * without a flusher looks for a collector (flush/) */
-    if (ppx_tls.guard == 0 && p != NULL && !ppx_bootstrap_owns(p))
-        ppx_flusher_start_if_due();
-    ppx_sample_alloc(p, size, ret);
 }
 
 /* Charges size bytes to the thread's countdown before the allocation is
@@ -79,13 +71,6 @@ static inline __attribute__((always_inline)) bool charge(size_t size)
         return true;
     }
     return false;
-}
-
-/* Charges size bytes to the thread's countdown; samples when it runs out. */
-static inline __attribute__((always_inline)) void account(void *p, size_t size, const void *ret)
-{
-    if (PPX_UNLIKELY(!charge(size)))
-        account_slow(p, size, ret);
 }
 
 /* ---- resolution and emulation ---- */
@@ -282,7 +267,9 @@ void ppx_hooks_resolve(void)
         real_calloc = __libc_calloc;
         next_memalign = __libc_memalign;
         base = NULL;
+        glibc_allocator = true;
     } else {
+        glibc_allocator = base != NULL && base == object_of((const void *)__libc_malloc);
         real_calloc = (void *(*)(size_t, size_t))next_from("calloc", base);
         next_memalign = (void *(*)(size_t, size_t))next_from("memalign", base);
     }
@@ -293,6 +280,11 @@ void ppx_hooks_resolve(void)
     PUBLISH(free, real_free);
     PUBLISH(realloc, real_realloc);
     PUBLISH(calloc, real_calloc != NULL ? real_calloc : emul_calloc);
+}
+
+bool ppx_hooks_glibc_allocator(void)
+{
+    return glibc_allocator;
 }
 
 /* ---- before initialisation is complete ---- */
@@ -355,24 +347,18 @@ static void *early_realloc(void *old, size_t size)
 
 /* ---- the hooks ---- */
 
-static __attribute__((noinline)) void *malloc_sampled(size_t size, const void *ret)
-{
-    void *p = REAL(malloc)(size);
-    account_slow(p, size, ret);
-    return p;
-}
-
 PPX_EXPORT void *malloc(size_t size)
 {
     if (PPX_LIKELY(charge(size)))
         return REAL(malloc)(size);
-    return malloc_sampled(size, RET);
+    return ppx_malloc_sampled(size, RET);
 }
 
-/* The filter also covers NULL (grain 0, practically never marked) and the
- * bootstrap arena's grains (always marked): the slow path sorts them out. */
-/* Out of line, so that free()'s common path saves no register and ends
- * in a jump to the next allocator: 11 instructions (objdump). */
+/* The test also lets NULL through (grain 0, practically never marked) and
+ * the bootstrap arena's blocks (aligned, their grains always marked): the
+ * slow path sorts them out. Out of line, so that free()'s common path
+ * saves no register and ends in a jump to the next allocator: 3
+ * instructions (objdump). */
 static __attribute__((noinline)) void free_maybe_sampled(void *p)
 {
     if (ppx_sample_free(p))
@@ -387,31 +373,22 @@ PPX_EXPORT void free(void *p)
         REAL(free)(p);
 }
 
-static __attribute__((noinline)) void *calloc_sampled(size_t n, size_t m, size_t total,
-                                                      const void *ret)
-{
-    void *p = REAL(calloc)(n, m);
-    account_slow(p, total, ret);
-    return p;
-}
-
 PPX_EXPORT void *calloc(size_t n, size_t m)
 {
     size_t total;
     /* an overflow is calloc's to refuse, and nothing is charged */
     if (PPX_UNLIKELY(__builtin_mul_overflow(n, m, &total)) || PPX_LIKELY(charge(total)))
         return REAL(calloc)(n, m);
-    return calloc_sampled(n, m, total, RET);
+    return ppx_calloc_sampled(n, m, total, RET);
 }
 
 static void *realloc_from_bootstrap(void *old, size_t size, const void *ret)
 {
-    void *p = REAL(malloc)(size);
+    void *p = charge(size) ? REAL(malloc)(size) : ppx_malloc_sampled(size, ret);
     if (p == NULL)
         return NULL;
     size_t old_size = ppx_bootstrap_size(old);
     memcpy(p, old, old_size < size ? old_size : size);
-    account(p, size, ret);
     return p;
 }
 
@@ -432,16 +409,14 @@ static __attribute__((noinline)) void *realloc_slow(void *old, size_t size, cons
     }
     if (tracked)
         ppx_sample_count_free(&old_entry);
-    account(p, size, ret); /* p NULL: realloc(p, 0) freed p, as glibc's does */
-    return p;
+    /* p NULL: realloc(p, 0) freed p, as glibc's does */
+    return charge(size) ? p : ppx_recorded_after(p, 0, size, true, ret);
 }
 
-/* Out of line, as malloc_sampled: the common path keeps no frame. */
+/* Out of line, as the sampled paths: the common path keeps no frame. */
 static __attribute__((noinline)) void *realloc_sampled(void *old, size_t size, const void *ret)
 {
-    void *p = REAL(realloc)(old, size);
-    account_slow(p, size, ret);
-    return p;
+    return ppx_recorded_after(REAL(realloc)(old, size), 0, size, true, ret);
 }
 
 static inline __attribute__((always_inline)) void *realloc_impl(void *old, size_t size,
@@ -481,8 +456,8 @@ PPX_EXPORT int posix_memalign(void **out, size_t align, size_t size)
         return 0;
     }
     int rc = ppx_real.posix_memalign(out, align, size);
-    if (rc == 0)
-        account(*out, size, RET);
+    if (rc == 0 && !charge(size))
+        *out = ppx_recorded_after(*out, align, size, false, RET);
     return rc;
 }
 
@@ -491,9 +466,7 @@ PPX_EXPORT void *aligned_alloc(size_t align, size_t size)
     if (PPX_UNLIKELY(!ready()) && !early())
         return ppx_bootstrap_alloc(size, round_up_pow2(align));
     void *p = ppx_real.aligned_alloc(align, size);
-    if (p != NULL)
-        account(p, size, RET);
-    return p;
+    return charge(size) ? p : ppx_recorded_after(p, align, size, false, RET);
 }
 
 PPX_EXPORT void *memalign(size_t align, size_t size)
@@ -501,9 +474,7 @@ PPX_EXPORT void *memalign(size_t align, size_t size)
     if (PPX_UNLIKELY(!ready()) && !early())
         return ppx_bootstrap_alloc(size, round_up_pow2(align));
     void *p = ppx_real.memalign(align, size);
-    if (p != NULL)
-        account(p, size, RET);
-    return p;
+    return charge(size) ? p : ppx_recorded_after(p, align, size, false, RET);
 }
 
 PPX_EXPORT void *valloc(size_t size)
@@ -511,9 +482,7 @@ PPX_EXPORT void *valloc(size_t size)
     if (PPX_UNLIKELY(!ready()) && !early())
         return ppx_bootstrap_alloc(size, page_size);
     void *p = ppx_real.valloc(size);
-    if (p != NULL)
-        account(p, size, RET);
-    return p;
+    return charge(size) ? p : ppx_recorded_after(p, page_size, size, false, RET);
 }
 
 PPX_EXPORT void *pvalloc(size_t size)
@@ -522,10 +491,8 @@ PPX_EXPORT void *pvalloc(size_t size)
         size_t rounded = (size + page_size - 1) & ~(page_size - 1);
         return ppx_bootstrap_alloc(rounded == 0 ? page_size : rounded, page_size);
     }
-    void *p = ppx_real.pvalloc(size);
-    if (p != NULL)
-        account(p, size, RET);
-    return p;
+    void *p = ppx_real.pvalloc(size); /* page-aligned: never moved */
+    return charge(size) ? p : ppx_recorded_after(p, page_size, size, false, RET);
 }
 
 PPX_EXPORT size_t malloc_usable_size(void *p)
