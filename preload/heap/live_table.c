@@ -188,7 +188,9 @@ static bool grow(struct live_shard *s)
 }
 
 /* A hint, without the lock: the table may grow meanwhile (a prefetch of
- * an old array's address never faults). */
+ * an old array's address never faults). The grain's count and filter word
+ * too: indexed by address, on a heap larger than the caches they were the
+ * insert's misses. */
 void ppx_live_prefetch(uintptr_t ptr)
 {
     const struct live_shard *s = shard_of(ptr);
@@ -196,6 +198,11 @@ void ppx_live_prefetch(uintptr_t ptr)
     size_t mask = __atomic_load_n(&s->mask, __ATOMIC_RELAXED);
     if (slots != NULL)
         __builtin_prefetch(&slots[slot_home(ptr, mask)], 1);
+    if (!ppx_live_all) {
+        size_t i = ppx_live_filter_index(ptr);
+        __builtin_prefetch(&live_counts[i], 1);
+        __builtin_prefetch(&ppx_live_filter[i / PPX_FILTER_WORD_BITS], 1);
+    }
 }
 
 bool ppx_live_insert(const struct ppx_live_entry *e, struct ppx_live_entry *stale)
@@ -240,6 +247,8 @@ static inline bool cyclic_between(size_t lo, size_t k, size_t hi)
 bool ppx_live_remove(uintptr_t ptr, struct ppx_live_entry *out)
 {
     struct live_shard *s = shard_of(ptr);
+    /* the slot, count and filter lines are fetched while the lock's is */
+    ppx_live_prefetch(ptr);
     shard_lock(s);
     if (s->slots == NULL) {
         shard_unlock(s);
