@@ -38,16 +38,13 @@ static inline bool unaligned(const void *p)
 }
 
 /* An aligned block of size bytes from the next allocator (its alignment at
- * least align), or NULL with errno as it was: the caller then makes the
- * block the program asked for, unrecorded, which says so once. */
+ * least align), or NULL with errno as it was. */
 static void *aligned_block(size_t align, size_t size)
 {
     int saved_errno = errno;
     void *p = ppx_real.memalign(align > PPX_SAMPLED_ALIGN ? align : PPX_SAMPLED_ALIGN, size);
-    if (p == NULL) {
-        ppx_note_lost("no aligned block for a sampled allocation");
+    if (p == NULL)
         errno = saved_errno;
-    }
     return p;
 }
 
@@ -58,6 +55,19 @@ static void *recorded(void *p, size_t size, const void *ret)
     return p;
 }
 
+/* No aligned block: p, what the program asked for, goes unrecorded (said
+ * once, if the program got it: a request that fails anyway loses no
+ * sample). */
+static void *unrecorded(void *p)
+{
+    if (p != NULL) {
+        int saved_errno = errno;
+        ppx_note_lost("no aligned block for a sampled allocation");
+        errno = saved_errno;
+    }
+    return p;
+}
+
 void *ppx_malloc_sampled(size_t size, const void *ret)
 {
     if (!due(size))
@@ -65,7 +75,7 @@ void *ppx_malloc_sampled(size_t size, const void *ret)
     if (ppx_sampled_mask == 0)
         return recorded(ppx_real.malloc(size), size, ret);
     void *p = aligned_block(0, size);
-    return p != NULL ? recorded(p, size, ret) : ppx_real.malloc(size);
+    return p != NULL ? recorded(p, size, ret) : unrecorded(ppx_real.malloc(size));
 }
 
 /* glibc's mmapped chunks come zeroed from the kernel, as its calloc knows:
@@ -87,7 +97,7 @@ void *ppx_calloc_sampled(size_t n, size_t m, size_t total, const void *ret)
         return recorded(ppx_real.calloc(n, m), total, ret);
     void *p = aligned_block(0, total);
     if (p == NULL)
-        return ppx_real.calloc(n, m);
+        return unrecorded(ppx_real.calloc(n, m));
     if (!fresh_zero(p))
         memset(p, 0, total);
     return recorded(p, total, ret);
@@ -100,7 +110,7 @@ void *ppx_recorded_after(void *p, size_t align, size_t size, bool keep, const vo
     if (((uintptr_t)p & ppx_sampled_mask) != 0) {
         void *q = aligned_block(align, size);
         if (q == NULL)
-            return p;
+            return unrecorded(p);
         if (keep)
             memcpy(q, p, size);
         ppx_real.free(p);

@@ -3,7 +3,7 @@
 # unsampled from their address alone; the program still gets what it asked
 # for: calloc's zeros (also under MALLOC_PERTURB_, and without making a
 # large calloc resident), realloc's contents, the aligned family's
-# alignment. tests/progs/sampled_blocks prints what it saw.
+# alignment, ENOMEM for what cannot be had (and nothing on stderr). tests/progs/sampled_blocks prints what it saw.
 . "$(dirname "$0")/../lib/common.sh"
 require_built
 require_pprof
@@ -20,6 +20,7 @@ expect_program_saw() {
     expect_eq "$where: large calloc bytes not zero" 0 "$(figure "$out" calloc_big_dirty)"
     expect_eq "$where: bytes wrong after realloc" 0 "$(figure "$out" realloc_bad)"
     expect_eq "$where: aligned allocations off their boundary" 0 "$(figure "$out" misaligned)"
+    expect_eq "$where: 2^62-byte requests refused with ENOMEM" 4 "$(figure "$out" huge_refused)"
 }
 
 "$prog" >"$TMP/plain.out" || die "sampled_blocks alone: exit status $?"
@@ -29,8 +30,10 @@ plain_aligned=$(figure "$TMP/plain.out" page_aligned)
     fail "plain: $plain_aligned of 1000 64 KiB blocks page-aligned without ppx (the test assumes few)"
 
 # Every 64 KiB block sampled (rate 4096: p = 1 - e^-16 each).
-"$PPX" record -q --rate 4096 -o "$TMP/rec" -- "$prog" >"$TMP/rec.out" ||
+"$PPX" record -q --rate 4096 -o "$TMP/rec" -- "$prog" >"$TMP/rec.out" 2>"$TMP/rec.err" ||
     die "ppx record --rate 4096 -- sampled_blocks: exit status $?"
+# requests that fail anyway lose no sample: nothing said
+expect_eq "--rate 4096: stderr" "" "$(cat "$TMP/rec.err")"
 expect_program_saw "--rate 4096" "$TMP/rec.out"
 aligned=$(figure "$TMP/rec.out" page_aligned)
 [ "$aligned" -ge 990 ] || fail "--rate 4096: $aligned of 1000 sampled 64 KiB blocks page-aligned (expected all)"

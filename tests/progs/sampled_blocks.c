@@ -13,7 +13,10 @@
  *                    realloc, 200 steps each
  *   misaligned       blocks of memalign, posix_memalign, aligned_alloc,
  *                    valloc, pvalloc not on the boundary asked for
+ *   huge_refused     of malloc, calloc, realloc and memalign of 2^62 bytes,
+ *                    how many returned NULL with errno ENOMEM
  */
+#include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -103,7 +106,10 @@ COUNTED static void realloc_steps(void)
         for (int step = 0; step < 200; step++) {
             /* grows mostly, shrinks every fifth step */
             size_t next = step % 5 == 4 ? size / 2 : size + 1000 + (size_t)step * 37;
-            p = realloc(p, next);
+            unsigned char *grown = realloc(p, next);
+            if (grown == NULL)
+                abort();
+            p = grown;
             for (size_t i = 0; i < (next < size ? next : size); i++)
                 bad += p[i] != pattern(i, b);
             for (size_t i = size; i < next; i++)
@@ -142,6 +148,24 @@ COUNTED static void aligned_family(void)
     printf("misaligned %d\n", misaligned);
 }
 
+COUNTED static void huge(void)
+{
+    size_t size = (size_t)1 << 62;
+    int refused = 0;
+    void *kept = malloc(16);
+    errno = 0;
+    refused += malloc(size) == NULL && errno == ENOMEM;
+    errno = 0;
+    refused += calloc(1, size) == NULL && errno == ENOMEM;
+    errno = 0;
+    void *grown = realloc(kept, size);
+    refused += grown == NULL && errno == ENOMEM;
+    errno = 0;
+    refused += memalign(64, size) == NULL && errno == ENOMEM;
+    free(grown == NULL ? kept : grown);
+    printf("huge_refused %d\n", refused);
+}
+
 int main(void)
 {
     page_aligned_64k();
@@ -149,5 +173,6 @@ int main(void)
     calloc_big();
     realloc_steps();
     aligned_family();
+    huge();
     return 0;
 }
