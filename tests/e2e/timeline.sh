@@ -2,11 +2,12 @@
 # /debug/pprof/timeline: a point (at most one a second) of what each process's profiles
 # sum to. tests/progs/phases grows its heap by 12 blocks of 4 MiB (with
 # 1200 write()s of 4 KiB), spins 1.5 s of CPU, frees everything, takes 6
-# blocks again for a while, frees them and sleeps; at default sampling its
-# timeline must show:
-# - the peak in use: 48 MiB within 1% (each 4 MiB block is sampled with
-#   probability 1 - e^-8 and scaled as the heap profile scales it), and
-#   under 1 MiB once freed;
+# blocks again for a while, frees them and sleeps; sampled at half the
+# default rate (PPX_SAMPLE_RATE=262144: each 4 MiB block is sampled with
+# probability 1 - e^-16; at the default's 1 - e^-8 one run in 170 left one
+# of the 18 out), its timeline must show:
+# - the peak in use: 48 MiB within 1% (scaled as the heap profile scales
+#   it), and under 1 MiB once freed;
 # - the allocation rate summed over the points: 72 MiB within 1%; the I/O
 #   calls: 1200 to 1210 (its few printf()s write too); CPU seconds: the
 #   spin's 1.5 and at most 1 s more, no point above one core;
@@ -18,7 +19,7 @@
 require_cmd python3 python3
 
 start_collector "$TMP/collect.log" --socket "$sock" --http 127.0.0.1:0
-PPX_SOCKET="$sock" LD_PRELOAD="$LIBPPX" "$PROGS/phases" >"$TMP/phases.out" 2>"$TMP/phases.err" ||
+PPX_SOCKET="$sock" PPX_SAMPLE_RATE=262144 LD_PRELOAD="$LIBPPX" "$PROGS/phases" >"$TMP/phases.out" 2>"$TMP/phases.err" ||
     die "phases failed: $(cat "$TMP/phases.err")"
 pid=$(awk '$1 == "phases" && $2 == "pid" { print $3 }' "$TMP/phases.out")
 [ -n "$pid" ] || die "phases printed no pid: $(cat "$TMP/phases.out")"
