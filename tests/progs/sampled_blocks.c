@@ -148,21 +148,28 @@ COUNTED static void aligned_family(void)
     printf("misaligned %d\n", misaligned);
 }
 
+/* Counts a refusal: p NULL with errno ENOMEM. A block (never expected) is freed. */
+static int refused_with_enomem(void *p)
+{
+    int refused = p == NULL && errno == ENOMEM;
+    free(p);
+    errno = 0;
+    return refused;
+}
+
 COUNTED static void huge(void)
 {
     size_t size = (size_t)1 << 62;
-    int refused = 0;
     void *kept = malloc(16);
     errno = 0;
-    refused += malloc(size) == NULL && errno == ENOMEM;
-    errno = 0;
-    refused += calloc(1, size) == NULL && errno == ENOMEM;
-    errno = 0;
+    int refused = refused_with_enomem(malloc(size));
+    refused += refused_with_enomem(calloc(1, size));
+    refused += refused_with_enomem(memalign(64, size));
     void *grown = realloc(kept, size);
+    if (grown != NULL)
+        kept = grown; /* never expected */
     refused += grown == NULL && errno == ENOMEM;
-    errno = 0;
-    refused += memalign(64, size) == NULL && errno == ENOMEM;
-    free(grown == NULL ? kept : grown);
+    free(kept);
     printf("huge_refused %d\n", refused);
 }
 
