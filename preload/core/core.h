@@ -214,7 +214,7 @@ struct ppx_io_cache_slot {
  * taken on the thread's first slow path (or when it starts through the
  * pthread_create hook) and handed to another thread once this one is gone
  * (thread_buffers.c). */
-#define PPX_WALK_MEMO_BYTES 4096 /* stack/unwind.c's memos of recent walks */
+#define PPX_WALK_MEMO_BYTES 8192 /* stack/unwind.c's memos of recent walks */
 #define PPX_FRAME_RULE_COPIES 32 /* stack/frame_cache.c's, power of two */
 struct ppx_frame_rule_copy {
     uintptr_t key;

@@ -247,8 +247,10 @@ static inline bool cyclic_between(size_t lo, size_t k, size_t hi)
 bool ppx_live_remove(uintptr_t ptr, struct ppx_live_entry *out)
 {
     struct live_shard *s = shard_of(ptr);
-    /* the slot, count and filter lines are fetched while the lock's is */
-    ppx_live_prefetch(ptr);
+    /* the slot, count and filter lines are fetched while the lock's is
+     * (exact mode touches the slot alone: nothing to overlap) */
+    if (!ppx_live_all)
+        ppx_live_prefetch(ptr);
     shard_lock(s);
     if (s->slots == NULL) {
         shard_unlock(s);

@@ -233,7 +233,10 @@ __attribute__((noinline)) unsigned ppx_unwind(uintptr_t *pcs, unsigned max_depth
  * exactly that way again (the rules are the same while the frame cache's
  * epoch is): its stack is the memo's, for a few loads. */
 #define MEMO_READS 24
-#define MEMOS 8
+#define MEMOS 16
+/* Sets of four: a thread's few hot stacks (window_bench's four call depths)
+ * sharing a set of two evicted each other, one sample in eight walked. */
+#define MEMO_WAYS 4
 struct walk_memo {
     uintptr_t sp, rbp, ra, ret;
     unsigned epoch, n_reads;
@@ -281,18 +284,21 @@ __attribute__((noinline)) struct ppx_stack *ppx_stack_sample(struct ppx_tls *t, 
     if (ra != (uintptr_t)__builtin_return_address(0) || epoch == 0 || !ppx_stack_room() ||
         !ppx_unwind_usable())
         return ppx_stack_intern(t, t->pcs, unwind_from(t, t->pcs, max_depth, ret, NULL, NULL));
-    struct walk_memo *pair = (struct walk_memo *)(void *)t->buffers->walk_memo +
-                             (ppx_mix64(sp ^ ra) >> 32) % (MEMOS / 2) * 2;
+    struct walk_memo *set = (struct walk_memo *)(void *)t->buffers->walk_memo +
+                            (ppx_mix64(sp ^ ra) >> 32) % (MEMOS / MEMO_WAYS) * MEMO_WAYS;
     unsigned owner = this_thread_serial();
-    for (struct walk_memo *m = pair; m < pair + 2; m++) {
+    for (struct walk_memo *m = set; m < set + MEMO_WAYS; m++) {
         if (m->stack != NULL && m->sp == sp && (m->rbp == rbp || !m->rbp_used) && m->ra == ra &&
             m->ret == (uintptr_t)ret && m->epoch == epoch && m->owner == owner && memo_holds(m)) {
             m->stamp = ++memo_clock;
             return m->stack;
         }
     }
-    /* two ways: the one used less recently goes */
-    struct walk_memo *m = pair[0].stamp <= pair[1].stamp ? &pair[0] : &pair[1];
+    /* the way used least recently goes */
+    struct walk_memo *m = set;
+    for (struct walk_memo *w = set + 1; w < set + MEMO_WAYS; w++)
+        if (w->stamp < m->stamp)
+            m = w;
     m->stack = NULL;
     struct ppx_walk_reads reads = {m->addr, m->val, 0, MEMO_READS, false}; /* filled in place */
     unsigned depth = unwind_from(t, t->pcs, max_depth, ret, fp, &reads);
