@@ -1,7 +1,8 @@
 /* hooks: the exported entry points, where the program's calls arrive
  * (malloc.c and its slow paths malloc_sampled.c, io.c, fd.c, thread.c,
- * signal.c, exec.c), and the library's lifecycle (init.c, fork.c). The top of the pipeline: a hook hands what it
- * saw to a recorder (heap/, io/, cpu/), and the lifecycle drives flush/. */
+ * signal.c, exec.c), and the library's lifecycle (init.c, fork.c). The top
+ * of the pipeline: a hook hands what it saw to a recorder (heap/, io/,
+ * cpu/), and the lifecycle drives flush/. */
 #ifndef PPX_HOOKS_H
 #define PPX_HOOKS_H
 
