@@ -357,8 +357,8 @@ PPX_EXPORT void *malloc(size_t size)
 /* The test also lets NULL through (grain 0, practically never marked) and
  * the bootstrap arena's blocks (aligned, their grains always marked): the
  * slow path sorts them out. Out of line, so that free()'s common path
- * saves no register and ends in a jump to the next allocator: 3
- * instructions (objdump). */
+ * saves no register and ends in a jump to the next allocator: 4
+ * instructions (objdump), none of them a load but the mask's. */
 static __attribute__((noinline)) void free_maybe_sampled(void *p)
 {
     if (ppx_sample_free(p))
