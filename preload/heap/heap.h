@@ -77,10 +77,15 @@ extern bool ppx_live_all;
  * ones, start on such a boundary. */
 #define PPX_SAMPLED_ALIGN ((size_t)4096)
 extern uintptr_t ppx_sampled_mask;
+/* p starts where a sampled block may (always, when ppx_sampled_mask is 0). */
+static inline bool ppx_sampled_aligned(const void *p)
+{
+    return ((uintptr_t)p & ppx_sampled_mask) == 0;
+}
 /* Cheap test for free(): false means p was certainly not sampled. */
 static inline bool ppx_live_maybe(const void *p)
 {
-    if (((uintptr_t)p & ppx_sampled_mask) != 0)
+    if (!ppx_sampled_aligned(p))
         return false;
     if (ppx_live_all)
         return true;

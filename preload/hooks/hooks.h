@@ -30,6 +30,12 @@ static inline void *ppx_next(void **slot, const char *name)
  * its first use through ppx_next). */
 void ppx_next_resolve_all(void **slots, const char *const *names, unsigned n);
 
+/* Initialisation is complete: the next functions are resolved. */
+static inline bool ppx_hooks_ready(void)
+{
+    return atomic_load_explicit(&ppx_state, memory_order_acquire) == PPX_READY;
+}
+
 /* ---- fork.c ---- */
 
 /* From the constructor, once the next allocator has set itself up. */

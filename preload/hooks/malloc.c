@@ -53,11 +53,6 @@ static void *(*next_aligned_alloc)(size_t, size_t);
 
 #define RET __builtin_return_address(0)
 
-static inline bool ready(void)
-{
-    return atomic_load_explicit(&ppx_state, memory_order_acquire) == PPX_READY;
-}
-
 /* Charges size bytes to the thread's countdown before the allocation is
  * made: true when it did not run out. The hooks then end in a tail call
  * to the next allocator, with no frame of their own: the cost of a
@@ -296,7 +291,7 @@ bool ppx_hooks_glibc_allocator(void)
 static __attribute__((noinline)) bool early(void)
 {
     ppx_init();
-    return ready();
+    return ppx_hooks_ready();
 }
 
 static bool valid_posix_align(size_t align)
@@ -446,7 +441,7 @@ PPX_EXPORT void *reallocarray(void *old, size_t n, size_t m)
 
 PPX_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 {
-    if (PPX_UNLIKELY(!ready()) && !early()) {
+    if (PPX_UNLIKELY(!ppx_hooks_ready()) && !early()) {
         if (!valid_posix_align(align))
             return EINVAL;
         void *p = ppx_bootstrap_alloc(size, align);
@@ -463,7 +458,7 @@ PPX_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 
 PPX_EXPORT void *aligned_alloc(size_t align, size_t size)
 {
-    if (PPX_UNLIKELY(!ready()) && !early())
+    if (PPX_UNLIKELY(!ppx_hooks_ready()) && !early())
         return ppx_bootstrap_alloc(size, round_up_pow2(align));
     void *p = ppx_real.aligned_alloc(align, size);
     return charge(size) ? p : ppx_recorded_after(p, align, size, false, RET);
@@ -471,7 +466,7 @@ PPX_EXPORT void *aligned_alloc(size_t align, size_t size)
 
 PPX_EXPORT void *memalign(size_t align, size_t size)
 {
-    if (PPX_UNLIKELY(!ready()) && !early())
+    if (PPX_UNLIKELY(!ppx_hooks_ready()) && !early())
         return ppx_bootstrap_alloc(size, round_up_pow2(align));
     void *p = ppx_real.memalign(align, size);
     return charge(size) ? p : ppx_recorded_after(p, align, size, false, RET);
@@ -479,7 +474,7 @@ PPX_EXPORT void *memalign(size_t align, size_t size)
 
 PPX_EXPORT void *valloc(size_t size)
 {
-    if (PPX_UNLIKELY(!ready()) && !early())
+    if (PPX_UNLIKELY(!ppx_hooks_ready()) && !early())
         return ppx_bootstrap_alloc(size, page_size);
     void *p = ppx_real.valloc(size);
     return charge(size) ? p : ppx_recorded_after(p, page_size, size, false, RET);
@@ -487,7 +482,7 @@ PPX_EXPORT void *valloc(size_t size)
 
 PPX_EXPORT void *pvalloc(size_t size)
 {
-    if (PPX_UNLIKELY(!ready()) && !early()) {
+    if (PPX_UNLIKELY(!ppx_hooks_ready()) && !early()) {
         size_t rounded = (size + page_size - 1) & ~(page_size - 1);
         return ppx_bootstrap_alloc(rounded == 0 ? page_size : rounded, page_size);
     }
@@ -501,7 +496,7 @@ PPX_EXPORT size_t malloc_usable_size(void *p)
         return 0;
     if (ppx_bootstrap_owns(p))
         return ppx_bootstrap_size(p);
-    if (PPX_UNLIKELY(!ready()) && !early())
+    if (PPX_UNLIKELY(!ppx_hooks_ready()) && !early())
         return 0;
     return ppx_real.malloc_usable_size(p);
 }

@@ -14,16 +14,11 @@
 #include <errno.h>
 #include <string.h>
 
-static inline bool ready(void)
-{
-    return atomic_load_explicit(&ppx_state, memory_order_acquire) == PPX_READY;
-}
-
 /* Whether an allocation of size bytes whose countdown ran out is recorded.
  * Before initialisation is complete, never (the early stubs serve it). */
 static bool due(size_t size)
 {
-    if (!ready())
+    if (!ppx_hooks_ready())
         return false;
     /* the slow path of the program's own allocations: where a process
      * without a flusher looks for a collector (flush/) */
@@ -107,7 +102,7 @@ void *ppx_recorded_after(void *p, size_t align, size_t size, bool keep, const vo
 {
     if (p == NULL || !due(size))
         return p;
-    if (((uintptr_t)p & ppx_sampled_mask) != 0) {
+    if (!ppx_sampled_aligned(p)) {
         void *q = aligned_block(align, size);
         if (q == NULL)
             return unrecorded(p);

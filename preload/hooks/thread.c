@@ -74,8 +74,8 @@ static void block_put(struct start_block *b)
  * or copies our registry without being the process it describes. */
 static inline bool active(void)
 {
-    return atomic_load_explicit(&ppx_state, memory_order_acquire) == PPX_READY &&
-           atomic_load_explicit(&ppx_enabled, memory_order_relaxed) && getpid() == ppx_pid;
+    return ppx_hooks_ready() && atomic_load_explicit(&ppx_enabled, memory_order_relaxed) &&
+           getpid() == ppx_pid;
 }
 
 /* ---- pthread_create ---- */
