@@ -13,9 +13,6 @@
 #   installed. These run under a timeout (HEAP_TIMEOUT seconds, default 60):
 #   one that does not finish is shown so and not run again.
 # HEAP_MODES="plain floor ppx_live" runs only those rows.
-window=$build/bench/window_bench
-window_steps=${WINDOW_STEPS:-12000000}
-floor=$build/bench/.libs/floor_shim.so
 heap_timeout=${HEAP_TIMEOUT:-60}
 [ -x "$window" ] && [ -r "$floor" ] || { echo "bench/run: build first (scripts/build): no $window or $floor" >&2; exit 1; }
 
@@ -48,9 +45,7 @@ modes=(plain floor ppx_live "${modes[@]:2}")
 
 # The live collector ppx_live streams to.
 live_sock=$tmp/live.sock
-"$ppx" collect --socket "$live_sock" >/dev/null 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do [ -S "$live_sock" ] && break; sleep 0.05; done
+live_collector_start "$live_sock"
 
 # The row each mode is also compared with: the profilers that hook glibc's
 # malloc with the floor, the allocators' own profilers with their allocator.
@@ -140,6 +135,4 @@ heap_table() {
 heap_table "malloc_bench $threads threads x $steps steps" "$bench" "$threads" "$steps"
 echo
 heap_table "window_bench 2 threads x $window_steps steps" "$window" 2 "$window_steps"
-kill -INT "$server_pid" 2>/dev/null || true
-wait "$server_pid" 2>/dev/null || true
-server_pid=
+live_collector_stop

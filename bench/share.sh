@@ -9,17 +9,13 @@
 # ppx's share less the floor's. Needs perf (linux-perf) and permission to
 # use it; without them it says so and shows nothing.
 share_hz=${SHARE_HZ:-4000}
-window=$build/bench/window_bench
-floor=$build/bench/.libs/floor_shim.so
 if ! command -v perf >/dev/null || ! perf record -q -e cpu-clock -o "$tmp/probe.data" true >/dev/null 2>&1; then
     echo "(perf missing or not permitted: no share figures)"
     return 0
 fi
 
 share_sock=$tmp/share.sock
-"$ppx" collect --socket "$share_sock" >/dev/null 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do [ -S "$share_sock" ] && break; sleep 0.05; done
+live_collector_start "$share_sock"
 
 # share_run LIB COMMAND...: "total own malloc free" samples of one run of
 # COMMAND with LIB preloaded (own: the samples in LIB's code).
@@ -68,7 +64,5 @@ share_workload() { # TITLE COMMAND...
 }
 
 share_workload "malloc_bench $threads threads x $steps steps" "$bench" "$threads" "$steps"
-share_workload "window_bench 2 threads x ${WINDOW_STEPS:-12000000} steps" "$window" 2 "${WINDOW_STEPS:-12000000}"
-kill -INT "$server_pid" 2>/dev/null || true
-wait "$server_pid" 2>/dev/null || true
-server_pid=
+share_workload "window_bench 2 threads x $window_steps steps" "$window" 2 "$window_steps"
+live_collector_stop
