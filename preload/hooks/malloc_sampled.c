@@ -27,11 +27,6 @@ static bool due(size_t size)
     return ppx_sample_due(size);
 }
 
-static inline bool unaligned(const void *p)
-{
-    return ((uintptr_t)p & ppx_sampled_mask) != 0;
-}
-
 /* An aligned block of size bytes from the next allocator (its alignment at
  * least align), or NULL with errno as it was. */
 static void *aligned_block(size_t align, size_t size)
